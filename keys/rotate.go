@@ -1,0 +1,419 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// ErrPendingTooYoung is returned by a non-forced Rotate when the pending key
+// has been published for less than the JWKS cache lifetime: activating it
+// now could reach verifiers whose cached JWKS does not have it yet.
+var ErrPendingTooYoung = errors.New("keys: pending key published for less than the JWKS cache lifetime")
+
+// errStale aborts a transaction whose input changed since the keys for it
+// were generated; the caller generates again.
+var errStale = errors.New("keys: key set changed during the operation")
+
+// errAlreadyRotated aborts a rotation that another caller (a replica, cron
+// and an operator) completed first.
+var errAlreadyRotated = errors.New("keys: already rotated")
+
+// keySet is the stored records of one transaction, indexed for the lifecycle
+// operations below.
+type keySet struct {
+	recs map[string]record
+}
+
+func readSet(tx storage.Tx) (keySet, error) {
+	recs, err := loadRecords(tx)
+	if err != nil {
+		return keySet{}, err
+	}
+	ks := keySet{recs: make(map[string]record, len(recs))}
+	for _, r := range recs {
+		ks.recs[r.KID] = r
+	}
+	return ks, nil
+}
+
+func (m *Manager) viewSet(ctx context.Context) (keySet, error) {
+	var ks keySet
+	err := m.opts.Store.View(ctx, func(tx storage.Tx) error {
+		var err error
+		ks, err = readSet(tx)
+		return err
+	})
+	return ks, err
+}
+
+// find returns the key of alg in state, if any.
+func (ks keySet) find(alg string, state State) (record, bool) {
+	for _, r := range ks.recs {
+		if r.Alg == alg && r.State == state {
+			return r, true
+		}
+	}
+	return record{}, false
+}
+
+func (ks keySet) activate(r record, now time.Time) {
+	r.State = StateActive
+	r.ActivatedAt = now
+	ks.recs[r.KID] = r
+}
+
+func (ks keySet) addPending(r record) {
+	r.State = StatePending
+	ks.recs[r.KID] = r
+}
+
+// retire ends a key's signing life. Its private half is destroyed: a key that
+// will never sign again has no reason to exist.
+func (m *Manager) retire(ks keySet, r record, now time.Time) {
+	r.State = StateRetired
+	r.RetiredAt = now
+	r.ExpiresAt = now.Add(m.opts.MaxTokenTTL + m.opts.PurgeLeeway)
+	r.Private = nil
+	ks.recs[r.KID] = r
+}
+
+// write puts every record of ks whose stored bytes differ.
+func writeSet(tx storage.Tx, before, after keySet) error {
+	for kid, r := range after.recs {
+		if old, ok := before.recs[kid]; ok && sameRecord(old, r) {
+			continue
+		}
+		b, err := encodeRecord(r)
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(Bucket, kid, b); err != nil {
+			return fmt.Errorf("put key %s: %w", kid, err)
+		}
+	}
+	for kid := range before.recs {
+		if _, ok := after.recs[kid]; !ok {
+			if err := tx.Delete(Bucket, kid); err != nil {
+				return fmt.Errorf("delete key %s: %w", kid, err)
+			}
+		}
+	}
+	return nil
+}
+
+func sameRecord(a, b record) bool {
+	return a.Info == b.Info && string(a.Public) == string(b.Public) && string(a.Private) == string(b.Private)
+}
+
+func (ks keySet) clone() keySet {
+	c := keySet{recs: make(map[string]record, len(ks.recs))}
+	for k, v := range ks.recs {
+		c.recs[k] = v
+	}
+	return c
+}
+
+// update runs fn on a copy of the stored set inside one transaction and
+// writes what fn changed.
+func (m *Manager) update(ctx context.Context, fn func(ks keySet, now time.Time) error) error {
+	return m.opts.Store.Update(ctx, func(tx storage.Tx) error {
+		before, err := readSet(tx)
+		if err != nil {
+			return err
+		}
+		after := before.clone()
+		if err := fn(after, m.opts.Now().UTC()); err != nil {
+			return err
+		}
+		return writeSet(tx, before, after)
+	})
+}
+
+// generateN makes n keys of alg.
+func (m *Manager) generateN(alg string, n int) ([]generated, error) {
+	out := make([]generated, 0, n)
+	for range n {
+		g, err := generate(m.opts.Rand, alg, m.opts.RSABits, m.opts.KEK, m.opts.Now())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// ensure gives every live algorithm one active and one pending key and
+// retires the keys of algorithms no longer configured. On an empty store it
+// makes the first key set; there, and only there, a key signs without having
+// been published beforehand, because nothing could have cached a JWKS yet.
+func (m *Manager) ensure(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		ks, err := m.viewSet(ctx)
+		if err != nil {
+			return fmt.Errorf("ensure keys: %w", err)
+		}
+		need := m.missing(ks)
+		live := make(map[string]bool)
+		for _, a := range m.opts.Algorithms {
+			live[a] = true
+		}
+		stale := false
+		for _, r := range ks.recs {
+			if !live[r.Alg] && (r.State == StateActive || r.State == StatePending) {
+				stale = true
+			}
+		}
+		if len(need) == 0 && !stale {
+			return nil
+		}
+		fresh := make(map[string][]generated)
+		for alg, n := range need {
+			if fresh[alg], err = m.generateN(alg, n); err != nil {
+				return fmt.Errorf("ensure keys: %w", err)
+			}
+		}
+		var made []Info
+		err = m.update(ctx, func(ks keySet, now time.Time) error {
+			made = made[:0]
+			if !equalNeeds(m.missing(ks), need) {
+				return errStale
+			}
+			for _, r := range ks.recs {
+				if !live[r.Alg] && (r.State == StateActive || r.State == StatePending) {
+					m.retire(ks, r, now)
+				}
+			}
+			for alg, gens := range fresh {
+				for _, g := range gens {
+					r := g.rec
+					r.CreatedAt = now
+					if _, ok := ks.find(alg, StateActive); !ok {
+						ks.activate(r, now)
+					} else {
+						ks.addPending(r)
+					}
+					made = append(made, ks.recs[r.KID].Info)
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, errStale) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("ensure keys: %w", err)
+		}
+		for _, info := range made {
+			m.log.LogAttrs(ctx, slog.LevelInfo, "key created", slog.Any("key", info))
+		}
+		return m.reload(ctx)
+	}
+}
+
+// missing counts, per live algorithm, how many keys it lacks (active, pending).
+func (m *Manager) missing(ks keySet) map[string]int {
+	need := make(map[string]int)
+	for _, alg := range m.opts.Algorithms {
+		n := 0
+		if _, ok := ks.find(alg, StateActive); !ok {
+			n++
+		}
+		if _, ok := ks.find(alg, StatePending); !ok {
+			n++
+		}
+		if n > 0 {
+			need[alg] = n
+		}
+	}
+	return need
+}
+
+func equalNeeds(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Rotate moves every live algorithm one step in one transaction: its pending
+// key becomes active, its active key retires, and a new pending key is made.
+//
+// Rotations that race (two replicas, cron and an operator) produce exactly
+// one new active key: the transaction checks that the active keys are still
+// the ones read before generating, and a caller that finds them changed
+// returns nil, because the rotation it asked for has happened.
+//
+// Unless force is set, Rotate refuses with ErrPendingTooYoung when a pending
+// key has been published for less than Options.MinPublishAge.
+func (m *Manager) Rotate(ctx context.Context, force bool) error {
+	ks, err := m.viewSet(ctx)
+	if err != nil {
+		return fmt.Errorf("rotate: %w", err)
+	}
+	expected := make(map[string]string) // alg → active kid read now
+	fresh := make(map[string][]generated)
+	for _, alg := range m.opts.Algorithms {
+		if a, ok := ks.find(alg, StateActive); ok {
+			expected[alg] = a.KID
+		}
+		n := 1
+		if _, ok := ks.find(alg, StatePending); !ok {
+			n = 2 // the new key activates at once and another waits
+		}
+		if fresh[alg], err = m.generateN(alg, n); err != nil {
+			return fmt.Errorf("rotate: %w", err)
+		}
+	}
+	var activated []Info
+	err = m.update(ctx, func(ks keySet, now time.Time) error {
+		activated = activated[:0]
+		for _, alg := range m.opts.Algorithms {
+			a, ok := ks.find(alg, StateActive)
+			if !ok || a.KID != expected[alg] {
+				return errAlreadyRotated
+			}
+			if p, ok := ks.find(alg, StatePending); ok && !force && p.CreatedAt.Add(m.opts.MinPublishAge).After(now) {
+				return fmt.Errorf("%w: %s key %s published %s ago, needs %s (use force to override)",
+					ErrPendingTooYoung, alg, p.KID, now.Sub(p.CreatedAt).Round(time.Second), m.opts.MinPublishAge)
+			}
+		}
+		for _, alg := range m.opts.Algorithms {
+			gens := fresh[alg]
+			a, _ := ks.find(alg, StateActive)
+			p, ok := ks.find(alg, StatePending)
+			if !ok {
+				p, gens = gens[0].rec, gens[1:]
+				p.CreatedAt = now
+			}
+			m.retire(ks, a, now)
+			ks.activate(p, now)
+			n := gens[0].rec
+			n.CreatedAt = now
+			ks.addPending(n)
+			activated = append(activated, ks.recs[p.KID].Info)
+		}
+		return nil
+	})
+	if errors.Is(err, errAlreadyRotated) {
+		m.log.LogAttrs(ctx, slog.LevelInfo, "rotation skipped: another caller rotated first")
+		return m.reload(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("rotate: %w", err)
+	}
+	m.rotations.Add(1)
+	for _, info := range activated {
+		m.log.LogAttrs(ctx, slog.LevelInfo, "key rotated", slog.Any("active", info))
+	}
+	return m.reload(ctx)
+}
+
+// Revoke takes a compromised key out of the JWKS at once and destroys its
+// private half. If it was active, the pending key of its algorithm is
+// promoted (an emergency rotation) and a new pending key is made; if it was
+// pending, a new pending key replaces it. Revoking a revoked key is a no-op;
+// an unknown kid is an error wrapping storage.ErrNotFound.
+func (m *Manager) Revoke(ctx context.Context, kid string) error {
+	ks, err := m.viewSet(ctx)
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", kid, err)
+	}
+	r, ok := ks.recs[kid]
+	if !ok {
+		return fmt.Errorf("revoke %s: %w", kid, storage.ErrNotFound)
+	}
+	if r.State == StateRevoked {
+		return nil
+	}
+	var fresh []generated
+	if r.State == StateActive || r.State == StatePending {
+		if fresh, err = m.generateN(r.Alg, 1); err != nil {
+			return fmt.Errorf("revoke %s: %w", kid, err)
+		}
+	}
+	var promoted Info
+	err = m.update(ctx, func(ks keySet, now time.Time) error {
+		promoted = Info{}
+		cur, ok := ks.recs[kid]
+		if !ok {
+			return fmt.Errorf("revoke %s: %w", kid, storage.ErrNotFound)
+		}
+		if cur.State != r.State {
+			return errStale
+		}
+		switch cur.State {
+		case StateActive:
+			n := fresh[0].rec
+			n.CreatedAt = now
+			if p, ok := ks.find(cur.Alg, StatePending); ok {
+				ks.activate(p, now)
+				ks.addPending(n)
+				promoted = ks.recs[p.KID].Info
+			} else {
+				ks.activate(n, now)
+				promoted = ks.recs[n.KID].Info
+			}
+		case StatePending:
+			n := fresh[0].rec
+			n.CreatedAt = now
+			ks.addPending(n)
+		}
+		cur.State = StateRevoked
+		cur.RevokedAt = now
+		cur.ExpiresAt = now.Add(m.opts.MaxTokenTTL + m.opts.PurgeLeeway)
+		cur.Private = nil
+		ks.recs[kid] = cur
+		return nil
+	})
+	if errors.Is(err, errStale) {
+		return m.Revoke(ctx, kid) // its state moved (a rotation): decide again
+	}
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", kid, err)
+	}
+	m.log.LogAttrs(ctx, slog.LevelWarn, "key revoked", slog.String("kid", kid), slog.String("alg", r.Alg),
+		slog.String("was", string(r.State)))
+	if promoted.KID != "" {
+		m.log.LogAttrs(ctx, slog.LevelWarn, "emergency rotation", slog.Any("active", promoted))
+	}
+	if err := m.reload(ctx); err != nil {
+		return err
+	}
+	return m.ensure(ctx)
+}
+
+// Purge deletes retired and revoked keys whose ExpiresAt has passed: every
+// token they could have signed has expired. It returns how many it deleted.
+func (m *Manager) Purge(ctx context.Context) (int, error) {
+	var purged []Info
+	err := m.update(ctx, func(ks keySet, now time.Time) error {
+		purged = purged[:0]
+		for kid, r := range ks.recs {
+			if (r.State == StateRetired || r.State == StateRevoked) && !r.ExpiresAt.After(now) {
+				delete(ks.recs, kid)
+				purged = append(purged, r.Info)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge keys: %w", err)
+	}
+	if len(purged) == 0 {
+		return 0, nil
+	}
+	for _, info := range purged {
+		m.log.LogAttrs(ctx, slog.LevelInfo, "key purged", slog.Any("key", info))
+	}
+	return len(purged), m.reload(ctx)
+}

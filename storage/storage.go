@@ -1,0 +1,68 @@
+// Package storage defines the transactional key-value store that every
+// Signet backend implements. Records are encoded by the package that owns
+// them (keys, authority); a backend moves bytes and nothing else, so a new
+// backend is a few hundred lines plus one line that runs storagetest.Run.
+package storage
+
+import (
+	"context"
+	"errors"
+)
+
+var (
+	// ErrNotFound is returned by Tx.Get when the key (or its bucket) is absent.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict is returned by Update when a backend that uses optimistic
+	// concurrency (etcd) gave up retrying a transaction whose reads changed.
+	ErrConflict = errors.New("storage: conflict")
+	// ErrClosed is returned by every call on a store after Close.
+	ErrClosed = errors.New("storage: closed")
+)
+
+// Store is a transactional key-value store organised in buckets.
+//
+// Contract for fn in Update and Batch: it may run more than once (a backend
+// retries on conflict, and Batch may re-run a function alone after a failed
+// shared commit), so it must be idempotent and must not have effects outside
+// the transaction; it must not call the store again (bbolt's write lock is not
+// reentrant). If fn returns an error nothing it wrote is committed and that
+// error is returned unchanged (wrapped at most).
+type Store interface {
+	// View runs fn in a consistent read-only snapshot.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Update runs fn in a serializable read-write transaction and commits it.
+	// When Update returns nil the change is durable.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// Batch is Update for many small concurrent writers: calls arriving
+	// together may share one commit (one fsync). Same contract as Update.
+	Batch(ctx context.Context, fn func(Tx) error) error
+	// Watch reports every committed change to bucket, from this process or
+	// (for shared backends) from any other, in commit order and without loss,
+	// until ctx is done or the store is closed; then the channel is closed.
+	Watch(ctx context.Context, bucket string) <-chan Event
+	// Close releases the store. Watch channels are closed.
+	Close() error
+}
+
+// Tx is a transaction. Values returned by Get and passed to Scan's fn are
+// copies the caller owns; they stay valid after the transaction ends.
+type Tx interface {
+	// Get returns the value of key in bucket, or ErrNotFound.
+	Get(bucket, key string) ([]byte, error)
+	// Put sets key in bucket, creating the bucket if needed.
+	Put(bucket, key string, value []byte) error
+	// Delete removes key from bucket; deleting an absent key is not an error.
+	Delete(bucket, key string) error
+	// Scan calls fn for each key in bucket that starts with prefix, in
+	// ascending byte order of keys. An error from fn stops the scan and is
+	// returned.
+	Scan(bucket, prefix string, fn func(key string, value []byte) error) error
+}
+
+// Event is one committed change seen by Watch.
+type Event struct {
+	Bucket  string
+	Key     string
+	Value   []byte // nil when Deleted
+	Deleted bool
+}
