@@ -1,0 +1,735 @@
+// Package storagetest is the conformance suite every storage.Store backend
+// runs unchanged, in the manner of testing/fstest: a backend's test is one
+// call to Run.
+//
+// The suite allows for shared, optimistic backends (etcd): Update may return
+// storage.ErrConflict under contention (the concurrency tests retry it), and
+// Watch events may arrive some time after the commit (the watch tests wait on
+// channels with a generous timeout and never sleep).
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// waitTimeout bounds every wait for a watch event or a closed channel. It is
+// generous because a remote backend's watch may lag and CI machines are slow.
+const waitTimeout = 10 * time.Second
+
+// errTest is the error test transactions return to force a rollback.
+var errTest = errors.New("storagetest: deliberate failure")
+
+// Run runs the conformance suite. open must return a fresh, empty store for
+// each subtest; Run closes it when the subtest ends.
+func Run(t *testing.T, open func(t *testing.T) storage.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s storage.Store)
+	}{
+		{"Get_Empty", testGetEmpty},
+		{"RoundTrip", testRoundTrip},
+		{"Delete_Absent", testDeleteAbsent},
+		{"Scan_Prefix", testScanPrefix},
+		{"Scan_MissingBucket", testScanMissingBucket},
+		{"Scan_Error", testScanError},
+		{"Values_Owned", testValuesOwned},
+		{"Update_Error_NoChange", testUpdateErrorNoChange},
+		{"View_Error", testViewError},
+		{"CanceledContext", testCanceledContext},
+		{"UseAfterClose", testUseAfterClose},
+		{"Batch_RoundTrip", testBatchRoundTrip},
+		{"Batch_Error_NoChange", testBatchErrorNoChange},
+		{"Update_Concurrent", testUpdateConcurrent},
+		{"Batch_Concurrent", testBatchConcurrent},
+		{"Watch_Order", testWatchOrder},
+		{"Watch_RolledBack", testWatchRolledBack},
+		{"Watch_TwoWatchers", testWatchTwoWatchers},
+		{"Watch_SlowReader", testWatchSlowReader},
+		{"Watch_Batch", testWatchBatch},
+		{"Watch_Cancel", testWatchCancel},
+		{"Watch_Close", testWatchClose},
+		{"LargeValue", testLargeValue},
+		{"EmptyValue", testEmptyValue},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
+					t.Errorf("Close() = %v", err)
+				}
+			})
+			tc.fn(t, s)
+		})
+	}
+}
+
+// put writes one key in its own Update.
+func put(t *testing.T, s storage.Store, bucket, key string, value []byte) {
+	t.Helper()
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		return tx.Put(bucket, key, value)
+	})
+	if err != nil {
+		t.Fatalf("Update(Put %s/%s) = %v", bucket, key, err)
+	}
+}
+
+// get reads one key in its own View.
+func get(t *testing.T, s storage.Store, bucket, key string) ([]byte, error) {
+	t.Helper()
+	var v []byte
+	err := s.View(t.Context(), func(tx storage.Tx) error {
+		var err error
+		v, err = tx.Get(bucket, key)
+		return err
+	})
+	return v, err
+}
+
+// mustGet reads a key that must exist and have the value want.
+func mustGet(t *testing.T, s storage.Store, bucket, key string, want []byte) {
+	t.Helper()
+	got, err := get(t, s, bucket, key)
+	if err != nil {
+		t.Fatalf("Get(%s, %s) error = %v, want nil", bucket, key, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Get(%s, %s) = %q, want %q", bucket, key, got, want)
+	}
+}
+
+// mustNotFound checks that a key is absent.
+func mustNotFound(t *testing.T, s storage.Store, bucket, key string) {
+	t.Helper()
+	if got, err := get(t, s, bucket, key); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Get(%s, %s) = %q, %v, want ErrNotFound", bucket, key, got, err)
+	}
+}
+
+// scan returns the keys and values of bucket under prefix.
+func scan(t *testing.T, s storage.Store, bucket, prefix string) (keys []string, values [][]byte) {
+	t.Helper()
+	err := s.View(t.Context(), func(tx storage.Tx) error {
+		return tx.Scan(bucket, prefix, func(k string, v []byte) error {
+			keys = append(keys, k)
+			values = append(values, v)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatalf("Scan(%s, %q) = %v", bucket, prefix, err)
+	}
+	return keys, values
+}
+
+// retry calls fn until it returns something other than storage.ErrConflict.
+func retry(fn func() error) error {
+	for {
+		if err := fn(); !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+	}
+}
+
+// recv waits for the next event on ch.
+func recv(t *testing.T, ch <-chan storage.Event) storage.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		if !ok {
+			t.Fatalf("watch channel closed, want an event")
+		}
+		return ev
+	case <-time.After(waitTimeout):
+		t.Fatalf("no watch event within %s", waitTimeout)
+	}
+	return storage.Event{}
+}
+
+// expectEvents reads len(want) events and compares them in order.
+func expectEvents(t *testing.T, ch <-chan storage.Event, want []storage.Event) {
+	t.Helper()
+	for i, w := range want {
+		got := recv(t, ch)
+		if !sameEvent(got, w) {
+			t.Fatalf("event %d = %s, want %s", i, fmtEvent(got), fmtEvent(w))
+		}
+	}
+}
+
+func sameEvent(a, b storage.Event) bool {
+	return a.Bucket == b.Bucket && a.Key == b.Key && a.Deleted == b.Deleted && bytes.Equal(a.Value, b.Value)
+}
+
+func fmtEvent(e storage.Event) string {
+	if e.Deleted {
+		return fmt.Sprintf("{%s/%s deleted}", e.Bucket, e.Key)
+	}
+	return fmt.Sprintf("{%s/%s=%q}", e.Bucket, e.Key, e.Value)
+}
+
+// expectClosed waits for ch to be closed, discarding events still queued.
+func expectClosed(t *testing.T, ch <-chan storage.Event) {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("watch channel not closed within %s", waitTimeout)
+		}
+	}
+}
+
+func testGetEmpty(t *testing.T, s storage.Store) {
+	mustNotFound(t, s, "b", "k")
+	put(t, s, "b", "other", []byte("x"))
+	mustNotFound(t, s, "b", "k")
+}
+
+func testRoundTrip(t *testing.T, s storage.Store) {
+	put(t, s, "b", "k", []byte("v1"))
+	mustGet(t, s, "b", "k", []byte("v1"))
+	put(t, s, "b", "k", []byte("v2"))
+	mustGet(t, s, "b", "k", []byte("v2"))
+	mustNotFound(t, s, "other", "k") // buckets are separate namespaces
+
+	// A transaction sees its own writes.
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		if err := tx.Put("b", "k2", []byte("v3")); err != nil {
+			return err
+		}
+		got, err := tx.Get("b", "k2")
+		if err != nil || string(got) != "v3" {
+			return fmt.Errorf("Get in tx = %q, %v, want v3", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	err = s.Update(t.Context(), func(tx storage.Tx) error { return tx.Delete("b", "k") })
+	if err != nil {
+		t.Fatalf("Update(Delete) = %v", err)
+	}
+	mustNotFound(t, s, "b", "k")
+	mustGet(t, s, "b", "k2", []byte("v3"))
+}
+
+func testDeleteAbsent(t *testing.T, s storage.Store) {
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		if err := tx.Delete("missing-bucket", "k"); err != nil {
+			return fmt.Errorf("Delete on missing bucket: %w", err)
+		}
+		if err := tx.Put("b", "k", []byte("v")); err != nil {
+			return err
+		}
+		if err := tx.Delete("b", "absent"); err != nil {
+			return fmt.Errorf("Delete absent key: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update = %v, want nil", err)
+	}
+	mustGet(t, s, "b", "k", []byte("v"))
+}
+
+func testScanPrefix(t *testing.T, s storage.Store) {
+	// Written in scrambled order, in two buckets with overlapping keys, and
+	// in a bucket whose name extends the first one's.
+	in := []string{"p/\xff", "p/b", "o", "p/a/2", "p", "p/", "q", "p/a", "p/a/1", "pp"}
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		for _, k := range in {
+			for _, b := range []string{"b1", "b2", "b1x"} {
+				if err := tx.Put(b, k, []byte(b+":"+k)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		prefix string
+		want   []string
+	}{
+		{"p/", []string{"p/", "p/a", "p/a/1", "p/a/2", "p/b", "p/\xff"}},
+		{"p/a", []string{"p/a", "p/a/1", "p/a/2"}},
+		{"p", []string{"p", "p/", "p/a", "p/a/1", "p/a/2", "p/b", "p/\xff", "pp"}},
+		{"", []string{"o", "p", "p/", "p/a", "p/a/1", "p/a/2", "p/b", "p/\xff", "pp", "q"}},
+		{"z", nil},
+	}
+	for _, tc := range tests {
+		keys, values := scan(t, s, "b1", tc.prefix)
+		if !slices.Equal(keys, tc.want) {
+			t.Errorf("Scan(b1, %q) keys = %q, want %q", tc.prefix, keys, tc.want)
+			continue
+		}
+		for i, k := range keys {
+			if want := "b1:" + k; string(values[i]) != want {
+				t.Errorf("Scan(b1, %q) value of %q = %q, want %q", tc.prefix, k, values[i], want)
+			}
+		}
+	}
+}
+
+func testScanMissingBucket(t *testing.T, s storage.Store) {
+	put(t, s, "other", "k", []byte("v"))
+	keys, _ := scan(t, s, "missing", "")
+	if len(keys) != 0 {
+		t.Fatalf("Scan(missing) keys = %q, want none", keys)
+	}
+}
+
+func testScanError(t *testing.T, s storage.Store) {
+	for _, k := range []string{"a", "b", "c"} {
+		put(t, s, "b", k, []byte(k))
+	}
+	var seen []string
+	err := s.View(t.Context(), func(tx storage.Tx) error {
+		return tx.Scan("b", "", func(k string, _ []byte) error {
+			seen = append(seen, k)
+			if k == "b" {
+				return errTest
+			}
+			return nil
+		})
+	})
+	if !errors.Is(err, errTest) {
+		t.Fatalf("View(Scan returning error) = %v, want %v", err, errTest)
+	}
+	if want := []string{"a", "b"}; !slices.Equal(seen, want) {
+		t.Fatalf("Scan visited %q, want %q (stop at the error)", seen, want)
+	}
+}
+
+func testValuesOwned(t *testing.T, s storage.Store) {
+	put(t, s, "b", "k", []byte("value"))
+	var fromGet, fromScan []byte
+	err := s.View(t.Context(), func(tx storage.Tx) error {
+		var err error
+		if fromGet, err = tx.Get("b", "k"); err != nil {
+			return err
+		}
+		return tx.Scan("b", "", func(_ string, v []byte) error {
+			fromScan = v
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Valid after the transaction, and writable without touching the store.
+	if string(fromGet) != "value" || string(fromScan) != "value" {
+		t.Fatalf("after View: Get = %q, Scan = %q, want value", fromGet, fromScan)
+	}
+	copy(fromGet, "XXXXX")
+	copy(fromScan, "YYYYY")
+	mustGet(t, s, "b", "k", []byte("value"))
+}
+
+func testUpdateErrorNoChange(t *testing.T, s storage.Store) {
+	put(t, s, "b", "keep", []byte("old"))
+	put(t, s, "b", "gone", []byte("old"))
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		if err := tx.Put("b", "keep", []byte("new")); err != nil {
+			return err
+		}
+		if err := tx.Put("b", "added", []byte("new")); err != nil {
+			return err
+		}
+		if err := tx.Put("newbucket", "k", []byte("new")); err != nil {
+			return err
+		}
+		if err := tx.Delete("b", "gone"); err != nil {
+			return err
+		}
+		return fmt.Errorf("wrapped: %w", errTest)
+	})
+	if !errors.Is(err, errTest) {
+		t.Fatalf("Update = %v, want %v", err, errTest)
+	}
+	mustGet(t, s, "b", "keep", []byte("old"))
+	mustGet(t, s, "b", "gone", []byte("old"))
+	mustNotFound(t, s, "b", "added")
+	mustNotFound(t, s, "newbucket", "k")
+}
+
+func testViewError(t *testing.T, s storage.Store) {
+	err := s.View(t.Context(), func(storage.Tx) error { return errTest })
+	if !errors.Is(err, errTest) {
+		t.Fatalf("View = %v, want %v", err, errTest)
+	}
+	// Writing in a View must fail.
+	err = s.View(t.Context(), func(tx storage.Tx) error { return tx.Put("b", "k", []byte("v")) })
+	if err == nil {
+		t.Fatalf("View(Put) = nil, want an error")
+	}
+	mustNotFound(t, s, "b", "k")
+}
+
+func testCanceledContext(t *testing.T, s storage.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	write := func(tx storage.Tx) error { return tx.Put("b", "k", []byte("v")) }
+	if err := s.Update(ctx, write); !errors.Is(err, context.Canceled) {
+		t.Errorf("Update(canceled) = %v, want context.Canceled", err)
+	}
+	if err := s.Batch(ctx, write); !errors.Is(err, context.Canceled) {
+		t.Errorf("Batch(canceled) = %v, want context.Canceled", err)
+	}
+	if err := s.View(ctx, func(storage.Tx) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("View(canceled) = %v, want context.Canceled", err)
+	}
+	mustNotFound(t, s, "b", "k")
+}
+
+func testUseAfterClose(t *testing.T, s storage.Store) {
+	put(t, s, "b", "k", []byte("v"))
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	nop := func(storage.Tx) error { return nil }
+	if err := s.View(t.Context(), nop); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("View after Close = %v, want ErrClosed", err)
+	}
+	if err := s.Update(t.Context(), nop); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("Update after Close = %v, want ErrClosed", err)
+	}
+	if err := s.Batch(t.Context(), nop); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("Batch after Close = %v, want ErrClosed", err)
+	}
+	expectClosed(t, s.Watch(t.Context(), "b"))
+	if err := s.Close(); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("second Close = %v, want ErrClosed", err)
+	}
+}
+
+func testBatchRoundTrip(t *testing.T, s storage.Store) {
+	err := s.Batch(t.Context(), func(tx storage.Tx) error {
+		if err := tx.Put("b", "k1", []byte("v1")); err != nil {
+			return err
+		}
+		return tx.Put("b", "k2", []byte("v2"))
+	})
+	if err != nil {
+		t.Fatalf("Batch = %v", err)
+	}
+	mustGet(t, s, "b", "k1", []byte("v1"))
+	err = s.Batch(t.Context(), func(tx storage.Tx) error { return tx.Delete("b", "k1") })
+	if err != nil {
+		t.Fatalf("Batch(Delete) = %v", err)
+	}
+	mustNotFound(t, s, "b", "k1")
+	mustGet(t, s, "b", "k2", []byte("v2"))
+}
+
+func testBatchErrorNoChange(t *testing.T, s storage.Store) {
+	put(t, s, "b", "keep", []byte("old"))
+	err := s.Batch(t.Context(), func(tx storage.Tx) error {
+		if err := tx.Put("b", "keep", []byte("new")); err != nil {
+			return err
+		}
+		if err := tx.Put("b", "added", []byte("new")); err != nil {
+			return err
+		}
+		return errTest
+	})
+	if !errors.Is(err, errTest) {
+		t.Fatalf("Batch = %v, want %v", err, errTest)
+	}
+	mustGet(t, s, "b", "keep", []byte("old"))
+	mustNotFound(t, s, "b", "added")
+}
+
+// testUpdateConcurrent has 32 goroutines increment one counter; every
+// increment must survive (a backend may make a caller retry on conflict).
+func testUpdateConcurrent(t *testing.T, s storage.Store) {
+	const workers, n = 32, 8
+	incr := func(tx storage.Tx) error {
+		var c int
+		v, err := tx.Get("b", "counter")
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			if _, err := fmt.Sscan(string(v), &c); err != nil {
+				return err
+			}
+		}
+		return tx.Put("b", "counter", []byte(fmt.Sprint(c+1)))
+	}
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range n {
+				if err := retry(func() error { return s.Update(t.Context(), incr) }); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Errorf("Update(increment) = %v", err)
+		}
+	}
+	mustGet(t, s, "b", "counter", []byte(fmt.Sprint(workers*n)))
+}
+
+// testBatchConcurrent has 32 goroutines each Batch-write their own keys.
+func testBatchConcurrent(t *testing.T, s storage.Store) {
+	const workers, n = 32, 4
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := range n {
+				k := fmt.Sprintf("w%02d-%d", w, i)
+				err := retry(func() error {
+					return s.Batch(t.Context(), func(tx storage.Tx) error { return tx.Put("b", k, []byte(k)) })
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Errorf("Batch(Put) = %v", err)
+		}
+	}
+	keys, values := scan(t, s, "b", "")
+	if len(keys) != workers*n {
+		t.Fatalf("Scan found %d keys, want %d", len(keys), workers*n)
+	}
+	for i, k := range keys {
+		if string(values[i]) != k {
+			t.Errorf("value of %q = %q, want %q", k, values[i], k)
+		}
+	}
+}
+
+func testWatchOrder(t *testing.T, s storage.Store) {
+	ch := s.Watch(t.Context(), "w")
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		if err := tx.Put("w", "k1", []byte("v1")); err != nil {
+			return err
+		}
+		if err := tx.Put("other", "k1", []byte("not watched")); err != nil {
+			return err
+		}
+		return tx.Put("w", "k2", []byte("v2"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(t.Context(), func(tx storage.Tx) error { return tx.Delete("w", "k1") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, "other", "k9", []byte("not watched"))
+	put(t, s, "w", "k1", []byte("v3"))
+	put(t, s, "w", "k2", nil)
+	expectEvents(t, ch, []storage.Event{
+		{Bucket: "w", Key: "k1", Value: []byte("v1")},
+		{Bucket: "w", Key: "k2", Value: []byte("v2")},
+		{Bucket: "w", Key: "k1", Deleted: true},
+		{Bucket: "w", Key: "k1", Value: []byte("v3")},
+		{Bucket: "w", Key: "k2", Value: []byte{}},
+	})
+}
+
+func testWatchRolledBack(t *testing.T, s storage.Store) {
+	ch := s.Watch(t.Context(), "w")
+	put(t, s, "w", "k", []byte("committed"))
+	rollback := func(tx storage.Tx) error {
+		if err := tx.Put("w", "k", []byte("rolled back")); err != nil {
+			return err
+		}
+		if err := tx.Put("w", "k2", []byte("rolled back")); err != nil {
+			return err
+		}
+		return errTest
+	}
+	if err := s.Update(t.Context(), rollback); !errors.Is(err, errTest) {
+		t.Fatalf("Update = %v, want %v", err, errTest)
+	}
+	if err := s.Batch(t.Context(), rollback); !errors.Is(err, errTest) {
+		t.Fatalf("Batch = %v, want %v", err, errTest)
+	}
+	put(t, s, "w", "end", []byte("end"))
+	// Events are in commit order, so the rolled-back writes would have to
+	// show up before "end".
+	expectEvents(t, ch, []storage.Event{
+		{Bucket: "w", Key: "k", Value: []byte("committed")},
+		{Bucket: "w", Key: "end", Value: []byte("end")},
+	})
+}
+
+func testWatchTwoWatchers(t *testing.T, s storage.Store) {
+	ch1 := s.Watch(t.Context(), "w")
+	ch2 := s.Watch(t.Context(), "w")
+	var want []storage.Event
+	for i := range 5 {
+		k, v := fmt.Sprint("k", i), []byte(fmt.Sprint("v", i))
+		put(t, s, "w", k, v)
+		want = append(want, storage.Event{Bucket: "w", Key: k, Value: v})
+	}
+	expectEvents(t, ch1, want)
+	expectEvents(t, ch2, want)
+}
+
+// testWatchSlowReader checks that writers do not wait for a watcher that
+// is not reading, and that the watcher later gets everything in order.
+func testWatchSlowReader(t *testing.T, s storage.Store) {
+	const n = 50
+	ch := s.Watch(t.Context(), "w")
+	var want []storage.Event
+	for i := range n {
+		want = append(want, storage.Event{Bucket: "w", Key: fmt.Sprintf("k%02d", i), Value: []byte{byte(i)}})
+	}
+	done := make(chan error, 1)
+	go func() {
+		for _, ev := range want {
+			err := retry(func() error {
+				return s.Update(t.Context(), func(tx storage.Tx) error { return tx.Put(ev.Bucket, ev.Key, ev.Value) })
+			})
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("%d Updates did not finish within %s while the watcher was not reading", n, waitTimeout)
+	}
+	expectEvents(t, ch, want)
+}
+
+// testWatchBatch checks that writes through concurrent Batch calls are each
+// reported exactly once, including when some calls in a batch fail.
+func testWatchBatch(t *testing.T, s storage.Store) {
+	const n = 16
+	ch := s.Watch(t.Context(), "w")
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			k := fmt.Sprintf("k%02d", i)
+			err := retry(func() error {
+				return s.Batch(t.Context(), func(tx storage.Tx) error { return tx.Put("w", k, []byte(k)) })
+			})
+			if err != nil {
+				t.Errorf("Batch(Put %s) = %v", k, err)
+			}
+		})
+		wg.Go(func() {
+			err := s.Batch(t.Context(), func(tx storage.Tx) error {
+				if err := tx.Put("w", fmt.Sprintf("bad%02d", i), []byte("rolled back")); err != nil {
+					return err
+				}
+				return errTest
+			})
+			if !errors.Is(err, errTest) {
+				t.Errorf("Batch(failing) = %v, want %v", err, errTest)
+			}
+		})
+	}
+	wg.Wait()
+	put(t, s, "w", "end", nil)
+	seen := map[string]bool{}
+	for {
+		ev := recv(t, ch)
+		if ev.Key == "end" {
+			break
+		}
+		if ev.Deleted || string(ev.Value) != ev.Key {
+			t.Fatalf("unexpected event %s", fmtEvent(ev))
+		}
+		if seen[ev.Key] {
+			t.Fatalf("event for %s reported twice", ev.Key)
+		}
+		seen[ev.Key] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("saw %d events before end, want %d", len(seen), n)
+	}
+}
+
+func testWatchCancel(t *testing.T, s storage.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	ch := s.Watch(ctx, "w")
+	other := s.Watch(t.Context(), "w")
+	put(t, s, "w", "k", []byte("v"))
+	cancel()
+	expectClosed(t, ch)
+	// The store and other watchers carry on.
+	put(t, s, "w", "k2", []byte("v2"))
+	expectEvents(t, other, []storage.Event{
+		{Bucket: "w", Key: "k", Value: []byte("v")},
+		{Bucket: "w", Key: "k2", Value: []byte("v2")},
+	})
+}
+
+func testWatchClose(t *testing.T, s storage.Store) {
+	ch := s.Watch(t.Context(), "w")
+	put(t, s, "w", "k", []byte("v"))
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	expectClosed(t, ch)
+}
+
+func testLargeValue(t *testing.T, s storage.Store) {
+	v := make([]byte, 1<<20)
+	rand.Read(v)
+	put(t, s, "b", "big", v)
+	mustGet(t, s, "b", "big", v)
+	put(t, s, "b", "after", []byte("x"))
+	mustGet(t, s, "b", "big", v)
+}
+
+func testEmptyValue(t *testing.T, s storage.Store) {
+	put(t, s, "b", "empty", []byte{})
+	put(t, s, "b", "nil", nil)
+	for _, k := range []string{"empty", "nil"} {
+		got, err := get(t, s, "b", k)
+		if err != nil || len(got) != 0 {
+			t.Errorf("Get(b, %s) = %q, %v, want empty value and nil error", k, got, err)
+		}
+	}
+	mustNotFound(t, s, "b", "absent")
+	keys, _ := scan(t, s, "b", "")
+	if want := []string{"empty", "nil"}; !slices.Equal(keys, want) {
+		t.Errorf("Scan keys = %q, want %q", keys, want)
+	}
+}
