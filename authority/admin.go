@@ -1,0 +1,497 @@
+package authority
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// The admin API accepts access tokens from this Signet with this scope and
+// this audience only: an ordinary access token, even one with the scope,
+// is not an admin credential (RFC 8725 §3.9).
+const (
+	AdminScope    = "signet:admin"
+	AdminAudience = "signet-admin"
+)
+
+const (
+	maxBearerLen  = 4096
+	maxAdminBody  = 64 << 10
+	adminLeeway   = 30 * time.Second
+	actorKey      = "signet.actor"
+	bearerRealm   = `Bearer realm="signet-admin"`
+	defaultAudits = 100
+	maxAudits     = 1000
+)
+
+func (s *Server) adminRoutes(e *echo.Echo) {
+	// Middleware per route, not per group: an echo group's middleware
+	// turns a wrong method into 404 instead of 405.
+	auth := s.requireAdmin
+	e.GET("/admin/keys", s.adminListKeys, auth)
+	e.POST("/admin/keys/rotate", s.adminRotateKeys, auth)
+	e.POST("/admin/keys/:kid/revoke", s.adminRevokeKey, auth)
+	e.GET("/admin/clients", s.adminListClients, auth)
+	e.POST("/admin/clients", s.adminCreateClient, auth)
+	e.GET("/admin/clients/:id", s.adminGetClient, auth)
+	e.PATCH("/admin/clients/:id", s.adminUpdateClient, auth)
+	e.DELETE("/admin/clients/:id", s.adminDeleteClient, auth)
+	e.POST("/admin/clients/:id/secret", s.adminRotateSecret, auth)
+	e.GET("/admin/audit", s.adminAudit, auth)
+}
+
+// requireAdmin authenticates the bearer token, checks the scope, and
+// refuses state-changing requests that are not JSON: a cross-site form can
+// send text/plain or form bodies without a preflight, never JSON.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		actor, err := s.verifyAdmin(r)
+		if err != nil {
+			var oe *Error
+			if errors.As(err, &oe) && oe.Status == http.StatusForbidden {
+				s.record(c, AuditEvent{Actor: actor, Action: "admin.access", Target: r.Method + " " + r.URL.Path, Outcome: "denied", Detail: oe.Description})
+			}
+			return err
+		}
+		c.Set(actorKey, actor)
+		if r.Method == http.MethodPost || r.Method == http.MethodPatch || r.Method == http.MethodPut {
+			mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+			if err != nil || mt != echo.MIMEApplicationJSON {
+				return &Error{Code: "invalid_request", Description: "Content-Type must be application/json", Status: http.StatusUnsupportedMediaType}
+			}
+		}
+		return next(c)
+	}
+}
+
+// verifyAdmin checks the bearer token the way a careful verifier does:
+// compact JWS only, the key looked up by kid among this Signet's published
+// keys, the algorithm taken from that key (never from the header), then
+// typ, iss, aud and exp; and the client must still exist, be enabled and
+// be allowed the admin scope. It returns the actor (the token's client id)
+// also when it refuses for lack of scope.
+func (s *Server) verifyAdmin(r *http.Request) (string, error) {
+	h := r.Header.Get(echo.HeaderAuthorization)
+	if h == "" {
+		return "", &Error{Code: "unauthorized", Description: "bearer token required", Status: http.StatusUnauthorized, bearer: bearerRealm}
+	}
+	invalid := func(desc string) (string, error) {
+		return "", &Error{Code: "invalid_token", Description: desc, Status: http.StatusUnauthorized, bearer: bearerRealm + `, error="invalid_token"`}
+	}
+	scheme, tok, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return invalid("use a Bearer token")
+	}
+	tok = strings.TrimSpace(tok)
+	if len(tok) == 0 || len(tok) > maxBearerLen || strings.Count(tok, ".") != 2 || strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
+		return invalid("malformed token")
+	}
+	msg, err := jws.ParseString(tok)
+	if err != nil || len(msg.Signatures()) != 1 {
+		return invalid("malformed token")
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	if typ := hdr.Type(); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return invalid("token is not an access token (typ)")
+	}
+	if len(hdr.Critical()) > 0 || hdr.JWK() != nil || hdr.JWKSetURL() != "" {
+		return invalid("unsupported token header")
+	}
+	set, _ := s.cfg.KeySet.PublicSet()
+	key, ok := set.LookupKeyID(hdr.KeyID())
+	if !ok || hdr.KeyID() == "" {
+		return invalid("token is not signed by a key of this issuer")
+	}
+	alg := key.Algorithm().String()
+	if !slices.Contains(supportedAlgorithms, alg) || hdr.Algorithm().String() != alg {
+		return invalid("token algorithm does not match its key")
+	}
+	claims, err := jwt.Parse([]byte(tok),
+		jwt.WithKey(jwa.SignatureAlgorithm(alg), key),
+		jwt.WithValidate(true),
+		jwt.WithIssuer(s.cfg.Issuer),
+		jwt.WithAudience(AdminAudience),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithClock(jwt.ClockFunc(s.cfg.Now)),
+		jwt.WithAcceptableSkew(adminLeeway),
+	)
+	if err != nil {
+		return invalid("token is invalid or expired")
+	}
+	clientID, _ := claims.PrivateClaims()["client_id"].(string)
+	if clientID == "" {
+		return invalid("token has no client_id")
+	}
+	ent, err := s.clients.lookup(r.Context(), clientID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return invalid("the token's client no longer exists")
+	case err != nil:
+		return "", errServer(fmt.Errorf("admin auth: %w", err))
+	case ent.rec.Disabled:
+		return invalid("the token's client is disabled")
+	}
+	scope, _ := claims.PrivateClaims()["scope"].(string)
+	if !slices.Contains(strings.Fields(scope), AdminScope) || !slices.Contains(ent.rec.Scopes, AdminScope) {
+		return clientID, &Error{Code: "insufficient_scope", Description: "token lacks scope " + AdminScope, Status: http.StatusForbidden,
+			bearer: bearerRealm + `, error="insufficient_scope", scope="` + AdminScope + `"`}
+	}
+	return clientID, nil
+}
+
+func actor(c echo.Context) string {
+	a, _ := c.Get(actorKey).(string)
+	return a
+}
+
+// record writes an audit event; a failure is logged, not returned, since
+// the action it describes has already happened.
+func (s *Server) record(c echo.Context, ev AuditEvent) {
+	ev.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
+	if err := s.audit.Record(c.Request().Context(), ev); err != nil {
+		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "audit", slog.String("request_id", ev.RequestID), slog.String("action", ev.Action), slog.String("err", err.Error()))
+	}
+}
+
+// audited runs fn and records its outcome.
+func (s *Server) audited(c echo.Context, action, target string, fn func() (detail string, err error)) error {
+	detail, err := fn()
+	ev := AuditEvent{Actor: actor(c), Action: action, Target: target, Outcome: "ok", Detail: detail}
+	if err != nil {
+		ev.Outcome = "error"
+		ev.Detail = auditError(err)
+	}
+	s.record(c, ev)
+	return err
+}
+
+// auditError is what the audit trail says about a failed action: the
+// client-facing text of a refusal, or only "internal error".
+func auditError(err error) string {
+	var oe *Error
+	if errors.As(err, &oe) {
+		return oe.Code + ": " + oe.Description
+	}
+	return "internal error"
+}
+
+// adminError maps errors of the registry and the key admin.
+func adminError(err error) error {
+	var ve *ValidationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ve):
+		return &Error{Code: "invalid_request", Description: validationText(err), Status: http.StatusBadRequest, Err: err}
+	case errors.Is(err, storage.ErrNotFound):
+		return &Error{Code: "not_found", Description: "no such object", Status: http.StatusNotFound, Err: err}
+	case errors.Is(err, ErrClientExists):
+		return &Error{Code: "conflict", Description: "client id already exists", Status: http.StatusConflict, Err: err}
+	case errors.Is(err, ErrKeyConflict):
+		return &Error{Code: "conflict", Description: err.Error(), Status: http.StatusConflict, Err: err}
+	}
+	return errServer(err)
+}
+
+// validationText joins the field problems in err (a tree of wrapped and
+// joined errors) into one line for the client.
+func validationText(err error) string {
+	var parts []string
+	var walk func(error)
+	walk = func(e error) {
+		if ve, ok := e.(*ValidationError); ok {
+			parts = append(parts, ve.Field+": "+ve.Problem)
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return "invalid client: " + strings.Join(parts, "; ")
+}
+
+// decodeJSON reads a bounded JSON body into v, refusing unknown fields and
+// trailing data. An empty body leaves v alone.
+func decodeJSON(c echo.Context, v any) error {
+	r := c.Request()
+	if r.ContentLength > maxAdminBody {
+		return &Error{Code: "invalid_request", Description: "request body is larger than 64 KiB", Status: http.StatusRequestEntityTooLarge}
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
+	if err != nil {
+		return errInvalidRequest("could not read the request body")
+	}
+	if len(b) > maxAdminBody {
+		return &Error{Code: "invalid_request", Description: "request body is larger than 64 KiB", Status: http.StatusRequestEntityTooLarge}
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errInvalidRequest("invalid JSON body: " + err.Error())
+	}
+	if dec.More() {
+		return errInvalidRequest("invalid JSON body: trailing data")
+	}
+	return nil
+}
+
+func (s *Server) keyAdmin() (KeyAdmin, error) {
+	if s.cfg.Keys == nil {
+		return nil, &Error{Code: "not_implemented", Description: "key administration is not configured", Status: http.StatusNotImplemented}
+	}
+	return s.cfg.Keys, nil
+}
+
+type keysResponse struct {
+	Keys []KeyInfo `json:"keys"`
+}
+
+func (s *Server) adminListKeys(c echo.Context) error {
+	ka, err := s.keyAdmin()
+	if err != nil {
+		return err
+	}
+	infos, err := ka.Keys(c.Request().Context())
+	if err != nil {
+		return adminError(err)
+	}
+	return c.JSON(http.StatusOK, keysResponse{infos})
+}
+
+// activeKIDs lists the active keys for the audit detail (kid_old/kid_new).
+func activeKIDs(infos []KeyInfo) string {
+	var out []string
+	for _, k := range infos {
+		if k.State == "active" {
+			out = append(out, k.Alg+":"+k.KID)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+func (s *Server) adminRotateKeys(c echo.Context) error {
+	ka, err := s.keyAdmin()
+	if err != nil {
+		return err
+	}
+	force := false
+	if v := c.QueryParam("force"); v != "" {
+		if force, err = strconv.ParseBool(v); err != nil {
+			return errInvalidRequest("force must be true or false")
+		}
+	}
+	if err := decodeJSON(c, &struct{}{}); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	var after []KeyInfo
+	err = s.audited(c, "keys.rotate", "", func() (string, error) {
+		before, err := ka.Keys(ctx)
+		if err != nil {
+			return "", adminError(err)
+		}
+		if err := ka.Rotate(ctx, force); err != nil {
+			return "", adminError(err)
+		}
+		if after, err = ka.Keys(ctx); err != nil {
+			return "", adminError(err)
+		}
+		return fmt.Sprintf("force=%t active_before=%s active_after=%s", force, activeKIDs(before), activeKIDs(after)), nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, keysResponse{after})
+}
+
+func (s *Server) adminRevokeKey(c echo.Context) error {
+	ka, err := s.keyAdmin()
+	if err != nil {
+		return err
+	}
+	if err := decodeJSON(c, &struct{}{}); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	kid := c.Param("kid")
+	var after []KeyInfo
+	err = s.audited(c, "keys.revoke", kid, func() (string, error) {
+		before, err := ka.Keys(ctx)
+		if err != nil {
+			return "", adminError(err)
+		}
+		if err := ka.Revoke(ctx, kid); err != nil {
+			return "", adminError(err)
+		}
+		if after, err = ka.Keys(ctx); err != nil {
+			return "", adminError(err)
+		}
+		return fmt.Sprintf("active_before=%s active_after=%s", activeKIDs(before), activeKIDs(after)), nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, keysResponse{after})
+}
+
+type clientsResponse struct {
+	Clients []Client `json:"clients"`
+}
+
+// ClientWithSecret is a client together with its new secret: the answer
+// to a create or a secret rotation, and the only time the secret is shown.
+type ClientWithSecret struct {
+	Client
+	ClientSecret string `json:"client_secret"`
+}
+
+func (s *Server) adminListClients(c echo.Context) error {
+	list, err := s.clients.List(c.Request().Context())
+	if err != nil {
+		return adminError(err)
+	}
+	if list == nil {
+		list = []Client{}
+	}
+	return c.JSON(http.StatusOK, clientsResponse{list})
+}
+
+func (s *Server) adminCreateClient(c echo.Context) error {
+	var spec Client
+	if err := decodeJSON(c, &spec); err != nil {
+		return err
+	}
+	var out ClientWithSecret
+	err := s.audited(c, "clients.create", spec.ID, func() (string, error) {
+		cl, secret, err := s.clients.Create(c.Request().Context(), spec)
+		out = ClientWithSecret{cl, secret}
+		return "", adminError(err)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) adminGetClient(c echo.Context) error {
+	cl, err := s.clients.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return adminError(err)
+	}
+	return c.JSON(http.StatusOK, cl)
+}
+
+func (s *Server) adminUpdateClient(c echo.Context) error {
+	var p ClientPatch
+	if err := decodeJSON(c, &p); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	var out Client
+	err := s.audited(c, "clients.update", id, func() (string, error) {
+		cl, err := s.clients.Update(c.Request().Context(), id, p)
+		out = cl
+		return patchedFields(p), adminError(err)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// patchedFields names the fields a patch sets, for the audit trail.
+func patchedFields(p ClientPatch) string {
+	b, _ := json.Marshal(p)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(b, &m)
+	var names []string
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return "fields=" + strings.Join(names, ",")
+}
+
+func (s *Server) adminDeleteClient(c echo.Context) error {
+	id := c.Param("id")
+	err := s.audited(c, "clients.delete", id, func() (string, error) {
+		return "", adminError(s.clients.Delete(c.Request().Context(), id))
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// SecretRotation is the body of POST /admin/clients/{id}/secret.
+type SecretRotation struct {
+	// KeepPrevious is how long the old secret keeps working (default 0).
+	KeepPrevious Duration `json:"keep_previous"`
+}
+
+func (s *Server) adminRotateSecret(c echo.Context) error {
+	var req SecretRotation
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	var out ClientWithSecret
+	err := s.audited(c, "clients.rotate_secret", id, func() (string, error) {
+		cl, secret, err := s.clients.RotateSecret(c.Request().Context(), id, time.Duration(req.KeepPrevious))
+		out = ClientWithSecret{cl, secret}
+		return "keep_previous=" + time.Duration(req.KeepPrevious).String(), adminError(err)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+type auditResponse struct {
+	Events []AuditEvent `json:"events"`
+}
+
+func (s *Server) adminAudit(c echo.Context) error {
+	limit := defaultAudits
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxAudits {
+			return errInvalidRequest(fmt.Sprintf("limit must be an integer from 1 to %d", maxAudits))
+		}
+		limit = n
+	}
+	evs, err := s.audit.List(c.Request().Context(), limit)
+	if err != nil {
+		return adminError(err)
+	}
+	if evs == nil {
+		evs = []AuditEvent{}
+	}
+	return c.JSON(http.StatusOK, auditResponse{evs})
+}

@@ -1,0 +1,654 @@
+package authority
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// clientsBucket holds one JSON clientRecord per client, keyed by client id.
+const clientsBucket = "clients"
+
+// Grant types and client authentication methods Signet implements.
+const (
+	GrantClientCredentials = "client_credentials"
+	AuthSecretBasic        = "client_secret_basic"
+	AuthSecretPost         = "client_secret_post"
+)
+
+// Defaults for token lifetimes and the signing algorithm.
+const (
+	DefaultTokenTTL = 15 * time.Minute
+	DefaultMaxTTL   = time.Hour
+	DefaultAlg      = "RS256"
+)
+
+// maxSecretOverlap caps how long a rotated-out secret stays accepted: an
+// overlap is for rolling a deployment, not for keeping two secrets forever.
+const maxSecretOverlap = 30 * 24 * time.Hour
+
+var (
+	// ErrClientExists is returned by Create when the client id is taken.
+	ErrClientExists = errors.New("authority: client already exists")
+	// ErrClientsExist is returned by CreateFirst when the store already has a client.
+	ErrClientsExist = errors.New("authority: store already has clients")
+)
+
+// supportedAlgorithms are the asymmetric JWS algorithms Signet can sign
+// with. HS* never: a symmetric key cannot be published.
+var supportedAlgorithms = []string{"RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"}
+
+// reservedClaims are the claims Signet sets itself (RFC 7519 §4.1, RFC 9068
+// §2.2); a client's extra claims may not replace them.
+var reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "typ", "auth_time", "acr", "amr", "cnf"}
+
+// ValidationError names the client field that is wrong and why.
+type ValidationError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ValidationError) Error() string {
+	return "authority: invalid client: " + e.Field + ": " + e.Problem
+}
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string ("15m0s"); it also reads a number of seconds.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string such as "15m0s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads "90s", "15m" or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", s, err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration must be a string such as \"15m\" or a number of seconds")
+	}
+	*d = Duration(time.Duration(n) * time.Second)
+	return nil
+}
+
+// Client is an OAuth client as the admin API and the CLI show it. Its
+// secret is never part of it: only a SHA-256 hash is stored, and the secret
+// itself is returned once, by Create and RotateSecret.
+type Client struct {
+	ID string `json:"client_id"`
+	// GrantTypes are the grants the client may use. Create defaults it to
+	// client_credentials; an explicit empty list (by Update) leaves a client
+	// that can authenticate but obtain no token.
+	GrantTypes  []string `json:"grant_types"`
+	AuthMethods []string `json:"token_endpoint_auth_methods"`
+	// Scopes are the scopes the client may ask for; DefaultScopes are
+	// granted when it asks for none.
+	Scopes        []string `json:"scopes,omitempty"`
+	DefaultScopes []string `json:"default_scopes,omitempty"`
+	// Audiences are the aud values the client may ask for (audience or
+	// RFC 8707 resource); DefaultAudience is used when it asks for none.
+	Audiences       []string `json:"audiences"`
+	DefaultAudience string   `json:"default_audience"`
+	SigningAlg      string   `json:"signing_alg"`
+	AccessTokenTTL  Duration `json:"access_token_ttl"`
+	// ExtraClaims are added to every access token; they may not replace a
+	// registered claim.
+	ExtraClaims map[string]json.RawMessage `json:"extra_claims,omitempty"`
+	Disabled    bool                       `json:"disabled"`
+	// PreviousSecretExpiresAt is when the secret replaced by the last
+	// rotation stops working; zero when there is none.
+	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at,omitzero"`
+	CreatedAt               time.Time `json:"created_at,omitzero"`
+	UpdatedAt               time.Time `json:"updated_at,omitzero"`
+}
+
+// ClientPatch changes the fields that are set and leaves the others alone.
+type ClientPatch struct {
+	GrantTypes      *[]string                   `json:"grant_types,omitempty"`
+	AuthMethods     *[]string                   `json:"token_endpoint_auth_methods,omitempty"`
+	Scopes          *[]string                   `json:"scopes,omitempty"`
+	DefaultScopes   *[]string                   `json:"default_scopes,omitempty"`
+	Audiences       *[]string                   `json:"audiences,omitempty"`
+	DefaultAudience *string                     `json:"default_audience,omitempty"`
+	SigningAlg      *string                     `json:"signing_alg,omitempty"`
+	AccessTokenTTL  *Duration                   `json:"access_token_ttl,omitempty"`
+	ExtraClaims     *map[string]json.RawMessage `json:"extra_claims,omitempty"`
+	Disabled        *bool                       `json:"disabled,omitempty"`
+}
+
+// clientRecord is what is stored: the client plus its secret hashes.
+type clientRecord struct {
+	Client
+	SecretHash         []byte `json:"secret_sha256"`
+	PreviousSecretHash []byte `json:"previous_secret_sha256,omitempty"`
+}
+
+// ClientOptions configure a client registry.
+type ClientOptions struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Algorithms are the live signing algorithms a client may choose; nil
+	// means every algorithm Signet supports (offline tools that do not know
+	// the server's configuration).
+	Algorithms []string
+	// DefaultTokenTTL (15m) and MaxTokenTTL (1h) bound access-token lifetimes.
+	DefaultTokenTTL time.Duration
+	MaxTokenTTL     time.Duration
+	// Logger receives cache refresh failures; nil discards.
+	Logger *slog.Logger
+}
+
+// Clients is the client registry. NewClients gives a registry that reads
+// and writes the store directly (what the offline CLI uses); the server
+// also keeps every client in memory, refreshed from store.Watch, so the
+// token endpoint never reads storage.
+type Clients struct {
+	store      storage.Store
+	now        func() time.Time
+	algs       []string
+	defaultAlg string
+	defaultTTL time.Duration
+	maxTTL     time.Duration
+	log        *slog.Logger
+
+	// cached is set once watch has loaded every client; then cache (id →
+	// *clientEntry) is authoritative for lookups. mu serialises refreshes
+	// so that the last one to run stored the newest committed state.
+	cached bool
+	cache  sync.Map
+	mu     sync.Mutex
+}
+
+// NewClients returns a registry over store.
+func NewClients(store storage.Store, opts ClientOptions) *Clients {
+	c := &Clients{store: store, now: opts.Now, algs: opts.Algorithms, defaultTTL: opts.DefaultTokenTTL, maxTTL: opts.MaxTokenTTL, log: opts.Logger}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if len(c.algs) == 0 {
+		c.algs = supportedAlgorithms
+	}
+	c.defaultAlg = c.algs[0]
+	if slices.Contains(c.algs, DefaultAlg) {
+		c.defaultAlg = DefaultAlg
+	}
+	if c.maxTTL <= 0 {
+		c.maxTTL = DefaultMaxTTL
+	}
+	if c.defaultTTL <= 0 {
+		c.defaultTTL = min(DefaultTokenTTL, c.maxTTL)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Create validates spec, fills in defaults, generates a secret and stores
+// the client. The secret is returned here and never again.
+func (c *Clients) Create(ctx context.Context, spec Client) (Client, string, error) {
+	return c.create(ctx, spec, false)
+}
+
+// CreateFirst is Create on an empty registry only: it returns
+// ErrClientsExist if any client exists, checked in the same transaction.
+func (c *Clients) CreateFirst(ctx context.Context, spec Client) (Client, string, error) {
+	return c.create(ctx, spec, true)
+}
+
+func (c *Clients) create(ctx context.Context, spec Client, onlyFirst bool) (Client, string, error) {
+	now := c.now().UTC()
+	cl := spec
+	cl.CreatedAt, cl.UpdatedAt, cl.PreviousSecretExpiresAt = now, now, time.Time{}
+	if len(cl.GrantTypes) == 0 {
+		cl.GrantTypes = []string{GrantClientCredentials}
+	}
+	if len(cl.AuthMethods) == 0 {
+		cl.AuthMethods = []string{AuthSecretBasic, AuthSecretPost}
+	}
+	if cl.DefaultScopes == nil {
+		cl.DefaultScopes = slices.Clone(cl.Scopes)
+	}
+	if cl.DefaultAudience == "" && len(cl.Audiences) > 0 {
+		cl.DefaultAudience = cl.Audiences[0]
+	}
+	if cl.SigningAlg == "" {
+		cl.SigningAlg = c.defaultAlg
+	}
+	if cl.AccessTokenTTL == 0 {
+		cl.AccessTokenTTL = Duration(c.defaultTTL)
+	}
+	if err := c.validate(&cl); err != nil {
+		return Client{}, "", err
+	}
+	secret, hash := newSecret()
+	rec := clientRecord{Client: cl, SecretHash: hash}
+	val, err := json.Marshal(rec)
+	if err != nil {
+		return Client{}, "", fmt.Errorf("encode client %s: %w", cl.ID, err)
+	}
+	err = c.store.Update(ctx, func(tx storage.Tx) error {
+		if onlyFirst {
+			found := false
+			if err := tx.Scan(clientsBucket, "", func(string, []byte) error { found = true; return errStopScan }); err != nil && !errors.Is(err, errStopScan) {
+				return err
+			}
+			if found {
+				return ErrClientsExist
+			}
+		}
+		if _, err := tx.Get(clientsBucket, cl.ID); err == nil {
+			return fmt.Errorf("%w: %s", ErrClientExists, cl.ID)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		return tx.Put(clientsBucket, cl.ID, val)
+	})
+	if err != nil {
+		return Client{}, "", fmt.Errorf("create client %s: %w", cl.ID, err)
+	}
+	c.refresh(ctx, cl.ID)
+	return cl, secret, nil
+}
+
+var errStopScan = errors.New("stop scan")
+
+// Get returns the client with id, or an error wrapping storage.ErrNotFound.
+func (c *Clients) Get(ctx context.Context, id string) (Client, error) {
+	rec, err := c.load(ctx, id)
+	if err != nil {
+		return Client{}, err
+	}
+	return rec.Client, nil
+}
+
+func (c *Clients) load(ctx context.Context, id string) (clientRecord, error) {
+	var rec clientRecord
+	err := c.store.View(ctx, func(tx storage.Tx) error {
+		b, err := tx.Get(clientsBucket, id)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &rec)
+	})
+	if err != nil {
+		return clientRecord{}, fmt.Errorf("client %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// List returns every client in id order.
+func (c *Clients) List(ctx context.Context) ([]Client, error) {
+	var out []Client
+	err := c.store.View(ctx, func(tx storage.Tx) error {
+		return tx.Scan(clientsBucket, "", func(key string, b []byte) error {
+			var rec clientRecord
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return fmt.Errorf("decode client %s: %w", key, err)
+			}
+			out = append(out, rec.Client)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	return out, nil
+}
+
+// Update applies p to the client with id and validates the result.
+func (c *Clients) Update(ctx context.Context, id string, p ClientPatch) (Client, error) {
+	var out Client
+	err := c.modify(ctx, id, func(rec *clientRecord) error {
+		cl := &rec.Client
+		setIf(&cl.GrantTypes, p.GrantTypes)
+		setIf(&cl.AuthMethods, p.AuthMethods)
+		setIf(&cl.Scopes, p.Scopes)
+		setIf(&cl.DefaultScopes, p.DefaultScopes)
+		setIf(&cl.Audiences, p.Audiences)
+		setIf(&cl.DefaultAudience, p.DefaultAudience)
+		setIf(&cl.SigningAlg, p.SigningAlg)
+		setIf(&cl.AccessTokenTTL, p.AccessTokenTTL)
+		setIf(&cl.ExtraClaims, p.ExtraClaims)
+		setIf(&cl.Disabled, p.Disabled)
+		if err := c.validate(cl); err != nil {
+			return err
+		}
+		out = *cl
+		return nil
+	})
+	return out, err
+}
+
+func setIf[T any](dst *T, src *T) {
+	if src != nil {
+		*dst = *src
+	}
+}
+
+// RotateSecret gives the client a new secret, returned here only. The old
+// secret keeps working for keepPrevious (0: it stops at once).
+func (c *Clients) RotateSecret(ctx context.Context, id string, keepPrevious time.Duration) (Client, string, error) {
+	if keepPrevious < 0 || keepPrevious > maxSecretOverlap {
+		return Client{}, "", &ValidationError{Field: "keep_previous", Problem: "must be between 0 and " + maxSecretOverlap.String()}
+	}
+	secret, hash := newSecret()
+	var out Client
+	err := c.modify(ctx, id, func(rec *clientRecord) error {
+		rec.PreviousSecretHash, rec.PreviousSecretExpiresAt = nil, time.Time{}
+		if keepPrevious > 0 {
+			rec.PreviousSecretHash = rec.SecretHash
+			rec.PreviousSecretExpiresAt = c.now().UTC().Add(keepPrevious)
+		}
+		rec.SecretHash = hash
+		out = rec.Client
+		return nil
+	})
+	if err != nil {
+		return Client{}, "", err
+	}
+	return out, secret, nil
+}
+
+// Delete removes the client; an unknown id is an error wrapping storage.ErrNotFound.
+func (c *Clients) Delete(ctx context.Context, id string) error {
+	err := c.store.Update(ctx, func(tx storage.Tx) error {
+		if _, err := tx.Get(clientsBucket, id); err != nil {
+			return err
+		}
+		return tx.Delete(clientsBucket, id)
+	})
+	if err != nil {
+		return fmt.Errorf("delete client %s: %w", id, err)
+	}
+	c.refresh(ctx, id)
+	return nil
+}
+
+// modify runs fn on the stored record inside one transaction.
+func (c *Clients) modify(ctx context.Context, id string, fn func(*clientRecord) error) error {
+	err := c.store.Update(ctx, func(tx storage.Tx) error {
+		b, err := tx.Get(clientsBucket, id)
+		if err != nil {
+			return err
+		}
+		var rec clientRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		if err := fn(&rec); err != nil {
+			return err
+		}
+		rec.UpdatedAt = c.now().UTC()
+		val, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encode: %w", err)
+		}
+		return tx.Put(clientsBucket, id, val)
+	})
+	if err != nil {
+		return fmt.Errorf("update client %s: %w", id, err)
+	}
+	c.refresh(ctx, id)
+	return nil
+}
+
+// validate checks every field and reports all problems at once.
+func (c *Clients) validate(cl *Client) error {
+	var errs []error
+	bad := func(field, problem string) { errs = append(errs, &ValidationError{Field: field, Problem: problem}) }
+	if !validClientID(cl.ID) {
+		bad("client_id", "must be 1 to 128 characters of A-Z a-z 0-9 - . _ ~")
+	}
+	for _, g := range cl.GrantTypes {
+		if g != GrantClientCredentials {
+			bad("grant_types", fmt.Sprintf("unsupported grant type %q (supported: %s)", g, GrantClientCredentials))
+		}
+	}
+	if hasDup(cl.GrantTypes) {
+		bad("grant_types", "duplicate value")
+	}
+	if len(cl.AuthMethods) == 0 {
+		bad("token_endpoint_auth_methods", "at least one method is required")
+	}
+	for _, m := range cl.AuthMethods {
+		if m != AuthSecretBasic && m != AuthSecretPost {
+			bad("token_endpoint_auth_methods", fmt.Sprintf("unsupported method %q (supported: %s, %s)", m, AuthSecretBasic, AuthSecretPost))
+		}
+	}
+	for _, s := range cl.Scopes {
+		if !validScopeToken(s) {
+			bad("scopes", fmt.Sprintf("%q is not a valid scope token (RFC 6749 §3.3)", s))
+		}
+	}
+	if hasDup(cl.Scopes) {
+		bad("scopes", "duplicate value")
+	}
+	for _, s := range cl.DefaultScopes {
+		if !slices.Contains(cl.Scopes, s) {
+			bad("default_scopes", fmt.Sprintf("%q is not one of the client's scopes", s))
+		}
+	}
+	if len(cl.Audiences) == 0 {
+		bad("audiences", "at least one audience is required")
+	}
+	for _, a := range cl.Audiences {
+		if !validAudience(a) {
+			bad("audiences", fmt.Sprintf("%q must be 1 to 256 printable characters without spaces", a))
+		}
+	}
+	if hasDup(cl.Audiences) {
+		bad("audiences", "duplicate value")
+	}
+	if !slices.Contains(cl.Audiences, cl.DefaultAudience) {
+		bad("default_audience", fmt.Sprintf("%q is not one of the client's audiences", cl.DefaultAudience))
+	}
+	if !slices.Contains(c.algs, cl.SigningAlg) {
+		bad("signing_alg", fmt.Sprintf("%q is not a live algorithm (live: %s)", cl.SigningAlg, strings.Join(c.algs, ", ")))
+	}
+	if ttl := time.Duration(cl.AccessTokenTTL); ttl < time.Second || ttl > c.maxTTL {
+		bad("access_token_ttl", fmt.Sprintf("%s must be between 1s and the maximum token lifetime %s", ttl, c.maxTTL))
+	}
+	size := 0
+	for k, v := range cl.ExtraClaims {
+		switch {
+		case k == "":
+			bad("extra_claims", "empty claim name")
+		case slices.Contains(reservedClaims, k):
+			bad("extra_claims", fmt.Sprintf("%q is a registered claim Signet sets itself", k))
+		case !json.Valid(v):
+			bad("extra_claims", fmt.Sprintf("%q is not valid JSON", k))
+		}
+		size += len(k) + len(v)
+	}
+	if size > 4096 {
+		bad("extra_claims", "more than 4096 bytes")
+	}
+	return errors.Join(errs...)
+}
+
+func validClientID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '.' || b == '_' || b == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// validScopeToken is RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+// It excludes '"' and '\', so a scope never needs JSON escaping.
+func validScopeToken(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b < 0x21 || b > 0x7e || b == '"' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func validAudience(a string) bool {
+	if a == "" || len(a) > 256 {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i] < 0x21 || a[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func hasDup(s []string) bool {
+	for i := range s {
+		if slices.Contains(s[i+1:], s[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// newSecret returns a 256-bit random secret and its SHA-256 hash. A secret
+// this long needs no slow hash (DESIGN.md, Tokens).
+func newSecret() (string, []byte) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	s := base64.RawURLEncoding.EncodeToString(b)
+	h := sha256.Sum256([]byte(s))
+	return s, h[:]
+}
+
+// clientEntry is a client as the token endpoint needs it, prepared once
+// when the cache loads it.
+type clientEntry struct {
+	rec clientRecord
+	// extra is the client's extra claims as JSON object members without the
+	// braces, ready to splice into the claims ("" when none).
+	extra []byte
+	// defaultScope is DefaultScopes joined with spaces.
+	defaultScope string
+	basic, post  bool
+	grantCC      bool
+}
+
+func newClientEntry(rec clientRecord) (*clientEntry, error) {
+	e := &clientEntry{rec: rec, defaultScope: strings.Join(rec.DefaultScopes, " ")}
+	e.basic = slices.Contains(rec.AuthMethods, AuthSecretBasic)
+	e.post = slices.Contains(rec.AuthMethods, AuthSecretPost)
+	e.grantCC = slices.Contains(rec.GrantTypes, GrantClientCredentials)
+	if len(rec.ExtraClaims) > 0 {
+		b, err := json.Marshal(rec.ExtraClaims) // sorted keys: stable tokens
+		if err != nil {
+			return nil, fmt.Errorf("encode extra claims of %s: %w", rec.ID, err)
+		}
+		e.extra = bytes.TrimSuffix(bytes.TrimPrefix(b, []byte("{")), []byte("}"))
+	}
+	return e, nil
+}
+
+// watch loads every client into memory and keeps the copy fresh from
+// store.Watch until ctx ends or the store closes. It subscribes before
+// loading so no change can fall between the two.
+func (c *Clients) watch(ctx context.Context) error {
+	events := c.store.Watch(ctx, clientsBucket)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.store.View(ctx, func(tx storage.Tx) error {
+		return tx.Scan(clientsBucket, "", func(key string, b []byte) error {
+			var rec clientRecord
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return fmt.Errorf("decode client %s: %w", key, err)
+			}
+			e, err := newClientEntry(rec)
+			if err != nil {
+				return err
+			}
+			c.cache.Store(key, e)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("load clients: %w", err)
+	}
+	c.cached = true
+	go func() {
+		for ev := range events {
+			c.refresh(ctx, ev.Key)
+		}
+	}()
+	return nil
+}
+
+// refresh reloads one client into the cache from the store. Refreshes run
+// one at a time, each reading the latest committed state, so the cache
+// ends at the newest value whatever order local writes and watch events
+// arrive in.
+func (c *Clients) refresh(ctx context.Context, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.cached {
+		return
+	}
+	rec, err := c.load(context.WithoutCancel(ctx), id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		c.cache.Delete(id)
+		return
+	case err != nil:
+		// Fail closed: a client we cannot read cannot authenticate.
+		c.cache.Delete(id)
+		c.log.LogAttrs(ctx, slog.LevelError, "refresh client cache", slog.String("client_id", id), slog.String("err", err.Error()))
+		return
+	}
+	e, err := newClientEntry(rec)
+	if err != nil {
+		c.cache.Delete(id)
+		c.log.LogAttrs(ctx, slog.LevelError, "refresh client cache", slog.String("client_id", id), slog.String("err", err.Error()))
+		return
+	}
+	c.cache.Store(id, e)
+}
+
+// lookup returns the prepared client for the token endpoint.
+func (c *Clients) lookup(ctx context.Context, id string) (*clientEntry, error) {
+	if c.cached {
+		if v, ok := c.cache.Load(id); ok {
+			return v.(*clientEntry), nil
+		}
+		return nil, fmt.Errorf("client %s: %w", id, storage.ErrNotFound)
+	}
+	rec, err := c.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return newClientEntry(rec)
+}

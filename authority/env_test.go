@@ -1,0 +1,284 @@
+package authority_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/storage/bolt"
+)
+
+// testClock is an injected clock the test moves by hand.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// keyAdmin adapts *keys.Manager to authority.KeyAdmin, as cmd/signet does.
+type keyAdmin struct{ m *keys.Manager }
+
+func (a keyAdmin) Keys(ctx context.Context) ([]authority.KeyInfo, error) {
+	list, err := a.m.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]authority.KeyInfo, 0, len(list))
+	for _, k := range list {
+		out = append(out, authority.KeyInfo{KID: k.KID, Alg: k.Alg, State: string(k.State), CreatedAt: k.CreatedAt,
+			ActivatedAt: k.ActivatedAt, RetiredAt: k.RetiredAt, RevokedAt: k.RevokedAt, ExpiresAt: k.ExpiresAt})
+	}
+	return out, nil
+}
+
+func (a keyAdmin) Rotate(ctx context.Context, force bool) error {
+	err := a.m.Rotate(ctx, force)
+	if errors.Is(err, keys.ErrPendingTooYoung) {
+		return fmt.Errorf("%w: %w", authority.ErrKeyConflict, err)
+	}
+	return err
+}
+
+func (a keyAdmin) Revoke(ctx context.Context, kid string) error { return a.m.Revoke(ctx, kid) }
+
+// env is a whole Signet over real HTTP: bolt in a temp dir, the real key
+// manager and JWKS handler, and the authority server.
+type env struct {
+	t      testing.TB
+	dbPath string
+	store  *bolt.Store
+	clock  *testClock
+	keys   *keys.Manager
+	srv    *authority.Server
+	http   *httptest.Server
+	issuer string
+	logs   *syncBuffer
+	// admin credentials created for every env
+	adminID, adminSecret string
+}
+
+type envOptions struct {
+	algs      []string
+	rateLimit authority.RateLimit
+	minAge    time.Duration
+	metrics   authority.TokenMetrics
+}
+
+func newEnv(t testing.TB, o envOptions) *env {
+	t.Helper()
+	if len(o.algs) == 0 {
+		o.algs = []string{"RS256", "ES256", "EdDSA"}
+	}
+	if o.rateLimit.PerClient == 0 {
+		o.rateLimit.PerClient = -1 // tests that count failures set it
+	}
+	if o.rateLimit.PerIP == 0 {
+		o.rateLimit.PerIP = -1
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	e := &env{t: t, clock: &testClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.dbPath = filepath.Join(t.TempDir(), "signet.db")
+	st, err := bolt.Open(e.dbPath, bolt.Options{Timeout: time.Second, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store = st
+	e.keys, err = keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: o.algs,
+		MaxTokenTTL: time.Hour, MinPublishAge: o.minAge, Now: e.clock.Now, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler
+	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	e.issuer = e.http.URL
+	e.srv, err = authority.New(ctx, authority.Config{
+		Issuer:       e.issuer,
+		Store:        st,
+		JWKS:         jwks.NewHandler(e.keys, 5*time.Minute, logger),
+		Signer:       e.keys,
+		KeySet:       e.keys,
+		Keys:         keyAdmin{e.keys},
+		Algorithms:   o.algs,
+		Scopes:       []string{"read", "write"},
+		RateLimit:    o.rateLimit,
+		TokenMetrics: o.metrics,
+		Logger:       logger,
+		Now:          e.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = e.srv
+	t.Cleanup(func() {
+		e.http.Close()
+		cancel()
+		_ = e.keys.Close()
+		_ = st.Close()
+	})
+	_, e.adminSecret, err = e.srv.Clients().Create(t.Context(), authority.Client{
+		ID: "admin", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.adminID = "admin"
+	return e
+}
+
+// createClient registers a client and returns its secret.
+func (e *env) createClient(spec authority.Client) string {
+	e.t.Helper()
+	_, secret, err := e.srv.Clients().Create(e.t.Context(), spec)
+	if err != nil {
+		e.t.Fatalf("Create(%s) = %v", spec.ID, err)
+	}
+	return secret
+}
+
+// postForm sends a form to the token endpoint with Basic credentials
+// (when id is not empty) and returns status, headers and decoded body.
+func (e *env) tokenRequest(form url.Values, id, secret string) (int, http.Header, map[string]any) {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id != "" {
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	}
+	return e.do(req)
+}
+
+func (e *env) do(req *http.Request) (int, http.Header, map[string]any) {
+	e.t.Helper()
+	resp, err := e.http.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var m map[string]any
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &m); err != nil {
+			e.t.Fatalf("%s %s: body is not JSON: %q", req.Method, req.URL.Path, b)
+		}
+	}
+	return resp.StatusCode, resp.Header, m
+}
+
+// token gets an access token for id/secret with extra form values.
+func (e *env) token(id, secret string, extra url.Values) string {
+	e.t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}}
+	for k, v := range extra {
+		form[k] = v
+	}
+	status, _, body := e.tokenRequest(form, id, secret)
+	if status != http.StatusOK {
+		e.t.Fatalf("token(%s) = %d %v, want 200", id, status, body)
+	}
+	return body["access_token"].(string)
+}
+
+// adminToken is a signet:admin token for the env's admin client.
+func (e *env) adminToken() string {
+	return e.token(e.adminID, e.adminSecret, url.Values{"scope": {authority.AdminScope}, "audience": {authority.AdminAudience}})
+}
+
+// admin calls the admin API with a bearer token and a JSON body.
+func (e *env) admin(method, path, bearer string, body any) (int, http.Header, map[string]any) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.issuer+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if method == http.MethodPost || method == http.MethodPatch {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return e.do(req)
+}
+
+// decodePayload returns a token's claims without verifying it, plus
+// "aud_raw": the aud claim's JSON text.
+func decodePayload(t testing.TB, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token has %d parts", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["aud_raw"] = string(raw["aud"])
+	return m
+}

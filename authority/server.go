@@ -1,0 +1,368 @@
+// Package authority is Signet's HTTP surface: the echo server, the OAuth 2.0
+// endpoints, the admin API, health and readiness, and the mapping of errors
+// to RFC 6749 §5.2 JSON. It takes what it needs from the key manager through
+// the small interfaces it defines (Signer, KeySet, KeyAdmin), so it never
+// imports keys.
+package authority
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// Signer gives the active private key of an algorithm. *keys.Manager
+// satisfies it. The key has KeyID and Algorithm set; when alg has no active
+// key the error says so.
+type Signer interface {
+	SigningKey(alg string) (jwk.Key, error)
+}
+
+// KeySet gives the published public keys (pending, active, retired) and a
+// version that changes whenever they do. The admin API verifies its bearer
+// tokens against it. *keys.Manager satisfies it.
+type KeySet interface {
+	PublicSet() (jwk.Set, uint64)
+}
+
+// KeyInfo describes a key for the admin API: never private material.
+type KeyInfo struct {
+	KID         string    `json:"kid"`
+	Alg         string    `json:"alg"`
+	State       string    `json:"state"`
+	CreatedAt   time.Time `json:"created_at,omitzero"`
+	ActivatedAt time.Time `json:"activated_at,omitzero"`
+	RetiredAt   time.Time `json:"retired_at,omitzero"`
+	RevokedAt   time.Time `json:"revoked_at,omitzero"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+}
+
+// KeyAdmin is what the admin API does to keys.
+type KeyAdmin interface {
+	Keys(ctx context.Context) ([]KeyInfo, error)
+	// Rotate activates the pending keys; force allows activating a pending
+	// key younger than the JWKS cache lifetime. Errors wrapping
+	// ErrKeyConflict are answered 409.
+	Rotate(ctx context.Context, force bool) error
+	// Revoke removes kid from the JWKS at once; an unknown kid is an error
+	// wrapping storage.ErrNotFound (404).
+	Revoke(ctx context.Context, kid string) error
+}
+
+// TokenMetrics observes the token endpoint. Implementations must be cheap
+// and safe for concurrent use: they run on every token request.
+type TokenMetrics interface {
+	// Issued counts a token issued by grant, algorithm and client.
+	Issued(grant, alg, clientID string)
+	// Failed counts a refused token request by its error code
+	// (server_error for internal failures).
+	Failed(code string)
+	// Observe records the latency of one token request, success or not.
+	Observe(d time.Duration)
+}
+
+// Config is everything the server needs. Zero values mean the documented defaults.
+type Config struct {
+	// Issuer is the issuer URL, used byte for byte in iss and in metadata.
+	Issuer string
+	// Store keeps clients, users, refresh tokens and the audit log.
+	Store storage.Store
+	// JWKS serves /.well-known/jwks.json (a jwks.Handler).
+	JWKS http.Handler
+	// Signer gives the active key per algorithm (required).
+	Signer Signer
+	// KeySet verifies admin bearer tokens (required).
+	KeySet KeySet
+	// Keys backs /admin/keys; nil answers those routes 501.
+	Keys KeyAdmin
+	// Algorithms are the live signing algorithms; the default for a new
+	// client is RS256 when live, else the first. Default [RS256].
+	Algorithms []string
+	// DefaultTokenTTL (15m) is a new client's access-token lifetime;
+	// MaxTokenTTL (1h) caps every client's.
+	DefaultTokenTTL time.Duration
+	MaxTokenTTL     time.Duration
+	// Scopes are advertised in scopes_supported, after signet:admin.
+	Scopes []string
+	// RateLimit bounds failed client authentications.
+	RateLimit RateLimit
+	// IPExtractor finds the client address for the per-IP limit; nil means
+	// the TCP peer (echo.ExtractIPDirect). Set an X-Forwarded-For extractor
+	// with trusted ranges when running behind a proxy.
+	IPExtractor echo.IPExtractor
+	// SeparateAdmin takes /admin off the main handler (it answers 404) and
+	// serves it only from AdminHandler, for a loopback-only listener
+	// (SECURITY.md A1).
+	SeparateAdmin bool
+	// Metrics serves /metrics; nil leaves the route out.
+	Metrics http.Handler
+	// TokenMetrics receives token endpoint events (cmd wires it to
+	// Prometheus, so authority stays free of a metrics library); nil: none.
+	TokenMetrics TokenMetrics
+	// Ready reports whether the server can do its job (store reachable, an
+	// active key loaded). Nil means always ready.
+	Ready func(ctx context.Context) error
+	// Logger receives request logs and internal errors; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the echo application. It is an http.Handler; run it under an
+// http.Server so the caller controls listening and graceful shutdown.
+type Server struct {
+	cfg     Config
+	echo    *echo.Echo
+	admin   *echo.Echo // nil unless cfg.SeparateAdmin
+	log     *slog.Logger
+	clients *Clients
+	audit   *AuditLog
+	keys    keyCache
+	limits  struct{ client, ip *failureCounter }
+
+	metadata []byte
+}
+
+// New validates cfg, loads the clients into memory and builds the routes.
+// ctx bounds the background watch that keeps the client cache fresh: cancel
+// it (or close the store) at shutdown.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.applyDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.keys.src = cfg.Signer
+	s.clients = NewClients(cfg.Store, ClientOptions{Now: cfg.Now, Algorithms: cfg.Algorithms, DefaultTokenTTL: cfg.DefaultTokenTTL, MaxTokenTTL: cfg.MaxTokenTTL, Logger: cfg.Logger})
+	if err := s.clients.watch(ctx); err != nil {
+		return nil, fmt.Errorf("authority: %w", err)
+	}
+	s.audit = NewAuditLog(cfg.Store, cfg.Now)
+	rl := cfg.RateLimit
+	s.limits.client = newFailureCounter(rl.PerClient, rl.Window, rl.MaxEntries)
+	s.limits.ip = newFailureCounter(rl.PerIP, rl.Window, rl.MaxEntries)
+	md, err := buildMetadata(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("authority: %w", err)
+	}
+	s.metadata = md
+
+	e := s.newEcho()
+	jwksHandler := echo.WrapHandler(cfg.JWKS)
+	e.GET("/.well-known/jwks.json", jwksHandler)
+	e.HEAD("/.well-known/jwks.json", jwksHandler)
+	e.OPTIONS("/.well-known/jwks.json", jwksHandler)
+	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		e.GET(p, s.discovery)
+		e.HEAD(p, s.discovery)
+	}
+	e.Any("/oauth2/token", s.token)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	if cfg.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(cfg.Metrics))
+	}
+	if cfg.SeparateAdmin {
+		s.admin = s.newEcho()
+		s.adminRoutes(s.admin)
+	} else {
+		s.adminRoutes(e)
+	}
+	s.echo = e
+	return s, nil
+}
+
+func (cfg *Config) applyDefaults() error {
+	if cfg.Issuer == "" {
+		return errors.New("authority: issuer is required")
+	}
+	if cfg.Store == nil {
+		return errors.New("authority: store is required")
+	}
+	if cfg.JWKS == nil {
+		return errors.New("authority: jwks handler is required")
+	}
+	if cfg.Signer == nil {
+		return errors.New("authority: signer is required")
+	}
+	if cfg.KeySet == nil {
+		return errors.New("authority: key set is required")
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = []string{DefaultAlg}
+	}
+	for _, a := range cfg.Algorithms {
+		if !slices.Contains(supportedAlgorithms, a) {
+			return fmt.Errorf("authority: algorithms: %q is not supported (supported: %v)", a, supportedAlgorithms)
+		}
+	}
+	if cfg.MaxTokenTTL <= 0 {
+		cfg.MaxTokenTTL = DefaultMaxTTL
+	}
+	if cfg.DefaultTokenTTL <= 0 {
+		cfg.DefaultTokenTTL = min(DefaultTokenTTL, cfg.MaxTokenTTL)
+	}
+	if cfg.DefaultTokenTTL > cfg.MaxTokenTTL {
+		return fmt.Errorf("authority: default token TTL %s is longer than the maximum %s", cfg.DefaultTokenTTL, cfg.MaxTokenTTL)
+	}
+	cfg.RateLimit.applyDefaults()
+	if cfg.IPExtractor == nil {
+		cfg.IPExtractor = echo.ExtractIPDirect()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return nil
+}
+
+func (s *Server) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.IPExtractor = s.cfg.IPExtractor
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus:    true,
+		LogMethod:    true,
+		LogURIPath:   true, // the path only: a query string could carry a token
+		LogRequestID: true,
+		LogLatency:   true,
+		LogRemoteIP:  true,
+		HandleError:  true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+				slog.String("request_id", v.RequestID),
+				slog.String("method", v.Method),
+				slog.String("path", v.URIPath),
+				slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency),
+				slog.String("remote_ip", v.RemoteIP),
+			)
+			return nil
+		},
+	}))
+	e.Use(middleware.Recover())
+	return e
+}
+
+// ServeHTTP serves a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// AdminHandler serves /admin when Config.SeparateAdmin is set (nil otherwise).
+func (s *Server) AdminHandler() http.Handler {
+	if s.admin == nil {
+		return nil
+	}
+	return s.admin
+}
+
+// Clients is the server's client registry (kept in memory and in sync with
+// the store).
+func (s *Server) Clients() *Clients { return s.clients }
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(c.Request().Context()); err != nil {
+			s.log.LogAttrs(c.Request().Context(), slog.LevelWarn, "not ready", slog.String("err", err.Error()))
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// handleError is the one place errors become responses. An *Error is
+// rendered as RFC 6749 §5.2 JSON with its status and headers; router errors
+// (404, 405) pass through as JSON; anything unexpected is logged with the
+// request id and answered with a bare 500, never with its text.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	ctx := c.Request().Context()
+	reqID := c.Response().Header().Get(echo.HeaderXRequestID)
+	var oe *Error
+	if errors.As(err, &oe) {
+		h := c.Response().Header()
+		h["Cache-Control"] = noStore
+		h["Pragma"] = noCache
+		switch {
+		case oe.basic:
+			h.Set(echo.HeaderWWWAuthenticate, `Basic realm="signet"`)
+		case oe.bearer != "":
+			h.Set(echo.HeaderWWWAuthenticate, oe.bearer)
+		}
+		if oe.retryAfter > 0 {
+			h.Set(echo.HeaderRetryAfter, strconv.Itoa(oe.retryAfter))
+		}
+		if oe.allow != "" {
+			h.Set(echo.HeaderAllow, oe.allow)
+		}
+		if oe.Status >= 500 {
+			msg := oe.Description
+			if oe.Err != nil {
+				msg = oe.Err.Error()
+			}
+			s.log.LogAttrs(ctx, slog.LevelError, "internal error", slog.String("request_id", reqID), slog.String("err", msg))
+		} else {
+			s.log.LogAttrs(ctx, slog.LevelDebug, "request refused", slog.String("request_id", reqID), slog.String("error", oe.Code))
+		}
+		_ = c.JSON(oe.Status, errorBody{oe.Code, oe.Description})
+		return
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		msg := http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok && he.Code < 500 {
+			msg = m
+		}
+		if he.Code >= 500 {
+			s.log.LogAttrs(ctx, slog.LevelError, "internal error", slog.String("request_id", reqID), slog.String("err", he.Error()))
+		}
+		_ = c.JSON(he.Code, errorBody{errorCodeForStatus(he.Code), msg})
+		return
+	}
+	s.log.LogAttrs(ctx, slog.LevelError, "internal error", slog.String("request_id", reqID), slog.String("err", err.Error()))
+	_ = c.JSON(http.StatusInternalServerError, errorBody{"server_error", "internal error"})
+}
+
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+func errorCodeForStatus(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusRequestEntityTooLarge:
+		return "invalid_request"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	}
+	if status >= 500 {
+		return "server_error"
+	}
+	return "invalid_request"
+}

@@ -1,0 +1,470 @@
+package authority
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// maxTokenBody caps the token request body: a client_credentials request
+// is a few hundred bytes, and net/http would otherwise read 10 MB of form.
+const maxTokenBody = 64 << 10
+
+// dummyHash is compared against when the client is unknown, so that an
+// unknown client id costs the same as a wrong secret.
+var dummyHash = sha256.Sum256([]byte("signet: no such client"))
+
+// bodyPool recycles token request body buffers.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// tokenParams are the request parameters of a token request after the
+// RFC 6749 §3.2 checks: no parameter twice, empty means absent.
+type tokenParams struct {
+	grantType, scope, audience string
+	clientID, clientSecret     string
+	resources                  []string
+}
+
+// token is POST /oauth2/token (RFC 6749 §4.4 client_credentials).
+func (s *Server) token(c echo.Context) error {
+	m := s.cfg.TokenMetrics
+	if m == nil {
+		return s.tokenRequest(c)
+	}
+	start := time.Now() // real time, not the injected clock: this is latency
+	err := s.tokenRequest(c)
+	var oe *Error
+	switch {
+	case err == nil:
+	case errors.As(err, &oe):
+		m.Failed(oe.Code)
+	default:
+		m.Failed("server_error")
+	}
+	m.Observe(time.Since(start))
+	return err
+}
+
+func (s *Server) tokenRequest(c echo.Context) error {
+	r := c.Request()
+	if r.Method != http.MethodPost {
+		return &Error{Code: "invalid_request", Description: "the token endpoint accepts only POST", Status: http.StatusMethodNotAllowed, allow: http.MethodPost}
+	}
+	p, err := readTokenParams(r)
+	if err != nil {
+		return err
+	}
+	if p.grantType == "" {
+		return errInvalidRequest("grant_type is required")
+	}
+	if p.grantType != GrantClientCredentials {
+		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be client_credentials", Status: http.StatusBadRequest}
+	}
+	ent, err := s.authenticate(c, r, &p)
+	if err != nil {
+		return err
+	}
+	if !ent.grantCC {
+		return &Error{Code: "unauthorized_client", Description: "client is not allowed the client_credentials grant", Status: http.StatusBadRequest}
+	}
+	scope, err := grantScope(ent, p.scope)
+	if err != nil {
+		return err
+	}
+	aud, err := grantAudience(ent, p.audience, p.resources)
+	if err != nil {
+		return err
+	}
+	tok, ttl, err := s.issue(ent, scope, aud)
+	if err != nil {
+		return err
+	}
+	if s.cfg.TokenMetrics != nil {
+		s.cfg.TokenMetrics.Issued(GrantClientCredentials, ent.rec.SigningAlg, ent.rec.ID)
+	}
+	return writeTokenResponse(c, tok, ttl, scope)
+}
+
+// readTokenParams enforces the transport rules of RFC 6749 §3.2: form
+// body only, bounded, nothing in the URL, no parameter twice.
+func readTokenParams(r *http.Request) (tokenParams, error) {
+	var p tokenParams
+	if r.URL.RawQuery != "" {
+		return p, errInvalidRequest("parameters must be sent in the request body, not in the URL")
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationForm {
+		return p, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+	}
+	if r.ContentLength > maxTokenBody {
+		return p, errInvalidRequest("request body is larger than 64 KiB")
+	}
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bodyPool.Put(buf)
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxTokenBody+1)); err != nil {
+		return p, errInvalidRequest("could not read the request body")
+	}
+	if buf.Len() > maxTokenBody {
+		return p, errInvalidRequest("request body is larger than 64 KiB")
+	}
+	form, err := url.ParseQuery(buf.String())
+	if err != nil {
+		return p, errInvalidRequest("malformed application/x-www-form-urlencoded body")
+	}
+	for k, v := range form {
+		if len(v) > 1 && k != "resource" { // RFC 8707 §2: resource may repeat
+			if isTokenParam(k) {
+				return p, errInvalidRequest("parameter " + k + " is repeated")
+			}
+			return p, errInvalidRequest("a parameter is repeated")
+		}
+	}
+	get := func(k string) string {
+		if v := form[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	p.grantType, p.scope, p.audience = get("grant_type"), get("scope"), get("audience")
+	p.clientID, p.clientSecret = get("client_id"), get("client_secret")
+	for _, v := range form["resource"] {
+		if v != "" && !slices.Contains(p.resources, v) {
+			p.resources = append(p.resources, v)
+		}
+	}
+	return p, nil
+}
+
+func isTokenParam(k string) bool {
+	switch k {
+	case "grant_type", "scope", "audience", "client_id", "client_secret":
+		return true
+	}
+	return false
+}
+
+// authenticate identifies the client by client_secret_basic or
+// client_secret_post (exactly one), with the failed-auth rate limit. Every
+// failure that could help guess a secret has the same answer, and an
+// unknown client costs the same hash and compare as a wrong secret.
+func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (*clientEntry, error) {
+	var id, secret string
+	basic := false
+	if h := r.Header.Get(echo.HeaderAuthorization); h != "" {
+		basic = true
+		scheme, cred, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Basic") {
+			return nil, errInvalidClient("unsupported Authorization scheme: use HTTP Basic or client_secret_post", true, nil)
+		}
+		if p.clientSecret != "" {
+			return nil, errInvalidRequest("client authenticated with both HTTP Basic and client_secret_post: use one method")
+		}
+		var ok bool
+		if id, secret, ok = parseBasic(cred); !ok {
+			return nil, errInvalidClient("malformed HTTP Basic credentials (RFC 6749 §2.3.1)", true, nil)
+		}
+		if p.clientID != "" && p.clientID != id {
+			return nil, errInvalidRequest("client_id in the body does not match the Authorization header")
+		}
+	} else {
+		id, secret = p.clientID, p.clientSecret
+		if id == "" {
+			return nil, errInvalidClient("client authentication required (HTTP Basic or client_secret_post)", true, nil)
+		}
+	}
+
+	now := s.cfg.Now()
+	ip := c.RealIP()
+	if wait := max(s.limits.client.retryAfter(id, now), s.limits.ip.retryAfter(ip, now)); wait > 0 {
+		return nil, &Error{Code: "temporarily_unavailable", Description: "too many failed authentication attempts; retry later", Status: http.StatusTooManyRequests, retryAfter: int((wait + time.Second - 1) / time.Second)}
+	}
+	fail := func(desc string, err error) (*clientEntry, error) {
+		if validClientID(id) { // no client has another id: bounded keys only
+			s.limits.client.fail(id, now)
+		}
+		s.limits.ip.fail(ip, now)
+		return nil, errInvalidClient(desc, basic, err)
+	}
+
+	ent, err := s.clients.lookup(r.Context(), id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, errServer(fmt.Errorf("authenticate client: %w", err))
+	}
+	sum := sha256.Sum256([]byte(secret))
+	if ent == nil {
+		subtle.ConstantTimeCompare(sum[:], dummyHash[:])
+		return fail("client authentication failed", err)
+	}
+	ok := subtle.ConstantTimeCompare(sum[:], ent.rec.SecretHash) == 1
+	if !ok && len(ent.rec.PreviousSecretHash) > 0 && now.Before(ent.rec.PreviousSecretExpiresAt) {
+		ok = subtle.ConstantTimeCompare(sum[:], ent.rec.PreviousSecretHash) == 1
+	}
+	if !ok || secret == "" {
+		return fail("client authentication failed", nil)
+	}
+	// Past this point the caller holds the secret: precise answers help it
+	// and tell a stranger nothing.
+	if ent.rec.Disabled {
+		return fail("client is disabled", nil)
+	}
+	if basic && !ent.basic {
+		return fail("client is not registered for client_secret_basic", nil)
+	}
+	if !basic && !ent.post {
+		return fail("client is not registered for client_secret_post", nil)
+	}
+	return ent, nil
+}
+
+// parseBasic decodes HTTP Basic credentials whose id and secret are each
+// application/x-www-form-urlencoded (RFC 6749 §2.3.1).
+func parseBasic(cred string) (id, secret string, ok bool) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return "", "", false
+	}
+	u, pw, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false
+	}
+	if id, err = url.QueryUnescape(u); err != nil || id == "" {
+		return "", "", false
+	}
+	if secret, err = url.QueryUnescape(pw); err != nil {
+		return "", "", false
+	}
+	return id, secret, true
+}
+
+// grantScope checks the requested scope against the client's and returns
+// the granted scope string; no scope asked means the default scopes.
+func grantScope(ent *clientEntry, requested string) (string, error) {
+	if requested == "" {
+		return ent.defaultScope, nil
+	}
+	toks := strings.Fields(requested)
+	out := toks[:0]
+	for _, t := range toks {
+		if !validScopeToken(t) {
+			return "", errInvalidScope("malformed scope (RFC 6749 §3.3)")
+		}
+		if !slices.Contains(ent.rec.Scopes, t) {
+			return "", errInvalidScope("scope " + t + " is not allowed for this client")
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return strings.Join(out, " "), nil
+}
+
+// grantAudience checks the audience (or RFC 8707 resources) against the
+// client's; none asked means the default audience.
+func grantAudience(ent *clientEntry, audience string, resources []string) ([]string, error) {
+	if audience != "" && len(resources) > 0 {
+		return nil, errInvalidRequest("use audience or resource, not both")
+	}
+	if audience != "" {
+		resources = []string{audience}
+	}
+	if len(resources) == 0 {
+		return []string{ent.rec.DefaultAudience}, nil
+	}
+	for _, a := range resources {
+		if !slices.Contains(ent.rec.Audiences, a) {
+			return nil, errInvalidTarget("the requested audience is not allowed for this client")
+		}
+	}
+	return resources, nil
+}
+
+// accessClaims are the RFC 9068 §2.2 claims, in the order they appear.
+type accessClaims struct {
+	Iss      string   `json:"iss"`
+	Sub      string   `json:"sub"`
+	Aud      audience `json:"aud"`
+	Exp      int64    `json:"exp"`
+	Nbf      int64    `json:"nbf"`
+	Iat      int64    `json:"iat"`
+	Jti      string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope,omitempty"`
+}
+
+// audience is a single string when there is one value (the common form
+// verifiers expect) and an array otherwise (RFC 7519 §4.1.3).
+type audience []string
+
+func (a audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// issue builds and signs an access token for ent.
+func (s *Server) issue(ent *clientEntry, scope string, aud []string) (string, time.Duration, error) {
+	key, err := s.keys.get(ent.rec.SigningAlg)
+	if err != nil {
+		return "", 0, errServer(fmt.Errorf("issue token for %s: %w", ent.rec.ID, err))
+	}
+	ttl := min(time.Duration(ent.rec.AccessTokenTTL), s.cfg.MaxTokenTTL)
+	now := s.cfg.Now().Unix()
+	var jti [16]byte
+	_, _ = rand.Read(jti[:]) // crypto/rand.Read never fails (Go 1.24+)
+	claims := accessClaims{
+		Iss: s.cfg.Issuer, Sub: ent.rec.ID, Aud: aud,
+		Exp: now + int64(ttl/time.Second), Nbf: now, Iat: now,
+		Jti: base64.RawURLEncoding.EncodeToString(jti[:]), ClientID: ent.rec.ID, Scope: scope,
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", 0, errServer(fmt.Errorf("encode claims: %w", err))
+	}
+	if len(ent.extra) > 0 {
+		payload = append(payload[:len(payload)-1], ',')
+		payload = append(payload, ent.extra...)
+		payload = append(payload, '}')
+	}
+	tok, err := key.sign(payload)
+	if err != nil {
+		return "", 0, errServer(fmt.Errorf("sign token for %s: %w", ent.rec.ID, err))
+	}
+	return tok, ttl, nil
+}
+
+// writeTokenResponse writes the RFC 6749 §5.1 response. Every value in it
+// is base64url, a number or a validated scope, so no escaping is needed.
+func writeTokenResponse(c echo.Context, tok string, ttl time.Duration, scope string) error {
+	b := make([]byte, 0, len(tok)+len(scope)+96)
+	b = append(b, `{"access_token":"`...)
+	b = append(b, tok...)
+	b = append(b, `","token_type":"Bearer","expires_in":`...)
+	b = strconv.AppendInt(b, int64(ttl/time.Second), 10)
+	if scope != "" {
+		b = append(b, `,"scope":"`...)
+		b = append(b, scope...)
+		b = append(b, '"')
+	}
+	b = append(b, '}')
+	h := c.Response().Header()
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
+	return c.JSONBlob(http.StatusOK, b)
+}
+
+// Header values shared by every token response; net/http does not modify them.
+var (
+	noStore = []string{"no-store"}
+	noCache = []string{"no-cache"}
+)
+
+// signingKey is an active key prepared for the hot path: the raw private
+// key, jwx's signer for its algorithm and the encoded JOSE header.
+type signingKey struct {
+	kid    string
+	raw    any
+	signer jws.Signer
+	header string // base64url(header) + "."
+}
+
+func (k *signingKey) sign(payload []byte) (string, error) {
+	n := len(k.header) + base64.RawURLEncoding.EncodedLen(len(payload))
+	in := make([]byte, n, n+1+base64.RawURLEncoding.EncodedLen(512))
+	copy(in, k.header)
+	base64.RawURLEncoding.Encode(in[len(k.header):], payload)
+	sig, err := k.signer.Sign(in, k.raw)
+	if err != nil {
+		return "", err
+	}
+	out := append(in, '.')
+	out = base64.RawURLEncoding.AppendEncode(out, sig)
+	return string(out), nil
+}
+
+// keyCache prepares each active key once: converting a JWK to a raw key
+// and encoding the header per token would cost more than an Ed25519
+// signature. The Signer stays the source of truth; a new kid from it
+// replaces the prepared key.
+type keyCache struct {
+	src Signer
+	mu  sync.Mutex
+	m   atomic.Pointer[map[string]*signingKey]
+}
+
+func (kc *keyCache) get(alg string) (*signingKey, error) {
+	jk, err := kc.src.SigningKey(alg)
+	if err != nil {
+		return nil, err
+	}
+	kid := jk.KeyID()
+	if m := kc.m.Load(); m != nil {
+		if k := (*m)[alg]; k != nil && k.kid == kid {
+			return k, nil
+		}
+	}
+	k, err := prepareKey(alg, jk)
+	if err != nil {
+		return nil, err
+	}
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	next := map[string]*signingKey{}
+	if m := kc.m.Load(); m != nil {
+		for a, v := range *m {
+			next[a] = v
+		}
+	}
+	next[alg] = k
+	kc.m.Store(&next)
+	return k, nil
+}
+
+func prepareKey(alg string, jk jwk.Key) (*signingKey, error) {
+	if got := jk.Algorithm().String(); got != alg {
+		return nil, fmt.Errorf("signing key %s has alg %q, want %q", jk.KeyID(), got, alg)
+	}
+	if jk.KeyID() == "" {
+		return nil, fmt.Errorf("signing key for %s has no kid", alg)
+	}
+	var raw any
+	if err := jk.Raw(&raw); err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", jk.KeyID(), err)
+	}
+	signer, err := jws.NewSigner(jwa.SignatureAlgorithm(alg))
+	if err != nil {
+		return nil, fmt.Errorf("signer for %s: %w", alg, err)
+	}
+	hdr, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{alg, jk.KeyID(), "at+jwt"})
+	if err != nil {
+		return nil, err
+	}
+	return &signingKey{kid: jk.KeyID(), raw: raw, signer: signer, header: base64.RawURLEncoding.EncodeToString(hdr) + "."}, nil
+}

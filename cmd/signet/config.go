@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/signet-auth/signet/keys"
+)
+
+// Config mirrors config.example.yaml. Durations and schedules stay strings
+// here and are parsed in Validate, where the field's name is known, so every
+// error can name it.
+type Config struct {
+	Issuer  string        `yaml:"issuer"`
+	DataDir string        `yaml:"data_dir"`
+	HTTP    httpConfig    `yaml:"http"`
+	Storage storageConfig `yaml:"storage"`
+	Keys    keysConfig    `yaml:"keys"`
+	JWKS    jwksConfig    `yaml:"jwks"`
+	Tokens  tokensConfig  `yaml:"tokens"`
+	Log     logConfig     `yaml:"log"`
+	Dev     bool          `yaml:"dev"`
+
+	// Parsed by Validate.
+	parsed parsedConfig `yaml:"-"`
+}
+
+type httpConfig struct {
+	Addr            string `yaml:"addr"`
+	ShutdownTimeout string `yaml:"shutdown_timeout"`
+}
+
+type storageConfig struct {
+	Backend string     `yaml:"backend"`
+	Bolt    boltConfig `yaml:"bolt"`
+}
+
+type boltConfig struct {
+	Path        string `yaml:"path"`
+	LockTimeout string `yaml:"lock_timeout"`
+}
+
+type keysConfig struct {
+	Algorithms        []string       `yaml:"algorithms"`
+	RSABits           int            `yaml:"rsa_bits"`
+	EncryptionKeyFile string         `yaml:"encryption_key_file"`
+	Rotation          scheduleConfig `yaml:"rotation"`
+	Purge             purgeConfig    `yaml:"purge"`
+}
+
+type scheduleConfig struct {
+	Schedule string `yaml:"schedule"`
+}
+
+type purgeConfig struct {
+	Schedule string `yaml:"schedule"`
+	Leeway   string `yaml:"leeway"`
+}
+
+type jwksConfig struct {
+	MaxAge string `yaml:"max_age"`
+}
+
+type tokensConfig struct {
+	DefaultTTL string `yaml:"default_ttl"`
+	MaxTTL     string `yaml:"max_ttl"`
+}
+
+type logConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+type parsedConfig struct {
+	shutdownTimeout time.Duration
+	lockTimeout     time.Duration
+	rotation        cron.Schedule
+	rotationPeriod  time.Duration
+	purge           cron.Schedule
+	purgeLeeway     time.Duration
+	jwksMaxAge      time.Duration
+	defaultTTL      time.Duration
+	maxTTL          time.Duration
+}
+
+// defaultConfig is what `signet serve` runs with when nothing is configured.
+func defaultConfig() Config {
+	return Config{
+		Issuer:  "http://localhost:8080",
+		DataDir: "./data",
+		HTTP:    httpConfig{Addr: "127.0.0.1:8080", ShutdownTimeout: "15s"},
+		Storage: storageConfig{Backend: "bolt", Bolt: boltConfig{LockTimeout: "1s"}},
+		Keys: keysConfig{
+			Algorithms: []string{"RS256"},
+			RSABits:    2048,
+			Rotation:   scheduleConfig{Schedule: "@every 24h"},
+			Purge:      purgeConfig{Schedule: "@every 10m", Leeway: "5m"},
+		},
+		JWKS:   jwksConfig{MaxAge: "300s"},
+		Tokens: tokensConfig{DefaultTTL: "15m", MaxTTL: "1h"},
+		Log:    logConfig{Level: "info", Format: "json"},
+	}
+}
+
+// loadConfigFile decodes path over c. Unknown fields are errors.
+func loadConfigFile(c *Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file is the defaults
+		}
+		return fmt.Errorf("config %s: %s", path, cleanYAMLError(err))
+	}
+	return nil
+}
+
+// cleanYAMLError rewrites yaml.v3's Go-type wording into config wording.
+func cleanYAMLError(err error) string {
+	unknownField := regexp.MustCompile(`field (\S+) not found in type main\.(\w+)`)
+	msg := err.Error()
+	msg = unknownField.ReplaceAllString(msg, `unknown field "$1" (every field is listed in config.example.yaml)`)
+	msg = strings.ReplaceAll(msg, "yaml: unmarshal errors:\n  ", "")
+	return msg
+}
+
+// envOverrides are the SIGNET_* variables, each setting one config field.
+// SIGNET_KEK is not here: it is a secret, read where the KEK is resolved.
+type envOverride struct {
+	name  string
+	apply func(c *Config, v string) error
+}
+
+func envOverrides() []envOverride {
+	return []envOverride{
+		{"SIGNET_ISSUER", func(c *Config, v string) error { c.Issuer = v; return nil }},
+		{"SIGNET_ADDR", func(c *Config, v string) error { c.HTTP.Addr = v; return nil }},
+		{"SIGNET_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
+		{"SIGNET_KEYS_ALGORITHMS", func(c *Config, v string) error { c.Keys.Algorithms = splitList(v); return nil }},
+		{"SIGNET_KEYS_RSA_BITS", func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("SIGNET_KEYS_RSA_BITS: %q is not a number", v)
+			}
+			c.Keys.RSABits = n
+			return nil
+		}},
+		{"SIGNET_KEYS_ENCRYPTION_KEY_FILE", func(c *Config, v string) error { c.Keys.EncryptionKeyFile = v; return nil }},
+		{"SIGNET_KEYS_ROTATION_SCHEDULE", func(c *Config, v string) error { c.Keys.Rotation.Schedule = v; return nil }},
+		{"SIGNET_KEYS_PURGE_SCHEDULE", func(c *Config, v string) error { c.Keys.Purge.Schedule = v; return nil }},
+		{"SIGNET_JWKS_MAX_AGE", func(c *Config, v string) error { c.JWKS.MaxAge = v; return nil }},
+		{"SIGNET_TOKENS_DEFAULT_TTL", func(c *Config, v string) error { c.Tokens.DefaultTTL = v; return nil }},
+		{"SIGNET_TOKENS_MAX_TTL", func(c *Config, v string) error { c.Tokens.MaxTTL = v; return nil }},
+		{"SIGNET_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+		{"SIGNET_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	}
+}
+
+func applyEnv(c *Config, getenv func(string) string) error {
+	var errs []error
+	for _, o := range envOverrides() {
+		if v := getenv(o.name); v != "" {
+			if err := o.apply(c, v); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, f)
+	}
+	return out
+}
+
+// BoltPath is where the database lives.
+func (c *Config) BoltPath() string {
+	if c.Storage.Bolt.Path != "" {
+		return c.Storage.Bolt.Path
+	}
+	return filepath.Join(c.DataDir, "signet.db")
+}
+
+// KEKPath is the key-encryption-key file used when SIGNET_KEK is unset.
+func (c *Config) KEKPath() string {
+	if c.Keys.EncryptionKeyFile != "" {
+		return c.Keys.EncryptionKeyFile
+	}
+	return filepath.Join(c.DataDir, "kek")
+}
+
+// Validate checks every field and returns all problems at once, each naming
+// its field and what to do.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	p := &c.parsed
+
+	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		bad("issuer", "%q: expected an absolute http(s) URL without query or fragment, such as https://auth.example.com", c.Issuer)
+	} else if strings.HasSuffix(c.Issuer, "/") {
+		bad("issuer", "%q: remove the trailing slash (the issuer is compared byte for byte)", c.Issuer)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "empty: set a directory such as ./data")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr", "%q: expected HOST:PORT such as 127.0.0.1:8080", c.HTTP.Addr)
+	}
+	duration := func(field, v string, dst *time.Duration, min time.Duration) {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			bad(field, "%q: expected a duration such as 300s, 15m or 1h", v)
+			return
+		}
+		if d < min {
+			bad(field, "%s: must be at least %s", v, min)
+			return
+		}
+		*dst = d
+	}
+	duration("http.shutdown_timeout", c.HTTP.ShutdownTimeout, &p.shutdownTimeout, 0)
+	duration("storage.bolt.lock_timeout", c.Storage.Bolt.LockTimeout, &p.lockTimeout, 10*time.Millisecond)
+	duration("keys.purge.leeway", c.Keys.Purge.Leeway, &p.purgeLeeway, 0)
+	duration("jwks.max_age", c.JWKS.MaxAge, &p.jwksMaxAge, 0)
+	duration("tokens.default_ttl", c.Tokens.DefaultTTL, &p.defaultTTL, time.Second)
+	duration("tokens.max_ttl", c.Tokens.MaxTTL, &p.maxTTL, time.Second)
+	if p.defaultTTL > 0 && p.maxTTL > 0 && p.defaultTTL > p.maxTTL {
+		bad("tokens.default_ttl", "%s is longer than tokens.max_ttl %s: lower it or raise tokens.max_ttl", p.defaultTTL, p.maxTTL)
+	}
+
+	switch c.Storage.Backend {
+	case "bolt":
+	default:
+		bad("storage.backend", "%q: expected bolt", c.Storage.Backend)
+	}
+
+	if len(c.Keys.Algorithms) == 0 {
+		bad("keys.algorithms", "empty: list at least one of %v (RS256 is what every verifier supports)", keys.Algorithms())
+	}
+	seen := map[string]bool{}
+	for _, a := range c.Keys.Algorithms {
+		switch {
+		case !keys.ValidAlgorithm(a):
+			bad("keys.algorithms", "%q: unknown algorithm; supported: %v (HS* is never allowed: a shared secret cannot be published)", a, keys.Algorithms())
+		case seen[a]:
+			bad("keys.algorithms", "%q listed twice", a)
+		}
+		seen[a] = true
+	}
+	if !keys.ValidRSABits(c.Keys.RSABits) {
+		bad("keys.rsa_bits", "%d: expected 2048, 3072 or 4096 (RFC 7518 requires at least 2048)", c.Keys.RSABits)
+	}
+	schedule := func(field, spec string, dst *cron.Schedule) {
+		s, err := cron.ParseStandard(spec)
+		if err != nil {
+			bad(field, "%q: expected a cron spec such as \"@every 24h\" or \"0 3 * * 1\" (%v)", spec, err)
+			return
+		}
+		*dst = s
+	}
+	schedule("keys.rotation.schedule", c.Keys.Rotation.Schedule, &p.rotation)
+	schedule("keys.purge.schedule", c.Keys.Purge.Schedule, &p.purge)
+	if p.rotation != nil {
+		p.rotationPeriod = shortestPeriod(p.rotation, time.Now())
+		if p.rotationPeriod <= 0 {
+			bad("keys.rotation.schedule", "%q never fires", c.Keys.Rotation.Schedule)
+		} else if p.jwksMaxAge > p.rotationPeriod {
+			bad("jwks.max_age", "%s is longer than the rotation period %s of keys.rotation.schedule %q: "+
+				"a new key could sign before verifiers' cached JWKS has it; lower jwks.max_age or rotate less often",
+				p.jwksMaxAge, p.rotationPeriod, c.Keys.Rotation.Schedule)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: expected debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "%q: expected json or text", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// shortestPeriod is the smallest gap between consecutive firings of s over
+// its next 200 firings: the worst case a pending key waits before it signs.
+func shortestPeriod(s cron.Schedule, from time.Time) time.Duration {
+	prev := s.Next(from)
+	if prev.IsZero() {
+		return 0
+	}
+	shortest := time.Duration(0)
+	for range 200 {
+		next := s.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		if gap := next.Sub(prev); shortest == 0 || gap < shortest {
+			shortest = gap
+		}
+		prev = next
+	}
+	return shortest
+}

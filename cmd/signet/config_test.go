@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRun_Serve_BadInput: each bad configuration exits non-zero with an
+// error that names the cause, before anything listens; none panics.
+func TestRun_Serve_BadInput(t *testing.T) {
+	dir := t.TempDir()
+	aFile := filepath.Join(dir, "file")
+	if err := os.WriteFile(aFile, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held := testConfig(t, nil)
+	startMain(t, held, nil)
+
+	tests := []struct {
+		name  string
+		yaml  string
+		args  []string
+		wants []string
+	}{
+		{"malformed yaml", "issuer: [unclosed\n", nil, []string{"config", "line"}},
+		{"unknown field", "keys:\n  algoritms: [RS256]\n", nil, []string{`unknown field "algoritms"`, "config.example.yaml"}},
+		{"wrong type", "keys:\n  rsa_bits: many\n", nil, []string{"line 2", "many"}},
+		{"bad cron spec", "keys:\n  rotation:\n    schedule: every day\n", nil, []string{"keys.rotation.schedule", `"every day"`, "@every 24h"}},
+		{"bad algorithm", "keys:\n  algorithms: [RS256, HS256]\n", nil, []string{"keys.algorithms", `"HS256"`}},
+		{"rsa below 2048", "keys:\n  rsa_bits: 1024\n", nil, []string{"keys.rsa_bits", "1024", "2048"}},
+		{"max-age above rotation period", "keys:\n  rotation:\n    schedule: '@every 1m'\njwks:\n  max_age: 5m\n", nil, []string{"jwks.max_age", "keys.rotation.schedule", "1m0s"}},
+		{"bad duration", "tokens:\n  max_ttl: forever\n", nil, []string{"tokens.max_ttl", `"forever"`}},
+		{"default ttl above max", "tokens:\n  default_ttl: 2h\n  max_ttl: 1h\n", nil, []string{"tokens.default_ttl"}},
+		{"issuer with slash", "issuer: https://auth.example.com/\n", nil, []string{"issuer", "trailing slash"}},
+		{"bad addr", "", []string{"--addr", "nonsense"}, []string{"http.addr", "HOST:PORT"}},
+		{"several at once", "keys:\n  rsa_bits: 1000\nlog:\n  level: loud\n", nil, []string{"keys.rsa_bits", "log.level"}},
+		{"data dir is a file", "", []string{"--data-dir", aFile}, []string{"data directory", "not a directory"}},
+		{"database held by another process", "", []string{"--data-dir", held.DataDir}, []string{"in use by another signet process"}},
+		{"missing config file", "", []string{"--config", filepath.Join(dir, "absent.yaml")}, []string{"absent.yaml", "no such file"}},
+		{"unknown flag", "", []string{"--frobnicate"}, []string{"frobnicate"}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "d", string(rune('a'+i)))}
+			if tc.yaml != "" {
+				path := filepath.Join(dir, tc.name+".yaml")
+				if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", path)
+			}
+			args = append(args, tc.args...)
+			var out, errOut bytes.Buffer
+			code := run(t.Context(), args, &out, &errOut)
+			if code == 0 {
+				t.Fatalf("exit 0, want an error; stderr: %s", errOut.String())
+			}
+			for _, want := range tc.wants {
+				if !strings.Contains(errOut.String(), want) {
+					t.Errorf("stderr %q does not contain %q", errOut.String(), want)
+				}
+			}
+			if strings.Contains(errOut.String(), "panic") || strings.Contains(errOut.String(), "goroutine ") {
+				t.Errorf("stderr shows a panic: %s", errOut.String())
+			}
+		})
+	}
+}
+
+func TestConfig_Precedence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("issuer: https://file.example\nhttp:\n  addr: 127.0.0.1:1111\ndata_dir: /from/file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SIGNET_ADDR", "127.0.0.1:2222")
+	t.Setenv("SIGNET_DATA_DIR", "/from/env")
+	fs := newFlagSet("serve", &bytes.Buffer{})
+	var cf configFlags
+	cf.register(fs)
+	if err := parseFlags(fs, []string{"--config", path, "--data-dir", "/from/flag"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cf.load(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != "https://file.example" || c.HTTP.Addr != "127.0.0.1:2222" || c.DataDir != "/from/flag" {
+		t.Errorf("issuer %q addr %q data_dir %q: want file, env, flag", c.Issuer, c.HTTP.Addr, c.DataDir)
+	}
+}
+
+// TestConfig_ExampleIsDefaults: config.example.yaml documents every field
+// with its default, so loading it must give exactly the defaults.
+func TestConfig_ExampleIsDefaults(t *testing.T) {
+	c := defaultConfig()
+	if err := loadConfigFile(&c, "../../config.example.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := defaultConfig()
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.parsed, d.parsed = parsedConfig{}, parsedConfig{}
+	if !equalConfig(c, d) {
+		t.Errorf("config.example.yaml = %+v, want the defaults %+v", c, d)
+	}
+}
+
+func equalConfig(a, b Config) bool {
+	return strings.Join(a.Keys.Algorithms, ",") == strings.Join(b.Keys.Algorithms, ",") &&
+		a.Issuer == b.Issuer && a.DataDir == b.DataDir && a.HTTP == b.HTTP && a.Storage == b.Storage &&
+		a.Keys.RSABits == b.Keys.RSABits && a.Keys.EncryptionKeyFile == b.Keys.EncryptionKeyFile &&
+		a.Keys.Rotation == b.Keys.Rotation && a.Keys.Purge == b.Keys.Purge && a.JWKS == b.JWKS &&
+		a.Tokens == b.Tokens && a.Log == b.Log && a.Dev == b.Dev
+}
+
+func TestShortestPeriod(t *testing.T) {
+	c := defaultConfig()
+	for spec, want := range map[string]time.Duration{
+		"@every 24h":  24 * time.Hour,
+		"0 3 * * 1":   7 * 24 * time.Hour,
+		"0 3,4 * * *": time.Hour,
+		"@hourly":     time.Hour,
+	} {
+		c.Keys.Rotation.Schedule = spec
+		c.JWKS.MaxAge = "1s"
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if c.parsed.rotationPeriod != want {
+			t.Errorf("period of %q = %s, want %s", spec, c.parsed.rotationPeriod, want)
+		}
+	}
+}

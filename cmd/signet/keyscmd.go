@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/signet-auth/signet/keys"
+)
+
+// runKeys is `signet keys list|rotate|revoke KID`. Offline it opens the data
+// directory (which no server may hold open) with the same configuration as
+// serve.
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate" && args[0] != "revoke") {
+		return usageError{"usage: signet keys list|rotate|revoke KID [--data-dir DIR | --server URL] [--json] [--force]"}
+	}
+	sub := args[0]
+	fs := newFlagSet("keys "+sub, stderr)
+	var cf configFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	force := fs.Bool("force", false, "rotate: activate the pending key even if it was published for less than jwks.max_age")
+	server := fs.String("server", "", "talk to a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	var kid string
+	if sub == "revoke" {
+		if fs.NArg() != 1 {
+			return usageError{"usage: signet keys revoke KID"}
+		}
+		kid = fs.Arg(0)
+	} else if fs.NArg() != 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *server != "" {
+		return keysOnline(ctx, *server, sub, kid, *force, *asJSON, stdout)
+	}
+	cfg, err := cf.load(fs)
+	if err != nil {
+		return err
+	}
+	st, err := openBolt(cfg.BoltPath(), cfg.parsed.lockTimeout)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if sub == "list" {
+		infos, err := keys.List(ctx, st)
+		if err != nil {
+			return err
+		}
+		return printKeys(stdout, infos, *asJSON)
+	}
+	infos, err := keys.List(ctx, st)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log)
+	kek, err := resolveKEK(ctx, &cfg, os.Getenv, len(infos) == 0, log)
+	if err != nil {
+		return err
+	}
+	m, err := keys.Open(ctx, keys.Options{
+		Store: st, KEK: kek, Algorithms: cfg.Keys.Algorithms, RSABits: cfg.Keys.RSABits,
+		MaxTokenTTL: cfg.parsed.maxTTL, PurgeLeeway: cfg.parsed.purgeLeeway, MinPublishAge: cfg.parsed.jwksMaxAge,
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	switch sub {
+	case "rotate":
+		err = m.Rotate(ctx, *force)
+	case "revoke":
+		err = m.Revoke(ctx, kid)
+	}
+	if err != nil {
+		return err
+	}
+	return printKeys(stdout, m.Current(), *asJSON)
+}
+
+func printKeys(w io.Writer, infos []keys.Info, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if infos == nil {
+			infos = []keys.Info{}
+		}
+		return enc.Encode(infos)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATED\tRETIRED\tEXPIRES")
+	for _, k := range infos {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.State,
+			fmtTime(k.CreatedAt), fmtTime(k.ActivatedAt), fmtTime(k.RetiredAt), fmtTime(k.ExpiresAt))
+	}
+	return tw.Flush()
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

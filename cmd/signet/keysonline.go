@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/signet-auth/signet/keys"
+)
+
+// keysOnline runs a keys subcommand against a running server's admin API.
+// The admin API answers every keys call with the key list after the change,
+// in the same shape `keys list --json` prints offline.
+func keysOnline(ctx context.Context, server, sub, kid string, force, asJSON bool, stdout io.Writer) error {
+	ac, err := newAdminClient(ctx, server)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Keys []keys.Info `json:"keys"`
+	}
+	switch sub {
+	case "list":
+		err = ac.do(ctx, http.MethodGet, "/admin/keys", nil, &out)
+	case "rotate":
+		path := "/admin/keys/rotate"
+		if force {
+			path += "?force=true"
+		}
+		err = ac.do(ctx, http.MethodPost, path, nil, &out)
+	case "revoke":
+		err = ac.do(ctx, http.MethodPost, "/admin/keys/"+url.PathEscape(kid)+"/revoke", nil, &out)
+	}
+	if err != nil {
+		return err
+	}
+	return printKeys(stdout, out.Keys, asJSON)
+}

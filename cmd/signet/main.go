@@ -1,0 +1,148 @@
+// Command signet is the Signet token authority: `signet serve` runs it, and
+// the other commands manage keys, clients and users, online through the
+// admin API or offline on a data directory no server holds open.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one `signet NAME` subcommand.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"serve":   {"run the authority", runServe},
+		"keys":    {"list, rotate or revoke signing keys", runKeys},
+		"clients": {"create, list, delete clients or rotate a client secret", runClients},
+		"init":    {"create the first admin client on an empty store", runInit},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "signet: unknown command %q\n\n", args[0])
+		usage(stderr, cmds)
+		return 2
+	}
+	if err := cmd.run(ctx, args[1:], stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "signet %s: %v\n", args[0], err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "signet %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// usageError is a mistake in the command line itself (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "usage: signet COMMAND [flags]\n\ncommands:")
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'signet COMMAND -h' for a command's flags.")
+}
+
+// configFlags are the flags every command that reads the configuration takes.
+type configFlags struct {
+	config, addr, dataDir, issuer string
+}
+
+func (f *configFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "config file (YAML); also SIGNET_CONFIG")
+	fs.StringVar(&f.addr, "addr", "", "listen address HOST:PORT (default 127.0.0.1:8080); also SIGNET_ADDR")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ./data); also SIGNET_DATA_DIR")
+	fs.StringVar(&f.issuer, "issuer", "", "issuer URL (default http://localhost:8080); also SIGNET_ISSUER")
+}
+
+// load builds the configuration: defaults, then the file, then SIGNET_*
+// variables, then the flags given on the command line; then validates it.
+func (f *configFlags) load(fs *flag.FlagSet) (Config, error) {
+	c := defaultConfig()
+	path := f.config
+	if path == "" {
+		path = os.Getenv("SIGNET_CONFIG")
+	}
+	if path != "" {
+		if err := loadConfigFile(&c, path); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := applyEnv(&c, os.Getenv); err != nil {
+		return Config{}, err
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "addr":
+			c.HTTP.Addr = f.addr
+		case "data-dir":
+			c.DataDir = f.dataDir
+		case "issuer":
+			c.Issuer = f.issuer
+		}
+	})
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("signet "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args and turns flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}

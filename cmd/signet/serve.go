@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/robfig/cron/v3"
+
+	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/storage"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var cf configFlags
+	cf.register(fs)
+	dev := fs.Bool("dev", false, "development mode: on an empty store, create a demo client and log a ready curl line")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load(fs)
+	if err != nil {
+		return err
+	}
+	if *dev {
+		cfg.Dev = true
+	}
+	m := &Main{Config: cfg, LogOutput: stderr, Getenv: os.Getenv}
+	if err := m.Open(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	<-ctx.Done()
+	m.Logger.LogAttrs(context.Background(), slog.LevelInfo, "shutting down")
+	return m.Close()
+}
+
+// Main is the running server, so that tests can start the real wiring in
+// process (Open on 127.0.0.1:0) and stop it (Close).
+type Main struct {
+	Config    Config
+	LogOutput io.Writer
+	Getenv    func(string) string
+	// Now is the clock for keys and tokens; nil means time.Now.
+	Now func() time.Time
+
+	Logger *slog.Logger
+	Store  storage.Store
+	Keys   *keys.Manager
+	Server *authority.Server
+
+	listener net.Listener
+	http     *http.Server
+	cron     *cron.Cron
+	served   chan error
+	cancel   context.CancelFunc
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts everything: store, keys, HTTP, cron. On error, call Close.
+func (m *Main) Open(ctx context.Context) error {
+	if m.Getenv == nil {
+		m.Getenv = os.Getenv
+	}
+	if m.Now == nil {
+		m.Now = time.Now
+	}
+	c := &m.Config
+	m.Logger = newLogger(m.LogOutput, c.Log)
+	log := m.Logger
+
+	st, err := openBolt(c.BoltPath(), c.parsed.lockTimeout)
+	if err != nil {
+		return err
+	}
+	m.Store = st
+	existing, err := keys.List(ctx, st)
+	if err != nil {
+		return fmt.Errorf("read keys from %s: %w", c.BoltPath(), err)
+	}
+	kek, err := resolveKEK(ctx, c, m.Getenv, len(existing) == 0, log)
+	if err != nil {
+		return err
+	}
+	// Jobs and watchers live until Close, not until the caller's ctx ends.
+	root, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.Keys, err = keys.Open(root, keys.Options{
+		Store:         st,
+		KEK:           kek,
+		Algorithms:    c.Keys.Algorithms,
+		RSABits:       c.Keys.RSABits,
+		MaxTokenTTL:   c.parsed.maxTTL,
+		PurgeLeeway:   c.parsed.purgeLeeway,
+		MinPublishAge: c.parsed.jwksMaxAge,
+		Logger:        log.With("component", "keys"),
+		Now:           m.Now,
+	})
+	var de *keys.DecryptError
+	if errors.As(err, &de) {
+		return fmt.Errorf("%w: the key-encryption key does not match the one this store was made with; "+
+			"set SIGNET_KEK or keys.encryption_key_file (now %s) to the original", err, c.KEKPath())
+	}
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	jwksRequests := registerMetrics(reg, m.Keys, m.Now)
+	jh := jwks.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
+	m.Server, err = authority.New(root, authority.Config{
+		Issuer:          c.Issuer,
+		Store:           st,
+		JWKS:            countRequests(jh, jwksRequests),
+		Signer:          m.Keys,
+		KeySet:          m.Keys,
+		Keys:            keyAdmin{m.Keys},
+		Algorithms:      c.Keys.Algorithms,
+		DefaultTokenTTL: c.parsed.defaultTTL,
+		MaxTokenTTL:     c.parsed.maxTTL,
+		Metrics:         promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Ready:           m.ready,
+		Logger:          log,
+		Now:             m.Now,
+	})
+	if err != nil {
+		return err
+	}
+
+	m.cron = cron.New(cron.WithLogger(cronLogger{log.With("component", "cron")}),
+		cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
+	m.cron.Schedule(c.parsed.rotation, cron.FuncJob(func() { m.rotateJob(root) }))
+	m.cron.Schedule(c.parsed.purge, cron.FuncJob(func() { m.purgeJob(root) }))
+
+	ln, err := net.Listen("tcp", c.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http.addr %s: %w", c.HTTP.Addr, err)
+	}
+	m.listener = ln
+	m.http = &http.Server{
+		Handler:           m.Server,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.http.Serve(ln) }()
+	m.cron.Start()
+	var active []string
+	for _, k := range m.Keys.Current() {
+		if k.State == keys.StateActive {
+			active = append(active, k.Alg+":"+k.KID)
+		}
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "signet serving",
+		slog.String("addr", ln.Addr().String()),
+		slog.String("issuer", c.Issuer),
+		slog.String("db", c.BoltPath()),
+		slog.Any("active_keys", active),
+		slog.String("rotation", c.Keys.Rotation.Schedule))
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// URL is the base URL of the listener (not the configured issuer).
+func (m *Main) URL() string { return "http://" + m.Addr() }
+
+// Close shuts down in order: stop accepting and finish in-flight requests,
+// stop cron and wait for a running job, stop watchers, close the store.
+// Calling it again returns the first result.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
+	var errs []error
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.parsed.shutdownTimeout)
+		if err := m.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("http: %w", err))
+		}
+	}
+	if m.cron != nil {
+		<-m.cron.Stop().Done()
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	if m.Keys != nil {
+		errs = append(errs, m.Keys.Close())
+	}
+	if m.Store != nil {
+		errs = append(errs, m.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Main) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := m.Store.View(ctx, func(storage.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return m.Keys.Ready()
+}
+
+func (m *Main) rotateJob(root context.Context) {
+	ctx, cancel := context.WithTimeout(root, time.Minute)
+	defer cancel()
+	err := m.Keys.Rotate(ctx, false)
+	switch {
+	case errors.Is(err, keys.ErrPendingTooYoung):
+		m.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation postponed to the next run", slog.String("reason", err.Error()))
+	case err != nil:
+		m.Logger.LogAttrs(ctx, slog.LevelError, "scheduled rotation failed", slog.String("err", err.Error()))
+	}
+}
+
+func (m *Main) purgeJob(root context.Context) {
+	ctx, cancel := context.WithTimeout(root, time.Minute)
+	defer cancel()
+	if _, err := m.Keys.Purge(ctx); err != nil {
+		m.Logger.LogAttrs(ctx, slog.LevelError, "purge failed", slog.String("err", err.Error()))
+	}
+}
+
+func newLogger(w io.Writer, c logConfig) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// cronLogger adapts slog to cron.Logger.
+type cronLogger struct{ l *slog.Logger }
+
+func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug("cron: "+msg, kv...) }
+func (c cronLogger) Error(err error, msg string, kv ...any) {
+	c.l.Error("cron: "+msg, append(kv, "err", err)...)
+}

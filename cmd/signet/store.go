@@ -1,0 +1,37 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storage/bolt"
+)
+
+// openBolt opens the database at path, making its directory (0700) if
+// needed. A database held by a running server is a clear error, not a hang.
+func openBolt(path string, lockTimeout time.Duration) (*bolt.Store, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	if _, err := os.ReadDir(dir); err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	st, err := bolt.Open(path, bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolt.ErrLocked) {
+		return nil, fmt.Errorf("database %s is in use by another signet process (a running server?): stop it, or use --server to talk to it: %w", path, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// openStore opens the store of a data directory for offline commands.
+func openStore(dataDir string) (storage.Store, error) {
+	return openBolt(filepath.Join(dataDir, "signet.db"), time.Second)
+}
