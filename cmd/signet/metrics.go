@@ -73,3 +73,36 @@ func (c keyCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(n), sa.state, sa.alg)
 	}
 }
+
+// tokenMetrics implements authority.TokenMetrics with Prometheus. Client
+// ids are left out of the labels on purpose: the registry can hold any
+// number of clients, and per-client series would grow without bound.
+type tokenMetrics struct {
+	issued  *prometheus.CounterVec
+	failed  *prometheus.CounterVec
+	latency prometheus.Histogram
+}
+
+func newTokenMetrics(reg *prometheus.Registry) *tokenMetrics {
+	m := &tokenMetrics{
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_tokens_issued_total",
+			Help: "Access tokens issued, by grant type and signing algorithm.",
+		}, []string{"grant", "alg"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_token_errors_total",
+			Help: "Refused token requests, by OAuth error code.",
+		}, []string{"error"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "signet_token_request_duration_seconds",
+			Help:    "Token endpoint latency, successes and failures.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+	}
+	reg.MustRegister(m.issued, m.failed, m.latency)
+	return m
+}
+
+func (m *tokenMetrics) Issued(grant, alg, _ string) { m.issued.WithLabelValues(grant, alg).Inc() }
+func (m *tokenMetrics) Failed(code string)          { m.failed.WithLabelValues(code).Inc() }
+func (m *tokenMetrics) Observe(d time.Duration)     { m.latency.Observe(d.Seconds()) }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,12 +134,19 @@ func (m *Main) Open(ctx context.Context) error {
 		DefaultTokenTTL: c.parsed.defaultTTL,
 		MaxTokenTTL:     c.parsed.maxTTL,
 		Metrics:         promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		TokenMetrics:    newTokenMetrics(reg),
 		Ready:           m.ready,
 		Logger:          log,
 		Now:             m.Now,
 	})
 	if err != nil {
 		return err
+	}
+
+	if c.Dev {
+		if err := m.ensureDemoClient(ctx); err != nil {
+			return err
+		}
 	}
 
 	m.cron = cron.New(cron.WithLogger(cronLogger{log.With("component", "cron")}),
@@ -175,6 +183,29 @@ func (m *Main) Open(ctx context.Context) error {
 		slog.String("db", c.BoltPath()),
 		slog.Any("active_keys", active),
 		slog.String("rotation", c.Keys.Rotation.Schedule))
+	return nil
+}
+
+// ensureDemoClient is --dev: on a store without clients it creates the demo
+// client and logs its credentials with a curl line to paste. Never outside
+// dev mode, since the secret lands in the log.
+func (m *Main) ensureDemoClient(ctx context.Context) error {
+	id, secret, created, err := authority.EnsureDemoClient(ctx, m.Server.Clients())
+	if err != nil {
+		return err
+	}
+	if !created {
+		m.Logger.LogAttrs(ctx, slog.LevelInfo, "dev mode: the store already has clients, no demo client created")
+		return nil
+	}
+	curl := fmt.Sprintf("curl -s -u %s:%s -d grant_type=client_credentials -d scope=%s %s/oauth2/token",
+		id, secret, authority.DemoScope, strings.TrimSuffix(m.Config.Issuer, "/"))
+	m.Logger.LogAttrs(ctx, slog.LevelWarn, "dev mode: demo client created; its secret is shown only here",
+		slog.String("client_id", id),
+		slog.String("client_secret", secret),
+		slog.String("scope", authority.DemoScope),
+		slog.String("audience", authority.DemoAudience),
+		slog.String("try", curl))
 	return nil
 }
 
