@@ -114,7 +114,7 @@ log:
 	const kills = 50
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	published := map[string]bool{} // every kid ever seen in the JWKS
-	actives := map[string]bool{}    // every kid ever seen active
+	actives := map[string]bool{}   // every kid ever seen active
 	var killedAtStart int
 	for i := range kills {
 		c := startChild(t, args)
