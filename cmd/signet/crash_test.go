@@ -28,8 +28,13 @@ type child struct {
 
 func startChild(t *testing.T, args []string, env ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), append([]string{"SIGNET_TEST_RUN_MAIN=1"}, env...)...)
+	return startCmd(t, exec.Command(os.Args[0], args...), append([]string{"SIGNET_TEST_RUN_MAIN=1"}, env...)...)
+}
+
+// startCmd starts cmd with env added and follows its JSON log on stderr.
+func startCmd(t *testing.T, cmd *exec.Cmd, env ...string) *child {
+	t.Helper()
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

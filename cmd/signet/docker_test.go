@@ -1,0 +1,149 @@
+package main
+
+import (
+	"debug/elf"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// dockerfile is the parts of the Dockerfile the image depends on.
+type dockerfile struct {
+	build      string            // the RUN line that builds the signet binary
+	env        map[string]string // ENV of the final stage
+	user       string
+	volume     string
+	entrypoint []string
+	cmd        []string
+}
+
+// parseDockerfile reads ../../Dockerfile with just enough of the syntax for
+// our own file: comments, backslash continuations, ENV K=V pairs, JSON
+// ENTRYPOINT/CMD. No Docker engine runs here, so the test checks what the
+// image would run instead of running the image.
+func parseDockerfile(t *testing.T) dockerfile {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	cur := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if strings.HasSuffix(l, `\`) {
+			cur += strings.TrimSuffix(l, `\`) + " "
+			continue
+		}
+		lines = append(lines, cur+l)
+		cur = ""
+	}
+	d := dockerfile{env: map[string]string{}}
+	for _, l := range lines {
+		instr, rest, _ := strings.Cut(l, " ")
+		switch strings.ToUpper(instr) {
+		case "FROM":
+			d.env = map[string]string{} // only the final stage counts
+		case "RUN":
+			if strings.Contains(rest, "go build") && strings.Contains(rest, "./cmd/signet") {
+				d.build = rest
+			}
+		case "ENV":
+			for _, kv := range strings.Fields(rest) {
+				k, v, _ := strings.Cut(kv, "=")
+				d.env[k] = v
+			}
+		case "USER":
+			d.user = rest
+		case "VOLUME":
+			d.volume = rest
+		case "ENTRYPOINT":
+			if err := json.Unmarshal([]byte(rest), &d.entrypoint); err != nil {
+				t.Fatalf("ENTRYPOINT %s: %v", rest, err)
+			}
+		case "CMD":
+			if err := json.Unmarshal([]byte(rest), &d.cmd); err != nil {
+				t.Fatalf("CMD %s: %v", rest, err)
+			}
+		}
+	}
+	return d
+}
+
+// TestDockerfile builds the binary exactly as the Dockerfile does, checks
+// that it is static (the final stage is scratch: no libc, no loader), and
+// runs it as the image would: `signet serve` with the image's environment.
+func TestDockerfile(t *testing.T) {
+	d := parseDockerfile(t)
+	if d.user == "" || strings.HasPrefix(d.user, "0") || strings.HasPrefix(d.user, "root") {
+		t.Errorf("USER %q: the image must not run as root", d.user)
+	}
+	if d.volume != d.env["SIGNET_DATA_DIR"] {
+		t.Errorf("VOLUME %q is not SIGNET_DATA_DIR %q: the data would not persist", d.volume, d.env["SIGNET_DATA_DIR"])
+	}
+	if host, _, err := net.SplitHostPort(d.env["SIGNET_ADDR"]); err != nil || host != "0.0.0.0" {
+		t.Errorf("SIGNET_ADDR %q: a container must listen on 0.0.0.0", d.env["SIGNET_ADDR"])
+	}
+	if got := append(d.entrypoint[1:], d.cmd...); len(got) != 1 || got[0] != "serve" {
+		t.Errorf("ENTRYPOINT+CMD run %v, want signet serve", append(d.entrypoint, d.cmd...))
+	}
+
+	// "CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/signet ./cmd/signet"
+	fields := strings.Fields(strings.ReplaceAll(d.build, `"-s -w"`, "-s\x00-w"))
+	var env, args []string
+	for i, f := range fields {
+		if f == "go" {
+			args = fields[i+1:]
+			break
+		}
+		env = append(env, f)
+	}
+	if !strings.Contains(strings.Join(env, " "), "CGO_ENABLED=0") {
+		t.Fatalf("the Dockerfile builds without CGO_ENABLED=0: %q", d.build)
+	}
+	bin := filepath.Join(t.TempDir(), "signet")
+	for i, a := range args {
+		args[i] = strings.ReplaceAll(a, "\x00", " ")
+		if i > 0 && args[i-1] == "-o" {
+			args[i] = bin
+		}
+	}
+	build := exec.Command("go", args...)
+	build.Dir = filepath.Join("..", "..")
+	build.Env = append(os.Environ(), env...)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go %v: %v\n%s", args, err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the binary needs a dynamic loader; it cannot run on scratch")
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Errorf("the binary links %v; it cannot run on scratch", libs)
+	}
+
+	// Run it with the image's environment (port 0 instead of 8080, a temp
+	// dir for the volume) and check it serves.
+	c := startCmd(t, exec.Command(bin, d.cmd...),
+		"SIGNET_ADDR="+strings.TrimSuffix(d.env["SIGNET_ADDR"], ":8080")+":0",
+		"SIGNET_DATA_DIR="+t.TempDir())
+	addr := c.waitServing(t)
+	_, port, _ := net.SplitHostPort(addr)
+	set, _, _ := fetchJWKS(t, "http://127.0.0.1:"+port)
+	if set.Len() < 2 {
+		t.Errorf("the image's server publishes %d keys", set.Len())
+	}
+}
