@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -142,6 +144,24 @@ func TestServe_FreshServerPublishesKeys(t *testing.T) {
 			t.Errorf("JWKS contains member %s", private)
 		}
 	}
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		tp, err := k.Thumbprint(crypto.SHA256)
+		if err != nil || k.KeyID() != base64.RawURLEncoding.EncodeToString(tp) {
+			t.Errorf("kid %s is not the RFC 7638 thumbprint jwx computes (%v)", k.KeyID(), err)
+		}
+	}
+	if _, again, _ := fetchJWKS(t, m.URL()); again != etag {
+		t.Errorf("ETag changed without a key change: %s then %s", etag, again)
+	}
+	defer func() {
+		if err := m.Keys.Rotate(t.Context(), true); err != nil {
+			t.Fatal(err)
+		}
+		if _, after, _ := fetchJWKS(t, m.URL()); after == etag {
+			t.Error("ETag did not change after a rotation")
+		}
+	}()
 	req, _ := http.NewRequest(http.MethodGet, m.URL()+"/.well-known/jwks.json", nil)
 	req.Header.Set("If-None-Match", etag)
 	resp, err := http.DefaultClient.Do(req)
@@ -163,7 +183,7 @@ func TestServe_FreshServerPublishesKeys(t *testing.T) {
 			t.Errorf("GET %s: status %d, want %d: %s", path, resp.StatusCode, want, b)
 		}
 		if path == "/metrics" {
-			for _, metric := range []string{`signet_keys{alg="ES256",state="active"} 1`, "signet_jwks_requests_total 2", "signet_active_key_age_seconds", "signet_key_rotations_total 0"} {
+			for _, metric := range []string{`signet_keys{alg="ES256",state="active"} 1`, "signet_jwks_requests_total 3", "signet_active_key_age_seconds", "signet_key_rotations_total 0"} {
 				if !strings.Contains(string(b), metric) {
 					t.Errorf("metrics lack %q", metric)
 				}
