@@ -21,7 +21,15 @@ func openBolt(path string, lockTimeout time.Duration) (*bolt.Store, error) {
 	if _, err := os.ReadDir(dir); err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", dir, err)
 	}
+	// The file holds the encrypted private keys and every client's secret
+	// hash: refuse one that other users can read, as for the KEK file.
+	if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("database %s: mode %v lets other users read it: run chmod 600 %s", path, info.Mode().Perm(), path)
+	}
 	st, err := bolt.Open(path, bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolt.ErrCorrupt) {
+		return nil, fmt.Errorf("%w\nSignet will not replace it with a new, empty key set: restore %s from a backup (bbolt check reports what is broken)", err, path)
+	}
 	if errors.Is(err, bolt.ErrLocked) {
 		return nil, fmt.Errorf("database %s is in use by another signet process (a running server?): stop it, or use --server to talk to it: %w", path, err)
 	}

@@ -86,6 +86,12 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// bbolt initialises an empty file as a new database. An existing empty
+	// file is a truncated one (bbolt writes and syncs its first pages when it
+	// creates a file): starting on it would mean a fresh, empty key ring.
+	if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() && info.Size() == 0 {
+		return nil, fmt.Errorf("open bolt %s: %w: the file is empty (truncated?); if this is a new installation that was interrupted, delete it", path, ErrCorrupt)
+	}
 	db, err := openDB(path, opts.Timeout)
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
