@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,21 +203,23 @@ func highWaterMark(t *testing.T, path string) int64 {
 	return n
 }
 
-// TestOpen_Empty documents what bbolt does with a zero-length file: it is a
-// new database (bbolt initialises it). That is what a crash during the very
-// first Open leaves behind, before anything could have been stored.
+// TestOpen_Empty: bbolt would initialise a zero-length file as a new
+// database. Signet refuses it: bbolt writes and syncs its first pages as soon
+// as it creates a file, so an existing empty file is a truncated database,
+// and opening it as new would start Signet on an empty key ring. (The one
+// exception, a crash inside the very first Open, is fixed by deleting the
+// file, which the error says.)
 func TestOpen_Empty(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "signet.db")
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := mustOpen(t, path)
-	err := s.View(t.Context(), func(tx storage.Tx) error {
-		_, err := tx.Get("b", "k")
-		return err
-	})
-	if !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("Get on initialised empty file = %v, want ErrNotFound", err)
+	_, err := bolt.Open(path, bolt.Options{})
+	if !errors.Is(err, bolt.ErrCorrupt) || !strings.Contains(err.Error(), "delete it") {
+		t.Fatalf("Open on an empty file = %v, want ErrCorrupt saying what to do", err)
+	}
+	if info, _ := os.Stat(path); info.Size() != 0 {
+		t.Error("Open wrote to the empty file it refused")
 	}
 }
 
