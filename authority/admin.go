@@ -54,6 +54,13 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 	e.DELETE("/admin/clients/:id", s.adminDeleteClient, auth)
 	e.POST("/admin/clients/:id/secret", s.adminRotateSecret, auth)
 	e.GET("/admin/audit", s.adminAudit, auth)
+	e.GET("/admin/users", s.adminListUsers, auth)
+	e.POST("/admin/users", s.adminCreateUser, auth)
+	e.GET("/admin/users/:id", s.adminGetUser, auth)
+	e.PATCH("/admin/users/:id", s.adminUpdateUser, auth)
+	e.DELETE("/admin/users/:id", s.adminDeleteUser, auth)
+	e.POST("/admin/users/:id/password", s.adminSetPassword, auth)
+	e.POST("/admin/users/:id/logout", s.adminLogout, auth)
 }
 
 // requireAdmin authenticates the bearer token, checks the scope, and
@@ -204,6 +211,8 @@ func adminError(err error) error {
 		return &Error{Code: "not_found", Description: "no such object", Status: http.StatusNotFound, Err: err}
 	case errors.Is(err, ErrClientExists):
 		return &Error{Code: "conflict", Description: "client id already exists", Status: http.StatusConflict, Err: err}
+	case errors.Is(err, ErrUserExists):
+		return &Error{Code: "conflict", Description: "username already exists", Status: http.StatusConflict, Err: err}
 	case errors.Is(err, ErrKeyConflict):
 		return &Error{Code: "conflict", Description: err.Error(), Status: http.StatusConflict, Err: err}
 	}
@@ -426,7 +435,7 @@ func (s *Server) adminUpdateClient(c echo.Context) error {
 }
 
 // patchedFields names the fields a patch sets, for the audit trail.
-func patchedFields(p ClientPatch) string {
+func patchedFields(p any) string {
 	b, _ := json.Marshal(p)
 	var m map[string]json.RawMessage
 	_ = json.Unmarshal(b, &m)
@@ -494,4 +503,158 @@ func (s *Server) adminAudit(c echo.Context) error {
 		evs = []AuditEvent{}
 	}
 	return c.JSON(http.StatusOK, auditResponse{evs})
+}
+
+type usersResponse struct {
+	Users []User `json:"users"`
+}
+
+// userError is adminError with the validation text about a user.
+func userError(err error) error {
+	e := adminError(err)
+	var oe *Error
+	if errors.As(e, &oe) && oe.Code == "invalid_request" {
+		oe.Description = "invalid user: " + strings.TrimPrefix(oe.Description, "invalid client: ")
+	}
+	return e
+}
+
+func (s *Server) adminListUsers(c echo.Context) error {
+	list, err := s.users.List(c.Request().Context())
+	if err != nil {
+		return adminError(err)
+	}
+	if list == nil {
+		list = []User{}
+	}
+	return c.JSON(http.StatusOK, usersResponse{list})
+}
+
+func (s *Server) adminCreateUser(c echo.Context) error {
+	var nu NewUser
+	if err := decodeJSON(c, &nu); err != nil {
+		return err
+	}
+	var out User
+	err := s.audited(c, "users.create", nu.Username, func() (string, error) {
+		u, err := s.users.Create(c.Request().Context(), nu)
+		out = u
+		return "id=" + u.ID, userError(err)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) adminGetUser(c echo.Context) error {
+	u, err := s.users.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return adminError(err)
+	}
+	return c.JSON(http.StatusOK, u)
+}
+
+func (s *Server) adminUpdateUser(c echo.Context) error {
+	var p UserPatch
+	if err := decodeJSON(c, &p); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	ctx := c.Request().Context()
+	var out User
+	err := s.audited(c, "users.update", id, func() (string, error) {
+		u, disabled, err := s.users.Update(ctx, id, p)
+		if err != nil {
+			return "", userError(err)
+		}
+		out = u
+		detail := patchedFields(p)
+		if disabled {
+			n, err := s.logout(ctx, id, reasonUserGone)
+			if err != nil {
+				return "", errServer(err)
+			}
+			detail += fmt.Sprintf(" disabled: families_revoked=%d", n)
+		}
+		return detail, nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) adminDeleteUser(c echo.Context) error {
+	id := c.Param("id")
+	ctx := c.Request().Context()
+	err := s.audited(c, "users.delete", id, func() (string, error) {
+		if err := s.users.Delete(ctx, id); err != nil {
+			return "", adminError(err)
+		}
+		n, err := s.logout(ctx, id, reasonUserGone)
+		if err != nil {
+			return "", errServer(err)
+		}
+		return fmt.Sprintf("families_revoked=%d", n), nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// adminSetPassword sets a new password and ends the user's sessions: a
+// password is reset because it may be known to someone else.
+func (s *Server) adminSetPassword(c echo.Context) error {
+	var pc PasswordChange
+	if err := decodeJSON(c, &pc); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	ctx := c.Request().Context()
+	err := s.audited(c, "users.set_password", id, func() (string, error) {
+		if err := s.users.SetPassword(ctx, id, pc); err != nil {
+			return "", userError(err)
+		}
+		n, err := s.logout(ctx, id, reasonUserChanged)
+		if err != nil {
+			return "", errServer(err)
+		}
+		return fmt.Sprintf("families_revoked=%d", n), nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// LogoutResult is the answer to POST /admin/users/{id}/logout.
+type LogoutResult struct {
+	FamiliesRevoked int   `json:"families_revoked"`
+	Cutoff          int64 `json:"cutoff"`
+}
+
+func (s *Server) adminLogout(c echo.Context) error {
+	if err := decodeJSON(c, &struct{}{}); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	ctx := c.Request().Context()
+	var out LogoutResult
+	err := s.audited(c, "users.logout", id, func() (string, error) {
+		if _, err := s.users.Get(ctx, id); err != nil {
+			return "", adminError(err)
+		}
+		n, err := s.logout(ctx, id, reasonLogout)
+		if err != nil {
+			return "", errServer(err)
+		}
+		out = LogoutResult{FamiliesRevoked: n, Cutoff: s.cfg.Now().Unix() + 1}
+		return fmt.Sprintf("families_revoked=%d", n), nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
 }

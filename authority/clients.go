@@ -24,6 +24,8 @@ const clientsBucket = "clients"
 // Grant types and client authentication methods Signet implements.
 const (
 	GrantClientCredentials = "client_credentials"
+	GrantPassword          = "password"
+	GrantRefreshToken      = "refresh_token"
 	AuthSecretBasic        = "client_secret_basic"
 	AuthSecretPost         = "client_secret_post"
 )
@@ -48,6 +50,15 @@ var (
 
 // supportedAlgorithms are the asymmetric JWS algorithms Signet can sign
 // with. HS* never: a symmetric key cannot be published.
+// supportedGrants are the grant types a client may be allowed.
+var supportedGrants = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken}
+
+// maxRefreshReuseGrace caps Client.RefreshReuseGrace.
+const maxRefreshReuseGrace = time.Minute
+
+// maxRefreshTTL caps the refresh lifetimes a client may set.
+const maxRefreshTTL = 366 * 24 * time.Hour
+
 var supportedAlgorithms = []string{"RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"}
 
 // reservedClaims are the claims Signet sets itself (RFC 7519 §4.1, RFC 9068
@@ -116,6 +127,21 @@ type Client struct {
 	// registered claim.
 	ExtraClaims map[string]json.RawMessage `json:"extra_claims,omitempty"`
 	Disabled    bool                       `json:"disabled"`
+	// RefreshIdleTTL and RefreshAbsoluteTTL override the server's refresh
+	// token lifetimes for this client (0: the server's); they can only
+	// shorten them.
+	RefreshIdleTTL     Duration `json:"refresh_idle_ttl,omitempty"`
+	RefreshAbsoluteTTL Duration `json:"refresh_absolute_ttl,omitempty"`
+	// RefreshReuseGrace (0 to 60s, default 0) is how long after a rotation
+	// the refresh token just replaced may be presented again (a retry after
+	// a lost response) without the family being revoked as reused.
+	RefreshReuseGrace Duration `json:"refresh_reuse_grace,omitempty"`
+	// RefreshTokenCookie delivers refresh tokens in an HttpOnly, Secure,
+	// SameSite=Strict cookie (Path=/oauth2) instead of the JSON body, and
+	// accepts them from it.
+	RefreshTokenCookie bool `json:"refresh_token_cookie,omitempty"`
+	// Introspect allows the client to call /oauth2/introspect.
+	Introspect bool `json:"introspect,omitempty"`
 	// PreviousSecretExpiresAt is when the secret replaced by the last
 	// rotation stops working; zero when there is none.
 	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at,omitzero"`
@@ -135,6 +161,12 @@ type ClientPatch struct {
 	AccessTokenTTL  *Duration                   `json:"access_token_ttl,omitempty"`
 	ExtraClaims     *map[string]json.RawMessage `json:"extra_claims,omitempty"`
 	Disabled        *bool                       `json:"disabled,omitempty"`
+
+	RefreshIdleTTL     *Duration `json:"refresh_idle_ttl,omitempty"`
+	RefreshAbsoluteTTL *Duration `json:"refresh_absolute_ttl,omitempty"`
+	RefreshReuseGrace  *Duration `json:"refresh_reuse_grace,omitempty"`
+	RefreshTokenCookie *bool     `json:"refresh_token_cookie,omitempty"`
+	Introspect         *bool     `json:"introspect,omitempty"`
 }
 
 // clientRecord is what is stored: the client plus its secret hashes.
@@ -332,6 +364,11 @@ func (c *Clients) Update(ctx context.Context, id string, p ClientPatch) (Client,
 		setIf(&cl.AccessTokenTTL, p.AccessTokenTTL)
 		setIf(&cl.ExtraClaims, p.ExtraClaims)
 		setIf(&cl.Disabled, p.Disabled)
+		setIf(&cl.RefreshIdleTTL, p.RefreshIdleTTL)
+		setIf(&cl.RefreshAbsoluteTTL, p.RefreshAbsoluteTTL)
+		setIf(&cl.RefreshReuseGrace, p.RefreshReuseGrace)
+		setIf(&cl.RefreshTokenCookie, p.RefreshTokenCookie)
+		setIf(&cl.Introspect, p.Introspect)
 		if err := c.validate(cl); err != nil {
 			return err
 		}
@@ -422,9 +459,26 @@ func (c *Clients) validate(cl *Client) error {
 		bad("client_id", "must be 1 to 128 characters of A-Z a-z 0-9 - . _ ~")
 	}
 	for _, g := range cl.GrantTypes {
-		if g != GrantClientCredentials {
-			bad("grant_types", fmt.Sprintf("unsupported grant type %q (supported: %s)", g, GrantClientCredentials))
+		if !slices.Contains(supportedGrants, g) {
+			bad("grant_types", fmt.Sprintf("unsupported grant type %q (supported: %s)", g, strings.Join(supportedGrants, ", ")))
 		}
+	}
+	if slices.Contains(cl.GrantTypes, GrantRefreshToken) && !slices.Contains(cl.GrantTypes, GrantPassword) {
+		bad("grant_types", "refresh_token needs a grant that issues refresh tokens (password)")
+	}
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"refresh_idle_ttl", cl.RefreshIdleTTL}, {"refresh_absolute_ttl", cl.RefreshAbsoluteTTL}} {
+		if d := time.Duration(f.d); d != 0 && (d < time.Minute || d > maxRefreshTTL) {
+			bad(f.name, fmt.Sprintf("%s must be 0 (server default) or between 1m and %s", d, maxRefreshTTL))
+		}
+	}
+	if cl.RefreshIdleTTL != 0 && cl.RefreshAbsoluteTTL != 0 && cl.RefreshIdleTTL > cl.RefreshAbsoluteTTL {
+		bad("refresh_idle_ttl", "longer than refresh_absolute_ttl")
+	}
+	if g := time.Duration(cl.RefreshReuseGrace); g < 0 || g > maxRefreshReuseGrace {
+		bad("refresh_reuse_grace", fmt.Sprintf("%s must be between 0 and %s", g, maxRefreshReuseGrace))
 	}
 	if hasDup(cl.GrantTypes) {
 		bad("grant_types", "duplicate value")
@@ -558,6 +612,8 @@ type clientEntry struct {
 	defaultScope string
 	basic, post  bool
 	grantCC      bool
+	grantPW      bool
+	grantRT      bool
 }
 
 func newClientEntry(rec clientRecord) (*clientEntry, error) {
@@ -565,6 +621,8 @@ func newClientEntry(rec clientRecord) (*clientEntry, error) {
 	e.basic = slices.Contains(rec.AuthMethods, AuthSecretBasic)
 	e.post = slices.Contains(rec.AuthMethods, AuthSecretPost)
 	e.grantCC = slices.Contains(rec.GrantTypes, GrantClientCredentials)
+	e.grantPW = slices.Contains(rec.GrantTypes, GrantPassword)
+	e.grantRT = slices.Contains(rec.GrantTypes, GrantRefreshToken)
 	if len(rec.ExtraClaims) > 0 {
 		b, err := json.Marshal(rec.ExtraClaims) // sorted keys: stable tokens
 		if err != nil {

@@ -11,7 +11,8 @@ import (
 
 // metadata is the RFC 8414 authorization server metadata document.
 //
-// Signet has no authorization endpoint (client_credentials only), so
+// Signet has no authorization endpoint (client_credentials, password and
+// refresh_token only), so
 // authorization_endpoint is absent (RFC 8414 §2: required only when a grant
 // uses it) and response_types_supported, which §2 requires, is the empty
 // list: there is no response type to support, and advertising "token" or
@@ -28,8 +29,14 @@ type metadata struct {
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	ScopesSupported                   []string `json:"scopes_supported"`
-	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	// RevocationFeed is where verifiers read the denylist (jwks.RevocationFeed).
+	RevocationFeed                   string   `json:"revocation_feed"`
+	ScopesSupported                  []string `json:"scopes_supported"`
+	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
 }
 
 func buildMetadata(cfg Config) ([]byte, error) {
@@ -44,9 +51,14 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		Issuer:                            cfg.Issuer,
 		TokenEndpoint:                     base + "/oauth2/token",
 		JWKSURI:                           base + "/.well-known/jwks.json",
-		GrantTypesSupported:               []string{GrantClientCredentials},
+		GrantTypesSupported:               supportedGrants,
 		ResponseTypesSupported:            []string{},
 		TokenEndpointAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost},
+		RevocationEndpoint:                base + "/oauth2/revoke",
+		RevocationAuthMethodsSupported:    []string{AuthSecretBasic, AuthSecretPost},
+		IntrospectionEndpoint:             base + "/oauth2/introspect",
+		IntrospectionAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost},
+		RevocationFeed:                    base + "/oauth2/revocations",
 		ScopesSupported:                   scopes,
 		IDTokenSigningAlgValuesSupported:  cfg.Algorithms,
 	})

@@ -107,6 +107,12 @@ type envOptions struct {
 	rateLimit authority.RateLimit
 	minAge    time.Duration
 	metrics   authority.TokenMetrics
+	login     authority.LoginRateLimit
+	// password are the argon2id parameters; zero means cheap ones
+	// (tests are about behaviour, BenchmarkPassword about cost) unless
+	// realHash is set.
+	password authority.PasswordParams
+	realHash bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -119,6 +125,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	if o.rateLimit.PerIP == 0 {
 		o.rateLimit.PerIP = -1
+	}
+	if o.password == (authority.PasswordParams{}) && !o.realHash {
+		o.password = authority.PasswordParams{Memory: 64, Time: 1, Threads: 1}
+	}
+	if o.login.PerUserIP == 0 {
+		o.login.PerUserIP, o.login.PerIP, o.login.PerUser = -1, -1, -1
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	e := &env{t: t, clock: &testClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
@@ -138,18 +150,20 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	e.issuer = e.http.URL
 	e.srv, err = authority.New(ctx, authority.Config{
-		Issuer:       e.issuer,
-		Store:        st,
-		JWKS:         jwks.NewHandler(e.keys, 5*time.Minute, logger),
-		Signer:       e.keys,
-		KeySet:       e.keys,
-		Keys:         keyAdmin{e.keys},
-		Algorithms:   o.algs,
-		Scopes:       []string{"read", "write"},
-		RateLimit:    o.rateLimit,
-		TokenMetrics: o.metrics,
-		Logger:       logger,
-		Now:          e.clock.Now,
+		Issuer:         e.issuer,
+		Store:          st,
+		JWKS:           jwks.NewHandler(e.keys, 5*time.Minute, logger),
+		Signer:         e.keys,
+		KeySet:         e.keys,
+		Keys:           keyAdmin{e.keys},
+		Algorithms:     o.algs,
+		Scopes:         []string{"read", "write"},
+		RateLimit:      o.rateLimit,
+		LoginRateLimit: o.login,
+		Password:       o.password,
+		TokenMetrics:   o.metrics,
+		Logger:         logger,
+		Now:            e.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -97,6 +97,20 @@ type Config struct {
 	Scopes []string
 	// RateLimit bounds failed client authentications.
 	RateLimit RateLimit
+	// LoginRateLimit bounds failed password logins.
+	LoginRateLimit LoginRateLimit
+	// Password are the argon2id parameters of new password hashes.
+	Password PasswordParams
+	// RefreshIdleTTL (default 14 days) and RefreshAbsoluteTTL (90 days)
+	// bound refresh token families; a client may shorten them.
+	RefreshIdleTTL     time.Duration
+	RefreshAbsoluteTTL time.Duration
+	// FeedMaxAge is the max-age of /oauth2/revocations (default 30s).
+	FeedMaxAge time.Duration
+	// Leeway is the verifiers' clock skew allowance: a denylist entry or a
+	// cutoff stays in the feed this long after the last token it can
+	// affect has expired (default 1m, jwks.MaxLeeway).
+	Leeway time.Duration
 	// IPExtractor finds the client address for the per-IP limit; nil means
 	// the TCP peer (echo.ExtractIPDirect). Set an X-Forwarded-For extractor
 	// with trusted ranges when running behind a proxy.
@@ -130,6 +144,12 @@ type Server struct {
 	audit   *AuditLog
 	keys    keyCache
 	limits  struct{ client, ip *failureCounter }
+	users   *Users
+	login   *loginLimiter
+	feed    feedCache
+	// dummyHash is verified against when a login names no user, so that
+	// an unknown user costs the same argon2id run as a wrong password.
+	dummyHash string
 
 	metadata []byte
 }
@@ -151,6 +171,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	rl := cfg.RateLimit
 	s.limits.client = newFailureCounter(rl.PerClient, rl.Window, rl.MaxEntries)
 	s.limits.ip = newFailureCounter(rl.PerIP, rl.Window, rl.MaxEntries)
+	s.login = newLoginLimiter(cfg.LoginRateLimit)
+	s.users = NewUsers(cfg.Store, cfg.Password, cfg.Now)
+	s.dummyHash = HashPassword(newJTI(), cfg.Password)
 	md, err := buildMetadata(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("authority: %w", err)
@@ -167,6 +190,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		e.HEAD(p, s.discovery)
 	}
 	e.Any("/oauth2/token", s.token)
+	e.Any("/oauth2/revoke", s.revoke)
+	e.Any("/oauth2/introspect", s.introspect)
+	e.GET("/oauth2/revocations", s.revocations)
+	e.HEAD("/oauth2/revocations", s.revocations)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	if cfg.Metrics != nil {
@@ -179,6 +206,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.adminRoutes(e)
 	}
 	s.echo = e
+	s.feed.watch(ctx, cfg.Store)
 	return s, nil
 }
 
@@ -216,6 +244,26 @@ func (cfg *Config) applyDefaults() error {
 		return fmt.Errorf("authority: default token TTL %s is longer than the maximum %s", cfg.DefaultTokenTTL, cfg.MaxTokenTTL)
 	}
 	cfg.RateLimit.applyDefaults()
+	cfg.LoginRateLimit.applyDefaults()
+	cfg.Password.applyDefaults()
+	if err := cfg.Password.validate(); err != nil {
+		return fmt.Errorf("authority: %w", err)
+	}
+	if cfg.RefreshIdleTTL <= 0 {
+		cfg.RefreshIdleTTL = DefaultRefreshIdleTTL
+	}
+	if cfg.RefreshAbsoluteTTL <= 0 {
+		cfg.RefreshAbsoluteTTL = DefaultRefreshAbsoluteTTL
+	}
+	if cfg.RefreshIdleTTL > cfg.RefreshAbsoluteTTL {
+		return fmt.Errorf("authority: refresh idle TTL %s is longer than the absolute TTL %s", cfg.RefreshIdleTTL, cfg.RefreshAbsoluteTTL)
+	}
+	if cfg.FeedMaxAge <= 0 {
+		cfg.FeedMaxAge = DefaultFeedMaxAge
+	}
+	if cfg.Leeway <= 0 {
+		cfg.Leeway = time.Minute
+	}
 	if cfg.IPExtractor == nil {
 		cfg.IPExtractor = echo.ExtractIPDirect()
 	}
@@ -269,6 +317,9 @@ func (s *Server) AdminHandler() http.Handler {
 	}
 	return s.admin
 }
+
+// Users is the server's user registry.
+func (s *Server) Users() *Users { return s.users }
 
 // Clients is the server's client registry (kept in memory and in sync with
 // the store).

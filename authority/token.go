@@ -45,6 +45,9 @@ type tokenParams struct {
 	grantType, scope, audience string
 	clientID, clientSecret     string
 	resources                  []string
+	username, password         string
+	refreshToken               string
+	token, tokenTypeHint       string // revocation and introspection
 }
 
 // token is POST /oauth2/token (RFC 6749 §4.4 client_credentials).
@@ -79,12 +82,18 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if p.grantType == "" {
 		return errInvalidRequest("grant_type is required")
 	}
-	if p.grantType != GrantClientCredentials {
-		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be client_credentials", Status: http.StatusBadRequest}
+	if !slices.Contains(supportedGrants, p.grantType) {
+		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be client_credentials, password or refresh_token", Status: http.StatusBadRequest}
 	}
 	ent, err := s.authenticate(c, r, &p)
 	if err != nil {
 		return err
+	}
+	switch p.grantType {
+	case GrantPassword:
+		return s.passwordGrant(c, ent, &p)
+	case GrantRefreshToken:
+		return s.refreshGrant(c, ent, &p)
 	}
 	if !ent.grantCC {
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed the client_credentials grant", Status: http.StatusBadRequest}
@@ -104,7 +113,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if s.cfg.TokenMetrics != nil {
 		s.cfg.TokenMetrics.Issued(GrantClientCredentials, ent.rec.SigningAlg, ent.rec.ID)
 	}
-	return writeTokenResponse(c, tok, ttl, scope)
+	return writeTokenResponse(c, tok, ttl, scope, "")
 }
 
 // readTokenParams enforces the transport rules of RFC 6749 §3.2: form
@@ -150,6 +159,8 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 	}
 	p.grantType, p.scope, p.audience = get("grant_type"), get("scope"), get("audience")
 	p.clientID, p.clientSecret = get("client_id"), get("client_secret")
+	p.username, p.password, p.refreshToken = get("username"), get("password"), get("refresh_token")
+	p.token, p.tokenTypeHint = get("token"), get("token_type_hint")
 	for _, v := range form["resource"] {
 		if v != "" && !slices.Contains(p.resources, v) {
 			p.resources = append(p.resources, v)
@@ -160,7 +171,7 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 
 func isTokenParam(k string) bool {
 	switch k {
-	case "grant_type", "scope", "audience", "client_id", "client_secret":
+	case "grant_type", "scope", "audience", "client_id", "client_secret", "username", "password", "refresh_token", "token", "token_type_hint":
 		return true
 	}
 	return false
@@ -325,41 +336,111 @@ func (a audience) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string(a))
 }
 
-// issue builds and signs an access token for ent.
+// issue builds and signs an access token for ent (client_credentials: the
+// client is the subject).
 func (s *Server) issue(ent *clientEntry, scope string, aud []string) (string, time.Duration, error) {
 	key, err := s.keys.get(ent.rec.SigningAlg)
 	if err != nil {
 		return "", 0, errServer(fmt.Errorf("issue token for %s: %w", ent.rec.ID, err))
 	}
-	ttl := min(time.Duration(ent.rec.AccessTokenTTL), s.cfg.MaxTokenTTL)
-	now := s.cfg.Now().Unix()
+	at, err := s.sign(key, ent, accessSpec{sub: ent.rec.ID, scope: scope, aud: aud, jti: newJTI(), iat: s.cfg.Now().Unix()})
+	if err != nil {
+		return "", 0, err
+	}
+	return at.token, at.ttl, nil
+}
+
+// accessSpec is what varies between the access tokens of one client.
+type accessSpec struct {
+	sub, scope, jti string
+	aud             []string
+	iat             int64
+	// user holds the user's claims as JSON object members (no braces);
+	// nil for client tokens.
+	user []byte
+}
+
+type signedAccess struct {
+	token string
+	ttl   time.Duration
+	exp   int64
+}
+
+func newJTI() string {
 	var jti [16]byte
 	_, _ = rand.Read(jti[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(jti[:])
+}
+
+// accessTTL is the access-token lifetime of ent.
+func (s *Server) accessTTL(ent *clientEntry) time.Duration {
+	return min(time.Duration(ent.rec.AccessTokenTTL), s.cfg.MaxTokenTTL)
+}
+
+// sign builds the claims of sp for ent and signs them with key.
+func (s *Server) sign(key *signingKey, ent *clientEntry, sp accessSpec) (signedAccess, error) {
+	ttl := s.accessTTL(ent)
 	claims := accessClaims{
-		Iss: s.cfg.Issuer, Sub: ent.rec.ID, Aud: aud,
-		Exp: now + int64(ttl/time.Second), Nbf: now, Iat: now,
-		Jti: base64.RawURLEncoding.EncodeToString(jti[:]), ClientID: ent.rec.ID, Scope: scope,
+		Iss: s.cfg.Issuer, Sub: sp.sub, Aud: sp.aud,
+		Exp: sp.iat + int64(ttl/time.Second), Nbf: sp.iat, Iat: sp.iat,
+		Jti: sp.jti, ClientID: ent.rec.ID, Scope: sp.scope,
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
-		return "", 0, errServer(fmt.Errorf("encode claims: %w", err))
+		return signedAccess{}, errServer(fmt.Errorf("encode claims: %w", err))
 	}
-	if len(ent.extra) > 0 {
+	extra := ent.extra
+	if sp.user != nil {
+		extra, err = mergeClaims(ent.rec.ExtraClaims, sp.user)
+		if err != nil {
+			return signedAccess{}, errServer(fmt.Errorf("encode claims: %w", err))
+		}
+	}
+	if len(extra) > 0 {
 		payload = append(payload[:len(payload)-1], ',')
-		payload = append(payload, ent.extra...)
+		payload = append(payload, extra...)
 		payload = append(payload, '}')
 	}
 	tok, err := key.sign(payload)
 	if err != nil {
-		return "", 0, errServer(fmt.Errorf("sign token for %s: %w", ent.rec.ID, err))
+		return signedAccess{}, errServer(fmt.Errorf("sign token for %s: %w", ent.rec.ID, err))
 	}
-	return tok, ttl, nil
+	return signedAccess{token: tok, ttl: ttl, exp: claims.Exp}, nil
+}
+
+// mergeClaims puts the user's claims over the client's extra claims and
+// returns object members without braces.
+func mergeClaims(client map[string]json.RawMessage, user []byte) ([]byte, error) {
+	if len(client) == 0 {
+		return user, nil
+	}
+	if len(user) == 0 {
+		b, err := json.Marshal(client)
+		if err != nil {
+			return nil, err
+		}
+		return b[1 : len(b)-1], nil
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(append(append([]byte{'{'}, user...), '}'), &m); err != nil {
+		return nil, err
+	}
+	for k, v := range client {
+		if _, ok := m[k]; !ok {
+			m[k] = v
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return b[1 : len(b)-1], nil
 }
 
 // writeTokenResponse writes the RFC 6749 §5.1 response. Every value in it
 // is base64url, a number or a validated scope, so no escaping is needed.
-func writeTokenResponse(c echo.Context, tok string, ttl time.Duration, scope string) error {
-	b := make([]byte, 0, len(tok)+len(scope)+96)
+func writeTokenResponse(c echo.Context, tok string, ttl time.Duration, scope, refresh string) error {
+	b := make([]byte, 0, len(tok)+len(scope)+len(refresh)+128)
 	b = append(b, `{"access_token":"`...)
 	b = append(b, tok...)
 	b = append(b, `","token_type":"Bearer","expires_in":`...)
@@ -367,6 +448,11 @@ func writeTokenResponse(c echo.Context, tok string, ttl time.Duration, scope str
 	if scope != "" {
 		b = append(b, `,"scope":"`...)
 		b = append(b, scope...)
+		b = append(b, '"')
+	}
+	if refresh != "" {
+		b = append(b, `,"refresh_token":"`...)
+		b = append(b, refresh...)
 		b = append(b, '"')
 	}
 	b = append(b, '}')

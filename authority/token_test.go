@@ -80,7 +80,8 @@ func TestTokenEndpoint_BadRequests(t *testing.T) {
 		{name: "repeated client_id", ctype: form, body: post("svc") + "&client_id=svc", status: 400, code: "invalid_request"},
 		{name: "repeated unknown parameter", ctype: form, body: cc + "&x=1&x=2", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_request"},
 		{name: "repeated audience", ctype: form, body: cc + "&audience=api1&audience=api2", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_request"},
-		{name: "password grant", ctype: form, body: "grant_type=password&username=a&password=b", auth: basic("svc", sec["svc"]), status: 400, code: "unsupported_grant_type"},
+		{name: "password grant not allowed", ctype: form, body: "grant_type=password&username=a&password=b", auth: basic("svc", sec["svc"]), status: 400, code: "unauthorized_client"},
+		{name: "unknown grant", ctype: form, body: "grant_type=implicit", auth: basic("svc", sec["svc"]), status: 400, code: "unsupported_grant_type"},
 		{name: "authorization_code grant", ctype: form, body: "grant_type=authorization_code&code=x", auth: basic("svc", sec["svc"]), status: 400, code: "unsupported_grant_type"},
 		{name: "no client authentication", ctype: form, body: cc, status: 401, code: "invalid_client", wwwAuthBasi: true},
 		{name: "client_id without secret", ctype: form, body: cc + "&client_id=svc", status: 401, code: "invalid_client"},
@@ -296,7 +297,7 @@ func TestTokenEndpoint_Metrics(t *testing.T) {
 	form := url.Values{"grant_type": {"client_credentials"}}
 	e.tokenRequest(form, "svc", sec["svc"])
 	e.tokenRequest(form, "svc", "wrong")
-	e.tokenRequest(url.Values{"grant_type": {"password"}}, "svc", sec["svc"])
+	e.tokenRequest(url.Values{"grant_type": {"implicit"}}, "svc", sec["svc"])
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if got := strings.Join(m.issued, ","); got != "client_credentials EdDSA svc" {

@@ -71,13 +71,13 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var grants, scopes, defScopes, auds, methods listFlag
 	claims := claimFlag{}
 	var alg string
-	var ttl, keep time.Duration
+	var ttl, keep, rIdle, rAbs, rGrace time.Duration
 	nargs := 1
 	switch sub {
 	case "create":
 		nargs = 0
 		fs.StringVar(&spec.ID, "id", "", "client id (required): letters, digits, - . _ ~")
-		fs.Var(&grants, "grant", "allowed grant type, repeatable (default client_credentials)")
+		fs.Var(&grants, "grant", "allowed grant type, repeatable: client_credentials, password, refresh_token (default client_credentials)")
 		fs.Var(&scopes, "scope", `allowed scopes, space-separated or repeated ("a b")`)
 		fs.Var(&defScopes, "default-scope", "scopes granted when none is asked (default: all allowed scopes)")
 		fs.Var(&auds, "audience", "allowed audience, repeatable; the first is the default (required)")
@@ -86,6 +86,11 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.DurationVar(&ttl, "ttl", 0, "access-token lifetime (default tokens.default_ttl)")
 		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post (default both)")
 		fs.Var(claims, "claim", "extra claim NAME=VALUE for every token, repeatable (VALUE is JSON or a string)")
+		fs.DurationVar(&rIdle, "refresh-idle", 0, "refresh session idle lifetime (default tokens.refresh.idle_ttl; can only shorten it)")
+		fs.DurationVar(&rAbs, "refresh-absolute", 0, "refresh session absolute lifetime (default tokens.refresh.absolute_ttl; can only shorten it)")
+		fs.DurationVar(&rGrace, "refresh-reuse-grace", 0, "how long the just-rotated refresh token may be retried without revoking the session (0 to 60s, default 0)")
+		fs.BoolVar(&spec.RefreshTokenCookie, "refresh-cookie", false, "deliver and accept refresh tokens in an HttpOnly Secure SameSite=Strict cookie")
+		fs.BoolVar(&spec.Introspect, "introspect", false, "allow the client to call /oauth2/introspect")
 	case "list":
 		nargs = 0
 	case "get", "delete":
@@ -108,6 +113,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	spec.GrantTypes, spec.Scopes, spec.DefaultScopes, spec.Audiences, spec.AuthMethods = grants, scopes, defScopes, auds, methods
 	spec.SigningAlg, spec.AccessTokenTTL = alg, authority.Duration(ttl)
+	spec.RefreshIdleTTL, spec.RefreshAbsoluteTTL, spec.RefreshReuseGrace = authority.Duration(rIdle), authority.Duration(rAbs), authority.Duration(rGrace)
 	if len(claims) > 0 {
 		spec.ExtraClaims = claims
 	}

@@ -31,6 +31,7 @@ type Config struct {
 	Keys    keysConfig    `yaml:"keys"`
 	JWKS    jwksConfig    `yaml:"jwks"`
 	Tokens  tokensConfig  `yaml:"tokens"`
+	Login   loginConfig   `yaml:"login"`
 	Log     logConfig     `yaml:"log"`
 	Dev     bool          `yaml:"dev"`
 
@@ -75,8 +76,25 @@ type jwksConfig struct {
 }
 
 type tokensConfig struct {
-	DefaultTTL string `yaml:"default_ttl"`
-	MaxTTL     string `yaml:"max_ttl"`
+	DefaultTTL string        `yaml:"default_ttl"`
+	MaxTTL     string        `yaml:"max_ttl"`
+	Refresh    refreshConfig `yaml:"refresh"`
+}
+
+type refreshConfig struct {
+	IdleTTL     string `yaml:"idle_ttl"`
+	AbsoluteTTL string `yaml:"absolute_ttl"`
+}
+
+type loginConfig struct {
+	RateLimit loginRateLimitConfig `yaml:"rate_limit"`
+}
+
+type loginRateLimitConfig struct {
+	Window    string `yaml:"window"`
+	PerUserIP int    `yaml:"per_user_ip"`
+	PerUser   int    `yaml:"per_user"`
+	PerIP     int    `yaml:"per_ip"`
 }
 
 type logConfig struct {
@@ -94,6 +112,9 @@ type parsedConfig struct {
 	jwksMaxAge      time.Duration
 	defaultTTL      time.Duration
 	maxTTL          time.Duration
+	refreshIdle     time.Duration
+	refreshAbsolute time.Duration
+	loginWindow     time.Duration
 }
 
 // defaultConfig is what `signet serve` runs with when nothing is configured.
@@ -110,7 +131,8 @@ func defaultConfig() Config {
 			Purge:      purgeConfig{Schedule: "@every 10m", Leeway: "5m"},
 		},
 		JWKS:   jwksConfig{MaxAge: "300s"},
-		Tokens: tokensConfig{DefaultTTL: "15m", MaxTTL: "1h"},
+		Tokens: tokensConfig{DefaultTTL: "15m", MaxTTL: "1h", Refresh: refreshConfig{IdleTTL: "336h", AbsoluteTTL: "2160h"}},
+		Login:  loginConfig{RateLimit: loginRateLimitConfig{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20}},
 		Log:    logConfig{Level: "info", Format: "json"},
 	}
 }
@@ -168,6 +190,8 @@ func envOverrides() []envOverride {
 		{"SIGNET_JWKS_MAX_AGE", func(c *Config, v string) error { c.JWKS.MaxAge = v; return nil }},
 		{"SIGNET_TOKENS_DEFAULT_TTL", func(c *Config, v string) error { c.Tokens.DefaultTTL = v; return nil }},
 		{"SIGNET_TOKENS_MAX_TTL", func(c *Config, v string) error { c.Tokens.MaxTTL = v; return nil }},
+		{"SIGNET_TOKENS_REFRESH_IDLE_TTL", func(c *Config, v string) error { c.Tokens.Refresh.IdleTTL = v; return nil }},
+		{"SIGNET_TOKENS_REFRESH_ABSOLUTE_TTL", func(c *Config, v string) error { c.Tokens.Refresh.AbsoluteTTL = v; return nil }},
 		{"SIGNET_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 		{"SIGNET_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	}
@@ -249,6 +273,23 @@ func (c *Config) Validate() error {
 	duration("tokens.max_ttl", c.Tokens.MaxTTL, &p.maxTTL, time.Second)
 	if p.defaultTTL > 0 && p.maxTTL > 0 && p.defaultTTL > p.maxTTL {
 		bad("tokens.default_ttl", "%s is longer than tokens.max_ttl %s: lower it or raise tokens.max_ttl", p.defaultTTL, p.maxTTL)
+	}
+	duration("tokens.refresh.idle_ttl", c.Tokens.Refresh.IdleTTL, &p.refreshIdle, time.Minute)
+	duration("tokens.refresh.absolute_ttl", c.Tokens.Refresh.AbsoluteTTL, &p.refreshAbsolute, time.Minute)
+	if p.refreshIdle > 0 && p.refreshAbsolute > 0 && p.refreshIdle > p.refreshAbsolute {
+		bad("tokens.refresh.idle_ttl", "%s is longer than tokens.refresh.absolute_ttl %s: lower it or raise the absolute lifetime", p.refreshIdle, p.refreshAbsolute)
+	}
+	if p.refreshAbsolute > 366*24*time.Hour {
+		bad("tokens.refresh.absolute_ttl", "%s: at most 8784h (366 days)", p.refreshAbsolute)
+	}
+	duration("login.rate_limit.window", c.Login.RateLimit.Window, &p.loginWindow, time.Second)
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"login.rate_limit.per_user_ip", c.Login.RateLimit.PerUserIP}, {"login.rate_limit.per_user", c.Login.RateLimit.PerUser}, {"login.rate_limit.per_ip", c.Login.RateLimit.PerIP}} {
+		if f.v < 1 || f.v > 1_000_000 {
+			bad(f.name, "%d: expected a number of failed logins per window from 1 to 1000000", f.v)
+		}
 	}
 
 	switch c.Storage.Backend {

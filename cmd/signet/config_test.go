@@ -35,6 +35,10 @@ func TestRun_Serve_BadInput(t *testing.T) {
 		{"max-age above rotation period", "keys:\n  rotation:\n    schedule: '@every 1m'\njwks:\n  max_age: 5m\n", nil, []string{"jwks.max_age", "keys.rotation.schedule", "1m0s"}},
 		{"bad duration", "tokens:\n  max_ttl: forever\n", nil, []string{"tokens.max_ttl", `"forever"`}},
 		{"default ttl above max", "tokens:\n  default_ttl: 2h\n  max_ttl: 1h\n", nil, []string{"tokens.default_ttl"}},
+		{"refresh idle above absolute", "tokens:\n  refresh:\n    idle_ttl: 100h\n    absolute_ttl: 10h\n", nil, []string{"tokens.refresh.idle_ttl", "absolute_ttl"}},
+		{"bad refresh duration", "tokens:\n  refresh:\n    absolute_ttl: 90d\n", nil, []string{"tokens.refresh.absolute_ttl", `"90d"`}},
+		{"login limit zero", "login:\n  rate_limit:\n    per_user_ip: 0\n", nil, []string{"login.rate_limit.per_user_ip"}},
+		{"login window", "login:\n  rate_limit:\n    window: soon\n", nil, []string{"login.rate_limit.window"}},
 		{"issuer with slash", "issuer: https://auth.example.com/\n", nil, []string{"issuer", "trailing slash"}},
 		{"bad addr", "", []string{"--addr", "nonsense"}, []string{"http.addr", "HOST:PORT"}},
 		{"several at once", "keys:\n  rsa_bits: 1000\nlog:\n  level: loud\n", nil, []string{"keys.rsa_bits", "log.level"}},
@@ -118,7 +122,7 @@ func equalConfig(a, b Config) bool {
 		a.Issuer == b.Issuer && a.DataDir == b.DataDir && a.HTTP == b.HTTP && a.Storage == b.Storage &&
 		a.Keys.RSABits == b.Keys.RSABits && a.Keys.EncryptionKeyFile == b.Keys.EncryptionKeyFile &&
 		a.Keys.Rotation == b.Keys.Rotation && a.Keys.Purge == b.Keys.Purge && a.JWKS == b.JWKS &&
-		a.Tokens == b.Tokens && a.Log == b.Log && a.Dev == b.Dev
+		a.Tokens == b.Tokens && a.Login == b.Login && a.Log == b.Log && a.Dev == b.Dev
 }
 
 func TestShortestPeriod(t *testing.T) {

@@ -124,20 +124,29 @@ func (m *Main) Open(ctx context.Context) error {
 	jwksRequests := registerMetrics(reg, m.Keys, m.Now)
 	jh := jwks.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
 	m.Server, err = authority.New(root, authority.Config{
-		Issuer:          c.Issuer,
-		Store:           st,
-		JWKS:            countRequests(jh, jwksRequests),
-		Signer:          m.Keys,
-		KeySet:          m.Keys,
-		Keys:            keyAdmin{m.Keys},
-		Algorithms:      c.Keys.Algorithms,
-		DefaultTokenTTL: c.parsed.defaultTTL,
-		MaxTokenTTL:     c.parsed.maxTTL,
-		Metrics:         promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		TokenMetrics:    newTokenMetrics(reg),
-		Ready:           m.ready,
-		Logger:          log,
-		Now:             m.Now,
+		Issuer:             c.Issuer,
+		Store:              st,
+		JWKS:               countRequests(jh, jwksRequests),
+		Signer:             m.Keys,
+		KeySet:             m.Keys,
+		Keys:               keyAdmin{m.Keys},
+		Algorithms:         c.Keys.Algorithms,
+		DefaultTokenTTL:    c.parsed.defaultTTL,
+		MaxTokenTTL:        c.parsed.maxTTL,
+		RefreshIdleTTL:     c.parsed.refreshIdle,
+		RefreshAbsoluteTTL: c.parsed.refreshAbsolute,
+		Leeway:             c.parsed.purgeLeeway,
+		LoginRateLimit: authority.LoginRateLimit{
+			Window:    c.parsed.loginWindow,
+			PerUserIP: c.Login.RateLimit.PerUserIP,
+			PerUser:   c.Login.RateLimit.PerUser,
+			PerIP:     c.Login.RateLimit.PerIP,
+		},
+		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		TokenMetrics: newTokenMetrics(reg),
+		Ready:        m.ready,
+		Logger:       log,
+		Now:          m.Now,
 	})
 	if err != nil {
 		return err
@@ -276,6 +285,16 @@ func (m *Main) purgeJob(root context.Context) {
 	defer cancel()
 	if _, err := m.Keys.Purge(ctx); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelError, "purge failed", slog.String("err", err.Error()))
+	}
+	// Expired or revoked refresh token families, denylist entries and
+	// subject cutoffs that can no longer affect a token.
+	n, err := m.Server.Purge(ctx)
+	if err != nil {
+		m.Logger.LogAttrs(ctx, slog.LevelError, "session purge failed", slog.String("err", err.Error()))
+		return
+	}
+	if n > 0 {
+		m.Logger.LogAttrs(ctx, slog.LevelInfo, "session purge", slog.Int("deleted", n))
 	}
 }
 

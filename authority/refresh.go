@@ -1,0 +1,627 @@
+package authority
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// Buckets of the session state. A refresh token is stored only as the
+// base64url SHA-256 of its value, pointing to its family; the family holds
+// everything else, including which of its tokens is the live one, so that
+// rotation writes two small records and revoking a family is one write.
+const (
+	refreshTokensBucket   = "refresh_tokens"   // sha256(token) → refreshRecord
+	refreshFamiliesBucket = "refresh_families" // family id → familyRecord
+	userFamiliesBucket    = "user_families"    // user id "/" family id → ""
+	denylistBucket        = "denylist"         // jti → exp (unix seconds, decimal)
+	cutoffsBucket         = "subject_cutoffs"  // sub → cutoff (unix seconds, decimal)
+)
+
+// Refresh token lifetimes by default (DESIGN.md, Tokens).
+const (
+	DefaultRefreshIdleTTL     = 14 * 24 * time.Hour
+	DefaultRefreshAbsoluteTTL = 90 * 24 * time.Hour
+)
+
+// refreshCookie is the cookie that carries the refresh token for clients
+// with RefreshTokenCookie.
+const refreshCookie = "signet_refresh_token"
+
+// maxFamilyAccess bounds the access tokens a family remembers for the
+// denylist when it is revoked.
+const maxFamilyAccess = 16
+
+// Family revocation reasons, as the audit trail and introspection logs say them.
+const (
+	reasonReuse       = "refresh_token_reuse"
+	reasonRevoked     = "revoked_by_client"
+	reasonLogout      = "logout"
+	reasonUserGone    = "user_disabled_or_deleted"
+	reasonUserChanged = "password_changed"
+)
+
+type refreshRecord struct {
+	Family   string `json:"f"`
+	IssuedAt int64  `json:"i"` // unix nanoseconds
+}
+
+// familyRecord is one login session: the chain of refresh tokens that
+// started with one password grant. Times are unix nanoseconds.
+type familyRecord struct {
+	ID        string   `json:"id"`
+	ClientID  string   `json:"client_id"`
+	UserID    string   `json:"user_id"`
+	Scope     string   `json:"scope"`
+	Aud       []string `json:"aud"`
+	CreatedAt int64    `json:"created_at"`
+	ExpiresAt int64    `json:"expires_at"` // absolute lifetime
+	IdleTTL   int64    `json:"idle_ttl"`
+	LastUsed  int64    `json:"last_used"`
+	// Current is the hash of the only refresh token that may be used;
+	// Previous the one it replaced at RotatedAt (for the reuse grace).
+	Current   string `json:"current"`
+	Previous  string `json:"previous,omitempty"`
+	RotatedAt int64  `json:"rotated_at,omitempty"`
+	Rotations int    `json:"rotations"`
+	RevokedAt int64  `json:"revoked_at,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	// Access are the access tokens issued in this family that may not have
+	// expired yet: they go on the denylist when the family is revoked.
+	Access []issuedAccess `json:"access,omitempty"`
+}
+
+type issuedAccess struct {
+	JTI string `json:"j"`
+	Exp int64  `json:"e"`
+}
+
+// expiresAt is when the family stops working unless used again.
+func (f *familyRecord) expiresAt() int64 { return min(f.ExpiresAt, f.LastUsed+f.IdleTTL) }
+
+func (f *familyRecord) addAccess(jti string, exp, now int64) {
+	keep := f.Access[:0]
+	for _, a := range f.Access {
+		if a.Exp > now {
+			keep = append(keep, a)
+		}
+	}
+	keep = append(keep, issuedAccess{jti, exp})
+	if len(keep) > maxFamilyAccess {
+		keep = keep[len(keep)-maxFamilyAccess:]
+	}
+	f.Access = keep
+}
+
+// newRefreshToken returns a 256-bit random token and the key it is stored under.
+func newRefreshToken() (tok, key string) {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	tok = base64.RawURLEncoding.EncodeToString(b[:])
+	return tok, refreshKey(tok)
+}
+
+func refreshKey(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// looksLikeRefreshToken is the shape of what newRefreshToken makes.
+func looksLikeRefreshToken(tok string) bool {
+	if len(tok) != 43 {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		b := tok[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func newFamilyID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func errInvalidGrant(desc string) *Error {
+	return &Error{Code: "invalid_grant", Description: desc, Status: http.StatusBadRequest}
+}
+
+// errBadRefresh is the one answer for a refresh token that is unknown,
+// expired, revoked, reused or of another client: the client learns nothing
+// that would help it guess.
+func errBadRefresh() *Error { return errInvalidGrant("refresh token is invalid, expired or revoked") }
+
+// errBadLogin is the one answer for an unknown user, a wrong password and a
+// disabled user.
+func errBadLogin() *Error { return errInvalidGrant("invalid username or password") }
+
+func (s *Server) refreshTTLs(ent *clientEntry) (idle, absolute time.Duration) {
+	idle, absolute = s.cfg.RefreshIdleTTL, s.cfg.RefreshAbsoluteTTL
+	if d := time.Duration(ent.rec.RefreshIdleTTL); d > 0 {
+		idle = min(idle, d)
+	}
+	if d := time.Duration(ent.rec.RefreshAbsoluteTTL); d > 0 {
+		absolute = min(absolute, d)
+	}
+	return min(idle, absolute), absolute
+}
+
+func getInt(tx storage.Tx, bucket, key string) (int64, error) {
+	b, err := tx.Get(bucket, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(string(b), 10, 64)
+}
+
+func putJSON(tx storage.Tx, bucket, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Put(bucket, key, b)
+}
+
+func getFamily(tx storage.Tx, id string) (familyRecord, error) {
+	var f familyRecord
+	b, err := tx.Get(refreshFamiliesBucket, id)
+	if err != nil {
+		return f, err
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, fmt.Errorf("decode refresh family: %w", err)
+	}
+	return f, nil
+}
+
+// revokeFamily marks f revoked and puts its live access tokens on the
+// denylist (RFC 7009 §2.1, RFC 9700 §4.14.2). The caller writes nothing else
+// for f afterwards.
+func revokeFamily(tx storage.Tx, f *familyRecord, reason string, now time.Time) error {
+	if f.RevokedAt != 0 {
+		return nil
+	}
+	f.RevokedAt, f.Reason = now.UnixNano(), reason
+	for _, a := range f.Access {
+		if a.Exp > now.Unix() {
+			if err := tx.Put(denylistBucket, a.JTI, strconv.AppendInt(nil, a.Exp, 10)); err != nil {
+				return err
+			}
+		}
+	}
+	f.Access = nil
+	return putJSON(tx, refreshFamiliesBucket, f.ID, f)
+}
+
+// passwordGrant is grant_type=password (RFC 6749 §4.3).
+func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams) error {
+	if !ent.grantPW {
+		return &Error{Code: "unauthorized_client", Description: "client is not allowed the password grant", Status: http.StatusBadRequest}
+	}
+	if p.username == "" || p.password == "" {
+		return errInvalidRequest("username and password are required")
+	}
+	scope, err := grantScope(ent, p.scope)
+	if err != nil {
+		return err
+	}
+	aud, err := grantAudience(ent, p.audience, p.resources)
+	if err != nil {
+		return err
+	}
+	key, err := s.keys.get(ent.rec.SigningAlg)
+	if err != nil {
+		return errServer(fmt.Errorf("issue token for %s: %w", ent.rec.ID, err))
+	}
+	ctx := c.Request().Context()
+	now := s.cfg.Now()
+	ip := c.RealIP()
+	if wait := s.login.retryAfter(p.username, ip, now); wait > 0 {
+		return &Error{Code: "temporarily_unavailable", Description: "too many failed logins; retry later", Status: http.StatusTooManyRequests,
+			retryAfter: int((wait + time.Second - 1) / time.Second)}
+	}
+
+	var rec userRecord
+	var cutoff int64
+	found := false
+	err = s.cfg.Store.View(ctx, func(tx storage.Tx) error {
+		var err error
+		rec, err = findUser(tx, p.username)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		cutoff, err = getInt(tx, cutoffsBucket, rec.ID)
+		return err
+	})
+	if err != nil {
+		return errServer(fmt.Errorf("password grant: %w", err))
+	}
+	hash := s.dummyHash
+	if found {
+		hash = rec.PasswordHash
+	}
+	// Always one hash: an unknown user costs what a wrong password does.
+	ok, rehash := verifyPassword(hash, p.password, s.cfg.Password)
+	if !found || !ok || rec.Disabled {
+		s.login.fail(p.username, ip, now)
+		return errBadLogin()
+	}
+	s.login.succeed(p.username, ip, now)
+	if rehash {
+		if err := s.users.rehash(ctx, rec.ID, rec.PasswordHash, p.password); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "password rehash", slog.String("user_id", rec.ID), slog.String("err", err.Error()))
+		}
+	}
+
+	claims, err := userClaims(&rec, scope)
+	if err != nil {
+		return errServer(err)
+	}
+	spec := accessSpec{sub: rec.ID, scope: scope, aud: aud, jti: newJTI(), iat: max(now.Unix(), cutoff), user: claims}
+	refresh := ""
+	if ent.grantRT {
+		var key string
+		refresh, key = newRefreshToken()
+		idle, absolute := s.refreshTTLs(ent)
+		n := now.UnixNano()
+		fam := familyRecord{ID: newFamilyID(), ClientID: ent.rec.ID, UserID: rec.ID, Scope: scope, Aud: aud,
+			CreatedAt: n, ExpiresAt: n + int64(absolute), IdleTTL: int64(idle), LastUsed: n, Current: key}
+		fam.addAccess(spec.jti, spec.iat+int64(s.accessTTL(ent)/time.Second), now.Unix())
+		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: n})
+		if err != nil {
+			return errServer(err)
+		}
+		err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
+			if err := tx.Put(refreshTokensBucket, key, tr); err != nil {
+				return err
+			}
+			if err := tx.Put(userFamiliesBucket, rec.ID+"/"+fam.ID, nil); err != nil {
+				return err
+			}
+			return putJSON(tx, refreshFamiliesBucket, fam.ID, &fam)
+		})
+		if err != nil {
+			return errServer(fmt.Errorf("store refresh token: %w", err))
+		}
+	}
+	at, err := s.sign(key, ent, spec)
+	if err != nil {
+		return err
+	}
+	if s.cfg.TokenMetrics != nil {
+		s.cfg.TokenMetrics.Issued(GrantPassword, ent.rec.SigningAlg, ent.rec.ID)
+	}
+	return s.writeUserTokens(c, ent, at, scope, refresh)
+}
+
+// writeUserTokens answers a password or refresh grant, putting the refresh
+// token in the body or, for a cookie client, in a cookie.
+func (s *Server) writeUserTokens(c echo.Context, ent *clientEntry, at signedAccess, scope, refresh string) error {
+	if refresh != "" && ent.rec.RefreshTokenCookie {
+		idle, _ := s.refreshTTLs(ent)
+		c.SetCookie(&http.Cookie{Name: refreshCookie, Value: refresh, Path: "/oauth2", MaxAge: int(idle / time.Second),
+			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+		refresh = ""
+	}
+	return writeTokenResponse(c, at.token, at.ttl, scope, refresh)
+}
+
+// refreshOutcome is what one run of the rotation transaction decided. It
+// is reset at the start of every run: Batch may run the function again.
+type refreshOutcome struct {
+	err      *Error
+	reuse    bool
+	family   familyRecord
+	user     []byte
+	scope    string
+	aud      []string
+	iat      int64
+	denied   bool // the denylist changed
+	mismatch bool // the token belongs to another client
+}
+
+// refreshGrant is grant_type=refresh_token (RFC 6749 §6) with rotation and
+// reuse detection (RFC 9700 §4.14.2). The read, the checks and every write
+// are one batched transaction, so two requests with the same token cannot
+// both rotate it.
+func (s *Server) refreshGrant(c echo.Context, ent *clientEntry, p *tokenParams) error {
+	if !ent.grantRT {
+		return &Error{Code: "unauthorized_client", Description: "client is not allowed the refresh_token grant", Status: http.StatusBadRequest}
+	}
+	tok := p.refreshToken
+	if tok == "" && ent.rec.RefreshTokenCookie {
+		if ck, err := c.Cookie(refreshCookie); err == nil {
+			tok = ck.Value
+		}
+	}
+	if tok == "" {
+		return errInvalidRequest("refresh_token is required")
+	}
+	if !looksLikeRefreshToken(tok) {
+		return errBadRefresh()
+	}
+	var requested []string
+	if p.scope != "" {
+		requested = strings.Fields(p.scope)
+		for _, t := range requested {
+			if !validScopeToken(t) {
+				return errInvalidScope("malformed scope (RFC 6749 §3.3)")
+			}
+		}
+	}
+	if p.audience != "" && len(p.resources) > 0 {
+		return errInvalidRequest("use audience or resource, not both")
+	}
+	wantAud := p.resources
+	if p.audience != "" {
+		wantAud = []string{p.audience}
+	}
+	key, err := s.keys.get(ent.rec.SigningAlg)
+	if err != nil {
+		return errServer(fmt.Errorf("issue token for %s: %w", ent.rec.ID, err))
+	}
+	ctx := c.Request().Context()
+	now := s.cfg.Now()
+	hash := refreshKey(tok)
+	next, nextKey := newRefreshToken()
+	jti := newJTI()
+	ttl := int64(s.accessTTL(ent) / time.Second)
+	grace := int64(ent.rec.RefreshReuseGrace)
+	tr, err := json.Marshal(refreshRecord{IssuedAt: now.UnixNano()})
+	if err != nil {
+		return errServer(err)
+	}
+	var out refreshOutcome
+	err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
+		out = refreshOutcome{}
+		return s.rotate(tx, &out, rotation{ent: ent, hash: hash, nextKey: nextKey, jti: jti, ttl: ttl, grace: grace,
+			requested: requested, aud: wantAud, now: now, tr: tr})
+	})
+	if err != nil {
+		return errServer(fmt.Errorf("rotate refresh token: %w", err))
+	}
+	if out.denied {
+		s.feed.invalidate()
+	}
+	if out.reuse {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse: family revoked",
+			slog.String("client_id", ent.rec.ID), slog.String("family", out.family.ID), slog.String("user_id", out.family.UserID))
+		s.record(c, AuditEvent{Actor: ent.rec.ID, Action: "refresh.reuse_detected", Target: out.family.UserID, Outcome: "family_revoked",
+			Detail: fmt.Sprintf("family=%s reason=%s: a refresh token that was already rotated was presented again; every token of the family is revoked", out.family.ID, reasonReuse)})
+	}
+	if out.mismatch {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "refresh token presented by another client", slog.String("client_id", ent.rec.ID))
+	}
+	if out.err != nil {
+		return out.err
+	}
+	at, err := s.sign(key, ent, accessSpec{sub: out.family.UserID, scope: out.scope, aud: out.aud, jti: jti, iat: out.iat, user: out.user})
+	if err != nil {
+		return err
+	}
+	if s.cfg.TokenMetrics != nil {
+		s.cfg.TokenMetrics.Issued(GrantRefreshToken, ent.rec.SigningAlg, ent.rec.ID)
+	}
+	return s.writeUserTokens(c, ent, at, out.scope, next)
+}
+
+type rotation struct {
+	ent           *clientEntry
+	hash, nextKey string
+	jti           string
+	ttl, grace    int64
+	requested     []string
+	aud           []string
+	now           time.Time
+	tr            []byte // refreshRecord of the new token without its family
+}
+
+// rotate is the body of the refresh transaction. Refusals are reported in
+// out, not returned: a returned error would roll back the other requests
+// sharing the batch, and a detected reuse must commit its revocation.
+func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
+	b, err := tx.Get(refreshTokensBucket, r.hash)
+	if errors.Is(err, storage.ErrNotFound) {
+		out.err = errBadRefresh()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var rec refreshRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return fmt.Errorf("decode refresh token: %w", err)
+	}
+	f, err := getFamily(tx, rec.Family)
+	if errors.Is(err, storage.ErrNotFound) {
+		out.err = errBadRefresh()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	out.family = f
+	now := r.now.UnixNano()
+	switch {
+	case f.ClientID != r.ent.rec.ID:
+		// Never revoke here: another client could kill this session at will (SECURITY.md T15).
+		out.err, out.mismatch = errBadRefresh(), true
+		return nil
+	case f.RevokedAt != 0, now >= f.expiresAt():
+		out.err = errBadRefresh()
+		return nil
+	}
+	retry := false
+	if r.hash != f.Current {
+		if r.grace > 0 && r.hash == f.Previous && now-f.RotatedAt <= r.grace {
+			retry = true // the answer to the last rotation was lost: rotate again from here
+		} else {
+			out.err, out.reuse, out.denied = errBadRefresh(), true, len(f.Access) > 0
+			err := revokeFamily(tx, &f, reasonReuse, r.now)
+			out.family = f
+			return err
+		}
+	}
+	user, err := getUser(tx, f.UserID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	cutoff, err2 := getInt(tx, cutoffsBucket, f.UserID)
+	if err2 != nil {
+		return err2
+	}
+	if err != nil || user.Disabled || f.CreatedAt/int64(time.Second) < cutoff {
+		out.err, out.denied = errBadRefresh(), len(f.Access) > 0
+		return revokeFamily(tx, &f, reasonUserGone, r.now)
+	}
+	// Scope may narrow, never widen (RFC 6749 §6), and never beyond what
+	// the client is allowed today.
+	granted := strings.Fields(f.Scope)
+	scope := granted
+	if r.requested != nil {
+		for _, sc := range r.requested {
+			if !slices.Contains(granted, sc) {
+				out.err = errInvalidScope("scope " + sc + " was not granted to this refresh token")
+				return nil
+			}
+		}
+		scope = r.requested
+	}
+	kept := make([]string, 0, len(scope))
+	for _, sc := range scope {
+		if slices.Contains(r.ent.rec.Scopes, sc) && !slices.Contains(kept, sc) {
+			kept = append(kept, sc)
+		}
+	}
+	aud := f.Aud
+	if len(r.aud) > 0 {
+		for _, a := range r.aud {
+			if !slices.Contains(f.Aud, a) {
+				out.err = errInvalidTarget("the requested audience was not granted to this refresh token")
+				return nil
+			}
+		}
+		aud = r.aud
+	}
+	out.scope, out.aud = strings.Join(kept, " "), aud
+	out.iat = max(r.now.Unix(), cutoff)
+	if out.user, err = userClaims(&user, out.scope); err != nil {
+		return err
+	}
+
+	if !retry {
+		f.Previous, f.RotatedAt = f.Current, now
+	}
+	f.Current, f.LastUsed = r.nextKey, now
+	f.Rotations++
+	f.addAccess(r.jti, out.iat+r.ttl, r.now.Unix())
+	out.family = f
+	// r.tr is {"f":"","i":N}: set the family without decoding it again.
+	tr := append([]byte(`{"f":"`+f.ID+`"`), r.tr[len(`{"f":""`):]...)
+	if err := tx.Put(refreshTokensBucket, r.nextKey, tr); err != nil {
+		return err
+	}
+	return putJSON(tx, refreshFamiliesBucket, f.ID, &f)
+}
+
+// logoutTx revokes every family of sub and sets its cutoff so that every
+// access token issued until now is rejected. It returns the number of
+// families revoked.
+func logoutTx(tx storage.Tx, sub, reason string, now time.Time) (int, error) {
+	var ids []string
+	err := tx.Scan(userFamiliesBucket, sub+"/", func(k string, _ []byte) error {
+		ids = append(ids, strings.TrimPrefix(k, sub+"/"))
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		f, err := getFamily(tx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if f.RevokedAt == 0 {
+			n++
+		}
+		if err := revokeFamily(tx, &f, reason, now); err != nil {
+			return 0, err
+		}
+	}
+	// Tokens carry iat in whole seconds and verifiers reject iat < cutoff:
+	// the next second covers every token issued up to now. New tokens of
+	// the subject are issued with iat = max(now, cutoff).
+	cutoff := now.Unix() + 1
+	old, err := getInt(tx, cutoffsBucket, sub)
+	if err != nil {
+		return 0, err
+	}
+	if old < cutoff {
+		if err := tx.Put(cutoffsBucket, sub, strconv.AppendInt(nil, cutoff, 10)); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// Logout revokes every refresh token family of the user (or any subject)
+// sub and records a cutoff that invalidates every access token issued to
+// sub until now (for verifiers that read the revocation feed). It returns
+// how many families were revoked.
+func (s *Server) Logout(ctx context.Context, sub string) (int, error) {
+	return s.logout(ctx, sub, reasonLogout)
+}
+
+func (s *Server) logout(ctx context.Context, sub, reason string) (int, error) {
+	n, err := revokeSessions(ctx, s.cfg.Store, sub, reason, s.cfg.Now())
+	s.feed.invalidate()
+	return n, err
+}
+
+// RevokeSessions is Logout on a store no server holds (the offline CLI):
+// it revokes every refresh token family of sub and records its cutoff.
+func RevokeSessions(ctx context.Context, store storage.Store, sub string, now time.Time) (int, error) {
+	return revokeSessions(ctx, store, sub, reasonLogout, now)
+}
+
+func revokeSessions(ctx context.Context, store storage.Store, sub, reason string, now time.Time) (int, error) {
+	var n int
+	err := store.Update(ctx, func(tx storage.Tx) error {
+		var err error
+		n, err = logoutTx(tx, sub, reason, now)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("logout %s: %w", sub, err)
+	}
+	return n, nil
+}

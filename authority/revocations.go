@@ -1,0 +1,228 @@
+package authority
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// DefaultFeedMaxAge is the Cache-Control max-age of /oauth2/revocations:
+// how stale a verifier's denylist may be.
+const DefaultFeedMaxAge = 30 * time.Second
+
+// revocationFeed is the body of GET /oauth2/revocations; jwks.RevocationFeed
+// is its definition on the verifier side.
+type revocationFeed struct {
+	RevokedJTIs    map[string]int64 `json:"revoked_jtis"`
+	SubjectCutoffs map[string]int64 `json:"subject_cutoffs"`
+}
+
+// feedCache keeps the encoded feed until the denylist or a cutoff changes
+// (locally, or on another replica through store.Watch) or an entry in it
+// becomes droppable.
+type feedCache struct {
+	stale atomic.Bool
+	mu    sync.Mutex
+	body  []byte
+	etag  string
+	until int64 // unix seconds when the first entry may be dropped
+}
+
+func (f *feedCache) invalidate() { f.stale.Store(true) }
+
+// watch invalidates the cache on every committed change of the feed's
+// buckets until ctx ends or the store closes.
+func (f *feedCache) watch(ctx context.Context, st storage.Store) {
+	f.stale.Store(true)
+	for _, b := range []string{denylistBucket, cutoffsBucket} {
+		ch := st.Watch(ctx, b)
+		go func() {
+			for range ch {
+				f.stale.Store(true)
+			}
+		}()
+	}
+}
+
+// feedDrop gives the time after which an entry can no longer matter.
+func (s *Server) jtiDrop(exp int64) int64 { return exp + int64(s.cfg.Leeway/time.Second) }
+func (s *Server) cutoffDrop(cutoff int64) int64 {
+	return cutoff + int64((s.cfg.MaxTokenTTL+s.cfg.Leeway)/time.Second)
+}
+
+func (s *Server) feedDoc(ctx context.Context) ([]byte, string, error) {
+	f := &s.feed
+	now := s.cfg.Now().Unix()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.body != nil && !f.stale.Load() && now < f.until {
+		return f.body, f.etag, nil
+	}
+	f.stale.Store(false) // before reading: a change during the read marks it stale again
+	doc := revocationFeed{RevokedJTIs: map[string]int64{}, SubjectCutoffs: map[string]int64{}}
+	until := int64(math.MaxInt64)
+	err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
+		if err := tx.Scan(denylistBucket, "", func(k string, v []byte) error {
+			exp, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil {
+				return fmt.Errorf("denylist %q: %w", k, err)
+			}
+			if d := s.jtiDrop(exp); d > now {
+				doc.RevokedJTIs[k] = exp
+				until = min(until, d)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Scan(cutoffsBucket, "", func(k string, v []byte) error {
+			c, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil {
+				return fmt.Errorf("cutoff %q: %w", k, err)
+			}
+			if d := s.cutoffDrop(c); d > now {
+				doc.SubjectCutoffs[k] = c
+				until = min(until, d)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		f.stale.Store(true)
+		return nil, "", fmt.Errorf("revocation feed: %w", err)
+	}
+	body, err := json.Marshal(doc) // map keys sorted: equal lists, equal bytes
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(body)
+	f.body, f.etag, f.until = body, `"`+base64.RawURLEncoding.EncodeToString(sum[:18])+`"`, until
+	return f.body, f.etag, nil
+}
+
+// revocations is GET /oauth2/revocations: the denylist feed verifiers poll
+// (jwks.RevocationFeed), with a strong ETag and a short max-age.
+func (s *Server) revocations(c echo.Context) error {
+	body, etag, err := s.feedDoc(c.Request().Context())
+	if err != nil {
+		return errServer(err)
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderCacheControl, "public, max-age="+strconv.Itoa(int(s.cfg.FeedMaxAge/time.Second)))
+	h.Set("ETag", etag)
+	h.Set(echo.HeaderAccessControlAllowOrigin, "*")
+	if etagMatch(c.Request().Header.Get("If-None-Match"), etag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+}
+
+// etagMatch is If-None-Match's weak comparison (RFC 9110 §13.1.2).
+func etagMatch(header, etag string) bool {
+	for _, v := range strings.Split(header, ",") {
+		v = strings.TrimPrefix(strings.TrimSpace(v), "W/")
+		if v == "*" || v == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// Purge deletes what can no longer matter: refresh token families that
+// expired or were revoked (with their tokens and user index entries),
+// denylist entries whose token has expired, and subject cutoffs older than
+// the longest access token. It returns how many records it deleted. Run it
+// on a schedule (signet serve runs it with the key purge).
+func (s *Server) Purge(ctx context.Context) (int, error) {
+	now := s.cfg.Now()
+	n := 0
+	feedChanged := false
+	err := s.cfg.Store.Update(ctx, func(tx storage.Tx) error {
+		n, feedChanged = 0, false
+		var dead []string
+		live := map[string]bool{}
+		if err := tx.Scan(refreshFamiliesBucket, "", func(k string, v []byte) error {
+			var f familyRecord
+			if err := json.Unmarshal(v, &f); err != nil {
+				return fmt.Errorf("decode refresh family %s: %w", k, err)
+			}
+			if f.RevokedAt != 0 || now.UnixNano() >= f.expiresAt() {
+				dead = append(dead, k)
+				return nil
+			}
+			live[k] = true
+			return nil
+		}); err != nil {
+			return err
+		}
+		del := func(bucket string, keys []string) error {
+			for _, k := range keys {
+				if err := tx.Delete(bucket, k); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		}
+		if err := del(refreshFamiliesBucket, dead); err != nil {
+			return err
+		}
+		var tokens, index, jtis, cutoffs []string
+		if err := tx.Scan(refreshTokensBucket, "", func(k string, v []byte) error {
+			var r refreshRecord
+			if err := json.Unmarshal(v, &r); err != nil || !live[r.Family] {
+				tokens = append(tokens, k)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Scan(userFamiliesBucket, "", func(k string, _ []byte) error {
+			if _, fam, _ := strings.Cut(k, "/"); !live[fam] {
+				index = append(index, k)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Scan(denylistBucket, "", func(k string, v []byte) error {
+			if exp, err := strconv.ParseInt(string(v), 10, 64); err != nil || s.jtiDrop(exp) <= now.Unix() {
+				jtis = append(jtis, k)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Scan(cutoffsBucket, "", func(k string, v []byte) error {
+			if c, err := strconv.ParseInt(string(v), 10, 64); err != nil || s.cutoffDrop(c) <= now.Unix() {
+				cutoffs = append(cutoffs, k)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		feedChanged = len(jtis)+len(cutoffs) > 0
+		return errors.Join(del(refreshTokensBucket, tokens), del(userFamiliesBucket, index), del(denylistBucket, jtis), del(cutoffsBucket, cutoffs))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge sessions: %w", err)
+	}
+	if feedChanged {
+		s.feed.invalidate()
+	}
+	return n, nil
+}

@@ -1,0 +1,319 @@
+package authority
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// Token type hints (RFC 7009 §2.1, RFC 7662 §2.1).
+const (
+	hintAccess  = "access_token"
+	hintRefresh = "refresh_token"
+)
+
+// accessToken is a verified access token of this issuer.
+type accessToken struct {
+	Iss      string   `json:"iss"`
+	Sub      string   `json:"sub"`
+	Aud      audience `json:"aud"`
+	Exp      int64    `json:"exp"`
+	Iat      int64    `json:"iat"`
+	Nbf      int64    `json:"nbf"`
+	Jti      string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope"`
+}
+
+// UnmarshalJSON reads aud as a string or an array of strings.
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}
+
+// parseAccessToken verifies that tok is a compact JWS access token signed by
+// a key this issuer publishes (pending, active or retired; never a revoked
+// one), with the algorithm taken from the key, and returns its claims. It
+// does not check times, the denylist or cutoffs.
+func (s *Server) parseAccessToken(tok string) (accessToken, bool) {
+	var at accessToken
+	if len(tok) == 0 || len(tok) > maxBearerLen || strings.Count(tok, ".") != 2 ||
+		strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
+		return at, false
+	}
+	msg, err := jws.ParseString(tok)
+	if err != nil || len(msg.Signatures()) != 1 {
+		return at, false
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	if typ := hdr.Type(); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return at, false
+	}
+	if len(hdr.Critical()) > 0 || hdr.JWK() != nil || hdr.JWKSetURL() != "" || hdr.KeyID() == "" {
+		return at, false
+	}
+	set, _ := s.cfg.KeySet.PublicSet()
+	key, ok := set.LookupKeyID(hdr.KeyID())
+	if !ok {
+		return at, false
+	}
+	alg := key.Algorithm().String()
+	if !slices.Contains(supportedAlgorithms, alg) || hdr.Algorithm().String() != alg {
+		return at, false
+	}
+	payload, err := jws.Verify([]byte(tok), jws.WithKey(jwa.SignatureAlgorithm(alg), key))
+	if err != nil {
+		return at, false
+	}
+	if err := json.Unmarshal(payload, &at); err != nil || at.Iss != s.cfg.Issuer || at.Jti == "" || at.Sub == "" || at.Exp == 0 {
+		return at, false
+	}
+	return at, true
+}
+
+// readClientRequest parses and authenticates a revocation or introspection
+// request (the token endpoint's transport rules and client authentication).
+func (s *Server) readClientRequest(c echo.Context) (*clientEntry, tokenParams, error) {
+	r := c.Request()
+	if r.Method != http.MethodPost {
+		return nil, tokenParams{}, &Error{Code: "invalid_request", Description: "this endpoint accepts only POST", Status: http.StatusMethodNotAllowed, allow: http.MethodPost}
+	}
+	p, err := readTokenParams(r)
+	if err != nil {
+		return nil, p, err
+	}
+	if p.grantType != "" || p.username != "" || p.password != "" || p.refreshToken != "" {
+		return nil, p, errInvalidRequest("unexpected token endpoint parameters")
+	}
+	switch p.tokenTypeHint {
+	case "", hintAccess, hintRefresh:
+	default:
+		return nil, p, &Error{Code: "unsupported_token_type", Description: "token_type_hint must be access_token or refresh_token", Status: http.StatusBadRequest}
+	}
+	ent, err := s.authenticate(c, r, &p)
+	if err != nil {
+		return nil, p, err
+	}
+	return ent, p, nil
+}
+
+// revoke is POST /oauth2/revoke (RFC 7009). A refresh token revokes its
+// family and the family's access tokens; an access token goes on the
+// denylist until it expires. Unknown, expired and already revoked tokens
+// are answered 200, as §2.2 says; another client's token is refused.
+func (s *Server) revoke(c echo.Context) error {
+	ent, p, err := s.readClientRequest(c)
+	if err != nil {
+		return err
+	}
+	tok := p.token
+	fromCookie := false
+	if tok == "" && ent.rec.RefreshTokenCookie {
+		if ck, err := c.Cookie(refreshCookie); err == nil {
+			tok, fromCookie = ck.Value, true
+		}
+	}
+	if tok == "" {
+		return errInvalidRequest("token is required")
+	}
+	ctx := c.Request().Context()
+	now := s.cfg.Now()
+	notYours := &Error{Code: "unauthorized_client", Description: "the token was not issued to this client", Status: http.StatusBadRequest}
+	switch {
+	case looksLikeRefreshToken(tok):
+		var mismatch, revoked bool
+		var fam familyRecord
+		err := s.cfg.Store.Update(ctx, func(tx storage.Tx) error {
+			mismatch, revoked = false, false
+			b, err := tx.Get(refreshTokensBucket, refreshKey(tok))
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			var rec refreshRecord
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return err
+			}
+			fam, err = getFamily(tx, rec.Family)
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if fam.ClientID != ent.rec.ID {
+				mismatch = true
+				return nil
+			}
+			revoked = fam.RevokedAt == 0
+			return revokeFamily(tx, &fam, reasonRevoked, now)
+		})
+		if err != nil {
+			return errServer(fmt.Errorf("revoke refresh token: %w", err))
+		}
+		if mismatch {
+			return notYours
+		}
+		if revoked {
+			s.feed.invalidate()
+			s.record(c, AuditEvent{Actor: ent.rec.ID, Action: "refresh.revoke", Target: fam.UserID, Outcome: "ok", Detail: "family=" + fam.ID})
+		}
+	default:
+		at, ok := s.parseAccessToken(tok)
+		if !ok || at.Exp <= now.Unix() {
+			break // not ours, malformed or expired: nothing to revoke
+		}
+		if at.ClientID != ent.rec.ID {
+			return notYours
+		}
+		err := s.cfg.Store.Update(ctx, func(tx storage.Tx) error {
+			return tx.Put(denylistBucket, at.Jti, strconv.AppendInt(nil, at.Exp, 10))
+		})
+		if err != nil {
+			return errServer(fmt.Errorf("revoke access token: %w", err))
+		}
+		s.feed.invalidate()
+	}
+	h := c.Response().Header()
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
+	if fromCookie {
+		c.SetCookie(&http.Cookie{Name: refreshCookie, Value: "", Path: "/oauth2", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	}
+	return c.NoContent(http.StatusOK)
+}
+
+// introspection is the RFC 7662 §2.2 response.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       audience `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Nbf       int64    `json:"nbf,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+}
+
+// introspect is POST /oauth2/introspect (RFC 7662) for clients with
+// Introspect. Anything that is not a live token of this issuer is
+// {"active": false}, with no reason.
+func (s *Server) introspect(c echo.Context) error {
+	ent, p, err := s.readClientRequest(c)
+	if err != nil {
+		return err
+	}
+	if !ent.rec.Introspect {
+		return &Error{Code: "unauthorized_client", Description: "client is not allowed to introspect tokens", Status: http.StatusForbidden}
+	}
+	if p.token == "" {
+		return errInvalidRequest("token is required")
+	}
+	res, err := s.inspect(c, p.token)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
+	ctx := c.Request().Context()
+	now := s.cfg.Now()
+	inactive := introspection{}
+	if looksLikeRefreshToken(tok) {
+		var res introspection
+		err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
+			b, err := tx.Get(refreshTokensBucket, refreshKey(tok))
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			var rec refreshRecord
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return err
+			}
+			f, err := getFamily(tx, rec.Family)
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if f.RevokedAt != 0 || f.Current != refreshKey(tok) || now.UnixNano() >= f.expiresAt() {
+				return nil
+			}
+			u, err := getUser(tx, f.UserID)
+			if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			cutoff, err := getInt(tx, cutoffsBucket, f.UserID)
+			if err != nil || f.CreatedAt/int64(time.Second) < cutoff {
+				return err
+			}
+			res = introspection{Active: true, Scope: f.Scope, ClientID: f.ClientID, Sub: f.UserID, Aud: f.Aud, Iss: s.cfg.Issuer,
+				Exp: f.expiresAt() / int64(time.Second), Iat: rec.IssuedAt / int64(time.Second), TokenType: hintRefresh}
+			return nil
+		})
+		if err != nil {
+			return inactive, errServer(fmt.Errorf("introspect: %w", err))
+		}
+		return res, nil
+	}
+	at, ok := s.parseAccessToken(tok)
+	if !ok || at.Exp <= now.Unix() || at.Nbf > now.Unix()+int64(adminLeeway/time.Second) {
+		return inactive, nil
+	}
+	denied := false
+	err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
+		if _, err := tx.Get(denylistBucket, at.Jti); err == nil {
+			denied = true
+			return nil
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		cutoff, err := getInt(tx, cutoffsBucket, at.Sub)
+		denied = at.Iat < cutoff
+		return err
+	})
+	if err != nil {
+		return inactive, errServer(fmt.Errorf("introspect: %w", err))
+	}
+	if denied {
+		return inactive, nil
+	}
+	return introspection{Active: true, Scope: at.Scope, ClientID: at.ClientID, Sub: at.Sub, Aud: at.Aud, Iss: at.Iss,
+		Exp: at.Exp, Iat: at.Iat, Nbf: at.Nbf, Jti: at.Jti, TokenType: "Bearer"}, nil
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/storage"
+)
+
+const usersUsage = "usage: signet users create --username NAME | list | delete USER | set-password USER [--data-dir DIR | --server URL] [--json]\n" +
+	"USER is a user id or a username. Passwords are read from stdin when it is not a terminal, else prompted for; never from a flag."
+
+// userOps is what the users command does, offline on a store or online
+// through the admin API.
+type userOps interface {
+	create(ctx context.Context, nu authority.NewUser) (authority.User, error)
+	list(ctx context.Context) ([]authority.User, error)
+	// resolve finds a user by id or username.
+	resolve(ctx context.Context, idOrName string) (authority.User, error)
+	remove(ctx context.Context, id string) error
+	setPassword(ctx context.Context, id, password string) error
+}
+
+// runUsers is `signet users create|list|delete|set-password`.
+func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return usersCommand(ctx, args, os.Stdin, stdout, stderr)
+}
+
+func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{usersUsage}
+	}
+	sub := args[0]
+	fs := newFlagSet("users "+sub, stderr)
+	var cf configFlags
+	cf.register(fs)
+	server := fs.String("server", "", "talk to a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	var nu authority.NewUser
+	var roles listFlag
+	nargs := 1
+	switch sub {
+	case "create":
+		nargs = 0
+		fs.StringVar(&nu.Username, "username", "", "username (required, unique regardless of case)")
+		fs.StringVar(&nu.Email, "email", "", "email address (in access tokens with scope email)")
+		fs.Var(&roles, "role", "role, repeatable (in every access token of the user)")
+		fs.BoolVar(&nu.Disabled, "disabled", false, "create the user disabled")
+	case "list":
+		nargs = 0
+	case "delete", "set-password":
+	default:
+		return usageError{usersUsage}
+	}
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != nargs {
+		if nargs == 1 {
+			return usageError{fmt.Sprintf("usage: signet users %s USER", sub)}
+		}
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if sub == "create" && nu.Username == "" {
+		return usageError{"create needs --username"}
+	}
+	nu.Roles = roles
+
+	// Read the password before opening anything: a prompt must not hold
+	// the database lock.
+	var password string
+	if sub == "create" || sub == "set-password" {
+		var err error
+		if password, err = readPassword(stdin, stderr); err != nil {
+			return err
+		}
+	}
+	ops, done, err := openUserOps(ctx, fs, &cf, *server)
+	if err != nil {
+		return err
+	}
+	defer done()
+
+	switch sub {
+	case "create":
+		nu.Password = password
+		u, err := ops.create(ctx, nu)
+		if err != nil {
+			return err
+		}
+		return printUsers(stdout, []authority.User{u}, *asJSON)
+	case "list":
+		list, err := ops.list(ctx)
+		if err != nil {
+			return err
+		}
+		return printUsers(stdout, list, *asJSON)
+	}
+	u, err := ops.resolve(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if sub == "delete" {
+		if err := ops.remove(ctx, u.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted user %s (%s); its sessions are revoked\n", u.Username, u.ID)
+		return nil
+	}
+	if err := ops.setPassword(ctx, u.ID, password); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "password of %s (%s) changed; its sessions are revoked\n", u.Username, u.ID)
+	return nil
+}
+
+// readPassword reads a password from stdin: the first line when stdin is
+// not a terminal, else from a prompt without echo, twice.
+func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stderr, "Password: ")
+		p1, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		fmt.Fprint(stderr, "Repeat password: ")
+		p2, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		if string(p1) != string(p2) {
+			return "", errors.New("the passwords do not match")
+		}
+		return string(p1), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if line == "" {
+		return "", errors.New("no password on stdin (pipe it in, or run in a terminal to be prompted)")
+	}
+	return line, nil
+}
+
+func openUserOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, server string) (userOps, func(), error) {
+	if server != "" {
+		a, err := newAdminClient(ctx, server)
+		if err != nil {
+			return nil, nil, err
+		}
+		return onlineUsers{a}, func() {}, nil
+	}
+	cfg, err := cf.load(fs)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openBolt(cfg.BoltPath(), cfg.parsed.lockTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	ops := offlineUsers{store: st, u: authority.NewUsers(st, authority.PasswordParams{}, nil), audit: authority.NewAuditLog(st, nil)}
+	return ops, func() { _ = st.Close() }, nil
+}
+
+func printUsers(w io.Writer, list []authority.User, asJSON bool) error {
+	if asJSON {
+		if list == nil {
+			list = []authority.User{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tROLES\tSTATUS\tUPDATED")
+	for _, u := range list {
+		status := "enabled"
+		if u.Disabled {
+			status = "disabled"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, orDash(u.Email), orDash(strings.Join(u.Roles, ",")), status, fmtTime(u.UpdatedAt))
+	}
+	return tw.Flush()
+}
+
+// offlineUsers works on the store directly and audits as "cli".
+type offlineUsers struct {
+	store storage.Store
+	u     *authority.Users
+	audit *authority.AuditLog
+}
+
+func (o offlineUsers) record(ctx context.Context, action, target, detail string, err error) {
+	ev := authority.AuditEvent{Actor: "cli", Action: action, Target: target, Outcome: "ok", Detail: detail}
+	if err != nil {
+		ev.Outcome, ev.Detail = "error", err.Error()
+	}
+	_ = o.audit.Record(ctx, ev) // best effort: the action itself is done
+}
+
+func (o offlineUsers) create(ctx context.Context, nu authority.NewUser) (authority.User, error) {
+	u, err := o.u.Create(ctx, nu)
+	o.record(ctx, "users.create", nu.Username, "id="+u.ID, err)
+	return u, err
+}
+
+func (o offlineUsers) list(ctx context.Context) ([]authority.User, error) { return o.u.List(ctx) }
+
+func (o offlineUsers) resolve(ctx context.Context, s string) (authority.User, error) {
+	u, err := o.u.Get(ctx, s)
+	if errors.Is(err, storage.ErrNotFound) {
+		id, lerr := o.u.Lookup(ctx, s)
+		if lerr != nil {
+			return authority.User{}, fmt.Errorf("no user with id or username %q", s)
+		}
+		return o.u.Get(ctx, id)
+	}
+	return u, err
+}
+
+func (o offlineUsers) remove(ctx context.Context, id string) error {
+	err := o.u.Delete(ctx, id)
+	if err == nil {
+		_, err = authority.RevokeSessions(ctx, o.store, id, time.Now())
+	}
+	o.record(ctx, "users.delete", id, "", err)
+	return err
+}
+
+func (o offlineUsers) setPassword(ctx context.Context, id, password string) error {
+	err := o.u.SetPassword(ctx, id, authority.PasswordChange{Password: password})
+	if err == nil {
+		_, err = authority.RevokeSessions(ctx, o.store, id, time.Now())
+	}
+	o.record(ctx, "users.set_password", id, "", err)
+	return err
+}
+
+// onlineUsers goes through the admin API.
+type onlineUsers struct{ a *adminClient }
+
+func (o onlineUsers) create(ctx context.Context, nu authority.NewUser) (authority.User, error) {
+	var out authority.User
+	err := o.a.do(ctx, http.MethodPost, "/admin/users", nu, &out)
+	return out, err
+}
+
+func (o onlineUsers) list(ctx context.Context) ([]authority.User, error) {
+	var out struct {
+		Users []authority.User `json:"users"`
+	}
+	err := o.a.do(ctx, http.MethodGet, "/admin/users", nil, &out)
+	return out.Users, err
+}
+
+func (o onlineUsers) resolve(ctx context.Context, s string) (authority.User, error) {
+	var u authority.User
+	err := o.a.do(ctx, http.MethodGet, "/admin/users/"+url.PathEscape(s), nil, &u)
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+		return u, err
+	}
+	list, err := o.list(ctx)
+	if err != nil {
+		return authority.User{}, err
+	}
+	for _, u := range list {
+		if strings.EqualFold(u.Username, s) {
+			return u, nil
+		}
+	}
+	return authority.User{}, fmt.Errorf("no user with id or username %q", s)
+}
+
+func (o onlineUsers) remove(ctx context.Context, id string) error {
+	return o.a.do(ctx, http.MethodDelete, "/admin/users/"+url.PathEscape(id), nil, nil)
+}
+
+func (o onlineUsers) setPassword(ctx context.Context, id, password string) error {
+	return o.a.do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/password", authority.PasswordChange{Password: password}, nil)
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/signet-auth/signet/authority"
+)
+
+// usersCmd runs `signet users ARGS` with stdin and returns stdout, stderr and its error.
+func usersCmd(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := usersCommand(t.Context(), args, strings.NewReader(stdin), &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+// TestRun_Users_Offline: the user lifecycle on a data directory, with the
+// password from stdin and never from a flag.
+func TestRun_Users_Offline(t *testing.T) {
+	dir := t.TempDir()
+	out, _, err := usersCmd(t, "s3cret password\n", "create", "--data-dir", dir, "--username", "alice", "--email", "alice@example.com", "--role", "ops", "--json")
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	var created []authority.User
+	if err := json.Unmarshal([]byte(out), &created); err != nil || len(created) != 1 || created[0].ID == "" || created[0].Username != "alice" {
+		t.Fatalf("create output %q: %v", out, err)
+	}
+	if strings.Contains(out, "s3cret") || strings.Contains(out, "argon2") {
+		t.Errorf("create output shows the password or its hash: %s", out)
+	}
+	if _, _, err := usersCmd(t, "another password\n", "create", "--data-dir", dir, "--username", "ALICE"); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("duplicate username = %v, want 'already exists'", err)
+	}
+	if _, _, err := usersCmd(t, "", "create", "--data-dir", dir, "--username", "bob"); err == nil || !strings.Contains(err.Error(), "no password on stdin") {
+		t.Errorf("create without a password = %v", err)
+	}
+	if _, _, err := usersCmd(t, "short\n", "create", "--data-dir", dir, "--username", "bob"); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Errorf("create with a short password = %v, want an error naming password", err)
+	}
+	var ue usageError
+	if _, _, err := usersCmd(t, "", "create", "--data-dir", dir, "--username", "bob", "--password", "x"); err == nil || !errorAs(err, &ue) {
+		t.Errorf("--password flag = %v, want a usage error (there is no such flag)", err)
+	}
+	out, _, err = usersCmd(t, "", "list", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "USERNAME") || !strings.Contains(out, "alice") || !strings.Contains(out, "ops") {
+		t.Fatalf("list = %v\n%s", err, out)
+	}
+	if _, _, err := usersCmd(t, "new password here\n", "set-password", "--data-dir", dir, "alice"); err != nil {
+		t.Fatalf("set-password by username: %v", err)
+	}
+	if _, _, err := usersCmd(t, "", "delete", "--data-dir", dir, "nobody"); err == nil {
+		t.Error("delete of an unknown user succeeded")
+	}
+	if out, _, err := usersCmd(t, "", "delete", "--data-dir", dir, created[0].ID); err != nil || !strings.Contains(out, "deleted user alice") {
+		t.Fatalf("delete by id = %v %q", err, out)
+	}
+	out, _, _ = usersCmd(t, "", "list", "--json", "--data-dir", dir)
+	if strings.TrimSpace(out) != "[]" {
+		t.Errorf("list after delete = %s", out)
+	}
+}
+
+func errorAs(err error, target *usageError) bool {
+	u, ok := err.(usageError)
+	if ok {
+		*target = u
+	}
+	return ok
+}
+
+// TestRun_Users_Online: a client created with --grant password --grant
+// refresh_token, a user created through the admin API, a password login
+// with golang.org/x/oauth2, and set-password ending the session.
+func TestRun_Users_Online(t *testing.T) {
+	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256,EdDSA")
+	c := testConfig(t, nil)
+	out, _, err := initCmd(t, "--data-dir", c.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := decodeSecret(t, out)
+	m, logs := startMain(t, c, nil)
+	t.Setenv("SIGNET_CLIENT_ID", admin.ClientID)
+	t.Setenv("SIGNET_CLIENT_SECRET", admin.ClientSecret)
+
+	out, _, err = clientsCmd(t, "create", "--server", m.URL(), "--id", "app", "--grant", "password", "--grant", "refresh_token",
+		"--scope", "read", "--audience", "API", "--refresh-reuse-grace", "5s", "--refresh-idle", "24h")
+	if err != nil {
+		t.Fatalf("create client: %v\n%s", err, logs)
+	}
+	app := decodeSecret(t, out)
+	out, _, err = clientsCmd(t, "get", "--json", "--server", m.URL(), "app")
+	if err != nil || !strings.Contains(out, `"password"`) || !strings.Contains(out, `"refresh_token"`) || !strings.Contains(out, `"refresh_reuse_grace": "5s"`) {
+		t.Errorf("client = %v %s", err, out)
+	}
+	out, _, err = usersCmd(t, "first password\n", "create", "--server", m.URL(), "--username", "alice", "--json")
+	if err != nil {
+		t.Fatalf("create user online: %v", err)
+	}
+	var created []authority.User
+	_ = json.Unmarshal([]byte(out), &created)
+
+	cfg := oauth2.Config{ClientID: app.ClientID, ClientSecret: app.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: m.URL() + "/oauth2/token"}}
+	tok, err := cfg.PasswordCredentialsToken(t.Context(), "alice", "first password")
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("password login: %v %+v", err, tok)
+	}
+	if _, _, err := usersCmd(t, "second password\n", "set-password", "--server", m.URL(), "alice"); err != nil {
+		t.Fatalf("set-password online: %v", err)
+	}
+	if _, err := cfg.PasswordCredentialsToken(t.Context(), "alice", "first password"); err == nil {
+		t.Error("old password still works")
+	}
+	expired := &oauth2.Token{RefreshToken: tok.RefreshToken}
+	if _, err := cfg.TokenSource(t.Context(), expired).Token(); err == nil {
+		t.Error("refresh token survived set-password")
+	}
+	if _, err := cfg.PasswordCredentialsToken(t.Context(), "alice", "second password"); err != nil {
+		t.Errorf("new password: %v", err)
+	}
+	out, _, err = usersCmd(t, "", "list", "--server", m.URL())
+	if err != nil || !strings.Contains(out, "alice") {
+		t.Errorf("list online = %v %s", err, out)
+	}
+	if _, _, err := usersCmd(t, "", "delete", "--server", m.URL(), "alice"); err != nil {
+		t.Fatalf("delete online: %v", err)
+	}
+	m.purgeJob(t.Context())
+	for _, s := range []string{"first password", "second password", tok.RefreshToken} {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("server logs contain a password or refresh token")
+		}
+	}
+	if strings.Contains(logs.String(), "session purge failed") {
+		t.Errorf("purge failed: %s", logs)
+	}
+	if len(created) != 1 || created[0].Username != "alice" {
+		t.Errorf("created = %+v", created)
+	}
+}
