@@ -209,10 +209,21 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 
 	now := s.cfg.Now()
 	ip := c.RealIP()
-	if wait := max(s.limits.client.retryAfter(id, now), s.limits.ip.retryAfter(ip, now)); wait > 0 {
-		return nil, &Error{Code: "temporarily_unavailable", Description: "too many failed authentication attempts; retry later", Status: http.StatusTooManyRequests, retryAfter: int((wait + time.Second - 1) / time.Second)}
+	tooMany := func(wait time.Duration) error {
+		return &Error{Code: "temporarily_unavailable", Description: "too many failed authentication attempts; retry later", Status: http.StatusTooManyRequests, retryAfter: int((wait + time.Second - 1) / time.Second)}
 	}
+	if wait := s.limits.ip.retryAfter(ip, now); wait > 0 {
+		return nil, tooMany(wait)
+	}
+	// The per-client limit only answers wrong secrets: anyone who knows a
+	// client id could otherwise lock that client out from anywhere. The
+	// holder of the right secret always gets through (its own address's
+	// limit aside); a guesser past the limit learns nothing but 429.
+	clientWait := s.limits.client.retryAfter(id, now)
 	fail := func(desc string, err error) (*clientEntry, error) {
+		if clientWait > 0 {
+			return nil, tooMany(clientWait)
+		}
 		if validClientID(id) { // no client has another id: bounded keys only
 			s.limits.client.fail(id, now)
 		}

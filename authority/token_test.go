@@ -231,8 +231,8 @@ func TestTokenEndpoint_SecretRotation(t *testing.T) {
 }
 
 // TestTokenEndpoint_RateLimit: failed authentications are limited per
-// client and per IP, answered 429 with Retry-After, and the limit lifts
-// when the window ends.
+// client (wrong secrets only, so that nobody can lock a client out) and per
+// IP, answered 429 with Retry-After, and the limit lifts when the window ends.
 func TestTokenEndpoint_RateLimit(t *testing.T) {
 	e := newEnv(t, envOptions{algs: []string{"ES256"}, rateLimit: authority.RateLimit{Window: time.Minute, PerClient: 3, PerIP: 6}})
 	sec := tokenClients(t, e)
@@ -242,9 +242,13 @@ func TestTokenEndpoint_RateLimit(t *testing.T) {
 			t.Fatalf("failure %d = %d, want 401", i, status)
 		}
 	}
-	status, hdr, body := e.tokenRequest(form, "svc", sec["svc"])
+	status, hdr, body := e.tokenRequest(form, "svc", "wrong again")
 	if status != http.StatusTooManyRequests || body["error"] != "temporarily_unavailable" || hdr.Get("Retry-After") != "60" {
-		t.Fatalf("after 3 failures = %d %v Retry-After %q, want 429 temporarily_unavailable 60", status, body, hdr.Get("Retry-After"))
+		t.Fatalf("a wrong secret after 3 failures = %d %v Retry-After %q, want 429 temporarily_unavailable 60", status, body, hdr.Get("Retry-After"))
+	}
+	// The client itself, holding its secret, is not locked out by them.
+	if status, _, body := e.tokenRequest(form, "svc", sec["svc"]); status != http.StatusOK {
+		t.Fatalf("the right secret after 3 failures = %d %v, want 200: failures must not lock a client out", status, body)
 	}
 	// Other clients still work until the IP limit: 3 more failures.
 	if status, _, _ := e.tokenRequest(form, "other", sec["other"]); status != http.StatusOK {
