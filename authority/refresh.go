@@ -230,9 +230,9 @@ func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams)
 	if err != nil {
 		return err
 	}
-	key, err := s.keys.get(ent.rec.SigningAlg)
+	key, err := s.keyFor(ent)
 	if err != nil {
-		return errServer(fmt.Errorf("issue token for %s: %w", ent.rec.ID, err))
+		return err
 	}
 	ctx := c.Request().Context()
 	now := s.cfg.Now()
@@ -381,9 +381,9 @@ func (s *Server) refreshGrant(c echo.Context, ent *clientEntry, p *tokenParams) 
 	if p.audience != "" {
 		wantAud = []string{p.audience}
 	}
-	key, err := s.keys.get(ent.rec.SigningAlg)
+	key, err := s.keyFor(ent)
 	if err != nil {
-		return errServer(fmt.Errorf("issue token for %s: %w", ent.rec.ID, err))
+		return err
 	}
 	ctx := c.Request().Context()
 	now := s.cfg.Now()

@@ -2,6 +2,7 @@ package authority
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -347,12 +349,30 @@ func (a audience) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string(a))
 }
 
+// keyFor is the active key of the client's algorithm. A client whose
+// algorithm is no longer live (keys.algorithms changed after it was made)
+// is a configuration mistake the client cannot fix: it gets a clear 400,
+// and the log says what the operator must change.
+func (s *Server) keyFor(ent *clientEntry) (*signingKey, error) {
+	key, err := s.keys.get(ent.rec.SigningAlg)
+	if err == nil {
+		return key, nil
+	}
+	if !slices.Contains(s.cfg.Algorithms, ent.rec.SigningAlg) {
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "client signs with an algorithm that is not live",
+			slog.String("client_id", ent.rec.ID), slog.String("alg", ent.rec.SigningAlg), slog.Any("live", s.cfg.Algorithms))
+		return nil, &Error{Code: "unauthorized_client", Status: http.StatusBadRequest,
+			Description: fmt.Sprintf("this client signs with %s, which this server no longer has a key for; an operator must change the client's signing algorithm", ent.rec.SigningAlg)}
+	}
+	return nil, errServer(fmt.Errorf("issue token for %s: %w", ent.rec.ID, err))
+}
+
 // issue builds and signs an access token for ent (client_credentials: the
 // client is the subject).
 func (s *Server) issue(ent *clientEntry, scope string, aud []string) (string, time.Duration, error) {
-	key, err := s.keys.get(ent.rec.SigningAlg)
+	key, err := s.keyFor(ent)
 	if err != nil {
-		return "", 0, errServer(fmt.Errorf("issue token for %s: %w", ent.rec.ID, err))
+		return "", 0, err
 	}
 	at, err := s.sign(key, ent, accessSpec{sub: ent.rec.ID, scope: scope, aud: aud, jti: newJTI(), iat: s.cfg.Now().Unix()})
 	if err != nil {

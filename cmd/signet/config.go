@@ -40,8 +40,10 @@ type Config struct {
 }
 
 type httpConfig struct {
-	Addr            string `yaml:"addr"`
-	ShutdownTimeout string `yaml:"shutdown_timeout"`
+	Addr            string   `yaml:"addr"`
+	AdminAddr       string   `yaml:"admin_addr"`
+	TrustedProxies  []string `yaml:"trusted_proxies"`
+	ShutdownTimeout string   `yaml:"shutdown_timeout"`
 }
 
 type storageConfig struct {
@@ -115,6 +117,7 @@ type parsedConfig struct {
 	refreshIdle     time.Duration
 	refreshAbsolute time.Duration
 	loginWindow     time.Duration
+	trustedProxies  []*net.IPNet
 }
 
 // defaultConfig is what `signet serve` runs with when nothing is configured.
@@ -122,7 +125,7 @@ func defaultConfig() Config {
 	return Config{
 		Issuer:  "http://localhost:8080",
 		DataDir: "./data",
-		HTTP:    httpConfig{Addr: "127.0.0.1:8080", ShutdownTimeout: "15s"},
+		HTTP:    httpConfig{Addr: "127.0.0.1:8080", TrustedProxies: []string{}, ShutdownTimeout: "15s"},
 		Storage: storageConfig{Backend: "bolt", Bolt: boltConfig{LockTimeout: "1s"}},
 		Keys: keysConfig{
 			Algorithms: []string{"RS256"},
@@ -174,6 +177,7 @@ func envOverrides() []envOverride {
 	return []envOverride{
 		{"SIGNET_ISSUER", func(c *Config, v string) error { c.Issuer = v; return nil }},
 		{"SIGNET_ADDR", func(c *Config, v string) error { c.HTTP.Addr = v; return nil }},
+		{"SIGNET_ADMIN_ADDR", func(c *Config, v string) error { c.HTTP.AdminAddr = v; return nil }},
 		{"SIGNET_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
 		{"SIGNET_KEYS_ALGORITHMS", func(c *Config, v string) error { c.Keys.Algorithms = splitList(v); return nil }},
 		{"SIGNET_KEYS_RSA_BITS", func(c *Config, v string) error {
@@ -252,6 +256,22 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		bad("http.addr", "%q: expected HOST:PORT such as 127.0.0.1:8080", c.HTTP.Addr)
+	}
+	if c.HTTP.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.AdminAddr); err != nil {
+			bad("http.admin_addr", "%q: expected HOST:PORT such as 127.0.0.1:8081, or empty to serve /admin on http.addr", c.HTTP.AdminAddr)
+		} else if c.HTTP.AdminAddr == c.HTTP.Addr && !strings.HasSuffix(c.HTTP.Addr, ":0") {
+			bad("http.admin_addr", "%q is http.addr too: use another port, or leave it empty", c.HTTP.AdminAddr)
+		}
+	}
+	p.trustedProxies = nil
+	for _, cidr := range c.HTTP.TrustedProxies {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			bad("http.trusted_proxies", "%q: expected a CIDR range such as 10.0.0.0/8 or 127.0.0.1/32", cidr)
+			continue
+		}
+		p.trustedProxies = append(p.trustedProxies, n)
 	}
 	duration := func(field, v string, dst *time.Duration, min time.Duration) {
 		d, err := time.ParseDuration(v)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
@@ -62,11 +64,10 @@ type Main struct {
 	Keys   *keys.Manager
 	Server *authority.Server
 
-	listener net.Listener
-	http     *http.Server
-	cron     *cron.Cron
-	served   chan error
-	cancel   context.CancelFunc
+	public *listener
+	admin  *listener // nil unless http.admin_addr is set
+	cron   *cron.Cron
+	cancel context.CancelFunc
 
 	closeOnce sync.Once
 	closeErr  error
@@ -142,11 +143,13 @@ func (m *Main) Open(ctx context.Context) error {
 			PerUser:   c.Login.RateLimit.PerUser,
 			PerIP:     c.Login.RateLimit.PerIP,
 		},
-		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		TokenMetrics: newTokenMetrics(reg),
-		Ready:        m.ready,
-		Logger:       log,
-		Now:          m.Now,
+		Metrics:       promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		TokenMetrics:  newTokenMetrics(reg),
+		IPExtractor:   ipExtractor(c.parsed.trustedProxies),
+		SeparateAdmin: c.HTTP.AdminAddr != "",
+		Ready:         m.ready,
+		Logger:        log,
+		Now:           m.Now,
 	})
 	if err != nil {
 		return err
@@ -163,22 +166,21 @@ func (m *Main) Open(ctx context.Context) error {
 	m.cron.Schedule(c.parsed.rotation, cron.FuncJob(func() { m.rotateJob(root) }))
 	m.cron.Schedule(c.parsed.purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
-	ln, err := net.Listen("tcp", c.HTTP.Addr)
-	if err != nil {
-		return fmt.Errorf("http.addr %s: %w", c.HTTP.Addr, err)
+	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	if m.public, err = listen("http.addr", c.HTTP.Addr, m.Server, errorLog); err != nil {
+		return err
 	}
-	m.listener = ln
-	m.http = &http.Server{
-		Handler:           m.Server,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	if c.HTTP.AdminAddr != "" {
+		// The admin listener answers the token endpoint too, so the CLI can
+		// get its admin token and use it at one URL.
+		mux := http.NewServeMux()
+		mux.Handle("/admin/", m.Server.AdminHandler())
+		mux.Handle("/", m.Server)
+		if m.admin, err = listen("http.admin_addr", c.HTTP.AdminAddr, mux, errorLog); err != nil {
+			return err
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "admin API on its own listener", slog.String("admin_addr", m.admin.ln.Addr().String()))
 	}
-	m.served = make(chan error, 1)
-	go func() { m.served <- m.http.Serve(ln) }()
 	m.cron.Start()
 	var active []string
 	for _, k := range m.Keys.Current() {
@@ -187,7 +189,7 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "signet serving",
-		slog.String("addr", ln.Addr().String()),
+		slog.String("addr", m.public.ln.Addr().String()),
 		slog.String("issuer", c.Issuer),
 		slog.String("db", c.BoltPath()),
 		slog.Any("active_keys", active),
@@ -219,7 +221,68 @@ func (m *Main) ensureDemoClient(ctx context.Context) error {
 }
 
 // Addr is the address the server listens on.
-func (m *Main) Addr() string { return m.listener.Addr().String() }
+func (m *Main) Addr() string { return m.public.ln.Addr().String() }
+
+// AdminURL is the base URL of the admin listener, or "" without one.
+func (m *Main) AdminURL() string {
+	if m.admin == nil {
+		return ""
+	}
+	return "http://" + m.admin.ln.Addr().String()
+}
+
+// listener is one HTTP server on one address.
+type listener struct {
+	ln     net.Listener
+	srv    *http.Server
+	served chan error
+}
+
+// listen starts serving h on addr; field names the setting for errors.
+func listen(field, addr string, h http.Handler, errorLog *log.Logger) (*listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", field, addr, err)
+	}
+	l := &listener{ln: ln, served: make(chan error, 1), srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errorLog,
+	}}
+	go func() { l.served <- l.srv.Serve(ln) }()
+	return l, nil
+}
+
+// shutdown stops accepting and waits (up to timeout) for in-flight requests.
+func (l *listener) shutdown(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []error
+	if err := l.srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown %s: %w", l.ln.Addr(), err))
+	}
+	if err := <-l.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("http %s: %w", l.ln.Addr(), err))
+	}
+	return errors.Join(errs...)
+}
+
+// ipExtractor finds the client address for the per-IP limits: the TCP
+// peer, or X-Forwarded-For when the peer is one of the trusted proxies.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
 
 // URL is the base URL of the listener (not the configured issuer).
 func (m *Main) URL() string { return "http://" + m.Addr() }
@@ -234,14 +297,9 @@ func (m *Main) Close() error {
 
 func (m *Main) close() error {
 	var errs []error
-	if m.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), m.Config.parsed.shutdownTimeout)
-		if err := m.http.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-		}
-		cancel()
-		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs = append(errs, fmt.Errorf("http: %w", err))
+	for _, l := range []*listener{m.public, m.admin} {
+		if l != nil {
+			errs = append(errs, l.shutdown(m.Config.parsed.shutdownTimeout))
 		}
 	}
 	if m.cron != nil {
