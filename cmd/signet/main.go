@@ -28,6 +28,7 @@ func commands() map[string]command {
 		"clients": {"create, list, delete clients or rotate a client secret", runClients},
 		"users":   {"create, list, delete users or set a password", runUsers},
 		"init":    {"create the first admin client on an empty store", runInit},
+		"drill":   {"run a key-rotation drill against a running server", runDrill},
 	}
 }
 
