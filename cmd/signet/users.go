@@ -21,7 +21,7 @@ import (
 	"github.com/signet-auth/signet/storage"
 )
 
-const usersUsage = "usage: signet users create --username NAME | list | delete USER | set-password USER [--data-dir DIR | --server URL] [--json]\n" +
+const usersUsage = "usage: signet users create --username NAME | list | delete USER | set-password USER | logout USER [--data-dir DIR | --server URL] [--json]\n" +
 	"USER is a user id or a username. Passwords are read from stdin when it is not a terminal, else prompted for; never from a flag."
 
 // userOps is what the users command does, offline on a store or online
@@ -33,9 +33,11 @@ type userOps interface {
 	resolve(ctx context.Context, idOrName string) (authority.User, error)
 	remove(ctx context.Context, id string) error
 	setPassword(ctx context.Context, id, password string) error
+	// logout revokes every session of the user and records a cutoff.
+	logout(ctx context.Context, id string) (int, error)
 }
 
-// runUsers is `signet users create|list|delete|set-password`.
+// runUsers is `signet users create|list|delete|set-password|logout`.
 func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usersCommand(ctx, args, os.Stdin, stdout, stderr)
 }
@@ -62,7 +64,7 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		fs.BoolVar(&nu.Disabled, "disabled", false, "create the user disabled")
 	case "list":
 		nargs = 0
-	case "delete", "set-password":
+	case "delete", "set-password", "logout":
 	default:
 		return usageError{usersUsage}
 	}
@@ -113,6 +115,14 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	u, err := ops.resolve(ctx, fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	if sub == "logout" {
+		n, err := ops.logout(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "logged out %s (%s): %d sessions revoked; its access tokens issued before now are on the revocation feed\n", u.Username, u.ID, n)
+		return nil
 	}
 	if sub == "delete" {
 		if err := ops.remove(ctx, u.ID); err != nil {
@@ -254,6 +264,12 @@ func (o offlineUsers) setPassword(ctx context.Context, id, password string) erro
 	return err
 }
 
+func (o offlineUsers) logout(ctx context.Context, id string) (int, error) {
+	n, err := authority.RevokeSessions(ctx, o.store, id, time.Now())
+	o.record(ctx, "users.logout", id, fmt.Sprintf("families_revoked=%d", n), err)
+	return n, err
+}
+
 // onlineUsers goes through the admin API.
 type onlineUsers struct{ a *adminClient }
 
@@ -296,4 +312,10 @@ func (o onlineUsers) remove(ctx context.Context, id string) error {
 
 func (o onlineUsers) setPassword(ctx context.Context, id, password string) error {
 	return o.a.do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/password", authority.PasswordChange{Password: password}, nil)
+}
+
+func (o onlineUsers) logout(ctx context.Context, id string) (int, error) {
+	var out authority.LogoutResult
+	err := o.a.do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/logout", nil, &out)
+	return out.FamiliesRevoked, err
 }

@@ -54,6 +54,12 @@ func TestRun_Users_Offline(t *testing.T) {
 	if _, _, err := usersCmd(t, "new password here\n", "set-password", "--data-dir", dir, "alice"); err != nil {
 		t.Fatalf("set-password by username: %v", err)
 	}
+	if out, _, err := usersCmd(t, "", "logout", "--data-dir", dir, "alice"); err != nil || !strings.Contains(out, "logged out alice") {
+		t.Errorf("logout offline = %v %q", err, out)
+	}
+	if _, _, err := usersCmd(t, "", "logout", "--data-dir", dir, "nobody"); err == nil {
+		t.Error("logout of an unknown user succeeded")
+	}
 	if _, _, err := usersCmd(t, "", "delete", "--data-dir", dir, "nobody"); err == nil {
 		t.Error("delete of an unknown user succeeded")
 	}
@@ -121,8 +127,16 @@ func TestRun_Users_Online(t *testing.T) {
 	if _, err := cfg.TokenSource(t.Context(), expired).Token(); err == nil {
 		t.Error("refresh token survived set-password")
 	}
-	if _, err := cfg.PasswordCredentialsToken(t.Context(), "alice", "second password"); err != nil {
-		t.Errorf("new password: %v", err)
+	tok2, err := cfg.PasswordCredentialsToken(t.Context(), "alice", "second password")
+	if err != nil {
+		t.Fatalf("new password: %v", err)
+	}
+	out, _, err = usersCmd(t, "", "logout", "--server", m.URL(), "alice")
+	if err != nil || !strings.Contains(out, "1 sessions revoked") {
+		t.Errorf("logout online = %v %q, want one session revoked", err, out)
+	}
+	if _, err := cfg.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok2.RefreshToken}).Token(); err == nil {
+		t.Error("refresh token survived logout")
 	}
 	out, _, err = usersCmd(t, "", "list", "--server", m.URL())
 	if err != nil || !strings.Contains(out, "alice") {
