@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -60,10 +61,6 @@ const maxRefreshReuseGrace = time.Minute
 const maxRefreshTTL = 366 * 24 * time.Hour
 
 var supportedAlgorithms = []string{"RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"}
-
-// reservedClaims are the claims Signet sets itself (RFC 7519 §4.1, RFC 9068
-// §2.2); a client's extra claims may not replace them.
-var reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "typ", "auth_time", "acr", "amr", "cnf"}
 
 // ValidationError names the client field that is wrong and why.
 type ValidationError struct {
@@ -525,14 +522,17 @@ func (c *Clients) validate(cl *Client) error {
 		bad("access_token_ttl", fmt.Sprintf("%s must be between 1s and the maximum token lifetime %s", ttl, c.maxTTL))
 	}
 	size := 0
-	for k, v := range cl.ExtraClaims {
+	for _, k := range slices.Sorted(maps.Keys(cl.ExtraClaims)) { // sorted: a stable error text
+		v := cl.ExtraClaims[k]
+		if p := claimNameProblem(k, false); p != "" {
+			bad("extra_claims", p)
+			continue
+		}
 		switch {
 		case k == "":
 			bad("extra_claims", "empty claim name")
-		case slices.Contains(reservedClaims, k):
-			bad("extra_claims", fmt.Sprintf("%q is a registered claim Signet sets itself", k))
 		case !json.Valid(v):
-			bad("extra_claims", fmt.Sprintf("%q is not valid JSON", k))
+			bad("extra_claims", quoteValue(k)+" is not valid JSON")
 		}
 		size += len(k) + len(v)
 	}

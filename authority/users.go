@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -108,22 +109,34 @@ func usernameKey(u string) string { return strings.ToLower(u) }
 
 // passwordHash turns a password or an imported hash into what is stored.
 func (u *Users) passwordHash(password, hash string) (string, error) {
-	switch {
-	case password != "" && hash != "":
-		return "", &ValidationError{Field: "password", Problem: "give password or password_hash, not both"}
-	case hash != "":
-		if err := checkHashFormat(hash); err != nil {
-			return "", &ValidationError{Field: "password_hash", Problem: "must be an argon2id PHC string or a bcrypt hash"}
-		}
+	if err := checkPassword(password, hash); err != nil {
+		return "", err
+	}
+	if hash != "" {
 		return hash, nil
-	case password == "":
-		return "", &ValidationError{Field: "password", Problem: "required"}
-	case len(password) > maxPasswordLen:
-		return "", &ValidationError{Field: "password", Problem: fmt.Sprintf("longer than %d bytes", maxPasswordLen)}
-	case utf8.RuneCountInString(password) < 8:
-		return "", &ValidationError{Field: "password", Problem: "must be at least 8 characters"}
 	}
 	return HashPassword(password, u.params), nil
+}
+
+// checkPassword validates a new password or an imported hash without the
+// cost of hashing it.
+func checkPassword(password, hash string) error {
+	switch {
+	case password != "" && hash != "":
+		return &ValidationError{Field: "password", Problem: "give password or password_hash, not both"}
+	case hash != "":
+		if err := checkHashFormat(hash); err != nil {
+			return &ValidationError{Field: "password_hash", Problem: "must be an argon2id PHC string or a bcrypt hash"}
+		}
+		return nil
+	case password == "":
+		return &ValidationError{Field: "password", Problem: "required"}
+	case len(password) > maxPasswordLen:
+		return &ValidationError{Field: "password", Problem: fmt.Sprintf("longer than %d bytes", maxPasswordLen)}
+	case utf8.RuneCountInString(password) < 8:
+		return &ValidationError{Field: "password", Problem: "must be at least 8 characters"}
+	}
+	return nil
 }
 
 // Create validates and stores a new user.
@@ -131,10 +144,12 @@ func (u *Users) Create(ctx context.Context, nu NewUser) (User, error) {
 	now := u.now().UTC()
 	usr := User{ID: newUserID(), Username: nu.Username, Disabled: nu.Disabled, Email: nu.Email, Roles: nu.Roles, Claims: nu.Claims,
 		CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now}
-	errs := []error{validateUser(&usr)}
+	// Validate everything before hashing: a refusal costs no argon2id run.
+	if err := errors.Join(validateUser(&usr), checkPassword(nu.Password, nu.PasswordHash)); err != nil {
+		return User{}, err
+	}
 	hash, err := u.passwordHash(nu.Password, nu.PasswordHash)
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return User{}, err
 	}
 	val, err := json.Marshal(userRecord{User: usr, PasswordHash: hash})
@@ -329,9 +344,6 @@ func (u *Users) modify(ctx context.Context, id string, fn func(storage.Tx, *user
 	return nil
 }
 
-// userClaimNames are set from dedicated fields, never from Claims.
-var userClaimNames = []string{"email", "roles", "username", "preferred_username"}
-
 func validateUser(usr *User) error {
 	var errs []error
 	bad := func(field, problem string) { errs = append(errs, &ValidationError{Field: field, Problem: problem}) }
@@ -350,16 +362,18 @@ func validateUser(usr *User) error {
 		bad("roles", "duplicate value")
 	}
 	size := 0
-	for k, v := range usr.Claims {
+	for _, k := range slices.Sorted(maps.Keys(usr.Claims)) { // sorted: a stable error text
+		v := usr.Claims[k]
 		var s string
 		var list []string
+		problem := claimNameProblem(k, true)
 		switch {
+		case problem != "":
+			bad("claims", problem)
 		case k == "" || len(k) > 64:
 			bad("claims", "claim names must be 1 to 64 characters")
-		case slices.Contains(reservedClaims, k) || slices.Contains(userClaimNames, k):
-			bad("claims", fmt.Sprintf("%q is a claim Signet sets itself", k))
 		case json.Unmarshal(v, &s) != nil && json.Unmarshal(v, &list) != nil:
-			bad("claims", fmt.Sprintf("%q must be a string or an array of strings", k))
+			bad("claims", quoteValue(k)+" must be a string or an array of strings")
 		}
 		size += len(k) + len(v)
 	}

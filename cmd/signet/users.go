@@ -21,7 +21,7 @@ import (
 	"github.com/signet-auth/signet/storage"
 )
 
-const usersUsage = "usage: signet users create --username NAME | list | delete USER | set-password USER | logout USER [--data-dir DIR | --server URL] [--json]\n" +
+const usersUsage = "usage: signet users create --username NAME [--email E] [--role R] [--claim NAME=VALUE] | list | delete USER | set-password USER | logout USER [--data-dir DIR | --server URL] [--json]\n" +
 	"USER is a user id or a username. Passwords are read from stdin when it is not a terminal, else prompted for; never from a flag."
 
 // userOps is what the users command does, offline on a store or online
@@ -54,6 +54,7 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	var nu authority.NewUser
 	var roles listFlag
+	claims := claimFlag{}
 	nargs := 1
 	switch sub {
 	case "create":
@@ -61,6 +62,7 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		fs.StringVar(&nu.Username, "username", "", "username (required, unique regardless of case)")
 		fs.StringVar(&nu.Email, "email", "", "email address (in access tokens with scope email)")
 		fs.Var(&roles, "role", "role, repeatable (in every access token of the user)")
+		fs.Var(claims, "claim", "profile claim NAME=VALUE, repeatable (VALUE is a JSON string or array of strings, or a string; in access tokens with scope profile)")
 		fs.BoolVar(&nu.Disabled, "disabled", false, "create the user disabled")
 	case "list":
 		nargs = 0
@@ -81,6 +83,9 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return usageError{"create needs --username"}
 	}
 	nu.Roles = roles
+	if len(claims) > 0 {
+		nu.Claims = claims
+	}
 
 	// Read the password before opening anything: a prompt must not hold
 	// the database lock.
