@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -282,6 +283,7 @@ func (s *Server) newEcho() *echo.Echo {
 	e.HidePort = true
 	e.IPExtractor = s.cfg.IPExtractor
 	e.HTTPErrorHandler = s.handleError
+	e.Pre(securityHeaders)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus:    true,
@@ -306,6 +308,26 @@ func (s *Server) newEcho() *echo.Echo {
 	e.Use(middleware.Recover())
 	return e
 }
+
+// securityHeaders runs before routing, so that every answer has them:
+// success, error, 404 and 405 alike. nosniff because every body is JSON
+// (or metrics text) and must never be taken for HTML. The admin API
+// answers carry client secrets and the registry: no cache may keep them,
+// as no cache may keep a token answer (RFC 6749 §5.1; the OAuth endpoints
+// set this themselves, the revocation feed is meant to be cached).
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h["X-Content-Type-Options"] = noSniff
+		if p := c.Request().URL.Path; p == "/admin" || strings.HasPrefix(p, "/admin/") {
+			h["Cache-Control"] = noStore
+			h["Pragma"] = noCache
+		}
+		return next(c)
+	}
+}
+
+var noSniff = []string{"nosniff"}
 
 // ServeHTTP serves a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
