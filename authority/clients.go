@@ -457,7 +457,7 @@ func (c *Clients) validate(cl *Client) error {
 	}
 	for _, g := range cl.GrantTypes {
 		if !slices.Contains(supportedGrants, g) {
-			bad("grant_types", fmt.Sprintf("unsupported grant type %q (supported: %s)", g, strings.Join(supportedGrants, ", ")))
+			bad("grant_types", "unsupported grant type "+quoteValue(g)+" (supported: "+strings.Join(supportedGrants, ", ")+")")
 		}
 	}
 	if slices.Contains(cl.GrantTypes, GrantRefreshToken) && !slices.Contains(cl.GrantTypes, GrantPassword) {
@@ -485,12 +485,12 @@ func (c *Clients) validate(cl *Client) error {
 	}
 	for _, m := range cl.AuthMethods {
 		if m != AuthSecretBasic && m != AuthSecretPost {
-			bad("token_endpoint_auth_methods", fmt.Sprintf("unsupported method %q (supported: %s, %s)", m, AuthSecretBasic, AuthSecretPost))
+			bad("token_endpoint_auth_methods", "unsupported method "+quoteValue(m)+" (supported: "+AuthSecretBasic+", "+AuthSecretPost+")")
 		}
 	}
 	for _, s := range cl.Scopes {
 		if !validScopeToken(s) {
-			bad("scopes", fmt.Sprintf("%q is not a valid scope token (RFC 6749 §3.3)", s))
+			bad("scopes", quoteValue(s)+" is not a valid scope token (RFC 6749 section 3.3: printable ASCII except space, double quote and backslash)")
 		}
 	}
 	if hasDup(cl.Scopes) {
@@ -498,7 +498,7 @@ func (c *Clients) validate(cl *Client) error {
 	}
 	for _, s := range cl.DefaultScopes {
 		if !slices.Contains(cl.Scopes, s) {
-			bad("default_scopes", fmt.Sprintf("%q is not one of the client's scopes", s))
+			bad("default_scopes", quoteValue(s)+" is not one of the client's scopes")
 		}
 	}
 	if len(cl.Audiences) == 0 {
@@ -506,17 +506,17 @@ func (c *Clients) validate(cl *Client) error {
 	}
 	for _, a := range cl.Audiences {
 		if !validAudience(a) {
-			bad("audiences", fmt.Sprintf("%q must be 1 to 256 printable characters without spaces", a))
+			bad("audiences", quoteValue(a)+" must be 1 to 256 printable characters without spaces")
 		}
 	}
 	if hasDup(cl.Audiences) {
 		bad("audiences", "duplicate value")
 	}
 	if !slices.Contains(cl.Audiences, cl.DefaultAudience) {
-		bad("default_audience", fmt.Sprintf("%q is not one of the client's audiences", cl.DefaultAudience))
+		bad("default_audience", quoteValue(cl.DefaultAudience)+" is not one of the client's audiences")
 	}
 	if !slices.Contains(c.algs, cl.SigningAlg) {
-		bad("signing_alg", fmt.Sprintf("%q is not a live algorithm (live: %s)", cl.SigningAlg, strings.Join(c.algs, ", ")))
+		bad("signing_alg", quoteValue(cl.SigningAlg)+" is not a live algorithm (live: "+strings.Join(c.algs, ", ")+")")
 	}
 	if ttl := time.Duration(cl.AccessTokenTTL); ttl < time.Second || ttl > c.maxTTL {
 		bad("access_token_ttl", fmt.Sprintf("%s must be between 1s and the maximum token lifetime %s", ttl, c.maxTTL))

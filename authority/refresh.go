@@ -370,7 +370,7 @@ func (s *Server) refreshGrant(c echo.Context, ent *clientEntry, p *tokenParams) 
 		requested = strings.Fields(p.scope)
 		for _, t := range requested {
 			if !validScopeToken(t) {
-				return errInvalidScope("malformed scope (RFC 6749 §3.3)")
+				return errInvalidScope("malformed scope (RFC 6749 section 3.3)")
 			}
 		}
 	}

@@ -397,7 +397,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		} else {
 			s.log.LogAttrs(ctx, slog.LevelDebug, "request refused", slog.String("request_id", reqID), slog.String("error", oe.Code))
 		}
-		_ = c.JSON(oe.Status, errorBody{oe.Code, oe.Description})
+		_ = c.JSON(oe.Status, errorBody{oe.Code, descText(oe.Description)})
 		return
 	}
 	var he *echo.HTTPError
@@ -409,7 +409,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if he.Code >= 500 {
 			s.log.LogAttrs(ctx, slog.LevelError, "internal error", slog.String("request_id", reqID), slog.String("err", he.Error()))
 		}
-		_ = c.JSON(he.Code, errorBody{errorCodeForStatus(he.Code), msg})
+		_ = c.JSON(he.Code, errorBody{errorCodeForStatus(he.Code), descText(msg)})
 		return
 	}
 	s.log.LogAttrs(ctx, slog.LevelError, "internal error", slog.String("request_id", reqID), slog.String("err", err.Error()))

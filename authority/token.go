@@ -197,7 +197,7 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 		}
 		var ok bool
 		if id, secret, ok = parseBasic(cred); !ok {
-			return nil, errInvalidClient("malformed HTTP Basic credentials (RFC 6749 §2.3.1)", true, nil)
+			return nil, errInvalidClient("malformed HTTP Basic credentials (RFC 6749 section 2.3.1)", true, nil)
 		}
 		if p.clientID != "" && p.clientID != id {
 			return nil, errInvalidRequest("client_id in the body does not match the Authorization header")
@@ -293,7 +293,7 @@ func grantScope(ent *clientEntry, requested string) (string, error) {
 	out := toks[:0]
 	for _, t := range toks {
 		if !validScopeToken(t) {
-			return "", errInvalidScope("malformed scope (RFC 6749 §3.3)")
+			return "", errInvalidScope("malformed scope (RFC 6749 section 3.3)")
 		}
 		if !slices.Contains(ent.rec.Scopes, t) {
 			return "", errInvalidScope("scope " + t + " is not allowed for this client")

@@ -355,7 +355,7 @@ func validateUser(usr *User) error {
 	}
 	for _, r := range usr.Roles {
 		if !validScopeToken(r) {
-			bad("roles", fmt.Sprintf("%q must be 1 to 256 printable characters without spaces", r))
+			bad("roles", quoteValue(r)+" must be 1 to 256 printable characters without spaces")
 		}
 	}
 	if hasDup(usr.Roles) {
