@@ -365,14 +365,9 @@ func (s *Server) refreshGrant(c echo.Context, ent *clientEntry, p *tokenParams) 
 	if !looksLikeRefreshToken(tok) {
 		return errBadRefresh()
 	}
-	var requested []string
-	if p.scope != "" {
-		requested = strings.Fields(p.scope)
-		for _, t := range requested {
-			if !validScopeToken(t) {
-				return errInvalidScope("malformed scope (RFC 6749 section 3.3)")
-			}
-		}
+	requested, perr := parseScope(p.scope)
+	if perr != nil {
+		return perr
 	}
 	if p.audience != "" && len(p.resources) > 0 {
 		return errInvalidRequest("use audience or resource, not both")
@@ -501,7 +496,7 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	}
 	// Scope may narrow, never widen (RFC 6749 §6), and never beyond what
 	// the client is allowed today.
-	granted := strings.Fields(f.Scope)
+	granted := splitScope(f.Scope)
 	scope := granted
 	if r.requested != nil {
 		for _, sc := range r.requested {

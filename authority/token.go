@@ -289,20 +289,16 @@ func grantScope(ent *clientEntry, requested string) (string, error) {
 	if requested == "" {
 		return ent.defaultScope, nil
 	}
-	toks := strings.Fields(requested)
-	out := toks[:0]
+	toks, perr := parseScope(requested)
+	if perr != nil {
+		return "", perr
+	}
 	for _, t := range toks {
-		if !validScopeToken(t) {
-			return "", errInvalidScope("malformed scope (RFC 6749 section 3.3)")
-		}
 		if !slices.Contains(ent.rec.Scopes, t) {
 			return "", errInvalidScope("scope " + t + " is not allowed for this client")
 		}
-		if !slices.Contains(out, t) {
-			out = append(out, t)
-		}
 	}
-	return strings.Join(out, " "), nil
+	return strings.Join(toks, " "), nil
 }
 
 // grantAudience checks the audience (or RFC 8707 resources) against the

@@ -399,7 +399,7 @@ func validUsername(s string) bool {
 // access token with the given scope.
 func userClaims(rec *userRecord, scope string) ([]byte, error) {
 	m := map[string]any{}
-	scopes := strings.Fields(scope)
+	scopes := splitScope(scope)
 	if len(rec.Roles) > 0 {
 		m["roles"] = rec.Roles
 	}

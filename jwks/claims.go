@@ -29,8 +29,18 @@ type Claims struct {
 	raw map[string]any
 }
 
-// Scopes splits Scope on spaces.
-func (c *Claims) Scopes() []string { return strings.Fields(c.Scope) }
+// Scopes splits Scope on spaces, as HasScope does. Only the space
+// separates scope tokens (RFC 6749 section 3.3): a TAB or a no-break space
+// stays inside a token, so Scopes never names a scope HasScope denies.
+func (c *Claims) Scopes() []string {
+	var out []string
+	for tok := range strings.SplitSeq(c.Scope, " ") {
+		if tok != "" {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
 
 // HasScope reports whether s is one of the token's scopes.
 func (c *Claims) HasScope(s string) bool {

@@ -89,3 +89,25 @@ func TestRun_ReservedClaims(t *testing.T) {
 	}
 	try(online)
 }
+
+// TestRun_ScopeSeparators: in --scope only the space separates scopes; a
+// TAB, a line break or a no-break space is refused, not split on.
+func TestRun_ScopeSeparators(t *testing.T) {
+	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256,EdDSA")
+	dir := t.TempDir()
+	for _, sep := range []string{"\t", "\n", "\u00a0", "\u2003", "\u0085"} {
+		_, _, err := clientsCmd(t, "create", "--data-dir", dir, "--id", "x", "--audience", "API", "--scope", "read"+sep+"write")
+		if err == nil || !strings.Contains(err.Error(), "scopes") {
+			t.Errorf("--scope read%qwrite = %v, want an error naming scopes", sep, err)
+		}
+	}
+	out, _, err := clientsCmd(t, "create", "--data-dir", dir, "--id", "x", "--audience", "API", "--scope", "read  write", "--json")
+	if err != nil {
+		t.Fatalf("--scope with two spaces: %v", err)
+	}
+	decodeSecret(t, out)
+	out, _, err = clientsCmd(t, "get", "--data-dir", dir, "--json", "x")
+	if err != nil || !strings.Contains(out, `"read",`) || !strings.Contains(out, `"write"`) {
+		t.Errorf("get = %v %s, want scopes read and write", err, out)
+	}
+}

@@ -28,12 +28,19 @@ type clientOps interface {
 }
 
 // listFlag is a repeatable string flag; each value may also hold several
-// space-separated items ("--scope 'a b'").
+// items separated by spaces ("--scope 'a b'"). Only the space separates,
+// as in an OAuth scope (RFC 6749 section 3.3): a TAB or a no-break space
+// stays inside an item, where validation refuses it, instead of quietly
+// splitting it in two.
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, " ") }
 func (l *listFlag) Set(v string) error {
-	*l = append(*l, strings.Fields(v)...)
+	for item := range strings.SplitSeq(v, " ") {
+		if item != "" {
+			*l = append(*l, item)
+		}
+	}
 	return nil
 }
 
