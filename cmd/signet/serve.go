@@ -172,11 +172,19 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if c.HTTP.AdminAddr != "" {
 		// The admin listener answers the token endpoint too, so the CLI can
-		// get its admin token and use it at one URL.
-		mux := http.NewServeMux()
-		mux.Handle("/admin/", m.Server.AdminHandler())
-		mux.Handle("/", m.Server)
-		if m.admin, err = listen("http.admin_addr", c.HTTP.AdminAddr, mux, errorLog); err != nil {
+		// get its admin token and use it at one URL. A plain prefix split,
+		// not an http.ServeMux: the mux answers "/admin" and unclean paths
+		// with its own HTML redirect, which has none of the server's
+		// headers (nosniff, no-store) and is not JSON.
+		adminHandler := m.Server.AdminHandler()
+		split := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := r.URL.Path; p == "/admin" || strings.HasPrefix(p, "/admin/") {
+				adminHandler.ServeHTTP(w, r)
+				return
+			}
+			m.Server.ServeHTTP(w, r)
+		})
+		if m.admin, err = listen("http.admin_addr", c.HTTP.AdminAddr, split, errorLog); err != nil {
 			return err
 		}
 		log.LogAttrs(ctx, slog.LevelInfo, "admin API on its own listener", slog.String("admin_addr", m.admin.ln.Addr().String()))
