@@ -87,10 +87,11 @@ func (ch *challenge) body() errorBody {
 }
 
 // quoteSafe drops the characters RFC 6750 §3 excludes from these
-// quoted-string values (", \ and controls).
+// quoted-string values: error_description and scope allow only
+// %x20-21 / %x23-5B / %x5D-7E (no ", no \, no controls, no non-ASCII).
 func quoteSafe(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '"' || r == '\\' || r < 0x20 || r == 0x7f {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
 			return -1
 		}
 		return r

@@ -35,3 +35,15 @@ func TestClaims_ScopesAgreesWithHasScope(t *testing.T) {
 		}
 	}
 }
+
+// TestQuoteSafe: what goes into a WWW-Authenticate quoted-string keeps
+// only the RFC 6750 §3 characters (%x20-21 / %x23-5B / %x5D-7E).
+func TestQuoteSafe(t *testing.T) {
+	if got := quoteSafe("a \"b\\c\td\x7fe\u00a7f\u2003g\u0085h!~"); got != "a bcdefgh!~" {
+		t.Errorf("quoteSafe = %q", got)
+	}
+	ch := &challenge{code: "insufficient_scope", desc: "the access token lacks a required scope", scope: "r\u00e9ad write"}
+	if got := ch.header(); got != `Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="rad write"` {
+		t.Errorf("header = %s", got)
+	}
+}
