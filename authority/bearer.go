@@ -1,0 +1,183 @@
+package authority
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// bearerCheck is what an endpoint asks of a bearer token beyond being a
+// live access token of this Signet.
+type bearerCheck struct {
+	// audience must be one of the token's aud values (RFC 8725 §3.9).
+	audience string
+	// realm is the WWW-Authenticate challenge of refusals, e.g.
+	// `Bearer realm="signet-admin"`.
+	realm string
+}
+
+// verifyBearer is the one check of a Signet-issued bearer token, for every
+// endpoint that accepts one (the admin API; userinfo). The token must be a
+// compact JWS signed by a key this Signet publishes, with the algorithm
+// taken from the key, typ at+jwt, this issuer, the wanted audience, and
+// within exp/nbf/iat; and it must still be live here: its jti not revoked,
+// its iat not before its subject's cutoff, and its client still the same
+// client instance that it was issued to. Refusals are *Error (401, or 400
+// for a malformed Authorization field); store failures are 500.
+func (s *Server) verifyBearer(r *http.Request, want bearerCheck) (*accessClaims, error) {
+	h, herr := authorizationField(r)
+	if herr != nil {
+		herr.bearer = want.realm + `, error="invalid_request"`
+		return nil, herr
+	}
+	if h == "" {
+		return nil, &Error{Code: "unauthorized", Description: "bearer token required", Status: http.StatusUnauthorized, bearer: want.realm}
+	}
+	invalid := func(desc string) (*accessClaims, error) {
+		return nil, &Error{Code: "invalid_token", Description: desc, Status: http.StatusUnauthorized, bearer: want.realm + `, error="invalid_token"`}
+	}
+	scheme, tok, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return invalid("use a Bearer token")
+	}
+	at, terr := s.readAccessToken(strings.TrimSpace(tok))
+	if terr != nil {
+		return invalid(terr.Description)
+	}
+	now := s.cfg.Now().Unix()
+	leeway := int64(adminLeeway / time.Second)
+	switch {
+	case at.Exp <= now:
+		return invalid("token is expired")
+	case at.Nbf > now+leeway, at.Iat > now+leeway:
+		return invalid("token is not valid yet")
+	case !slices.Contains(at.Aud, want.audience):
+		return invalid("token is not for this audience")
+	}
+	dead, err := s.tokenDead(r.Context(), &at)
+	if err != nil {
+		return nil, errServer(fmt.Errorf("verify bearer token: %w", err))
+	}
+	if dead != "" {
+		return invalid(dead)
+	}
+	return &at, nil
+}
+
+// tokenDead says why a verified access token of this issuer is no longer
+// honoured ("" when it is): its jti is on the denylist, it was issued
+// before its subject's cutoff, or its client was deleted, replaced by
+// another instance with the same id, or disabled. The bearer check and
+// introspection both ask it, so they never disagree.
+func (s *Server) tokenDead(ctx context.Context, at *accessClaims) (string, error) {
+	why := ""
+	err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
+		why = ""
+		if _, err := tx.Get(denylistBucket, at.Jti); err == nil {
+			why = "token has been revoked"
+			return nil
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		cutoff, err := getInt(tx, cutoffsBucket, at.Sub)
+		if err != nil {
+			return err
+		}
+		if at.Iat < cutoff {
+			why = "token was revoked by a logout"
+		}
+		return nil
+	})
+	if err != nil || why != "" {
+		return why, err
+	}
+	ent, err := s.clients.lookup(ctx, at.ClientID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return "the token's client no longer exists", nil
+	case err != nil:
+		return "", err
+	case ent.rec.Disabled:
+		return "the token's client is disabled", nil
+	}
+	return "", nil
+}
+
+// authorizationField returns the Authorization header field, "" when
+// there is none. More than one field is refused (400 invalid_request):
+// a proxy that reads another of them than Signet does would authenticate
+// someone else. Every endpoint that reads the field reads it here.
+func authorizationField(r *http.Request) (string, *Error) {
+	v := r.Header.Values(echo.HeaderAuthorization)
+	switch len(v) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[0], nil
+	}
+	return "", errInvalidRequest("the Authorization header field appears more than once")
+}
+
+// tokenError is why readAccessToken refused a token, in words fit for a
+// bearer challenge.
+type tokenError struct{ Description string }
+
+func badToken(desc string) *tokenError { return &tokenError{desc} }
+
+// readAccessToken verifies that tok is a compact JWS access token signed by
+// a key this issuer publishes (pending, active or retired; never a revoked
+// one), with the algorithm taken from the key and this issuer's iss, and
+// returns its claims. It does not check times, audience, the denylist,
+// cutoffs or the client: callers do what applies to them.
+func (s *Server) readAccessToken(tok string) (accessClaims, *tokenError) {
+	var at accessClaims
+	if len(tok) == 0 || len(tok) > maxBearerLen || strings.Count(tok, ".") != 2 ||
+		strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
+		return at, badToken("malformed token")
+	}
+	msg, err := jws.ParseString(tok)
+	if err != nil || len(msg.Signatures()) != 1 {
+		return at, badToken("malformed token")
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	if typ := hdr.Type(); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return at, badToken("token is not an access token (typ)")
+	}
+	if len(hdr.Critical()) > 0 || hdr.JWK() != nil || hdr.JWKSetURL() != "" {
+		return at, badToken("unsupported token header")
+	}
+	set, _ := s.cfg.KeySet.PublicSet()
+	key, ok := set.LookupKeyID(hdr.KeyID())
+	if !ok || hdr.KeyID() == "" {
+		return at, badToken("token is not signed by a key of this issuer")
+	}
+	alg := key.Algorithm().String()
+	if !slices.Contains(supportedAlgorithms, alg) || hdr.Algorithm().String() != alg {
+		return at, badToken("token algorithm does not match its key")
+	}
+	payload, err := jws.Verify([]byte(tok), jws.WithKey(jwa.SignatureAlgorithm(alg), key))
+	if err != nil {
+		return at, badToken("token signature is invalid")
+	}
+	if err := json.Unmarshal(payload, &at); err != nil {
+		return at, badToken("malformed token claims")
+	}
+	switch {
+	case at.Iss != s.cfg.Issuer:
+		return at, badToken("token is not from this issuer")
+	case at.Jti == "", at.Sub == "", at.Exp == 0, at.ClientID == "":
+		return at, badToken("token lacks a required claim")
+	}
+	return at, nil
+}
