@@ -1,10 +1,12 @@
 package authority
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -170,14 +172,84 @@ func (s *Server) readAccessToken(tok string) (accessClaims, *tokenError) {
 	if err != nil {
 		return at, badToken("token signature is invalid")
 	}
-	if err := json.Unmarshal(payload, &at); err != nil {
+	if at, err = readClaims(payload); err != nil {
 		return at, badToken("malformed token claims")
 	}
-	switch {
-	case at.Iss != s.cfg.Issuer:
+	if at.Iss != s.cfg.Issuer {
 		return at, badToken("token is not from this issuer")
-	case at.Jti == "", at.Sub == "", at.Exp == 0, at.ClientID == "":
-		return at, badToken("token lacks a required claim")
 	}
 	return at, nil
+}
+
+// readClaims reads the claims Signet writes into an access token by their
+// exact names. Never a struct decode: encoding/json matches struct fields
+// case-insensitively, so a client's extra claim "SCOPE" or a user's "Sub",
+// which follow Signet's own claims in the payload, would replace them. A
+// payload naming any member twice is refused outright (RFC 7519 §4 lets
+// a parser take either copy; Signet never writes one). Every claim Signet
+// always writes is required; scope and client_instance may be absent.
+func readClaims(payload []byte) (accessClaims, error) {
+	var at accessClaims
+	m, err := jsonObject(payload)
+	if err != nil {
+		return at, err
+	}
+	for _, c := range []struct {
+		name     string
+		dst      any
+		required bool
+	}{
+		{"iss", &at.Iss, true}, {"sub", &at.Sub, true}, {"aud", &at.Aud, true},
+		{"exp", &at.Exp, true}, {"nbf", &at.Nbf, true}, {"iat", &at.Iat, true},
+		{"jti", &at.Jti, true}, {"client_id", &at.ClientID, true},
+		{"scope", &at.Scope, false},
+	} {
+		v, ok := m[c.name]
+		if !ok {
+			if c.required {
+				return at, fmt.Errorf("claim %s is missing", c.name)
+			}
+			continue
+		}
+		if err := json.Unmarshal(v, c.dst); err != nil {
+			return at, fmt.Errorf("claim %s: %w", c.name, err)
+		}
+	}
+	if at.Iss == "" || at.Sub == "" || at.Jti == "" || at.ClientID == "" || at.Exp == 0 || at.Iat == 0 ||
+		len(at.Aud) == 0 || slices.Contains(at.Aud, "") {
+		return at, errors.New("a required claim is empty")
+	}
+	return at, nil
+}
+
+// jsonObject decodes one JSON object into its members, refusing a member
+// name that appears twice (after unescaping) and anything after the object.
+func jsonObject(b []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	m := map[string]json.RawMessage{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := t.(string) // a member name is always a string
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("member %q appears twice", name)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		m[name] = v
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, errors.New("unterminated JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON object")
+	}
+	return m, nil
 }

@@ -1,10 +1,14 @@
 package authority_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/authority"
 )
@@ -100,5 +104,79 @@ func TestBearer_RevokedAndCutOff(t *testing.T) {
 	again, _ := e.login("console", sec, "alice", adminForm)
 	if s, _, b := e.admin(http.MethodGet, "/admin/keys", again, nil); s != http.StatusOK {
 		t.Errorf("user admin token issued after the logout = %d %v", s, b)
+	}
+}
+
+// mintRaw signs payload (JSON text, taken as is: member order and
+// duplicates are the test's) with key, as Signet's header would say.
+func mintRaw(t *testing.T, key jwk.Key, payload string) string {
+	t.Helper()
+	hdr := jws.NewHeaders()
+	_ = hdr.Set(jws.KeyIDKey, key.KeyID())
+	_ = hdr.Set(jws.TypeKey, "at+jwt")
+	tok, err := jws.Sign([]byte(payload), jws.WithKey(key.Algorithm(), key, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(tok)
+}
+
+// TestClaims_ReadExactNames: claims whose names differ from Signet's only
+// in case (as a client's extra claims or a user's profile claims put them
+// after Signet's own) change nothing Signet reads back: introspection
+// reports the real values, revocation denylists the real jti, and the
+// admin API sees the real scope. A token naming one of Signet's claims
+// twice is not Signet's and is refused.
+func TestClaims_ReadExactNames(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sec := e.createClient(authority.Client{ID: "evil", Scopes: []string{"read"}, Audiences: []string{testAud, authority.AdminAudience}})
+	key, err := e.keys.SigningKey("RS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now().Unix()
+	exp := now + 600
+	real := fmt.Sprintf(`"iss":%q,"sub":"evil","aud":%q,"exp":%d,"nbf":%d,"iat":%d,"jti":"real-jti","client_id":"evil","scope":"read"`,
+		e.issuer, testAud, exp, now, now)
+	fake := `"SCOPE":"signet:admin","Client_Id":"admin","JTI":"fake-jti","EXP":4102444800,"Sub":"admin","ISS":"https://evil.example","Aud":"x"`
+	tok := mintRaw(t, key, "{"+real+","+fake+"}")
+
+	in := e.introspect(tok)
+	for k, want := range map[string]any{"active": true, "scope": "read", "client_id": "evil", "sub": "evil", "jti": "real-jti",
+		"exp": float64(exp), "iss": e.issuer, "aud": testAud} {
+		if in[k] != want {
+			t.Errorf("introspect[%s] = %v, want %v", k, in[k], want)
+		}
+	}
+	if s, _, b := e.post("/oauth2/revoke", url.Values{"token": {tok}}, "evil", sec); s != http.StatusOK {
+		t.Fatalf("revoke = %d %v", s, b)
+	}
+	_, _, feed := e.feed("")
+	jtis, _ := feed["revoked_jtis"].(map[string]any)
+	if jtis["real-jti"] != float64(exp) || jtis["fake-jti"] != nil {
+		t.Errorf("feed jtis = %v, want real-jti → %d only", jtis, exp)
+	}
+	if active(e.introspect(tok)) {
+		t.Error("token active after revocation")
+	}
+
+	// The admin API reads the real scope and client.
+	adminReal := fmt.Sprintf(`"iss":%q,"sub":"evil","aud":%q,"exp":%d,"nbf":%d,"iat":%d,"jti":"admin-jti","client_id":"evil","scope":"read"`,
+		e.issuer, authority.AdminAudience, exp, now, now)
+	adminTok := mintRaw(t, key, "{"+adminReal+","+fake+"}")
+	if s, _, b := e.admin(http.MethodGet, "/admin/keys", adminTok, nil); s != http.StatusForbidden || b["error"] != "insufficient_scope" {
+		t.Errorf("admin API with case-variant claims = %d %v, want 403 insufficient_scope", s, b)
+	}
+
+	// One of Signet's claims twice: refused, whichever copy a reader takes.
+	for _, dup := range []string{`"scope":"signet:admin"`, `"client_id":"admin"`, `"jti":"other"`, `"exp":4102444800`, `"sub":"admin"`, `"iss":"https://evil.example"`} {
+		tok := mintRaw(t, key, "{"+real+","+dup+"}")
+		if in := e.introspect(tok); active(in) {
+			t.Errorf("token with %s twice: introspect = %v, want inactive", dup, in)
+		}
+		atok := mintRaw(t, key, "{"+adminReal+","+dup+"}")
+		if s, _, b := e.admin(http.MethodGet, "/admin/keys", atok, nil); s != http.StatusUnauthorized {
+			t.Errorf("token with %s twice: admin API = %d %v, want 401", dup, s, b)
+		}
 	}
 }
