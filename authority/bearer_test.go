@@ -1,9 +1,14 @@
 package authority_test
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,4 +184,124 @@ func TestClaims_ReadExactNames(t *testing.T) {
 			t.Errorf("token with %s twice: admin API = %d %v, want 401", dup, s, b)
 		}
 	}
+}
+
+// b64url is the base64url alphabet in value order.
+const b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// otherSpelling returns part with its last character changed so that it
+// decodes to the same bytes (an unused bit set), or false when the part's
+// length leaves no unused bits.
+func otherSpelling(t *testing.T, part string) (string, bool) {
+	t.Helper()
+	if n := len(part) % 4; n != 2 && n != 3 {
+		return "", false
+	}
+	v := strings.IndexByte(b64url, part[len(part)-1])
+	if v&1 != 0 {
+		t.Fatalf("part %q is not canonical to begin with", part)
+	}
+	other := part[:len(part)-1] + string(b64url[v|1])
+	a, errA := base64.RawURLEncoding.DecodeString(part)
+	b, errB := base64.RawURLEncoding.DecodeString(other)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Fatalf("%q and %q do not decode alike: %v %v", part, other, errA, errB)
+	}
+	return other, true
+}
+
+// mintPadded signs claims with key under Signet's header plus a padding
+// header parameter, trying paddings until header, payload and signature
+// all have a length with unused bits in their last character.
+func mintPadded(t *testing.T, key jwk.Key, claims map[string]any) string {
+	t.Helper()
+	for hp := range 4 {
+		for cp := range 4 {
+			claims["pad"] = strings.Repeat("p", cp)
+			payload, _ := json.Marshal(claims)
+			hdr := jws.NewHeaders()
+			_ = hdr.Set(jws.KeyIDKey, key.KeyID())
+			_ = hdr.Set(jws.TypeKey, "at+jwt")
+			_ = hdr.Set("pad", strings.Repeat("p", hp))
+			tok, err := jws.Sign(payload, jws.WithKey(key.Algorithm(), key, jws.WithProtectedHeaders(hdr)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := true
+			for _, p := range strings.Split(string(tok), ".") {
+				if n := len(p) % 4; n != 2 && n != 3 {
+					ok = false
+				}
+			}
+			if ok {
+				return string(tok)
+			}
+		}
+	}
+	t.Fatal("no padding gives every part unused bits")
+	return ""
+}
+
+// TestBearer_CanonicalBase64: a token has exactly one accepted spelling.
+// Changing the unused bits of the last character of any part (header,
+// payload, signature) leaves the bytes alike and the token refused: by
+// the admin API, by introspection, and by revocation (which then revokes
+// nothing); the canonical token keeps working.
+func TestBearer_CanonicalBase64(t *testing.T) {
+	e := newEnv(t, envOptions{algs: []string{"RS256", "ES256", "EdDSA"}})
+	rs := e.rsSecret()
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		key, err := e.keys.SigningKey(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := e.clock.Now().Unix()
+		claims := map[string]any{"iss": e.issuer, "sub": e.adminID, "aud": authority.AdminAudience, "exp": now + 600, "nbf": now, "iat": now,
+			"jti": "jti-" + alg, "client_id": e.adminID, "scope": authority.AdminScope}
+		for k, v := range e.instanceClaim(e.adminID, e.adminSecret) {
+			claims[k] = v
+		}
+		tok := mintPadded(t, key, claims)
+		parts := strings.Split(tok, ".")
+		for i, name := range []string{"header", "payload", "signature"} {
+			other, ok := otherSpelling(t, parts[i])
+			if !ok {
+				t.Fatalf("%s %s has no unused bits", alg, name)
+			}
+			bent := slices.Clone(parts)
+			bent[i] = other
+			bad := strings.Join(bent, ".")
+			what := alg + " " + name
+			if s, _, b := e.admin(http.MethodGet, "/admin/keys", bad, nil); s != http.StatusUnauthorized || b["error"] != "invalid_token" {
+				t.Errorf("%s: admin API = %d %v, want 401 invalid_token", what, s, b)
+			}
+			if s, _, b := e.post("/oauth2/introspect", url.Values{"token": {bad}}, "rs", rs); s != http.StatusOK || active(b) {
+				t.Errorf("%s: introspect = %d %v, want 200 inactive", what, s, b)
+			}
+			if s, _, b := e.post("/oauth2/revoke", url.Values{"token": {bad}}, e.adminID, e.adminSecret); s != http.StatusOK {
+				t.Errorf("%s: revoke = %d %v, want 200", what, s, b)
+			}
+		}
+		// Nothing above revoked it, and the canonical spelling is accepted.
+		if s, _, b := e.admin(http.MethodGet, "/admin/keys", tok, nil); s != http.StatusOK {
+			t.Errorf("%s canonical: admin API = %d %v, want 200", alg, s, b)
+		}
+		if in := e.introspect(tok); !active(in) {
+			t.Errorf("%s canonical: introspect = %v, want active", alg, in)
+		}
+	}
+}
+
+// instanceClaim returns the client-instance claim of id's tokens (none for
+// a client without one), read from a token the client gets, so a test can
+// mint tokens Signet would accept as that client's.
+func (e *env) instanceClaim(id, secret string) map[string]any {
+	e.t.Helper()
+	out := map[string]any{}
+	for k, v := range decodePayload(e.t, e.token(id, secret, nil)) {
+		if k == "client_instance" {
+			out[k] = v
+		}
+	}
+	return out
 }
