@@ -36,7 +36,7 @@ type bearerCheck struct {
 // taken from the key, typ at+jwt, this issuer, the wanted audience, and
 // within exp/nbf/iat; and it must still be live here: its jti not revoked,
 // its iat not before its subject's cutoff, and its client still the same
-// client instance that it was issued to. Refusals are *Error (401, or 400
+// client instance that it was issued to (instance.go), and enabled. Refusals are *Error (401, or 400
 // for a malformed Authorization field); store failures are 500.
 func (s *Server) verifyBearer(r *http.Request, want bearerCheck) (*accessClaims, error) {
 	h, herr := authorizationField(r)
@@ -107,7 +107,7 @@ func (s *Server) tokenDead(ctx context.Context, at *accessClaims) (string, error
 	}
 	ent, err := s.clients.lookup(ctx, at.ClientID)
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound), ent.rec.Instance != at.Instance:
 		return "the token's client no longer exists", nil
 	case err != nil:
 		return "", err
@@ -235,7 +235,7 @@ func readClaims(payload []byte) (accessClaims, error) {
 		{"iss", &at.Iss, true}, {"sub", &at.Sub, true}, {"aud", &at.Aud, true},
 		{"exp", &at.Exp, true}, {"nbf", &at.Nbf, true}, {"iat", &at.Iat, true},
 		{"jti", &at.Jti, true}, {"client_id", &at.ClientID, true},
-		{"scope", &at.Scope, false},
+		{"scope", &at.Scope, false}, {claimClientInstance, &at.Instance, false},
 	} {
 		v, ok := m[c.name]
 		if !ok {

@@ -141,9 +141,10 @@ func TestClaims_ReadExactNames(t *testing.T) {
 	}
 	now := e.clock.Now().Unix()
 	exp := now + 600
-	real := fmt.Sprintf(`"iss":%q,"sub":"evil","aud":%q,"exp":%d,"nbf":%d,"iat":%d,"jti":"real-jti","client_id":"evil","scope":"read"`,
-		e.issuer, testAud, exp, now, now)
-	fake := `"SCOPE":"signet:admin","Client_Id":"admin","JTI":"fake-jti","EXP":4102444800,"Sub":"admin","ISS":"https://evil.example","Aud":"x"`
+	inst := e.instanceClaim("evil", sec)["client_instance"]
+	real := fmt.Sprintf(`"iss":%q,"sub":"evil","aud":%q,"exp":%d,"nbf":%d,"iat":%d,"jti":"real-jti","client_id":"evil","scope":"read","client_instance":%q`,
+		e.issuer, testAud, exp, now, now, inst)
+	fake := `"SCOPE":"signet:admin","Client_Id":"admin","JTI":"fake-jti","EXP":4102444800,"Sub":"admin","ISS":"https://evil.example","Aud":"x","Client_Instance":"x"`
 	tok := mintRaw(t, key, "{"+real+","+fake+"}")
 
 	in := e.introspect(tok)
@@ -166,15 +167,15 @@ func TestClaims_ReadExactNames(t *testing.T) {
 	}
 
 	// The admin API reads the real scope and client.
-	adminReal := fmt.Sprintf(`"iss":%q,"sub":"evil","aud":%q,"exp":%d,"nbf":%d,"iat":%d,"jti":"admin-jti","client_id":"evil","scope":"read"`,
-		e.issuer, authority.AdminAudience, exp, now, now)
+	adminReal := fmt.Sprintf(`"iss":%q,"sub":"evil","aud":%q,"exp":%d,"nbf":%d,"iat":%d,"jti":"admin-jti","client_id":"evil","scope":"read","client_instance":%q`,
+		e.issuer, authority.AdminAudience, exp, now, now, inst)
 	adminTok := mintRaw(t, key, "{"+adminReal+","+fake+"}")
 	if s, _, b := e.admin(http.MethodGet, "/admin/keys", adminTok, nil); s != http.StatusForbidden || b["error"] != "insufficient_scope" {
 		t.Errorf("admin API with case-variant claims = %d %v, want 403 insufficient_scope", s, b)
 	}
 
 	// One of Signet's claims twice: refused, whichever copy a reader takes.
-	for _, dup := range []string{`"scope":"signet:admin"`, `"client_id":"admin"`, `"jti":"other"`, `"exp":4102444800`, `"sub":"admin"`, `"iss":"https://evil.example"`} {
+	for _, dup := range []string{`"scope":"signet:admin"`, `"client_id":"admin"`, `"jti":"other"`, `"exp":4102444800`, `"sub":"admin"`, `"iss":"https://evil.example"`, `"client_instance":"x"`} {
 		tok := mintRaw(t, key, "{"+real+","+dup+"}")
 		if in := e.introspect(tok); active(in) {
 			t.Errorf("token with %s twice: introspect = %v, want inactive", dup, in)

@@ -63,7 +63,7 @@ var supportedAlgorithms = []string{"RS256", "PS256", "ES256", "ES384", "ES512", 
 
 // reservedClaims are the claims Signet sets itself (RFC 7519 §4.1, RFC 9068
 // §2.2); a client's extra claims may not replace them.
-var reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "typ", "auth_time", "acr", "amr", "cnf"}
+var reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "typ", "auth_time", "acr", "amr", "cnf", claimClientInstance}
 
 // ValidationError names the client field that is wrong and why.
 type ValidationError struct {
@@ -174,6 +174,9 @@ type clientRecord struct {
 	Client
 	SecretHash         []byte `json:"secret_sha256"`
 	PreviousSecretHash []byte `json:"previous_secret_sha256,omitempty"`
+	// Instance is this life of the client id (instance.go): set by create,
+	// never changed; "" for records older than instances.
+	Instance string `json:"instance,omitempty"`
 }
 
 // ClientOptions configure a client registry.
@@ -275,7 +278,7 @@ func (c *Clients) create(ctx context.Context, spec Client, onlyFirst bool) (Clie
 		return Client{}, "", err
 	}
 	secret, hash := newSecret()
-	rec := clientRecord{Client: cl, SecretHash: hash}
+	rec := clientRecord{Client: cl, SecretHash: hash, Instance: newClientInstance()}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return Client{}, "", fmt.Errorf("encode client %s: %w", cl.ID, err)

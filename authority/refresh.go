@@ -63,15 +63,18 @@ type refreshRecord struct {
 // familyRecord is one login session: the chain of refresh tokens that
 // started with one password grant. Times are unix nanoseconds.
 type familyRecord struct {
-	ID        string   `json:"id"`
-	ClientID  string   `json:"client_id"`
-	UserID    string   `json:"user_id"`
-	Scope     string   `json:"scope"`
-	Aud       []string `json:"aud"`
-	CreatedAt int64    `json:"created_at"`
-	ExpiresAt int64    `json:"expires_at"` // absolute lifetime
-	IdleTTL   int64    `json:"idle_ttl"`
-	LastUsed  int64    `json:"last_used"`
+	ID       string `json:"id"`
+	ClientID string `json:"client_id"`
+	// ClientInstance is the instance of the client the family was issued
+	// to (instance.go); "" for families older than instances.
+	ClientInstance string   `json:"client_instance,omitempty"`
+	UserID         string   `json:"user_id"`
+	Scope          string   `json:"scope"`
+	Aud            []string `json:"aud"`
+	CreatedAt      int64    `json:"created_at"`
+	ExpiresAt      int64    `json:"expires_at"` // absolute lifetime
+	IdleTTL        int64    `json:"idle_ttl"`
+	LastUsed       int64    `json:"last_used"`
 	// Current is the hash of the only refresh token that may be used;
 	// Previous the one it replaced at RotatedAt (for the reuse grace).
 	Current   string `json:"current"`
@@ -289,7 +292,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams)
 		refresh, key = newRefreshToken()
 		idle, absolute := s.refreshTTLs(ent)
 		n := now.UnixNano()
-		fam := familyRecord{ID: newFamilyID(), ClientID: ent.rec.ID, UserID: rec.ID, Scope: scope, Aud: aud,
+		fam := familyRecord{ID: newFamilyID(), ClientID: ent.rec.ID, ClientInstance: ent.rec.Instance, UserID: rec.ID, Scope: scope, Aud: aud,
 			CreatedAt: n, ExpiresAt: n + int64(absolute), IdleTTL: int64(idle), LastUsed: n, Current: key}
 		fam.addAccess(spec.jti, spec.iat+int64(s.accessTTL(ent)/time.Second), now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: n})
@@ -468,8 +471,10 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	out.family = f
 	now := r.now.UnixNano()
 	switch {
-	case f.ClientID != r.ent.rec.ID:
-		// Never revoke here: another client could kill this session at will (SECURITY.md T15).
+	case f.ClientID != r.ent.rec.ID, f.ClientInstance != r.ent.rec.Instance:
+		// Never revoke here: another client could kill this session at
+		// will (SECURITY.md T15). A family of a deleted client whose id was
+		// reused is another client's too, and dead already.
 		out.err, out.mismatch = errBadRefresh(), true
 		return nil
 	case f.RevokedAt != 0, now >= f.expiresAt():

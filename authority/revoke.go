@@ -106,7 +106,7 @@ func (s *Server) revoke(c echo.Context) error {
 			if err != nil {
 				return err
 			}
-			if fam.ClientID != ent.rec.ID {
+			if fam.ClientID != ent.rec.ID || fam.ClientInstance != ent.rec.Instance {
 				mismatch = true
 				return nil
 			}
@@ -128,7 +128,7 @@ func (s *Server) revoke(c echo.Context) error {
 		if terr != nil || at.Exp <= now.Unix() {
 			break // not ours, malformed or expired: nothing to revoke
 		}
-		if at.ClientID != ent.rec.ID {
+		if at.ClientID != ent.rec.ID || at.Instance != ent.rec.Instance {
 			return notYours
 		}
 		err := s.cfg.Store.Update(ctx, func(tx storage.Tx) error {
@@ -193,7 +193,9 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 	inactive := introspection{}
 	if looksLikeRefreshToken(tok) {
 		var res introspection
+		var instance string
 		err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
+			res = introspection{}
 			b, err := tx.Get(refreshTokensBucket, refreshKey(tok))
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil
@@ -228,10 +230,24 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 			}
 			res = introspection{Active: true, Scope: f.Scope, ClientID: f.ClientID, Sub: f.UserID, Aud: f.Aud, Iss: s.cfg.Issuer,
 				Exp: f.expiresAt() / int64(time.Second), Iat: rec.IssuedAt / int64(time.Second), TokenType: hintRefresh}
+			instance = f.ClientInstance
 			return nil
 		})
 		if err != nil {
 			return inactive, errServer(fmt.Errorf("introspect: %w", err))
+		}
+		if !res.Active {
+			return inactive, nil
+		}
+		// The family's client must still be the instance it was issued to.
+		ent, err := s.clients.lookup(ctx, res.ClientID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return inactive, nil
+		case err != nil:
+			return inactive, errServer(fmt.Errorf("introspect: %w", err))
+		case ent.rec.Instance != instance, ent.rec.Disabled:
+			return inactive, nil
 		}
 		return res, nil
 	}

@@ -336,6 +336,9 @@ type accessClaims struct {
 	Jti      string   `json:"jti"`
 	ClientID string   `json:"client_id"`
 	Scope    string   `json:"scope,omitempty"`
+	// Instance is the client instance (claimClientInstance); absent for
+	// clients older than instances.
+	Instance string `json:"client_instance,omitempty"`
 }
 
 // audience is a single string when there is one value (the common form
@@ -414,7 +417,7 @@ func (s *Server) sign(key *signingKey, ent *clientEntry, sp accessSpec) (signedA
 	claims := accessClaims{
 		Iss: s.cfg.Issuer, Sub: sp.sub, Aud: sp.aud,
 		Exp: sp.iat + int64(ttl/time.Second), Nbf: sp.iat, Iat: sp.iat,
-		Jti: sp.jti, ClientID: ent.rec.ID, Scope: sp.scope,
+		Jti: sp.jti, ClientID: ent.rec.ID, Scope: sp.scope, Instance: ent.rec.Instance,
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
