@@ -588,11 +588,11 @@ func (s *Server) adminLogout(c echo.Context) error {
 		if _, err := s.users.Get(ctx, id); err != nil {
 			return "", adminError(err)
 		}
-		n, err := s.logout(ctx, id, reasonLogout)
+		n, cutoff, err := s.logoutCutoff(ctx, id, reasonLogout)
 		if err != nil {
 			return "", errServer(err)
 		}
-		out = LogoutResult{FamiliesRevoked: n, Cutoff: s.cfg.Now().Unix() + 1}
+		out = LogoutResult{FamiliesRevoked: n, Cutoff: cutoff}
 		return fmt.Sprintf("families_revoked=%d", n), nil
 	})
 	if err != nil {

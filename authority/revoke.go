@@ -224,10 +224,8 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 			if err != nil {
 				return err
 			}
-			cutoff, err := getInt(tx, cutoffsBucket, f.UserID)
-			if err != nil || f.CreatedAt/int64(time.Second) < cutoff {
-				return err
-			}
+			// No cutoff comparison: a logout revoked every family that
+			// existed then (refresh.go, the cutoff rules).
 			res = introspection{Active: true, Scope: f.Scope, ClientID: f.ClientID, Sub: f.UserID, Aud: f.Aud, Iss: s.cfg.Issuer,
 				Exp: f.expiresAt() / int64(time.Second), Iat: rec.IssuedAt / int64(time.Second), TokenType: hintRefresh}
 			instance = f.ClientInstance
