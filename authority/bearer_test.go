@@ -306,3 +306,61 @@ func (e *env) instanceClaim(id, secret string) map[string]any {
 	}
 	return out
 }
+
+// TestAuthorization_Repeated: a request with more than one Authorization
+// header field is refused with 400 invalid_request by every endpoint that
+// reads the field, whichever field is valid: a proxy that reads another
+// of them than Signet would authenticate someone else.
+func TestAuthorization_Repeated(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	rs := e.rsSecret()
+	tok := e.token("rs", rs, nil)
+	admin := e.adminToken()
+	good := func(id, secret string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
+	}
+	pairs := map[string][2]string{
+		"same field twice":   {good("rs", rs), good("rs", rs)},
+		"valid then invalid": {good("rs", rs), good("rs", "wrong")},
+		"invalid then valid": {good("rs", "wrong"), good("rs", rs)},
+		"two clients":        {good("admin", e.adminSecret), good("rs", rs)},
+	}
+	forms := map[string]url.Values{
+		"/oauth2/token":      {"grant_type": {"client_credentials"}},
+		"/oauth2/revoke":     {"token": {tok}},
+		"/oauth2/introspect": {"token": {tok}},
+	}
+	for path, form := range forms {
+		for name, p := range pairs {
+			req, _ := http.NewRequest(http.MethodPost, e.issuer+path, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header["Authorization"] = []string{p[0], p[1]}
+			if s, _, b := e.do(req); s != http.StatusBadRequest || b["error"] != "invalid_request" {
+				t.Errorf("%s, %s: %d %v, want 400 invalid_request", path, name, s, b)
+			}
+		}
+	}
+	bearerPairs := map[string][2]string{
+		"same token twice":   {"Bearer " + admin, "Bearer " + admin},
+		"valid then invalid": {"Bearer " + admin, "Bearer x.y.z"},
+		"invalid then valid": {"Bearer x.y.z", "Bearer " + admin},
+		"bearer and basic":   {"Bearer " + admin, good("admin", e.adminSecret)},
+	}
+	for _, r := range adminRoutes {
+		for name, p := range bearerPairs {
+			req, _ := http.NewRequest(r.method, e.issuer+r.path, strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header["Authorization"] = []string{p[0], p[1]}
+			if s, _, b := e.do(req); s != http.StatusBadRequest || b["error"] != "invalid_request" {
+				t.Errorf("%s %s, %s: %d %v, want 400 invalid_request", r.method, r.path, name, s, b)
+			}
+		}
+	}
+	// One field still works everywhere.
+	if s, _, b := e.admin(http.MethodGet, "/admin/keys", admin, nil); s != http.StatusOK {
+		t.Errorf("one Authorization field: admin API = %d %v", s, b)
+	}
+	if s, _, b := e.post("/oauth2/introspect", url.Values{"token": {tok}}, "rs", rs); s != http.StatusOK || !active(b) {
+		t.Errorf("one Authorization field: introspect = %d %v", s, b)
+	}
+}

@@ -186,7 +186,11 @@ func isTokenParam(k string) bool {
 func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (*clientEntry, error) {
 	var id, secret string
 	basic := false
-	if h := r.Header.Get(echo.HeaderAuthorization); h != "" {
+	h, herr := authorizationField(r)
+	if herr != nil {
+		return nil, herr
+	}
+	if h != "" {
 		basic = true
 		scheme, cred, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Basic") {
