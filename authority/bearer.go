@@ -34,10 +34,12 @@ type bearerCheck struct {
 // endpoint that accepts one (the admin API; userinfo). The token must be a
 // compact JWS signed by a key this Signet publishes, with the algorithm
 // taken from the key, typ at+jwt, this issuer, the wanted audience, and
-// within exp/nbf/iat; and it must still be live here: its jti not revoked,
-// its iat not before its subject's cutoff, and its client still the same
-// client instance that it was issued to (instance.go), and enabled. Refusals are *Error (401, or 400
-// for a malformed Authorization field); store failures are 500.
+// within exp/nbf/iat; and it must still be live here (tokenDead): its jti
+// not revoked, its iat not before its subject's cutoff, its client still
+// the instance it was issued to (instance.go) and enabled. Refusals are
+// *Error (401, or 400 for a repeated Authorization field); store failures
+// are 500. An expired token is refused without leeway: Signet's own clock
+// issued it.
 func (s *Server) verifyBearer(r *http.Request, want bearerCheck) (*accessClaims, error) {
 	h, herr := authorizationField(r)
 	if herr != nil {
@@ -107,10 +109,12 @@ func (s *Server) tokenDead(ctx context.Context, at *accessClaims) (string, error
 	}
 	ent, err := s.clients.lookup(ctx, at.ClientID)
 	switch {
-	case errors.Is(err, storage.ErrNotFound), ent.rec.Instance != at.Instance:
+	case errors.Is(err, storage.ErrNotFound):
 		return "the token's client no longer exists", nil
 	case err != nil:
 		return "", err
+	case ent.rec.Instance != at.Instance:
+		return "the token's client no longer exists", nil // deleted, and the id reused
 	case ent.rec.Disabled:
 		return "the token's client is disabled", nil
 	}
