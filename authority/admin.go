@@ -15,9 +15,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/signet-auth/signet/storage"
 )
@@ -88,79 +85,24 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// verifyAdmin checks the bearer token the way a careful verifier does:
-// compact JWS only, the key looked up by kid among this Signet's published
-// keys, the algorithm taken from that key (never from the header), then
-// typ, iss, aud and exp; and the client must still exist, be enabled and
-// be allowed the admin scope. It returns the actor (the token's client id)
+// verifyAdmin is the shared bearer check (verifyBearer) for the admin
+// audience, plus the admin scope: the token must carry it and its client
+// must still be allowed it. It returns the actor (the token's client id)
 // also when it refuses for lack of scope.
 func (s *Server) verifyAdmin(r *http.Request) (string, error) {
-	h := r.Header.Get(echo.HeaderAuthorization)
-	if h == "" {
-		return "", &Error{Code: "unauthorized", Description: "bearer token required", Status: http.StatusUnauthorized, bearer: bearerRealm}
-	}
-	invalid := func(desc string) (string, error) {
-		return "", &Error{Code: "invalid_token", Description: desc, Status: http.StatusUnauthorized, bearer: bearerRealm + `, error="invalid_token"`}
-	}
-	scheme, tok, _ := strings.Cut(h, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return invalid("use a Bearer token")
-	}
-	tok = strings.TrimSpace(tok)
-	if len(tok) == 0 || len(tok) > maxBearerLen || strings.Count(tok, ".") != 2 || strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
-		return invalid("malformed token")
-	}
-	msg, err := jws.ParseString(tok)
-	if err != nil || len(msg.Signatures()) != 1 {
-		return invalid("malformed token")
-	}
-	hdr := msg.Signatures()[0].ProtectedHeaders()
-	if typ := hdr.Type(); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return invalid("token is not an access token (typ)")
-	}
-	if len(hdr.Critical()) > 0 || hdr.JWK() != nil || hdr.JWKSetURL() != "" {
-		return invalid("unsupported token header")
-	}
-	set, _ := s.cfg.KeySet.PublicSet()
-	key, ok := set.LookupKeyID(hdr.KeyID())
-	if !ok || hdr.KeyID() == "" {
-		return invalid("token is not signed by a key of this issuer")
-	}
-	alg := key.Algorithm().String()
-	if !slices.Contains(supportedAlgorithms, alg) || hdr.Algorithm().String() != alg {
-		return invalid("token algorithm does not match its key")
-	}
-	claims, err := jwt.Parse([]byte(tok),
-		jwt.WithKey(jwa.SignatureAlgorithm(alg), key),
-		jwt.WithValidate(true),
-		jwt.WithIssuer(s.cfg.Issuer),
-		jwt.WithAudience(AdminAudience),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithClock(jwt.ClockFunc(s.cfg.Now)),
-		jwt.WithAcceptableSkew(adminLeeway),
-	)
+	at, err := s.verifyBearer(r, bearerCheck{audience: AdminAudience, realm: bearerRealm})
 	if err != nil {
-		return invalid("token is invalid or expired")
+		return "", err
 	}
-	clientID, _ := claims.PrivateClaims()["client_id"].(string)
-	if clientID == "" {
-		return invalid("token has no client_id")
+	ent, err := s.clients.lookup(r.Context(), at.ClientID)
+	if err != nil { // deleted since verifyBearer looked: refuse as it would
+		return "", &Error{Code: "invalid_token", Description: "the token's client no longer exists", Status: http.StatusUnauthorized, bearer: bearerRealm + `, error="invalid_token"`}
 	}
-	ent, err := s.clients.lookup(r.Context(), clientID)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return invalid("the token's client no longer exists")
-	case err != nil:
-		return "", errServer(fmt.Errorf("admin auth: %w", err))
-	case ent.rec.Disabled:
-		return invalid("the token's client is disabled")
-	}
-	scope, _ := claims.PrivateClaims()["scope"].(string)
-	if !slices.Contains(strings.Fields(scope), AdminScope) || !slices.Contains(ent.rec.Scopes, AdminScope) {
-		return clientID, &Error{Code: "insufficient_scope", Description: "token lacks scope " + AdminScope, Status: http.StatusForbidden,
+	if !slices.Contains(splitScope(at.Scope), AdminScope) || !slices.Contains(ent.rec.Scopes, AdminScope) {
+		return at.ClientID, &Error{Code: "insufficient_scope", Description: "token lacks scope " + AdminScope, Status: http.StatusForbidden,
 			bearer: bearerRealm + `, error="insufficient_scope", scope="` + AdminScope + `"`}
 	}
-	return clientID, nil
+	return at.ClientID, nil
 }
 
 func actor(c echo.Context) string {
@@ -646,11 +588,11 @@ func (s *Server) adminLogout(c echo.Context) error {
 		if _, err := s.users.Get(ctx, id); err != nil {
 			return "", adminError(err)
 		}
-		n, err := s.logout(ctx, id, reasonLogout)
+		n, cutoff, err := s.logoutCutoff(ctx, id, reasonLogout)
 		if err != nil {
 			return "", errServer(err)
 		}
-		out = LogoutResult{FamiliesRevoked: n, Cutoff: s.cfg.Now().Unix() + 1}
+		out = LogoutResult{FamiliesRevoked: n, Cutoff: cutoff}
 		return fmt.Sprintf("families_revoked=%d", n), nil
 	})
 	if err != nil {

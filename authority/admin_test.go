@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -124,7 +125,10 @@ func TestAdmin_Refusals(t *testing.T) {
 		{"oversized", "Bearer " + strings.Repeat("a.", 3000) + "a", 401, "invalid_token"},
 		{"deleted client", "Bearer " + goneTok, 401, "invalid_token"},
 		{"no admin scope", "Bearer " + e.token("reader", readerSecret, nil), 403, "insufficient_scope"},
-		{"scope claim without registered scope", "Bearer " + mint(t, rsKey, "at+jwt", claims(func(c map[string]any) { c["client_id"] = "reader" })), 403, "insufficient_scope"},
+		{"scope claim without registered scope", "Bearer " + mint(t, rsKey, "at+jwt", claims(func(c map[string]any) {
+			c["client_id"] = "reader"
+			maps.Copy(c, e.instanceClaim("reader", readerSecret))
+		})), 403, "insufficient_scope"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

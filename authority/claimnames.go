@@ -19,7 +19,7 @@ var reservedClaimNames = []string{
 	// The JOSE typ, which some libraries also look for among the claims.
 	"typ",
 	// The client instance a token was issued to (Signet's own).
-	"cid",
+	claimClientInstance,
 	// RFC 7662 §2.2 introspection answer members.
 	"active", "token_type", "username",
 }

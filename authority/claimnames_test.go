@@ -18,7 +18,7 @@ var reservedClaimNames = []string{
 	"iss", "sub", "aud", "exp", "nbf", "iat", "jti",
 	"client_id", "scope", "cnf", "act", "may_act",
 	"azp", "nonce", "auth_time", "at_hash", "c_hash", "acr", "amr", "sid", "typ",
-	"cid", "active", "token_type", "username",
+	"client_instance", "active", "token_type", "username",
 }
 
 // userRecordClaimNames are set from the user record's own fields: a user

@@ -171,6 +171,9 @@ type clientRecord struct {
 	Client
 	SecretHash         []byte `json:"secret_sha256"`
 	PreviousSecretHash []byte `json:"previous_secret_sha256,omitempty"`
+	// Instance is this life of the client id (instance.go): set by create,
+	// never changed; "" for records older than instances.
+	Instance string `json:"instance,omitempty"`
 }
 
 // ClientOptions configure a client registry.
@@ -272,7 +275,7 @@ func (c *Clients) create(ctx context.Context, spec Client, onlyFirst bool) (Clie
 		return Client{}, "", err
 	}
 	secret, hash := newSecret()
-	rec := clientRecord{Client: cl, SecretHash: hash}
+	rec := clientRecord{Client: cl, SecretHash: hash, Instance: newClientInstance()}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return Client{}, "", fmt.Errorf("encode client %s: %w", cl.ID, err)

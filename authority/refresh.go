@@ -32,6 +32,30 @@ const (
 	cutoffsBucket         = "subject_cutoffs"  // sub → cutoff (unix seconds, decimal)
 )
 
+// What a subject cutoff means. The feed publishes it unchanged, and jwks
+// verifiers compare it with iat in whole seconds, so its meaning is fixed
+// in those terms: every token of the subject with iat < cutoff is revoked,
+// every token with iat >= cutoff is not. Two rules make that exact:
+//
+//   - a logout sets the cutoff to max(now+1, previous cutoff+1) seconds:
+//     past every token issued so far, even one issued with iat = the
+//     previous cutoff after an earlier logout in the same second;
+//   - every user token is issued with iat = max(now, cutoff), so a token
+//     issued after the logout, in the same second or the same nanosecond,
+//     is at or past it (up to one second ahead of the clock per logout in
+//     that second, well within verifiers' leeway).
+//
+// Sessions (refresh token families) are not compared with the cutoff at
+// all: a clock with one-second (or any) resolution cannot order a logout
+// and a login in the same tick. The store's transaction order does: the
+// logout revokes every family of the subject in the transaction that
+// moves the cutoff, so a family that exists then is marked revoked, and
+// a family written later is newer than the logout. A login whose password
+// was checked before a logout but whose family would be written after it
+// sees the cutoff moved since its check and is refused (passwordGrant):
+// every logout moves the cutoff, so the cutoff is also the subject's
+// logout version.
+
 // Refresh token lifetimes by default (DESIGN.md, Tokens).
 const (
 	DefaultRefreshIdleTTL     = 14 * 24 * time.Hour
@@ -63,15 +87,18 @@ type refreshRecord struct {
 // familyRecord is one login session: the chain of refresh tokens that
 // started with one password grant. Times are unix nanoseconds.
 type familyRecord struct {
-	ID        string   `json:"id"`
-	ClientID  string   `json:"client_id"`
-	UserID    string   `json:"user_id"`
-	Scope     string   `json:"scope"`
-	Aud       []string `json:"aud"`
-	CreatedAt int64    `json:"created_at"`
-	ExpiresAt int64    `json:"expires_at"` // absolute lifetime
-	IdleTTL   int64    `json:"idle_ttl"`
-	LastUsed  int64    `json:"last_used"`
+	ID       string `json:"id"`
+	ClientID string `json:"client_id"`
+	// ClientInstance is the instance of the client the family was issued
+	// to (instance.go); "" for families older than instances.
+	ClientInstance string   `json:"client_instance,omitempty"`
+	UserID         string   `json:"user_id"`
+	Scope          string   `json:"scope"`
+	Aud            []string `json:"aud"`
+	CreatedAt      int64    `json:"created_at"`
+	ExpiresAt      int64    `json:"expires_at"` // absolute lifetime
+	IdleTTL        int64    `json:"idle_ttl"`
+	LastUsed       int64    `json:"last_used"`
 	// Current is the hash of the only refresh token that may be used;
 	// Previous the one it replaced at RotatedAt (for the reuse grace).
 	Current   string `json:"current"`
@@ -243,7 +270,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams)
 	}
 
 	var rec userRecord
-	var cutoff int64
+	var cutoff int64 // the subject's logout version the password is checked against
 	found := false
 	err = s.cfg.Store.View(ctx, func(tx storage.Tx) error {
 		var err error
@@ -289,14 +316,22 @@ func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams)
 		refresh, key = newRefreshToken()
 		idle, absolute := s.refreshTTLs(ent)
 		n := now.UnixNano()
-		fam := familyRecord{ID: newFamilyID(), ClientID: ent.rec.ID, UserID: rec.ID, Scope: scope, Aud: aud,
+		fam := familyRecord{ID: newFamilyID(), ClientID: ent.rec.ID, ClientInstance: ent.rec.Instance, UserID: rec.ID, Scope: scope, Aud: aud,
 			CreatedAt: n, ExpiresAt: n + int64(absolute), IdleTTL: int64(idle), LastUsed: n, Current: key}
 		fam.addAccess(spec.jti, spec.iat+int64(s.accessTTL(ent)/time.Second), now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: n})
 		if err != nil {
 			return errServer(err)
 		}
+		raced := false
 		err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
+			// A logout (or password change, or disabling) committed since
+			// the password was checked: this login belongs before it.
+			// Refused without an error, which would roll back the batch.
+			cur, err := getInt(tx, cutoffsBucket, rec.ID)
+			if raced = cur != cutoff || err != nil; raced {
+				return err
+			}
 			if err := tx.Put(refreshTokensBucket, key, tr); err != nil {
 				return err
 			}
@@ -307,6 +342,9 @@ func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams)
 		})
 		if err != nil {
 			return errServer(fmt.Errorf("store refresh token: %w", err))
+		}
+		if raced {
+			return errBadLogin()
 		}
 	}
 	at, err := s.sign(key, ent, spec)
@@ -463,8 +501,10 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	out.family = f
 	now := r.now.UnixNano()
 	switch {
-	case f.ClientID != r.ent.rec.ID:
-		// Never revoke here: another client could kill this session at will (SECURITY.md T15).
+	case f.ClientID != r.ent.rec.ID, f.ClientInstance != r.ent.rec.Instance:
+		// Never revoke here: another client could kill this session at
+		// will (SECURITY.md T15). A family of a deleted client whose id was
+		// reused is another client's too, and dead already.
 		out.err, out.mismatch = errBadRefresh(), true
 		return nil
 	case f.RevokedAt != 0, now >= f.expiresAt():
@@ -490,7 +530,9 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	if err2 != nil {
 		return err2
 	}
-	if err != nil || user.Disabled || f.CreatedAt/int64(time.Second) < cutoff {
+	// No comparison of f with the cutoff: a logout revoked every family
+	// that existed then (see the cutoff rules at the top).
+	if err != nil || user.Disabled {
 		out.err, out.denied = errBadRefresh(), len(f.Access) > 0
 		return revokeFamily(tx, &f, reasonUserGone, r.now)
 	}
@@ -544,17 +586,17 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	return putJSON(tx, refreshFamiliesBucket, f.ID, &f)
 }
 
-// logoutTx revokes every family of sub and sets its cutoff so that every
-// access token issued until now is rejected. It returns the number of
-// families revoked.
-func logoutTx(tx storage.Tx, sub, reason string, now time.Time) (int, error) {
+// logoutTx revokes every family of sub and moves its cutoff so that every
+// access token issued until now is rejected (see the cutoff rules at the
+// top). It returns the number of families revoked and the new cutoff.
+func logoutTx(tx storage.Tx, sub, reason string, now time.Time) (int, int64, error) {
 	var ids []string
 	err := tx.Scan(userFamiliesBucket, sub+"/", func(k string, _ []byte) error {
 		ids = append(ids, strings.TrimPrefix(k, sub+"/"))
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	n := 0
 	for _, id := range ids {
@@ -563,29 +605,24 @@ func logoutTx(tx storage.Tx, sub, reason string, now time.Time) (int, error) {
 			continue
 		}
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if f.RevokedAt == 0 {
 			n++
 		}
 		if err := revokeFamily(tx, &f, reason, now); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	// Tokens carry iat in whole seconds and verifiers reject iat < cutoff:
-	// the next second covers every token issued up to now. New tokens of
-	// the subject are issued with iat = max(now, cutoff).
-	cutoff := now.Unix() + 1
 	old, err := getInt(tx, cutoffsBucket, sub)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	if old < cutoff {
-		if err := tx.Put(cutoffsBucket, sub, strconv.AppendInt(nil, cutoff, 10)); err != nil {
-			return 0, err
-		}
+	cutoff := max(now.Unix()+1, old+1)
+	if err := tx.Put(cutoffsBucket, sub, strconv.AppendInt(nil, cutoff, 10)); err != nil {
+		return 0, 0, err
 	}
-	return n, nil
+	return n, cutoff, nil
 }
 
 // Logout revokes every refresh token family of the user (or any subject)
@@ -597,26 +634,34 @@ func (s *Server) Logout(ctx context.Context, sub string) (int, error) {
 }
 
 func (s *Server) logout(ctx context.Context, sub, reason string) (int, error) {
-	n, err := revokeSessions(ctx, s.cfg.Store, sub, reason, s.cfg.Now())
-	s.feed.invalidate()
+	n, _, err := s.logoutCutoff(ctx, sub, reason)
 	return n, err
+}
+
+// logoutCutoff is logout that also returns the subject's new cutoff.
+func (s *Server) logoutCutoff(ctx context.Context, sub, reason string) (int, int64, error) {
+	n, cutoff, err := revokeSessions(ctx, s.cfg.Store, sub, reason, s.cfg.Now())
+	s.feed.invalidate()
+	return n, cutoff, err
 }
 
 // RevokeSessions is Logout on a store no server holds (the offline CLI):
 // it revokes every refresh token family of sub and records its cutoff.
 func RevokeSessions(ctx context.Context, store storage.Store, sub string, now time.Time) (int, error) {
-	return revokeSessions(ctx, store, sub, reasonLogout, now)
+	n, _, err := revokeSessions(ctx, store, sub, reasonLogout, now)
+	return n, err
 }
 
-func revokeSessions(ctx context.Context, store storage.Store, sub, reason string, now time.Time) (int, error) {
+func revokeSessions(ctx context.Context, store storage.Store, sub, reason string, now time.Time) (int, int64, error) {
 	var n int
+	var cutoff int64
 	err := store.Update(ctx, func(tx storage.Tx) error {
 		var err error
-		n, err = logoutTx(tx, sub, reason, now)
+		n, cutoff, err = logoutTx(tx, sub, reason, now)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("logout %s: %w", sub, err)
+		return 0, 0, fmt.Errorf("logout %s: %w", sub, err)
 	}
-	return n, nil
+	return n, cutoff, nil
 }

@@ -5,14 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/storage"
 )
@@ -22,19 +18,6 @@ const (
 	hintAccess  = "access_token"
 	hintRefresh = "refresh_token"
 )
-
-// accessToken is a verified access token of this issuer.
-type accessToken struct {
-	Iss      string   `json:"iss"`
-	Sub      string   `json:"sub"`
-	Aud      audience `json:"aud"`
-	Exp      int64    `json:"exp"`
-	Iat      int64    `json:"iat"`
-	Nbf      int64    `json:"nbf"`
-	Jti      string   `json:"jti"`
-	ClientID string   `json:"client_id"`
-	Scope    string   `json:"scope"`
-}
 
 // UnmarshalJSON reads aud as a string or an array of strings.
 func (a *audience) UnmarshalJSON(b []byte) error {
@@ -49,46 +32,6 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	}
 	*a = many
 	return nil
-}
-
-// parseAccessToken verifies that tok is a compact JWS access token signed by
-// a key this issuer publishes (pending, active or retired; never a revoked
-// one), with the algorithm taken from the key, and returns its claims. It
-// does not check times, the denylist or cutoffs.
-func (s *Server) parseAccessToken(tok string) (accessToken, bool) {
-	var at accessToken
-	if len(tok) == 0 || len(tok) > maxBearerLen || strings.Count(tok, ".") != 2 ||
-		strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
-		return at, false
-	}
-	msg, err := jws.ParseString(tok)
-	if err != nil || len(msg.Signatures()) != 1 {
-		return at, false
-	}
-	hdr := msg.Signatures()[0].ProtectedHeaders()
-	if typ := hdr.Type(); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return at, false
-	}
-	if len(hdr.Critical()) > 0 || hdr.JWK() != nil || hdr.JWKSetURL() != "" || hdr.KeyID() == "" {
-		return at, false
-	}
-	set, _ := s.cfg.KeySet.PublicSet()
-	key, ok := set.LookupKeyID(hdr.KeyID())
-	if !ok {
-		return at, false
-	}
-	alg := key.Algorithm().String()
-	if !slices.Contains(supportedAlgorithms, alg) || hdr.Algorithm().String() != alg {
-		return at, false
-	}
-	payload, err := jws.Verify([]byte(tok), jws.WithKey(jwa.SignatureAlgorithm(alg), key))
-	if err != nil {
-		return at, false
-	}
-	if err := json.Unmarshal(payload, &at); err != nil || at.Iss != s.cfg.Issuer || at.Jti == "" || at.Sub == "" || at.Exp == 0 {
-		return at, false
-	}
-	return at, true
 }
 
 // readClientRequest parses and authenticates a revocation or introspection
@@ -163,7 +106,7 @@ func (s *Server) revoke(c echo.Context) error {
 			if err != nil {
 				return err
 			}
-			if fam.ClientID != ent.rec.ID {
+			if fam.ClientID != ent.rec.ID || fam.ClientInstance != ent.rec.Instance {
 				mismatch = true
 				return nil
 			}
@@ -181,11 +124,11 @@ func (s *Server) revoke(c echo.Context) error {
 			s.record(c, AuditEvent{Actor: ent.rec.ID, Action: "refresh.revoke", Target: fam.UserID, Outcome: "ok", Detail: "family=" + fam.ID})
 		}
 	default:
-		at, ok := s.parseAccessToken(tok)
-		if !ok || at.Exp <= now.Unix() {
+		at, terr := s.readAccessToken(tok)
+		if terr != nil || at.Exp <= now.Unix() {
 			break // not ours, malformed or expired: nothing to revoke
 		}
-		if at.ClientID != ent.rec.ID {
+		if at.ClientID != ent.rec.ID || at.Instance != ent.rec.Instance {
 			return notYours
 		}
 		err := s.cfg.Store.Update(ctx, func(tx storage.Tx) error {
@@ -250,7 +193,9 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 	inactive := introspection{}
 	if looksLikeRefreshToken(tok) {
 		var res introspection
+		var instance string
 		err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
+			res = introspection{}
 			b, err := tx.Get(refreshTokensBucket, refreshKey(tok))
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil
@@ -279,39 +224,40 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 			if err != nil {
 				return err
 			}
-			cutoff, err := getInt(tx, cutoffsBucket, f.UserID)
-			if err != nil || f.CreatedAt/int64(time.Second) < cutoff {
-				return err
-			}
+			// No cutoff comparison: a logout revoked every family that
+			// existed then (refresh.go, the cutoff rules).
 			res = introspection{Active: true, Scope: f.Scope, ClientID: f.ClientID, Sub: f.UserID, Aud: f.Aud, Iss: s.cfg.Issuer,
 				Exp: f.expiresAt() / int64(time.Second), Iat: rec.IssuedAt / int64(time.Second), TokenType: hintRefresh}
+			instance = f.ClientInstance
 			return nil
 		})
 		if err != nil {
 			return inactive, errServer(fmt.Errorf("introspect: %w", err))
 		}
+		if !res.Active {
+			return inactive, nil
+		}
+		// The family's client must still be the instance it was issued to.
+		ent, err := s.clients.lookup(ctx, res.ClientID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return inactive, nil
+		case err != nil:
+			return inactive, errServer(fmt.Errorf("introspect: %w", err))
+		case ent.rec.Instance != instance, ent.rec.Disabled:
+			return inactive, nil
+		}
 		return res, nil
 	}
-	at, ok := s.parseAccessToken(tok)
-	if !ok || at.Exp <= now.Unix() || at.Nbf > now.Unix()+int64(adminLeeway/time.Second) {
+	at, terr := s.readAccessToken(tok)
+	if terr != nil || at.Exp <= now.Unix() || at.Nbf > now.Unix()+int64(adminLeeway/time.Second) {
 		return inactive, nil
 	}
-	denied := false
-	err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
-		if _, err := tx.Get(denylistBucket, at.Jti); err == nil {
-			denied = true
-			return nil
-		} else if !errors.Is(err, storage.ErrNotFound) {
-			return err
-		}
-		cutoff, err := getInt(tx, cutoffsBucket, at.Sub)
-		denied = at.Iat < cutoff
-		return err
-	})
+	dead, err := s.tokenDead(ctx, &at)
 	if err != nil {
 		return inactive, errServer(fmt.Errorf("introspect: %w", err))
 	}
-	if denied {
+	if dead != "" {
 		return inactive, nil
 	}
 	return introspection{Active: true, Scope: at.Scope, ClientID: at.ClientID, Sub: at.Sub, Aud: at.Aud, Iss: at.Iss,

@@ -186,7 +186,11 @@ func isTokenParam(k string) bool {
 func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (*clientEntry, error) {
 	var id, secret string
 	basic := false
-	if h := r.Header.Get(echo.HeaderAuthorization); h != "" {
+	h, herr := authorizationField(r)
+	if herr != nil {
+		return nil, herr
+	}
+	if h != "" {
 		basic = true
 		scheme, cred, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Basic") {
@@ -332,6 +336,9 @@ type accessClaims struct {
 	Jti      string   `json:"jti"`
 	ClientID string   `json:"client_id"`
 	Scope    string   `json:"scope,omitempty"`
+	// Instance is the client instance (claimClientInstance); absent for
+	// clients older than instances.
+	Instance string `json:"client_instance,omitempty"`
 }
 
 // audience is a single string when there is one value (the common form
@@ -410,7 +417,7 @@ func (s *Server) sign(key *signingKey, ent *clientEntry, sp accessSpec) (signedA
 	claims := accessClaims{
 		Iss: s.cfg.Issuer, Sub: sp.sub, Aud: sp.aud,
 		Exp: sp.iat + int64(ttl/time.Second), Nbf: sp.iat, Iat: sp.iat,
-		Jti: sp.jti, ClientID: ent.rec.ID, Scope: sp.scope,
+		Jti: sp.jti, ClientID: ent.rec.ID, Scope: sp.scope, Instance: ent.rec.Instance,
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {

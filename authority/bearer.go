@@ -1,0 +1,292 @@
+package authority
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// bearerCheck is what an endpoint asks of a bearer token beyond being a
+// live access token of this Signet.
+type bearerCheck struct {
+	// audience must be one of the token's aud values (RFC 8725 §3.9).
+	audience string
+	// realm is the WWW-Authenticate challenge of refusals, e.g.
+	// `Bearer realm="signet-admin"`.
+	realm string
+}
+
+// verifyBearer is the one check of a Signet-issued bearer token, for every
+// endpoint that accepts one (the admin API; userinfo). The token must be a
+// compact JWS signed by a key this Signet publishes, with the algorithm
+// taken from the key, typ at+jwt, this issuer, the wanted audience, and
+// within exp/nbf/iat; and it must still be live here (tokenDead): its jti
+// not revoked, its iat not before its subject's cutoff, its client still
+// the instance it was issued to (instance.go) and enabled. Refusals are
+// *Error (401, or 400 for a repeated Authorization field); store failures
+// are 500. An expired token is refused without leeway: Signet's own clock
+// issued it.
+func (s *Server) verifyBearer(r *http.Request, want bearerCheck) (*accessClaims, error) {
+	h, herr := authorizationField(r)
+	if herr != nil {
+		herr.bearer = want.realm + `, error="invalid_request"`
+		return nil, herr
+	}
+	if h == "" {
+		return nil, &Error{Code: "unauthorized", Description: "bearer token required", Status: http.StatusUnauthorized, bearer: want.realm}
+	}
+	invalid := func(desc string) (*accessClaims, error) {
+		return nil, &Error{Code: "invalid_token", Description: desc, Status: http.StatusUnauthorized, bearer: want.realm + `, error="invalid_token"`}
+	}
+	scheme, tok, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return invalid("use a Bearer token")
+	}
+	at, terr := s.readAccessToken(strings.TrimSpace(tok))
+	if terr != nil {
+		return invalid(terr.Description)
+	}
+	now := s.cfg.Now().Unix()
+	leeway := int64(adminLeeway / time.Second)
+	switch {
+	case at.Exp <= now:
+		return invalid("token is expired")
+	case at.Nbf > now+leeway, at.Iat > now+leeway:
+		return invalid("token is not valid yet")
+	case !slices.Contains(at.Aud, want.audience):
+		return invalid("token is not for this audience")
+	}
+	dead, err := s.tokenDead(r.Context(), &at)
+	if err != nil {
+		return nil, errServer(fmt.Errorf("verify bearer token: %w", err))
+	}
+	if dead != "" {
+		return invalid(dead)
+	}
+	return &at, nil
+}
+
+// tokenDead says why a verified access token of this issuer is no longer
+// honoured ("" when it is): its jti is on the denylist, it was issued
+// before its subject's cutoff, or its client was deleted, replaced by
+// another instance with the same id, or disabled. The bearer check and
+// introspection both ask it, so they never disagree.
+func (s *Server) tokenDead(ctx context.Context, at *accessClaims) (string, error) {
+	why := ""
+	err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
+		why = ""
+		if _, err := tx.Get(denylistBucket, at.Jti); err == nil {
+			why = "token has been revoked"
+			return nil
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		cutoff, err := getInt(tx, cutoffsBucket, at.Sub)
+		if err != nil {
+			return err
+		}
+		if at.Iat < cutoff {
+			why = "token was revoked by a logout"
+		}
+		return nil
+	})
+	if err != nil || why != "" {
+		return why, err
+	}
+	ent, err := s.clients.lookup(ctx, at.ClientID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return "the token's client no longer exists", nil
+	case err != nil:
+		return "", err
+	case ent.rec.Instance != at.Instance:
+		return "the token's client no longer exists", nil // deleted, and the id reused
+	case ent.rec.Disabled:
+		return "the token's client is disabled", nil
+	}
+	return "", nil
+}
+
+// authorizationField returns the Authorization header field, "" when
+// there is none. More than one field is refused (400 invalid_request):
+// a proxy that reads another of them than Signet does would authenticate
+// someone else. Every endpoint that reads the field reads it here.
+func authorizationField(r *http.Request) (string, *Error) {
+	v := r.Header.Values(echo.HeaderAuthorization)
+	switch len(v) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[0], nil
+	}
+	return "", errInvalidRequest("the Authorization header field appears more than once")
+}
+
+// tokenError is why readAccessToken refused a token, in words fit for a
+// bearer challenge.
+type tokenError struct{ Description string }
+
+func badToken(desc string) *tokenError { return &tokenError{desc} }
+
+// readAccessToken verifies that tok is a compact JWS access token signed by
+// a key this issuer publishes (pending, active or retired; never a revoked
+// one), with the algorithm taken from the key and this issuer's iss, and
+// returns its claims. It does not check times, audience, the denylist,
+// cutoffs or the client: callers do what applies to them.
+//
+// Every part must be canonical base64url (RFC 7515 §2, RFC 4648 §3.5: no
+// padding, unused bits of the last character zero), so that a token has
+// one accepted spelling: a denylist, a cache or a log keyed by the token
+// text cannot be sidestepped by another spelling of the same bytes. The
+// signature is checked over the exact text received.
+func (s *Server) readAccessToken(tok string) (accessClaims, *tokenError) {
+	var at accessClaims
+	if len(tok) == 0 || len(tok) > maxBearerLen || strings.Count(tok, ".") != 2 ||
+		strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
+		return at, badToken("malformed token")
+	}
+	parts := strings.SplitN(tok, ".", 3)
+	var raw [3][]byte
+	for i, p := range parts {
+		b, err := canonicalBase64.DecodeString(p)
+		if err != nil || len(b) == 0 {
+			return at, badToken("malformed token")
+		}
+		raw[i] = b
+	}
+	hdr, err := jsonObject(raw[0])
+	if err != nil {
+		return at, badToken("malformed token header")
+	}
+	var alg, kid, typ string
+	for _, h := range []struct {
+		name string
+		dst  *string
+	}{{"alg", &alg}, {"kid", &kid}, {"typ", &typ}} {
+		if v, ok := hdr[h.name]; !ok || json.Unmarshal(v, h.dst) != nil {
+			return at, badToken("malformed token header")
+		}
+	}
+	if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return at, badToken("token is not an access token (typ)")
+	}
+	for _, name := range []string{"crit", "jwk", "jku", "x5u", "x5c"} {
+		if _, ok := hdr[name]; ok {
+			return at, badToken("unsupported token header")
+		}
+	}
+	set, _ := s.cfg.KeySet.PublicSet()
+	key, ok := set.LookupKeyID(kid)
+	if !ok || kid == "" {
+		return at, badToken("token is not signed by a key of this issuer")
+	}
+	if ka := key.Algorithm().String(); !slices.Contains(supportedAlgorithms, ka) || alg != ka {
+		return at, badToken("token algorithm does not match its key")
+	}
+	var pub any
+	if err := key.Raw(&pub); err != nil {
+		return at, badToken("token is not signed by a key of this issuer")
+	}
+	v, err := jws.NewVerifier(jwa.SignatureAlgorithm(alg))
+	if err != nil || v.Verify([]byte(parts[0]+"."+parts[1]), raw[2], pub) != nil {
+		return at, badToken("token signature is invalid")
+	}
+	if at, err = readClaims(raw[1]); err != nil {
+		return at, badToken("malformed token claims")
+	}
+	if at.Iss != s.cfg.Issuer {
+		return at, badToken("token is not from this issuer")
+	}
+	return at, nil
+}
+
+// canonicalBase64 is base64url without padding that refuses non-zero
+// unused bits in the last character.
+var canonicalBase64 = base64.RawURLEncoding.Strict()
+
+// readClaims reads the claims Signet writes into an access token by their
+// exact names. Never a struct decode: encoding/json matches struct fields
+// case-insensitively, so a client's extra claim "SCOPE" or a user's "Sub",
+// which follow Signet's own claims in the payload, would replace them. A
+// payload naming any member twice is refused outright (RFC 7519 §4 lets
+// a parser take either copy; Signet never writes one). Every claim Signet
+// always writes is required; scope and client_instance may be absent.
+func readClaims(payload []byte) (accessClaims, error) {
+	var at accessClaims
+	m, err := jsonObject(payload)
+	if err != nil {
+		return at, err
+	}
+	for _, c := range []struct {
+		name     string
+		dst      any
+		required bool
+	}{
+		{"iss", &at.Iss, true}, {"sub", &at.Sub, true}, {"aud", &at.Aud, true},
+		{"exp", &at.Exp, true}, {"nbf", &at.Nbf, true}, {"iat", &at.Iat, true},
+		{"jti", &at.Jti, true}, {"client_id", &at.ClientID, true},
+		{"scope", &at.Scope, false}, {claimClientInstance, &at.Instance, false},
+	} {
+		v, ok := m[c.name]
+		if !ok {
+			if c.required {
+				return at, fmt.Errorf("claim %s is missing", c.name)
+			}
+			continue
+		}
+		if err := json.Unmarshal(v, c.dst); err != nil {
+			return at, fmt.Errorf("claim %s: %w", c.name, err)
+		}
+	}
+	if at.Iss == "" || at.Sub == "" || at.Jti == "" || at.ClientID == "" || at.Exp == 0 || at.Iat == 0 ||
+		len(at.Aud) == 0 || slices.Contains(at.Aud, "") {
+		return at, errors.New("a required claim is empty")
+	}
+	return at, nil
+}
+
+// jsonObject decodes one JSON object into its members, refusing a member
+// name that appears twice (after unescaping) and anything after the object.
+func jsonObject(b []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	m := map[string]json.RawMessage{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := t.(string) // a member name is always a string
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("member %q appears twice", name)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		m[name] = v
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, errors.New("unterminated JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON object")
+	}
+	return m, nil
+}
