@@ -93,16 +93,22 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Subscribe before the first load: a change committed between the load
+	// and a later subscription would be missed for good (the replica would
+	// sign with a retired key until the next change).
+	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	events := m.opts.Store.Watch(watchCtx, Bucket)
 	if err := m.reload(ctx); err != nil {
+		cancel()
 		return nil, err
 	}
 	if err := m.ensure(ctx); err != nil {
+		cancel()
 		return nil, err
 	}
-	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopWatch = cancel
 	m.watchDone = make(chan struct{})
-	go m.watch(watchCtx)
+	go m.watch(watchCtx, events)
 	return m, nil
 }
 
@@ -322,9 +328,9 @@ func (m *Manager) decrypt(r record) (jwk.Key, error) {
 }
 
 // watch reloads the snapshot when another replica changes the key set.
-func (m *Manager) watch(ctx context.Context) {
+// events is subscribed by Open before its first load.
+func (m *Manager) watch(ctx context.Context, events <-chan storage.Event) {
 	defer close(m.watchDone)
-	events := m.opts.Store.Watch(ctx, Bucket)
 	for {
 		select {
 		case <-ctx.Done():
