@@ -133,6 +133,17 @@ func newManager(opts Options) (*Manager, error) {
 	if !ValidRSABits(opts.RSABits) {
 		return nil, fmt.Errorf("keys: RSA size %d not allowed (use one of %v)", opts.RSABits, rsaSizes)
 	}
+	// Zero means the default; a negative lifetime would purge keys that
+	// still verify live tokens, or promote pending keys before verifiers
+	// have them.
+	for _, o := range []struct {
+		name string
+		d    time.Duration
+	}{{"MaxTokenTTL", opts.MaxTokenTTL}, {"PurgeLeeway", opts.PurgeLeeway}, {"MinPublishAge", opts.MinPublishAge}} {
+		if o.d < 0 {
+			return nil, fmt.Errorf("keys: %s is %s, want a positive duration (or 0 for the default)", o.name, o.d)
+		}
+	}
 	if opts.MaxTokenTTL == 0 {
 		opts.MaxTokenTTL = time.Hour
 	}

@@ -148,9 +148,12 @@ func TestManager_Open_EmptyStore(t *testing.T) {
 func TestManager_Open_RejectsBadOptions(t *testing.T) {
 	st, _ := openStore(t)
 	for name, opts := range map[string]keys.Options{
-		"hs256":     {Algorithms: []string{"HS256"}},
-		"rsa 1024":  {RSABits: 1024},
-		"short kek": {KEK: []byte("short")},
+		"hs256":                    {Algorithms: []string{"HS256"}},
+		"rsa 1024":                 {RSABits: 1024},
+		"short kek":                {KEK: []byte("short")},
+		"negative max token ttl":   {MaxTokenTTL: -time.Hour},
+		"negative purge leeway":    {PurgeLeeway: -time.Minute},
+		"negative min publish age": {MinPublishAge: -time.Second},
 	} {
 		t.Run(name, func(t *testing.T) {
 			opts.Store = st
