@@ -13,8 +13,14 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-# Keep in sync with staticBuild in cmd/signet/docker_test.go.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/signet ./cmd/signet
+# Stamped into `signet version` and signet_build_info; without them
+# scripts/build.sh asks git (if .git is in the context) or says devel/unknown:
+#   docker build --build-arg VERSION=v1.2.3 --build-arg COMMIT=$(git rev-parse HEAD) -t signet .
+ARG VERSION
+ARG COMMIT
+ARG DATE
+# A static build (CGO_ENABLED=0); TestDockerfile runs this same line.
+RUN OUT=/out/signet scripts/build.sh
 RUN mkdir -p /out/data && chown 65532:65532 /out/data && chmod 0700 /out/data
 
 FROM scratch

@@ -45,9 +45,9 @@ type feedCache struct {
 func (f *feedCache) invalidate() { f.stale.Store(true) }
 
 // watch invalidates the cache on every committed change of the feed's
-// buckets until ctx ends or the store closes.
+// buckets until ctx ends or the store closes. It subscribes (synchronously)
+// before marking the cache stale, so no change falls between the two.
 func (f *feedCache) watch(ctx context.Context, st storage.Store) {
-	f.stale.Store(true)
 	for _, b := range []string{denylistBucket, cutoffsBucket} {
 		ch := st.Watch(ctx, b)
 		go func() {
@@ -56,6 +56,7 @@ func (f *feedCache) watch(ctx context.Context, st storage.Store) {
 			}
 		}()
 	}
+	f.stale.Store(true)
 }
 
 // feedDrop gives the time after which an entry can no longer matter.

@@ -93,16 +93,22 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Subscribe before the first load: a change committed between the load
+	// and a later subscription would be missed for good (the replica would
+	// sign with a retired key until the next change).
+	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	events := m.opts.Store.Watch(watchCtx, Bucket)
 	if err := m.reload(ctx); err != nil {
+		cancel()
 		return nil, err
 	}
 	if err := m.ensure(ctx); err != nil {
+		cancel()
 		return nil, err
 	}
-	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopWatch = cancel
 	m.watchDone = make(chan struct{})
-	go m.watch(watchCtx)
+	go m.watch(watchCtx, events)
 	return m, nil
 }
 
@@ -126,6 +132,17 @@ func newManager(opts Options) (*Manager, error) {
 	}
 	if !ValidRSABits(opts.RSABits) {
 		return nil, fmt.Errorf("keys: RSA size %d not allowed (use one of %v)", opts.RSABits, rsaSizes)
+	}
+	// Zero means the default; a negative lifetime would purge keys that
+	// still verify live tokens, or promote pending keys before verifiers
+	// have them.
+	for _, o := range []struct {
+		name string
+		d    time.Duration
+	}{{"MaxTokenTTL", opts.MaxTokenTTL}, {"PurgeLeeway", opts.PurgeLeeway}, {"MinPublishAge", opts.MinPublishAge}} {
+		if o.d < 0 {
+			return nil, fmt.Errorf("keys: %s is %s, want a positive duration (or 0 for the default)", o.name, o.d)
+		}
 	}
 	if opts.MaxTokenTTL == 0 {
 		opts.MaxTokenTTL = time.Hour
@@ -322,9 +339,9 @@ func (m *Manager) decrypt(r record) (jwk.Key, error) {
 }
 
 // watch reloads the snapshot when another replica changes the key set.
-func (m *Manager) watch(ctx context.Context) {
+// events is subscribed by Open before its first load.
+func (m *Manager) watch(ctx context.Context, events <-chan storage.Event) {
 	defer close(m.watchDone)
-	events := m.opts.Store.Watch(ctx, Bucket)
 	for {
 		select {
 		case <-ctx.Done():

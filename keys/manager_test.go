@@ -148,9 +148,12 @@ func TestManager_Open_EmptyStore(t *testing.T) {
 func TestManager_Open_RejectsBadOptions(t *testing.T) {
 	st, _ := openStore(t)
 	for name, opts := range map[string]keys.Options{
-		"hs256":     {Algorithms: []string{"HS256"}},
-		"rsa 1024":  {RSABits: 1024},
-		"short kek": {KEK: []byte("short")},
+		"hs256":                    {Algorithms: []string{"HS256"}},
+		"rsa 1024":                 {RSABits: 1024},
+		"short kek":                {KEK: []byte("short")},
+		"negative max token ttl":   {MaxTokenTTL: -time.Hour},
+		"negative purge leeway":    {PurgeLeeway: -time.Minute},
+		"negative min publish age": {MinPublishAge: -time.Second},
 	} {
 		t.Run(name, func(t *testing.T) {
 			opts.Store = st
@@ -395,25 +398,32 @@ func TestManager_Algorithms_Removed(t *testing.T) {
 }
 
 // TestManager_Watch_OtherManager: a second manager on the same store (as a
-// second replica would be) follows the first one's rotations.
+// second replica would be) follows the first one's rotations, including a
+// rotation committed the instant Open returns: Open must have subscribed to
+// the store before it returned, or that change is lost for good. Each round
+// opens a fresh replica and rotates with no pause, so a late subscription
+// fails this test in nearly every run.
 func TestManager_Watch_OtherManager(t *testing.T) {
 	st, _ := openStore(t)
 	a := openManager(t, st, keys.Options{Algorithms: []string{"EdDSA"}})
-	b := openManager(t, st, keys.Options{Algorithms: []string{"EdDSA"}})
-	if err := a.Rotate(t.Context(), true); err != nil {
-		t.Fatal(err)
-	}
-	want, _ := a.SigningKey("EdDSA")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, _ := b.SigningKey("EdDSA")
-		if got.KeyID() == want.KeyID() {
-			return
+	for round := range 10 {
+		b := openManager(t, st, keys.Options{Algorithms: []string{"EdDSA"}})
+		if err := a.Rotate(t.Context(), true); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica signs with %s, want %s after watch", got.KeyID(), want.KeyID())
+		want, _ := a.SigningKey("EdDSA")
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got, _ := b.SigningKey("EdDSA")
+			if got.KeyID() == want.KeyID() {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: replica signs with %s, want %s after watch", round, got.KeyID(), want.KeyID())
+			}
+			time.Sleep(time.Millisecond) // polling an eventual condition, bounded by the deadline
 		}
-		time.Sleep(5 * time.Millisecond) // polling an eventual condition, bounded by the deadline
+		b.Close()
 	}
 }
 

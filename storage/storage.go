@@ -39,6 +39,10 @@ type Store interface {
 	// Watch reports every committed change to bucket, from this process or
 	// (for shared backends) from any other, in commit order and without loss,
 	// until ctx is done or the store is closed; then the channel is closed.
+	// The subscription is in place when Watch returns, and a View started
+	// after that sees every change the channel does not report, so a cache
+	// that subscribes and then loads misses nothing (storagetest checks it).
+	// Call Watch synchronously, before the load, never from a goroutine.
 	Watch(ctx context.Context, bucket string) <-chan Event
 	// Close releases the store. Watch channels are closed.
 	Close() error

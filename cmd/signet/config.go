@@ -273,36 +273,41 @@ func (c *Config) Validate() error {
 		}
 		p.trustedProxies = append(p.trustedProxies, n)
 	}
-	duration := func(field, v string, dst *time.Duration, min time.Duration) {
+	// duration parses a duration field. Zero is allowed only where min is 0
+	// and zero has a meaning of its own (jwks.max_age 0: do not cache);
+	// everywhere else a zero or negative value would be silently replaced by
+	// a default or clamped somewhere downstream.
+	duration := func(field, v string, dst *time.Duration, min time.Duration, example string) {
 		d, err := time.ParseDuration(v)
-		if err != nil {
-			bad(field, "%q: expected a duration such as 300s, 15m or 1h", v)
-			return
+		switch {
+		case err != nil:
+			bad(field, "%q: expected a duration such as %s", v, example)
+		case d < 0:
+			bad(field, "%s is negative: set a positive duration such as %s", v, example)
+		case d < min:
+			bad(field, "%s is too short: set at least %s, such as %s", v, min, example)
+		default:
+			*dst = d
 		}
-		if d < min {
-			bad(field, "%s: must be at least %s", v, min)
-			return
-		}
-		*dst = d
 	}
-	duration("http.shutdown_timeout", c.HTTP.ShutdownTimeout, &p.shutdownTimeout, 0)
-	duration("storage.bolt.lock_timeout", c.Storage.Bolt.LockTimeout, &p.lockTimeout, 10*time.Millisecond)
-	duration("keys.purge.leeway", c.Keys.Purge.Leeway, &p.purgeLeeway, 0)
-	duration("jwks.max_age", c.JWKS.MaxAge, &p.jwksMaxAge, 0)
-	duration("tokens.default_ttl", c.Tokens.DefaultTTL, &p.defaultTTL, time.Second)
-	duration("tokens.max_ttl", c.Tokens.MaxTTL, &p.maxTTL, time.Second)
+	duration("http.shutdown_timeout", c.HTTP.ShutdownTimeout, &p.shutdownTimeout, time.Second, "15s")
+	duration("storage.bolt.lock_timeout", c.Storage.Bolt.LockTimeout, &p.lockTimeout, 10*time.Millisecond, "1s")
+	duration("keys.purge.leeway", c.Keys.Purge.Leeway, &p.purgeLeeway, time.Second, "5m")
+	duration("jwks.max_age", c.JWKS.MaxAge, &p.jwksMaxAge, 0, "300s (0s: verifiers must not cache)")
+	duration("tokens.default_ttl", c.Tokens.DefaultTTL, &p.defaultTTL, time.Second, "15m")
+	duration("tokens.max_ttl", c.Tokens.MaxTTL, &p.maxTTL, time.Second, "1h")
 	if p.defaultTTL > 0 && p.maxTTL > 0 && p.defaultTTL > p.maxTTL {
 		bad("tokens.default_ttl", "%s is longer than tokens.max_ttl %s: lower it or raise tokens.max_ttl", p.defaultTTL, p.maxTTL)
 	}
-	duration("tokens.refresh.idle_ttl", c.Tokens.Refresh.IdleTTL, &p.refreshIdle, time.Minute)
-	duration("tokens.refresh.absolute_ttl", c.Tokens.Refresh.AbsoluteTTL, &p.refreshAbsolute, time.Minute)
+	duration("tokens.refresh.idle_ttl", c.Tokens.Refresh.IdleTTL, &p.refreshIdle, time.Minute, "336h")
+	duration("tokens.refresh.absolute_ttl", c.Tokens.Refresh.AbsoluteTTL, &p.refreshAbsolute, time.Minute, "2160h")
 	if p.refreshIdle > 0 && p.refreshAbsolute > 0 && p.refreshIdle > p.refreshAbsolute {
 		bad("tokens.refresh.idle_ttl", "%s is longer than tokens.refresh.absolute_ttl %s: lower it or raise the absolute lifetime", p.refreshIdle, p.refreshAbsolute)
 	}
 	if p.refreshAbsolute > 366*24*time.Hour {
 		bad("tokens.refresh.absolute_ttl", "%s: at most 8784h (366 days)", p.refreshAbsolute)
 	}
-	duration("login.rate_limit.window", c.Login.RateLimit.Window, &p.loginWindow, time.Second)
+	duration("login.rate_limit.window", c.Login.RateLimit.Window, &p.loginWindow, time.Second, "1m")
 	for _, f := range []struct {
 		name string
 		v    int
@@ -335,6 +340,16 @@ func (c *Config) Validate() error {
 		bad("keys.rsa_bits", "%d: expected 2048, 3072 or 4096 (RFC 7518 requires at least 2048)", c.Keys.RSABits)
 	}
 	schedule := func(field, spec string, dst *cron.Schedule) {
+		// robfig/cron turns any "@every" interval under 1s, including zero
+		// and negative ones, into every second: refuse those here.
+		if d, ok := everyInterval(spec); ok && d < time.Second {
+			if d <= 0 {
+				bad(field, "%q: the interval must be positive, such as \"@every 24h\"", spec)
+			} else {
+				bad(field, "%q: the interval must be at least 1s, such as \"@every 24h\"", spec)
+			}
+			return
+		}
 		s, err := cron.ParseStandard(spec)
 		if err != nil {
 			bad(field, "%q: expected a cron spec such as \"@every 24h\" or \"0 3 * * 1\" (%v)", spec, err)
@@ -365,6 +380,29 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q: expected json or text", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// everyInterval returns the interval of an "@every D" spec (after an
+// optional CRON_TZ= or TZ= prefix, as robfig/cron reads it), and false for
+// any other spec or an interval that does not parse (cron reports that).
+func everyInterval(spec string) (time.Duration, bool) {
+	spec = strings.TrimSpace(spec)
+	if strings.HasPrefix(spec, "CRON_TZ=") || strings.HasPrefix(spec, "TZ=") {
+		i := strings.IndexAny(spec, " \t")
+		if i < 0 {
+			return 0, false
+		}
+		spec = strings.TrimSpace(spec[i:])
+	}
+	rest, ok := strings.CutPrefix(spec, "@every ")
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(rest))
+	if err != nil {
+		return 0, false
+	}
+	return d, true
 }
 
 // shortestPeriod is the smallest gap between consecutive firings of s over

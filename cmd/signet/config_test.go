@@ -143,3 +143,72 @@ func TestShortestPeriod(t *testing.T) {
 		}
 	}
 }
+
+// TestConfig_Validate_ZeroAndNegative: every duration and schedule field
+// refuses zero and negative values (robfig/cron would run "@every -1h" every
+// second; keys would read a zero leeway as its 5m default), with an error
+// naming the field and a value to use instead. Values from the environment
+// take the same path.
+func TestConfig_Validate_ZeroAndNegative(t *testing.T) {
+	tests := []struct {
+		name  string
+		set   func(c *Config)
+		wants []string
+	}{
+		{"rotation every -1h", func(c *Config) { c.Keys.Rotation.Schedule = "@every -1h"; c.JWKS.MaxAge = "0s" }, []string{"keys.rotation.schedule", `"@every -1h"`, "positive", "@every 24h"}},
+		{"rotation every 0s", func(c *Config) { c.Keys.Rotation.Schedule = "@every 0s"; c.JWKS.MaxAge = "0s" }, []string{"keys.rotation.schedule", "positive"}},
+		{"rotation every 500ms", func(c *Config) { c.Keys.Rotation.Schedule = "@every 500ms"; c.JWKS.MaxAge = "0s" }, []string{"keys.rotation.schedule", "at least 1s"}},
+		{"rotation with time zone", func(c *Config) { c.Keys.Rotation.Schedule = "CRON_TZ=UTC @every -24h"; c.JWKS.MaxAge = "0s" }, []string{"keys.rotation.schedule", "positive"}},
+		{"purge every -10m", func(c *Config) { c.Keys.Purge.Schedule = "@every -10m" }, []string{"keys.purge.schedule", "positive", "@every"}},
+		{"purge leeway negative", func(c *Config) { c.Keys.Purge.Leeway = "-5m" }, []string{"keys.purge.leeway", "negative", "5m"}},
+		{"purge leeway zero", func(c *Config) { c.Keys.Purge.Leeway = "0s" }, []string{"keys.purge.leeway", "at least 1s"}},
+		{"jwks max_age negative", func(c *Config) { c.JWKS.MaxAge = "-300s" }, []string{"jwks.max_age", "negative", "300s"}},
+		{"default ttl negative", func(c *Config) { c.Tokens.DefaultTTL = "-15m" }, []string{"tokens.default_ttl", "negative", "15m"}},
+		{"default ttl zero", func(c *Config) { c.Tokens.DefaultTTL = "0s" }, []string{"tokens.default_ttl", "at least 1s"}},
+		{"max ttl negative", func(c *Config) { c.Tokens.MaxTTL = "-1h" }, []string{"tokens.max_ttl", "negative", "1h"}},
+		{"max ttl zero", func(c *Config) { c.Tokens.MaxTTL = "0" }, []string{"tokens.max_ttl", "at least 1s"}},
+		{"refresh idle negative", func(c *Config) { c.Tokens.Refresh.IdleTTL = "-336h" }, []string{"tokens.refresh.idle_ttl", "negative", "336h"}},
+		{"refresh absolute zero", func(c *Config) { c.Tokens.Refresh.AbsoluteTTL = "0s" }, []string{"tokens.refresh.absolute_ttl", "at least 1m"}},
+		{"login window negative", func(c *Config) { c.Login.RateLimit.Window = "-1m" }, []string{"login.rate_limit.window", "negative", "1m"}},
+		{"login window zero", func(c *Config) { c.Login.RateLimit.Window = "0s" }, []string{"login.rate_limit.window", "at least 1s"}},
+		{"shutdown timeout negative", func(c *Config) { c.HTTP.ShutdownTimeout = "-15s" }, []string{"http.shutdown_timeout", "negative", "15s"}},
+		{"shutdown timeout zero", func(c *Config) { c.HTTP.ShutdownTimeout = "0s" }, []string{"http.shutdown_timeout", "at least 1s"}},
+		{"lock timeout negative", func(c *Config) { c.Storage.Bolt.LockTimeout = "-1s" }, []string{"storage.bolt.lock_timeout", "negative", "1s"}},
+		{"lock timeout zero", func(c *Config) { c.Storage.Bolt.LockTimeout = "0s" }, []string{"storage.bolt.lock_timeout", "at least 10ms"}},
+		{"env rotation every -1h", func(c *Config) {
+			if err := applyEnv(c, func(k string) string {
+				return map[string]string{"SIGNET_KEYS_ROTATION_SCHEDULE": "@every -1h", "SIGNET_JWKS_MAX_AGE": "0s"}[k]
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"keys.rotation.schedule", "positive"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := defaultConfig()
+			tc.set(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("Validate() = nil, want an error")
+			}
+			for _, want := range tc.wants {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate() = %q, does not contain %q", err, want)
+				}
+			}
+		})
+	}
+
+	// The smallest allowed values still pass, and jwks.max_age 0 (no caching)
+	// keeps its meaning.
+	c := defaultConfig()
+	c.Keys.Rotation.Schedule, c.Keys.Purge.Schedule, c.JWKS.MaxAge = "@every 1s", "CRON_TZ=UTC @every 1s", "0s"
+	c.Keys.Purge.Leeway, c.Tokens.DefaultTTL, c.Tokens.MaxTTL = "1s", "1s", "1s"
+	c.HTTP.ShutdownTimeout, c.Storage.Bolt.LockTimeout = "1s", "10ms"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("smallest allowed values: %v", err)
+	}
+	if c.parsed.rotationPeriod != time.Second {
+		t.Errorf("rotation period of @every 1s = %s, want 1s", c.parsed.rotationPeriod)
+	}
+}

@@ -29,6 +29,7 @@ func commands() map[string]command {
 		"users":   {"create, list, delete users or set a password", runUsers},
 		"init":    {"create the first admin client on an empty store", runInit},
 		"drill":   {"run a key-rotation drill against a running server", runDrill},
+		"version": {"print the version, commit, build date and Go version", runVersion},
 	}
 }
 
@@ -48,6 +49,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -183,7 +184,7 @@ func TestServe_FreshServerPublishesKeys(t *testing.T) {
 			t.Errorf("GET %s: status %d, want %d: %s", path, resp.StatusCode, want, b)
 		}
 		if path == "/metrics" {
-			for _, metric := range []string{`signet_keys{alg="ES256",state="active"} 1`, "signet_jwks_requests_total 3", "signet_active_key_age_seconds", "signet_key_rotations_total 0"} {
+			for _, metric := range []string{`signet_keys{alg="ES256",state="active"} 1`, "signet_jwks_requests_total 3", "signet_active_key_age_seconds", "signet_key_rotations_total 0", `goversion="` + runtime.Version() + `",version="devel"} 1`} {
 				if !strings.Contains(string(b), metric) {
 					t.Errorf("metrics lack %q", metric)
 				}

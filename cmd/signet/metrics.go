@@ -14,6 +14,12 @@ import (
 // request counter for countRequests.
 func registerMetrics(reg *prometheus.Registry, km *keys.Manager, now func() time.Time) prometheus.Counter {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bi := readBuildInfo()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "signet_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "goversion": bi.GoVersion},
+	}, func() float64 { return 1 }))
 	reg.MustRegister(keyCollector{
 		km:   km,
 		now:  now,

@@ -71,6 +71,7 @@ type Store struct {
 	pending  []*ticket // write transactions that recorded a change, in lock order
 	cur      *ticket   // ticket of the newest write transaction
 	nextSeq  uint64
+	settled  *sync.Cond // on mu; broadcast when the head of pending is settled
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -116,6 +117,7 @@ func Open(path string, opts Options) (*Store, error) {
 		done:     make(chan struct{}),
 		watchers: make(map[string]map[*watcher]struct{}),
 	}
+	s.settled = sync.NewCond(&s.mu)
 	s.log.Debug("bolt: opened", "path", path)
 	return s, nil
 }

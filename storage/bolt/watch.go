@@ -111,6 +111,7 @@ func (s *Store) resolveLocked(tk *ticket, committed bool) {
 	}
 	if n > 0 {
 		s.pending = append(s.pending[:0], s.pending[n:]...)
+		s.settled.Broadcast()
 	}
 }
 
@@ -138,6 +139,12 @@ func (s *Store) deliver(tk *ticket) {
 // changing data after Watch is called, in commit order, until ctx is done or
 // the store is closed. Events are buffered without bound, so a reader that
 // stops reading costs memory, not writer latency.
+//
+// The watcher is registered before Watch returns, and Watch returns only once
+// every write transaction that had already changed data is settled (committed
+// or rolled back). So a View started after Watch returns sees every change
+// that Watch does not report: subscribe-then-load leaves no gap. The wait is
+// bounded by those transactions, and ctx does not cut it short.
 func (s *Store) Watch(ctx context.Context, bucket string) <-chan storage.Event {
 	w := &watcher{
 		bucket: bucket,
@@ -156,6 +163,11 @@ func (s *Store) Watch(ctx context.Context, bucket string) <-chan storage.Event {
 	}
 	s.watchers[bucket][w] = struct{}{}
 	s.wg.Add(1)
+	// pending is in ticket order and only loses settled heads, so its head
+	// is the oldest unsettled transaction.
+	for len(s.pending) > 0 && s.pending[0].seq < w.start {
+		s.settled.Wait()
+	}
 	s.mu.Unlock()
 	go s.pump(ctx, w)
 	return w.out

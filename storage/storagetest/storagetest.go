@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Watch_Batch", testWatchBatch},
 		{"Watch_Cancel", testWatchCancel},
 		{"Watch_Close", testWatchClose},
+		{"Watch_ThenView", testWatchThenView},
 		{"LargeValue", testLargeValue},
 		{"EmptyValue", testEmptyValue},
 	}
@@ -707,6 +708,74 @@ func testWatchClose(t *testing.T, s storage.Store) {
 		t.Fatalf("Close() = %v", err)
 	}
 	expectClosed(t, ch)
+}
+
+// testWatchThenView checks the pattern every cache built on Watch uses:
+// subscribe, then load with View. A change the load does not see must arrive
+// on the watch, even when its transaction had already written when Watch was
+// called and commits only after the load.
+func testWatchThenView(t *testing.T, s storage.Store) {
+	written, release := make(chan struct{}), make(chan struct{})
+	updated := make(chan error, 1)
+	go func() {
+		var once sync.Once
+		updated <- s.Update(t.Context(), func(tx storage.Tx) error {
+			if err := tx.Put("w", "k", []byte("v")); err != nil {
+				return err
+			}
+			once.Do(func() { close(written) })
+			<-release
+			return nil
+		})
+	}()
+	<-written
+	type subscribed struct {
+		ch   <-chan storage.Event
+		seen bool
+		err  error
+	}
+	loaded := make(chan subscribed, 1)
+	go func() {
+		ch := s.Watch(t.Context(), "w")
+		_, err := get(t, s, "w", "k")
+		switch {
+		case err == nil:
+			loaded <- subscribed{ch: ch, seen: true}
+		case errors.Is(err, storage.ErrNotFound):
+			loaded <- subscribed{ch: ch}
+		default:
+			loaded <- subscribed{err: err}
+		}
+	}()
+	// A backend may hold Watch until writes already under way are settled.
+	// Give the subscriber a moment to finish first, so that a backend which
+	// returns from Watch at once is tested against the commit that follows;
+	// the outcome checked below does not depend on this wait.
+	var sub subscribed
+	got := false
+	select {
+	case sub = <-loaded:
+		got = true
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-updated; err != nil {
+		t.Fatalf("Update = %v", err)
+	}
+	if !got {
+		select {
+		case sub = <-loaded:
+		case <-time.After(waitTimeout):
+			t.Fatalf("Watch and View did not return within %s of the commit", waitTimeout)
+		}
+	}
+	if sub.err != nil {
+		t.Fatalf("View after Watch = %v", sub.err)
+	}
+	if !sub.seen {
+		// Not in the load: the watch must report it.
+		expectEvents(t, sub.ch, []storage.Event{{Bucket: "w", Key: "k", Value: []byte("v")}})
+	}
 }
 
 func testLargeValue(t *testing.T, s storage.Store) {
