@@ -284,7 +284,8 @@ func TestAdmin_ClientsAndKeys(t *testing.T) {
 			actions = append(actions, fmt.Sprint(ev["action"], " ", ev["target"]))
 		}
 	}
-	want := "keys.revoke " + active + ",clients.delete svc,clients.rotate_secret svc,clients.update svc,clients.update svc,clients.create svc"
+	// The key manager records its own changes, the first key set included.
+	want := "keys.revoke " + active + ",clients.delete svc,clients.rotate_secret svc,clients.update svc,clients.update svc,clients.create svc,keys.ensure <nil>"
 	if got := strings.Join(actions, ","); got != want {
 		t.Errorf("audit (newest first) = %s, want %s", got, want)
 	}
