@@ -29,6 +29,7 @@ func commands() map[string]command {
 		"users":   {"create, list, delete users or set a password", runUsers},
 		"init":    {"create the first admin client on an empty store", runInit},
 		"drill":   {"run a key-rotation drill against a running server", runDrill},
+		"audit":   {"read the audit trail (every key change and admin action)", runAudit},
 	}
 }
 

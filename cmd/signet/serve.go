@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 
+	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
@@ -101,6 +102,8 @@ func (m *Main) Open(ctx context.Context) error {
 	// Jobs and watchers live until Close, not until the caller's ctx ends.
 	root, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
+	// Changes the server makes on its own (the first key set) name it.
+	root = audit.WithActor(root, audit.Actor{Name: audit.ActorSystem, Replica: c.replica()})
 	m.Keys, err = keys.Open(root, keys.Options{
 		Store:         st,
 		KEK:           kek,
@@ -327,7 +330,7 @@ func (m *Main) ready(ctx context.Context) error {
 }
 
 func (m *Main) rotateJob(root context.Context) {
-	ctx, cancel := context.WithTimeout(root, time.Minute)
+	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
 	defer cancel()
 	err := m.Keys.Rotate(ctx, false)
 	switch {
@@ -339,10 +342,13 @@ func (m *Main) rotateJob(root context.Context) {
 }
 
 func (m *Main) purgeJob(root context.Context) {
-	ctx, cancel := context.WithTimeout(root, time.Minute)
+	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
 	defer cancel()
 	if _, err := m.Keys.Purge(ctx); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelError, "purge failed", slog.String("err", err.Error()))
+	}
+	if _, err := m.purgeAudit(ctx); err != nil {
+		m.Logger.LogAttrs(ctx, slog.LevelError, "audit purge failed", slog.String("err", err.Error()))
 	}
 	// Expired or revoked refresh token families, denylist entries and
 	// subject cutoffs that can no longer affect a token.
