@@ -15,6 +15,10 @@ import (
 	"syscall"
 )
 
+// version is this build's version; build scripts set it with
+// -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
 // command is one `signet NAME` subcommand.
 type command struct {
 	summary string
@@ -30,6 +34,8 @@ func commands() map[string]command {
 		"init":    {"create the first admin client on an empty store", runInit},
 		"drill":   {"run a key-rotation drill against a running server", runDrill},
 		"audit":   {"read the audit trail (every key change and admin action)", runAudit},
+		"backup":  {"write a backup of the store, online (--server) or offline", runBackup},
+		"restore": {"restore a backup into a data directory (server stopped)", runRestore},
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -59,12 +60,15 @@ type Main struct {
 	Getenv    func(string) string
 	// Now is the clock for keys and tokens; nil means time.Now.
 	Now func() time.Time
+	// Schema is the store schema this binary runs; zero means schema.Default.
+	Schema schema.Plan
 
 	Logger *slog.Logger
 	Store  storage.Store
 	Keys   *keys.Manager
 	Server *authority.Server
 
+	kek    []byte // for the fingerprint in backup headers
 	public *listener
 	admin  *listener // nil unless http.admin_addr is set
 	cron   *cron.Cron
@@ -86,11 +90,14 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Logger = newLogger(m.LogOutput, c.Log)
 	log := m.Logger
 
-	st, err := openBolt(c.BoltPath(), c.parsed.lockTimeout)
+	st, err := openBoltFile(c.BoltPath(), c.parsed.lockTimeout)
 	if err != nil {
 		return err
 	}
 	m.Store = st
+	if err := m.migrateSchema(ctx, st); err != nil {
+		return err
+	}
 	existing, err := keys.List(ctx, st)
 	if err != nil {
 		return fmt.Errorf("read keys from %s: %w", c.BoltPath(), err)
@@ -99,6 +106,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.kek = kek
 	// Jobs and watchers live until Close, not until the caller's ctx ends.
 	root, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
@@ -146,6 +154,7 @@ func (m *Main) Open(ctx context.Context) error {
 			PerUser:   c.Login.RateLimit.PerUser,
 			PerIP:     c.Login.RateLimit.PerIP,
 		},
+		Backup:        m.backupTo,
 		Metrics:       promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		TokenMetrics:  newTokenMetrics(reg),
 		IPExtractor:   ipExtractor(c.parsed.trustedProxies),
