@@ -139,15 +139,24 @@ func backupOffline(ctx context.Context, cfg *Config, out string) (int64, error) 
 		return 0, err
 	}
 	defer st.Close()
-	kek, err := resolveKEK(ctx, cfg, os.Getenv, false, newLogger(io.Discard, cfg.Log))
+	infos, err := keys.List(ctx, st)
 	if err != nil {
 		return 0, err
+	}
+	// A store without keys seals nothing: its backup names no KEK.
+	fingerprint := ""
+	if len(infos) > 0 {
+		kek, err := resolveKEK(ctx, cfg, os.Getenv, false, newLogger(io.Discard, cfg.Log))
+		if err != nil {
+			return 0, err
+		}
+		fingerprint = backup.KEKFingerprint(kek)
 	}
 	s, err := schema.Read(ctx, st)
 	if err != nil {
 		return 0, err
 	}
-	hdr := backup.Header{CreatedAt: time.Now().UTC(), SignetVersion: version, SchemaVersion: s.Version, KEKFingerprint: backup.KEKFingerprint(kek)}
+	hdr := backup.Header{CreatedAt: time.Now().UTC(), SignetVersion: version, SchemaVersion: s.Version, KEKFingerprint: fingerprint}
 	return writeBackupFile(ctx, out, st, hdr)
 }
 
@@ -252,11 +261,11 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if plan := schema.Default(); hdr.SchemaVersion > plan.Current {
 		return fmt.Errorf("%s: %w", *from, &schema.TooNewError{Store: hdr.SchemaVersion, Binary: plan.Current})
 	}
-	kek, err := resolveKEK(ctx, &cfg, os.Getenv, false, newLogger(stderr, cfg.Log))
+	kek, err := resolveKEK(ctx, &cfg, os.Getenv, hdr.KEKFingerprint == "", newLogger(stderr, cfg.Log))
 	if err != nil {
 		return fmt.Errorf("restore needs the key-encryption key the backup was made with: %w", err)
 	}
-	if !backup.MatchKEK(hdr.KEKFingerprint, kek) {
+	if hdr.KEKFingerprint != "" && !backup.MatchKEK(hdr.KEKFingerprint, kek) {
 		return fmt.Errorf("the key-encryption key in use (fingerprint %s) is not the one of the backup (%s): "+
 			"set SIGNET_KEK or keys.encryption_key_file to the KEK the backup was made with", backup.KEKFingerprint(kek), hdr.KEKFingerprint)
 	}
