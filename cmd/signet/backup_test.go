@@ -287,3 +287,45 @@ func TestRestore_OverCurrentStore(t *testing.T) {
 func clientSpec(id string) authority.Client {
 	return authority.Client{ID: id, Scopes: []string{"read"}, Audiences: []string{"api"}}
 }
+
+// TestBackup_AdminRoute: GET /admin/backup needs an admin token, is never
+// cached, and is an audit event.
+func TestBackup_AdminRoute(t *testing.T) {
+	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256")
+	c := testConfig(t, func(c *Config) { c.Keys.Algorithms = []string{"ES256"} })
+	out, _, err := initCmd(t, "--data-dir", c.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := decodeSecret(t, out)
+	m, _ := startMain(t, c, nil)
+	resp, err := http.Get(m.URL() + "/admin/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("no token: %d, want 401", resp.StatusCode)
+	}
+	t.Setenv("SIGNET_CLIENT_ID", admin.ClientID)
+	t.Setenv("SIGNET_CLIENT_SECRET", admin.ClientSecret)
+	ac, err := newAdminClient(t.Context(), m.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, m.URL()+"/admin/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+ac.token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" || !bytes.HasPrefix(body, []byte("signet-backup\n")) {
+		t.Errorf("backup = %d, Cache-Control %q, body starts %q", resp.StatusCode, resp.Header.Get("Cache-Control"), body[:min(len(body), 20)])
+	}
+	p := auditCmd(t, "--server", m.URL(), "--action", "store.backup")
+	if len(p.Events) != 1 || p.Events[0].Actor != admin.ClientID || !strings.Contains(p.Events[0].Detail, fmt.Sprintf("bytes=%d", len(body))) {
+		t.Errorf("backup audit = %+v", p.Events)
+	}
+}
