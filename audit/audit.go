@@ -148,11 +148,13 @@ func New(store storage.Store, now func() time.Time) *Log {
 	return &Log{store: store, now: now}
 }
 
-// Record stores ev in its own transaction, stamping its time when zero.
+// Record stores ev in its own transaction, stamping its time when zero and
+// filling its empty actor fields from ctx (Attribute).
 func (l *Log) Record(ctx context.Context, ev Event) error {
 	if ev.Time.IsZero() {
 		ev.Time = l.now()
 	}
+	ev = Attribute(ctx, ev)
 	err := l.store.Update(ctx, func(tx storage.Tx) error { return Put(tx, ev) })
 	if err != nil {
 		return fmt.Errorf("record audit event %s: %w", ev.Action, err)

@@ -54,6 +54,17 @@ func (c *Config) replica() string {
 	return h
 }
 
+// withReplica names this server in the audit events that admin and OAuth
+// requests write. Other requests (JWKS, health) skip the context allocation.
+func withReplica(h http.Handler, replica string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/admin/") || strings.HasPrefix(r.URL.Path, "/oauth2/") {
+			r = r.WithContext(audit.WithActor(r.Context(), audit.Actor{Replica: replica}))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // osUserName is the operating-system user running an offline command.
 func osUserName() string {
 	if u, err := user.Current(); err == nil && u.Username != "" {

@@ -154,7 +154,7 @@ func TestAudit_OnlineAndPaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := auditCmd(t, "--server", m.URL(), "--action", "keys.rotate")
-	if len(p.Events) != 1 || p.Events[0].Actor != admin.ClientID || p.Events[0].RequestID == "" || p.Events[0].Outcome != "ok" {
+	if len(p.Events) != 1 || p.Events[0].Actor != admin.ClientID || p.Events[0].RequestID == "" || p.Events[0].Outcome != "ok" || p.Events[0].Replica != c.replica() {
 		t.Fatalf("online rotation events = %+v, want one by %s with a request id", p.Events, admin.ClientID)
 	}
 

@@ -179,7 +179,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.cron.Schedule(c.parsed.purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	if m.public, err = listen("http.addr", c.HTTP.Addr, m.Server, errorLog); err != nil {
+	if m.public, err = listen("http.addr", c.HTTP.Addr, withReplica(m.Server, c.replica()), errorLog); err != nil {
 		return err
 	}
 	if c.HTTP.AdminAddr != "" {
@@ -188,7 +188,7 @@ func (m *Main) Open(ctx context.Context) error {
 		mux := http.NewServeMux()
 		mux.Handle("/admin/", m.Server.AdminHandler())
 		mux.Handle("/", m.Server)
-		if m.admin, err = listen("http.admin_addr", c.HTTP.AdminAddr, mux, errorLog); err != nil {
+		if m.admin, err = listen("http.admin_addr", c.HTTP.AdminAddr, withReplica(mux, c.replica()), errorLog); err != nil {
 			return err
 		}
 		log.LogAttrs(ctx, slog.LevelInfo, "admin API on its own listener", slog.String("admin_addr", m.admin.ln.Addr().String()))
