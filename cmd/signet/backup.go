@@ -335,11 +335,16 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// Re-apply key revocations with the key manager (promotion of the
 	// pending key included) and record the restore, as the CLI.
 	ctx = cliContext(ctx)
-	st, err := openBolt(dbPath, cfg.parsed.lockTimeout)
+	st, err := openBoltFile(dbPath, cfg.parsed.lockTimeout)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// A backup of an older schema is migrated now; the backup file itself
+	// is the copy from before the migration.
+	if _, err := schema.Default().Migrate(ctx, st, time.Now(), nil); err != nil {
+		return fmt.Errorf("restored store: %w", err)
+	}
 	if len(r.revokeAgain) > 0 {
 		km, err := keys.Open(ctx, keys.Options{
 			Store: st, KEK: kek, Algorithms: cfg.Keys.Algorithms, RSABits: cfg.Keys.RSABits,
