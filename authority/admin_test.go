@@ -206,6 +206,8 @@ func TestAdmin_ClientsAndKeys(t *testing.T) {
 		{"get unknown client", http.MethodGet, "/admin/clients/nobody", nil, 404, ""},
 		{"revoke unknown kid", http.MethodPost, "/admin/keys/nokid/revoke", nil, 404, ""},
 		{"bad audit limit", http.MethodGet, "/admin/audit?limit=0", nil, 400, "limit"},
+		{"bad audit since", http.MethodGet, "/admin/audit?since=yesterday", nil, 400, "since"},
+		{"bad audit cursor", http.MethodGet, "/admin/audit?cursor=..%2Fx", nil, 400, "cursor"},
 	} {
 		status, _, body := e.admin(tc.method, tc.path, adm, tc.body)
 		if d, _ := body["error_description"].(string); status != tc.status || !strings.Contains(d, tc.want) {
