@@ -6,6 +6,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -212,18 +213,20 @@ func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
 	if q.Limit < 0 {
 		return Page{}, fmt.Errorf("audit: negative limit %d", q.Limit)
 	}
-	match := func(ev Event) bool {
-		switch {
-		case q.Action == "":
-			return true
-		case strings.HasSuffix(q.Action, ".*"):
-			return strings.HasPrefix(ev.Action, strings.TrimSuffix(q.Action, "*"))
+	match := func(action string) bool {
+		if strings.HasSuffix(q.Action, ".*") {
+			return strings.HasPrefix(action, strings.TrimSuffix(q.Action, "*"))
 		}
-		return ev.Action == q.Action
+		return action == q.Action
 	}
+	actionNeedle := []byte(`"action":"` + strings.TrimSuffix(q.Action, "*"))
+	if !strings.HasSuffix(q.Action, ".*") {
+		actionNeedle = append(actionNeedle, '"')
+	}
+	// Only the kept events are decoded in full.
 	type item struct {
 		key string
-		ev  Event
+		raw []byte
 	}
 	// Keep the newest Limit+1 matches below the cursor: the extra one says
 	// whether another page follows.
@@ -244,18 +247,26 @@ func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
 					return nil
 				}
 			}
-			var ev Event
-			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("decode audit event %s: %w", k, err)
-			}
-			if !match(ev) {
-				return nil
+			if q.Action != "" {
+				// Cheap pre-filter on the encoded form, then the exact test.
+				if !bytes.Contains(v, actionNeedle) {
+					return nil
+				}
+				var a struct {
+					Action string `json:"action"`
+				}
+				if err := json.Unmarshal(v, &a); err != nil {
+					return fmt.Errorf("decode audit event %s: %w", k, err)
+				}
+				if !match(a.Action) {
+					return nil
+				}
 			}
 			if q.Limit == 0 || len(ring) < keep {
-				ring = append(ring, item{k, ev})
+				ring = append(ring, item{k, v})
 				return nil
 			}
-			ring[next] = item{k, ev}
+			ring[next] = item{k, v}
 			next = (next + 1) % keep
 			return nil
 		})
@@ -275,7 +286,11 @@ func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
 	}
 	p.Events = make([]Event, 0, len(ordered))
 	for i := len(ordered) - 1; i >= 0; i-- {
-		p.Events = append(p.Events, ordered[i].ev)
+		var ev Event
+		if err := json.Unmarshal(ordered[i].raw, &ev); err != nil {
+			return Page{}, fmt.Errorf("decode audit event %s: %w", ordered[i].key, err)
+		}
+		p.Events = append(p.Events, ev)
 	}
 	return p, nil
 }
