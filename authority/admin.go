@@ -51,6 +51,7 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 	e.DELETE("/admin/clients/:id", s.adminDeleteClient, auth)
 	e.POST("/admin/clients/:id/secret", s.adminRotateSecret, auth)
 	e.GET("/admin/audit", s.adminAudit, auth)
+	e.GET("/admin/backup", s.adminBackup, auth)
 	e.GET("/admin/users", s.adminListUsers, auth)
 	e.POST("/admin/users", s.adminCreateUser, auth)
 	e.GET("/admin/users/:id", s.adminGetUser, auth)
@@ -235,17 +236,6 @@ func (s *Server) adminListKeys(c echo.Context) error {
 	return c.JSON(http.StatusOK, keysResponse{infos})
 }
 
-// activeKIDs lists the active keys for the audit detail (kid_old/kid_new).
-func activeKIDs(infos []KeyInfo) string {
-	var out []string
-	for _, k := range infos {
-		if k.State == "active" {
-			out = append(out, k.Alg+":"+k.KID)
-		}
-	}
-	return strings.Join(out, ",")
-}
-
 func (s *Server) adminRotateKeys(c echo.Context) error {
 	ka, err := s.keyAdmin()
 	if err != nil {
@@ -260,20 +250,14 @@ func (s *Server) adminRotateKeys(c echo.Context) error {
 	if err := decodeJSON(c, &struct{}{}); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	ctx := s.actorContext(c)
 	var after []KeyInfo
-	err = s.audited(c, "keys.rotate", "", func() (string, error) {
-		before, err := ka.Keys(ctx)
-		if err != nil {
-			return "", adminError(err)
-		}
+	err = s.auditedFailure(c, "keys.rotate", "", func() error {
 		if err := ka.Rotate(ctx, force); err != nil {
-			return "", adminError(err)
+			return adminError(err)
 		}
-		if after, err = ka.Keys(ctx); err != nil {
-			return "", adminError(err)
-		}
-		return fmt.Sprintf("force=%t active_before=%s active_after=%s", force, activeKIDs(before), activeKIDs(after)), nil
+		after, err = ka.Keys(ctx)
+		return adminError(err)
 	})
 	if err != nil {
 		return err
@@ -289,21 +273,15 @@ func (s *Server) adminRevokeKey(c echo.Context) error {
 	if err := decodeJSON(c, &struct{}{}); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	ctx := s.actorContext(c)
 	kid := c.Param("kid")
 	var after []KeyInfo
-	err = s.audited(c, "keys.revoke", kid, func() (string, error) {
-		before, err := ka.Keys(ctx)
-		if err != nil {
-			return "", adminError(err)
-		}
+	err = s.auditedFailure(c, "keys.revoke", kid, func() error {
 		if err := ka.Revoke(ctx, kid); err != nil {
-			return "", adminError(err)
+			return adminError(err)
 		}
-		if after, err = ka.Keys(ctx); err != nil {
-			return "", adminError(err)
-		}
-		return fmt.Sprintf("active_before=%s active_after=%s", activeKIDs(before), activeKIDs(after)), nil
+		after, err = ka.Keys(ctx)
+		return adminError(err)
 	})
 	if err != nil {
 		return err
@@ -422,29 +400,6 @@ func (s *Server) adminRotateSecret(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-type auditResponse struct {
-	Events []AuditEvent `json:"events"`
-}
-
-func (s *Server) adminAudit(c echo.Context) error {
-	limit := defaultAudits
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxAudits {
-			return errInvalidRequest(fmt.Sprintf("limit must be an integer from 1 to %d", maxAudits))
-		}
-		limit = n
-	}
-	evs, err := s.audit.List(c.Request().Context(), limit)
-	if err != nil {
-		return adminError(err)
-	}
-	if evs == nil {
-		evs = []AuditEvent{}
-	}
-	return c.JSON(http.StatusOK, auditResponse{evs})
 }
 
 type usersResponse struct {

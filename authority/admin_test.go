@@ -210,6 +210,8 @@ func TestAdmin_ClientsAndKeys(t *testing.T) {
 		{"get unknown client", http.MethodGet, "/admin/clients/nobody", nil, 404, ""},
 		{"revoke unknown kid", http.MethodPost, "/admin/keys/nokid/revoke", nil, 404, ""},
 		{"bad audit limit", http.MethodGet, "/admin/audit?limit=0", nil, 400, "limit"},
+		{"bad audit since", http.MethodGet, "/admin/audit?since=yesterday", nil, 400, "since"},
+		{"bad audit cursor", http.MethodGet, "/admin/audit?cursor=..%2Fx", nil, 400, "cursor"},
 	} {
 		status, _, body := e.admin(tc.method, tc.path, adm, tc.body)
 		if d, _ := body["error_description"].(string); status != tc.status || !strings.Contains(d, tc.want) {
@@ -288,7 +290,8 @@ func TestAdmin_ClientsAndKeys(t *testing.T) {
 			actions = append(actions, fmt.Sprint(ev["action"], " ", ev["target"]))
 		}
 	}
-	want := "keys.revoke " + active + ",clients.delete svc,clients.rotate_secret svc,clients.update svc,clients.update svc,clients.create svc"
+	// The key manager records its own changes, the first key set included.
+	want := "keys.revoke " + active + ",clients.delete svc,clients.rotate_secret svc,clients.update svc,clients.update svc,clients.create svc,keys.ensure <nil>"
 	if got := strings.Join(actions, ","); got != want {
 		t.Errorf("audit (newest first) = %s, want %s", got, want)
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -49,7 +50,9 @@ type KeyInfo struct {
 	ExpiresAt   time.Time `json:"expires_at,omitzero"`
 }
 
-// KeyAdmin is what the admin API does to keys.
+// KeyAdmin is what the admin API does to keys. Rotate and Revoke record the
+// audit event of a change in the transaction that makes it, attributed to
+// audit.ActorFrom(ctx) (the admin client); the admin API records failures.
 type KeyAdmin interface {
 	Keys(ctx context.Context) ([]KeyInfo, error)
 	// Rotate activates the pending keys; force allows activating a pending
@@ -120,6 +123,9 @@ type Config struct {
 	// serves it only from AdminHandler, for a loopback-only listener
 	// (SECURITY.md A1).
 	SeparateAdmin bool
+	// Backup writes a consistent snapshot of the store for GET /admin/backup;
+	// nil answers 501.
+	Backup func(ctx context.Context, w io.Writer) error
 	// Metrics serves /metrics; nil leaves the route out.
 	Metrics http.Handler
 	// TokenMetrics receives token endpoint events (cmd wires it to

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -82,28 +85,44 @@ func (m *Manager) retire(ks keySet, r record, now time.Time) {
 	ks.recs[r.KID] = r
 }
 
-// write puts every record of ks whose stored bytes differ.
-func writeSet(tx storage.Tx, before, after keySet) error {
+// writeSet puts every record of ks whose stored bytes differ and reports
+// whether anything changed.
+func writeSet(tx storage.Tx, before, after keySet) (bool, error) {
+	changed := false
 	for kid, r := range after.recs {
 		if old, ok := before.recs[kid]; ok && sameRecord(old, r) {
 			continue
 		}
 		b, err := encodeRecord(r)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if err := tx.Put(Bucket, kid, b); err != nil {
-			return fmt.Errorf("put key %s: %w", kid, err)
+			return false, fmt.Errorf("put key %s: %w", kid, err)
 		}
+		changed = true
 	}
 	for kid := range before.recs {
 		if _, ok := after.recs[kid]; !ok {
 			if err := tx.Delete(Bucket, kid); err != nil {
-				return fmt.Errorf("delete key %s: %w", kid, err)
+				return false, fmt.Errorf("delete key %s: %w", kid, err)
 			}
+			changed = true
 		}
 	}
-	return nil
+	return changed, nil
+}
+
+// activeKIDs names the active keys as alg:kid, sorted, for audit details.
+func (ks keySet) activeKIDs() string {
+	var out []string
+	for _, r := range ks.recs {
+		if r.State == StateActive {
+			out = append(out, r.Alg+":"+r.KID)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
 }
 
 func sameRecord(a, b record) bool {
@@ -118,20 +137,52 @@ func (ks keySet) clone() keySet {
 	return c
 }
 
-// update runs fn on a copy of the stored set inside one transaction and
-// writes what fn changed.
-func (m *Manager) update(ctx context.Context, fn func(ks keySet, now time.Time) error) error {
+// update runs fn on a copy of the stored set inside one transaction, writes
+// what fn changed and, when something changed, the audit event of action in
+// the same transaction: a key change and its record commit together. The
+// event is attributed to the actor in ctx (audit.WithActor); its detail is
+// fn's detail and the active keys before and after, when they differ.
+func (m *Manager) update(ctx context.Context, action, target string, fn func(ks keySet, now time.Time) (detail string, err error)) error {
 	return m.opts.Store.Update(ctx, func(tx storage.Tx) error {
 		before, err := readSet(tx)
 		if err != nil {
 			return err
 		}
 		after := before.clone()
-		if err := fn(after, m.opts.Now().UTC()); err != nil {
+		now := m.opts.Now().UTC()
+		detail, err := fn(after, now)
+		if err != nil {
 			return err
 		}
-		return writeSet(tx, before, after)
+		changed, err := writeSet(tx, before, after)
+		if err != nil || !changed {
+			return err
+		}
+		if a, b := before.activeKIDs(), after.activeKIDs(); a != b {
+			detail = strings.TrimSpace(detail + " active_before=" + a + " active_after=" + b)
+		}
+		return audit.Put(tx, audit.Attribute(ctx, audit.Event{Time: now, Action: action, Target: target, Outcome: audit.OutcomeOK, Detail: detail}))
 	})
+}
+
+// record writes an audit event for a request that changed nothing (it had
+// already happened), in its own transaction. A failure is logged: the
+// outcome the caller reports does not depend on it.
+func (m *Manager) record(ctx context.Context, action, target, detail string) {
+	ev := audit.Attribute(ctx, audit.Event{Time: m.opts.Now().UTC(), Action: action, Target: target, Outcome: audit.OutcomeOK, Detail: detail})
+	if err := m.opts.Store.Update(ctx, func(tx storage.Tx) error { return audit.Put(tx, ev) }); err != nil {
+		m.log.LogAttrs(ctx, slog.LevelError, "audit", slog.String("action", action), slog.String("err", err.Error()))
+	}
+}
+
+// kidList names keys for audit details.
+func kidList(infos []Info) string {
+	var out []string
+	for _, i := range infos {
+		out = append(out, i.Alg+":"+i.KID)
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
 }
 
 // generateN makes n keys of alg.
@@ -178,14 +229,16 @@ func (m *Manager) ensure(ctx context.Context) error {
 			}
 		}
 		var made []Info
-		err = m.update(ctx, func(ks keySet, now time.Time) error {
+		err = m.update(ctx, "keys.ensure", "", func(ks keySet, now time.Time) (string, error) {
 			made = made[:0]
 			if !equalNeeds(m.missing(ks), need) {
-				return errStale
+				return "", errStale
 			}
+			var retired []Info
 			for _, r := range ks.recs {
 				if !live[r.Alg] && (r.State == StateActive || r.State == StatePending) {
 					m.retire(ks, r, now)
+					retired = append(retired, r.Info)
 				}
 			}
 			for alg, gens := range fresh {
@@ -200,7 +253,11 @@ func (m *Manager) ensure(ctx context.Context) error {
 					made = append(made, ks.recs[r.KID].Info)
 				}
 			}
-			return nil
+			detail := "created=" + kidList(made)
+			if len(retired) > 0 {
+				detail += " retired_unconfigured=" + kidList(retired)
+			}
+			return detail, nil
 		})
 		if errors.Is(err, errStale) && attempt < 3 {
 			continue
@@ -275,15 +332,15 @@ func (m *Manager) Rotate(ctx context.Context, force bool) error {
 		}
 	}
 	var activated []Info
-	err = m.update(ctx, func(ks keySet, now time.Time) error {
+	err = m.update(ctx, "keys.rotate", "", func(ks keySet, now time.Time) (string, error) {
 		activated = activated[:0]
 		for _, alg := range m.opts.Algorithms {
 			a, ok := ks.find(alg, StateActive)
 			if !ok || a.KID != expected[alg] {
-				return errAlreadyRotated
+				return "", errAlreadyRotated
 			}
 			if p, ok := ks.find(alg, StatePending); ok && !force && p.CreatedAt.Add(m.opts.MinPublishAge).After(now) {
-				return fmt.Errorf("%w: %s key %s published %s ago, needs %s (use force to override)",
+				return "", fmt.Errorf("%w: %s key %s published %s ago, needs %s (use force to override)",
 					ErrPendingTooYoung, alg, p.KID, now.Sub(p.CreatedAt).Round(time.Second), m.opts.MinPublishAge)
 			}
 		}
@@ -302,10 +359,11 @@ func (m *Manager) Rotate(ctx context.Context, force bool) error {
 			ks.addPending(n)
 			activated = append(activated, ks.recs[p.KID].Info)
 		}
-		return nil
+		return fmt.Sprintf("force=%t", force), nil
 	})
 	if errors.Is(err, errAlreadyRotated) {
 		m.log.LogAttrs(ctx, slog.LevelInfo, "rotation skipped: another caller rotated first")
+		m.record(ctx, "keys.rotate", "", fmt.Sprintf("force=%t skipped: another caller rotated first", force))
 		return m.reload(ctx)
 	}
 	if err != nil {
@@ -333,6 +391,7 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 		return fmt.Errorf("revoke %s: %w", kid, storage.ErrNotFound)
 	}
 	if r.State == StateRevoked {
+		m.record(ctx, "keys.revoke", kid, "already revoked")
 		return nil
 	}
 	var fresh []generated
@@ -342,14 +401,14 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 		}
 	}
 	var promoted Info
-	err = m.update(ctx, func(ks keySet, now time.Time) error {
+	err = m.update(ctx, "keys.revoke", kid, func(ks keySet, now time.Time) (string, error) {
 		promoted = Info{}
 		cur, ok := ks.recs[kid]
 		if !ok {
-			return fmt.Errorf("revoke %s: %w", kid, storage.ErrNotFound)
+			return "", fmt.Errorf("revoke %s: %w", kid, storage.ErrNotFound)
 		}
 		if cur.State != r.State {
-			return errStale
+			return "", errStale
 		}
 		switch cur.State {
 		case StateActive:
@@ -373,7 +432,7 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 		cur.ExpiresAt = now.Add(m.opts.MaxTokenTTL + m.opts.PurgeLeeway)
 		cur.Private = nil
 		ks.recs[kid] = cur
-		return nil
+		return fmt.Sprintf("alg=%s was=%s", cur.Alg, r.State), nil
 	})
 	if errors.Is(err, errStale) {
 		return m.Revoke(ctx, kid) // its state moved (a rotation): decide again
@@ -396,7 +455,7 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 // token they could have signed has expired. It returns how many it deleted.
 func (m *Manager) Purge(ctx context.Context) (int, error) {
 	var purged []Info
-	err := m.update(ctx, func(ks keySet, now time.Time) error {
+	err := m.update(ctx, "keys.purge", "", func(ks keySet, now time.Time) (string, error) {
 		purged = purged[:0]
 		for kid, r := range ks.recs {
 			if (r.State == StateRetired || r.State == StateRevoked) && !r.ExpiresAt.After(now) {
@@ -404,7 +463,7 @@ func (m *Manager) Purge(ctx context.Context) (int, error) {
 				purged = append(purged, r.Info)
 			}
 		}
-		return nil
+		return "purged=" + kidList(purged), nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("purge keys: %w", err)

@@ -70,3 +70,24 @@ type Event struct {
 	Value   []byte // nil when Deleted
 	Deleted bool
 }
+
+// BucketLister is implemented by the Tx of backends that can name their
+// buckets; backup and schema detection need it. Every backend should.
+type BucketLister interface {
+	// Buckets returns the names of the buckets that hold at least one key,
+	// in ascending byte order.
+	Buckets() ([]string, error)
+}
+
+// ErrNoBucketList is returned by Buckets for a backend whose Tx does not
+// implement BucketLister.
+var ErrNoBucketList = errors.New("storage: backend cannot list its buckets")
+
+// Buckets lists the non-empty buckets visible in tx.
+func Buckets(tx Tx) ([]string, error) {
+	bl, ok := tx.(BucketLister)
+	if !ok {
+		return nil, ErrNoBucketList
+	}
+	return bl.Buckets()
+}

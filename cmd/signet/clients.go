@@ -245,7 +245,7 @@ type offlineClients struct {
 }
 
 func (o offlineClients) record(ctx context.Context, action, target string, err error) {
-	ev := authority.AuditEvent{Actor: "cli", Action: action, Target: target, Outcome: "ok"}
+	ev := authority.AuditEvent{Actor: "cli", OSUser: osUserName(), Action: action, Target: target, Outcome: "ok"}
 	if err != nil {
 		ev.Outcome, ev.Detail = "error", err.Error()
 	}

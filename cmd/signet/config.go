@@ -33,6 +33,7 @@ type Config struct {
 	Tokens  tokensConfig  `yaml:"tokens"`
 	Login   loginConfig   `yaml:"login"`
 	Log     logConfig     `yaml:"log"`
+	Audit   auditConfig   `yaml:"audit"`
 	Dev     bool          `yaml:"dev"`
 
 	// Parsed by Validate.
@@ -118,6 +119,7 @@ type parsedConfig struct {
 	refreshAbsolute time.Duration
 	loginWindow     time.Duration
 	trustedProxies  []*net.IPNet
+	auditRetention  time.Duration
 }
 
 // defaultConfig is what `signet serve` runs with when nothing is configured.
@@ -137,6 +139,7 @@ func defaultConfig() Config {
 		Tokens: tokensConfig{DefaultTTL: "15m", MaxTTL: "1h", Refresh: refreshConfig{IdleTTL: "336h", AbsoluteTTL: "2160h"}},
 		Login:  loginConfig{RateLimit: loginRateLimitConfig{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20}},
 		Log:    logConfig{Level: "info", Format: "json"},
+		Audit:  defaultAuditConfig(),
 	}
 }
 
@@ -198,6 +201,8 @@ func envOverrides() []envOverride {
 		{"SIGNET_TOKENS_REFRESH_ABSOLUTE_TTL", func(c *Config, v string) error { c.Tokens.Refresh.AbsoluteTTL = v; return nil }},
 		{"SIGNET_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 		{"SIGNET_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+		{"SIGNET_AUDIT_RETENTION", func(c *Config, v string) error { c.Audit.Retention = v; return nil }},
+		{"SIGNET_AUDIT_REPLICA", func(c *Config, v string) error { c.Audit.Replica = v; return nil }},
 	}
 }
 
@@ -369,6 +374,7 @@ func (c *Config) Validate() error {
 				p.jwksMaxAge, p.rotationPeriod, c.Keys.Rotation.Schedule)
 		}
 	}
+	c.validateAudit(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

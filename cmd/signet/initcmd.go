@@ -48,6 +48,6 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	_ = authority.NewAuditLog(st, nil).Record(ctx, authority.AuditEvent{Actor: "cli", Action: "clients.create", Target: c.ID, Outcome: "ok", Detail: "signet init"})
+	_ = authority.NewAuditLog(st, nil).Record(ctx, authority.AuditEvent{Actor: "cli", OSUser: osUserName(), Action: "clients.create", Target: c.ID, Outcome: "ok", Detail: "signet init"})
 	return printSecret(stdout, stderr, authority.ClientWithSecret{Client: c, ClientSecret: secret})
 }

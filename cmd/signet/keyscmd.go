@@ -61,6 +61,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	ctx = cliContext(ctx)
 	log := newLogger(stderr, cfg.Log)
 	kek, err := resolveKEK(ctx, &cfg, os.Getenv, len(infos) == 0, log)
 	if err != nil {

@@ -30,6 +30,9 @@ func commands() map[string]command {
 		"init":    {"create the first admin client on an empty store", runInit},
 		"drill":   {"run a key-rotation drill against a running server", runDrill},
 		"version": {"print the version, commit, build date and Go version", runVersion},
+		"audit":   {"read the audit trail (every key change and admin action)", runAudit},
+		"backup":  {"write a backup of the store, online (--server) or offline", runBackup},
+		"restore": {"restore a backup into a data directory (server stopped)", runRestore},
 	}
 }
 

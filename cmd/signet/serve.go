@@ -19,9 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 
+	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -58,12 +60,15 @@ type Main struct {
 	Getenv    func(string) string
 	// Now is the clock for keys and tokens; nil means time.Now.
 	Now func() time.Time
+	// Schema is the store schema this binary runs; zero means schema.Default.
+	Schema schema.Plan
 
 	Logger *slog.Logger
 	Store  storage.Store
 	Keys   *keys.Manager
 	Server *authority.Server
 
+	kek    []byte // for the fingerprint in backup headers
 	public *listener
 	admin  *listener // nil unless http.admin_addr is set
 	cron   *cron.Cron
@@ -85,11 +90,14 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Logger = newLogger(m.LogOutput, c.Log)
 	log := m.Logger
 
-	st, err := openBolt(c.BoltPath(), c.parsed.lockTimeout)
+	st, err := openBoltFile(c.BoltPath(), c.parsed.lockTimeout)
 	if err != nil {
 		return err
 	}
 	m.Store = st
+	if err := m.migrateSchema(ctx, st); err != nil {
+		return err
+	}
 	existing, err := keys.List(ctx, st)
 	if err != nil {
 		return fmt.Errorf("read keys from %s: %w", c.BoltPath(), err)
@@ -98,9 +106,12 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.kek = kek
 	// Jobs and watchers live until Close, not until the caller's ctx ends.
 	root, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
+	// Changes the server makes on its own (the first key set) name it.
+	root = audit.WithActor(root, audit.Actor{Name: audit.ActorSystem, Replica: c.replica()})
 	m.Keys, err = keys.Open(root, keys.Options{
 		Store:         st,
 		KEK:           kek,
@@ -143,6 +154,7 @@ func (m *Main) Open(ctx context.Context) error {
 			PerUser:   c.Login.RateLimit.PerUser,
 			PerIP:     c.Login.RateLimit.PerIP,
 		},
+		Backup:        m.backupTo,
 		Metrics:       promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		TokenMetrics:  newTokenMetrics(reg),
 		IPExtractor:   ipExtractor(c.parsed.trustedProxies),
@@ -167,7 +179,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.cron.Schedule(c.parsed.purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	if m.public, err = listen("http.addr", c.HTTP.Addr, m.Server, errorLog); err != nil {
+	if m.public, err = listen("http.addr", c.HTTP.Addr, withReplica(m.Server, c.replica()), errorLog); err != nil {
 		return err
 	}
 	if c.HTTP.AdminAddr != "" {
@@ -184,7 +196,7 @@ func (m *Main) Open(ctx context.Context) error {
 			}
 			m.Server.ServeHTTP(w, r)
 		})
-		if m.admin, err = listen("http.admin_addr", c.HTTP.AdminAddr, split, errorLog); err != nil {
+		if m.admin, err = listen("http.admin_addr", c.HTTP.AdminAddr, withReplica(split, c.replica()), errorLog); err != nil {
 			return err
 		}
 		log.LogAttrs(ctx, slog.LevelInfo, "admin API on its own listener", slog.String("admin_addr", m.admin.ln.Addr().String()))
@@ -335,7 +347,7 @@ func (m *Main) ready(ctx context.Context) error {
 }
 
 func (m *Main) rotateJob(root context.Context) {
-	ctx, cancel := context.WithTimeout(root, time.Minute)
+	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
 	defer cancel()
 	err := m.Keys.Rotate(ctx, false)
 	switch {
@@ -347,10 +359,13 @@ func (m *Main) rotateJob(root context.Context) {
 }
 
 func (m *Main) purgeJob(root context.Context) {
-	ctx, cancel := context.WithTimeout(root, time.Minute)
+	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
 	defer cancel()
 	if _, err := m.Keys.Purge(ctx); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelError, "purge failed", slog.String("err", err.Error()))
+	}
+	if _, err := m.purgeAudit(ctx); err != nil {
+		m.Logger.LogAttrs(ctx, slog.LevelError, "audit purge failed", slog.String("err", err.Error()))
 	}
 	// Expired or revoked refresh token families, denylist entries and
 	// subject cutoffs that can no longer affect a token.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,9 +12,23 @@ import (
 	"github.com/signet-auth/signet/storage/bolt"
 )
 
-// openBolt opens the database at path, making its directory (0700) if
-// needed. A database held by a running server is a clear error, not a hang.
+// openBolt opens the database at path for an offline command: openBoltFile,
+// then a refusal of a store whose schema this binary does not run.
 func openBolt(path string, lockTimeout time.Duration) (*bolt.Store, error) {
+	st, err := openBoltFile(path, lockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchemaOffline(context.Background(), st); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, nil
+}
+
+// openBoltFile opens the database at path, making its directory (0700) if
+// needed. A database held by a running server is a clear error, not a hang.
+func openBoltFile(path string, lockTimeout time.Duration) (*bolt.Store, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", dir, err)

@@ -224,7 +224,7 @@ type offlineUsers struct {
 }
 
 func (o offlineUsers) record(ctx context.Context, action, target, detail string, err error) {
-	ev := authority.AuditEvent{Actor: "cli", Action: action, Target: target, Outcome: "ok", Detail: detail}
+	ev := authority.AuditEvent{Actor: "cli", OSUser: osUserName(), Action: action, Target: target, Outcome: "ok", Detail: detail}
 	if err != nil {
 		ev.Outcome, ev.Detail = "error", err.Error()
 	}

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Watch_ThenView", testWatchThenView},
 		{"LargeValue", testLargeValue},
 		{"EmptyValue", testEmptyValue},
+		{"Buckets", testBuckets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -800,5 +801,37 @@ func testEmptyValue(t *testing.T, s storage.Store) {
 	keys, _ := scan(t, s, "b", "")
 	if want := []string{"empty", "nil"}; !slices.Equal(keys, want) {
 		t.Errorf("Scan keys = %q, want %q", keys, want)
+	}
+}
+
+// testBuckets: a backend that lists its buckets (storage.BucketLister, which
+// backup needs) lists exactly the non-empty ones, sorted. A backend without
+// it fails backups with storage.ErrNoBucketList, which this checks too.
+func testBuckets(t *testing.T, s storage.Store) {
+	put(t, s, "b2", "k", []byte("v"))
+	put(t, s, "b1", "k", []byte("v"))
+	put(t, s, "gone", "k", []byte("v"))
+	err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.Delete("gone", "k") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(t.Context(), func(tx storage.Tx) error {
+		got, err := storage.Buckets(tx)
+		if _, ok := tx.(storage.BucketLister); !ok {
+			if !errors.Is(err, storage.ErrNoBucketList) {
+				t.Errorf("Buckets on a backend without BucketLister = %v", err)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, []string{"b1", "b2"}) {
+			t.Errorf("Buckets() = %q, want [b1 b2]", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
