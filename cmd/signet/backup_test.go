@@ -165,7 +165,7 @@ func TestBackup_OnlineUnderLoadAndRestore(t *testing.T) {
 	}
 	kek, _ := os.ReadFile(c.KEKPath())
 	dk, _ := decodeKEK(string(kek))
-	if h.Kind != backup.KindBolt || h.SignetVersion != version || h.SchemaVersion != 1 || !backup.MatchKEK(h.KEKFingerprint, dk) {
+	if h.Kind != backup.KindBolt || h.SignetVersion != readBuildInfo().Version || h.SchemaVersion != 1 || !backup.MatchKEK(h.KEKFingerprint, dk) {
 		t.Errorf("header = %+v", h)
 	}
 

@@ -12,7 +12,7 @@ var reservedClaimNames = []string{
 	"iss", "sub", "aud", "exp", "nbf", "iat", "jti",
 	"client_id", "scope", "cnf", "act", "may_act",
 	"azp", "nonce", "auth_time", "at_hash", "c_hash", "acr", "amr", "sid", "typ",
-	"cid", "active", "token_type", "username",
+	"client_instance", "active", "token_type", "username",
 }
 
 // caseVariants gives name in lower, UPPER, Title and mIxEd case.
