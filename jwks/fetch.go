@@ -293,10 +293,7 @@ func (v *Verifier) run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			v.stop(ctx, ctx.Err())
-			return
-		case <-v.done:
-			v.stop(ctx, errors.New("verifier closed"))
+			v.recordStop(ctx, context.Cause(ctx))
 			return
 		case <-v.kick:
 			v.logFailure(ctx, v.jwksSrc, v.refreshKeys(ctx))
@@ -332,7 +329,7 @@ func (v *Verifier) logFailure(ctx context.Context, src *source, err error) {
 		slog.String("source", src.name), slog.String("url", src.url), slog.Any("err", err))
 }
 
-func (v *Verifier) stop(ctx context.Context, cause error) {
+func (v *Verifier) recordStop(ctx context.Context, cause error) {
 	err := fmt.Errorf("jwks: background refresher stopped: %w", cause)
 	v.stopCause.Store(&err)
 	v.log.LogAttrs(ctx, slog.LevelInfo, "jwks refresher stopped", slog.Any("reason", cause))
