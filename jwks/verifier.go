@@ -21,7 +21,8 @@ import (
 const (
 	// DefaultLeeway absorbs clock skew between the issuer and the service
 	// for exp, nbf and iat. 30 s covers NTP-synchronised fleets with room to
-	// spare; WithLeeway accepts at most MaxLeeway (SECURITY.md C4).
+	// spare; WithLeeway accepts at most MaxLeeway: more
+	// would keep expired tokens alive for no clock a fleet really has.
 	DefaultLeeway = 30 * time.Second
 	MaxLeeway     = 60 * time.Second
 
@@ -38,7 +39,8 @@ const (
 	defaultRefresh = 5 * time.Minute
 	maxRefresh     = time.Hour
 
-	// MaxTokenSize is the longest token Verify parses (SECURITY.md J11).
+	// MaxTokenSize is the longest token Verify parses, so a huge header
+	// cannot cost memory or time before anything is checked.
 	MaxTokenSize = 16 << 10
 
 	maxKIDLength  = 128
@@ -145,7 +147,7 @@ func WithContext(ctx context.Context) Option { return func(c *config) { c.lifeti
 
 // WithInsecureHTTP allows plain http URLs on any host, for development
 // setups such as a compose network. Without it, http is accepted only on
-// loopback hosts (SECURITY.md K7): anyone on the path of a plain http JWKS
+// loopback hosts: anyone on the path of a plain http JWKS
 // fetch can substitute keys.
 func WithInsecureHTTP() Option { return func(c *config) { c.plainHTTP = true } }
 
@@ -346,10 +348,10 @@ var forbiddenHeaders = map[string]bool{
 	"crit": true, "b64": true, "cty": true, "enc": true, "zip": true,
 }
 
-// Verify checks token and returns its claims. The order follows
-// SECURITY.md C11: size, shape, header allowlist, key lookup (refetching
-// once on an unknown kid), signature, then claims and the denylist, so no
-// claim of an unsigned token is ever looked at. ctx bounds the wait for a
+// Verify checks token and returns its claims. The order is size, shape,
+// header allowlist, key lookup (refetching once on an unknown kid),
+// signature, then claims and the denylist, so no claim of an unsigned
+// token is ever looked at. ctx bounds the wait for a
 // refetch. The returned error wraps one of the Err* sentinels.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenSize {
@@ -413,7 +415,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 var b64 = base64.RawURLEncoding.Strict()
 
 // splitCompact returns the positions of the two dots of a compact JWS. One
-// pass checks the alphabet and counts dots without allocating (J11, J13).
+// pass checks the alphabet and counts dots without allocating.
 func splitCompact(token string) (d1, d2 int, err error) {
 	d1, d2 = -1, -1
 	for i := 0; i < len(token); i++ {
@@ -487,7 +489,7 @@ func normalizeType(t string) string {
 }
 
 // validKID is the sanity check applied before a kid can trigger a fetch or
-// appear in an error message (SECURITY.md J4): at most 128 bytes of
+// appear in an error message: at most 128 bytes of
 // [A-Za-z0-9_.-]. RFC 7638 thumbprints are 43 bytes of base64url.
 func validKID(kid string) bool {
 	if kid == "" || len(kid) > maxKIDLength {

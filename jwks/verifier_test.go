@@ -365,7 +365,7 @@ func TestVerifier_Verify_Valid(t *testing.T) {
 	}
 }
 
-// TestVerifier_Verify_Leeway checks the exact boundaries (SECURITY.md C4).
+// TestVerifier_Verify_Leeway checks the exact boundaries.
 func TestVerifier_Verify_Leeway(t *testing.T) {
 	k := newTestKey(t, "ES256")
 	clk := newFakeClock()
