@@ -11,6 +11,9 @@
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# The verifier modules are replaced by their directories in go.mod.
+COPY jwks/go.mod jwks/go.sum ./jwks/
+COPY jwks/echojwt/go.mod jwks/echojwt/go.sum ./jwks/echojwt/
 RUN go mod download
 COPY . .
 # Stamped into `signet version` and signet_build_info; without them

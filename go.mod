@@ -4,11 +4,12 @@ go 1.26.8
 
 require (
 	github.com/coreos/go-oidc/v3 v3.21.0
-	github.com/google/go-cmp v0.7.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/lestrrat-go/jwx/v2 v2.1.7
 	github.com/prometheus/client_golang v1.25.0
 	github.com/robfig/cron/v3 v3.0.1
+	github.com/signet-auth/signet/jwks v0.0.0-00010101000000-000000000000
+	github.com/signet-auth/signet/jwks/echojwt v0.0.0-00010101000000-000000000000
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/oauth2 v0.37.0
@@ -42,4 +43,12 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
+)
+
+// The verifier and its echo middleware are modules of their own, so a
+// service importing them gets neither this module's go version nor its
+// dependencies. Here they are built from this tree.
+replace (
+	github.com/signet-auth/signet/jwks => ./jwks
+	github.com/signet-auth/signet/jwks/echojwt => ./jwks/echojwt
 )

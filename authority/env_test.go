@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
-	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/storage/bolt"
 )
 
@@ -152,7 +152,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.srv, err = authority.New(ctx, authority.Config{
 		Issuer:         e.issuer,
 		Store:          st,
-		JWKS:           jwks.NewHandler(e.keys, 5*time.Minute, logger),
+		JWKS:           jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
 		Signer:         e.keys,
 		KeySet:         e.keys,
 		Keys:           keyAdmin{e.keys},

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
-	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/keys/jwksdoc"
 )
 
 // headerServer is a second Server on the env's store and keys with what
@@ -27,7 +27,7 @@ func headerServer(t *testing.T, e *env) (srv *authority.Server, main, admin stri
 	srv, err := authority.New(ctx, authority.Config{
 		Issuer:        mainHTTP.URL,
 		Store:         e.store,
-		JWKS:          jwks.NewHandler(e.keys, 5*time.Minute, nil),
+		JWKS:          jwksdoc.NewHandler(e.keys, 5*time.Minute, nil),
 		Signer:        e.keys,
 		KeySet:        e.keys,
 		Keys:          keyAdmin{e.keys},

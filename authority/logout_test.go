@@ -16,6 +16,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
@@ -197,7 +198,7 @@ func TestLogin_RacingLogout(t *testing.T) {
 	}
 	defer km.Close()
 	srv, err := authority.New(ctx, authority.Config{Issuer: "https://issuer.test", Store: hs,
-		JWKS: jwks.NewHandler(km, time.Minute, nil), Signer: km, KeySet: km, Algorithms: []string{"EdDSA"},
+		JWKS: jwksdoc.NewHandler(km, time.Minute, nil), Signer: km, KeySet: km, Algorithms: []string{"EdDSA"},
 		Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1}, Now: now})
 	if err != nil {
 		t.Fatal(err)

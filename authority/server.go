@@ -82,7 +82,7 @@ type Config struct {
 	Issuer string
 	// Store keeps clients, users, refresh tokens and the audit log.
 	Store storage.Store
-	// JWKS serves /.well-known/jwks.json (a jwks.Handler).
+	// JWKS serves /.well-known/jwks.json (a jwksdoc.Handler).
 	JWKS http.Handler
 	// Signer gives the active key per algorithm (required).
 	Signer Signer

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
-	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
 )
@@ -71,7 +71,7 @@ func TestRefresh_StorageFailure(t *testing.T) {
 	defer km.Close()
 	logs := &bytes.Buffer{}
 	srv, err := authority.New(ctx, authority.Config{Issuer: "https://issuer.test", Store: fs,
-		JWKS: jwks.NewHandler(km, time.Minute, nil), Signer: km, KeySet: km, Algorithms: []string{"EdDSA"},
+		JWKS: jwksdoc.NewHandler(km, time.Minute, nil), Signer: km, KeySet: km, Algorithms: []string{"EdDSA"},
 		Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1},
 		Logger:   slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {

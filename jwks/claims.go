@@ -65,8 +65,8 @@ func (c *Claims) Get(name string) (any, bool) {
 func (c *Claims) Raw() map[string]any { return maps.Clone(c.raw) }
 
 // parseClaims decodes the payload strictly (an object, no duplicate
-// members, SECURITY.md J12) and fills the registered fields with type
-// checks (C5, C6). It does not judge times or values: checkClaims does.
+// members: a parser that kept the first and one that kept the last would
+// read different claims) and fills the registered fields with type checks. It does not judge times or values: checkClaims does.
 func parseClaims(payload []byte) (*Claims, error) {
 	c := &Claims{raw: make(map[string]any, 12)}
 	err := walkObject(payload, func(name string, dec *json.Decoder) error {
@@ -130,7 +130,7 @@ func stringClaim(raw map[string]any, name string, dst *string) error {
 }
 
 // maxNumericDate is 9999-12-31T23:59:59Z; larger values are an attack or a
-// bug (C5), and they would overflow time arithmetic.
+// bug, and they would overflow time arithmetic.
 const maxNumericDate = 253402300799
 
 func timeClaim(raw map[string]any, name string, dst *time.Time) error {

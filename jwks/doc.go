@@ -1,10 +1,15 @@
-// Package jwks is both sides of Signet's published keys.
+// Package jwks verifies Signet's access tokens (RFC 9068 JWTs) offline, in
+// the services that trust Signet.
 //
-// Publishing: Handler serves /.well-known/jwks.json from a KeySource, with
-// the body and a strong ETag computed once per key change.
+// NewVerifier reads the issuer's metadata and key set once, then a
+// background refresher keeps the keys fresh (honouring Cache-Control and
+// ETag) until Close. Verify checks a token against them, taking the
+// algorithm from the key and never from the token; HTTPMiddleware does it
+// for each request of a net/http handler, and package
+// github.com/signet-auth/signet/jwks/echojwt for echo.
 //
-// Consuming: Verifier is what a microservice imports to verify Signet access
-// tokens offline, with caching, refetch on unknown kid, and the algorithm
-// taken from the key, never from the token. This package imports nothing
-// else of Signet, so a service depends on jwks alone.
+// This is a module of its own: it requires only jwx and the standard
+// library, and its public API uses standard-library and own types only, so
+// a service gets no web framework, nothing else of Signet, and nothing to
+// change when the JOSE library underneath changes.
 package jwks

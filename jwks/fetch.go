@@ -59,7 +59,7 @@ func (v *Verifier) discover(ctx context.Context) (*metadata, error) {
 	return nil, fmt.Errorf("jwks: discovery: %w", errors.Join(errs...))
 }
 
-// checkURL allows https anywhere and http only on loopback hosts (K7),
+// checkURL allows https anywhere and http only on loopback hosts,
 // or anywhere when plainHTTP is set.
 func checkURL(raw string, plainHTTP bool) error {
 	u, err := url.Parse(raw)
@@ -293,10 +293,7 @@ func (v *Verifier) run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			v.stop(ctx, ctx.Err())
-			return
-		case <-v.done:
-			v.stop(ctx, errors.New("verifier closed"))
+			v.recordStop(ctx, context.Cause(ctx))
 			return
 		case <-v.kick:
 			v.logFailure(ctx, v.jwksSrc, v.refreshKeys(ctx))
@@ -332,7 +329,7 @@ func (v *Verifier) logFailure(ctx context.Context, src *source, err error) {
 		slog.String("source", src.name), slog.String("url", src.url), slog.Any("err", err))
 }
 
-func (v *Verifier) stop(ctx context.Context, cause error) {
+func (v *Verifier) recordStop(ctx context.Context, cause error) {
 	err := fmt.Errorf("jwks: background refresher stopped: %w", cause)
 	v.stopCause.Store(&err)
 	v.log.LogAttrs(ctx, slog.LevelInfo, "jwks refresher stopped", slog.Any("reason", cause))
@@ -415,7 +412,7 @@ type verifyKey struct {
 }
 
 // keySnapshot is an immutable key set. A kid may map to several keys with
-// different algorithms (J18); the token's alg picks one, and must match.
+// different algorithms; the token's alg picks one, and must match.
 type keySnapshot struct {
 	byKID map[string][]*verifyKey
 	count int
@@ -471,15 +468,16 @@ func (v *Verifier) parseKeySet(ctx context.Context, body []byte) (*keySnapshot, 
 	return snap, nil
 }
 
-// curves pins each ECDSA algorithm to its curve (SECURITY.md M4).
+// curves pins each ECDSA algorithm to its curve, so a key cannot be used
+// with the wrong curve's algorithm.
 var curves = map[jwa.SignatureAlgorithm]elliptic.Curve{
 	jwa.ES256: elliptic.P256(), jwa.ES384: elliptic.P384(), jwa.ES512: elliptic.P521(),
 }
 
 // acceptKey turns one JWKS entry into a verifyKey, or says why not:
-// private or symmetric material (K1, K2), no use=sig (K3, J19), no alg,
-// an alg we do not allow or that does not fit the key, RSA under 2048 bits
-// (M3), an EC key off its curve (J15).
+// private or symmetric material, no use=sig, no alg, an alg we do not
+// allow or that does not fit the key, RSA under 2048 bits, an EC key off
+// its curve.
 func (v *Verifier) acceptKey(raw json.RawMessage) (*verifyKey, error) {
 	key, err := jwk.ParseKey(raw)
 	if err != nil {

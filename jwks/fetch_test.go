@@ -316,14 +316,15 @@ func TestCheckURL(t *testing.T) {
 	}
 }
 
-// TestVerifier_StopsWithContext: the refresher exits when NewVerifier's
-// context ends, Healthy says so, Verify keeps working and Close returns.
+// TestVerifier_StopsWithContext: with WithContext, the refresher exits
+// when that context ends, Healthy says so, Verify keeps working and Close
+// returns.
 func TestVerifier_StopsWithContext(t *testing.T) {
 	k := newTestKey(t, "ES256")
 	clk := newFakeClock()
 	f := newFakeIssuer(t, k)
 	ctx, cancel := context.WithCancel(t.Context())
-	v, err := NewVerifier(ctx, f.URL(), WithAudience("api"), WithClock(clk.Now))
+	v, err := NewVerifier(t.Context(), f.URL(), WithAudience("api"), WithClock(clk.Now), WithContext(ctx))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,6 +345,50 @@ func TestVerifier_StopsWithContext(t *testing.T) {
 	}
 	if err := v.Close(); err != nil {
 		t.Errorf("second Close = %v", err)
+	}
+}
+
+// TestVerifier_OutlivesStartupContext is the trap of issue 13: a service
+// gives NewVerifier a start-up timeout, and the refresher must go on after
+// that timeout. The refresher runs on the fake clock; only the 50 ms
+// context is real, and the test waits for it to be done, not for a time.
+func TestVerifier_OutlivesStartupContext(t *testing.T) {
+	k := newTestKey(t, "ES256")
+	clk := newFakeClock()
+	clk.armed = make(chan time.Duration, 1)
+	refreshed := make(chan struct{})
+	f := newFakeIssuer(t, k)
+	f.set(func(f *fakeIssuer) { f.maxAge = 60 })
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	v := newTestVerifierCtx(t, ctx, f, clk, withTimer(clk, func() { refreshed <- struct{}{} }))
+	<-clk.armed
+	<-ctx.Done()
+
+	// A new key appears; the scheduled refresh after max-age must fetch it.
+	k2 := newTestKey(t, "ES256")
+	f.publish(k, k2)
+	before := f.jwksRequests.Load()
+	clk.Advance(60 * time.Second)
+	select {
+	case <-refreshed:
+	case <-v.stopped:
+		t.Fatalf("refresher stopped with the start-up context: %v", v.Healthy())
+	}
+	if got := f.jwksRequests.Load() - before; got != 1 {
+		t.Errorf("JWKS requests after max-age = %d, want 1", got)
+	}
+	if err := v.Healthy(); err != nil {
+		t.Errorf("Healthy() = %v", err)
+	}
+	if _, err := v.Verify(t.Context(), sign(t, k2, f.claims(clk.Now()), nil)); err != nil {
+		t.Errorf("token of the new key: Verify = %v", err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Healthy(); err == nil || !errors.Is(err, errClosed) {
+		t.Errorf("after Close: Healthy() = %v, want verifier closed", err)
 	}
 }
 

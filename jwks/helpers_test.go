@@ -1,6 +1,7 @@
 package jwks
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -326,8 +327,14 @@ func (f *fakeIssuer) claims(now time.Time) map[string]any {
 // clock, and opts; it is closed at the end of the test.
 func newTestVerifier(t testing.TB, f *fakeIssuer, clk *fakeClock, opts ...Option) *Verifier {
 	t.Helper()
+	return newTestVerifierCtx(t, t.Context(), f, clk, opts...)
+}
+
+// newTestVerifierCtx is newTestVerifier with NewVerifier's context.
+func newTestVerifierCtx(t testing.TB, ctx context.Context, f *fakeIssuer, clk *fakeClock, opts ...Option) *Verifier {
+	t.Helper()
 	all := append([]Option{WithAudience("api"), WithClock(clk.Now)}, opts...)
-	v, err := NewVerifier(t.Context(), f.URL(), all...)
+	v, err := NewVerifier(ctx, f.URL(), all...)
 	if err != nil {
 		t.Fatalf("NewVerifier: %v", err)
 	}

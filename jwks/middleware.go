@@ -7,30 +7,34 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-
-	"github.com/labstack/echo/v4"
 )
 
-// MiddlewareOption configures EchoMiddleware and HTTPMiddleware.
-type MiddlewareOption func(*middleware)
+// MiddlewareOption configures an Authenticator, and so HTTPMiddleware and
+// the echo middleware of package echojwt.
+type MiddlewareOption func(*Authenticator)
 
 // RequireScopes makes the middleware answer 403 insufficient_scope unless
 // the token carries every one of scopes.
 func RequireScopes(scopes ...string) MiddlewareOption {
-	return func(m *middleware) { m.scopes = append(m.scopes, scopes...) }
+	return func(a *Authenticator) { a.scopes = append(a.scopes, scopes...) }
 }
 
-type middleware struct {
+// Authenticator is the framework-free part of the middleware: it reads the
+// bearer token of a request, verifies it and checks the required scopes.
+// HTTPMiddleware wraps it for net/http and package echojwt for echo; a
+// middleware for another framework wraps it the same way.
+type Authenticator struct {
 	v      *Verifier
 	scopes []string
 }
 
-func newMiddleware(v *Verifier, opts []MiddlewareOption) *middleware {
-	m := &middleware{v: v}
+// NewAuthenticator returns an Authenticator that verifies with v.
+func NewAuthenticator(v *Verifier, opts ...MiddlewareOption) *Authenticator {
+	a := &Authenticator{v: v}
 	for _, o := range opts {
-		o(m)
+		o(a)
 	}
-	return m
+	return a
 }
 
 // claimsKey is the context key for verified claims; unexported so only
@@ -44,46 +48,74 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 	return c, ok && c != nil
 }
 
-// challenge is a refusal: the status, the WWW-Authenticate challenge
-// (RFC 6750 §3) and the JSON body. err is the verification error, for
-// logs only: the body never says which check failed (SECURITY.md §1).
-type challenge struct {
-	status int
-	code   string // empty for a request without credentials (RFC 6750 §3.1)
-	desc   string
-	scope  string
-	err    error
+// Refusal is a request the Authenticator refused, and how to answer it
+// (RFC 6750 §3). The answer never says which check failed (a forger learns
+// nothing); Err says it, for logs and metrics.
+type Refusal struct {
+	// Status is 400 (several Authorization headers), 401 (no bearer token,
+	// or a token that does not verify) or 403 (a required scope missing).
+	Status int
+	// Code is the RFC 6750 error code: invalid_request, invalid_token or
+	// insufficient_scope; empty when the request had no bearer token
+	// (RFC 6750 §3.1).
+	Code string
+	// Description is the error_description sent to the client.
+	Description string
+	// Scope lists the required scopes with insufficient_scope.
+	Scope string
+	// Err is why: a verification error wrapping one of the Err* values,
+	// or a description of the missing header or scopes.
+	Err error
 }
 
-// errorBody is the JSON body of a refusal.
-type errorBody struct {
+// Error describes the refusal with its cause, for logs.
+func (r *Refusal) Error() string {
+	return "jwks: request refused (" + http.StatusText(r.Status) + "): " + r.Err.Error()
+}
+
+// Unwrap returns Err, so errors.Is(refusal, ErrExpired) works.
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// ErrorBody is the JSON body of a refusal.
+type ErrorBody struct {
 	Error            string `json:"error"`
 	ErrorDescription string `json:"error_description,omitempty"`
 }
 
-func (ch *challenge) header() string {
-	if ch.code == "" {
+// WWWAuthenticate is the value of the WWW-Authenticate header to send.
+func (r *Refusal) WWWAuthenticate() string {
+	if r.Code == "" {
 		return "Bearer"
 	}
 	var b strings.Builder
 	b.WriteString(`Bearer error="`)
-	b.WriteString(ch.code)
+	b.WriteString(r.Code)
 	b.WriteString(`", error_description="`)
-	b.WriteString(quoteSafe(ch.desc))
+	b.WriteString(quoteSafe(r.Description))
 	b.WriteString(`"`)
-	if ch.scope != "" {
+	if r.Scope != "" {
 		b.WriteString(`, scope="`)
-		b.WriteString(quoteSafe(ch.scope))
+		b.WriteString(quoteSafe(r.Scope))
 		b.WriteString(`"`)
 	}
 	return b.String()
 }
 
-func (ch *challenge) body() errorBody {
-	if ch.code == "" {
-		return errorBody{Error: "unauthorized", ErrorDescription: ch.desc}
+// Body is the JSON body to send.
+func (r *Refusal) Body() ErrorBody {
+	if r.Code == "" {
+		return ErrorBody{Error: "unauthorized", ErrorDescription: r.Description}
 	}
-	return errorBody{Error: ch.code, ErrorDescription: ch.desc}
+	return ErrorBody{Error: r.Code, ErrorDescription: r.Description}
+}
+
+// WriteResponse writes the whole answer: WWW-Authenticate, Content-Type,
+// the status and the JSON body.
+func (r *Refusal) WriteResponse(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", r.WWWAuthenticate())
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(r.Status)
+	_ = json.NewEncoder(w).Encode(r.Body())
 }
 
 // quoteSafe drops the characters RFC 6750 §3 excludes from these
@@ -98,15 +130,17 @@ func quoteSafe(s string) string {
 	}, s)
 }
 
-// maxAuthorizationHeader caps the header before any parsing (J11).
+// maxAuthorizationHeader caps the header before any parsing.
 const maxAuthorizationHeader = MaxTokenSize + len("Bearer ") + 64
 
-// authenticate reads the bearer token, verifies it and checks the scopes.
-func (m *middleware) authenticate(r *http.Request) (*Claims, *challenge) {
+// Authenticate verifies the bearer token of r and checks the scopes. It
+// returns r with the claims in its context (see ClaimsFromContext), or the
+// refusal to answer with.
+func (a *Authenticator) Authenticate(r *http.Request) (*http.Request, *Refusal) {
 	vals := r.Header.Values("Authorization")
 	if len(vals) > 1 {
-		return nil, &challenge{status: http.StatusBadRequest, code: "invalid_request",
-			desc: "more than one Authorization header", err: errors.New("jwks: several Authorization headers")}
+		return nil, &Refusal{Status: http.StatusBadRequest, Code: "invalid_request",
+			Description: "more than one Authorization header", Err: errors.New("several Authorization headers")}
 	}
 	var h string
 	if len(vals) == 1 {
@@ -115,74 +149,51 @@ func (m *middleware) authenticate(r *http.Request) (*Claims, *challenge) {
 	scheme, token, _ := strings.Cut(h, " ")
 	if !strings.EqualFold(scheme, "Bearer") {
 		// No credentials for us: a bare challenge, no error code.
-		return nil, &challenge{status: http.StatusUnauthorized, desc: "bearer token required",
-			err: errors.New("jwks: no bearer token")}
+		return nil, &Refusal{Status: http.StatusUnauthorized, Description: "bearer token required",
+			Err: errors.New("no bearer token")}
 	}
 	if len(h) > maxAuthorizationHeader {
 		return nil, invalidToken(ErrMalformed)
 	}
-	claims, err := m.v.Verify(r.Context(), strings.TrimLeft(token, " "))
+	claims, err := a.v.Verify(r.Context(), strings.TrimLeft(token, " "))
 	if err != nil {
 		return nil, invalidToken(err)
 	}
 	var missing []string
-	for _, s := range m.scopes {
+	for _, s := range a.scopes {
 		if !claims.HasScope(s) {
 			missing = append(missing, s)
 		}
 	}
 	if len(missing) > 0 {
-		return nil, &challenge{status: http.StatusForbidden, code: "insufficient_scope",
-			desc: "the access token lacks a required scope", scope: strings.Join(m.scopes, " "),
-			err: errors.New("jwks: missing scopes " + strings.Join(missing, " "))}
+		return nil, &Refusal{Status: http.StatusForbidden, Code: "insufficient_scope",
+			Description: "the access token lacks a required scope", Scope: strings.Join(a.scopes, " "),
+			Err: errors.New("missing scopes " + strings.Join(missing, " "))}
 	}
-	return claims, nil
+	return r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)), nil
 }
 
-func invalidToken(err error) *challenge {
-	return &challenge{status: http.StatusUnauthorized, code: "invalid_token",
-		desc: "the access token is invalid", err: err}
+func invalidToken(err error) *Refusal {
+	return &Refusal{Status: http.StatusUnauthorized, Code: "invalid_token",
+		Description: "the access token is invalid", Err: err}
 }
 
-// EchoMiddleware verifies the bearer token of each request. On success
-// the claims are in the request context (ClaimsFromContext(c.Request().Context())).
-// On failure it sets WWW-Authenticate and returns an *echo.HTTPError whose
-// Message is the JSON body and whose Internal is the verification error,
-// so the application's error handler can log and count it; echo's default
-// handler renders the body unchanged.
-func EchoMiddleware(v *Verifier, opts ...MiddlewareOption) echo.MiddlewareFunc {
-	m := newMiddleware(v, opts)
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			req := c.Request()
-			claims, ch := m.authenticate(req)
-			if ch != nil {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, ch.header())
-				return &echo.HTTPError{Code: ch.status, Message: ch.body(), Internal: ch.err}
-			}
-			c.SetRequest(req.WithContext(context.WithValue(req.Context(), claimsKey{}, claims)))
-			return next(c)
-		}
-	}
-}
-
-// HTTPMiddleware is EchoMiddleware for net/http. It writes refusals itself
-// and logs the reason at debug level through the verifier's logger.
+// HTTPMiddleware verifies the bearer token of each request. On success the
+// claims are in the request context (ClaimsFromContext(r.Context())); on
+// failure it writes the refusal (Refusal.WriteResponse) and logs the reason
+// at debug level through the verifier's logger.
 func HTTPMiddleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
-	m := newMiddleware(v, opts)
+	a := NewAuthenticator(v, opts...)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			claims, ch := m.authenticate(r)
-			if ch != nil {
-				m.v.log.LogAttrs(r.Context(), slog.LevelDebug, "bearer token refused",
-					slog.Int("status", ch.status), slog.Any("reason", ch.err))
-				w.Header().Set("WWW-Authenticate", ch.header())
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(ch.status)
-				_ = json.NewEncoder(w).Encode(ch.body())
+			r2, ref := a.Authenticate(r)
+			if ref != nil {
+				v.log.LogAttrs(r.Context(), slog.LevelDebug, "bearer token refused",
+					slog.Int("status", ref.Status), slog.Any("reason", ref.Err))
+				ref.WriteResponse(w)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)))
+			next.ServeHTTP(w, r2)
 		})
 	}
 }

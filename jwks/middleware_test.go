@@ -4,9 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
-	"github.com/labstack/echo/v4"
 )
 
 type middlewareCase struct {
@@ -52,8 +49,8 @@ func checkResponse(t *testing.T, rec *httptest.ResponseRecorder, tc middlewareCa
 	if got := rec.Header().Get("WWW-Authenticate"); got != tc.wantAuth {
 		t.Errorf("WWW-Authenticate = %q, want %q", got, tc.wantAuth)
 	}
-	if diff := cmp.Diff(tc.wantBody, rec.Body.String()); diff != "" {
-		t.Errorf("body (-want +got):\n%s", diff)
+	if got := rec.Body.String(); got != tc.wantBody {
+		t.Errorf("body = %q, want %q", got, tc.wantBody)
 	}
 	if tc.wantStatus != 200 {
 		if got := rec.Header().Get("Content-Type"); got != "application/json" {
@@ -83,33 +80,6 @@ func TestHTTPMiddleware(t *testing.T) {
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
-			checkResponse(t, rec, tc)
-		})
-	}
-}
-
-func TestEchoMiddleware(t *testing.T) {
-	k := newTestKey(t, "ES256")
-	clk := newFakeClock()
-	f := newFakeIssuer(t, k)
-	v := newTestVerifier(t, f, clk)
-	e := echo.New()
-	e.GET("/", func(c echo.Context) error {
-		cl, ok := ClaimsFromContext(c.Request().Context())
-		if !ok {
-			t.Error("no claims in request context")
-			return nil
-		}
-		return c.String(http.StatusOK, "sub="+cl.Subject)
-	}, EchoMiddleware(v, RequireScopes("read", "write")))
-	for _, tc := range middlewareCases(t, f, k, clk) {
-		t.Run(tc.name, func(t *testing.T) {
-			req := httptest.NewRequest(http.MethodGet, "/", nil)
-			for _, hv := range tc.header {
-				req.Header.Add("Authorization", hv)
-			}
-			rec := httptest.NewRecorder()
-			e.ServeHTTP(rec, req)
 			checkResponse(t, rec, tc)
 		})
 	}

@@ -21,7 +21,8 @@ import (
 const (
 	// DefaultLeeway absorbs clock skew between the issuer and the service
 	// for exp, nbf and iat. 30 s covers NTP-synchronised fleets with room to
-	// spare; WithLeeway accepts at most MaxLeeway (SECURITY.md C4).
+	// spare; WithLeeway accepts at most MaxLeeway: more
+	// would keep expired tokens alive for no clock a fleet really has.
 	DefaultLeeway = 30 * time.Second
 	MaxLeeway     = 60 * time.Second
 
@@ -38,7 +39,8 @@ const (
 	defaultRefresh = 5 * time.Minute
 	maxRefresh     = time.Hour
 
-	// MaxTokenSize is the longest token Verify parses (SECURITY.md J11).
+	// MaxTokenSize is the longest token Verify parses, so a huge header
+	// cannot cost memory or time before anything is checked.
 	MaxTokenSize = 16 << 10
 
 	maxKIDLength  = 128
@@ -79,6 +81,7 @@ type config struct {
 	jwksURL     string
 	feedURL     string
 	plainHTTP   bool
+	lifetime    context.Context // nil: the refresher runs until Close
 
 	// Test hooks: after replaces time.After in the refresher, refreshed is
 	// called after each scheduled (not on-demand) refresh.
@@ -136,9 +139,15 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // WithJWKSURL skips discovery and fetches the key set from u.
 func WithJWKSURL(u string) Option { return func(c *config) { c.jwksURL = u } }
 
+// WithContext ties the background refresher to ctx: it stops when ctx is
+// done (or at Close, whichever comes first), and Healthy then reports it
+// stopped. Without this option the refresher runs until Close, whatever
+// happens to the context given to NewVerifier.
+func WithContext(ctx context.Context) Option { return func(c *config) { c.lifetime = ctx } }
+
 // WithInsecureHTTP allows plain http URLs on any host, for development
 // setups such as a compose network. Without it, http is accepted only on
-// loopback hosts (SECURITY.md K7): anyone on the path of a plain http JWKS
+// loopback hosts: anyone on the path of a plain http JWKS
 // fetch can substitute keys.
 func WithInsecureHTTP() Option { return func(c *config) { c.plainHTTP = true } }
 
@@ -168,18 +177,19 @@ type Verifier struct {
 	lastFetch time.Time     // start of the latest JWKS fetch of any kind
 	pending   chan struct{} // closed when the requested on-demand fetch is done
 	kick      chan struct{} // asks the refresher for an on-demand fetch
-	done      chan struct{} // closed by Close
+	stop      context.CancelCauseFunc
 	stopped   chan struct{} // closed when the refresher has exited
-	closeOnce sync.Once
 	stopCause atomic.Pointer[error]
 }
 
 // NewVerifier discovers the issuer's metadata (unless WithJWKSURL is
 // given), fetches the key set (and the revocation feed with WithDenylist)
-// and starts a background refresher. The refresher runs until ctx is done
-// or Close is called; after that, Verify keeps using the last keys but
-// nothing is refreshed any more, so pass a context that lives as long as
-// the service.
+// and starts a background refresher.
+//
+// ctx bounds only those first fetches: a start-up deadline such as
+// context.WithTimeout(ctx, 10*time.Second) is what it is for. The refresher
+// runs until Close (or until the context of WithContext is done); after
+// that Verify keeps using the last keys but nothing is refreshed any more.
 //
 // Discovery reads issuer + "/.well-known/oauth-authorization-server"
 // (RFC 8414), falling back to "/.well-known/openid-configuration", and
@@ -240,7 +250,14 @@ func NewVerifier(ctx context.Context, issuer string, opts ...Option) (*Verifier,
 			return nil, fmt.Errorf("jwks: initial revocation feed fetch: %w", err)
 		}
 	}
-	go v.run(ctx)
+	lifetime := c.lifetime
+	if lifetime == nil {
+		// Keep ctx's values (for logging), not its deadline.
+		lifetime = context.WithoutCancel(ctx)
+	}
+	runCtx, stop := context.WithCancelCause(lifetime)
+	v.stop = stop
+	go v.run(runCtx)
 	return v, nil
 }
 
@@ -301,15 +318,18 @@ func newVerifier(issuer string, c config) (*Verifier, error) {
 		after:     c.after,
 		refreshed: c.refreshed,
 		kick:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}, nil
 }
 
-// Close stops the background refresher and waits for it to exit. Verify
-// keeps working with the last keys. Close is idempotent and returns nil.
+// errClosed is why the refresher stops at Close.
+var errClosed = errors.New("verifier closed")
+
+// Close stops the background refresher (aborting a fetch in flight) and
+// waits for it to exit. Verify keeps working with the last keys. Close is
+// idempotent and returns nil.
 func (v *Verifier) Close() error {
-	v.closeOnce.Do(func() { close(v.done) })
+	v.stop(errClosed)
 	<-v.stopped
 	return nil
 }
@@ -328,10 +348,10 @@ var forbiddenHeaders = map[string]bool{
 	"crit": true, "b64": true, "cty": true, "enc": true, "zip": true,
 }
 
-// Verify checks token and returns its claims. The order follows
-// SECURITY.md C11: size, shape, header allowlist, key lookup (refetching
-// once on an unknown kid), signature, then claims and the denylist, so no
-// claim of an unsigned token is ever looked at. ctx bounds the wait for a
+// Verify checks token and returns its claims. The order is size, shape,
+// header allowlist, key lookup (refetching once on an unknown kid),
+// signature, then claims and the denylist, so no claim of an unsigned
+// token is ever looked at. ctx bounds the wait for a
 // refetch. The returned error wraps one of the Err* sentinels.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenSize {
@@ -395,7 +415,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 var b64 = base64.RawURLEncoding.Strict()
 
 // splitCompact returns the positions of the two dots of a compact JWS. One
-// pass checks the alphabet and counts dots without allocating (J11, J13).
+// pass checks the alphabet and counts dots without allocating.
 func splitCompact(token string) (d1, d2 int, err error) {
 	d1, d2 = -1, -1
 	for i := 0; i < len(token); i++ {
@@ -469,7 +489,7 @@ func normalizeType(t string) string {
 }
 
 // validKID is the sanity check applied before a kid can trigger a fetch or
-// appear in an error message (SECURITY.md J4): at most 128 bytes of
+// appear in an error message: at most 128 bytes of
 // [A-Za-z0-9_.-]. RFC 7638 thumbprints are 43 bytes of base64url.
 func validKID(kid string) bool {
 	if kid == "" || len(kid) > maxKIDLength {

@@ -1,19 +1,24 @@
 package jwks
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // attackEnv is what an attack row builds its token from.
@@ -334,8 +339,10 @@ func TestVerifier_Verify_Valid(t *testing.T) {
 			want := &Claims{Issuer: f.URL(), Subject: "user-1", Audience: []string{"x", "other"},
 				Expiry: now.Add(5 * time.Minute), IssuedAt: now, NotBefore: now,
 				JWTID: "jti-1", ClientID: "client-1", Scope: "read write"}
-			if diff := cmp.Diff(want, cl, cmp.AllowUnexported(Claims{}), cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".raw" }, cmp.Ignore())); diff != "" {
-				t.Errorf("claims (-want +got):\n%s", diff)
+			got := *cl
+			got.raw = nil
+			if !reflect.DeepEqual(*want, got) {
+				t.Errorf("claims = %+v\nwant %+v", got, *want)
 			}
 			if got, ok := cl.Get("tenant"); !ok || got != "acme" {
 				t.Errorf(`Get("tenant") = %v, %v`, got, ok)
@@ -346,8 +353,8 @@ func TestVerifier_Verify_Valid(t *testing.T) {
 			if !cl.HasScope("write") || cl.HasScope("wri") || cl.HasScope("") {
 				t.Errorf("HasScope wrong for %q", cl.Scope)
 			}
-			if diff := cmp.Diff([]string{"read", "write"}, cl.Scopes()); diff != "" {
-				t.Errorf("Scopes (-want +got):\n%s", diff)
+			if got := cl.Scopes(); !reflect.DeepEqual(got, []string{"read", "write"}) {
+				t.Errorf("Scopes() = %q, want [read write]", got)
 			}
 			raw := cl.Raw()
 			raw["sub"] = "changed"
@@ -358,7 +365,7 @@ func TestVerifier_Verify_Valid(t *testing.T) {
 	}
 }
 
-// TestVerifier_Verify_Leeway checks the exact boundaries (SECURITY.md C4).
+// TestVerifier_Verify_Leeway checks the exact boundaries.
 func TestVerifier_Verify_Leeway(t *testing.T) {
 	k := newTestKey(t, "ES256")
 	clk := newFakeClock()
@@ -545,5 +552,96 @@ func TestVerifier_SameKIDTwoAlgs(t *testing.T) {
 	hdr := mustJSON(t, map[string]any{"alg": "PS256", "kid": rs.kid, "typ": "at+jwt"})
 	if _, err := v.Verify(t.Context(), signRaw(t, rs, "RS256", hdr, mustJSON(t, f.claims(clk.Now())))); !errors.Is(err, ErrInvalidSignature) {
 		t.Errorf("RS256 signature as PS256: Verify = %v, want ErrInvalidSignature", err)
+	}
+}
+
+// nonCanonical re-encodes the last character of a base64url segment with
+// its unused low bits set, so a lenient decoder returns the same bytes. It
+// reports false when the segment has no unused bits (length a multiple of 4).
+func nonCanonical(seg string) (string, bool) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	var unused uint
+	switch len(seg) % 4 {
+	case 2:
+		unused = 4
+	case 3:
+		unused = 2
+	default:
+		return seg, false
+	}
+	last := strings.IndexByte(alphabet, seg[len(seg)-1])
+	return seg[:len(seg)-1] + string(alphabet[last|(1<<unused-1)]), true
+}
+
+// padded returns the JSON of m with a "pad" member sized so that the JSON
+// length is rem modulo 3 (1: four unused bits in base64url, 2: two).
+func padded(t *testing.T, m map[string]any, rem int) []byte {
+	t.Helper()
+	for n := 0; ; n++ {
+		m["pad"] = strings.Repeat("x", n)
+		if b := mustJSON(t, m); len(b)%3 == rem {
+			return b
+		}
+	}
+}
+
+// TestVerifier_NonCanonicalBase64 (issue 9 item 8): every part of a token
+// has exactly one accepted encoding. A header or payload whose last
+// character carries non-zero unused bits is refused even when the issuer
+// signed exactly that text, and so is a signature re-encoded that way.
+func TestVerifier_NonCanonicalBase64(t *testing.T) {
+	k := newTestKey(t, "ES256")
+	clk := newFakeClock()
+	f := newFakeIssuer(t, k)
+	v := newTestVerifier(t, f, clk)
+	lenient := base64.RawURLEncoding
+	signSegs := func(hdr, payload string) string {
+		s, err := jws.NewSigner(jwa.ES256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := s.Sign([]byte(hdr+"."+payload), k.priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hdr + "." + payload + "." + b64u(sig)
+	}
+	hdrMap := func() map[string]any { return map[string]any{"alg": "ES256", "kid": k.kid, "typ": "at+jwt"} }
+	for _, rem := range []int{1, 2} {
+		hdr := b64u(padded(t, hdrMap(), rem))
+		payload := b64u(padded(t, f.claims(clk.Now()), rem))
+		good := signSegs(hdr, payload)
+		if _, err := v.Verify(t.Context(), good); err != nil {
+			t.Fatalf("canonical token (rem %d): Verify = %v", rem, err)
+		}
+		parts := strings.Split(good, ".")
+		cases := map[string]string{}
+		if h, ok := nonCanonical(hdr); ok {
+			cases["header"] = signSegs(h, payload)
+		}
+		if p, ok := nonCanonical(payload); ok {
+			cases["payload"] = signSegs(hdr, p)
+		}
+		if s, ok := nonCanonical(parts[2]); ok {
+			cases["signature"] = parts[0] + "." + parts[1] + "." + s
+		}
+		// An ES256 signature is 64 bytes: always four unused bits.
+		if len(cases) != 3 {
+			t.Fatalf("rem %d: %d parts with unused bits, want 3", rem, len(cases))
+		}
+		for part, tok := range cases {
+			i := map[string]int{"header": 0, "payload": 1, "signature": 2}[part]
+			unused := map[int]int{2: 4, 3: 2}[len(parts[i])%4]
+			t.Run(fmt.Sprintf("%s, %d unused bits", part, unused), func(t *testing.T) {
+				a, errA := lenient.DecodeString(strings.Split(tok, ".")[i])
+				b, errB := lenient.DecodeString(parts[i])
+				if errA != nil || errB != nil || !bytes.Equal(a, b) || tok == good {
+					t.Fatalf("test token is not a re-encoding of the same bytes")
+				}
+				if _, err := v.Verify(t.Context(), tok); !errors.Is(err, ErrMalformed) {
+					t.Errorf("Verify = %v, want ErrMalformed", err)
+				}
+			})
+		}
 	}
 }

@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 n=${1:-5}
 echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(go version)"
 run() { echo "== go test -run '^\$' -bench '$2' -benchmem -count $n $1"; go test -run '^$' -bench "$2" -benchmem -count "$n" "$1" | grep -E '^Benchmark'; }
-run ./jwks 'BenchmarkJWKS'
+# jwks and jwks/echojwt are modules of their own: run inside them.
+runin() { echo "== (cd $1)"; (cd "$1" && run . "$2"); }
+run ./keys/jwksdoc 'BenchmarkJWKS'
 run ./authority 'BenchmarkClientCredentials|BenchmarkSign'
-run ./jwks 'BenchmarkVerify|BenchmarkMiddleware'
+runin jwks 'BenchmarkVerify|BenchmarkHTTPMiddleware'
+runin jwks/echojwt 'BenchmarkMiddleware'
 run ./storage/bolt '.'
 run ./authority 'BenchmarkRefresh|BenchmarkBoltBatch|BenchmarkPassword'

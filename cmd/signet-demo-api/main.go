@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/jwks/echojwt"
 )
 
 func main() {
@@ -77,7 +78,7 @@ func newAPI(v *jwks.Verifier, scope string) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	e.GET("/hello", hello, jwks.EchoMiddleware(v, jwks.RequireScopes(scope)))
+	e.GET("/hello", hello, echojwt.Middleware(v, jwks.RequireScopes(scope)))
 	return e
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/storage/bolt"
 )
 
@@ -39,7 +40,7 @@ func TestDemo(t *testing.T) {
 	var h http.Handler
 	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	defer as.Close()
-	srv, err := authority.New(ctx, authority.Config{Issuer: as.URL, Store: st, JWKS: jwks.NewHandler(km, time.Minute, slog.New(slog.DiscardHandler)),
+	srv, err := authority.New(ctx, authority.Config{Issuer: as.URL, Store: st, JWKS: jwksdoc.NewHandler(km, time.Minute, slog.New(slog.DiscardHandler)),
 		Signer: km, KeySet: km, Algorithms: []string{"RS256"}})
 	if err != nil {
 		t.Fatal(err)

@@ -21,8 +21,8 @@ import (
 
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
-	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/storage"
 )
@@ -134,7 +134,7 @@ func (m *Main) Open(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	jwksRequests := registerMetrics(reg, m.Keys, m.Now)
-	jh := jwks.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
+	jh := jwksdoc.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
 	m.Server, err = authority.New(root, authority.Config{
 		Issuer:             c.Issuer,
 		Store:              st,

@@ -1,12 +1,15 @@
-package jwks
+package jwksdoc
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -79,31 +82,48 @@ func (h *Handler) document() (*document, error) {
 
 // render builds the document. It copies only the public members of each key
 // and refuses anything that is not an asymmetric signing key, so that a bug
-// upstream can never publish a private or symmetric key.
+// upstream can never publish a private or symmetric key. The bytes depend
+// only on the keys, not on their order in set or the order their members
+// were set in (see the package doc).
 func (h *Handler) render(set jwk.Set, version uint64) (*document, error) {
-	keys := make([]jwk.Key, 0, set.Len())
+	type entry struct {
+		kid, alg string
+		json     []byte
+	}
+	entries := make([]entry, 0, set.Len())
 	for i := range set.Len() {
 		k, _ := set.Key(i)
 		switch k.KeyType() {
 		case jwa.RSA, jwa.EC, jwa.OKP:
 		default:
-			return nil, fmt.Errorf("jwks: refusing to publish key %s of type %s", k.KeyID(), k.KeyType())
+			return nil, fmt.Errorf("jwksdoc: refusing to publish key %s of type %s", k.KeyID(), k.KeyType())
 		}
 		pub, err := k.PublicKey()
 		if err != nil {
-			return nil, fmt.Errorf("jwks: public key of %s: %w", k.KeyID(), err)
+			return nil, fmt.Errorf("jwksdoc: public key of %s: %w", k.KeyID(), err)
 		}
 		if pub.KeyID() == "" || pub.Algorithm().String() == "" {
-			return nil, fmt.Errorf("jwks: key without kid or alg")
+			return nil, fmt.Errorf("jwksdoc: key without kid or alg")
 		}
-		keys = append(keys, pub)
+		b, err := canonicalKey(pub)
+		if err != nil {
+			return nil, fmt.Errorf("jwksdoc: encode %s: %w", pub.KeyID(), err)
+		}
+		entries = append(entries, entry{kid: pub.KeyID(), alg: pub.Algorithm().String(), json: b})
 	}
-	body, err := json.Marshal(struct {
-		Keys []jwk.Key `json:"keys"`
-	}{keys})
-	if err != nil {
-		return nil, fmt.Errorf("jwks: encode: %w", err)
+	slices.SortFunc(entries, func(a, b entry) int {
+		return cmp.Or(cmp.Compare(a.kid, b.kid), cmp.Compare(a.alg, b.alg))
+	})
+	var buf bytes.Buffer
+	buf.WriteString(`{"keys":[`)
+	for i, e := range entries {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(e.json)
 	}
+	buf.WriteString(`]}`)
+	body := buf.Bytes()
 	sum := sha256.Sum256(body)
 	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
 	return &document{
@@ -163,6 +183,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(d.body)
 	}
+}
+
+// canonicalKey encodes one public JWK with its members in lexicographic
+// order and no whitespace. encoding/json sorts map keys, so a round trip
+// through a map of raw values fixes the order whatever jwx does; public JWK
+// members are strings or arrays of strings, so nothing else can vary.
+func canonicalKey(k jwk.Key) ([]byte, error) {
+	b, err := json.Marshal(k)
+	if err != nil {
+		return nil, err
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil {
+		return nil, err
+	}
+	return json.Marshal(members)
 }
 
 // etagMatch implements If-None-Match (RFC 9110 §13.1.2): "*" or any listed

@@ -1,13 +1,20 @@
-package jwks_test
+package jwksdoc_test
 
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,8 +23,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
-	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/storage/bolt"
 )
 
@@ -49,7 +56,7 @@ func get(t *testing.T, h http.Handler, method string, hdr map[string]string) *ht
 
 func TestHandler_Document(t *testing.T) {
 	m := newManager(t, "RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
-	h := jwks.NewHandler(m, 300*time.Second, nil)
+	h := jwksdoc.NewHandler(m, 300*time.Second, nil)
 	w := get(t, h, http.MethodGet, nil)
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET status %d", w.Code)
@@ -115,7 +122,7 @@ func TestHandler_Document(t *testing.T) {
 
 func TestHandler_ConditionalAndMethods(t *testing.T) {
 	m := newManager(t, "EdDSA")
-	h := jwks.NewHandler(m, time.Minute, nil)
+	h := jwksdoc.NewHandler(m, time.Minute, nil)
 	etag := get(t, h, http.MethodGet, nil).Header().Get("ETag")
 	tests := []struct {
 		name   string
@@ -155,7 +162,7 @@ func TestHandler_ConditionalAndMethods(t *testing.T) {
 
 func TestHandler_ETagChangesOnlyWithKeys(t *testing.T) {
 	m := newManager(t, "ES256")
-	h := jwks.NewHandler(m, time.Minute, nil)
+	h := jwksdoc.NewHandler(m, time.Minute, nil)
 	first := get(t, h, http.MethodGet, nil)
 	again := get(t, h, http.MethodGet, nil)
 	if first.Header().Get("ETag") != again.Header().Get("ETag") || !bytes.Equal(first.Body.Bytes(), again.Body.Bytes()) {
@@ -190,7 +197,7 @@ func (symmetricSource) PublicSet() (jwk.Set, uint64) {
 }
 
 func TestHandler_RefusesSymmetricKey(t *testing.T) {
-	w := get(t, jwks.NewHandler(symmetricSource{}, time.Minute, nil), http.MethodGet, nil)
+	w := get(t, jwksdoc.NewHandler(symmetricSource{}, time.Minute, nil), http.MethodGet, nil)
 	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "0123456789") {
 		t.Fatalf("status %d body %q: want 500 without the secret", w.Code, w.Body.String())
 	}
@@ -213,7 +220,7 @@ func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 // serves the same bytes from a constant slice: the ceiling JWKS is held to.
 func BenchmarkJWKS(b *testing.B) {
 	m := newManager(b, "RS256", "ES256", "EdDSA")
-	h := jwks.NewHandler(m, 5*time.Minute, nil)
+	h := jwksdoc.NewHandler(m, 5*time.Minute, nil)
 	body, _, err := h.Document()
 	if err != nil {
 		b.Fatal(err)
@@ -238,4 +245,136 @@ func BenchmarkJWKS(b *testing.B) {
 			})
 		})
 	}
+}
+
+// staticSource publishes a fixed set.
+type staticSource struct{ set jwk.Set }
+
+func (s staticSource) PublicSet() (jwk.Set, uint64) { return s.set, 1 }
+
+// publicJWK makes a public JWK of priv, setting kid, alg and use in the
+// order given by members, so two calls can build the same key differently.
+func publicJWK(t *testing.T, priv crypto.Signer, alg string, members []string) jwk.Key {
+	t.Helper()
+	k, err := jwk.FromRaw(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]string{jwk.KeyIDKey: base64.RawURLEncoding.EncodeToString(tp), jwk.AlgorithmKey: alg, jwk.KeyUsageKey: "sig"}
+	for _, m := range members {
+		if err := k.Set(m, vals[m]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return k
+}
+
+// TestHandler_Deterministic: two handlers (two replicas) given the same
+// keys, inserted in different orders with their members set in different
+// orders, serve identical bytes and the same ETag; keys are sorted by kid
+// and each key's members are in lexicographic order.
+func TestHandler_Deterministic(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type spec struct {
+		priv crypto.Signer
+		alg  string
+	}
+	specs := []spec{{rsaKey, "RS256"}, {ecKey, "ES256"}, {edKey, "EdDSA"}, {rsaKey, "PS256"}}
+	build := func(order []int, members []string) jwk.Set {
+		set := jwk.NewSet()
+		for _, i := range order {
+			if err := set.AddKey(publicJWK(t, specs[i].priv, specs[i].alg, members)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return set
+	}
+	a := jwksdoc.NewHandler(staticSource{build([]int{0, 1, 2, 3}, []string{jwk.KeyIDKey, jwk.AlgorithmKey, jwk.KeyUsageKey})}, time.Minute, nil)
+	b := jwksdoc.NewHandler(staticSource{build([]int{3, 2, 1, 0}, []string{jwk.KeyUsageKey, jwk.AlgorithmKey, jwk.KeyIDKey})}, time.Minute, nil)
+	bodyA, etagA, err := a.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodyB, etagB, err := b.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(bodyA, bodyB) || etagA != etagB {
+		t.Fatalf("replicas differ:\n%s %s\n%s %s", bodyA, etagA, bodyB, etagB)
+	}
+	sum := sha256.Sum256(bodyA)
+	if want := `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`; etagA != want {
+		t.Errorf("ETag %s is not the hash of the body (%s)", etagA, want)
+	}
+	if w := get(t, b, http.MethodGet, map[string]string{"If-None-Match": etagA}); w.Code != http.StatusNotModified {
+		t.Errorf("replica B answers replica A's ETag with %d, want 304", w.Code)
+	}
+
+	// Order: kid, then alg; members sorted within each key.
+	dec := json.NewDecoder(bytes.NewReader(bodyA))
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Keys) != len(specs) {
+		t.Fatalf("%d keys, want %d", len(doc.Keys), len(specs))
+	}
+	prev := ""
+	for _, raw := range doc.Keys {
+		names := memberNames(t, raw)
+		if !slices.IsSorted(names) {
+			t.Errorf("members not sorted: %v", names)
+		}
+		var k struct{ Kid, Alg string }
+		if err := json.Unmarshal(raw, &k); err != nil {
+			t.Fatal(err)
+		}
+		if cur := k.Kid + " " + k.Alg; cur < prev {
+			t.Errorf("key %s after %s: not sorted by kid then alg", cur, prev)
+		} else {
+			prev = cur
+		}
+	}
+	if bytes.ContainsAny(bodyA, " \n\t") {
+		t.Error("body has insignificant whitespace")
+	}
+}
+
+// memberNames lists the member names of a JSON object in document order.
+func memberNames(t *testing.T, obj []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return names
 }

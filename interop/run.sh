@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Starts a real signet on loopback with RS256, ES256 and EdDSA clients and an
+# admin client, then checks it with libraries nobody here wrote:
+#   node/check.mjs     openid-client (discovery, client_credentials) and jose
+#   node/rotation.mjs  jose createRemoteJWKSet and express-oauth2-jwt-bearer,
+#                      tokens signed before and after a key rotation
+#   python/check.py    PyJWT PyJWKClient (Debian python3-jwt), same rotation
+# Needs node, npm, and /usr/bin/python3 with python3-jwt and python3-cryptography.
+set -euo pipefail
+cd "$(dirname "$0")"
+(cd node && npm install --no-audit --no-fund --silent)
+work=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && { kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; }; rm -rf "$work"' EXIT
+(cd .. && go build -o "$work/signet" ./cmd/signet)
+port=18181
+export SIGNET_DATA_DIR=$work/data SIGNET_ADDR=127.0.0.1:$port SIGNET_ISSUER=http://127.0.0.1:$port
+export SIGNET_KEYS_ALGORITHMS=RS256,ES256,EdDSA SIGNET_LOG_LEVEL=warn
+secret_of() { sed -n 's/.*"client_secret": *"\([^"]*\)".*/\1/p'; }
+admin_secret=$("$work/signet" init --id interop-admin 2>/dev/null | secret_of)
+clients="["
+for alg in RS256 ES256 EdDSA; do
+	secret=$("$work/signet" clients create --id "interop-$alg" --alg "$alg" --scope load --audience api 2>/dev/null | secret_of)
+	clients+="{\"id\":\"interop-$alg\",\"secret\":\"$secret\",\"alg\":\"$alg\"},"
+done
+clients="${clients%,}]"
+"$work/signet" serve 2>"$work/serve.log" &
+pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+export ISSUER=$SIGNET_ISSUER AUDIENCE=api CLIENTS=$clients
+export ADMIN="{\"id\":\"interop-admin\",\"secret\":\"$admin_secret\"}"
+echo "-- node: openid-client and jose"
+node node/check.mjs
+echo "-- node: jose and express-oauth2-jwt-bearer across a rotation"
+node node/rotation.mjs
+echo "-- python: PyJWT PyJWKClient across a rotation"
+/usr/bin/python3 python/check.py
