@@ -16,8 +16,8 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/jwks"
-	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
 )
