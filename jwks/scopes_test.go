@@ -42,8 +42,8 @@ func TestQuoteSafe(t *testing.T) {
 	if got := quoteSafe("a \"b\\c\td\x7fe\u00a7f\u2003g\u0085h!~"); got != "a bcdefgh!~" {
 		t.Errorf("quoteSafe = %q", got)
 	}
-	ch := &challenge{code: "insufficient_scope", desc: "the access token lacks a required scope", scope: "r\u00e9ad write"}
-	if got := ch.header(); got != `Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="rad write"` {
+	r := &Refusal{Code: "insufficient_scope", Description: "the access token lacks a required scope", Scope: "r\u00e9ad write"}
+	if got := r.WWWAuthenticate(); got != `Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="rad write"` {
 		t.Errorf("header = %s", got)
 	}
 }
