@@ -42,28 +42,36 @@ type User struct {
 	PasswordChangedAt time.Time                  `json:"password_changed_at,omitzero"`
 	CreatedAt         time.Time                  `json:"created_at,omitzero"`
 	UpdatedAt         time.Time                  `json:"updated_at,omitzero"`
+	// Name is the full name (OIDC claim name, scope profile);
+	// EmailVerified says the operator checked Email (scope email).
+	Name          string `json:"name,omitempty"`
+	EmailVerified bool   `json:"email_verified,omitempty"`
 }
 
 // NewUser is the body of POST /admin/users: a user plus either a password
 // (hashed with argon2id) or an existing hash to import (argon2id PHC string
 // or bcrypt).
 type NewUser struct {
-	Username     string                     `json:"username"`
-	Password     string                     `json:"password,omitempty"`
-	PasswordHash string                     `json:"password_hash,omitempty"`
-	Disabled     bool                       `json:"disabled,omitempty"`
-	Email        string                     `json:"email,omitempty"`
-	Roles        []string                   `json:"roles,omitempty"`
-	Claims       map[string]json.RawMessage `json:"claims,omitempty"`
+	Username      string                     `json:"username"`
+	Password      string                     `json:"password,omitempty"`
+	PasswordHash  string                     `json:"password_hash,omitempty"`
+	Disabled      bool                       `json:"disabled,omitempty"`
+	Email         string                     `json:"email,omitempty"`
+	Roles         []string                   `json:"roles,omitempty"`
+	Claims        map[string]json.RawMessage `json:"claims,omitempty"`
+	Name          string                     `json:"name,omitempty"`
+	EmailVerified bool                       `json:"email_verified,omitempty"`
 }
 
 // UserPatch changes the fields that are set.
 type UserPatch struct {
-	Username *string                     `json:"username,omitempty"`
-	Disabled *bool                       `json:"disabled,omitempty"`
-	Email    *string                     `json:"email,omitempty"`
-	Roles    *[]string                   `json:"roles,omitempty"`
-	Claims   *map[string]json.RawMessage `json:"claims,omitempty"`
+	Username      *string                     `json:"username,omitempty"`
+	Disabled      *bool                       `json:"disabled,omitempty"`
+	Email         *string                     `json:"email,omitempty"`
+	Roles         *[]string                   `json:"roles,omitempty"`
+	Claims        *map[string]json.RawMessage `json:"claims,omitempty"`
+	Name          *string                     `json:"name,omitempty"`
+	EmailVerified *bool                       `json:"email_verified,omitempty"`
 }
 
 // PasswordChange is the body of POST /admin/users/{id}/password.
@@ -130,7 +138,7 @@ func (u *Users) passwordHash(password, hash string) (string, error) {
 func (u *Users) Create(ctx context.Context, nu NewUser) (User, error) {
 	now := u.now().UTC()
 	usr := User{ID: newUserID(), Username: nu.Username, Disabled: nu.Disabled, Email: nu.Email, Roles: nu.Roles, Claims: nu.Claims,
-		CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now}
+		CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now, Name: nu.Name, EmailVerified: nu.EmailVerified}
 	errs := []error{validateUser(&usr)}
 	hash, err := u.passwordHash(nu.Password, nu.PasswordHash)
 	errs = append(errs, err)
@@ -242,6 +250,8 @@ func (u *Users) Update(ctx context.Context, id string, p UserPatch) (User, bool,
 		setIf(&rec.Email, p.Email)
 		setIf(&rec.Roles, p.Roles)
 		setIf(&rec.Claims, p.Claims)
+		setIf(&rec.Name, p.Name)
+		setIf(&rec.EmailVerified, p.EmailVerified)
 		if err := validateUser(&rec.User); err != nil {
 			return err
 		}
@@ -330,7 +340,7 @@ func (u *Users) modify(ctx context.Context, id string, fn func(storage.Tx, *user
 }
 
 // userClaimNames are set from dedicated fields, never from Claims.
-var userClaimNames = []string{"email", "roles", "username", "preferred_username"}
+var userClaimNames = []string{"email", "roles", "username", "preferred_username", "name", "email_verified", "sid", "nonce", "azp", "at_hash", "updated_at"}
 
 func validateUser(usr *User) error {
 	var errs []error
@@ -340,6 +350,9 @@ func validateUser(usr *User) error {
 	}
 	if usr.Email != "" && (len(usr.Email) > 254 || !strings.Contains(usr.Email, "@") || strings.ContainsAny(usr.Email, " \t\r\n\"\\")) {
 		bad("email", "not an email address")
+	}
+	if len(usr.Name) > 256 || !utf8.ValidString(usr.Name) || strings.ContainsAny(usr.Name, "\r\n\x00") {
+		bad("name", "must be at most 256 characters on one line")
 	}
 	for _, r := range usr.Roles {
 		if !validScopeToken(r) {
@@ -391,9 +404,13 @@ func userClaims(rec *userRecord, scope string) ([]byte, error) {
 	}
 	if rec.Email != "" && slices.Contains(scopes, "email") {
 		m["email"] = rec.Email
+		m["email_verified"] = rec.EmailVerified
 	}
 	if slices.Contains(scopes, "profile") {
 		m["preferred_username"] = rec.Username
+		if rec.Name != "" {
+			m["name"] = rec.Name
+		}
 		for k, v := range rec.Claims {
 			m[k] = v
 		}
