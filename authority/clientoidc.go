@@ -181,6 +181,9 @@ func (c *Clients) validateLogin(cl *Client, bad func(field, problem string)) {
 	} else if slices.Contains(cl.AuthMethods, AuthNone) {
 		bad("token_endpoint_auth_methods", "none is for public clients (public: true)")
 	}
+	if len(cl.ClientName) > 128 || strings.ContainsAny(cl.ClientName, "\r\n\x00") {
+		bad("client_name", "must be at most 128 characters on one line")
+	}
 	if a := cl.IDTokenSignedResponseAlg; a != "" && !slices.Contains(c.algs, a) {
 		bad("id_token_signed_response_alg", fmt.Sprintf("%q is not a live algorithm (live: %s)", a, strings.Join(c.algs, ", ")))
 	}

@@ -169,6 +169,8 @@ type Client struct {
 	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
 	// RequirePKCE (nil: true) makes code_challenge mandatory.
 	RequirePKCE *bool `json:"require_pkce,omitempty"`
+	// ClientName is shown to users on the consent page.
+	ClientName string `json:"client_name,omitempty"`
 }
 
 // ClientPatch changes the fields that are set and leaves the others alone.
@@ -196,6 +198,7 @@ type ClientPatch struct {
 	ApplicationType          *string   `json:"application_type,omitempty"`
 	IDTokenSignedResponseAlg *string   `json:"id_token_signed_response_alg,omitempty"`
 	RequirePKCE              *bool     `json:"require_pkce,omitempty"`
+	ClientName               *string   `json:"client_name,omitempty"`
 }
 
 // clientRecord is what is stored: the client plus its secret hashes.
@@ -410,6 +413,7 @@ func (c *Clients) Update(ctx context.Context, id string, p ClientPatch) (Client,
 		setIf(&cl.FirstParty, p.FirstParty)
 		setIf(&cl.ApplicationType, p.ApplicationType)
 		setIf(&cl.IDTokenSignedResponseAlg, p.IDTokenSignedResponseAlg)
+		setIf(&cl.ClientName, p.ClientName)
 		if p.RequirePKCE != nil {
 			cl.RequirePKCE = p.RequirePKCE
 		}

@@ -22,6 +22,8 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/login"
+	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -63,6 +65,8 @@ type Main struct {
 	Store  storage.Store
 	Keys   *keys.Manager
 	Server *authority.Server
+	// Sessions keeps browser logins (SSO sessions, consents, codes).
+	Sessions *sessions.Manager
 
 	public *listener
 	admin  *listener // nil unless http.admin_addr is set
@@ -154,6 +158,20 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+
+	m.Sessions = sessions.New(st, sessions.Options{
+		IdleTTL: c.parsed.sessionIdle, AbsoluteTTL: c.parsed.sessionAbsolute,
+		CodeTTL: c.parsed.codeTTL, TransactionTTL: c.parsed.transactionTTL, Now: m.Now,
+	})
+	ui, err := login.New(login.Config{
+		Authority: m.Server, Sessions: m.Sessions,
+		ProductName: c.UI.ProductName, LogoURL: c.UI.LogoURL, CSSFile: c.UI.CSSFile, TemplatesDir: c.UI.TemplatesDir,
+		Logger: log.With("component", "login"), Now: m.Now,
+	})
+	if err != nil {
+		return err
+	}
+	m.Server.Register(ui.Register)
 
 	if c.Dev {
 		if err := m.ensureDemoClient(ctx); err != nil {
