@@ -26,10 +26,10 @@ type Code struct {
 	ExpiresAt int64  `json:"expires_at"` // unix nanoseconds
 
 	// Set by the redemption: a second redemption revokes these.
-	UsedAt      int64  `json:"used_at,omitempty"`
-	Family      string `json:"family,omitempty"`
-	AccessJTI   string `json:"access_jti,omitempty"`
-	AccessExp   int64  `json:"access_exp,omitempty"`
+	UsedAt    int64  `json:"used_at,omitempty"`
+	Family    string `json:"family,omitempty"`
+	AccessJTI string `json:"access_jti,omitempty"`
+	AccessExp int64  `json:"access_exp,omitempty"`
 }
 
 // IssueCode stores c with the configured lifetime and returns the code
