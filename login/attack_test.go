@@ -55,7 +55,9 @@ func TestAttacks(t *testing.T) {
 		run  func(t *testing.T, e *env, secret string)
 	}{
 		// Open redirects through redirect_uri, in every shape.
-		{"redirect_uri with an added query", func(t *testing.T, e *env, _ string) { noRedirect(t, e, "web", "https://app.example/cb?next=https://evil.example") }},
+		{"redirect_uri with an added query", func(t *testing.T, e *env, _ string) {
+			noRedirect(t, e, "web", "https://app.example/cb?next=https://evil.example")
+		}},
 		{"redirect_uri with a fragment", func(t *testing.T, e *env, _ string) { noRedirect(t, e, "web", "https://app.example/cb#evil") }},
 		{"redirect_uri path traversal", func(t *testing.T, e *env, _ string) { noRedirect(t, e, "web", "https://app.example/cb/../../evil") }},
 		{"redirect_uri with userinfo @", func(t *testing.T, e *env, _ string) { noRedirect(t, e, "web", "https://app.example@evil.example/cb") }},
@@ -100,7 +102,9 @@ func TestAttacks(t *testing.T) {
 			}
 		}},
 		{"code with another redirect_uri", func(t *testing.T, e *env, secret string) {
-			e.webClient("web2", func(c *authority.Client) { c.RedirectURIs = []string{"https://app.example/cb", "https://app.example/cb2"} })
+			e.webClient("web2", func(c *authority.Client) {
+				c.RedirectURIs = []string{"https://app.example/cb", "https://app.example/cb2"}
+			})
 			b := e.browser()
 			v, ch := pkce()
 			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword))
