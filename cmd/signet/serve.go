@@ -364,6 +364,11 @@ func (m *Main) purgeJob(root context.Context) {
 	}
 	// Expired or revoked refresh token families, denylist entries and
 	// subject cutoffs that can no longer affect a token.
+	if k, err := m.Sessions.Purge(ctx); err != nil {
+		m.Logger.LogAttrs(ctx, slog.LevelError, "browser session purge failed", slog.String("err", err.Error()))
+	} else if k > 0 {
+		m.Logger.LogAttrs(ctx, slog.LevelInfo, "browser session purge", slog.Int("deleted", k))
+	}
 	n, err := m.Server.Purge(ctx)
 	if err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelError, "session purge failed", slog.String("err", err.Error()))
