@@ -102,7 +102,9 @@ func (s *Server) codeGrant(c echo.Context, ent *clientEntry, p *tokenParams) err
 	}
 	famID := newFamilyID()
 	var out codeOutcome
-	err = s.cfg.Store.Update(ctx, func(tx storage.Tx) error {
+	// Batch: concurrent redemptions share a commit; the function reports
+	// refusals in out, so one refusal never rolls back another's success.
+	err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
 		out = codeOutcome{}
 		return s.redeemTx(tx, &out, redemption{ent: ent, p: p, now: now, jti: jti, ttl: ttl, refreshHash: refreshHash, famID: famID})
 	})

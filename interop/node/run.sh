@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts a real signet on loopback with RS256, ES256 and EdDSA clients and
-# runs check.mjs (openid-client + jose) against it. Needs node and npm.
+# Starts a real signet on loopback with RS256, ES256 and EdDSA clients, a
+# browser-login client and a user, and runs check.mjs (openid-client + jose)
+# against it. Needs node and npm.
 set -euo pipefail
 cd "$(dirname "$0")"
 npm install --no-audit --no-fund --silent
@@ -17,6 +18,12 @@ for alg in RS256 ES256 EdDSA; do
 	clients+="{\"id\":\"interop-$alg\",\"secret\":\"$secret\",\"alg\":\"$alg\"},"
 done
 clients="${clients%,}]"
+# Browser login: a first-party web client with the code flow and a user.
+code_out=$("$work/signet" clients create --id interop-web --grant authorization_code --grant refresh_token \
+	--scope "openid profile email offline_access" --audience api --first-party --redirect-uri "http://127.0.0.1:$port/interop-cb" 2>/dev/null)
+code_secret=$(sed -n 's/.*"client_secret": *"\([^"]*\)".*/\1/p' <<<"$code_out")
+echo "interop password 1" | "$work/signet" users create --username alice --email alice@example.com --email-verified --name "Alice Interop" >/dev/null
+export CODE_CLIENT="{\"id\":\"interop-web\",\"secret\":\"$code_secret\",\"redirect\":\"http://127.0.0.1:$port/interop-cb\",\"username\":\"alice\",\"password\":\"interop password 1\"}"
 "$work/signet" serve 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
