@@ -38,7 +38,7 @@ func (m *Manager) IssueCode(ctx context.Context, c Code) (string, error) {
 	code := NewSecret()
 	c.ExpiresAt = m.opts.Now().Add(m.opts.CodeTTL).UnixNano()
 	c.UsedAt, c.Family, c.AccessJTI, c.AccessExp = 0, "", "", 0
-	err := m.store.Update(ctx, func(tx storage.Tx) error { return putJSON(tx, codesBucket, Hash(code), &c) })
+	err := m.store.Batch(ctx, func(tx storage.Tx) error { return putJSON(tx, codesBucket, Hash(code), &c) })
 	if err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
 	}

@@ -35,7 +35,8 @@ type Transaction struct {
 func (m *Manager) NewTransaction(ctx context.Context, t Transaction) (Transaction, error) {
 	t.ID, t.CSRF = NewSecret(), NewSecret()
 	t.ExpiresAt = m.opts.Now().Add(m.opts.TransactionTTL).UnixNano()
-	err := m.store.Update(ctx, func(tx storage.Tx) error { return putJSON(tx, transactionsBucket, t.ID, &t) })
+	// Batch: a page view is one small independent write, and many at once share a commit.
+	err := m.store.Batch(ctx, func(tx storage.Tx) error { return putJSON(tx, transactionsBucket, t.ID, &t) })
 	if err != nil {
 		return Transaction{}, fmt.Errorf("store login transaction: %w", err)
 	}

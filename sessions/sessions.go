@@ -143,7 +143,7 @@ func (m *Manager) Start(ctx context.Context, userID string, authTime time.Time) 
 	key := Hash(cookie)
 	now := m.opts.Now().UnixNano()
 	s := Session{SID: NewSecret()[:22], UserID: userID, AuthTime: authTime.Unix(), CreatedAt: now, LastSeen: now}
-	err := m.store.Update(ctx, func(tx storage.Tx) error {
+	err := m.store.Batch(ctx, func(tx storage.Tx) error {
 		if err := putJSON(tx, sessionsBucket, key, &s); err != nil {
 			return err
 		}
