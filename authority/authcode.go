@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,26 @@ func (s *Server) publicClient(ctx context.Context, id string) *clientEntry {
 		return nil
 	}
 	return ent
+}
+
+// allowBrowserOrigin lets a public client's own web origins (those of its
+// redirect URIs) read the token response, so a SPA can redeem its code and
+// refresh (with credentials, for the refresh cookie). A form POST is a
+// CORS simple request: no preflight is involved.
+func (s *Server) allowBrowserOrigin(c echo.Context, ent *clientEntry) {
+	origin := c.Request().Header.Get("Origin")
+	if origin == "" || !ent.rec.Public {
+		return
+	}
+	for _, r := range ent.rec.RedirectURIs {
+		if u, err := url.Parse(r); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Scheme+"://"+u.Host == origin {
+			h := c.Response().Header()
+			h.Set(echo.HeaderAccessControlAllowOrigin, origin)
+			h.Set(echo.HeaderAccessControlAllowCredentials, "true")
+			h.Add(echo.HeaderVary, "Origin")
+			return
+		}
+	}
 }
 
 // validVerifier is RFC 7636 §4.1: 43 to 128 unreserved characters.

@@ -89,27 +89,19 @@ func (s *Server) AuthenticateUser(ctx context.Context, username, password, ip st
 	return rec.User, nil
 }
 
-// ActiveUser returns the user if it exists, is enabled and has not been
-// logged out everywhere since authTime (unix seconds); else an error
+// ActiveUser returns the user if it exists and is enabled, else an error
 // wrapping storage.ErrNotFound. An SSO session is only as good as this.
-func (s *Server) ActiveUser(ctx context.Context, id string, authTime int64) (User, error) {
-	var rec userRecord
-	var cutoff int64
-	err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
-		var err error
-		if rec, err = getUser(tx, id); err != nil {
-			return err
-		}
-		cutoff, err = getInt(tx, cutoffsBucket, id)
-		return err
-	})
+// (Force logout deletes the user's sessions in its own transaction, so a
+// session that still exists was made after the last logout.)
+func (s *Server) ActiveUser(ctx context.Context, id string) (User, error) {
+	u, err := s.users.Get(ctx, id)
 	if err != nil {
-		return User{}, fmt.Errorf("user %s: %w", id, err)
+		return User{}, err
 	}
-	if rec.Disabled || authTime < cutoff {
+	if u.Disabled {
 		return User{}, fmt.Errorf("user %s: %w", id, storage.ErrNotFound)
 	}
-	return rec.User, nil
+	return u, nil
 }
 
 // endBrowserSessions ends the SSO sessions of sub inside the force-logout

@@ -93,6 +93,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.allowBrowserOrigin(c, ent)
 	switch p.grantType {
 	case GrantPassword:
 		return s.passwordGrant(c, ent, &p)

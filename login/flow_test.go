@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/signet-auth/signet/authority"
 )
 
 // TestCodeFlow: authorize → login page → code → tokens; the ID token
@@ -100,5 +102,52 @@ func TestCodeFlow(t *testing.T) {
 	}
 	if _, err := provider.Verifier(&oidc.Config{ClientID: "web", Now: e.clock.Now}).Verify(ctx, rr.str("id_token")); err != nil {
 		t.Errorf("refreshed ID token: %v", err)
+	}
+}
+
+// TestPublicClientSPA: a public client redeems its code with no secret
+// from its own origin (CORS), gets the refresh token in the HttpOnly
+// cookie, and refreshes with the cookie; another origin gets no CORS grant.
+func TestPublicClientSPA(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.webClient("spa", func(c *authority.Client) {
+		c.Public, c.AuthMethods, c.RefreshTokenCookie = true, nil, true
+	})
+	b := e.browser()
+	v, ch := pkce()
+	cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"spa"}, "scope": {"openid offline_access"}})), "alice", alicePassword))
+	form := url.Values{"grant_type": {"authorization_code"}, "client_id": {"spa"}, "code": {cb.Get("code")},
+		"redirect_uri": {"https://app.example/cb"}, "code_verifier": {v}}
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://app.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("SPA redemption = %d %v", resp.StatusCode, resp.Header)
+	}
+	var rt *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "signet_refresh_token" {
+			rt = c
+		}
+	}
+	if rt == nil || !rt.HttpOnly || !rt.Secure {
+		t.Fatalf("refresh cookie = %+v", rt)
+	}
+	req, _ = http.NewRequest(http.MethodPost, e.issuer+"/oauth2/token", strings.NewReader("grant_type=refresh_token&client_id=spa"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	req.AddCookie(&http.Cookie{Name: rt.Name, Value: rt.Value})
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("refresh from another origin = %d, CORS %q (the browser must not let that origin read it)", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
 	}
 }

@@ -292,7 +292,7 @@ func (h *Handler) currentSession(ctx context.Context, c echo.Context) (sessions.
 	if err != nil {
 		return sessions.Session{}, "", false, err
 	}
-	if _, err := h.auth.ActiveUser(ctx, s.UserID, s.AuthTime); err != nil {
+	if _, err := h.auth.ActiveUser(ctx, s.UserID); err != nil {
 		return sessions.Session{}, "", false, nil
 	}
 	return s, ck.Value, true, nil
