@@ -151,3 +151,38 @@ func TestPublicClientSPA(t *testing.T) {
 		t.Fatalf("refresh from another origin = %d, CORS %q (the browser must not let that origin read it)", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
 	}
 }
+
+// TestUserinfoRefusals: userinfo answers 401 with WWW-Authenticate for a
+// missing, malformed, forged or client-only token, and 403 without openid.
+func TestUserinfoRefusals(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	secret := e.webClient("web", func(c *authority.Client) {
+		c.GrantTypes = append(c.GrantTypes, authority.GrantClientCredentials)
+	})
+	cc := e.token("web", secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"openid"}})
+	tr, _ := e.flow(e.browser(), "web", secret, nil)
+	idt := tr.str("id_token")
+	for name, tok := range map[string]string{"malformed": "abc", "an ID token": idt, "client_credentials": cc.str("access_token"),
+		"tampered": tr.str("access_token")[:len(tr.str("access_token"))-3] + "AAA"} {
+		st, _, h := e.userinfo(tok)
+		if st != http.StatusUnauthorized || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s: %d %q", name, st, h.Get("WWW-Authenticate"))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/oauth2/userinfo", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	tr2, _ := e.flow(e.browser(), "web", secret, url.Values{"scope": {"read"}})
+	if st, _, _ := e.userinfo(tr2.str("access_token")); st != http.StatusForbidden {
+		t.Errorf("without openid: %d", st)
+	}
+	if tr2.str("id_token") != "" {
+		t.Error("an ID token without scope openid")
+	}
+}
