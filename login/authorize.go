@@ -2,6 +2,7 @@ package login
 
 import (
 	"errors"
+	"html/template"
 	"io"
 	"mime"
 	"net/http"
@@ -319,7 +320,7 @@ func (h *Handler) navigate(c echo.Context, target string) error {
 		return c.Redirect(http.StatusFound, target)
 	}
 	p := h.newPage("Continue")
-	p.Heading, p.ContinueURL = "Continue", target
+	p.Heading, p.ContinueURL = "Continue", template.URL(target)
 	return h.render(c, http.StatusOK, "continue.html", p)
 }
 

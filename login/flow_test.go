@@ -186,3 +186,26 @@ func TestUserinfoRefusals(t *testing.T) {
 		t.Error("an ID token without scope openid")
 	}
 }
+
+// TestNativeClient: a native public client with a private-use scheme and a
+// loopback redirect gets its code back on either; the continue page after
+// the login form keeps the private-use scheme.
+func TestNativeClient(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.webClient("app", func(c *authority.Client) {
+		c.ApplicationType, c.Public, c.AuthMethods = authority.AppNative, true, nil
+		c.RedirectURIs = []string{"com.example.app:/oauth2redirect", "http://127.0.0.1/cb"}
+	})
+	for _, redirect := range []string{"com.example.app:/oauth2redirect", "http://127.0.0.1:43127/cb"} {
+		b := e.browser()
+		v, ch := pkce()
+		p := b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"app"}, "redirect_uri": {redirect}})), "alice", alicePassword)
+		cb := codeFrom(t, p)
+		if !strings.HasPrefix(p.location.String(), redirect+"?") {
+			t.Fatalf("sent to %s, want %s", p.location, redirect)
+		}
+		if tr := e.redeem("app", "", cb.Get("code"), redirect, v); tr.status != http.StatusOK {
+			t.Fatalf("%s: redeem = %d %s", redirect, tr.status, tr.raw)
+		}
+	}
+}

@@ -186,8 +186,11 @@ type page struct {
 	ClientName string
 	Scopes     []scopeText
 	// Links.
-	RestartURL  string
-	ContinueURL string
+	RestartURL string
+	// ContinueURL is a registered redirect URI (validated at registration:
+	// never javascript:, data: or the like), trusted so that a native
+	// app's private-use scheme is not filtered out by html/template.
+	ContinueURL template.URL
 }
 
 type scopeText struct{ Name, Text string }
