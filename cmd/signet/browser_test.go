@@ -294,6 +294,13 @@ func TestBrowserLogin(t *testing.T) {
 	// starts again; a wrong password; then the login.
 	step("open login", chromedp.Navigate(rp.srv.URL+"/login?client=notes"), chromedp.WaitVisible(chromedp.CSS("#username")))
 	shot("login.png")
+	// Narrow screens: at 320 px nothing scrolls sideways.
+	step("320px", chromedp.EmulateViewport(320, 640))
+	if w, err := chromedp.Run(bctx, chromedp.Evaluate[int]("document.documentElement.scrollWidth")); err != nil || w > 320 {
+		t.Errorf("login page at 320 px is %d px wide (%v)", w, err)
+	}
+	shot("login-320.png")
+	step("back to 480px", chromedp.EmulateViewport(480, 760))
 	clk.Add(16 * time.Minute)
 	step("expired form", append(signIn("correct horse battery"), chromedp.WaitVisible(chromedp.CSS("a.button")))...)
 	if got := text("h1"); got != "This page has expired" {
