@@ -237,7 +237,7 @@ func (h *Handler) authorize(c echo.Context) error {
 // proceed decides between the login page, the consent page and a code.
 func (h *Handler) proceed(c echo.Context, req *authzRequest) error {
 	ctx := c.Request().Context()
-	sess, cookie, ok, err := h.currentSession(ctx, c)
+	sess, _, ok, err := h.currentSession(ctx, c)
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -252,11 +252,11 @@ func (h *Handler) proceed(c echo.Context, req *authzRequest) error {
 		}
 		return h.showLogin(c, req, "", "", "", http.StatusOK)
 	}
-	return h.afterLogin(c, req, sess, cookie)
+	return h.afterLogin(c, req, sess)
 }
 
 // afterLogin asks for consent when the client needs it, else issues the code.
-func (h *Handler) afterLogin(c echo.Context, req *authzRequest, sess sessions.Session, cookie string) error {
+func (h *Handler) afterLogin(c echo.Context, req *authzRequest, sess sessions.Session) error {
 	if !req.client.FirstParty {
 		ok, err := h.sess.Consented(c.Request().Context(), sess.UserID, req.client.ID, req.scopes)
 		if err != nil {
@@ -269,12 +269,12 @@ func (h *Handler) afterLogin(c echo.Context, req *authzRequest, sess sessions.Se
 			return h.showConsent(c, req, sess)
 		}
 	}
-	return h.issueCode(c, req, sess, cookie)
+	return h.issueCode(c, req, sess)
 }
 
 // issueCode stores a code bound to everything the token endpoint must
 // check and sends the browser back to the client.
-func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Session, cookie string) error {
+func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Session) error {
 	ctx := c.Request().Context()
 	code, err := h.sess.IssueCode(ctx, sessions.Code{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
@@ -282,9 +282,6 @@ func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Ses
 		UserID: sess.UserID, SID: sess.SID, AuthTime: sess.AuthTime,
 	})
 	if err != nil {
-		return h.serverError(c, err)
-	}
-	if err := h.sess.AddClient(ctx, cookie, req.client.ID); err != nil {
 		return h.serverError(c, err)
 	}
 	v := url.Values{"code": {code}}

@@ -92,7 +92,7 @@ func (h *Handler) submitLogin(c echo.Context) error {
 		return h.serverError(c, err)
 	}
 	c.SetCookie(h.cookie(SessionCookie, cookie, 0))
-	return h.afterLogin(c, req, sess, cookie)
+	return h.afterLogin(c, req, sess)
 }
 
 // submitConsent is POST /login/consent.
@@ -109,7 +109,7 @@ func (h *Handler) submitConsent(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	sess, cookie, live, err := h.currentSession(ctx, c)
+	sess, _, live, err := h.currentSession(ctx, c)
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -128,5 +128,5 @@ func (h *Handler) submitConsent(c echo.Context) error {
 	if err := h.sess.GrantConsent(ctx, sess.UserID, req.client.ID, req.scopes); err != nil {
 		return h.serverError(c, err)
 	}
-	return h.issueCode(c, req, sess, cookie)
+	return h.issueCode(c, req, sess)
 }

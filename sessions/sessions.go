@@ -121,8 +121,6 @@ type Session struct {
 	AuthTime  int64  `json:"auth_time"`
 	CreatedAt int64  `json:"created_at"`
 	LastSeen  int64  `json:"last_seen"`
-	// Clients are the clients this session logged in to.
-	Clients []string `json:"clients,omitempty"`
 }
 
 func (m *Manager) alive(s *Session, now time.Time) bool {
@@ -191,28 +189,6 @@ func (m *Manager) Lookup(ctx context.Context, cookie string) (Session, error) {
 		}
 	}
 	return s, nil
-}
-
-// AddClient records that the session of cookie logged in to clientID.
-func (m *Manager) AddClient(ctx context.Context, cookie, clientID string) error {
-	key := Hash(cookie)
-	err := m.store.Update(ctx, func(tx storage.Tx) error {
-		var s Session
-		if err := getJSON(tx, sessionsBucket, key, &s); err != nil {
-			return err
-		}
-		for _, c := range s.Clients {
-			if c == clientID {
-				return nil
-			}
-		}
-		s.Clients = append(s.Clients, clientID)
-		return putJSON(tx, sessionsBucket, key, &s)
-	})
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("session add client: %w", err)
-	}
-	return nil
 }
 
 // End deletes the session of cookie; an unknown cookie is not an error.
