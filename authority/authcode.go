@@ -231,8 +231,15 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	if err != nil {
 		return err
 	}
-	if user.Disabled || code.AuthTime < cutoff {
-		return fail() // disabled, or logged out everywhere since this login
+	// The session that issued the code must still exist: logging out, and
+	// a force logout (which deletes the user's sessions in the transaction
+	// that sets the cutoff), kill the codes in flight too.
+	live, err := sessions.SessionExistsTx(tx, code.Session)
+	if err != nil {
+		return err
+	}
+	if user.Disabled || !live {
+		return fail()
 	}
 	out.user = user
 	out.iat = max(r.now.Unix(), cutoff)

@@ -175,6 +175,25 @@ func TestAttacks(t *testing.T) {
 				t.Fatalf("%d of 50 redemptions succeeded, want exactly 1", ok)
 			}
 		}},
+		{"code redeemed after its session logged out", func(t *testing.T, e *env, secret string) {
+			b := e.browser()
+			v, ch := pkce()
+			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword))
+			if p := b.submit(b.get(e.issuer+"/oauth2/logout"), url.Values{"decision": {"logout"}}); !strings.Contains(p.body, "You are signed out") {
+				t.Fatalf("logout: %d", p.status)
+			}
+			if tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", v); tr.status != 400 {
+				t.Fatalf("= %d %s", tr.status, tr.raw)
+			}
+		}},
+		{"force logout then login in the same second", func(t *testing.T, e *env, secret string) {
+			b := e.browser()
+			e.flow(b, "web", secret, nil)
+			if _, err := e.srv.Logout(context.Background(), e.alice.ID); err != nil {
+				t.Fatal(err)
+			}
+			e.flow(b, "web", secret, nil) // the clock has not moved: a new login still works
+		}},
 		{"expired code", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
 			v, ch := pkce()

@@ -279,7 +279,7 @@ func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Ses
 	code, err := h.sess.IssueCode(ctx, sessions.Code{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
 		Challenge: req.challenge, Nonce: req.nonce, Scope: strings.Join(req.scopes, " "),
-		UserID: sess.UserID, SID: sess.SID, AuthTime: sess.AuthTime,
+		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime,
 	})
 	if err != nil {
 		return h.serverError(c, err)

@@ -72,10 +72,14 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		b.Run("authorization_code/"+alg, func(b *testing.B) {
 			verifier, challenge := pkce()
 			sm := sessions.New(e.store, sessions.Options{Now: e.clock.Now})
+			_, sess, err := sm.Start(context.Background(), e.alice.ID, e.clock.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
 			bodies := make(chan string, b.N)
 			for range b.N {
 				code, err := sm.IssueCode(context.Background(), sessions.Code{ClientID: "web", RedirectURI: "https://app.example/cb", RedirectGiven: true,
-					Challenge: challenge, Nonce: "n", Scope: "openid profile", UserID: e.alice.ID, SID: "sid", AuthTime: e.clock.Now().Unix()})
+					Challenge: challenge, Nonce: "n", Scope: "openid profile", UserID: e.alice.ID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -22,6 +22,9 @@ type Code struct {
 	Scope     string `json:"scope"`
 	UserID    string `json:"user_id"`
 	SID       string `json:"sid"`
+	// Session is the storage key of the SSO session that issued the code:
+	// a code whose session ended (logout, force logout) is refused.
+	Session   string `json:"session"`
 	AuthTime  int64  `json:"auth_time"`  // unix seconds
 	ExpiresAt int64  `json:"expires_at"` // unix nanoseconds
 

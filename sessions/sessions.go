@@ -114,6 +114,8 @@ func looksLikeSecret(s string) bool {
 // Session is one browser's single sign-on session. Times are unix
 // nanoseconds except AuthTime (unix seconds, as in auth_time).
 type Session struct {
+	// Key is the storage key (the cookie's hash); codes name their session by it.
+	Key string `json:"-"`
 	// SID is the public session id (the sid claim); the cookie value is
 	// another secret that is never stored.
 	SID       string `json:"sid"`
@@ -140,7 +142,7 @@ func (m *Manager) Start(ctx context.Context, userID string, authTime time.Time) 
 	cookie := NewSecret()
 	key := Hash(cookie)
 	now := m.opts.Now().UnixNano()
-	s := Session{SID: NewSecret()[:22], UserID: userID, AuthTime: authTime.Unix(), CreatedAt: now, LastSeen: now}
+	s := Session{Key: key, SID: NewSecret()[:22], UserID: userID, AuthTime: authTime.Unix(), CreatedAt: now, LastSeen: now}
 	err := m.store.Batch(ctx, func(tx storage.Tx) error {
 		if err := putJSON(tx, sessionsBucket, key, &s); err != nil {
 			return err
@@ -171,13 +173,14 @@ func (m *Manager) Lookup(ctx context.Context, cookie string) (Session, error) {
 	if !m.alive(&s, now) {
 		return Session{}, ErrNotFound
 	}
+	s.Key = key
 	if now.UnixNano()-s.LastSeen > int64(touchEvery) {
 		err := m.store.Update(ctx, func(tx storage.Tx) error {
 			var cur Session
 			if err := getJSON(tx, sessionsBucket, key, &cur); err != nil {
 				return err
 			}
-			cur.LastSeen = now.UnixNano()
+			cur.LastSeen, cur.Key = now.UnixNano(), key
 			s = cur
 			return putJSON(tx, sessionsBucket, key, &cur)
 		})
@@ -189,6 +192,19 @@ func (m *Manager) Lookup(ctx context.Context, cookie string) (Session, error) {
 		}
 	}
 	return s, nil
+}
+
+// SessionExistsTx reports inside tx whether the session stored under key
+// still exists: logout, force logout and expiry purge delete it.
+func SessionExistsTx(tx storage.Tx, key string) (bool, error) {
+	if key == "" {
+		return false, nil
+	}
+	_, err := tx.Get(sessionsBucket, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // End deletes the session of cookie; an unknown cookie is not an error.
