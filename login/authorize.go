@@ -242,7 +242,9 @@ func (h *Handler) proceed(c echo.Context, req *authzRequest) error {
 		return h.serverError(c, err)
 	}
 	now := h.cfg.Now().Unix()
-	needLogin := !ok || req.promptLogin || (req.maxAge >= 0 && now-sess.AuthTime > req.maxAge)
+	// max_age=0 is a fresh login every time, like prompt=login.
+	tooOld := req.maxAge == 0 || (req.maxAge > 0 && now-sess.AuthTime > req.maxAge)
+	needLogin := !ok || req.promptLogin || tooOld
 	if ok && req.hint != nil && req.hint.Sub != sess.UserID {
 		needLogin = true // the client expects another user (OIDC Core §3.1.2.1)
 	}

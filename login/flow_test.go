@@ -209,3 +209,15 @@ func TestNativeClient(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxAgeZero: max_age=0 asks for the password even right after a login.
+func TestMaxAgeZero(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	secret := e.webClient("web", nil)
+	b := e.browser()
+	e.flow(b, "web", secret, nil)
+	_, ch := pkce()
+	if p := b.authorize(authzQuery(ch, url.Values{"max_age": {"0"}})); !strings.Contains(p.body, `id="password"`) {
+		t.Fatalf("max_age=0 = %d %v", p.status, p.location)
+	}
+}
