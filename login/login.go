@@ -262,8 +262,12 @@ func (h *Handler) checkTransaction(c echo.Context, kind string) (sessions.Transa
 	ck, cerr := c.Cookie(BrowserCookie)
 	bound := cerr == nil && subtle.ConstantTimeCompare([]byte(sessions.Hash(ck.Value)), []byte(tx.Browser)) == 1
 	if !bound || subtle.ConstantTimeCompare([]byte(token), []byte(tx.CSRF)) != 1 || tx.Kind != kind {
+		again := tx.Query
+		if tx.Kind == "logout" || !validRestart(again) {
+			again = "" // only an authorization request can be started again
+		}
 		return tx, false, h.errorPage(c, http.StatusForbidden, "Your browser did not confirm this request",
-			"This form was not sent with the cookie this site set when it showed the form, so it was refused to protect your account. Make sure cookies are allowed for this site, then start again.", tx.Query)
+			"This form was not sent with the cookie this site set when it showed the form, so it was refused to protect your account. Make sure cookies are allowed for this site, then start again.", again)
 	}
 	return tx, true, nil
 }
