@@ -113,6 +113,13 @@ func (s *Server) codeGrant(c echo.Context, ent *clientEntry, p *tokenParams) err
 	if err != nil {
 		return err
 	}
+	// Both keys before the code is spent: a missing key must not cost the
+	// client its code.
+	if slices.Contains(ent.rec.Scopes, "openid") {
+		if _, err := s.idKeys.get(s.cfg.Signer, s.idTokenAlg(ent)); err != nil {
+			return errServer(fmt.Errorf("ID token key for %s: %w", ent.rec.ID, err))
+		}
+	}
 	ctx := c.Request().Context()
 	now := s.cfg.Now()
 	jti := newJTI()
