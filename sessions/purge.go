@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,10 +46,26 @@ func (m *Manager) Purge(ctx context.Context) (int, error) {
 				return err
 			}
 		}
+		var done []string
+		err = tx.Scan(finishedBucket, "", func(k string, v []byte) error {
+			if exp, err := strconv.ParseInt(string(v), 10, 64); err != nil || now.UnixNano() >= exp {
+				done = append(done, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range done {
+			if err := tx.Delete(finishedBucket, k); err != nil {
+				return err
+			}
+			n++
+		}
 		for _, b := range []struct {
 			bucket string
 			keep   time.Duration
-		}{{transactionsBucket, 0}, {codesBucket, usedCodeKeep}} {
+		}{{codesBucket, usedCodeKeep}} {
 			var old []string
 			err := tx.Scan(b.bucket, "", func(k string, v []byte) error {
 				var rec struct {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/signet-auth/signet/storage"
@@ -23,7 +24,6 @@ import (
 const (
 	sessionsBucket     = "sso_sessions"       // sha256(cookie) → Session
 	userSessionsBucket = "user_sso_sessions"  // user id "/" sha256(cookie) → ""
-	transactionsBucket = "login_transactions" // transaction id → Transaction
 	consentsBucket     = "consents"           // user id "/" client id → Consent
 	codesBucket        = "authorization_codes"
 )
@@ -57,6 +57,9 @@ type Options struct {
 type Manager struct {
 	store storage.Store
 	opts  Options
+
+	keyMu sync.Mutex
+	key   []byte // transaction MAC key, loaded on first use
 }
 
 // New returns a Manager over store.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -171,5 +172,49 @@ func TestCodes(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTransactionsStateless: opening a transaction writes nothing; another
+// replica on the same store accepts it; a tampered one or one from another
+// store is refused.
+func TestTransactionsStateless(t *testing.T) {
+	m, st, clk := newManager(t)
+	ctx := context.Background()
+	tx, err := m.NewTransaction(ctx, sessions.Transaction{Kind: "login", Browser: "b", Query: "client_id=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := sessions.New(st, sessions.Options{Now: clk.Now})
+	got, err := replica.Transaction(ctx, tx.ID)
+	if err != nil || got.CSRF != tx.CSRF || got.Browser != "b" || got.Query != "client_id=x" {
+		t.Fatalf("replica = %+v %v", got, err)
+	}
+	flip := func(s string, i int) string {
+		c := byte('A')
+		if s[i] == 'A' {
+			c = 'B'
+		}
+		return s[:i] + string(c) + s[i+1:]
+	}
+	for name, id := range map[string]string{
+		"tampered body": flip(tx.ID, 10),
+		"tampered mac":  tx.ID[:len(tx.ID)-2] + "AA",
+		"no mac":        tx.ID[:strings.Index(tx.ID, ".")],
+	} {
+		if _, err := m.Transaction(ctx, id); !errors.Is(err, sessions.ErrNotFound) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	other, _, _ := newManager(t)
+	if _, err := other.Transaction(ctx, tx.ID); !errors.Is(err, sessions.ErrNotFound) {
+		t.Errorf("another store's key accepted it: %v", err)
+	}
+	n := 0
+	_ = st.View(ctx, func(stx storage.Tx) error {
+		return stx.Scan("login_transactions_done", "", func(string, []byte) error { n++; return nil })
+	})
+	if n != 0 {
+		t.Errorf("%d records written before completion", n)
 	}
 }
