@@ -22,9 +22,9 @@ import (
 
 // Buckets.
 const (
-	sessionsBucket     = "sso_sessions"       // sha256(cookie) → Session
-	userSessionsBucket = "user_sso_sessions"  // user id "/" sha256(cookie) → ""
-	consentsBucket     = "consents"           // user id "/" client id → Consent
+	sessionsBucket     = "sso_sessions"      // sha256(cookie) → Session
+	userSessionsBucket = "user_sso_sessions" // user id "/" sha256(cookie) → ""
+	consentsBucket     = "consents"          // user id "/" client id → Consent
 	codesBucket        = "authorization_codes"
 )
 
