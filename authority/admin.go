@@ -59,6 +59,8 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 	e.DELETE("/admin/users/:id", s.adminDeleteUser, auth)
 	e.POST("/admin/users/:id/password", s.adminSetPassword, auth)
 	e.POST("/admin/users/:id/logout", s.adminLogout, auth)
+	e.GET("/admin/users/:id/consents", s.adminListConsents, auth)
+	e.DELETE("/admin/users/:id/consents/:client", s.adminWithdrawConsent, auth)
 }
 
 // requireAdmin authenticates the bearer token, checks the scope, and

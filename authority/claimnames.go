@@ -29,7 +29,7 @@ var reservedClaimNames = []string{
 // extra claim may use them exactly (a client-credentials token may carry
 // roles; in a user's token the user's value wins) but not in another case,
 // so that no token holds two claims whose names differ only in case.
-var userRecordClaimNames = []string{"email", "email_verified", "roles", "preferred_username"}
+var userRecordClaimNames = []string{"email", "email_verified", "roles", "preferred_username", "name", "updated_at"}
 
 // claimNameProblem says why name may not be a client extra claim (profile
 // false) or a user profile claim (profile true); "" when it may.

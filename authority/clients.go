@@ -27,8 +27,11 @@ const (
 	GrantClientCredentials = "client_credentials"
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
+	GrantAuthorizationCode = "authorization_code"
 	AuthSecretBasic        = "client_secret_basic"
 	AuthSecretPost         = "client_secret_post"
+	// AuthNone is a public client's method: client_id only, no secret.
+	AuthNone = "none"
 )
 
 // Defaults for token lifetimes and the signing algorithm.
@@ -52,7 +55,7 @@ var (
 // supportedAlgorithms are the asymmetric JWS algorithms Signet can sign
 // with. HS* never: a symmetric key cannot be published.
 // supportedGrants are the grant types a client may be allowed.
-var supportedGrants = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken}
+var supportedGrants = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantAuthorizationCode}
 
 // maxRefreshReuseGrace caps Client.RefreshReuseGrace.
 const maxRefreshReuseGrace = time.Minute
@@ -144,6 +147,27 @@ type Client struct {
 	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at,omitzero"`
 	CreatedAt               time.Time `json:"created_at,omitzero"`
 	UpdatedAt               time.Time `json:"updated_at,omitzero"`
+
+	// Browser login (authorization_code); see clientoidc.go.
+	//
+	// RedirectURIs are compared byte for byte with redirect_uri;
+	// PostLogoutRedirectURIs likewise with post_logout_redirect_uri.
+	RedirectURIs           []string `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// Public clients have no secret (token endpoint auth method none) and
+	// must use PKCE.
+	Public bool `json:"public,omitempty"`
+	// FirstParty clients skip the consent page.
+	FirstParty bool `json:"first_party,omitempty"`
+	// ApplicationType is web (default) or native; only native clients may
+	// use RFC 8252 loopback redirects on any port.
+	ApplicationType string `json:"application_type,omitempty"`
+	// IDTokenSignedResponseAlg signs this client's ID tokens (default RS256).
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
+	// RequirePKCE (nil: true) makes code_challenge mandatory.
+	RequirePKCE *bool `json:"require_pkce,omitempty"`
+	// ClientName is shown to users on the consent page.
+	ClientName string `json:"client_name,omitempty"`
 }
 
 // ClientPatch changes the fields that are set and leaves the others alone.
@@ -164,6 +188,14 @@ type ClientPatch struct {
 	RefreshReuseGrace  *Duration `json:"refresh_reuse_grace,omitempty"`
 	RefreshTokenCookie *bool     `json:"refresh_token_cookie,omitempty"`
 	Introspect         *bool     `json:"introspect,omitempty"`
+
+	RedirectURIs             *[]string `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs   *[]string `json:"post_logout_redirect_uris,omitempty"`
+	FirstParty               *bool     `json:"first_party,omitempty"`
+	ApplicationType          *string   `json:"application_type,omitempty"`
+	IDTokenSignedResponseAlg *string   `json:"id_token_signed_response_alg,omitempty"`
+	RequirePKCE              *bool     `json:"require_pkce,omitempty"`
+	ClientName               *string   `json:"client_name,omitempty"`
 }
 
 // clientRecord is what is stored: the client plus its secret hashes.
@@ -258,7 +290,11 @@ func (c *Clients) create(ctx context.Context, spec Client, onlyFirst bool) (Clie
 	}
 	if len(cl.AuthMethods) == 0 {
 		cl.AuthMethods = []string{AuthSecretBasic, AuthSecretPost}
+		if cl.Public {
+			cl.AuthMethods = []string{AuthNone}
+		}
 	}
+
 	if cl.DefaultScopes == nil {
 		cl.DefaultScopes = slices.Clone(cl.Scopes)
 	}
@@ -275,6 +311,9 @@ func (c *Clients) create(ctx context.Context, spec Client, onlyFirst bool) (Clie
 		return Client{}, "", err
 	}
 	secret, hash := newSecret()
+	if cl.Public {
+		secret, hash = "", nil // nothing to authenticate with
+	}
 	rec := clientRecord{Client: cl, SecretHash: hash, Instance: newClientInstance()}
 	val, err := json.Marshal(rec)
 	if err != nil {
@@ -369,6 +408,15 @@ func (c *Clients) Update(ctx context.Context, id string, p ClientPatch) (Client,
 		setIf(&cl.RefreshReuseGrace, p.RefreshReuseGrace)
 		setIf(&cl.RefreshTokenCookie, p.RefreshTokenCookie)
 		setIf(&cl.Introspect, p.Introspect)
+		setIf(&cl.RedirectURIs, p.RedirectURIs)
+		setIf(&cl.PostLogoutRedirectURIs, p.PostLogoutRedirectURIs)
+		setIf(&cl.FirstParty, p.FirstParty)
+		setIf(&cl.ApplicationType, p.ApplicationType)
+		setIf(&cl.IDTokenSignedResponseAlg, p.IDTokenSignedResponseAlg)
+		setIf(&cl.ClientName, p.ClientName)
+		if p.RequirePKCE != nil {
+			cl.RequirePKCE = p.RequirePKCE
+		}
 		if err := c.validate(cl); err != nil {
 			return err
 		}
@@ -463,8 +511,8 @@ func (c *Clients) validate(cl *Client) error {
 			bad("grant_types", "unsupported grant type "+quoteValue(g)+" (supported: "+strings.Join(supportedGrants, ", ")+")")
 		}
 	}
-	if slices.Contains(cl.GrantTypes, GrantRefreshToken) && !slices.Contains(cl.GrantTypes, GrantPassword) {
-		bad("grant_types", "refresh_token needs a grant that issues refresh tokens (password)")
+	if slices.Contains(cl.GrantTypes, GrantRefreshToken) && !slices.Contains(cl.GrantTypes, GrantPassword) && !slices.Contains(cl.GrantTypes, GrantAuthorizationCode) {
+		bad("grant_types", "refresh_token needs a grant that issues refresh tokens (authorization_code or password)")
 	}
 	for _, f := range []struct {
 		name string
@@ -487,10 +535,11 @@ func (c *Clients) validate(cl *Client) error {
 		bad("token_endpoint_auth_methods", "at least one method is required")
 	}
 	for _, m := range cl.AuthMethods {
-		if m != AuthSecretBasic && m != AuthSecretPost {
-			bad("token_endpoint_auth_methods", "unsupported method "+quoteValue(m)+" (supported: "+AuthSecretBasic+", "+AuthSecretPost+")")
+		if m != AuthSecretBasic && m != AuthSecretPost && m != AuthNone {
+			bad("token_endpoint_auth_methods", "unsupported method "+quoteValue(m)+" (supported: "+AuthSecretBasic+", "+AuthSecretPost+", "+AuthNone+" for public clients)")
 		}
 	}
+	c.validateLogin(cl, bad)
 	for _, s := range cl.Scopes {
 		if !validScopeToken(s) {
 			bad("scopes", quoteValue(s)+" is not a valid scope token (RFC 6749 section 3.3: printable ASCII except space, double quote and backslash)")

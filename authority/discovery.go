@@ -9,19 +9,11 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// metadata is the RFC 8414 authorization server metadata document.
-//
-// Signet has no authorization endpoint (client_credentials, password and
-// refresh_token only), so
-// authorization_endpoint is absent (RFC 8414 §2: required only when a grant
-// uses it) and response_types_supported, which §2 requires, is the empty
-// list: there is no response type to support, and advertising "token" or
-// "code" would invite clients to use endpoints that do not exist.
-//
-// id_token_signing_alg_values_supported is an OpenID Connect field; Signet
-// issues no ID tokens, but verifiers configured from openid-configuration
-// (go-oidc and others) read it to learn which algorithms the issuer signs
-// with, and here it lists exactly the access-token algorithms.
+// metadata is the RFC 8414 authorization server metadata document, which
+// is also the OpenID Connect discovery document (OIDC Discovery §3): the
+// same bytes are served at both well-known names. The authorization,
+// userinfo and end-session endpoints are the hosted login's (package
+// login); only the code response type exists (no implicit or hybrid flow).
 type metadata struct {
 	Issuer                            string   `json:"issuer"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
@@ -37,11 +29,29 @@ type metadata struct {
 	RevocationFeed                   string   `json:"revocation_feed"`
 	ScopesSupported                  []string `json:"scopes_supported"`
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
+
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
+	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
+	EndSessionEndpoint                         string   `json:"end_session_endpoint"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
+	SubjectTypesSupported                      []string `json:"subject_types_supported"`
+	ClaimsSupported                            []string `json:"claims_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	PromptValuesSupported                      []string `json:"prompt_values_supported"`
+	ClaimsParameterSupported                   bool     `json:"claims_parameter_supported"`
+	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
+	UserinfoSigningAlgValuesSupported          []string `json:"userinfo_signing_alg_values_supported,omitempty"`
 }
+
+// oidcScopes are the OpenID Connect scopes every Signet advertises.
+var oidcScopes = []string{"openid", "profile", "email", "offline_access"}
 
 func buildMetadata(cfg Config) ([]byte, error) {
 	base := strings.TrimSuffix(cfg.Issuer, "/")
-	scopes := []string{AdminScope}
+	scopes := append([]string{}, oidcScopes...)
+	scopes = append(scopes, AdminScope)
 	for _, sc := range cfg.Scopes {
 		if !slices.Contains(scopes, sc) {
 			scopes = append(scopes, sc)
@@ -52,15 +62,26 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		TokenEndpoint:                     base + "/oauth2/token",
 		JWKSURI:                           base + "/.well-known/jwks.json",
 		GrantTypesSupported:               supportedGrants,
-		ResponseTypesSupported:            []string{},
-		TokenEndpointAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost},
+		ResponseTypesSupported:            []string{"code"},
+		TokenEndpointAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost, AuthNone},
 		RevocationEndpoint:                base + "/oauth2/revoke",
 		RevocationAuthMethodsSupported:    []string{AuthSecretBasic, AuthSecretPost},
 		IntrospectionEndpoint:             base + "/oauth2/introspect",
 		IntrospectionAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost},
 		RevocationFeed:                    base + "/oauth2/revocations",
 		ScopesSupported:                   scopes,
-		IDTokenSigningAlgValuesSupported:  cfg.Algorithms,
+		IDTokenSigningAlgValuesSupported:  idTokenAlgs(cfg.Algorithms),
+
+		AuthorizationEndpoint:         base + "/oauth2/authorize",
+		UserinfoEndpoint:              base + "/oauth2/userinfo",
+		EndSessionEndpoint:            base + "/oauth2/logout",
+		ResponseModesSupported:        []string{"query"},
+		SubjectTypesSupported:         []string{"public"},
+		CodeChallengeMethodsSupported: []string{"S256"},
+		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",
+			"name", "preferred_username", "email", "email_verified", "updated_at"},
+		AuthorizationResponseIssParameterSupported: true,
+		PromptValuesSupported:                      []string{"none", "login", "consent"},
 	})
 }
 
@@ -70,4 +91,19 @@ func (s *Server) discovery(c echo.Context) error {
 	h.Set(echo.HeaderCacheControl, "public, max-age=3600")
 	h.Set(echo.HeaderAccessControlAllowOrigin, "*")
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.metadata)
+}
+
+// idTokenAlgs lists the live algorithms with RS256 first (OIDC Core
+// §15.1: RS256 is what every relying party supports).
+func idTokenAlgs(algs []string) []string {
+	out := []string{}
+	if slices.Contains(algs, "RS256") {
+		out = append(out, "RS256")
+	}
+	for _, a := range algs {
+		if a != "RS256" {
+			out = append(out, a)
+		}
+	}
+	return out
 }

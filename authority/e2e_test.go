@@ -158,19 +158,25 @@ func TestDiscovery(t *testing.T) {
 			t.Fatalf("GET %s = %d %s", path, status, hdr.Get("Content-Type"))
 		}
 		want := map[string]any{
-			"issuer":                                        e.issuer,
-			"token_endpoint":                                e.issuer + "/oauth2/token",
-			"jwks_uri":                                      e.issuer + "/.well-known/jwks.json",
-			"grant_types_supported":                         []any{"client_credentials", "password", "refresh_token"},
-			"response_types_supported":                      []any{},
-			"token_endpoint_auth_methods_supported":         []any{"client_secret_basic", "client_secret_post"},
-			"revocation_endpoint":                           e.issuer + "/oauth2/revoke",
-			"introspection_endpoint":                        e.issuer + "/oauth2/introspect",
-			"revocation_feed":                               e.issuer + "/oauth2/revocations",
-			"revocation_endpoint_auth_methods_supported":    []any{"client_secret_basic", "client_secret_post"},
-			"introspection_endpoint_auth_methods_supported": []any{"client_secret_basic", "client_secret_post"},
-			"scopes_supported":                              []any{"signet:admin", "read", "write"},
-			"id_token_signing_alg_values_supported":         []any{"ES256", "RS256"},
+			"issuer":                                         e.issuer,
+			"token_endpoint":                                 e.issuer + "/oauth2/token",
+			"jwks_uri":                                       e.issuer + "/.well-known/jwks.json",
+			"grant_types_supported":                          []any{"client_credentials", "password", "refresh_token", "authorization_code"},
+			"response_types_supported":                       []any{"code"},
+			"token_endpoint_auth_methods_supported":          []any{"client_secret_basic", "client_secret_post", "none"},
+			"revocation_endpoint":                            e.issuer + "/oauth2/revoke",
+			"introspection_endpoint":                         e.issuer + "/oauth2/introspect",
+			"revocation_feed":                                e.issuer + "/oauth2/revocations",
+			"revocation_endpoint_auth_methods_supported":     []any{"client_secret_basic", "client_secret_post"},
+			"introspection_endpoint_auth_methods_supported":  []any{"client_secret_basic", "client_secret_post"},
+			"scopes_supported":                               []any{"openid", "profile", "email", "offline_access", "signet:admin", "read", "write"},
+			"id_token_signing_alg_values_supported":          []any{"RS256", "ES256"},
+			"authorization_endpoint":                         e.issuer + "/oauth2/authorize",
+			"userinfo_endpoint":                              e.issuer + "/oauth2/userinfo",
+			"end_session_endpoint":                           e.issuer + "/oauth2/logout",
+			"subject_types_supported":                        []any{"public"},
+			"code_challenge_methods_supported":               []any{"S256"},
+			"authorization_response_iss_parameter_supported": true,
 		}
 		for k, v := range want {
 			got, _ := json.Marshal(md[k])

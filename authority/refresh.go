@@ -110,6 +110,10 @@ type familyRecord struct {
 	// Access are the access tokens issued in this family that may not have
 	// expired yet: they go on the denylist when the family is revoked.
 	Access []issuedAccess `json:"access,omitempty"`
+	// AuthTime (unix seconds) and SID are set for families started by the
+	// authorization code flow: refreshed ID tokens carry them.
+	AuthTime int64  `json:"auth_time,omitempty"`
+	SID      string `json:"sid,omitempty"`
 }
 
 type issuedAccess struct {
@@ -457,10 +461,14 @@ func (s *Server) refreshGrant(c echo.Context, ent *clientEntry, p *tokenParams) 
 	if err != nil {
 		return err
 	}
+	idTok, err := s.refreshedIDToken(ent, &out.family, out.scope, out.iat, at.token)
+	if err != nil {
+		return err
+	}
 	if s.cfg.TokenMetrics != nil {
 		s.cfg.TokenMetrics.Issued(GrantRefreshToken, ent.rec.SigningAlg, ent.rec.ID)
 	}
-	return s.writeUserTokens(c, ent, at, out.scope, next)
+	return s.writeOIDCTokens(c, ent, at, out.scope, next, idTok)
 }
 
 type rotation struct {
@@ -657,8 +665,10 @@ func revokeSessions(ctx context.Context, store storage.Store, sub, reason string
 	var cutoff int64
 	err := store.Update(ctx, func(tx storage.Tx) error {
 		var err error
-		n, cutoff, err = logoutTx(tx, sub, reason, now)
-		return err
+		if n, cutoff, err = logoutTx(tx, sub, reason, now); err != nil {
+			return err
+		}
+		return endBrowserSessions(tx, sub)
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("logout %s: %w", sub, err)

@@ -150,6 +150,7 @@ type Server struct {
 	clients *Clients
 	audit   *AuditLog
 	keys    keyCache
+	idKeys  idKeyCache // ID tokens (typ JWT); idtoken.go
 	limits  struct{ client, ip *failureCounter }
 	users   *Users
 	login   *loginLimiter
@@ -199,6 +200,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	e.Any("/oauth2/token", s.token)
 	e.Any("/oauth2/revoke", s.revoke)
 	e.Any("/oauth2/introspect", s.introspect)
+	e.Any("/oauth2/userinfo", s.userinfo)
 	e.GET("/oauth2/revocations", s.revocations)
 	e.HEAD("/oauth2/revocations", s.revocations)
 	e.GET("/healthz", s.healthz)

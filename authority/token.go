@@ -50,6 +50,8 @@ type tokenParams struct {
 	username, password         string
 	refreshToken               string
 	token, tokenTypeHint       string // revocation and introspection
+	code, redirectURI          string // authorization_code
+	codeVerifier               string
 }
 
 // token is POST /oauth2/token (RFC 6749 §4.4 client_credentials).
@@ -85,17 +87,20 @@ func (s *Server) tokenRequest(c echo.Context) error {
 		return errInvalidRequest("grant_type is required")
 	}
 	if !slices.Contains(supportedGrants, p.grantType) {
-		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be client_credentials, password or refresh_token", Status: http.StatusBadRequest}
+		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be authorization_code, client_credentials, password or refresh_token", Status: http.StatusBadRequest}
 	}
 	ent, err := s.authenticate(c, r, &p)
 	if err != nil {
 		return err
 	}
+	s.allowBrowserOrigin(c, ent)
 	switch p.grantType {
 	case GrantPassword:
 		return s.passwordGrant(c, ent, &p)
 	case GrantRefreshToken:
 		return s.refreshGrant(c, ent, &p)
+	case GrantAuthorizationCode:
+		return s.codeGrant(c, ent, &p)
 	}
 	if !ent.grantCC {
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed the client_credentials grant", Status: http.StatusBadRequest}
@@ -163,6 +168,7 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 	p.clientID, p.clientSecret = get("client_id"), get("client_secret")
 	p.username, p.password, p.refreshToken = get("username"), get("password"), get("refresh_token")
 	p.token, p.tokenTypeHint = get("token"), get("token_type_hint")
+	p.code, p.redirectURI, p.codeVerifier = get("code"), get("redirect_uri"), get("code_verifier")
 	for _, v := range form["resource"] {
 		if v != "" && !slices.Contains(p.resources, v) {
 			p.resources = append(p.resources, v)
@@ -173,7 +179,7 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 
 func isTokenParam(k string) bool {
 	switch k {
-	case "grant_type", "scope", "audience", "client_id", "client_secret", "username", "password", "refresh_token", "token", "token_type_hint":
+	case "grant_type", "scope", "audience", "client_id", "client_secret", "username", "password", "refresh_token", "token", "token_type_hint", "code", "redirect_uri", "code_verifier":
 		return true
 	}
 	return false
@@ -213,6 +219,11 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 		}
 	}
 
+	if !basic && secret == "" {
+		if ent := s.publicClient(r.Context(), id); ent != nil {
+			return ent, nil // nothing to guess, so nothing to rate-limit
+		}
+	}
 	now := s.cfg.Now()
 	ip := c.RealIP()
 	tooMany := func(wait time.Duration) error {

@@ -82,7 +82,7 @@ func TestTokenEndpoint_BadRequests(t *testing.T) {
 		{name: "repeated audience", ctype: form, body: cc + "&audience=api1&audience=api2", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_request"},
 		{name: "password grant not allowed", ctype: form, body: "grant_type=password&username=a&password=b", auth: basic("svc", sec["svc"]), status: 400, code: "unauthorized_client"},
 		{name: "unknown grant", ctype: form, body: "grant_type=implicit", auth: basic("svc", sec["svc"]), status: 400, code: "unsupported_grant_type"},
-		{name: "authorization_code grant", ctype: form, body: "grant_type=authorization_code&code=x", auth: basic("svc", sec["svc"]), status: 400, code: "unsupported_grant_type"},
+		{name: "authorization_code grant for a client without it", ctype: form, body: "grant_type=authorization_code&code=x", auth: basic("svc", sec["svc"]), status: 400, code: "unauthorized_client"},
 		{name: "no client authentication", ctype: form, body: cc, status: 401, code: "invalid_client", wwwAuthBasi: true},
 		{name: "client_id without secret", ctype: form, body: cc + "&client_id=svc", status: 401, code: "invalid_client"},
 		{name: "unknown client basic", ctype: form, body: cc, auth: basic("nobody", sec["svc"]), status: 401, code: "invalid_client", wwwAuthBasi: true},

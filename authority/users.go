@@ -43,28 +43,36 @@ type User struct {
 	PasswordChangedAt time.Time                  `json:"password_changed_at,omitzero"`
 	CreatedAt         time.Time                  `json:"created_at,omitzero"`
 	UpdatedAt         time.Time                  `json:"updated_at,omitzero"`
+	// Name is the full name (OIDC claim name, scope profile);
+	// EmailVerified says the operator checked Email (scope email).
+	Name          string `json:"name,omitempty"`
+	EmailVerified bool   `json:"email_verified,omitempty"`
 }
 
 // NewUser is the body of POST /admin/users: a user plus either a password
 // (hashed with argon2id) or an existing hash to import (argon2id PHC string
 // or bcrypt).
 type NewUser struct {
-	Username     string                     `json:"username"`
-	Password     string                     `json:"password,omitempty"`
-	PasswordHash string                     `json:"password_hash,omitempty"`
-	Disabled     bool                       `json:"disabled,omitempty"`
-	Email        string                     `json:"email,omitempty"`
-	Roles        []string                   `json:"roles,omitempty"`
-	Claims       map[string]json.RawMessage `json:"claims,omitempty"`
+	Username      string                     `json:"username"`
+	Password      string                     `json:"password,omitempty"`
+	PasswordHash  string                     `json:"password_hash,omitempty"`
+	Disabled      bool                       `json:"disabled,omitempty"`
+	Email         string                     `json:"email,omitempty"`
+	Roles         []string                   `json:"roles,omitempty"`
+	Claims        map[string]json.RawMessage `json:"claims,omitempty"`
+	Name          string                     `json:"name,omitempty"`
+	EmailVerified bool                       `json:"email_verified,omitempty"`
 }
 
 // UserPatch changes the fields that are set.
 type UserPatch struct {
-	Username *string                     `json:"username,omitempty"`
-	Disabled *bool                       `json:"disabled,omitempty"`
-	Email    *string                     `json:"email,omitempty"`
-	Roles    *[]string                   `json:"roles,omitempty"`
-	Claims   *map[string]json.RawMessage `json:"claims,omitempty"`
+	Username      *string                     `json:"username,omitempty"`
+	Disabled      *bool                       `json:"disabled,omitempty"`
+	Email         *string                     `json:"email,omitempty"`
+	Roles         *[]string                   `json:"roles,omitempty"`
+	Claims        *map[string]json.RawMessage `json:"claims,omitempty"`
+	Name          *string                     `json:"name,omitempty"`
+	EmailVerified *bool                       `json:"email_verified,omitempty"`
 }
 
 // PasswordChange is the body of POST /admin/users/{id}/password.
@@ -143,7 +151,7 @@ func checkPassword(password, hash string) error {
 func (u *Users) Create(ctx context.Context, nu NewUser) (User, error) {
 	now := u.now().UTC()
 	usr := User{ID: newUserID(), Username: nu.Username, Disabled: nu.Disabled, Email: nu.Email, Roles: nu.Roles, Claims: nu.Claims,
-		CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now}
+		CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now, Name: nu.Name, EmailVerified: nu.EmailVerified}
 	// Validate everything before hashing: a refusal costs no argon2id run.
 	if err := errors.Join(validateUser(&usr), checkPassword(nu.Password, nu.PasswordHash)); err != nil {
 		return User{}, err
@@ -257,6 +265,8 @@ func (u *Users) Update(ctx context.Context, id string, p UserPatch) (User, bool,
 		setIf(&rec.Email, p.Email)
 		setIf(&rec.Roles, p.Roles)
 		setIf(&rec.Claims, p.Claims)
+		setIf(&rec.Name, p.Name)
+		setIf(&rec.EmailVerified, p.EmailVerified)
 		if err := validateUser(&rec.User); err != nil {
 			return err
 		}
@@ -353,6 +363,9 @@ func validateUser(usr *User) error {
 	if usr.Email != "" && (len(usr.Email) > 254 || !strings.Contains(usr.Email, "@") || strings.ContainsAny(usr.Email, " \t\r\n\"\\")) {
 		bad("email", "not an email address")
 	}
+	if len(usr.Name) > 256 || !utf8.ValidString(usr.Name) || strings.ContainsAny(usr.Name, "\r\n\x00") {
+		bad("name", "must be at most 256 characters on one line")
+	}
 	for _, r := range usr.Roles {
 		if !validScopeToken(r) {
 			bad("roles", quoteValue(r)+" must be 1 to 256 printable characters without spaces")
@@ -405,9 +418,13 @@ func userClaims(rec *userRecord, scope string) ([]byte, error) {
 	}
 	if rec.Email != "" && slices.Contains(scopes, "email") {
 		m["email"] = rec.Email
+		m["email_verified"] = rec.EmailVerified
 	}
 	if slices.Contains(scopes, "profile") {
 		m["preferred_username"] = rec.Username
+		if rec.Name != "" {
+			m["name"] = rec.Name
+		}
 		for k, v := range rec.Claims {
 			m[k] = v
 		}

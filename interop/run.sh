@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a real signet on loopback with RS256, ES256 and EdDSA clients and an
 # admin client, then checks it with libraries nobody here wrote:
-#   node/check.mjs     openid-client (discovery, client_credentials) and jose
+#   node/check.mjs     openid-client (discovery, client_credentials, code flow
+#                      with PKCE, ID token, userinfo, refresh) and jose
 #   node/rotation.mjs  jose createRemoteJWKSet and express-oauth2-jwt-bearer,
 #                      tokens signed before and after a key rotation
 #   python/check.py    PyJWT PyJWKClient (Debian python3-jwt), same rotation
@@ -24,6 +25,11 @@ for alg in RS256 ES256 EdDSA; do
 	clients+="{\"id\":\"interop-$alg\",\"secret\":\"$secret\",\"alg\":\"$alg\"},"
 done
 clients="${clients%,}]"
+# Browser login: a first-party web client with the code flow and a user.
+code_secret=$("$work/signet" clients create --id interop-web --grant authorization_code --grant refresh_token \
+	--scope "openid profile email offline_access" --audience api --first-party --redirect-uri "http://127.0.0.1:$port/interop-cb" 2>/dev/null | secret_of)
+echo "interop password 1" | "$work/signet" users create --username alice --email alice@example.com --email-verified --name "Alice Interop" >/dev/null
+export CODE_CLIENT="{\"id\":\"interop-web\",\"secret\":\"$code_secret\",\"redirect\":\"http://127.0.0.1:$port/interop-cb\",\"username\":\"alice\",\"password\":\"interop password 1\"}"
 "$work/signet" serve 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done

@@ -78,13 +78,15 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var grants, scopes, defScopes, auds, methods listFlag
 	claims := claimFlag{}
 	var alg string
+	var redirects, logoutRedirects listFlag
+	requirePKCE := true
 	var ttl, keep, rIdle, rAbs, rGrace time.Duration
 	nargs := 1
 	switch sub {
 	case "create":
 		nargs = 0
 		fs.StringVar(&spec.ID, "id", "", "client id (required): letters, digits, - . _ ~")
-		fs.Var(&grants, "grant", "allowed grant type, repeatable: client_credentials, password, refresh_token (default client_credentials)")
+		fs.Var(&grants, "grant", "allowed grant type, repeatable: authorization_code (browser login), client_credentials, refresh_token (default client_credentials)")
 		fs.Var(&scopes, "scope", `allowed scopes, space-separated or repeated ("a b")`)
 		fs.Var(&defScopes, "default-scope", "scopes granted when none is asked (default: all allowed scopes)")
 		fs.Var(&auds, "audience", "allowed audience, repeatable; the first is the default (required)")
@@ -98,6 +100,14 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.DurationVar(&rGrace, "refresh-reuse-grace", 0, "how long the just-rotated refresh token may be retried without revoking the session (0 to 60s, default 0)")
 		fs.BoolVar(&spec.RefreshTokenCookie, "refresh-cookie", false, "deliver and accept refresh tokens in an HttpOnly Secure SameSite=Strict cookie")
 		fs.BoolVar(&spec.Introspect, "introspect", false, "allow the client to call /oauth2/introspect")
+		fs.Var(&redirects, "redirect-uri", "browser login: a redirect URI, repeatable, compared exactly")
+		fs.Var(&logoutRedirects, "post-logout-redirect-uri", "browser login: where RP-initiated logout may return, repeatable, compared exactly")
+		fs.BoolVar(&spec.Public, "public", false, "a public client (SPA, mobile): no secret, token endpoint auth none, PKCE mandatory")
+		fs.BoolVar(&spec.FirstParty, "first-party", false, "your own application: users are not asked for consent")
+		fs.StringVar(&spec.ApplicationType, "application-type", "", "web (default) or native (may use http://127.0.0.1 on any port, RFC 8252)")
+		fs.StringVar(&spec.IDTokenSignedResponseAlg, "id-token-alg", "", "ID token signing algorithm (default RS256)")
+		fs.StringVar(&spec.ClientName, "name", "", "name shown to users on the consent page")
+		fs.BoolVar(&requirePKCE, "require-pkce", true, "require PKCE (S256) for the authorization code flow (--require-pkce=false for a legacy confidential client)")
 	case "list":
 		nargs = 0
 	case "get", "delete":
@@ -123,6 +133,10 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	spec.RefreshIdleTTL, spec.RefreshAbsoluteTTL, spec.RefreshReuseGrace = authority.Duration(rIdle), authority.Duration(rAbs), authority.Duration(rGrace)
 	if len(claims) > 0 {
 		spec.ExtraClaims = claims
+	}
+	spec.RedirectURIs, spec.PostLogoutRedirectURIs = redirects, logoutRedirects
+	if !requirePKCE {
+		spec.RequirePKCE = &requirePKCE
 	}
 
 	ops, done, err := openClientOps(ctx, fs, &cf, *server)
@@ -201,6 +215,12 @@ func printSecret(stdout, stderr io.Writer, cs authority.ClientWithSecret) error 
 	}{cs.ID, cs.ClientSecret, cs.PreviousSecretExpiresAt}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
+	if cs.Public {
+		return enc.Encode(struct {
+			ClientID string `json:"client_id"`
+			Public   bool   `json:"public"`
+		}{cs.ID, true})
+	}
 	if err := enc.Encode(out); err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ type Config struct {
 	JWKS    jwksConfig    `yaml:"jwks"`
 	Tokens  tokensConfig  `yaml:"tokens"`
 	Login   loginConfig   `yaml:"login"`
+	UI      uiConfig      `yaml:"ui"`
 	Log     logConfig     `yaml:"log"`
 	Audit   auditConfig   `yaml:"audit"`
 	Dev     bool          `yaml:"dev"`
@@ -90,7 +91,22 @@ type refreshConfig struct {
 }
 
 type loginConfig struct {
-	RateLimit loginRateLimitConfig `yaml:"rate_limit"`
+	RateLimit      loginRateLimitConfig `yaml:"rate_limit"`
+	CodeTTL        string               `yaml:"code_ttl"`
+	TransactionTTL string               `yaml:"transaction_ttl"`
+	Session        loginSessionConfig   `yaml:"session"`
+}
+
+type loginSessionConfig struct {
+	IdleTTL     string `yaml:"idle_ttl"`
+	AbsoluteTTL string `yaml:"absolute_ttl"`
+}
+
+type uiConfig struct {
+	ProductName  string `yaml:"product_name"`
+	LogoURL      string `yaml:"logo_url"`
+	CSSFile      string `yaml:"css_file"`
+	TemplatesDir string `yaml:"templates_dir"`
 }
 
 type loginRateLimitConfig struct {
@@ -118,6 +134,10 @@ type parsedConfig struct {
 	refreshIdle     time.Duration
 	refreshAbsolute time.Duration
 	loginWindow     time.Duration
+	codeTTL         time.Duration
+	transactionTTL  time.Duration
+	sessionIdle     time.Duration
+	sessionAbsolute time.Duration
 	trustedProxies  []*net.IPNet
 	auditRetention  time.Duration
 }
@@ -137,9 +157,11 @@ func defaultConfig() Config {
 		},
 		JWKS:   jwksConfig{MaxAge: "300s"},
 		Tokens: tokensConfig{DefaultTTL: "15m", MaxTTL: "1h", Refresh: refreshConfig{IdleTTL: "336h", AbsoluteTTL: "2160h"}},
-		Login:  loginConfig{RateLimit: loginRateLimitConfig{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20}},
-		Log:    logConfig{Level: "info", Format: "json"},
-		Audit:  defaultAuditConfig(),
+		Login: loginConfig{RateLimit: loginRateLimitConfig{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20},
+			CodeTTL: "60s", TransactionTTL: "15m", Session: loginSessionConfig{IdleTTL: "24h", AbsoluteTTL: "168h"}},
+		UI:    uiConfig{ProductName: "Signet"},
+		Log:   logConfig{Level: "info", Format: "json"},
+		Audit: defaultAuditConfig(),
 	}
 }
 
@@ -313,6 +335,19 @@ func (c *Config) Validate() error {
 		bad("tokens.refresh.absolute_ttl", "%s: at most 8784h (366 days)", p.refreshAbsolute)
 	}
 	duration("login.rate_limit.window", c.Login.RateLimit.Window, &p.loginWindow, time.Second, "1m")
+		duration("login.code_ttl", c.Login.CodeTTL, &p.codeTTL, time.Second, "60s")
+	if p.codeTTL > 10*time.Minute {
+		bad("login.code_ttl", "%s: at most 10m (RFC 6749 section 4.1.2: codes are short-lived)", p.codeTTL)
+	}
+	duration("login.transaction_ttl", c.Login.TransactionTTL, &p.transactionTTL, time.Minute, "15m")
+	duration("login.session.idle_ttl", c.Login.Session.IdleTTL, &p.sessionIdle, time.Minute, "24h")
+	duration("login.session.absolute_ttl", c.Login.Session.AbsoluteTTL, &p.sessionAbsolute, time.Minute, "168h")
+	if p.sessionIdle > 0 && p.sessionAbsolute > 0 && p.sessionIdle > p.sessionAbsolute {
+		bad("login.session.idle_ttl", "%s is longer than login.session.absolute_ttl %s", p.sessionIdle, p.sessionAbsolute)
+	}
+	if c.UI.LogoURL != "" && !strings.HasPrefix(c.UI.LogoURL, "/") && !strings.HasPrefix(c.UI.LogoURL, "data:image/") {
+		bad("ui.logo_url", "%q: a path on this server or a data:image URI (the login pages' CSP allows images from no other origin)", c.UI.LogoURL)
+	}
 	for _, f := range []struct {
 		name string
 		v    int

@@ -24,6 +24,8 @@ import (
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/schema"
+	"github.com/signet-auth/signet/login"
+	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -67,6 +69,8 @@ type Main struct {
 	Store  storage.Store
 	Keys   *keys.Manager
 	Server *authority.Server
+	// Sessions keeps browser logins (SSO sessions, consents, codes).
+	Sessions *sessions.Manager
 
 	kek    []byte // for the fingerprint in backup headers
 	public *listener
@@ -166,6 +170,20 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+
+	m.Sessions = sessions.New(st, sessions.Options{
+		IdleTTL: c.parsed.sessionIdle, AbsoluteTTL: c.parsed.sessionAbsolute,
+		CodeTTL: c.parsed.codeTTL, TransactionTTL: c.parsed.transactionTTL, Now: m.Now,
+	})
+	ui, err := login.New(login.Config{
+		Authority: m.Server, Sessions: m.Sessions,
+		ProductName: c.UI.ProductName, LogoURL: c.UI.LogoURL, CSSFile: c.UI.CSSFile, TemplatesDir: c.UI.TemplatesDir,
+		Logger: log.With("component", "login"), Now: m.Now,
+	})
+	if err != nil {
+		return err
+	}
+	m.Server.Register(ui.Register)
 
 	if c.Dev {
 		if err := m.ensureDemoClient(ctx); err != nil {
@@ -369,6 +387,11 @@ func (m *Main) purgeJob(root context.Context) {
 	}
 	// Expired or revoked refresh token families, denylist entries and
 	// subject cutoffs that can no longer affect a token.
+	if k, err := m.Sessions.Purge(ctx); err != nil {
+		m.Logger.LogAttrs(ctx, slog.LevelError, "browser session purge failed", slog.String("err", err.Error()))
+	} else if k > 0 {
+		m.Logger.LogAttrs(ctx, slog.LevelInfo, "browser session purge", slog.Int("deleted", k))
+	}
 	n, err := m.Server.Purge(ctx)
 	if err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelError, "session purge failed", slog.String("err", err.Error()))

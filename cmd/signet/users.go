@@ -18,10 +18,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 )
 
-const usersUsage = "usage: signet users create --username NAME [--email E] [--role R] [--claim NAME=VALUE] | list | delete USER | set-password USER | logout USER [--data-dir DIR | --server URL] [--json]\n" +
+const usersUsage = "usage: signet users create --username NAME [--email E] [--role R] [--name N] [--email-verified] [--claim NAME=VALUE] | list | delete USER | set-password USER | logout USER | consents USER [--withdraw CLIENT] [--data-dir DIR | --server URL] [--json]\n" +
 	"USER is a user id or a username. Passwords are read from stdin when it is not a terminal, else prompted for; never from a flag."
 
 // userOps is what the users command does, offline on a store or online
@@ -35,6 +36,10 @@ type userOps interface {
 	setPassword(ctx context.Context, id, password string) error
 	// logout revokes every session of the user and records a cutoff.
 	logout(ctx context.Context, id string) (int, error)
+	// consents lists what the user allowed third-party clients.
+	consents(ctx context.Context, id string) ([]sessions.Consent, error)
+	// withdraw forgets a consent and revokes that client's refresh tokens.
+	withdraw(ctx context.Context, id, client string) (authority.ConsentWithdrawal, error)
 }
 
 // runUsers is `signet users create|list|delete|set-password|logout`.
@@ -55,6 +60,7 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	var nu authority.NewUser
 	var roles listFlag
 	claims := claimFlag{}
+	var withdraw *string
 	nargs := 1
 	switch sub {
 	case "create":
@@ -64,9 +70,13 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		fs.Var(&roles, "role", "role, repeatable (in every access token of the user)")
 		fs.Var(claims, "claim", "profile claim NAME=VALUE, repeatable (VALUE is a JSON string or array of strings, or a string; in access tokens with scope profile)")
 		fs.BoolVar(&nu.Disabled, "disabled", false, "create the user disabled")
+		fs.StringVar(&nu.Name, "name", "", "full name (claim name, scope profile)")
+		fs.BoolVar(&nu.EmailVerified, "email-verified", false, "the email address is known to be the user's (claim email_verified)")
 	case "list":
 		nargs = 0
 	case "delete", "set-password", "logout":
+	case "consents":
+		withdraw = fs.String("withdraw", "", "withdraw the consent given to this client id (its refresh tokens for the user are revoked)")
 	default:
 		return usageError{usersUsage}
 	}
@@ -120,6 +130,25 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	u, err := ops.resolve(ctx, fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	if sub == "consents" {
+		if *withdraw != "" {
+			w, err := ops.withdraw(ctx, u.ID, *withdraw)
+			if err != nil {
+				return err
+			}
+			if !w.Withdrawn && w.FamiliesRevoked == 0 {
+				fmt.Fprintf(stdout, "%s had no consent for %s\n", u.Username, *withdraw)
+				return nil
+			}
+			fmt.Fprintf(stdout, "withdrew the consent of %s for %s: %d sessions of that client revoked\n", u.Username, *withdraw, w.FamiliesRevoked)
+			return nil
+		}
+		list, err := ops.consents(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		return printConsents(stdout, list, *asJSON)
 	}
 	if sub == "logout" {
 		n, err := ops.logout(ctx, u.ID)
@@ -216,6 +245,23 @@ func printUsers(w io.Writer, list []authority.User, asJSON bool) error {
 	return tw.Flush()
 }
 
+func printConsents(w io.Writer, list []sessions.Consent, asJSON bool) error {
+	if asJSON {
+		if list == nil {
+			list = []sessions.Consent{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT_ID\tSCOPES\tGRANTED")
+	for _, c := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ClientID, strings.Join(c.Scopes, " "), fmtTime(c.GrantedAt))
+	}
+	return tw.Flush()
+}
+
 // offlineUsers works on the store directly and audits as "cli".
 type offlineUsers struct {
 	store storage.Store
@@ -275,6 +321,16 @@ func (o offlineUsers) logout(ctx context.Context, id string) (int, error) {
 	return n, err
 }
 
+func (o offlineUsers) consents(ctx context.Context, id string) ([]sessions.Consent, error) {
+	return sessions.Consents(ctx, o.store, id)
+}
+
+func (o offlineUsers) withdraw(ctx context.Context, id, client string) (authority.ConsentWithdrawal, error) {
+	found, n, err := authority.WithdrawConsent(ctx, o.store, id, client, time.Now())
+	o.record(ctx, "users.consent_withdraw", id, fmt.Sprintf("client=%s withdrawn=%t families_revoked=%d", client, found, n), err)
+	return authority.ConsentWithdrawal{Withdrawn: found, FamiliesRevoked: n}, err
+}
+
 // onlineUsers goes through the admin API.
 type onlineUsers struct{ a *adminClient }
 
@@ -323,4 +379,18 @@ func (o onlineUsers) logout(ctx context.Context, id string) (int, error) {
 	var out authority.LogoutResult
 	err := o.a.do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/logout", nil, &out)
 	return out.FamiliesRevoked, err
+}
+
+func (o onlineUsers) consents(ctx context.Context, id string) ([]sessions.Consent, error) {
+	var out struct {
+		Consents []sessions.Consent `json:"consents"`
+	}
+	err := o.a.do(ctx, http.MethodGet, "/admin/users/"+url.PathEscape(id)+"/consents", nil, &out)
+	return out.Consents, err
+}
+
+func (o onlineUsers) withdraw(ctx context.Context, id, client string) (authority.ConsentWithdrawal, error) {
+	var out authority.ConsentWithdrawal
+	err := o.a.do(ctx, http.MethodDelete, "/admin/users/"+url.PathEscape(id)+"/consents/"+url.PathEscape(client), nil, &out)
+	return out, err
 }

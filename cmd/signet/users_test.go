@@ -158,3 +158,49 @@ func TestRun_Users_Online(t *testing.T) {
 		t.Errorf("created = %+v", created)
 	}
 }
+
+// TestRun_LoginClientAndConsents: a public SPA client and a third-party web
+// client from the CLI, and a user's consents listed and withdrawn offline.
+func TestRun_LoginClientAndConsents(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	err := runClients(t.Context(), []string{"create", "--data-dir", dir, "--id", "spa", "--public", "--grant", "authorization_code",
+		"--grant", "refresh_token", "--scope", "openid profile", "--audience", "api", "--redirect-uri", "https://spa.example/cb",
+		"--post-logout-redirect-uri", "https://spa.example/"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("create public client: %v %s", err, errOut.String())
+	}
+	if strings.Contains(out.String(), "client_secret") || !strings.Contains(out.String(), `"public": true`) {
+		t.Errorf("public client output %q", out.String())
+	}
+	out.Reset()
+	err = runClients(t.Context(), []string{"create", "--data-dir", dir, "--id", "web", "--grant", "authorization_code", "--scope", "openid",
+		"--audience", "api", "--redirect-uri", "http://127.0.0.1:9000/cb", "--require-pkce=false", "--name", "Web App"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("create web client: %v", err)
+	}
+	out.Reset()
+	if err := runClients(t.Context(), []string{"get", "--data-dir", dir, "--json", "web"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	var got []authority.Client
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got) != 1 || got[0].RequirePKCE == nil || *got[0].RequirePKCE ||
+		got[0].ClientName != "Web App" || got[0].RedirectURIs[0] != "http://127.0.0.1:9000/cb" {
+		t.Fatalf("get web = %s %v", out.String(), err)
+	}
+	if err := runClients(t.Context(), []string{"create", "--data-dir", dir, "--id", "bad", "--grant", "authorization_code",
+		"--audience", "api", "--redirect-uri", "http://evil.example/cb"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "redirect_uris") {
+		t.Errorf("http redirect for a web client = %v", err)
+	}
+	if _, _, err := usersCmd(t, "s3cret password\n", "create", "--data-dir", dir, "--username", "alice", "--name", "Alice", "--email", "a@example.com", "--email-verified"); err != nil {
+		t.Fatal(err)
+	}
+	o, _, err := usersCmd(t, "", "consents", "--data-dir", dir, "alice")
+	if err != nil || !strings.Contains(o, "CLIENT_ID") {
+		t.Fatalf("consents = %v %q", err, o)
+	}
+	o, _, err = usersCmd(t, "", "consents", "--data-dir", dir, "--withdraw", "web", "alice")
+	if err != nil || !strings.Contains(o, "had no consent for web") {
+		t.Fatalf("withdraw = %v %q", err, o)
+	}
+}

@@ -1,0 +1,314 @@
+package authority
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/sessions"
+	"github.com/signet-auth/signet/storage"
+)
+
+// reasonCodeReuse is the family revocation reason when its authorization
+// code is presented a second time (RFC 6749 §4.1.2).
+const reasonCodeReuse = "authorization_code_reuse"
+
+// errBadCode is the one answer for a code that is unknown, expired, used,
+// of another client, sent to another redirect URI or with a wrong verifier.
+func errBadCode() *Error {
+	return errInvalidGrant("authorization code is invalid, expired or already used, or does not match this request")
+}
+
+// publicClient returns the client id as a public client (auth method none),
+// or nil when it is not one: then the ordinary secret check runs and fails.
+func (s *Server) publicClient(ctx context.Context, id string) *clientEntry {
+	ent, err := s.clients.lookup(ctx, id)
+	if err != nil || ent.rec.Disabled || !ent.rec.Public || !slices.Contains(ent.rec.AuthMethods, AuthNone) {
+		return nil
+	}
+	return ent
+}
+
+// allowBrowserOrigin lets a public client's own web origins (those of its
+// redirect URIs) read the token response, so a SPA can redeem its code and
+// refresh (with credentials, for the refresh cookie). A form POST is a
+// CORS simple request: no preflight is involved.
+func (s *Server) allowBrowserOrigin(c echo.Context, ent *clientEntry) {
+	origin := c.Request().Header.Get("Origin")
+	if origin == "" || !ent.rec.Public {
+		return
+	}
+	for _, r := range ent.rec.RedirectURIs {
+		if u, err := url.Parse(r); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Scheme+"://"+u.Host == origin {
+			h := c.Response().Header()
+			h.Set(echo.HeaderAccessControlAllowOrigin, origin)
+			h.Set(echo.HeaderAccessControlAllowCredentials, "true")
+			h.Add(echo.HeaderVary, "Origin")
+			return
+		}
+	}
+}
+
+// validVerifier is RFC 7636 §4.1: 43 to 128 unreserved characters.
+func validVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		b := v[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '.' || b == '_' || b == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// S256 is the PKCE S256 challenge of verifier.
+func S256(verifier string) string {
+	h := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// codeOutcome is what one run of the redemption transaction decided.
+type codeOutcome struct {
+	err    *Error
+	reuse  bool
+	denied bool
+	code   sessions.Code
+	user   userRecord
+	claims []byte
+	iat    int64
+	family string
+}
+
+// codeGrant is grant_type=authorization_code (RFC 6749 §4.1.3, RFC 7636
+// §4.6, OIDC Core §3.1.3). The code is read, checked and marked used in
+// one transaction with the refresh family it starts, so of any number of
+// concurrent redemptions exactly one succeeds, and a later one finds what
+// to revoke.
+func (s *Server) codeGrant(c echo.Context, ent *clientEntry, p *tokenParams) error {
+	if !slices.Contains(ent.rec.GrantTypes, GrantAuthorizationCode) {
+		return &Error{Code: "unauthorized_client", Description: "client is not allowed the authorization_code grant", Status: http.StatusBadRequest}
+	}
+	if p.code == "" {
+		return errInvalidRequest("code is required")
+	}
+	if p.codeVerifier != "" && !validVerifier(p.codeVerifier) {
+		return errInvalidGrant("code_verifier must be 43 to 128 unreserved characters (RFC 7636)")
+	}
+	key, err := s.keyFor(ent)
+	if err != nil {
+		return err
+	}
+	// Both keys before the code is spent: a missing key must not cost the
+	// client its code.
+	if slices.Contains(ent.rec.Scopes, "openid") {
+		if _, err := s.idKeys.get(s.cfg.Signer, s.idTokenAlg(ent)); err != nil {
+			return errServer(fmt.Errorf("ID token key for %s: %w", ent.rec.ID, err))
+		}
+	}
+	ctx := c.Request().Context()
+	now := s.cfg.Now()
+	jti := newJTI()
+	ttl := s.accessTTL(ent)
+	refresh, refreshHash := "", ""
+	if ent.grantRT {
+		refresh, refreshHash = newRefreshToken()
+	}
+	famID := newFamilyID()
+	var out codeOutcome
+	// Batch: concurrent redemptions share a commit; the function reports
+	// refusals in out, so one refusal never rolls back another's success.
+	err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
+		out = codeOutcome{}
+		return s.redeemTx(tx, &out, redemption{ent: ent, p: p, now: now, jti: jti, ttl: ttl, refreshHash: refreshHash, famID: famID})
+	})
+	if err != nil {
+		return errServer(fmt.Errorf("redeem authorization code: %w", err))
+	}
+	if out.denied {
+		s.feed.invalidate()
+	}
+	if out.reuse {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "authorization code reuse: its tokens are revoked",
+			slog.String("client_id", ent.rec.ID), slog.String("user_id", out.code.UserID), slog.String("family", out.code.Family))
+		s.record(c, AuditEvent{Actor: ent.rec.ID, Action: "code.reuse_detected", Target: out.code.UserID, Outcome: "tokens_revoked",
+			Detail: fmt.Sprintf("family=%s: an authorization code was presented again; the tokens issued from it are revoked", out.code.Family)})
+	}
+	if out.err != nil {
+		return out.err
+	}
+	spec := accessSpec{sub: out.code.UserID, scope: out.code.Scope, aud: []string{ent.rec.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims}
+	at, err := s.sign(key, ent, spec)
+	if err != nil {
+		return err
+	}
+	idTok := ""
+	if hasScope(out.code.Scope, "openid") {
+		idTok, err = s.idToken(ent, idTokenSpec{sub: out.code.UserID, nonce: out.code.Nonce, sid: out.code.SID,
+			authTime: out.code.AuthTime, iat: out.iat, accessToken: at.token, scope: out.code.Scope, user: &out.user})
+		if err != nil {
+			return err
+		}
+	}
+	if s.cfg.TokenMetrics != nil {
+		s.cfg.TokenMetrics.Issued(GrantAuthorizationCode, ent.rec.SigningAlg, ent.rec.ID)
+	}
+	if out.family == "" {
+		refresh = ""
+	}
+	return s.writeOIDCTokens(c, ent, at, out.code.Scope, refresh, idTok)
+}
+
+type redemption struct {
+	ent         *clientEntry
+	p           *tokenParams
+	now         time.Time
+	jti         string
+	ttl         time.Duration
+	refreshHash string
+	famID       string
+}
+
+// redeemTx is the body of the redemption transaction. Refusals go in out;
+// a returned error is a storage failure.
+func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
+	code, ckey, err := sessions.CodeTx(tx, r.p.code)
+	if errors.Is(err, sessions.ErrNotFound) {
+		out.err = errBadCode()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	out.code = code
+	if code.ClientID != r.ent.rec.ID || code.ClientInstance != r.ent.rec.Instance {
+		// Not consumed: another client must not be able to destroy a
+		// code it stole (its tokens would not be its own anyway).
+		out.err = errBadCode()
+		return nil
+	}
+	now := r.now.UnixNano()
+	if code.UsedAt != 0 {
+		out.err, out.reuse = errBadCode(), true
+		return s.revokeCodeTokens(tx, out, &code, r.now)
+	}
+	code.UsedAt = now
+	fail := func() error {
+		out.err = errBadCode()
+		return sessions.PutCodeTx(tx, ckey, &code)
+	}
+	if now >= code.ExpiresAt {
+		return fail()
+	}
+	// RFC 6749 §4.1.3: identical to the authorization request's, when it had one.
+	if (code.RedirectGiven || r.p.redirectURI != "") && r.p.redirectURI != code.RedirectURI {
+		return fail()
+	}
+	switch {
+	case code.Challenge != "":
+		got := S256(r.p.codeVerifier)
+		if r.p.codeVerifier == "" || subtle.ConstantTimeCompare([]byte(got), []byte(code.Challenge)) != 1 {
+			return fail()
+		}
+	case r.p.codeVerifier != "":
+		return fail() // a verifier without a challenge: PKCE downgrade (RFC 9700 §4.8.2)
+	}
+	user, err := getUser(tx, code.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fail()
+	}
+	if err != nil {
+		return err
+	}
+	cutoff, err := getInt(tx, cutoffsBucket, code.UserID)
+	if err != nil {
+		return err
+	}
+	// The session that issued the code must still exist: logging out, and
+	// a force logout (which deletes the user's sessions in the transaction
+	// that sets the cutoff), kill the codes in flight too.
+	live, err := sessions.SessionExistsTx(tx, code.Session)
+	if err != nil {
+		return err
+	}
+	if user.Disabled || !live {
+		return fail()
+	}
+	out.user = user
+	out.iat = max(r.now.Unix(), cutoff)
+	if out.claims, err = userClaims(&user, code.Scope); err != nil {
+		return err
+	}
+	code.AccessJTI, code.AccessExp = r.jti, out.iat+int64(r.ttl/time.Second)
+	if r.refreshHash != "" {
+		idle, absolute := s.refreshTTLs(r.ent)
+		fam := familyRecord{ID: r.famID, ClientID: r.ent.rec.ID, UserID: user.ID, Scope: code.Scope, Aud: []string{r.ent.rec.DefaultAudience},
+			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
+			AuthTime: code.AuthTime, SID: code.SID}
+		fam.addAccess(r.jti, code.AccessExp, r.now.Unix())
+		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(refreshTokensBucket, r.refreshHash, tr); err != nil {
+			return err
+		}
+		if err := tx.Put(userFamiliesBucket, user.ID+"/"+fam.ID, nil); err != nil {
+			return err
+		}
+		if err := putJSON(tx, refreshFamiliesBucket, fam.ID, &fam); err != nil {
+			return err
+		}
+		code.Family, out.family = fam.ID, fam.ID
+	}
+	out.code = code
+	return sessions.PutCodeTx(tx, ckey, &code)
+}
+
+// revokeCodeTokens revokes what a reused code issued: its access token
+// (denylist) and its refresh family with every token rotated from it.
+func (s *Server) revokeCodeTokens(tx storage.Tx, out *codeOutcome, code *sessions.Code, now time.Time) error {
+	if code.AccessJTI != "" && code.AccessExp > now.Unix() {
+		if err := tx.Put(denylistBucket, code.AccessJTI, strconv.AppendInt(nil, code.AccessExp, 10)); err != nil {
+			return err
+		}
+		out.denied = true
+	}
+	if code.Family == "" {
+		return nil
+	}
+	f, err := getFamily(tx, code.Family)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(f.Access) > 0 {
+		out.denied = true
+	}
+	return revokeFamily(tx, &f, reasonCodeReuse, now)
+}
+
+func hasScope(scope, want string) bool {
+	for _, s := range strings.Fields(scope) {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,248 @@
+package authority
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+// idKeyCache prepares signing keys with the ID token header (typ JWT):
+// access tokens keep at+jwt (RFC 9068), and an ID token must not be
+// mistaken for one, nor one for an ID token.
+type idKeyCache struct {
+	mu sync.Mutex
+	m  map[string]*signingKey // alg → key
+}
+
+func (kc *idKeyCache) get(src Signer, alg string) (*signingKey, error) {
+	jk, err := src.SigningKey(alg)
+	if err != nil {
+		return nil, err
+	}
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	if k := kc.m[alg]; k != nil && k.kid == jk.KeyID() {
+		return k, nil
+	}
+	k, err := prepareKey(alg, jk)
+	if err != nil {
+		return nil, err
+	}
+	hdr, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{alg, k.kid, "JWT"})
+	if err != nil {
+		return nil, err
+	}
+	k.header = base64.RawURLEncoding.EncodeToString(hdr) + "."
+	if kc.m == nil {
+		kc.m = map[string]*signingKey{}
+	}
+	kc.m[alg] = k
+	return k, nil
+}
+
+// idTokenAlg is the algorithm of ent's ID tokens: its registered
+// id_token_signed_response_alg, else RS256 (OIDC Core §3.1.3.7) when it is
+// live, else the client's access-token algorithm.
+func (s *Server) idTokenAlg(ent *clientEntry) string {
+	if a := ent.rec.IDTokenSignedResponseAlg; a != "" {
+		return a
+	}
+	if slices.Contains(s.cfg.Algorithms, "RS256") {
+		return "RS256"
+	}
+	return ent.rec.SigningAlg
+}
+
+type idTokenSpec struct {
+	sub, nonce, sid string
+	authTime, iat   int64
+	accessToken     string
+	scope           string
+	user            *userRecord // nil: no profile or email claims
+}
+
+// idClaims are the ID token claims (OIDC Core §2), in order.
+type idClaims struct {
+	Iss      string `json:"iss"`
+	Sub      string `json:"sub"`
+	Aud      string `json:"aud"`
+	Exp      int64  `json:"exp"`
+	Iat      int64  `json:"iat"`
+	AuthTime int64  `json:"auth_time"`
+	Nonce    string `json:"nonce,omitempty"`
+	Azp      string `json:"azp"`
+	AtHash   string `json:"at_hash,omitempty"`
+	Sid      string `json:"sid,omitempty"`
+
+	Name              string `json:"name,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Email             string `json:"email,omitempty"`
+	EmailVerified     *bool  `json:"email_verified,omitempty"`
+}
+
+// idToken signs an ID token for ent.
+func (s *Server) idToken(ent *clientEntry, sp idTokenSpec) (string, error) {
+	alg := s.idTokenAlg(ent)
+	key, err := s.idKeys.get(s.cfg.Signer, alg)
+	if err != nil {
+		return "", errServer(fmt.Errorf("ID token key for %s: %w", alg, err))
+	}
+	cl := idClaims{Iss: s.cfg.Issuer, Sub: sp.sub, Aud: ent.rec.ID, Iat: sp.iat, Exp: sp.iat + int64(s.accessTTL(ent)/time.Second),
+		AuthTime: sp.authTime, Nonce: sp.nonce, Azp: ent.rec.ID, AtHash: atHash(alg, sp.accessToken), Sid: sp.sid}
+	if u := sp.user; u != nil {
+		if hasScope(sp.scope, "profile") {
+			cl.Name, cl.PreferredUsername = u.Name, u.Username
+		}
+		if hasScope(sp.scope, "email") && u.Email != "" {
+			v := u.EmailVerified
+			cl.Email, cl.EmailVerified = u.Email, &v
+		}
+	}
+	payload, err := json.Marshal(cl)
+	if err != nil {
+		return "", errServer(err)
+	}
+	tok, err := key.sign(payload)
+	if err != nil {
+		return "", errServer(fmt.Errorf("sign ID token for %s: %w", ent.rec.ID, err))
+	}
+	return tok, nil
+}
+
+// atHash is OIDC Core §3.1.3.6: the left half of the hash of the access
+// token, with the hash of the ID token's algorithm.
+func atHash(alg, token string) string {
+	if token == "" {
+		return ""
+	}
+	var h hash.Hash
+	switch alg {
+	case "ES384":
+		h = sha512.New384()
+	case "ES512", "EdDSA":
+		h = sha512.New()
+	default:
+		h = sha256.New()
+	}
+	h.Write([]byte(token))
+	sum := h.Sum(nil)
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}
+
+// writeOIDCTokens answers a token request with an optional ID token; a
+// cookie client gets its refresh token in the cookie, as writeUserTokens does.
+func (s *Server) writeOIDCTokens(c echo.Context, ent *clientEntry, at signedAccess, scope, refresh, idToken string) error {
+	if idToken == "" {
+		return s.writeUserTokens(c, ent, at, scope, refresh)
+	}
+	if refresh != "" && ent.rec.RefreshTokenCookie {
+		idle, _ := s.refreshTTLs(ent)
+		c.SetCookie(&http.Cookie{Name: refreshCookie, Value: refresh, Path: "/oauth2", MaxAge: int(idle / time.Second),
+			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+		refresh = ""
+	}
+	b := make([]byte, 0, len(at.token)+len(idToken)+len(scope)+len(refresh)+160)
+	b = append(b, `{"access_token":"`...)
+	b = append(b, at.token...)
+	b = append(b, `","token_type":"Bearer","expires_in":`...)
+	b = strconv.AppendInt(b, int64(at.ttl/time.Second), 10)
+	b = append(b, `,"scope":"`...)
+	b = append(b, scope...) // validated scope tokens: no escaping needed
+	b = append(b, `","id_token":"`...)
+	b = append(b, idToken...)
+	b = append(b, '"')
+	if refresh != "" {
+		b = append(b, `,"refresh_token":"`...)
+		b = append(b, refresh...)
+		b = append(b, '"')
+	}
+	b = append(b, '}')
+	h := c.Response().Header()
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
+	return c.JSONBlob(http.StatusOK, b)
+}
+
+// refreshedIDToken is the ID token of a refresh in a code-flow family
+// with scope openid (OIDC Core §12.2): same iss, sub, aud, azp, auth_time
+// and sid, a new iat; "" for other families.
+func (s *Server) refreshedIDToken(ent *clientEntry, f *familyRecord, scope string, iat int64, accessToken string) (string, error) {
+	if f.AuthTime == 0 || !hasScope(scope, "openid") {
+		return "", nil
+	}
+	return s.idToken(ent, idTokenSpec{sub: f.UserID, sid: f.SID, authTime: f.AuthTime, iat: iat, accessToken: accessToken, scope: scope})
+}
+
+// IDTokenHint is what a verified id_token_hint says.
+type IDTokenHint struct {
+	Sub      string
+	Audience []string
+	SID      string
+}
+
+// ErrBadIDTokenHint is returned for an id_token_hint this issuer did not sign.
+var ErrBadIDTokenHint = errors.New("authority: id_token_hint is not an ID token of this issuer")
+
+// VerifyIDTokenHint checks that tok is an ID token this Signet signed with
+// a published key (the algorithm taken from the key, never alg none) for
+// this issuer. Expiry is ignored (OIDC Core §3.1.2.1: the hint may have expired).
+func (s *Server) VerifyIDTokenHint(tok string) (IDTokenHint, error) {
+	if len(tok) > maxBearerLen {
+		return IDTokenHint{}, ErrBadIDTokenHint
+	}
+	msg, err := jws.ParseString(tok)
+	if err != nil || len(msg.Signatures()) != 1 {
+		return IDTokenHint{}, ErrBadIDTokenHint
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	if hdr.Type() != "JWT" || len(hdr.Critical()) > 0 || hdr.JWK() != nil || hdr.JWKSetURL() != "" {
+		return IDTokenHint{}, ErrBadIDTokenHint
+	}
+	set, _ := s.cfg.KeySet.PublicSet()
+	key, ok := set.LookupKeyID(hdr.KeyID())
+	if !ok || hdr.KeyID() == "" {
+		return IDTokenHint{}, ErrBadIDTokenHint
+	}
+	alg := key.Algorithm().String()
+	if !slices.Contains(supportedAlgorithms, alg) || hdr.Algorithm().String() != alg {
+		return IDTokenHint{}, ErrBadIDTokenHint
+	}
+	payload, err := jws.Verify([]byte(tok), jws.WithKey(jwa.SignatureAlgorithm(alg), key))
+	if err != nil {
+		return IDTokenHint{}, ErrBadIDTokenHint
+	}
+	var cl struct {
+		Iss string          `json:"iss"`
+		Sub string          `json:"sub"`
+		Aud json.RawMessage `json:"aud"`
+		Sid string          `json:"sid"`
+	}
+	if err := json.Unmarshal(payload, &cl); err != nil || cl.Iss != s.cfg.Issuer || cl.Sub == "" {
+		return IDTokenHint{}, ErrBadIDTokenHint
+	}
+	var aud []string
+	var one string
+	if json.Unmarshal(cl.Aud, &one) == nil {
+		aud = []string{one}
+	} else if json.Unmarshal(cl.Aud, &aud) != nil {
+		return IDTokenHint{}, ErrBadIDTokenHint
+	}
+	return IDTokenHint{Sub: cl.Sub, Audience: aud, SID: cl.Sid}, nil
+}

@@ -1,0 +1,391 @@
+package login
+
+import (
+	"errors"
+	"html/template"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/sessions"
+	"github.com/signet-auth/signet/storage"
+)
+
+// authzRequest is a validated authorization request (RFC 6749 §4.1.1,
+// OIDC Core §3.1.2.1).
+type authzRequest struct {
+	client         authority.Client
+	clientInstance string
+	redirectURI    string
+	redirectGiven  bool
+	state, nonce   string
+	scopes         []string
+	challenge      string
+	promptNone     bool
+	promptLogin    bool
+	promptConsent  bool
+	maxAge         int64 // -1: absent
+	hint           *authority.IDTokenHint
+	loginHint      string
+	query          string // the request as received, to start again
+}
+
+// oauthError is an error that is redirected to the client.
+type oauthError struct{ code, desc string }
+
+// pageError is shown as a page: the client or its redirect URI is not
+// known to be genuine, so nothing may be sent to it.
+type pageError struct{ heading, message string }
+
+// requestParams reads the authorization request: the query of a GET, the
+// form body of a POST (OIDC Core §3.1.2.1).
+func requestParams(c echo.Context) (url.Values, error) {
+	r := c.Request()
+	if r.Method == http.MethodGet {
+		return url.ParseQuery(r.URL.RawQuery)
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if mt != echo.MIMEApplicationForm {
+		return nil, errors.New("the body must be application/x-www-form-urlencoded")
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody+1))
+	if err != nil || len(b) > maxFormBody {
+		return nil, errors.New("the body is too large")
+	}
+	return url.ParseQuery(string(b))
+}
+
+// parseRequest validates q in the order RFC 6749 §4.1.2.1 requires: until
+// the client and redirect URI are known good, errors are pages; after,
+// they are redirects.
+func (h *Handler) parseRequest(c echo.Context, q url.Values) (*authzRequest, *pageError, *oauthError) {
+	ctx := c.Request().Context()
+	one := func(k string) (string, bool) {
+		switch len(q[k]) {
+		case 0:
+			return "", true
+		case 1:
+			return q[k][0], true
+		}
+		return "", false
+	}
+	clientID, ok := one("client_id")
+	if !ok || clientID == "" {
+		return nil, &pageError{"Sign-in request is not valid", "The application that sent you here did not say who it is (client_id is missing or repeated). Go back to the application and try again."}, nil
+	}
+	client, instance, err := h.auth.LoginClientInstance(ctx, clientID)
+	if err != nil || client.Disabled {
+		return nil, &pageError{"Unknown application", "The application that sent you here is not registered with this server, or is disabled. Go back to the application and contact its operator."}, nil
+	}
+	req := &authzRequest{client: client, clientInstance: instance, maxAge: -1, query: q.Encode()}
+	redirect, ok := one("redirect_uri")
+	switch {
+	case !ok:
+		return nil, &pageError{"Sign-in request is not valid", "The request names its return address (redirect_uri) more than once."}, nil
+	case redirect == "" && len(client.RedirectURIs) == 1:
+		req.redirectURI = client.RedirectURIs[0]
+	case redirect == "":
+		return nil, &pageError{"Sign-in request is not valid", "The request has no return address (redirect_uri), and the application has several."}, nil
+	case !client.RedirectAllowed(redirect):
+		return nil, &pageError{"Sign-in request is not valid", "The return address (redirect_uri) of this request is not registered for the application, so you were not sent back to it."}, nil
+	default:
+		req.redirectURI, req.redirectGiven = redirect, true
+	}
+	if !slices.Contains(client.GrantTypes, authority.GrantAuthorizationCode) {
+		return req, nil, &oauthError{"unauthorized_client", "the client is not allowed the authorization code flow"}
+	}
+	// From here on the client and redirect URI are good: errors redirect.
+	for _, k := range []string{"response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "max_age", "id_token_hint", "login_hint", "response_mode"} {
+		if len(q[k]) > 1 {
+			return req, nil, &oauthError{"invalid_request", "parameter " + k + " is repeated"}
+		}
+	}
+	req.state = q.Get("state")
+	if q.Has("request") {
+		return req, nil, &oauthError{"request_not_supported", "request objects are not supported"}
+	}
+	if q.Has("request_uri") {
+		return req, nil, &oauthError{"request_uri_not_supported", "request_uri is not supported"}
+	}
+	switch rt := q.Get("response_type"); rt {
+	case "code":
+	case "":
+		return req, nil, &oauthError{"invalid_request", "response_type is required"}
+	default:
+		return req, nil, &oauthError{"unsupported_response_type", "only response_type code is supported"}
+	}
+	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
+		return req, nil, &oauthError{"invalid_request", "only response_mode query is supported"}
+	}
+	req.nonce = q.Get("nonce")
+	if len(req.nonce) > 512 || len(req.state) > 2048 {
+		return req, nil, &oauthError{"invalid_request", "state or nonce is too long"}
+	}
+	if sc := q.Get("scope"); sc != "" {
+		for _, s := range strings.Fields(sc) {
+			if !slices.Contains(client.Scopes, s) {
+				return req, nil, &oauthError{"invalid_scope", "scope " + printable(s) + " is not allowed for this client"}
+			}
+			if !slices.Contains(req.scopes, s) {
+				req.scopes = append(req.scopes, s)
+			}
+		}
+	} else {
+		req.scopes = slices.Clone(client.DefaultScopes)
+	}
+	if slices.Contains(req.scopes, authority.AdminScope) {
+		return req, nil, &oauthError{"invalid_scope", "the admin scope cannot be granted to a browser login"}
+	}
+	method, challenge := q.Get("code_challenge_method"), q.Get("code_challenge")
+	switch {
+	case challenge == "" && method != "":
+		return req, nil, &oauthError{"invalid_request", "code_challenge_method without code_challenge"}
+	case challenge == "" && client.RequiresPKCE():
+		return req, nil, &oauthError{"invalid_request", "code_challenge is required (PKCE, S256)"}
+	case challenge != "" && method != "S256":
+		return req, nil, &oauthError{"invalid_request", "code_challenge_method must be S256"}
+	case challenge != "" && !validChallenge(challenge):
+		return req, nil, &oauthError{"invalid_request", "code_challenge must be 43 base64url characters"}
+	}
+	req.challenge = challenge
+	for _, p := range strings.Fields(q.Get("prompt")) {
+		switch p {
+		case "none":
+			req.promptNone = true
+		case "login":
+			req.promptLogin = true
+		case "consent":
+			req.promptConsent = true
+		case "select_account":
+		default:
+			return req, nil, &oauthError{"invalid_request", "unsupported prompt value"}
+		}
+	}
+	if req.promptNone && (req.promptLogin || req.promptConsent) {
+		return req, nil, &oauthError{"invalid_request", "prompt none cannot be combined with other values"}
+	}
+	if v := q.Get("max_age"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return req, nil, &oauthError{"invalid_request", "max_age must be a non-negative number of seconds"}
+		}
+		req.maxAge = n
+	}
+	if v := q.Get("id_token_hint"); v != "" {
+		hint, err := h.auth.VerifyIDTokenHint(v)
+		if err != nil {
+			return req, nil, &oauthError{"invalid_request", "id_token_hint is not an ID token of this issuer"}
+		}
+		req.hint = &hint
+	}
+	req.loginHint = q.Get("login_hint")
+	if len(req.loginHint) > 256 {
+		req.loginHint = ""
+	}
+	return req, nil, nil
+}
+
+func validChallenge(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// printable keeps an echoed value inside the error_description alphabet
+// (RFC 6749 §5.2).
+func printable(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// authorize is GET and POST /oauth2/authorize.
+func (h *Handler) authorize(c echo.Context) error {
+	q, err := requestParams(c)
+	if err != nil {
+		return h.errorPage(c, http.StatusBadRequest, "Sign-in request is not valid", "The request could not be read: "+err.Error()+".", "")
+	}
+	req, perr, oerr := h.parseRequest(c, q)
+	if perr != nil {
+		return h.errorPage(c, http.StatusBadRequest, perr.heading, perr.message, "")
+	}
+	if oerr != nil {
+		return h.redirectError(c, req, oerr)
+	}
+	return h.proceed(c, req)
+}
+
+// proceed decides between the login page, the consent page and a code.
+func (h *Handler) proceed(c echo.Context, req *authzRequest) error {
+	ctx := c.Request().Context()
+	sess, _, ok, err := h.currentSession(ctx, c)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	now := h.cfg.Now().Unix()
+	// max_age=0 is a fresh login every time, like prompt=login.
+	tooOld := req.maxAge == 0 || (req.maxAge > 0 && now-sess.AuthTime > req.maxAge)
+	needLogin := !ok || req.promptLogin || tooOld
+	if ok && req.hint != nil && req.hint.Sub != sess.UserID {
+		needLogin = true // the client expects another user (OIDC Core §3.1.2.1)
+	}
+	if needLogin {
+		if req.promptNone {
+			return h.redirectError(c, req, &oauthError{"login_required", "the user is not logged in"})
+		}
+		return h.showLogin(c, req, "", "", "", http.StatusOK)
+	}
+	return h.afterLogin(c, req, sess)
+}
+
+// afterLogin asks for consent when the client needs it, else issues the code.
+func (h *Handler) afterLogin(c echo.Context, req *authzRequest, sess sessions.Session) error {
+	if !req.client.FirstParty {
+		ok, err := h.sess.Consented(c.Request().Context(), sess.UserID, req.client.ID, req.scopes)
+		if err != nil {
+			return h.serverError(c, err)
+		}
+		if !ok || req.promptConsent {
+			if req.promptNone {
+				return h.redirectError(c, req, &oauthError{"consent_required", "the user has not allowed this client the requested scopes"})
+			}
+			return h.showConsent(c, req, sess)
+		}
+	}
+	return h.issueCode(c, req, sess)
+}
+
+// issueCode stores a code bound to everything the token endpoint must
+// check and sends the browser back to the client.
+func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Session) error {
+	ctx := c.Request().Context()
+	code, err := h.sess.IssueCode(ctx, sessions.Code{
+		ClientID: req.client.ID, ClientInstance: req.clientInstance, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
+		Challenge: req.challenge, Nonce: req.nonce, Scope: strings.Join(req.scopes, " "),
+		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime,
+	})
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	v := url.Values{"code": {code}}
+	return h.sendBack(c, req, v)
+}
+
+func (h *Handler) redirectError(c echo.Context, req *authzRequest, oe *oauthError) error {
+	return h.sendBack(c, req, url.Values{"error": {oe.code}, "error_description": {oe.desc}})
+}
+
+// sendBack redirects to the client's redirect URI with v, state and iss
+// (RFC 9207) added to its query. After a form POST it answers with a page
+// that continues there instead: the CSP's form-action 'self' also applies
+// to the redirects that follow a form submission.
+func (h *Handler) sendBack(c echo.Context, req *authzRequest, v url.Values) error {
+	if req.state != "" {
+		v.Set("state", req.state)
+	}
+	v.Set("iss", h.issuer)
+	target := req.redirectURI
+	if strings.Contains(target, "?") {
+		target += "&" + v.Encode()
+	} else {
+		target += "?" + v.Encode()
+	}
+	return h.navigate(c, target)
+}
+
+// navigate sends the browser to target: a 302 for a GET, and for a form
+// POST a page that continues by itself (meta refresh) and with a link.
+func (h *Handler) navigate(c echo.Context, target string) error {
+	if c.Request().Method == http.MethodGet {
+		return c.Redirect(http.StatusFound, target)
+	}
+	p := h.newPage("Continue")
+	p.Heading, p.ContinueURL = "Continue", template.URL(target)
+	return h.render(c, http.StatusOK, "continue.html", p)
+}
+
+// showLogin starts a login transaction and renders the login form.
+func (h *Handler) showLogin(c echo.Context, req *authzRequest, username, msg, field string, status int) error {
+	browser := h.browserID(c)
+	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "login", Browser: sessions.Hash(browser), Query: req.query})
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	return h.renderLogin(c, req, tx, username, msg, field, status)
+}
+
+func (h *Handler) renderLogin(c echo.Context, req *authzRequest, tx sessions.Transaction, username, msg, field string, status int) error {
+	p := h.newPage("Sign in")
+	p.Heading = "Sign in"
+	p.ClientName = clientName(req.client)
+	p.ActionURL, p.TxID, p.CSRF, p.Restart = h.path+"/login/password", tx.ID, tx.CSRF, req.query
+	p.Username, p.Error, p.ErrorField = username, msg, field
+	if p.Username == "" {
+		p.Username = req.loginHint
+	}
+	return h.render(c, status, "login.html", p)
+}
+
+// showConsent starts a consent transaction and renders the consent page.
+func (h *Handler) showConsent(c echo.Context, req *authzRequest, sess sessions.Session) error {
+	browser := h.browserID(c)
+	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "consent", Browser: sessions.Hash(browser), Query: req.query, UserID: sess.UserID})
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	p := h.newPage("Allow access")
+	p.ClientName = clientName(req.client)
+	p.Heading = p.ClientName + " wants to access your account"
+	p.ActionURL, p.TxID, p.CSRF, p.Restart = h.path+"/login/consent", tx.ID, tx.CSRF, req.query
+	for _, s := range req.scopes {
+		p.Scopes = append(p.Scopes, scopeText{Name: s, Text: describeScope(s, p.ClientName)})
+	}
+	return h.render(c, http.StatusOK, "consent.html", p)
+}
+
+func clientName(cl authority.Client) string {
+	if cl.ClientName != "" {
+		return cl.ClientName
+	}
+	return cl.ID
+}
+
+// describeScope says in plain words what a scope gives the client.
+func describeScope(s, client string) string {
+	switch s {
+	case "openid":
+		return "Know who you are: your account identifier"
+	case "profile":
+		return "See your name and username"
+	case "email":
+		return "See your email address and whether it is verified"
+	case "offline_access":
+		return "Keep access while you are away, until you withdraw it"
+	}
+	return "Use the permission \u201c" + s + "\u201d"
+}
+
+// isNotFound reports a missing record.
+func isNotFound(err error) bool {
+	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, sessions.ErrNotFound)
+}

@@ -1,0 +1,223 @@
+package login_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/signet-auth/signet/authority"
+)
+
+// TestCodeFlow: authorize → login page → code → tokens; the ID token
+// verifies with go-oidc and carries what OIDC Core §2 requires; userinfo
+// answers for the same sub; refresh gives a new ID token.
+func TestCodeFlow(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	secret := e.webClient("web", nil)
+	b := e.browser()
+	verifier, challenge := pkce()
+	q := url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://app.example/cb"},
+		"scope": {"openid profile email offline_access"}, "state": {"xyz"}, "nonce": {"abc"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	p := b.authorize(q)
+	if p.status != http.StatusOK || !strings.Contains(p.body, `autocomplete="username"`) {
+		t.Fatalf("authorize = %d:\n%s", p.status, p.body)
+	}
+	for k, want := range map[string]string{
+		"Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+		"X-Frame-Options":         "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+	} {
+		if got := p.header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	p = b.login(p, "alice", alicePassword)
+	cb := codeFrom(t, p)
+	if cb.Get("state") != "xyz" || cb.Get("iss") != e.issuer {
+		t.Fatalf("callback = %v", cb)
+	}
+	if got := p.location.Scheme + "://" + p.location.Host + p.location.Path; got != "https://app.example/cb" {
+		t.Fatalf("redirect to %s", got)
+	}
+	tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", verifier)
+	if tr.status != http.StatusOK {
+		t.Fatalf("redeem = %d %s", tr.status, tr.raw)
+	}
+	idt := tr.str("id_token")
+	if h := header(t, idt); h["typ"] != "JWT" || h["alg"] != "RS256" {
+		t.Errorf("ID token header = %v", h)
+	}
+	ctx := oidc.ClientContext(context.Background(), http.DefaultClient)
+	provider, err := oidc.NewProvider(ctx, e.issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := provider.Verifier(&oidc.Config{ClientID: "web", Now: e.clock.Now}).Verify(ctx, idt)
+	if err != nil {
+		t.Fatalf("go-oidc Verify: %v", err)
+	}
+	if tok.Nonce != "abc" || tok.Subject != e.alice.ID {
+		t.Errorf("nonce, sub = %q, %q", tok.Nonce, tok.Subject)
+	}
+	if err := tok.VerifyAccessToken(tr.str("access_token")); err != nil {
+		t.Errorf("at_hash: %v", err)
+	}
+	c := claims(t, idt)
+	for _, k := range []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid"} {
+		if _, ok := c[k]; !ok {
+			t.Errorf("ID token lacks %s: %v", k, c)
+		}
+	}
+	if c["email"] != "alice@example.com" || c["name"] != "Alice Liddell" {
+		t.Errorf("ID token profile/email claims = %v", c)
+	}
+	if h := header(t, tr.str("access_token")); h["typ"] != "at+jwt" {
+		t.Errorf("access token typ = %v", h["typ"])
+	}
+	status, ui, _ := e.userinfo(tr.str("access_token"))
+	if status != 200 || ui["sub"] != e.alice.ID || ui["email"] != "alice@example.com" || ui["email_verified"] != true || ui["name"] != "Alice Liddell" {
+		t.Fatalf("userinfo = %d %v", status, ui)
+	}
+	// Refresh: a new ID token with the same iss, sub, aud, azp, auth_time and a newer iat.
+	if tr.str("refresh_token") == "" {
+		t.Fatal("no refresh token")
+	}
+	e.clock.Add(90e9)
+	rr := e.token("web", secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.str("refresh_token")}})
+	if rr.status != 200 || rr.str("id_token") == "" {
+		t.Fatalf("refresh = %d %s", rr.status, rr.raw)
+	}
+	c2 := claims(t, rr.str("id_token"))
+	for _, k := range []string{"iss", "sub", "aud", "azp", "auth_time", "sid"} {
+		if c2[k] != c[k] {
+			t.Errorf("refreshed %s = %v, want %v", k, c2[k], c[k])
+		}
+	}
+	if c2["iat"].(float64) <= c["iat"].(float64) {
+		t.Errorf("refreshed iat %v not after %v", c2["iat"], c["iat"])
+	}
+	if _, err := provider.Verifier(&oidc.Config{ClientID: "web", Now: e.clock.Now}).Verify(ctx, rr.str("id_token")); err != nil {
+		t.Errorf("refreshed ID token: %v", err)
+	}
+}
+
+// TestPublicClientSPA: a public client redeems its code with no secret
+// from its own origin (CORS), gets the refresh token in the HttpOnly
+// cookie, and refreshes with the cookie; another origin gets no CORS grant.
+func TestPublicClientSPA(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.webClient("spa", func(c *authority.Client) {
+		c.Public, c.AuthMethods, c.RefreshTokenCookie = true, nil, true
+	})
+	b := e.browser()
+	v, ch := pkce()
+	cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"spa"}, "scope": {"openid offline_access"}})), "alice", alicePassword))
+	form := url.Values{"grant_type": {"authorization_code"}, "client_id": {"spa"}, "code": {cb.Get("code")},
+		"redirect_uri": {"https://app.example/cb"}, "code_verifier": {v}}
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://app.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("SPA redemption = %d %v", resp.StatusCode, resp.Header)
+	}
+	var rt *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "signet_refresh_token" {
+			rt = c
+		}
+	}
+	if rt == nil || !rt.HttpOnly || !rt.Secure {
+		t.Fatalf("refresh cookie = %+v", rt)
+	}
+	req, _ = http.NewRequest(http.MethodPost, e.issuer+"/oauth2/token", strings.NewReader("grant_type=refresh_token&client_id=spa"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	req.AddCookie(&http.Cookie{Name: rt.Name, Value: rt.Value})
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("refresh from another origin = %d, CORS %q (the browser must not let that origin read it)", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+}
+
+// TestUserinfoRefusals: userinfo answers 401 with WWW-Authenticate for a
+// missing, malformed, forged or client-only token, and 403 without openid.
+func TestUserinfoRefusals(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	secret := e.webClient("web", func(c *authority.Client) {
+		c.GrantTypes = append(c.GrantTypes, authority.GrantClientCredentials)
+	})
+	cc := e.token("web", secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"openid"}})
+	tr, _ := e.flow(e.browser(), "web", secret, nil)
+	idt := tr.str("id_token")
+	for name, tok := range map[string]string{"malformed": "abc", "an ID token": idt, "client_credentials": cc.str("access_token"),
+		"tampered": tr.str("access_token")[:len(tr.str("access_token"))-3] + "AAA"} {
+		st, _, h := e.userinfo(tok)
+		if st != http.StatusUnauthorized || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s: %d %q", name, st, h.Get("WWW-Authenticate"))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/oauth2/userinfo", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	tr2, _ := e.flow(e.browser(), "web", secret, url.Values{"scope": {"read"}})
+	if st, _, _ := e.userinfo(tr2.str("access_token")); st != http.StatusForbidden {
+		t.Errorf("without openid: %d", st)
+	}
+	if tr2.str("id_token") != "" {
+		t.Error("an ID token without scope openid")
+	}
+}
+
+// TestNativeClient: a native public client with a private-use scheme and a
+// loopback redirect gets its code back on either; the continue page after
+// the login form keeps the private-use scheme.
+func TestNativeClient(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.webClient("app", func(c *authority.Client) {
+		c.ApplicationType, c.Public, c.AuthMethods = authority.AppNative, true, nil
+		c.RedirectURIs = []string{"com.example.app:/oauth2redirect", "http://127.0.0.1/cb"}
+	})
+	for _, redirect := range []string{"com.example.app:/oauth2redirect", "http://127.0.0.1:43127/cb"} {
+		b := e.browser()
+		v, ch := pkce()
+		p := b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"app"}, "redirect_uri": {redirect}})), "alice", alicePassword)
+		cb := codeFrom(t, p)
+		if !strings.HasPrefix(p.location.String(), redirect+"?") {
+			t.Fatalf("sent to %s, want %s", p.location, redirect)
+		}
+		if tr := e.redeem("app", "", cb.Get("code"), redirect, v); tr.status != http.StatusOK {
+			t.Fatalf("%s: redeem = %d %s", redirect, tr.status, tr.raw)
+		}
+	}
+}
+
+// TestMaxAgeZero: max_age=0 asks for the password even right after a login.
+func TestMaxAgeZero(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	secret := e.webClient("web", nil)
+	b := e.browser()
+	e.flow(b, "web", secret, nil)
+	_, ch := pkce()
+	if p := b.authorize(authzQuery(ch, url.Values{"max_age": {"0"}})); !strings.Contains(p.body, `id="password"`) {
+		t.Fatalf("max_age=0 = %d %v", p.status, p.location)
+	}
+}

@@ -1,0 +1,132 @@
+package login
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/sessions"
+)
+
+// parseForm reads a bounded form body.
+func parseForm(c echo.Context) error {
+	r := c.Request()
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, maxFormBody)
+	return r.ParseForm()
+}
+
+// reopen validates the request a transaction was started for again: the
+// client may have changed since the page was shown.
+func (h *Handler) reopen(c echo.Context, tx sessions.Transaction) (*authzRequest, bool, error) {
+	q, err := url.ParseQuery(tx.Query)
+	if err != nil {
+		return nil, false, h.errorPage(c, http.StatusBadRequest, "Sign-in request is not valid", "The request could not be read.", "")
+	}
+	req, perr, oerr := h.parseRequest(c, q)
+	if perr != nil {
+		return nil, false, h.errorPage(c, http.StatusBadRequest, perr.heading, perr.message, "")
+	}
+	if oerr != nil {
+		return nil, false, h.redirectError(c, req, oerr)
+	}
+	return req, true, nil
+}
+
+// submitLogin is POST /login/password.
+func (h *Handler) submitLogin(c echo.Context) error {
+	if err := parseForm(c); err != nil {
+		return h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Start again from the application.", "")
+	}
+	tx, ok, err := h.checkTransaction(c, "login")
+	if !ok {
+		return err
+	}
+	req, ok, err := h.reopen(c, tx)
+	if !ok {
+		return err
+	}
+	r := c.Request()
+	ctx := r.Context()
+	username, password := r.PostFormValue("username"), r.PostFormValue("password")
+	switch {
+	case username == "":
+		return h.renderLogin(c, req, tx, username, "Enter your username.", "username", http.StatusBadRequest)
+	case password == "":
+		return h.renderLogin(c, req, tx, username, "Enter your password.", "password", http.StatusBadRequest)
+	}
+	user, err := h.auth.AuthenticateUser(ctx, username, password, c.RealIP())
+	var locked *authority.LockedOutError
+	switch {
+	case errors.As(err, &locked):
+		wait := locked.Until.Sub(h.cfg.Now())
+		secs := int(math.Ceil(wait.Seconds()))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		msg := fmt.Sprintf("Too many failed sign-in attempts. Try again in %d seconds (after %s UTC).", secs, locked.Until.UTC().Format("15:04:05"))
+		return h.renderLogin(c, req, tx, username, msg, "", http.StatusTooManyRequests)
+	case errors.Is(err, authority.ErrBadLogin):
+		return h.renderLogin(c, req, tx, username, "The username or password is incorrect.", "password", http.StatusUnauthorized)
+	case err != nil:
+		return h.serverError(c, err)
+	}
+	// One completion per transaction: a resubmitted form finds it gone.
+	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
+		return h.serverError(c, err)
+	} else if !done {
+		return h.errorPage(c, http.StatusBadRequest, "This page has expired",
+			"This sign-in was already completed. Start again to continue.", tx.Query)
+	}
+	// A new session id on every login (no fixation): the old one ends.
+	if old, err := c.Cookie(SessionCookie); err == nil {
+		if err := h.sess.End(ctx, old.Value); err != nil {
+			return h.serverError(c, err)
+		}
+	}
+	cookie, sess, err := h.sess.Start(ctx, user.ID, h.cfg.Now())
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	c.SetCookie(h.cookie(SessionCookie, cookie, 0))
+	return h.afterLogin(c, req, sess)
+}
+
+// submitConsent is POST /login/consent.
+func (h *Handler) submitConsent(c echo.Context) error {
+	if err := parseForm(c); err != nil {
+		return h.errorPage(c, http.StatusBadRequest, "Consent form is not valid", "The form could not be read. Start again from the application.", "")
+	}
+	tx, ok, err := h.checkTransaction(c, "consent")
+	if !ok {
+		return err
+	}
+	req, ok, err := h.reopen(c, tx)
+	if !ok {
+		return err
+	}
+	ctx := c.Request().Context()
+	sess, _, live, err := h.currentSession(ctx, c)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	if !live || sess.UserID != tx.UserID {
+		return h.errorPage(c, http.StatusBadRequest, "This page has expired",
+			"You were signed out, or signed in as someone else, since this page was shown. Start again to continue.", tx.Query)
+	}
+	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
+		return h.serverError(c, err)
+	} else if !done {
+		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This request was already answered. Start again to continue.", tx.Query)
+	}
+	if c.Request().PostFormValue("decision") != "allow" {
+		return h.redirectError(c, req, &oauthError{"access_denied", "the user did not allow access"})
+	}
+	if err := h.sess.GrantConsent(ctx, sess.UserID, req.client.ID, req.scopes); err != nil {
+		return h.serverError(c, err)
+	}
+	return h.issueCode(c, req, sess)
+}

@@ -1,0 +1,306 @@
+// Package login is Signet's browser-facing OpenID Connect surface: the
+// authorization endpoint (/oauth2/authorize), the hosted login, consent,
+// error and logout pages, and RP-initiated logout (/oauth2/logout). Pages
+// are server-rendered from html/template files embedded in the binary
+// (replaceable with ui.templates_dir), work without JavaScript, and carry a
+// strict Content-Security-Policy. Sessions, login transactions, consents
+// and codes live in storage through package sessions; users, clients and
+// ID token hints come from the authority.
+package login
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/sessions"
+)
+
+//go:embed templates/*.html static/*
+var embedded embed.FS
+
+// Cookie names. The session cookie references the SSO session; the browser
+// cookie binds login transactions (CSRF) to this browser.
+const (
+	SessionCookie = "signet_session"
+	BrowserCookie = "signet_browser"
+)
+
+// maxFormBody bounds login, consent and authorize form bodies.
+const maxFormBody = 64 << 10
+
+// csp is the policy of every page: no script at all, styles and images
+// from this server only, forms post here only, never framed.
+const csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// Config is what the login surface needs.
+type Config struct {
+	Authority *authority.Server
+	Sessions  *sessions.Manager
+	// ProductName is shown in titles and headings (default "Signet").
+	ProductName string
+	// LogoURL is an image shown above the forms: a path on this server or
+	// a data: URI (the CSP allows no other origin).
+	LogoURL string
+	// CSSFile is an operator stylesheet served after the built-in one.
+	CSSFile string
+	// TemplatesDir replaces the embedded templates (same file names).
+	TemplatesDir string
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Handler serves the login surface.
+type Handler struct {
+	cfg       Config
+	auth      *authority.Server
+	sess      *sessions.Manager
+	tmpl      *template.Template
+	css       []byte
+	customCSS []byte
+	log       *slog.Logger
+	issuer    string
+	base      string // issuer without trailing slash
+	path      string // issuer path: cookie Path and the prefix of form actions
+	secure    bool   // issuer is https: cookies are Secure
+}
+
+// New loads the templates and stylesheets.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Authority == nil || cfg.Sessions == nil {
+		return nil, errors.New("login: authority and sessions are required")
+	}
+	if cfg.ProductName == "" {
+		cfg.ProductName = "Signet"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.LogoURL != "" && !strings.HasPrefix(cfg.LogoURL, "/") && !strings.HasPrefix(cfg.LogoURL, "data:image/") {
+		return nil, fmt.Errorf("login: logo URL %q must be a path on this server or a data:image URI (the pages' CSP allows no other origin)", cfg.LogoURL)
+	}
+	h := &Handler{cfg: cfg, auth: cfg.Authority, sess: cfg.Sessions, log: cfg.Logger, issuer: cfg.Authority.Issuer()}
+	h.base = strings.TrimSuffix(h.issuer, "/")
+	u, err := url.Parse(h.issuer)
+	if err != nil {
+		return nil, fmt.Errorf("login: issuer: %w", err)
+	}
+	h.secure = u.Scheme == "https"
+	h.path = strings.TrimSuffix(u.Path, "/")
+	var tfs fs.FS = embedded
+	pattern := "templates/*.html"
+	if cfg.TemplatesDir != "" {
+		tfs, pattern = os.DirFS(cfg.TemplatesDir), "*.html"
+	}
+	h.tmpl, err = template.New("").Funcs(template.FuncMap{"join": strings.Join}).ParseFS(tfs, pattern)
+	if err != nil {
+		return nil, fmt.Errorf("login: templates: %w", err)
+	}
+	for _, name := range []string{"login.html", "consent.html", "error.html", "logout.html", "loggedout.html", "continue.html"} {
+		if h.tmpl.Lookup(name) == nil {
+			return nil, fmt.Errorf("login: templates: %s is missing", name)
+		}
+	}
+	if h.css, err = embedded.ReadFile("static/signet.css"); err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	if cfg.CSSFile != "" {
+		if h.customCSS, err = os.ReadFile(cfg.CSSFile); err != nil {
+			return nil, fmt.Errorf("login: css file: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// Register adds the routes to e (the authority's public server).
+func (h *Handler) Register(e *echo.Echo) {
+	sec := h.securityHeaders
+	e.GET("/oauth2/authorize", h.authorize, sec)
+	e.POST("/oauth2/authorize", h.authorize, sec)
+	e.POST("/login/password", h.submitLogin, sec)
+	e.POST("/login/consent", h.submitConsent, sec)
+	e.GET("/oauth2/logout", h.endSession, sec)
+	e.POST("/oauth2/logout", h.endSession, sec)
+	e.POST("/oauth2/logout/confirm", h.confirmLogout, sec)
+	e.GET("/login/static/signet.css", h.stylesheet(h.css), sec)
+	if h.customCSS != nil {
+		e.GET("/login/static/custom.css", h.stylesheet(h.customCSS), sec)
+	}
+}
+
+// securityHeaders go on every response of the login surface.
+func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		hd := c.Response().Header()
+		hd.Set("Content-Security-Policy", csp)
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("Pragma", "no-cache")
+		return next(c)
+	}
+}
+
+func (h *Handler) stylesheet(b []byte) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
+		return c.Blob(http.StatusOK, "text/css; charset=utf-8", b)
+	}
+}
+
+// page is the data of every template.
+type page struct {
+	Product   string
+	LogoURL   string
+	CSS       []string
+	Title     string
+	Heading   string
+	Message   string
+	Detail    string
+	ActionURL string
+	TxID      string
+	CSRF      string
+	Restart   string // the original request's query, to start again
+	// Login.
+	Username   string
+	Error      string
+	ErrorField string // "username", "password" or "" (whole form)
+	// Consent.
+	ClientName string
+	Scopes     []scopeText
+	// Links.
+	RestartURL string
+	// ContinueURL is a registered redirect URI (validated at registration:
+	// never javascript:, data: or the like), trusted so that a native
+	// app's private-use scheme is not filtered out by html/template.
+	ContinueURL template.URL
+}
+
+type scopeText struct{ Name, Text string }
+
+func (h *Handler) newPage(title string) page {
+	css := []string{h.path + "/login/static/signet.css"}
+	if h.customCSS != nil {
+		css = append(css, h.path+"/login/static/custom.css")
+	}
+	return page{Product: h.cfg.ProductName, LogoURL: h.cfg.LogoURL, CSS: css, Title: title}
+}
+
+func (h *Handler) render(c echo.Context, status int, name string, p page) error {
+	var b strings.Builder
+	if err := h.tmpl.ExecuteTemplate(&b, name, p); err != nil {
+		h.log.LogAttrs(c.Request().Context(), slog.LevelError, "render page", slog.String("page", name), slog.String("err", err.Error()))
+		return c.String(http.StatusInternalServerError, "internal error")
+	}
+	return c.HTML(status, b.String())
+}
+
+// errorPage is shown when nothing may be redirected to (unknown client,
+// unregistered redirect URI) and for the failures of the forms.
+func (h *Handler) errorPage(c echo.Context, status int, heading, message, restart string) error {
+	p := h.newPage(heading)
+	p.Heading, p.Message = heading, message
+	if restart != "" {
+		p.RestartURL = h.path + "/oauth2/authorize?" + restart
+	}
+	return h.render(c, status, "error.html", p)
+}
+
+func (h *Handler) cookie(name, value string, maxAge int) *http.Cookie {
+	path := h.path
+	if path == "" {
+		path = "/"
+	}
+	return &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode}
+}
+
+// browserID returns this browser's binding cookie, setting a new one when
+// it has none. It is never replaced while valid, so every tab shares it.
+func (h *Handler) browserID(c echo.Context) string {
+	if ck, err := c.Cookie(BrowserCookie); err == nil && len(ck.Value) == 43 {
+		return ck.Value
+	}
+	v := sessions.NewSecret()
+	c.SetCookie(h.cookie(BrowserCookie, v, 0))
+	return v
+}
+
+// checkTransaction loads the transaction of a form and checks that it was
+// made for this browser and that the form carries its token. The
+// returned page error is already rendered.
+func (h *Handler) checkTransaction(c echo.Context, kind string) (sessions.Transaction, bool, error) {
+	r := c.Request()
+	id, token, restart := r.PostFormValue("tx"), r.PostFormValue("csrf"), r.PostFormValue("restart")
+	if !validRestart(restart) {
+		restart = ""
+	}
+	tx, err := h.sess.Transaction(r.Context(), id)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return tx, false, h.errorPage(c, http.StatusBadRequest, "This page has expired",
+			"The sign-in page you used has expired or was already submitted (for example with the back button). Nothing was changed. Start again to continue.", restart)
+	}
+	if err != nil {
+		return tx, false, h.serverError(c, err)
+	}
+	ck, cerr := c.Cookie(BrowserCookie)
+	bound := cerr == nil && subtle.ConstantTimeCompare([]byte(sessions.Hash(ck.Value)), []byte(tx.Browser)) == 1
+	if !bound || subtle.ConstantTimeCompare([]byte(token), []byte(tx.CSRF)) != 1 || tx.Kind != kind {
+		again := tx.Query
+		if tx.Kind == "logout" || !validRestart(again) {
+			again = "" // only an authorization request can be started again
+		}
+		return tx, false, h.errorPage(c, http.StatusForbidden, "Your browser did not confirm this request",
+			"This form was not sent with the cookie this site set when it showed the form, so it was refused to protect your account. Make sure cookies are allowed for this site, then start again.", again)
+	}
+	return tx, true, nil
+}
+
+func validRestart(q string) bool {
+	if q == "" || len(q) > 8192 {
+		return false
+	}
+	v, err := url.ParseQuery(q)
+	return err == nil && v.Get("client_id") != ""
+}
+
+func (h *Handler) serverError(c echo.Context, err error) error {
+	h.log.LogAttrs(c.Request().Context(), slog.LevelError, "login", slog.String("err", err.Error()))
+	return h.errorPage(c, http.StatusInternalServerError, "Something went wrong", "The server could not complete this request. Try again in a moment.", "")
+}
+
+// currentSession returns the browser's live SSO session whose user is
+// still active, with its cookie value; ok is false when there is none.
+func (h *Handler) currentSession(ctx context.Context, c echo.Context) (sessions.Session, string, bool, error) {
+	ck, err := c.Cookie(SessionCookie)
+	if err != nil {
+		return sessions.Session{}, "", false, nil
+	}
+	s, err := h.sess.Lookup(ctx, ck.Value)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return sessions.Session{}, "", false, nil
+	}
+	if err != nil {
+		return sessions.Session{}, "", false, err
+	}
+	if _, err := h.auth.ActiveUser(ctx, s.UserID); err != nil {
+		return sessions.Session{}, "", false, nil
+	}
+	return s, ck.Value, true, nil
+}

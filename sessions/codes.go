@@ -1,0 +1,78 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// Code is an authorization code as stored (under the hash of its value):
+// everything the token endpoint must check and carry into the tokens.
+type Code struct {
+	ClientID string `json:"client_id"`
+	// ClientInstance is the instance of the client the code was issued
+	// to: a client deleted and recreated with the same id cannot redeem
+	// the old one's codes.
+	ClientInstance string `json:"client_instance,omitempty"`
+	// RedirectURI is the URI the code was sent to; RedirectGiven says the
+	// request named it (then the token request must repeat it).
+	RedirectURI   string `json:"redirect_uri"`
+	RedirectGiven bool   `json:"redirect_given,omitempty"`
+	// Challenge is the S256 PKCE code_challenge ("" when none was sent).
+	Challenge string `json:"challenge,omitempty"`
+	Nonce     string `json:"nonce,omitempty"`
+	Scope     string `json:"scope"`
+	UserID    string `json:"user_id"`
+	SID       string `json:"sid"`
+	// Session is the storage key of the SSO session that issued the code:
+	// a code whose session ended (logout, force logout) is refused.
+	Session   string `json:"session"`
+	AuthTime  int64  `json:"auth_time"`  // unix seconds
+	ExpiresAt int64  `json:"expires_at"` // unix nanoseconds
+
+	// Set by the redemption: a second redemption revokes these.
+	UsedAt    int64  `json:"used_at,omitempty"`
+	Family    string `json:"family,omitempty"`
+	AccessJTI string `json:"access_jti,omitempty"`
+	AccessExp int64  `json:"access_exp,omitempty"`
+}
+
+// IssueCode stores c with the configured lifetime and returns the code
+// value (256 random bits; only its hash is stored).
+func (m *Manager) IssueCode(ctx context.Context, c Code) (string, error) {
+	code := NewSecret()
+	c.ExpiresAt = m.opts.Now().Add(m.opts.CodeTTL).UnixNano()
+	c.UsedAt, c.Family, c.AccessJTI, c.AccessExp = 0, "", "", 0
+	err := m.store.Batch(ctx, func(tx storage.Tx) error { return putJSON(tx, codesBucket, Hash(code), &c) })
+	if err != nil {
+		return "", fmt.Errorf("store authorization code: %w", err)
+	}
+	return code, nil
+}
+
+// CodeTx reads the code inside tx (the token endpoint's redemption
+// transaction). It returns the storage key, and ErrNotFound for a code
+// that does not exist or has the wrong shape. Expiry and use are the
+// caller's to check, since a used code must still be found to revoke what
+// it issued.
+func CodeTx(tx storage.Tx, code string) (Code, string, error) {
+	if !looksLikeSecret(code) {
+		return Code{}, "", ErrNotFound
+	}
+	key := Hash(code)
+	var c Code
+	if err := getJSON(tx, codesBucket, key, &c); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return Code{}, "", ErrNotFound
+		}
+		return Code{}, "", err
+	}
+	return c, key, nil
+}
+
+// PutCodeTx writes c back under key inside tx.
+func PutCodeTx(tx storage.Tx, key string, c *Code) error {
+	return putJSON(tx, codesBucket, key, c)
+}

@@ -1,0 +1,296 @@
+// Package sessions keeps the browser-login state of Signet in storage:
+// single sign-on sessions, login transactions, remembered consents and
+// authorization codes. Every record goes through storage.Store, so it works
+// on any backend and every replica sees it. Secrets (session cookies, codes)
+// are stored only as SHA-256 hashes.
+package sessions
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// Buckets.
+const (
+	sessionsBucket     = "sso_sessions"      // sha256(cookie) → Session
+	userSessionsBucket = "user_sso_sessions" // user id "/" sha256(cookie) → ""
+	consentsBucket     = "consents"          // user id "/" client id → Consent
+	codesBucket        = "authorization_codes"
+)
+
+// Defaults.
+const (
+	DefaultIdleTTL        = 24 * time.Hour
+	DefaultAbsoluteTTL    = 7 * 24 * time.Hour
+	DefaultCodeTTL        = 60 * time.Second
+	DefaultTransactionTTL = 15 * time.Minute
+)
+
+// touchEvery is how stale LastSeen may get before a lookup writes it: a
+// write per page view would make every SSO redirect a commit.
+const touchEvery = time.Minute
+
+// ErrNotFound is returned for a session, transaction or code that does not
+// exist or has expired.
+var ErrNotFound = errors.New("sessions: not found or expired")
+
+// Options configure a Manager. Zero values mean the defaults.
+type Options struct {
+	IdleTTL        time.Duration
+	AbsoluteTTL    time.Duration
+	CodeTTL        time.Duration
+	TransactionTTL time.Duration
+	Now            func() time.Time
+}
+
+// Manager reads and writes sessions, transactions, consents and codes.
+type Manager struct {
+	store storage.Store
+	opts  Options
+
+	keyMu sync.Mutex
+	key   []byte // transaction MAC key, loaded on first use
+}
+
+// New returns a Manager over store.
+func New(store storage.Store, opts Options) *Manager {
+	if opts.IdleTTL <= 0 {
+		opts.IdleTTL = DefaultIdleTTL
+	}
+	if opts.AbsoluteTTL <= 0 {
+		opts.AbsoluteTTL = DefaultAbsoluteTTL
+	}
+	opts.IdleTTL = min(opts.IdleTTL, opts.AbsoluteTTL)
+	if opts.CodeTTL <= 0 {
+		opts.CodeTTL = DefaultCodeTTL
+	}
+	if opts.TransactionTTL <= 0 {
+		opts.TransactionTTL = DefaultTransactionTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Manager{store: store, opts: opts}
+}
+
+// Options are the effective options (defaults filled in).
+func (m *Manager) Options() Options { return m.opts }
+
+// NewSecret is 256 random bits, base64url.
+func NewSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Hash is the storage key of a secret: base64url(SHA-256).
+func Hash(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// looksLikeSecret is the shape NewSecret makes; anything else is not
+// looked up at all.
+func looksLikeSecret(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Session is one browser's single sign-on session. Times are unix
+// nanoseconds except AuthTime (unix seconds, as in auth_time).
+type Session struct {
+	// Key is the storage key (the cookie's hash); codes name their session by it.
+	Key string `json:"-"`
+	// SID is the public session id (the sid claim); the cookie value is
+	// another secret that is never stored.
+	SID       string `json:"sid"`
+	UserID    string `json:"user_id"`
+	AuthTime  int64  `json:"auth_time"`
+	CreatedAt int64  `json:"created_at"`
+	LastSeen  int64  `json:"last_seen"`
+}
+
+func (m *Manager) alive(s *Session, now time.Time) bool {
+	n := now.UnixNano()
+	return n < s.CreatedAt+int64(m.opts.AbsoluteTTL) && n < s.LastSeen+int64(m.opts.IdleTTL)
+}
+
+// ExpiresAt is when the session ends unless used again.
+func (m *Manager) ExpiresAt(s Session) time.Time {
+	return time.Unix(0, min(s.CreatedAt+int64(m.opts.AbsoluteTTL), s.LastSeen+int64(m.opts.IdleTTL)))
+}
+
+// Start creates a session for user authenticated at authTime and returns
+// the cookie value. It always makes a new id (no session fixation); the
+// caller ends the previous session of the browser, if any.
+func (m *Manager) Start(ctx context.Context, userID string, authTime time.Time) (string, Session, error) {
+	cookie := NewSecret()
+	key := Hash(cookie)
+	now := m.opts.Now().UnixNano()
+	s := Session{Key: key, SID: NewSecret()[:22], UserID: userID, AuthTime: authTime.Unix(), CreatedAt: now, LastSeen: now}
+	err := m.store.Batch(ctx, func(tx storage.Tx) error {
+		if err := putJSON(tx, sessionsBucket, key, &s); err != nil {
+			return err
+		}
+		return tx.Put(userSessionsBucket, userID+"/"+key, nil)
+	})
+	if err != nil {
+		return "", Session{}, fmt.Errorf("start session: %w", err)
+	}
+	return cookie, s, nil
+}
+
+// Lookup returns the live session of cookie, or ErrNotFound.
+func (m *Manager) Lookup(ctx context.Context, cookie string) (Session, error) {
+	if !looksLikeSecret(cookie) {
+		return Session{}, ErrNotFound
+	}
+	key := Hash(cookie)
+	now := m.opts.Now()
+	var s Session
+	err := m.store.View(ctx, func(tx storage.Tx) error { return getJSON(tx, sessionsBucket, key, &s) })
+	if errors.Is(err, storage.ErrNotFound) {
+		return Session{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("session: %w", err)
+	}
+	if !m.alive(&s, now) {
+		return Session{}, ErrNotFound
+	}
+	s.Key = key
+	if now.UnixNano()-s.LastSeen > int64(touchEvery) {
+		err := m.store.Update(ctx, func(tx storage.Tx) error {
+			var cur Session
+			if err := getJSON(tx, sessionsBucket, key, &cur); err != nil {
+				return err
+			}
+			cur.LastSeen, cur.Key = now.UnixNano(), key
+			s = cur
+			return putJSON(tx, sessionsBucket, key, &cur)
+		})
+		if errors.Is(err, storage.ErrNotFound) {
+			return Session{}, ErrNotFound
+		}
+		if err != nil {
+			return Session{}, fmt.Errorf("touch session: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// SessionExistsTx reports inside tx whether the session stored under key
+// still exists: logout, force logout and expiry purge delete it.
+func SessionExistsTx(tx storage.Tx, key string) (bool, error) {
+	if key == "" {
+		return false, nil
+	}
+	_, err := tx.Get(sessionsBucket, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// End deletes the session of cookie; an unknown cookie is not an error.
+func (m *Manager) End(ctx context.Context, cookie string) error {
+	if !looksLikeSecret(cookie) {
+		return nil
+	}
+	key := Hash(cookie)
+	err := m.store.Update(ctx, func(tx storage.Tx) error {
+		var s Session
+		if err := getJSON(tx, sessionsBucket, key, &s); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		if err := tx.Delete(userSessionsBucket, s.UserID+"/"+key); err != nil {
+			return err
+		}
+		return tx.Delete(sessionsBucket, key)
+	})
+	if err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
+}
+
+// EndUser deletes every session of userID (force logout) and returns how
+// many there were. It takes the store, not a Manager, so that the offline
+// CLI and the authority's logout hook can call it.
+func EndUser(ctx context.Context, store storage.Store, userID string) (int, error) {
+	n := 0
+	err := store.Update(ctx, func(tx storage.Tx) error {
+		var err error
+		n, err = EndUserTx(tx, userID)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("end sessions of %s: %w", userID, err)
+	}
+	return n, nil
+}
+
+// EndUserTx is EndUser inside tx: the authority's force logout ends the
+// SSO sessions in the same transaction that revokes the refresh tokens.
+func EndUserTx(tx storage.Tx, userID string) (int, error) {
+	if userID == "" || strings.Contains(userID, "/") {
+		return 0, nil
+	}
+	var keys []string
+	err := tx.Scan(userSessionsBucket, userID+"/", func(k string, _ []byte) error {
+		keys = append(keys, k)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		if err := tx.Delete(sessionsBucket, strings.TrimPrefix(k, userID+"/")); err != nil {
+			return 0, err
+		}
+		if err := tx.Delete(userSessionsBucket, k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
+func putJSON(tx storage.Tx, bucket, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Put(bucket, key, b)
+}
+
+func getJSON(tx storage.Tx, bucket, key string, v any) error {
+	b, err := tx.Get(bucket, key)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s record: %w", bucket, err)
+	}
+	return nil
+}
