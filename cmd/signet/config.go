@@ -335,7 +335,7 @@ func (c *Config) Validate() error {
 		bad("tokens.refresh.absolute_ttl", "%s: at most 8784h (366 days)", p.refreshAbsolute)
 	}
 	duration("login.rate_limit.window", c.Login.RateLimit.Window, &p.loginWindow, time.Second, "1m")
-		duration("login.code_ttl", c.Login.CodeTTL, &p.codeTTL, time.Second, "60s")
+	duration("login.code_ttl", c.Login.CodeTTL, &p.codeTTL, time.Second, "60s")
 	if p.codeTTL > 10*time.Minute {
 		bad("login.code_ttl", "%s: at most 10m (RFC 6749 section 4.1.2: codes are short-lived)", p.codeTTL)
 	}

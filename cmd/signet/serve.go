@@ -23,8 +23,8 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
-	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/login"
+	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 )
