@@ -69,6 +69,8 @@ type Main struct {
 	cron   *cron.Cron
 	cancel context.CancelFunc
 
+	rotationJob cron.EntryID // the rotation's cron entry, for nextRotation
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -122,7 +124,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	jwksRequests := registerMetrics(reg, m.Keys, m.Now)
+	jwksRequests := registerMetrics(reg, m.Keys, m.nextRotation, m.Now)
 	jh := jwks.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
 	m.Server, err = authority.New(root, authority.Config{
 		Issuer:             c.Issuer,
@@ -163,7 +165,7 @@ func (m *Main) Open(ctx context.Context) error {
 
 	m.cron = cron.New(cron.WithLogger(cronLogger{log.With("component", "cron")}),
 		cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	m.cron.Schedule(c.parsed.rotation, cron.FuncJob(func() { m.rotateJob(root) }))
+	m.rotationJob = m.cron.Schedule(c.parsed.rotation, cron.FuncJob(func() { m.rotateJob(root) }))
 	m.cron.Schedule(c.parsed.purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -193,7 +195,9 @@ func (m *Main) Open(ctx context.Context) error {
 		slog.String("issuer", c.Issuer),
 		slog.String("db", c.BoltPath()),
 		slog.Any("active_keys", active),
-		slog.String("rotation", c.Keys.Rotation.Schedule))
+		slog.String("rotation", c.Keys.Rotation.Schedule),
+		slog.String("timezone", c.parsed.location.String()),
+		slog.Time("next_rotation", m.nextRotation()))
 	return nil
 }
 
@@ -329,13 +333,23 @@ func (m *Main) ready(ctx context.Context) error {
 func (m *Main) rotateJob(root context.Context) {
 	ctx, cancel := context.WithTimeout(root, time.Minute)
 	defer cancel()
-	err := m.Keys.Rotate(ctx, false)
+	err := m.Keys.RotateScheduled(ctx)
 	switch {
 	case errors.Is(err, keys.ErrPendingTooYoung):
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation postponed to the next run", slog.String("reason", err.Error()))
 	case err != nil:
 		m.Logger.LogAttrs(ctx, slog.LevelError, "scheduled rotation failed", slog.String("err", err.Error()))
 	}
+	m.Logger.LogAttrs(ctx, slog.LevelInfo, "next rotation", slog.Time("at", m.nextRotation()))
+}
+
+// nextRotation is when cron runs the rotation job next: zero before cron
+// has started.
+func (m *Main) nextRotation() time.Time {
+	if m.cron == nil {
+		return time.Time{}
+	}
+	return m.cron.Entry(m.rotationJob).Next
 }
 
 func (m *Main) purgeJob(root context.Context) {
