@@ -17,6 +17,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
+	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/keys"
 )
 
@@ -103,6 +104,7 @@ type loginRateLimitConfig struct {
 type logConfig struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+	Access string `yaml:"access"`
 }
 
 type parsedConfig struct {
@@ -138,7 +140,7 @@ func defaultConfig() Config {
 		JWKS:   jwksConfig{MaxAge: "300s"},
 		Tokens: tokensConfig{DefaultTTL: "15m", MaxTTL: "1h", Refresh: refreshConfig{IdleTTL: "336h", AbsoluteTTL: "2160h"}},
 		Login:  loginConfig{RateLimit: loginRateLimitConfig{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20}},
-		Log:    logConfig{Level: "info", Format: "json"},
+		Log:    logConfig{Level: "info", Format: "json", Access: "all"},
 	}
 }
 
@@ -201,6 +203,7 @@ func envOverrides() []envOverride {
 		{"SIGNET_TOKENS_REFRESH_ABSOLUTE_TTL", func(c *Config, v string) error { c.Tokens.Refresh.AbsoluteTTL = v; return nil }},
 		{"SIGNET_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 		{"SIGNET_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+		{"SIGNET_LOG_ACCESS", func(c *Config, v string) error { c.Log.Access = v; return nil }},
 	}
 }
 
@@ -393,6 +396,11 @@ func (c *Config) Validate() error {
 	case "json", "text":
 	default:
 		bad("log.format", "%q: expected json or text", c.Log.Format)
+	}
+	switch c.Log.Access {
+	case authority.AccessLogAll, authority.AccessLogErrors, authority.AccessLogOff:
+	default:
+		bad("log.access", "%q: expected all (every request but health checks and the JWKS), errors (status 400 and above) or off", c.Log.Access)
 	}
 	return errors.Join(errs...)
 }

@@ -44,6 +44,7 @@ func TestRun_Serve_BadInput(t *testing.T) {
 		{"bad admin addr", "http:\n  admin_addr: localhost\n", nil, []string{"http.admin_addr", "HOST:PORT"}},
 		{"bad trusted proxy", "http:\n  trusted_proxies: [10.0.0.0]\n", nil, []string{"http.trusted_proxies", "CIDR"}},
 		{"bad addr", "", []string{"--addr", "nonsense"}, []string{"http.addr", "HOST:PORT"}},
+		{"bad access log", "log:\n  access: some\n", nil, []string{"log.access", `"some"`, "errors"}},
 		{"several at once", "keys:\n  rsa_bits: 1000\nlog:\n  level: loud\n", nil, []string{"keys.rsa_bits", "log.level"}},
 		{"data dir is a file", "", []string{"--data-dir", aFile}, []string{"data directory", "not a directory"}},
 		{"database held by another process", "", []string{"--data-dir", held.DataDir}, []string{"in use by another signet process"}},

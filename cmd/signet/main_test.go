@@ -71,7 +71,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // testConfig is a validated configuration on a fresh data dir and a free port.
-func testConfig(t *testing.T, edit func(c *Config)) Config {
+func testConfig(t testing.TB, edit func(c *Config)) Config {
 	t.Helper()
 	c := defaultConfig()
 	c.DataDir = t.TempDir()
@@ -88,7 +88,7 @@ func testConfig(t *testing.T, edit func(c *Config)) Config {
 }
 
 // startMain runs the real wiring in process on 127.0.0.1.
-func startMain(t *testing.T, c Config, now func() time.Time) (*Main, *syncBuffer) {
+func startMain(t testing.TB, c Config, now func() time.Time) (*Main, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	m := &Main{Config: c, LogOutput: logs, Getenv: func(string) string { return "" }, Now: now}

@@ -126,10 +126,11 @@ func (m *Main) Open(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	jwksRequests := registerMetrics(reg, m.Keys, m.nextRotation, m.Now)
 	jh := jwks.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
+	jwksHandler := countRequests(jh, jwksRequests)
 	m.Server, err = authority.New(root, authority.Config{
 		Issuer:             c.Issuer,
 		Store:              st,
-		JWKS:               countRequests(jh, jwksRequests),
+		JWKS:               jwksHandler,
 		Signer:             m.Keys,
 		KeySet:             m.Keys,
 		Keys:               keyAdmin{m.Keys},
@@ -151,6 +152,7 @@ func (m *Main) Open(ctx context.Context) error {
 		SeparateAdmin: c.HTTP.AdminAddr != "",
 		Ready:         m.ready,
 		Logger:        log,
+		AccessLog:     c.Log.Access,
 		Now:           m.Now,
 	})
 	if err != nil {
@@ -169,7 +171,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.cron.Schedule(c.parsed.purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	if m.public, err = listen("http.addr", c.HTTP.Addr, m.Server, errorLog); err != nil {
+	if m.public, err = listen("http.addr", c.HTTP.Addr, withJWKS(jwksHandler, m.Server), errorLog); err != nil {
 		return err
 	}
 	if c.HTTP.AdminAddr != "" {
@@ -177,7 +179,7 @@ func (m *Main) Open(ctx context.Context) error {
 		// get its admin token and use it at one URL.
 		mux := http.NewServeMux()
 		mux.Handle("/admin/", m.Server.AdminHandler())
-		mux.Handle("/", m.Server)
+		mux.Handle("/", withJWKS(jwksHandler, m.Server))
 		if m.admin, err = listen("http.admin_addr", c.HTTP.AdminAddr, mux, errorLog); err != nil {
 			return err
 		}
