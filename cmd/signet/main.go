@@ -30,6 +30,7 @@ func commands() map[string]command {
 		"init":    {"create the first admin client on an empty store", runInit},
 		"drill":   {"run a key-rotation drill against a running server", runDrill},
 		"version": {"print the version, commit, build date and Go version", runVersion},
+		"health":  {"check that a running server is ready (GET /readyz; exit 0 or 1)", runHealth},
 	}
 }
 
