@@ -303,31 +303,30 @@ func (s *Server) newEcho() *echo.Echo {
 	e.IPExtractor = s.cfg.IPExtractor
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
-	if s.cfg.AccessLog != AccessLogOff {
-		e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-			LogStatus:    true,
-			LogMethod:    true,
-			LogURIPath:   true, // the path only: a query string could carry a token
-			LogRequestID: true,
-			LogLatency:   true,
-			LogRemoteIP:  true,
-			HandleError:  true,
-			LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-				if !s.accessLogged(c.Path(), v.Status) {
-					return nil
-				}
-				s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
-					slog.String("request_id", v.RequestID),
-					slog.String("method", v.Method),
-					slog.String("path", v.URIPath),
-					slog.Int("status", v.Status),
-					slog.Float64("latency_ms", float64(v.Latency.Microseconds())/1000),
-					slog.String("remote_ip", v.RemoteIP),
-				)
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		Skipper:      func(echo.Context) bool { return s.cfg.AccessLog == AccessLogOff },
+		LogStatus:    true,
+		LogMethod:    true,
+		LogURIPath:   true, // the path only: a query string could carry a token
+		LogRequestID: true,
+		LogLatency:   true,
+		LogRemoteIP:  true,
+		HandleError:  true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			if !s.accessLogged(c.Path(), v.Status) {
 				return nil
-			},
-		}))
-	}
+			}
+			s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+				slog.String("request_id", v.RequestID),
+				slog.String("method", v.Method),
+				slog.String("path", v.URIPath),
+				slog.Int("status", v.Status),
+				slog.Float64("latency_ms", float64(v.Latency.Microseconds())/1000),
+				slog.String("remote_ip", v.RemoteIP),
+			)
+			return nil
+		},
+	}))
 	e.Use(middleware.Recover())
 	return e
 }
