@@ -36,6 +36,10 @@ ENV SIGNET_ADDR=0.0.0.0:8080 \
     SIGNET_DATA_DIR=/data
 VOLUME /data
 EXPOSE 8080
+# No shell or curl in the image: signet checks itself, GET /readyz on
+# SIGNET_ADDR over loopback (exit 0 ready, 1 not).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/signet", "health"]
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/signet"]
 CMD ["serve"]

@@ -136,6 +136,12 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Logger receives request logs and internal errors; nil discards.
 	Logger *slog.Logger
+	// AccessLog chooses the per-request log lines: AccessLogAll (default,
+	// "") logs every request except successful health, readiness and JWKS
+	// requests, which monitors and verifiers send all the time;
+	// AccessLogErrors logs responses with status 400 and above;
+	// AccessLogOff logs none.
+	AccessLog string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -219,7 +225,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// Values of Config.AccessLog.
+const (
+	AccessLogAll    = "all"
+	AccessLogErrors = "errors"
+	AccessLogOff    = "off"
+)
+
 func (cfg *Config) applyDefaults() error {
+	switch cfg.AccessLog {
+	case "":
+		cfg.AccessLog = AccessLogAll
+	case AccessLogAll, AccessLogErrors, AccessLogOff:
+	default:
+		return fmt.Errorf("authority: access log %q: expected %s, %s or %s", cfg.AccessLog, AccessLogAll, AccessLogErrors, AccessLogOff)
+	}
 	if cfg.Issuer == "" {
 		return errors.New("authority: issuer is required")
 	}
@@ -294,6 +314,7 @@ func (s *Server) newEcho() *echo.Echo {
 	e.Pre(securityHeaders)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		Skipper:      func(echo.Context) bool { return s.cfg.AccessLog == AccessLogOff },
 		LogStatus:    true,
 		LogMethod:    true,
 		LogURIPath:   true, // the path only: a query string could carry a token
@@ -302,12 +323,15 @@ func (s *Server) newEcho() *echo.Echo {
 		LogRemoteIP:  true,
 		HandleError:  true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			if !s.accessLogged(c.Path(), v.Status) {
+				return nil
+			}
 			s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 				slog.String("request_id", v.RequestID),
 				slog.String("method", v.Method),
 				slog.String("path", v.URIPath),
 				slog.Int("status", v.Status),
-				slog.Duration("latency", v.Latency),
+				slog.Float64("latency_ms", float64(v.Latency.Microseconds())/1000),
 				slog.String("remote_ip", v.RemoteIP),
 			)
 			return nil
@@ -336,6 +360,22 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 var noSniff = []string{"nosniff"}
+
+// accessLogged says whether a request to route (echo's route template) that
+// answered status gets an access log line.
+func (s *Server) accessLogged(route string, status int) bool {
+	if status >= 400 {
+		return true
+	}
+	if s.cfg.AccessLog != AccessLogAll {
+		return false
+	}
+	switch route {
+	case "/healthz", "/readyz", "/.well-known/jwks.json":
+		return false
+	}
+	return true
+}
 
 // ServeHTTP serves a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }

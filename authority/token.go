@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -584,6 +585,15 @@ func prepareKey(alg string, jk jwk.Key) (*signingKey, error) {
 	var raw any
 	if err := jk.Raw(&raw); err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", jk.KeyID(), err)
+	}
+	// jwx's Raw builds an rsa.PrivateKey without crypto/rsa's precomputed
+	// form, which crypto/rsa would then rebuild and re-check on every
+	// signature. Build it once here; Validate reports a key it cannot build.
+	if rk, ok := raw.(*rsa.PrivateKey); ok {
+		rk.Precompute()
+		if err := rk.Validate(); err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", jk.KeyID(), err)
+		}
 	}
 	signer, err := jws.NewSigner(jwa.SignatureAlgorithm(alg))
 	if err != nil {

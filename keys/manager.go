@@ -69,6 +69,9 @@ type Manager struct {
 	version   atomic.Uint64
 	rotations atomic.Uint64
 
+	countsMu sync.Mutex
+	counts   map[algReason]uint64
+
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
 }
@@ -194,6 +197,63 @@ func (m *Manager) Current() []Info { return slices.Clone(m.snap.Load().infos) }
 
 // Rotations counts rotations this manager committed.
 func (m *Manager) Rotations() uint64 { return m.rotations.Load() }
+
+// Reason says why a key became active: what signet_key_rotations_total
+// counts by.
+type Reason string
+
+const (
+	ReasonSchedule Reason = "schedule" // RotateScheduled
+	ReasonManual   Reason = "manual"   // Rotate (CLI, admin API)
+	ReasonRevoke   Reason = "revoke"   // Revoke of an active key promoted another
+)
+
+// Reasons lists every Reason, for metrics that report zeros too.
+func Reasons() []Reason { return []Reason{ReasonSchedule, ReasonManual, ReasonRevoke} }
+
+// RotationCount is how many times this manager made a new key of Alg
+// active for Reason.
+type RotationCount struct {
+	Alg    string
+	Reason Reason
+	N      uint64
+}
+
+type algReason struct {
+	alg    string
+	reason Reason
+}
+
+// RotationCounts returns a count for every live algorithm and every reason,
+// zeros included, plus any algorithm no longer live that has rotated.
+func (m *Manager) RotationCounts() []RotationCount {
+	m.countsMu.Lock()
+	defer m.countsMu.Unlock()
+	var out []RotationCount
+	seen := map[algReason]bool{}
+	for _, alg := range m.opts.Algorithms {
+		for _, r := range Reasons() {
+			k := algReason{alg, r}
+			seen[k] = true
+			out = append(out, RotationCount{Alg: alg, Reason: r, N: m.counts[k]})
+		}
+	}
+	for k, n := range m.counts {
+		if !seen[k] {
+			out = append(out, RotationCount{Alg: k.alg, Reason: k.reason, N: n})
+		}
+	}
+	return out
+}
+
+func (m *Manager) countRotation(alg string, r Reason) {
+	m.countsMu.Lock()
+	defer m.countsMu.Unlock()
+	if m.counts == nil {
+		m.counts = map[algReason]uint64{}
+	}
+	m.counts[algReason{alg, r}]++
+}
 
 // Algorithms returns the live algorithms, in configured order.
 func (m *Manager) Algorithms() []string { return slices.Clone(m.opts.Algorithms) }

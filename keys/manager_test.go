@@ -518,3 +518,53 @@ func TestManager_Concurrent(t *testing.T) {
 		t.Fatal("the watch observed no state")
 	}
 }
+
+// TestManager_RotationCounts: each rotation is counted per algorithm under
+// the reason the caller gave (a scheduled and a manual rotation), and the
+// promotion that revoking an active key causes counts as "revoke". Every
+// live algorithm has a series for every reason, zeros included.
+func TestManager_RotationCounts(t *testing.T) {
+	st, _ := openStore(t)
+	algs := []string{"ES256", "EdDSA"}
+	m := openManager(t, st, keys.Options{Algorithms: algs})
+	other := openManager(t, st, keys.Options{Algorithms: algs})
+	if err := m.RotateScheduled(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Rotate(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	active, _ := m.SigningKey("EdDSA")
+	if err := m.Revoke(t.Context(), active.KeyID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Rotate(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, c := range m.RotationCounts() {
+		got[c.Alg+"/"+string(c.Reason)] = c.N
+	}
+	want := map[string]uint64{
+		"ES256/schedule": 1, "ES256/manual": 1, "ES256/revoke": 0,
+		"EdDSA/schedule": 1, "EdDSA/manual": 1, "EdDSA/revoke": 1,
+	}
+	if len(got) != len(want) {
+		t.Errorf("RotationCounts() = %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("rotations %s = %d, want %d", k, got[k], n)
+		}
+	}
+	// Counts are per process: the other manager counts only its own.
+	for _, c := range other.RotationCounts() {
+		want := uint64(0)
+		if c.Reason == keys.ReasonManual {
+			want = 1
+		}
+		if c.N != want {
+			t.Errorf("other manager: %s/%s = %d, want %d", c.Alg, c.Reason, c.N, want)
+		}
+	}
+}

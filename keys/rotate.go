@@ -313,6 +313,16 @@ func equalNeeds(a, b map[string]int) bool {
 // Unless force is set, Rotate refuses with ErrPendingTooYoung when a pending
 // key has been published for less than Options.MinPublishAge.
 func (m *Manager) Rotate(ctx context.Context, force bool) error {
+	return m.rotate(ctx, force, ReasonManual)
+}
+
+// RotateScheduled is Rotate(ctx, false) run by the rotation schedule; it is
+// counted under ReasonSchedule instead of ReasonManual.
+func (m *Manager) RotateScheduled(ctx context.Context) error {
+	return m.rotate(ctx, false, ReasonSchedule)
+}
+
+func (m *Manager) rotate(ctx context.Context, force bool, reason Reason) error {
 	ks, err := m.viewSet(ctx)
 	if err != nil {
 		return fmt.Errorf("rotate: %w", err)
@@ -371,7 +381,8 @@ func (m *Manager) Rotate(ctx context.Context, force bool) error {
 	}
 	m.rotations.Add(1)
 	for _, info := range activated {
-		m.log.LogAttrs(ctx, slog.LevelInfo, "key rotated", slog.Any("active", info))
+		m.countRotation(info.Alg, reason)
+		m.log.LogAttrs(ctx, slog.LevelInfo, "key rotated", slog.Any("active", info), slog.String("reason", string(reason)))
 	}
 	return m.reload(ctx)
 }
@@ -443,6 +454,7 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 	m.log.LogAttrs(ctx, slog.LevelWarn, "key revoked", slog.String("kid", kid), slog.String("alg", r.Alg),
 		slog.String("was", string(r.State)))
 	if promoted.KID != "" {
+		m.countRotation(promoted.Alg, ReasonRevoke)
 		m.log.LogAttrs(ctx, slog.LevelWarn, "emergency rotation", slog.Any("active", promoted))
 	}
 	if err := m.reload(ctx); err != nil {

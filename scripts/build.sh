@@ -15,7 +15,9 @@ version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo de
 commit=${COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 date=${DATE:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
 out=${OUT:-bin/signet}
-CGO_ENABLED=0 go build -trimpath \
+# timetzdata embeds the time zone database: the scratch image has none, and
+# keys.rotation.timezone may name any zone.
+CGO_ENABLED=0 go build -trimpath -tags timetzdata \
 	-ldflags="-s -w -X main.version=${version} -X main.commit=${commit} -X main.date=${date}" \
 	-o "$out" ./cmd/signet
 echo "built $out: signet $version ($commit, $date)"

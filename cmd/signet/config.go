@@ -17,6 +17,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
+	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/keys"
 )
 
@@ -68,6 +69,7 @@ type keysConfig struct {
 
 type scheduleConfig struct {
 	Schedule string `yaml:"schedule"`
+	Timezone string `yaml:"timezone"`
 }
 
 type purgeConfig struct {
@@ -119,11 +121,13 @@ type loginRateLimitConfig struct {
 type logConfig struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+	Access string `yaml:"access"`
 }
 
 type parsedConfig struct {
 	shutdownTimeout time.Duration
 	lockTimeout     time.Duration
+	location        *time.Location // keys.rotation.timezone
 	rotation        cron.Schedule
 	rotationPeriod  time.Duration
 	purge           cron.Schedule
@@ -152,7 +156,7 @@ func defaultConfig() Config {
 		Keys: keysConfig{
 			Algorithms: []string{"RS256"},
 			RSABits:    2048,
-			Rotation:   scheduleConfig{Schedule: "@every 24h"},
+			Rotation:   scheduleConfig{Schedule: "@every 24h", Timezone: "UTC"},
 			Purge:      purgeConfig{Schedule: "@every 10m", Leeway: "5m"},
 		},
 		JWKS:   jwksConfig{MaxAge: "300s"},
@@ -160,7 +164,7 @@ func defaultConfig() Config {
 		Login: loginConfig{RateLimit: loginRateLimitConfig{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20},
 			CodeTTL: "60s", TransactionTTL: "15m", Session: loginSessionConfig{IdleTTL: "24h", AbsoluteTTL: "168h"}},
 		UI:    uiConfig{ProductName: "Signet"},
-		Log:   logConfig{Level: "info", Format: "json"},
+		Log:   logConfig{Level: "info", Format: "json", Access: "all"},
 		Audit: defaultAuditConfig(),
 	}
 }
@@ -215,6 +219,7 @@ func envOverrides() []envOverride {
 		}},
 		{"SIGNET_KEYS_ENCRYPTION_KEY_FILE", func(c *Config, v string) error { c.Keys.EncryptionKeyFile = v; return nil }},
 		{"SIGNET_KEYS_ROTATION_SCHEDULE", func(c *Config, v string) error { c.Keys.Rotation.Schedule = v; return nil }},
+		{"SIGNET_KEYS_ROTATION_TIMEZONE", func(c *Config, v string) error { c.Keys.Rotation.Timezone = v; return nil }},
 		{"SIGNET_KEYS_PURGE_SCHEDULE", func(c *Config, v string) error { c.Keys.Purge.Schedule = v; return nil }},
 		{"SIGNET_JWKS_MAX_AGE", func(c *Config, v string) error { c.JWKS.MaxAge = v; return nil }},
 		{"SIGNET_TOKENS_DEFAULT_TTL", func(c *Config, v string) error { c.Tokens.DefaultTTL = v; return nil }},
@@ -225,6 +230,7 @@ func envOverrides() []envOverride {
 		{"SIGNET_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 		{"SIGNET_AUDIT_RETENTION", func(c *Config, v string) error { c.Audit.Retention = v; return nil }},
 		{"SIGNET_AUDIT_REPLICA", func(c *Config, v string) error { c.Audit.Replica = v; return nil }},
+		{"SIGNET_LOG_ACCESS", func(c *Config, v string) error { c.Log.Access = v; return nil }},
 	}
 }
 
@@ -379,6 +385,14 @@ func (c *Config) Validate() error {
 	if !keys.ValidRSABits(c.Keys.RSABits) {
 		bad("keys.rsa_bits", "%d: expected 2048, 3072 or 4096 (RFC 7518 requires at least 2048)", c.Keys.RSABits)
 	}
+	// Cron specs are read in keys.rotation.timezone (robfig/cron would use
+	// the machine's local time), unless the spec names its own CRON_TZ=.
+	loc, err := time.LoadLocation(c.Keys.Rotation.Timezone)
+	if err != nil {
+		bad("keys.rotation.timezone", "%q: expected an IANA time zone name such as UTC or Europe/Berlin (%v)", c.Keys.Rotation.Timezone, err)
+		loc = time.UTC
+	}
+	p.location = loc
 	schedule := func(field, spec string, dst *cron.Schedule) {
 		// robfig/cron turns any "@every" interval under 1s, including zero
 		// and negative ones, into every second: refuse those here.
@@ -390,7 +404,11 @@ func (c *Config) Validate() error {
 			}
 			return
 		}
-		s, err := cron.ParseStandard(spec)
+		withTZ := spec
+		if t := strings.TrimSpace(spec); !strings.HasPrefix(t, "CRON_TZ=") && !strings.HasPrefix(t, "TZ=") {
+			withTZ = "CRON_TZ=" + loc.String() + " " + t
+		}
+		s, err := cron.ParseStandard(withTZ)
 		if err != nil {
 			bad(field, "%q: expected a cron spec such as \"@every 24h\" or \"0 3 * * 1\" (%v)", spec, err)
 			return
@@ -419,6 +437,11 @@ func (c *Config) Validate() error {
 	case "json", "text":
 	default:
 		bad("log.format", "%q: expected json or text", c.Log.Format)
+	}
+	switch c.Log.Access {
+	case authority.AccessLogAll, authority.AccessLogErrors, authority.AccessLogOff:
+	default:
+		bad("log.access", "%q: expected all (every request but health checks and the JWKS), errors (status 400 and above) or off", c.Log.Access)
 	}
 	return errors.Join(errs...)
 }

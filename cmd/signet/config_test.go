@@ -46,6 +46,7 @@ func TestRun_Serve_BadInput(t *testing.T) {
 		{"bad addr", "", []string{"--addr", "nonsense"}, []string{"http.addr", "HOST:PORT"}},
 		{"audit retention zero", "audit:\n  retention: 0s\n", nil, []string{"audit.retention", "positive"}},
 		{"audit retention negative", "audit:\n  retention: -1h\n", nil, []string{"audit.retention", "positive"}},
+		{"bad access log", "log:\n  access: some\n", nil, []string{"log.access", `"some"`, "errors"}},
 		{"several at once", "keys:\n  rsa_bits: 1000\nlog:\n  level: loud\n", nil, []string{"keys.rsa_bits", "log.level"}},
 		{"data dir is a file", "", []string{"--data-dir", aFile}, []string{"data directory", "not a directory"}},
 		{"database held by another process", "", []string{"--data-dir", held.DataDir}, []string{"in use by another signet process"}},
@@ -212,5 +213,55 @@ func TestConfig_Validate_ZeroAndNegative(t *testing.T) {
 	}
 	if c.parsed.rotationPeriod != time.Second {
 		t.Errorf("rotation period of @every 1s = %s, want 1s", c.parsed.rotationPeriod)
+	}
+}
+
+// TestConfig_RotationTimezone: cron specs are read in keys.rotation.timezone
+// (default UTC, not the machine's zone), a spec's own CRON_TZ= wins, the
+// purge schedule follows the same zone, and SIGNET_KEYS_ROTATION_TIMEZONE
+// sets it; an unknown zone is an error naming the field.
+func TestConfig_RotationTimezone(t *testing.T) {
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // Berlin is UTC+1 in January
+	tests := []struct {
+		name, tz, env, spec string
+		want                time.Time
+	}{
+		{"default UTC", "", "", "0 3 * * *", time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)},
+		{"Berlin", "Europe/Berlin", "", "0 3 * * *", time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC)},
+		{"env", "", "Europe/Berlin", "0 3 * * *", time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC)},
+		{"spec's own CRON_TZ wins", "Europe/Berlin", "", "CRON_TZ=America/New_York 0 3 * * *", time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)},
+		{"@every ignores the zone", "Asia/Tokyo", "", "@every 24h", from.Add(24 * time.Hour)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := defaultConfig()
+			if tc.tz != "" {
+				c.Keys.Rotation.Timezone = tc.tz
+			}
+			if err := applyEnv(&c, func(k string) string {
+				if k == "SIGNET_KEYS_ROTATION_TIMEZONE" {
+					return tc.env
+				}
+				return ""
+			}); err != nil {
+				t.Fatal(err)
+			}
+			c.Keys.Rotation.Schedule, c.Keys.Purge.Schedule = tc.spec, tc.spec
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.parsed.rotation.Next(from); !got.Equal(tc.want) {
+				t.Errorf("rotation after %s = %s, want %s", from, got.UTC(), tc.want)
+			}
+			if got := c.parsed.purge.Next(from); !got.Equal(tc.want) {
+				t.Errorf("purge after %s = %s, want %s", from, got.UTC(), tc.want)
+			}
+		})
+	}
+	c := defaultConfig()
+	c.Keys.Rotation.Timezone = "Mars/Olympus_Mons"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "keys.rotation.timezone") || !strings.Contains(err.Error(), "Europe/Berlin") {
+		t.Errorf("Validate() with an unknown zone = %v, want an error naming keys.rotation.timezone", err)
 	}
 }

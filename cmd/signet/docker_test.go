@@ -19,6 +19,7 @@ type dockerfile struct {
 	volume     string
 	entrypoint []string
 	cmd        []string
+	health     []string // HEALTHCHECK CMD, exec form
 }
 
 // parseDockerfile reads ../../Dockerfile with just enough of the syntax for
@@ -67,6 +68,14 @@ func parseDockerfile(t *testing.T) dockerfile {
 		case "ENTRYPOINT":
 			if err := json.Unmarshal([]byte(rest), &d.entrypoint); err != nil {
 				t.Fatalf("ENTRYPOINT %s: %v", rest, err)
+			}
+		case "HEALTHCHECK":
+			_, exec, ok := strings.Cut(rest, "CMD ")
+			if !ok {
+				t.Fatalf("HEALTHCHECK %s: want the CMD form", rest)
+			}
+			if err := json.Unmarshal([]byte(exec), &d.health); err != nil {
+				t.Fatalf("HEALTHCHECK CMD %s: want the exec (JSON) form: %v", exec, err)
 			}
 		case "CMD":
 			if err := json.Unmarshal([]byte(rest), &d.cmd); err != nil {
@@ -152,5 +161,16 @@ func TestDockerfile(t *testing.T) {
 	set, _, _ := fetchJWKS(t, "http://127.0.0.1:"+port)
 	if set.Len() < 2 {
 		t.Errorf("the image's server publishes %d keys", set.Len())
+	}
+
+	// The HEALTHCHECK, run as Docker would: the image's binary and
+	// environment (SIGNET_ADDR on the wildcard address).
+	if len(d.health) < 2 || d.health[0] != d.entrypoint[0] {
+		t.Fatalf("HEALTHCHECK CMD %v: want %s health", d.health, d.entrypoint[0])
+	}
+	hc := exec.Command(bin, d.health[1:]...)
+	hc.Env = append(os.Environ(), "SIGNET_ADDR="+strings.TrimSuffix(d.env["SIGNET_ADDR"], ":8080")+":"+port, "SIGNET_DATA_DIR="+t.TempDir())
+	if out, err := hc.CombinedOutput(); err != nil {
+		t.Errorf("HEALTHCHECK %v against the running server: %v\n%s", d.health, err, out)
 	}
 }

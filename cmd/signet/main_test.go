@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,7 +71,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // testConfig is a validated configuration on a fresh data dir and a free port.
-func testConfig(t *testing.T, edit func(c *Config)) Config {
+func testConfig(t testing.TB, edit func(c *Config)) Config {
 	t.Helper()
 	c := defaultConfig()
 	c.DataDir = t.TempDir()
@@ -87,7 +88,7 @@ func testConfig(t *testing.T, edit func(c *Config)) Config {
 }
 
 // startMain runs the real wiring in process on 127.0.0.1.
-func startMain(t *testing.T, c Config, now func() time.Time) (*Main, *syncBuffer) {
+func startMain(t testing.TB, c Config, now func() time.Time) (*Main, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	m := &Main{Config: c, LogOutput: logs, Getenv: func(string) string { return "" }, Now: now}
@@ -184,7 +185,7 @@ func TestServe_FreshServerPublishesKeys(t *testing.T) {
 			t.Errorf("GET %s: status %d, want %d: %s", path, resp.StatusCode, want, b)
 		}
 		if path == "/metrics" {
-			for _, metric := range []string{`signet_keys{alg="ES256",state="active"} 1`, "signet_jwks_requests_total 3", "signet_active_key_age_seconds", "signet_key_rotations_total 0", `goversion="` + runtime.Version() + `",version="devel"} 1`} {
+			for _, metric := range []string{`signet_keys{alg="ES256",state="active"} 1`, "signet_jwks_requests_total 3", "signet_active_key_age_seconds", `signet_key_rotations_total{alg="ES256",reason="schedule"} 0`, `signet_key_rotations_total{alg="ES256",reason="revoke"} 0`, "signet_next_rotation_timestamp_seconds ", `goversion="` + runtime.Version() + `",version="devel"} 1`} {
 				if !strings.Contains(string(b), metric) {
 					t.Errorf("metrics lack %q", metric)
 				}
@@ -210,7 +211,7 @@ func TestServe_RotationOverTime(t *testing.T) {
 		c.Tokens.MaxTTL = "15m"
 		c.JWKS.MaxAge = "60s"
 	})
-	m, _ := startMain(t, c, clk.Now)
+	m, logs := startMain(t, c, clk.Now)
 	ctx := t.Context()
 	const grace = 16 * time.Minute // max_ttl + leeway
 
@@ -267,6 +268,34 @@ func TestServe_RotationOverTime(t *testing.T) {
 	}
 	if got := m.Keys.Rotations(); got != 6 {
 		t.Errorf("rotations = %d, want 6", got)
+	}
+	metrics := metricsBody(t, m.URL())
+	for _, want := range []string{
+		`signet_key_rotations_total{alg="ES256",reason="schedule"} 6`,
+		`signet_key_rotations_total{alg="ES256",reason="manual"} 0`,
+		`signet_key_rotations_total{alg="ES256",reason="revoke"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// cron runs on the real clock: the next run of "@every 10m" is at most
+	// 10 minutes away.
+	var next int64
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, "signet_next_rotation_timestamp_seconds "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			next = int64(f)
+		}
+	}
+	if now := time.Now().Unix(); next < now || next > now+601 {
+		t.Errorf("signet_next_rotation_timestamp_seconds = %d, want within 10m of %d", next, now)
+	}
+	if got := strings.Count(logs.String(), `"msg":"next rotation"`); got != 6 {
+		t.Errorf("%d \"next rotation\" log lines after 6 scheduled rotations, want 6", got)
+	}
+	if !strings.Contains(logs.String(), `"next_rotation":"`) {
+		t.Error("the start log does not say when the next rotation is")
 	}
 }
 

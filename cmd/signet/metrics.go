@@ -11,8 +11,9 @@ import (
 )
 
 // registerMetrics puts Signet's collectors on reg and returns the JWKS
-// request counter for countRequests.
-func registerMetrics(reg *prometheus.Registry, km *keys.Manager, now func() time.Time) prometheus.Counter {
+// request counter for countRequests. nextRotation tells when the
+// rotation job runs next (zero if not scheduled).
+func registerMetrics(reg *prometheus.Registry, km *keys.Manager, nextRotation, now func() time.Time) prometheus.Counter {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bi := readBuildInfo()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -21,15 +22,21 @@ func registerMetrics(reg *prometheus.Registry, km *keys.Manager, now func() time
 		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "goversion": bi.GoVersion},
 	}, func() float64 { return 1 }))
 	reg.MustRegister(keyCollector{
-		km:   km,
-		now:  now,
-		keys: prometheus.NewDesc("signet_keys", "Keys by state and algorithm.", []string{"state", "alg"}, nil),
-		age:  prometheus.NewDesc("signet_active_key_age_seconds", "Seconds since the active key of an algorithm started signing.", []string{"alg"}, nil),
+		km:        km,
+		now:       now,
+		keys:      prometheus.NewDesc("signet_keys", "Keys by state and algorithm.", []string{"state", "alg"}, nil),
+		age:       prometheus.NewDesc("signet_active_key_age_seconds", "Seconds since the active key of an algorithm started signing.", []string{"alg"}, nil),
+		rotations: prometheus.NewDesc("signet_key_rotations_total", "Keys this process made active, by algorithm and reason (schedule, manual, revoke).", []string{"alg", "reason"}, nil),
 	})
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "signet_key_rotations_total",
-		Help: "Rotations committed by this process.",
-	}, func() float64 { return float64(km.Rotations()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "signet_next_rotation_timestamp_seconds",
+		Help: "Unix time of the next scheduled rotation (keys.rotation.schedule in keys.rotation.timezone).",
+	}, func() float64 {
+		if t := nextRotation(); !t.IsZero() {
+			return float64(t.Unix())
+		}
+		return 0
+	}))
 	jwksRequests := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "signet_jwks_requests_total",
 		Help: "Requests to /.well-known/jwks.json.",
@@ -50,14 +57,15 @@ func countRequests(h http.Handler, c prometheus.Counter) http.Handler {
 // keyCollector reports the key set from the manager's in-memory snapshot at
 // scrape time.
 type keyCollector struct {
-	km        *keys.Manager
-	now       func() time.Time
-	keys, age *prometheus.Desc
+	km                   *keys.Manager
+	now                  func() time.Time
+	keys, age, rotations *prometheus.Desc
 }
 
 func (c keyCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.keys
 	ch <- c.age
+	ch <- c.rotations
 }
 
 func (c keyCollector) Collect(ch chan<- prometheus.Metric) {
@@ -77,6 +85,9 @@ func (c keyCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for sa, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(n), sa.state, sa.alg)
+	}
+	for _, r := range c.km.RotationCounts() {
+		ch <- prometheus.MustNewConstMetric(c.rotations, prometheus.CounterValue, float64(r.N), r.Alg, string(r.Reason))
 	}
 }
 

@@ -78,6 +78,8 @@ type Main struct {
 	cron   *cron.Cron
 	cancel context.CancelFunc
 
+	rotationJob cron.EntryID // the rotation's cron entry, for nextRotation
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -137,12 +139,13 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	jwksRequests := registerMetrics(reg, m.Keys, m.Now)
+	jwksRequests := registerMetrics(reg, m.Keys, m.nextRotation, m.Now)
 	jh := jwksdoc.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
+	jwksHandler := countRequests(jh, jwksRequests)
 	m.Server, err = authority.New(root, authority.Config{
 		Issuer:             c.Issuer,
 		Store:              st,
-		JWKS:               countRequests(jh, jwksRequests),
+		JWKS:               jwksHandler,
 		Signer:             m.Keys,
 		KeySet:             m.Keys,
 		Keys:               keyAdmin{m.Keys},
@@ -165,6 +168,7 @@ func (m *Main) Open(ctx context.Context) error {
 		SeparateAdmin: c.HTTP.AdminAddr != "",
 		Ready:         m.ready,
 		Logger:        log,
+		AccessLog:     c.Log.Access,
 		Now:           m.Now,
 	})
 	if err != nil {
@@ -193,11 +197,11 @@ func (m *Main) Open(ctx context.Context) error {
 
 	m.cron = cron.New(cron.WithLogger(cronLogger{log.With("component", "cron")}),
 		cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	m.cron.Schedule(c.parsed.rotation, cron.FuncJob(func() { m.rotateJob(root) }))
+	m.rotationJob = m.cron.Schedule(c.parsed.rotation, cron.FuncJob(func() { m.rotateJob(root) }))
 	m.cron.Schedule(c.parsed.purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	if m.public, err = listen("http.addr", c.HTTP.Addr, withReplica(m.Server, c.replica()), errorLog); err != nil {
+	if m.public, err = listen("http.addr", c.HTTP.Addr, withReplica(withJWKS(jwksHandler, m.Server), c.replica()), errorLog); err != nil {
 		return err
 	}
 	if c.HTTP.AdminAddr != "" {
@@ -207,12 +211,13 @@ func (m *Main) Open(ctx context.Context) error {
 		// with its own HTML redirect, which has none of the server's
 		// headers (nosniff, no-store) and is not JSON.
 		adminHandler := m.Server.AdminHandler()
+		public := withJWKS(jwksHandler, m.Server)
 		split := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if p := r.URL.Path; p == "/admin" || strings.HasPrefix(p, "/admin/") {
 				adminHandler.ServeHTTP(w, r)
 				return
 			}
-			m.Server.ServeHTTP(w, r)
+			public.ServeHTTP(w, r)
 		})
 		if m.admin, err = listen("http.admin_addr", c.HTTP.AdminAddr, withReplica(split, c.replica()), errorLog); err != nil {
 			return err
@@ -231,7 +236,9 @@ func (m *Main) Open(ctx context.Context) error {
 		slog.String("issuer", c.Issuer),
 		slog.String("db", c.BoltPath()),
 		slog.Any("active_keys", active),
-		slog.String("rotation", c.Keys.Rotation.Schedule))
+		slog.String("rotation", c.Keys.Rotation.Schedule),
+		slog.String("timezone", c.parsed.location.String()),
+		slog.Time("next_rotation", m.nextRotation()))
 	return nil
 }
 
@@ -367,13 +374,23 @@ func (m *Main) ready(ctx context.Context) error {
 func (m *Main) rotateJob(root context.Context) {
 	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
 	defer cancel()
-	err := m.Keys.Rotate(ctx, false)
+	err := m.Keys.RotateScheduled(ctx)
 	switch {
 	case errors.Is(err, keys.ErrPendingTooYoung):
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation postponed to the next run", slog.String("reason", err.Error()))
 	case err != nil:
 		m.Logger.LogAttrs(ctx, slog.LevelError, "scheduled rotation failed", slog.String("err", err.Error()))
 	}
+	m.Logger.LogAttrs(ctx, slog.LevelInfo, "next rotation", slog.Time("at", m.nextRotation()))
+}
+
+// nextRotation is when cron runs the rotation job next: zero before cron
+// has started.
+func (m *Main) nextRotation() time.Time {
+	if m.cron == nil {
+		return time.Time{}
+	}
+	return m.cron.Entry(m.rotationJob).Next
 }
 
 func (m *Main) purgeJob(root context.Context) {
