@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/storage"
 )
 
 const clientsUsage = "usage: signet clients create|list|get|delete|rotate-secret [ID] [--data-dir DIR | --server URL] [--json]"
@@ -130,6 +132,14 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer done()
+	err = clientsDo(ctx, sub, ops, fs.Arg(0), spec, keep, *asJSON, stdout, stderr)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("client %q not found (signet clients list shows them)", fs.Arg(0))
+	}
+	return err
+}
+
+func clientsDo(ctx context.Context, sub string, ops clientOps, id string, spec authority.Client, keep time.Duration, asJSON bool, stdout, stderr io.Writer) error {
 
 	switch sub {
 	case "create":
@@ -139,7 +149,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return printSecret(stdout, stderr, cs)
 	case "rotate-secret":
-		cs, err := ops.rotate(ctx, fs.Arg(0), keep)
+		cs, err := ops.rotate(ctx, id, keep)
 		if err != nil {
 			return err
 		}
@@ -149,18 +159,18 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		return printClients(stdout, list, *asJSON)
+		return printClients(stdout, list, asJSON)
 	case "get":
-		c, err := ops.get(ctx, fs.Arg(0))
+		c, err := ops.get(ctx, id)
 		if err != nil {
 			return err
 		}
-		return printClients(stdout, []authority.Client{c}, *asJSON)
+		return printClients(stdout, []authority.Client{c}, asJSON)
 	default: // delete
-		if err := ops.remove(ctx, fs.Arg(0)); err != nil {
+		if err := ops.remove(ctx, id); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted client %s\n", fs.Arg(0))
+		fmt.Fprintf(stdout, "deleted client %s\n", id)
 		return nil
 	}
 }

@@ -118,6 +118,8 @@ type parsedConfig struct {
 	refreshAbsolute time.Duration
 	loginWindow     time.Duration
 	trustedProxies  []*net.IPNet
+	// envWarnings name SIGNET_* variables that set nothing (typos).
+	envWarnings []string
 }
 
 // defaultConfig is what `signet serve` runs with when nothing is configured.

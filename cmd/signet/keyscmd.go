@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/storage"
 )
 
 // runKeys is `signet keys list|rotate|revoke KID`. Offline it opens the data
@@ -72,14 +74,20 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Logger: log,
 	})
 	if err != nil {
-		return err
+		return kekError(err, &cfg, os.Getenv)
 	}
 	defer m.Close()
 	switch sub {
 	case "rotate":
 		err = m.Rotate(ctx, *force)
+		if errors.Is(err, keys.ErrPendingTooYoung) {
+			err = fmt.Errorf("%w (--force activates it anyway)", err)
+		}
 	case "revoke":
 		err = m.Revoke(ctx, kid)
+		if errors.Is(err, storage.ErrNotFound) {
+			err = fmt.Errorf("key %q not found (signet keys list shows the kids)", kid)
+		}
 	}
 	if err != nil {
 		return err

@@ -133,6 +133,21 @@ func (f *configFlags) load(fs *flag.FlagSet) (Config, error) {
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	// Offline commands read the same files serve does: refuse a KEK file
+	// other users can read here too, not only at serve.
+	if os.Getenv("SIGNET_KEK") == "" {
+		if err := checkKEKMode(c.KEKPath()); err != nil {
+			return Config{}, err
+		}
+	}
+	c.parsed.envWarnings = unknownEnv(os.Environ())
+	// serve logs them with its other start-up warnings; the other commands
+	// have no log, so they print them.
+	if fs.Name() != "signet serve" {
+		for _, w := range c.parsed.envWarnings {
+			fmt.Fprintf(fs.Output(), "signet: warning: %s\n", w)
+		}
+	}
 	return c, nil
 }
 
