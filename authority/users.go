@@ -346,7 +346,9 @@ func (u *Users) modify(ctx context.Context, id string, fn func(storage.Tx, *user
 
 func validateUser(usr *User) error {
 	var errs []error
-	bad := func(field, problem string) { errs = append(errs, &ValidationError{Field: field, Problem: problem, User: true}) }
+	bad := func(field, problem string) {
+		errs = append(errs, &ValidationError{Field: field, Problem: problem, User: true})
+	}
 	if !validUsername(usr.Username) {
 		bad("username", "must be 1 to 128 printable characters without spaces")
 	}
