@@ -14,7 +14,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 # Stamped into `signet version` and signet_build_info; without them
-# scripts/build.sh asks git (if .git is in the context) or says devel/unknown:
+# scripts/build.sh says devel/unknown (.dockerignore keeps .git out of the
+# context), so pass them:
 #   docker build --build-arg VERSION=v1.2.3 --build-arg COMMIT=$(git rev-parse HEAD) -t signet .
 ARG VERSION
 ARG COMMIT

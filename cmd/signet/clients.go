@@ -73,9 +73,14 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sub := args[0]
 	fs := newFlagSet("clients "+sub, stderr)
 	var cf configFlags
-	cf.register(fs)
+	cf.registerOffline(fs)
 	server := fs.String("server", "", "talk to a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	asJSON := new(bool)
+	if sub == "list" || sub == "get" {
+		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
+	}
+	setUsage(fs, map[string]string{"create": "--id ID --audience AUD [flags]", "list": "[flags]", "get": "ID [flags]",
+		"delete": "ID [flags]", "rotate-secret": "ID [flags]"}[sub])
 	var spec authority.Client
 	var grants, scopes, defScopes, auds, methods listFlag
 	claims := claimFlag{}

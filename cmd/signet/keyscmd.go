@@ -24,9 +24,13 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sub := args[0]
 	fs := newFlagSet("keys "+sub, stderr)
 	var cf configFlags
-	cf.register(fs)
+	cf.registerOffline(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	force := fs.Bool("force", false, "rotate: activate the pending key even if it was published for less than jwks.max_age")
+	force := new(bool)
+	if sub == "rotate" {
+		fs.BoolVar(force, "force", false, "activate the pending key even if it was published for less than jwks.max_age")
+	}
+	setUsage(fs, map[string]string{"list": "[flags]", "rotate": "[--force] [flags]", "revoke": "KID [flags]"}[sub])
 	server := fs.String("server", "", "talk to a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err

@@ -41,9 +41,10 @@ func unknownEnv(environ []string) []string {
 }
 
 // closest returns the candidate nearest to s by edit distance, or "" when
-// none is near enough to be a typo of it (at most a third of its length).
+// none is near enough to be a typo of it (at most 2 edits, or a third of
+// its length for long names).
 func closest(s string, candidates []string) string {
-	best, bestD := "", len(s)/3+1
+	best, bestD := "", max(2, len(s)/3)+1
 	for _, c := range candidates {
 		if d := editDistance(s, c); d < bestD {
 			best, bestD = c, d
