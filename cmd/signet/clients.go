@@ -270,6 +270,9 @@ func (o offlineClients) record(ctx context.Context, action, target string, err e
 func (o offlineClients) create(ctx context.Context, spec authority.Client) (authority.ClientWithSecret, error) {
 	c, secret, err := o.c.Create(ctx, spec)
 	o.record(ctx, "clients.create", spec.ID, err)
+	if errors.Is(err, authority.ErrClientExists) {
+		err = fmt.Errorf("client %q already exists (signet clients rotate-secret %s gives it a new secret)", spec.ID, spec.ID)
+	}
 	return authority.ClientWithSecret{Client: c, ClientSecret: secret}, err
 }
 

@@ -49,7 +49,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.removeCreated(held)
 	var le *lockedError
 	if errors.As(err, &le) {
-		return fmt.Errorf("database %s is in use by another signet process: stop that server first, or give this one its own data_dir or storage.bolt.path (%w)", le.path, le.err)
+		le.serve = true
 	}
 	return err
 }

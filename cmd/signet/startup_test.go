@@ -320,7 +320,7 @@ func TestErrorMessages(t *testing.T) {
 				t.Errorf("%v: %q lacks %q", args, msg, w)
 			}
 		}
-		for _, bad := range []string{"keys: rotate: keys", "rotate: keys:", "keys: keys:", "storage: not found", "authority: invalid", "use force"} {
+		for _, bad := range []string{"keys: rotate: keys", "rotate: keys:", "keys: keys:", "storage: not found", "authority:", "use force"} {
 			if strings.Contains(msg, bad) {
 				t.Errorf("%v: %q contains %q", args, msg, bad)
 			}
@@ -335,4 +335,8 @@ func TestErrorMessages(t *testing.T) {
 	check([]string{"clients", "delete", "nope", "--data-dir", dir}, "", `client "nope" not found`)
 	check([]string{"users", "create", "--username", "bob", "--data-dir", dir}, "short\n", "invalid user: password: must be at least 8 characters")
 	check([]string{"clients", "create", "--id", "x", "--data-dir", dir}, "", "invalid client: audiences")
+	check([]string{"clients", "create", "--id", "x", "--audience", "api", "--data-dir", dir}, "")
+	check([]string{"clients", "create", "--id", "x", "--audience", "api", "--data-dir", dir}, "", `client "x" already exists`)
+	check([]string{"users", "create", "--username", "bob", "--data-dir", dir}, "a good password\n")
+	check([]string{"users", "create", "--username", "BOB", "--data-dir", dir}, "a good password\n", `user "BOB" already exists`)
 }

@@ -50,14 +50,18 @@ func openBolt(path string, lockTimeout time.Duration) (*bolt.Store, error) {
 }
 
 // lockedError is a database another process holds open. Offline commands
-// can use --server instead; serve says what serve can do (Open rewrites it).
+// can use --server instead; serve says what serve can do (Open sets serve).
 type lockedError struct {
-	path string
-	err  error
+	path  string
+	err   error
+	serve bool // the opener is serve
 }
 
 func (e *lockedError) Error() string {
-	return fmt.Sprintf("database %s is in use by another signet process (a running server?): stop it, or pass --server URL to work through that server's admin API (%v)", e.path, e.err)
+	if e.serve {
+		return fmt.Sprintf("database %s is in use by another signet process: stop that server first, or give this one its own data_dir or storage.bolt.path", e.path)
+	}
+	return fmt.Sprintf("database %s is in use by another signet process (a running server?): stop it, or pass --server URL to work through that server's admin API", e.path)
 }
 
 func (e *lockedError) Unwrap() error { return e.err }

@@ -239,6 +239,9 @@ func (o offlineUsers) record(ctx context.Context, action, target, detail string,
 func (o offlineUsers) create(ctx context.Context, nu authority.NewUser) (authority.User, error) {
 	u, err := o.u.Create(ctx, nu)
 	o.record(ctx, "users.create", nu.Username, "id="+u.ID, err)
+	if errors.Is(err, authority.ErrUserExists) {
+		err = fmt.Errorf("user %q already exists (usernames are unique regardless of case)", nu.Username)
+	}
 	return u, err
 }
 
