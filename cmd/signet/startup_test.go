@@ -340,3 +340,42 @@ func TestErrorMessages(t *testing.T) {
 	check([]string{"users", "create", "--username", "bob", "--data-dir", dir}, "a good password\n")
 	check([]string{"users", "create", "--username", "BOB", "--data-dir", dir}, "a good password\n", `user "BOB" already exists`)
 }
+
+// TestServe_FailedStartRemovesItsDatabase: a start that fails after it
+// made the database (here: the KEK file cannot be written, because the
+// data directory of the default KEK path does not exist while the database
+// lives elsewhere) removes that database and its keys.
+func TestServe_FailedStartRemovesItsDatabase(t *testing.T) {
+	root := t.TempDir()
+	c := testConfig(t, func(c *Config) {
+		c.DataDir = filepath.Join(root, "data")
+		c.Storage.Bolt.Path = filepath.Join(root, "db", "signet.db")
+	})
+	m := &Main{Config: c, LogOutput: io.Discard, Getenv: func(string) string { return "" }}
+	err := m.Open(t.Context())
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), "key-encryption key") {
+		t.Fatalf("Open = %v, want a failure writing the KEK", err)
+	}
+	if _, err := os.Stat(c.BoltPath()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the database made by the failed start is still there: %v", err)
+	}
+	// An existing database is never removed by a failed start.
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m2, _ := startMain(t, c, nil)
+	m2.Close()
+	c.Keys.EncryptionKeyFile = filepath.Join(root, "missing")
+	m3 := &Main{Config: c, LogOutput: io.Discard, Getenv: func(string) string { return "" }}
+	if err := m3.Open(t.Context()); err == nil {
+		t.Fatal("started without its KEK file")
+	}
+	m3.Close()
+	if _, err := os.Stat(c.BoltPath()); err != nil {
+		t.Errorf("a failed start removed an existing database: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.DataDir, "kek")); err != nil {
+		t.Errorf("a failed start removed an existing KEK file: %v", err)
+	}
+}
