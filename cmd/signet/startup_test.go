@@ -191,7 +191,7 @@ func TestEnvTypo(t *testing.T) {
 	if !strings.Contains(stderr.String(), "SIGNET_ISSUR is ignored: did you mean SIGNET_ISSUER?") {
 		t.Errorf("no typo warning:\n%s", stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "SIGNET_ZZZZZZZZZZZZZZZZZZZZ is ignored (config.example.yaml") {
+	if !strings.Contains(stderr.String(), "SIGNET_ZZZZZZZZZZZZZZZZZZZZ is ignored; signet reads SIGNET_ADDR, SIGNET_ADMIN_ADDR,") {
 		t.Errorf("no warning for a variable close to none:\n%s", stderr.String())
 	}
 

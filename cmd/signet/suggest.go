@@ -32,7 +32,7 @@ func unknownEnv(environ []string) []string {
 		if s := closest(name, known); s != "" {
 			w += fmt.Sprintf(": did you mean %s?", s)
 		} else {
-			w += " (config.example.yaml lists the SIGNET_* variables)"
+			w += "; signet reads " + strings.Join(slices.Sorted(slices.Values(known)), ", ")
 		}
 		out = append(out, w)
 	}
