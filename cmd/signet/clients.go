@@ -76,8 +76,12 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cf.registerOffline(fs)
 	server := fs.String("server", "", "talk to a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
 	asJSON := new(bool)
-	if sub == "list" || sub == "get" {
+	switch sub {
+	case "list", "get":
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
+	case "create", "rotate-secret":
+		// Accepted so that scripts written for list and get work here too.
+		fs.BoolVar(asJSON, "json", false, "no effect: the id and the one-time secret are always printed as JSON")
 	}
 	setUsage(fs, map[string]string{"create": "--id ID --audience AUD [flags]", "list": "[flags]", "get": "ID [flags]",
 		"delete": "ID [flags]", "rotate-secret": "ID [flags]"}[sub])
