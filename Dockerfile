@@ -17,7 +17,8 @@ COPY jwks/echojwt/go.mod jwks/echojwt/go.sum ./jwks/echojwt/
 RUN go mod download
 COPY . .
 # Stamped into `signet version` and signet_build_info; without them
-# scripts/build.sh asks git (if .git is in the context) or says devel/unknown:
+# scripts/build.sh says devel/unknown (.dockerignore keeps .git out of the
+# context), so pass them:
 #   docker build --build-arg VERSION=v1.2.3 --build-arg COMMIT=$(git rev-parse HEAD) -t signet .
 ARG VERSION
 ARG COMMIT
@@ -32,6 +33,12 @@ COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/
 COPY --from=build /out/signet /usr/local/bin/signet
 # User 65532 owns the volume; the database and KEK inside are mode 0600.
 COPY --from=build /out/data /data
+# SIGNET_ISSUER is the public URL clients and verifiers reach signet at: the
+# iss of every token and the base of the metadata and JWKS URLs. It has no
+# default here on purpose: set it at run time (-e SIGNET_ISSUER=https://auth.example.com).
+# Without it the issuer is http://localhost:8080, which no other host can
+# reach; signet serve logs a warning naming SIGNET_ISSUER when the issuer
+# cannot be right for its listener.
 ENV SIGNET_ADDR=0.0.0.0:8080 \
     SIGNET_DATA_DIR=/data
 VOLUME /data

@@ -65,14 +65,20 @@ const maxRefreshTTL = 366 * 24 * time.Hour
 
 var supportedAlgorithms = []string{"RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"}
 
-// ValidationError names the client field that is wrong and why.
+// ValidationError names the client (or user) field that is wrong and why.
 type ValidationError struct {
 	Field   string
 	Problem string
+	// User is set when the field is a user's, not a client's.
+	User bool
 }
 
 func (e *ValidationError) Error() string {
-	return "authority: invalid client: " + e.Field + ": " + e.Problem
+	what := "client"
+	if e.User {
+		what = "user"
+	}
+	return "invalid " + what + ": " + e.Field + ": " + e.Problem
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration

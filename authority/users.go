@@ -131,18 +131,18 @@ func (u *Users) passwordHash(password, hash string) (string, error) {
 func checkPassword(password, hash string) error {
 	switch {
 	case password != "" && hash != "":
-		return &ValidationError{Field: "password", Problem: "give password or password_hash, not both"}
+		return &ValidationError{Field: "password", Problem: "give password or password_hash, not both", User: true}
 	case hash != "":
 		if err := checkHashFormat(hash); err != nil {
-			return &ValidationError{Field: "password_hash", Problem: "must be an argon2id PHC string or a bcrypt hash"}
+			return &ValidationError{Field: "password_hash", Problem: "must be an argon2id PHC string or a bcrypt hash", User: true}
 		}
 		return nil
 	case password == "":
-		return &ValidationError{Field: "password", Problem: "required"}
+		return &ValidationError{Field: "password", Problem: "required", User: true}
 	case len(password) > maxPasswordLen:
-		return &ValidationError{Field: "password", Problem: fmt.Sprintf("longer than %d bytes", maxPasswordLen)}
+		return &ValidationError{Field: "password", Problem: fmt.Sprintf("longer than %d bytes", maxPasswordLen), User: true}
 	case utf8.RuneCountInString(password) < 8:
-		return &ValidationError{Field: "password", Problem: "must be at least 8 characters"}
+		return &ValidationError{Field: "password", Problem: "must be at least 8 characters", User: true}
 	}
 	return nil
 }
@@ -356,7 +356,9 @@ func (u *Users) modify(ctx context.Context, id string, fn func(storage.Tx, *user
 
 func validateUser(usr *User) error {
 	var errs []error
-	bad := func(field, problem string) { errs = append(errs, &ValidationError{Field: field, Problem: problem}) }
+	bad := func(field, problem string) {
+		errs = append(errs, &ValidationError{Field: field, Problem: problem, User: true})
+	}
 	if !validUsername(usr.Username) {
 		bad("username", "must be 1 to 128 printable characters without spaces")
 	}

@@ -16,7 +16,7 @@ const KEKSize = 32
 const sealVersion = 1
 
 // ErrDecrypt means a private key could not be opened with the configured KEK.
-var ErrDecrypt = errors.New("keys: cannot decrypt private key: wrong key-encryption key or corrupt record")
+var ErrDecrypt = errors.New("wrong key-encryption key or corrupt record")
 
 // seal encrypts plaintext with AES-256-GCM under kek. The kid is the
 // additional data, so a ciphertext moved onto another record fails to open.

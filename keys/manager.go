@@ -30,7 +30,7 @@ type DecryptError struct {
 }
 
 func (e *DecryptError) Error() string {
-	return fmt.Sprintf("keys: cannot decrypt private key of kid %s: %v", e.KID, e.Err)
+	return fmt.Sprintf("cannot decrypt the private key of kid %s: %v", e.KID, e.Err)
 }
 
 func (e *DecryptError) Unwrap() error { return e.Err }

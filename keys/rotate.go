@@ -16,7 +16,7 @@ import (
 // ErrPendingTooYoung is returned by a non-forced Rotate when the pending key
 // has been published for less than the JWKS cache lifetime: activating it
 // now could reach verifiers whose cached JWKS does not have it yet.
-var ErrPendingTooYoung = errors.New("keys: pending key published for less than the JWKS cache lifetime")
+var ErrPendingTooYoung = errors.New("pending key published for less than the JWKS cache lifetime")
 
 // errStale aborts a transaction whose input changed since the keys for it
 // were generated; the caller generates again.
@@ -350,7 +350,7 @@ func (m *Manager) rotate(ctx context.Context, force bool, reason Reason) error {
 				return "", errAlreadyRotated
 			}
 			if p, ok := ks.find(alg, StatePending); ok && !force && p.CreatedAt.Add(m.opts.MinPublishAge).After(now) {
-				return "", fmt.Errorf("%w: %s key %s published %s ago, needs %s (use force to override)",
+				return "", fmt.Errorf("%w: %s key %s published %s ago, needs %s",
 					ErrPendingTooYoung, alg, p.KID, now.Sub(p.CreatedAt).Round(time.Second), m.opts.MinPublishAge)
 			}
 		}

@@ -74,6 +74,24 @@ func newAdminClient(ctx context.Context, server string) (*adminClient, error) {
 	return &adminClient{base: base, http: hc, token: tok.AccessToken}, nil
 }
 
+// hasAdminAPI tells a missing object (404 from a route that exists) from
+// a missing admin API (404 from every /admin route, as on the public
+// listener of a server with a separate admin listener): GET /admin/keys
+// always exists where the admin API is served.
+func (a *adminClient) hasAdminAPI(ctx context.Context) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/admin/keys", nil)
+	if err != nil {
+		return true
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return true // say nothing about what could not be checked
+	}
+	resp.Body.Close()
+	return resp.StatusCode != http.StatusNotFound
+}
+
 // do sends in (when not nil) as JSON to path and decodes the answer into
 // out (when not nil). An error answer is an *apiError.
 func (a *adminClient) do(ctx context.Context, method, path string, in, out any) error {
@@ -109,7 +127,12 @@ func (a *adminClient) do(ctx context.Context, method, path string, in, out any) 
 			Description string `json:"error_description"`
 		}
 		_ = json.Unmarshal(b, &e)
-		return fmt.Errorf("%s %s: %w", method, path, &apiError{Status: resp.StatusCode, Code: e.Error, Description: e.Description})
+		err := fmt.Errorf("%s %s: %w", method, path, &apiError{Status: resp.StatusCode, Code: e.Error, Description: e.Description})
+		if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/admin") && !a.hasAdminAPI(ctx) {
+			return fmt.Errorf("%s has no admin API (%w): a server with http.admin_addr set serves /admin only on that address; "+
+				"pass the admin address as --server (signet drill: --admin-url)", a.base, err)
+		}
+		return err
 	}
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.Unmarshal(b, out); err != nil {

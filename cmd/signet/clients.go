@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/storage"
 )
 
 const clientsUsage = "usage: signet clients create|list|get|delete|rotate-secret [ID] [--data-dir DIR | --server URL] [--json]"
@@ -71,9 +73,18 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sub := args[0]
 	fs := newFlagSet("clients "+sub, stderr)
 	var cf configFlags
-	cf.register(fs)
+	cf.registerOffline(fs)
 	server := fs.String("server", "", "talk to a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	asJSON := new(bool)
+	switch sub {
+	case "list", "get":
+		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
+	case "create", "rotate-secret":
+		// Accepted so that scripts written for list and get work here too.
+		fs.BoolVar(asJSON, "json", false, "no effect: the id and the one-time secret are always printed as JSON")
+	}
+	setUsage(fs, map[string]string{"create": "--id ID --audience AUD [flags]", "list": "[flags]", "get": "ID [flags]",
+		"delete": "ID [flags]", "rotate-secret": "ID [flags]"}[sub])
 	var spec authority.Client
 	var grants, scopes, defScopes, auds, methods listFlag
 	claims := claimFlag{}
@@ -144,6 +155,14 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer done()
+	err = clientsDo(ctx, sub, ops, fs.Arg(0), spec, keep, *asJSON, stdout, stderr)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("client %q not found (signet clients list shows them)", fs.Arg(0))
+	}
+	return err
+}
+
+func clientsDo(ctx context.Context, sub string, ops clientOps, id string, spec authority.Client, keep time.Duration, asJSON bool, stdout, stderr io.Writer) error {
 
 	switch sub {
 	case "create":
@@ -153,7 +172,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return printSecret(stdout, stderr, cs)
 	case "rotate-secret":
-		cs, err := ops.rotate(ctx, fs.Arg(0), keep)
+		cs, err := ops.rotate(ctx, id, keep)
 		if err != nil {
 			return err
 		}
@@ -163,18 +182,18 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		return printClients(stdout, list, *asJSON)
+		return printClients(stdout, list, asJSON)
 	case "get":
-		c, err := ops.get(ctx, fs.Arg(0))
+		c, err := ops.get(ctx, id)
 		if err != nil {
 			return err
 		}
-		return printClients(stdout, []authority.Client{c}, *asJSON)
+		return printClients(stdout, []authority.Client{c}, asJSON)
 	default: // delete
-		if err := ops.remove(ctx, fs.Arg(0)); err != nil {
+		if err := ops.remove(ctx, id); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted client %s\n", fs.Arg(0))
+		fmt.Fprintf(stdout, "deleted client %s\n", id)
 		return nil
 	}
 }
@@ -275,6 +294,9 @@ func (o offlineClients) record(ctx context.Context, action, target string, err e
 func (o offlineClients) create(ctx context.Context, spec authority.Client) (authority.ClientWithSecret, error) {
 	c, secret, err := o.c.Create(ctx, spec)
 	o.record(ctx, "clients.create", spec.ID, err)
+	if errors.Is(err, authority.ErrClientExists) {
+		err = fmt.Errorf("client %q already exists (signet clients rotate-secret %s gives it a new secret)", spec.ID, spec.ID)
+	}
 	return authority.ClientWithSecret{Client: c, ClientSecret: secret}, err
 }
 

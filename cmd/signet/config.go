@@ -144,6 +144,8 @@ type parsedConfig struct {
 	sessionAbsolute time.Duration
 	trustedProxies  []*net.IPNet
 	auditRetention  time.Duration
+	// envWarnings name SIGNET_* variables that set nothing (typos).
+	envWarnings []string
 }
 
 // defaultConfig is what `signet serve` runs with when nothing is configured.

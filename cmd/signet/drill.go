@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -46,19 +47,25 @@ type drillResult struct {
 	FirstRejection time.Time `json:"first_rejection,omitzero"`
 	LastRejection  time.Time `json:"last_rejection,omitzero"`
 	FirstError     string    `json:"first_error,omitempty"`
-	// RevokedKeyRejectedAfter is how long after the emergency revocation the
-	// verifier started refusing a token of the revoked key; empty when it
-	// still accepted it at the end of the drill.
-	RevokedKeyRejectedAfter string `json:"revoked_key_rejected_after,omitempty"`
+	// RevokedKeyRejectedAfter is, per revoked kid, how long after the
+	// emergency revocation the verifier started refusing a token of that
+	// key; a kid is missing when it still accepted it at the end.
+	RevokedKeyRejectedAfter map[string]string `json:"revoked_key_rejected_after,omitempty"`
+	// StillAccepted explains, when a revoked key was still accepted at the
+	// end, which cache keeps it and for how long.
+	StillAccepted string `json:"still_accepted,omitempty"`
 }
 
 // drillReport is the outcome, printed as a table or JSON.
 type drillReport struct {
-	Issuer     string        `json:"issuer"`
-	Duration   string        `json:"duration"`
-	Tokens     int           `json:"tokens"`
-	Rotated    []string      `json:"rotated_to"`
-	RevokedKID string        `json:"revoked_kid,omitempty"`
+	Issuer      string   `json:"issuer"`
+	Duration    string   `json:"duration"`
+	Tokens      int      `json:"tokens"`
+	Rotated     []string `json:"rotated_to"`
+	RevokedKIDs []string `json:"revoked_kids,omitempty"`
+	// JWKSMaxAge is the max-age the JWKS endpoint sends: the cache
+	// lifetime behind most "still accepted".
+	JWKSMaxAge string        `json:"jwks_max_age"`
 	Results    []drillResult `json:"results"`
 }
 
@@ -69,7 +76,7 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	adminURL := fs.String("admin-url", "", "admin API URL when http.admin_addr is set (default: the issuer)")
 	duration := fs.Duration("duration", 30*time.Second, "how long to issue and verify tokens; the rotation happens at a quarter of it")
 	force := fs.Bool("force", false, "rotate even if the pending key was published for less than jwks.max_age (expect rejections then)")
-	revoke := fs.Bool("revoke-retired", false, "after the rotation, revoke the key it retired (an emergency revocation)")
+	revoke := fs.Bool("revoke-retired", false, "after the rotation, revoke the key it retired, of every algorithm (an emergency revocation)")
 	workers := fs.Int("workers", 4, "concurrent token requests")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := parseFlags(fs, args); err != nil {
@@ -119,12 +126,14 @@ type drill struct {
 	log      io.Writer
 	http     *http.Client
 
-	mu        sync.Mutex
-	results   []drillResult
-	tokens    int
-	sample    map[string]string // kid -> a token it signed
-	revoked   string            // kid, once revoked
-	revokedAt time.Time
+	maxAge   time.Duration // the JWKS max-age
+	adminURL string
+
+	mu      sync.Mutex
+	results []drillResult
+	tokens  int
+	sample  map[string]string    // kid -> a token it signed
+	revoked map[string]time.Time // kid -> when it was revoked
 }
 
 func (d *drill) logf(format string, args ...any) {
@@ -133,6 +142,7 @@ func (d *drill) logf(format string, args ...any) {
 
 func (d *drill) run(ctx context.Context, adminURL string) (*drillReport, error) {
 	d.http = &http.Client{Timeout: 10 * time.Second}
+	d.adminURL = adminURL
 	ac, err := newAdminClient(ctx, adminURL)
 	if err != nil {
 		return nil, err
@@ -151,6 +161,14 @@ func (d *drill) run(ctx context.Context, adminURL string) (*drillReport, error) 
 	if err != nil {
 		return nil, err
 	}
+	if d.maxAge, err = d.jwksMaxAge(ctx, meta.JWKSURI); err != nil {
+		return nil, err
+	}
+	// Before anything is created or run: a rotation that would be refused
+	// (or would reject tokens) fails now, not after the whole --duration.
+	if err := d.preconditions(keyList, time.Now()); err != nil {
+		return nil, err
+	}
 	var algs []string
 	for _, k := range keyList {
 		if k.State == "active" {
@@ -158,6 +176,8 @@ func (d *drill) run(ctx context.Context, adminURL string) (*drillReport, error) 
 		}
 	}
 	slices.Sort(algs)
+	// Every algorithm needs a worker, or its key never signs a drill token.
+	d.workers = max(d.workers, len(algs))
 
 	// One client per live algorithm, removed at the end.
 	var suffix [6]byte
@@ -201,6 +221,7 @@ func (d *drill) run(ctx context.Context, adminURL string) (*drillReport, error) 
 		d.results[i].Verifier = v.name
 	}
 	d.sample = map[string]string{}
+	d.revoked = map[string]time.Time{}
 
 	runCtx, stop := context.WithTimeout(ctx, d.duration)
 	defer stop()
@@ -214,11 +235,11 @@ func (d *drill) run(ctx context.Context, adminURL string) (*drillReport, error) 
 	}
 	d.logf("issuing and verifying tokens for %s with %d verifiers, algorithms %v", d.duration, len(verifiers), algs)
 
-	report := &drillReport{Issuer: d.issuer, Duration: d.duration.String()}
+	report := &drillReport{Issuer: d.issuer, Duration: d.duration.String(), JWKSMaxAge: d.maxAge.String()}
 	var stepErr error
 	select {
 	case <-time.After(d.duration / 4):
-		report.Rotated, report.RevokedKID, stepErr = d.rotate(runCtx, ac)
+		report.Rotated, report.RevokedKIDs, stepErr = d.rotate(runCtx, ac)
 	case <-runCtx.Done():
 	}
 	wg.Wait()
@@ -232,16 +253,104 @@ func (d *drill) run(ctx context.Context, adminURL string) (*drillReport, error) 
 	defer d.mu.Unlock()
 	report.Tokens = d.tokens
 	report.Results = d.results
+	for i := range report.Results {
+		r := &report.Results[i]
+		if len(r.RevokedKeyRejectedAfter) < len(report.RevokedKIDs) {
+			r.StillAccepted = stillAccepted(r.Verifier, d.maxAge)
+		}
+	}
 	return report, nil
 }
 
+// preconditions refuses, before the drill starts, a rotation that the
+// server would refuse at a quarter of --duration (a pending key published
+// for less than the JWKS max-age by then) or that would activate a key no
+// verifier has seen (no pending key). --force skips them.
+func (d *drill) preconditions(keyList []keyRow, now time.Time) error {
+	if d.force {
+		return nil
+	}
+	rotateAt := now.Add(d.duration / 4)
+	pending := map[string]keyRow{}
+	for _, k := range keyList {
+		if k.State == "pending" {
+			pending[k.Alg] = k
+		}
+	}
+	var errs []error
+	for _, k := range keyList {
+		if k.State != "active" {
+			continue
+		}
+		p, ok := pending[k.Alg]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("%s has no pending key: the rotation would activate a key no verifier has fetched", k.Alg))
+		case p.CreatedAt.Add(d.maxAge).After(rotateAt):
+			wait := p.CreatedAt.Add(d.maxAge).Sub(rotateAt).Round(time.Second)
+			errs = append(errs, fmt.Errorf("the pending %s key %s was published %s ago; at the rotation (%s into the drill) it will have been published for less than the JWKS max-age %s: wait %s or run a longer drill",
+				k.Alg, p.KID, now.Sub(p.CreatedAt).Round(time.Second), d.duration/4, d.maxAge, max(wait, time.Second)))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w\n--force rotates anyway (verifiers whose cached JWKS lacks the new key then reject its tokens)", errors.Join(errs...))
+	}
+	return nil
+}
+
+// jwksMaxAge reads the max-age the JWKS endpoint sends (0 without one).
+func (d *drill) jwksMaxAge(ctx context.Context, u string) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := d.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("GET %s: %w", u, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	for _, dir := range strings.Split(resp.Header.Get("Cache-Control"), ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(dir), "max-age="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				return time.Duration(n) * time.Second, nil
+			}
+		}
+	}
+	return 0, nil
+}
+
+// stillAccepted says why a verifier of the drill's kind still accepts a
+// revoked key: the cache that holds it and how long that cache lives.
+func stillAccepted(verifier string, maxAge time.Duration) string {
+	switch verifier {
+	case "signet jwks.Verifier":
+		refresh := min(max(maxAge, jwks.DefaultMinRefreshInterval), time.Hour)
+		if maxAge == 0 {
+			refresh = 5 * time.Minute
+		}
+		return fmt.Sprintf("its cached JWKS is refreshed every %s (the JWKS max-age %s, at least %s, at most 1h); "+
+			"the revoked key is refused after the next refresh",
+			refresh, maxAge, jwks.DefaultMinRefreshInterval)
+	case "jwx jwk.Cache":
+		return fmt.Sprintf("jwk.Cache refreshes every max(JWKS max-age %s, its minimum refresh interval 15m) by default, "+
+			"so the revoked key is accepted for up to %s; lower it with jwk.WithMinRefreshInterval", maxAge, max(maxAge, 15*time.Minute))
+	case "go-oidc RemoteKeySet":
+		return "RemoteKeySet fetches the JWKS again only for a kid it has not seen: a revoked key it already holds is accepted " +
+			"until the process restarts, whatever the max-age; restart such services after an emergency revocation"
+	}
+	return fmt.Sprintf("its cache of the JWKS (max-age %s) still holds the revoked key", maxAge)
+}
+
 // rotate triggers the rotation and, with --revoke-retired, revokes the key
-// the rotation retired, keeping a token it signed to watch the verifiers
-// drop it.
-func (d *drill) rotate(ctx context.Context, ac *adminClient) (activated []string, revoked string, err error) {
+// the rotation retired of every algorithm, keeping a token each signed to
+// watch the verifiers drop it.
+func (d *drill) rotate(ctx context.Context, ac *adminClient) (activated []string, revoked []string, err error) {
 	before, err := d.keys(ctx, ac)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	path := "/admin/keys/rotate"
 	if d.force {
@@ -249,7 +358,7 @@ func (d *drill) rotate(ctx context.Context, ac *adminClient) (activated []string
 	}
 	var after struct{ Keys []keyRow }
 	if err := ac.do(ctx, http.MethodPost, path, nil, &after); err != nil {
-		return nil, "", fmt.Errorf("rotate: %w (a pending key younger than jwks.max_age is not activated without --force)", err)
+		return nil, nil, fmt.Errorf("rotate: %w", err)
 	}
 	for _, k := range after.Keys {
 		if k.State == "active" {
@@ -258,28 +367,31 @@ func (d *drill) rotate(ctx context.Context, ac *adminClient) (activated []string
 	}
 	d.logf("rotated: active now %v", activated)
 	if !d.revoke {
-		return activated, "", nil
+		return activated, nil, nil
 	}
 	for _, k := range before {
 		if k.State != "active" {
 			continue
 		}
+		if err := ac.do(ctx, http.MethodPost, "/admin/keys/"+url.PathEscape(k.KID)+"/revoke", nil, nil); err != nil {
+			return activated, revoked, fmt.Errorf("revoke %s: %w", k.KID, err)
+		}
+		// The admin token may have been signed by the key just revoked:
+		// a fresh one, signed by the new active key, for the next call.
+		if ac, err = newAdminClient(ctx, d.adminURL); err != nil {
+			return activated, revoked, fmt.Errorf("admin token after revoking %s: %w", k.KID, err)
+		}
 		d.mu.Lock()
+		d.revoked[k.KID] = time.Now()
 		_, signed := d.sample[k.KID]
 		d.mu.Unlock()
+		revoked = append(revoked, k.KID)
+		d.logf("revoked the retired %s key %s", k.Alg, k.KID)
 		if !signed {
-			continue
+			d.logf("no drill token of %s was issued before the rotation: the report cannot show when verifiers refuse it", k.KID)
 		}
-		if err := ac.do(ctx, http.MethodPost, "/admin/keys/"+url.PathEscape(k.KID)+"/revoke", nil, nil); err != nil {
-			return activated, "", fmt.Errorf("revoke %s: %w", k.KID, err)
-		}
-		d.mu.Lock()
-		d.revoked, d.revokedAt = k.KID, time.Now()
-		d.mu.Unlock()
-		d.logf("revoked the retired key %s", k.KID)
-		return activated, k.KID, nil
 	}
-	return activated, "", errors.New("--revoke-retired: no retired key had signed a drill token yet; run a longer drill")
+	return activated, revoked, nil
 }
 
 // work issues tokens and has every verifier check each one.
@@ -300,7 +412,17 @@ func (d *drill) work(ctx context.Context, cc clientcredentials.Config, verifiers
 		if _, ok := d.sample[kid]; !ok {
 			d.sample[kid] = tok.AccessToken
 		}
-		revoked, revokedAt, old := d.revoked, d.revokedAt, d.sample[d.revoked]
+		_, kidRevoked := d.revoked[kid]
+		type oldToken struct {
+			kid, token string
+			at         time.Time
+		}
+		var olds []oldToken
+		for k, at := range d.revoked {
+			if s, ok := d.sample[k]; ok {
+				olds = append(olds, oldToken{k, s, at})
+			}
+		}
 		d.mu.Unlock()
 		for i, v := range verifiers {
 			err := v.verify(ctx, tok.AccessToken)
@@ -311,7 +433,7 @@ func (d *drill) work(ctx context.Context, cc clientcredentials.Config, verifiers
 			d.mu.Lock()
 			r := &d.results[i]
 			r.Checked++
-			if err != nil && kid != revoked {
+			if err != nil && !kidRevoked {
 				r.Rejected++
 				if r.FirstRejection.IsZero() {
 					r.FirstRejection, r.FirstError = now, err.Error()
@@ -319,11 +441,14 @@ func (d *drill) work(ctx context.Context, cc clientcredentials.Config, verifiers
 				r.LastRejection = now
 			}
 			d.mu.Unlock()
-			if revoked != "" && old != "" {
-				if v.verify(ctx, old) != nil {
+			for _, old := range olds {
+				if v.verify(ctx, old.token) != nil {
 					d.mu.Lock()
-					if r.RevokedKeyRejectedAfter == "" {
-						r.RevokedKeyRejectedAfter = now.Sub(revokedAt).Round(time.Millisecond).String()
+					if _, seen := r.RevokedKeyRejectedAfter[old.kid]; !seen {
+						if r.RevokedKeyRejectedAfter == nil {
+							r.RevokedKeyRejectedAfter = map[string]string{}
+						}
+						r.RevokedKeyRejectedAfter[old.kid] = now.Sub(old.at).Round(time.Millisecond).String()
 					}
 					d.mu.Unlock()
 				}
@@ -381,9 +506,10 @@ func (d *drill) verifiers(ctx context.Context, jwksURL string) ([]drillVerifier,
 }
 
 type keyRow struct {
-	KID   string `json:"kid"`
-	Alg   string `json:"alg"`
-	State string `json:"state"`
+	KID       string    `json:"kid"`
+	Alg       string    `json:"alg"`
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 func (d *drill) keys(ctx context.Context, ac *adminClient) ([]keyRow, error) {
@@ -425,26 +551,44 @@ func headerKID(tok string) string {
 }
 
 func printDrill(w io.Writer, r *drillReport) {
-	fmt.Fprintf(w, "issuer %s, %s, %d tokens, rotated to %v", r.Issuer, r.Duration, r.Tokens, r.Rotated)
-	if r.RevokedKID != "" {
-		fmt.Fprintf(w, ", revoked %s", r.RevokedKID)
+	fmt.Fprintf(w, "issuer %s, %s, %d tokens, JWKS max-age %s, rotated to %v", r.Issuer, r.Duration, r.Tokens, r.JWKSMaxAge, r.Rotated)
+	if len(r.RevokedKIDs) > 0 {
+		fmt.Fprintf(w, ", revoked %s", strings.Join(r.RevokedKIDs, ", "))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERIFIER\tCHECKED\tVALID REJECTED\tREJECTION WINDOW\tREVOKED KEY REFUSED AFTER\tFIRST ERROR")
+	fmt.Fprintln(tw, "VERIFIER\tCHECKED\tVALID REJECTED\tREJECTION WINDOW\tREVOKED KEYS REFUSED AFTER\tFIRST ERROR")
 	for _, x := range r.Results {
 		window := "-"
 		if x.Rejected > 0 {
 			window = x.LastRejection.Sub(x.FirstRejection).Round(time.Millisecond).String()
 		}
 		refused := "-"
-		if r.RevokedKID != "" {
-			refused = x.RevokedKeyRejectedAfter
-			if refused == "" {
-				refused = "still accepted"
+		if len(r.RevokedKIDs) > 0 {
+			var parts []string
+			for _, kid := range r.RevokedKIDs {
+				after, ok := x.RevokedKeyRejectedAfter[kid]
+				if !ok {
+					after = "still accepted"
+				}
+				parts = append(parts, shortKID(kid)+" "+after)
 			}
+			refused = strings.Join(parts, "; ")
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", x.Verifier, x.Checked, x.Rejected, window, refused, orDash(x.FirstError))
 	}
 	_ = tw.Flush()
+	for _, x := range r.Results {
+		if x.StillAccepted != "" {
+			fmt.Fprintf(w, "\n%s still accepts a revoked key: %s.\n", x.Verifier, x.StillAccepted)
+		}
+	}
+}
+
+// shortKID abbreviates a kid for the table.
+func shortKID(kid string) string {
+	if len(kid) > 8 {
+		return kid[:8]
+	}
+	return kid
 }

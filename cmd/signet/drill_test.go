@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRun_Drill runs the drill against a real server: three kinds of
@@ -38,8 +39,8 @@ func TestRun_Drill(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		t.Fatalf("report %q: %v", stdout.String(), err)
 	}
-	if r.Tokens < 10 || len(r.Rotated) != 2 || r.RevokedKID == "" {
-		t.Errorf("report = %+v: want tokens, a rotation of both algorithms and a revoked kid", r)
+	if r.Tokens < 10 || len(r.Rotated) != 2 || len(r.RevokedKIDs) != 2 || r.JWKSMaxAge != "1s" {
+		t.Errorf("report = %+v: want tokens, a rotation of both algorithms, a revoked kid of each and the max-age", r)
 	}
 	names := map[string]bool{}
 	for _, x := range r.Results {
@@ -47,6 +48,23 @@ func TestRun_Drill(t *testing.T) {
 		if x.Checked == 0 || x.Rejected != 0 {
 			t.Errorf("%s: checked %d, rejected %d (%s)", x.Verifier, x.Checked, x.Rejected, x.FirstError)
 		}
+		// Every verifier that still accepts a revoked key says why, with
+		// the cache lifetime behind it.
+		still := len(x.RevokedKeyRejectedAfter) < len(r.RevokedKIDs)
+		if still != (x.StillAccepted != "") {
+			t.Errorf("%s: refused %v of %v, explanation %q", x.Verifier, x.RevokedKeyRejectedAfter, r.RevokedKIDs, x.StillAccepted)
+		}
+	}
+	// The explanation of each kind names the cache lifetime that causes it.
+	for verifier, want := range map[string]string{
+		"signet jwks.Verifier": "every 10s", "jwx jwk.Cache": "15m", "go-oidc RemoteKeySet": "until the process restarts",
+	} {
+		if got := stillAccepted(verifier, time.Second); !strings.Contains(got, want) {
+			t.Errorf("stillAccepted(%s) = %q, want %q in it", verifier, got, want)
+		}
+	}
+	if got := stillAccepted("signet jwks.Verifier", 2*time.Minute); !strings.Contains(got, "every 2m0s") {
+		t.Errorf("stillAccepted with max-age 2m = %q", got)
 	}
 	for _, n := range []string{"signet jwks.Verifier", "jwx jwk.Cache", "go-oidc RemoteKeySet"} {
 		if !names[n] {
@@ -57,21 +75,21 @@ func TestRun_Drill(t *testing.T) {
 	if err != nil || len(list) != 1 {
 		t.Errorf("clients after the drill = %v (%v): want only the admin client\n%s", list, err, stderr.String())
 	}
-	revoked := 0
+	revoked := map[string]string{}
 	for _, k := range m.Keys.Current() {
 		if k.State == "revoked" {
-			revoked++
+			revoked[k.Alg] = k.KID
 		}
 	}
-	if n := len(m.Keys.Current()); n != before+2 || revoked != 1 {
-		t.Errorf("%d keys (%d revoked) after one rotation per algorithm and one revocation, want %d (1)", n, revoked, before+2)
+	if n := len(m.Keys.Current()); n != before+2 || len(revoked) != 2 {
+		t.Errorf("%d keys (revoked %v) after one rotation and one revocation per algorithm, want %d (one per algorithm)", n, revoked, before+2)
 	}
 
 	stdout.Reset()
 	if err := runDrill(t.Context(), []string{"--issuer", m.URL(), "--duration", "4s", "--force"}, &stdout, &stderr); err != nil {
 		t.Fatalf("second drill: %v", err)
 	}
-	for _, want := range []string{"VERIFIER", "VALID REJECTED", "go-oidc RemoteKeySet"} {
+	for _, want := range []string{"VERIFIER", "VALID REJECTED", "go-oidc RemoteKeySet", "JWKS max-age 1s"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout.String())
 		}
@@ -81,5 +99,65 @@ func TestRun_Drill(t *testing.T) {
 	}
 	if err := runDrill(t.Context(), []string{"--duration", "4s"}, &stdout, &stderr); err == nil {
 		t.Error("drill without --issuer succeeded")
+	}
+}
+
+// TestRun_Drill_Preconditions: a drill whose rotation the server would
+// refuse (the pending key is younger than the JWKS max-age) fails before it
+// creates anything or issues a token, not after --duration.
+func TestRun_Drill_Preconditions(t *testing.T) {
+	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256,EdDSA")
+	c := testConfig(t, func(c *Config) { c.JWKS.MaxAge = "1h" })
+	out, _, err := initCmd(t, "--data-dir", c.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := decodeSecret(t, out)
+	m, _ := startMain(t, c, nil)
+	c.Issuer = m.URL()
+	c.HTTP.Addr = m.Addr()
+	m.Close()
+	m, _ = startMain(t, c, nil)
+	t.Setenv("SIGNET_CLIENT_ID", admin.ClientID)
+	t.Setenv("SIGNET_CLIENT_SECRET", admin.ClientSecret)
+
+	// A drill of an hour: were the check after the run, the test would time out.
+	var stdout, stderr bytes.Buffer
+	err = runDrill(t.Context(), []string{"--issuer", m.URL(), "--duration", "1h"}, &stdout, &stderr)
+	if err == nil {
+		t.Fatal("drill with a young pending key succeeded")
+	}
+	for _, want := range []string{"pending ES256 key", "pending EdDSA key", "max-age 1h0m0s", "--force"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(stderr.String(), "issuing and verifying") {
+		t.Errorf("the drill started before failing:\n%s", stderr.String())
+	}
+	list, err := m.Server.Clients().List(t.Context())
+	if err != nil || len(list) != 1 {
+		t.Errorf("clients after a refused drill = %v (%v): want only the admin client", list, err)
+	}
+
+	// The check itself, on a clock: 15m of a 1h drill pass before the
+	// rotation, so a key published 50m ago is old enough, 40m ago is not.
+	now := time.Now()
+	d := &drill{duration: time.Hour, maxAge: time.Hour}
+	rows := func(age time.Duration) []keyRow {
+		return []keyRow{{KID: "a", Alg: "ES256", State: "active"}, {KID: "p", Alg: "ES256", State: "pending", CreatedAt: now.Add(-age)}}
+	}
+	if err := d.preconditions(rows(50*time.Minute), now); err != nil {
+		t.Errorf("pending key 50m old, rotation at 15m, max-age 1h: %v", err)
+	}
+	if err := d.preconditions(rows(40*time.Minute), now); err == nil || !strings.Contains(err.Error(), "wait 5m0s") {
+		t.Errorf("pending key 40m old: %v, want an error saying to wait 5m", err)
+	}
+	if err := d.preconditions(rows(40 * time.Minute)[:1], now); err == nil || !strings.Contains(err.Error(), "no pending key") {
+		t.Errorf("no pending key: %v", err)
+	}
+	d.force = true
+	if err := d.preconditions(rows(0), now); err != nil {
+		t.Errorf("--force: %v", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("init", stderr)
 	var cf configFlags
-	cf.register(fs)
+	cf.registerOffline(fs)
 	id := fs.String("id", "admin", "client id of the admin client")
 	if err := parseFlags(fs, args); err != nil {
 		return err

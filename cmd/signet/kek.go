@@ -15,52 +15,119 @@ import (
 	"github.com/signet-auth/signet/keys"
 )
 
-// resolveKEK finds the key-encryption key: SIGNET_KEK (base64 of 32 bytes)
-// first, then the file keys.encryption_key_file (default DATA_DIR/kek). For
-// the zero-config first run only (default path, empty store) it creates that
-// file with mode 0600 and says so. It never creates a KEK for a store that
-// already has keys: that would orphan them.
-func resolveKEK(ctx context.Context, c *Config, getenv func(string) string, storeEmpty bool, log *slog.Logger) ([]byte, error) {
-	if v := getenv("SIGNET_KEK"); v != "" {
-		k, err := decodeKEK(v)
+// kekSource is where the key-encryption key comes from: the SIGNET_KEK
+// variable or a file. Errors about the KEK name the one in use.
+type kekSource struct {
+	env  bool   // SIGNET_KEK is set
+	path string // the file otherwise
+}
+
+func kekSourceOf(c *Config, getenv func(string) string) kekSource {
+	if getenv("SIGNET_KEK") != "" {
+		return kekSource{env: true}
+	}
+	return kekSource{path: c.KEKPath()}
+}
+
+func (s kekSource) String() string {
+	if s.env {
+		return "SIGNET_KEK"
+	}
+	return "keys.encryption_key_file " + s.path
+}
+
+// readKEK reads the key-encryption key without writing anything: from
+// SIGNET_KEK (base64 of 32 bytes), else from keys.encryption_key_file
+// (default DATA_DIR/kek), refusing a file other users can read. It returns
+// a nil key and no error only when the default file does not exist yet,
+// which resolveKEK may then create for an empty store.
+func readKEK(c *Config, getenv func(string) string) ([]byte, error) {
+	src := kekSourceOf(c, getenv)
+	if src.env {
+		k, err := decodeKEK(getenv("SIGNET_KEK"))
 		if err != nil {
 			return nil, fmt.Errorf("SIGNET_KEK: %w", err)
 		}
 		return k, nil
 	}
-	path := c.KEKPath()
+	path := src.path
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		info, err := os.Stat(path)
-		if err != nil {
-			return nil, fmt.Errorf("keys.encryption_key_file %s: %w", path, err)
-		}
-		if info.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("keys.encryption_key_file %s: mode %v lets other users read it: run chmod 600 %s", path, info.Mode().Perm(), path)
+		if err := checkKEKMode(path); err != nil {
+			return nil, err
 		}
 		k, err := decodeKEK(string(b))
 		if err != nil {
 			return nil, fmt.Errorf("keys.encryption_key_file %s: %w", path, err)
 		}
 		return k, nil
+	case errors.Is(err, fs.ErrPermission):
+		return nil, permissionError("keys.encryption_key_file", path, err, currentUser())
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("keys.encryption_key_file %s: %w", path, err)
 	case c.Keys.EncryptionKeyFile != "":
-		return nil, fmt.Errorf("keys.encryption_key_file %s does not exist: create it (32 random bytes, base64) or unset the field to use %s", path, filepath.Join(c.DataDir, "kek"))
-	case !storeEmpty:
+		return nil, fmt.Errorf("keys.encryption_key_file %s does not exist: create it (openssl rand -base64 32 > %s; chmod 600 %s), set SIGNET_KEK, or unset the field to use %s",
+			path, path, path, filepath.Join(c.DataDir, "kek"))
+	}
+	return nil, nil
+}
+
+// checkKEKMode refuses a KEK file that other users can read; a missing
+// file is not its concern.
+func checkKEKMode(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("keys.encryption_key_file %s: mode %v lets other users read it: run chmod 600 %s", path, info.Mode().Perm(), path)
+	}
+	return nil
+}
+
+// resolveKEK finds the key-encryption key as readKEK does. For the
+// zero-config first run only (default path, empty store) it creates that
+// file with mode 0600 and says so. It never creates a KEK for a store that
+// already has keys: that would orphan them.
+func resolveKEK(ctx context.Context, c *Config, getenv func(string) string, storeEmpty bool, log *slog.Logger) ([]byte, error) {
+	k, err := readKEK(c, getenv)
+	if err != nil || k != nil {
+		return k, err
+	}
+	path := c.KEKPath()
+	if !storeEmpty {
 		return nil, fmt.Errorf("the store has keys but no key-encryption key was found at %s: restore that file, or set SIGNET_KEK or keys.encryption_key_file to the KEK the keys were made with", path)
 	}
-	k := make([]byte, keys.KEKSize)
+	k = make([]byte, keys.KEKSize)
 	if _, err := rand.Read(k); err != nil {
 		return nil, fmt.Errorf("generate key-encryption key: %w", err)
 	}
 	if err := writePrivateFile(path, []byte(base64.StdEncoding.EncodeToString(k)+"\n")); err != nil {
-		return nil, fmt.Errorf("write key-encryption key: %w", err)
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, permissionError("key-encryption key file", path, err, currentUser())
+		}
+		return nil, fmt.Errorf("write key-encryption key %s: %w", path, err)
 	}
 	log.LogAttrs(ctx, slog.LevelWarn, "created a new key-encryption key file; back it up: without it the signing keys cannot be read",
 		slog.String("path", path))
 	return k, nil
+}
+
+// kekError adds to a key-decryption failure which KEK was used and what
+// to do; other errors pass through.
+func kekError(err error, c *Config, getenv func(string) string) error {
+	var de *keys.DecryptError
+	if !errors.As(err, &de) {
+		return err
+	}
+	src := kekSourceOf(c, getenv)
+	if src.env {
+		return fmt.Errorf("%w: the key-encryption key in SIGNET_KEK is not the one this store was made with; "+
+			"set SIGNET_KEK to the original, or unset it to use keys.encryption_key_file %s", err, c.KEKPath())
+	}
+	return fmt.Errorf("%w: the key-encryption key in %s (keys.encryption_key_file) is not the one this store was made with; "+
+		"restore the original file there, or set SIGNET_KEK to the original", err, src.path)
 }
 
 func decodeKEK(v string) ([]byte, error) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/keys"
@@ -32,9 +31,20 @@ func (a keyAdmin) Keys(ctx context.Context) ([]authority.KeyInfo, error) {
 func (a keyAdmin) Rotate(ctx context.Context, force bool) error {
 	err := a.m.Rotate(ctx, force)
 	if errors.Is(err, keys.ErrPendingTooYoung) {
-		return fmt.Errorf("%w: %w", authority.ErrKeyConflict, err)
+		return keyConflict{err}
 	}
 	return err
 }
+
+// keyConflict is a refused rotation: an authority.ErrKeyConflict (409)
+// whose text is the reason alone, without the sentinel's, since the admin
+// API shows it as the error_description.
+type keyConflict struct{ err error }
+
+func (e keyConflict) Error() string {
+	return e.err.Error() + " (force=true activates it anyway)"
+}
+func (e keyConflict) Unwrap() error        { return e.err }
+func (e keyConflict) Is(target error) bool { return target == authority.ErrKeyConflict }
 
 func (a keyAdmin) Revoke(ctx context.Context, kid string) error { return a.m.Revoke(ctx, kid) }

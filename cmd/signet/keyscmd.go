@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/storage"
 )
 
 // runKeys is `signet keys list|rotate|revoke KID`. Offline it opens the data
@@ -22,9 +24,13 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sub := args[0]
 	fs := newFlagSet("keys "+sub, stderr)
 	var cf configFlags
-	cf.register(fs)
+	cf.registerOffline(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	force := fs.Bool("force", false, "rotate: activate the pending key even if it was published for less than jwks.max_age")
+	force := new(bool)
+	if sub == "rotate" {
+		fs.BoolVar(force, "force", false, "activate the pending key even if it was published for less than jwks.max_age")
+	}
+	setUsage(fs, map[string]string{"list": "[flags]", "rotate": "[--force] [flags]", "revoke": "KID [flags]"}[sub])
 	server := fs.String("server", "", "talk to a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -73,14 +79,20 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Logger: log,
 	})
 	if err != nil {
-		return err
+		return kekError(err, &cfg, os.Getenv)
 	}
 	defer m.Close()
 	switch sub {
 	case "rotate":
 		err = m.Rotate(ctx, *force)
+		if errors.Is(err, keys.ErrPendingTooYoung) {
+			err = fmt.Errorf("%w (--force activates it anyway)", err)
+		}
 	case "revoke":
 		err = m.Revoke(ctx, kid)
+		if errors.Is(err, storage.ErrNotFound) {
+			err = fmt.Errorf("key %q not found (signet keys list shows the kids)", kid)
+		}
 	}
 	if err != nil {
 		return err

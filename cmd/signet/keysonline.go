@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/signet-auth/signet/keys"
 )
@@ -31,6 +34,12 @@ func keysOnline(ctx context.Context, server, sub, kid string, force, asJSON bool
 		err = ac.do(ctx, http.MethodPost, path, nil, &out)
 	case "revoke":
 		err = ac.do(ctx, http.MethodPost, "/admin/keys/"+url.PathEscape(kid)+"/revoke", nil, &out)
+	}
+	var ae *apiError
+	if sub == "rotate" && errors.As(err, &ae) && ae.Status == http.StatusConflict {
+		// The admin API names its query parameter; here the flag is --force.
+		reason := strings.TrimSuffix(ae.Description, " (force=true activates it anyway)")
+		return fmt.Errorf("%s (--force activates it anyway)", reason)
 	}
 	if err != nil {
 		return err

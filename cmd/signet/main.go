@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 )
 
@@ -59,9 +58,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "signet: unknown command %q\n\n", args[0])
-		usage(stderr, cmds)
+		unknownCommand(stderr, args[0], cmds)
 		return 2
+	}
+	if code, ok := checkSubcommand(args[0], args[1:], stderr); !ok {
+		return code
 	}
 	if err := cmd.run(ctx, args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -83,19 +84,6 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-func usage(w io.Writer, cmds map[string]command) {
-	fmt.Fprintln(w, "usage: signet COMMAND [flags]\n\ncommands:")
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
-	}
-	fmt.Fprintln(w, "\nRun 'signet COMMAND -h' for a command's flags.")
-}
-
 // configFlags are the flags every command that reads the configuration takes.
 type configFlags struct {
 	config, addr, dataDir, issuer string
@@ -106,6 +94,13 @@ func (f *configFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", "", "listen address HOST:PORT (default 127.0.0.1:8080); also SIGNET_ADDR")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ./data); also SIGNET_DATA_DIR")
 	fs.StringVar(&f.issuer, "issuer", "", "issuer URL (default http://localhost:8080); also SIGNET_ISSUER")
+}
+
+// registerOffline registers the flags of the commands that work on a data
+// directory: the listen address and issuer are serve's alone.
+func (f *configFlags) registerOffline(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "config file (YAML); also SIGNET_CONFIG")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ./data); also SIGNET_DATA_DIR")
 }
 
 // load builds the configuration: defaults, then the file, then SIGNET_*
@@ -137,12 +132,28 @@ func (f *configFlags) load(fs *flag.FlagSet) (Config, error) {
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	// Offline commands read the same files serve does: refuse a KEK file
+	// other users can read here too, not only at serve.
+	if os.Getenv("SIGNET_KEK") == "" {
+		if err := checkKEKMode(c.KEKPath()); err != nil {
+			return Config{}, err
+		}
+	}
+	c.parsed.envWarnings = unknownEnv(os.Environ())
+	// serve logs them with its other start-up warnings; the other commands
+	// have no log, so they print them.
+	if fs.Name() != "signet serve" {
+		for _, w := range c.parsed.envWarnings {
+			fmt.Fprintf(fs.Output(), "signet: warning: %s\n", w)
+		}
+	}
 	return c, nil
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("signet "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	setUsage(fs, "[flags]")
 	return fs
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -77,6 +76,7 @@ type Main struct {
 	admin  *listener // nil unless http.admin_addr is set
 	cron   *cron.Cron
 	cancel context.CancelFunc
+	pre    preflight // listeners bound and files found before the first write
 
 	rotationJob cron.EntryID // the rotation's cron entry, for nextRotation
 
@@ -84,8 +84,8 @@ type Main struct {
 	closeErr  error
 }
 
-// Open starts everything: store, keys, HTTP, cron. On error, call Close.
-func (m *Main) Open(ctx context.Context) error {
+// open starts everything after preflight (see Open in startup.go).
+func (m *Main) open(ctx context.Context) error {
 	if m.Getenv == nil {
 		m.Getenv = os.Getenv
 	}
@@ -129,13 +129,8 @@ func (m *Main) Open(ctx context.Context) error {
 		Logger:        log.With("component", "keys"),
 		Now:           m.Now,
 	})
-	var de *keys.DecryptError
-	if errors.As(err, &de) {
-		return fmt.Errorf("%w: the key-encryption key does not match the one this store was made with; "+
-			"set SIGNET_KEK or keys.encryption_key_file (now %s) to the original", err, c.KEKPath())
-	}
 	if err != nil {
-		return err
+		return kekError(err, c, m.Getenv)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -201,9 +196,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.cron.Schedule(c.parsed.purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	if m.public, err = listen("http.addr", c.HTTP.Addr, withReplica(withJWKS(jwksHandler, m.Server), c.replica()), errorLog); err != nil {
-		return err
-	}
+	m.public = serveOn(m.pre.publicLn, withReplica(withJWKS(jwksHandler, m.Server), c.replica()), errorLog)
 	if c.HTTP.AdminAddr != "" {
 		// The admin listener answers the token endpoint too, so the CLI can
 		// get its admin token and use it at one URL. A plain prefix split,
@@ -219,9 +212,7 @@ func (m *Main) Open(ctx context.Context) error {
 			}
 			public.ServeHTTP(w, r)
 		})
-		if m.admin, err = listen("http.admin_addr", c.HTTP.AdminAddr, withReplica(split, c.replica()), errorLog); err != nil {
-			return err
-		}
+		m.admin = serveOn(m.pre.adminLn, withReplica(split, c.replica()), errorLog)
 		log.LogAttrs(ctx, slog.LevelInfo, "admin API on its own listener", slog.String("admin_addr", m.admin.ln.Addr().String()))
 	}
 	m.cron.Start()
@@ -281,25 +272,6 @@ type listener struct {
 	ln     net.Listener
 	srv    *http.Server
 	served chan error
-}
-
-// listen starts serving h on addr; field names the setting for errors.
-func listen(field, addr string, h http.Handler, errorLog *log.Logger) (*listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", field, addr, err)
-	}
-	l := &listener{ln: ln, served: make(chan error, 1), srv: &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          errorLog,
-	}}
-	go func() { l.served <- l.srv.Serve(ln) }()
-	return l, nil
 }
 
 // shutdown stops accepting and waits (up to timeout) for in-flight requests.

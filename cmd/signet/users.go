@@ -54,9 +54,14 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	sub := args[0]
 	fs := newFlagSet("users "+sub, stderr)
 	var cf configFlags
-	cf.register(fs)
+	cf.registerOffline(fs)
 	server := fs.String("server", "", "talk to a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	asJSON := new(bool)
+	if sub == "create" || sub == "list" {
+		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
+	}
+	setUsage(fs, map[string]string{"create": "--username NAME [flags] (password on stdin, or prompted)", "list": "[flags]",
+		"delete": "USER [flags]", "set-password": "USER [flags] (password on stdin, or prompted)", "logout": "USER [flags]"}[sub])
 	var nu authority.NewUser
 	var roles listFlag
 	claims := claimFlag{}
@@ -280,6 +285,9 @@ func (o offlineUsers) record(ctx context.Context, action, target, detail string,
 func (o offlineUsers) create(ctx context.Context, nu authority.NewUser) (authority.User, error) {
 	u, err := o.u.Create(ctx, nu)
 	o.record(ctx, "users.create", nu.Username, "id="+u.ID, err)
+	if errors.Is(err, authority.ErrUserExists) {
+		err = fmt.Errorf("user %q already exists (usernames are unique regardless of case)", nu.Username)
+	}
 	return u, err
 }
 

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// subcommand is one `signet COMMAND SUB` form, for the help and for
+// suggesting the closest one to a mistyped name.
+type subcommand struct {
+	name, args, summary string
+}
+
+// subcommands lists the commands that take a subcommand.
+func subcommands() map[string][]subcommand {
+	return map[string][]subcommand{
+		"keys": {
+			{"list", "", "list the signing keys and their states"},
+			{"rotate", "[--force]", "activate each algorithm's pending key and publish a new one"},
+			{"revoke", "KID", "revoke a key at once (an emergency)"},
+		},
+		"clients": {
+			{"create", "--id ID --audience AUD ...", "create a client and print its secret once"},
+			{"list", "", "list the clients"},
+			{"get", "ID", "show one client"},
+			{"delete", "ID", "delete a client"},
+			{"rotate-secret", "ID [--keep-old D]", "issue a new client secret"},
+		},
+		"users": {
+			{"create", "--username NAME ...", "create a user (password on stdin or prompted)"},
+			{"list", "", "list the users"},
+			{"delete", "USER", "delete a user and revoke its sessions"},
+			{"set-password", "USER", "set a user's password and revoke its sessions"},
+			{"logout", "USER", "revoke every session of a user"},
+		},
+	}
+}
+
+// usage prints every command, and every subcommand of the commands that
+// have them, with its summary.
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "usage: signet COMMAND [flags]\n\ncommands:")
+	subs := subcommands()
+	type line struct{ name, summary string }
+	var lines []line
+	for n, c := range cmds {
+		if len(subs[n]) == 0 {
+			lines = append(lines, line{n, c.summary})
+			continue
+		}
+		for _, s := range subs[n] {
+			lines = append(lines, line{strings.TrimSpace(n + " " + s.name + " " + s.args), s.summary})
+		}
+	}
+	// Stable order: by command, subcommands in their listed order.
+	sort.SliceStable(lines, func(i, j int) bool {
+		return strings.Fields(lines[i].name)[0] < strings.Fields(lines[j].name)[0]
+	})
+	width := 0
+	for _, l := range lines {
+		width = max(width, len(l.name))
+	}
+	for _, l := range lines {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, l.name, l.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'signet COMMAND [SUBCOMMAND] -h' for its flags.")
+}
+
+// subUsage prints the subcommands of one command.
+func subUsage(w io.Writer, cmd string) {
+	fmt.Fprintf(w, "usage: signet %s SUBCOMMAND [flags]\n\nsubcommands:\n", cmd)
+	for _, s := range subcommands()[cmd] {
+		fmt.Fprintf(w, "  %-32s %s\n", strings.TrimSpace(s.name+" "+s.args), s.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'signet %s SUBCOMMAND -h' for its flags.\n", cmd)
+}
+
+// checkSubcommand vets args (after the command name) of a command with
+// subcommands: help, a missing or unknown subcommand. ok is false when run
+// must stop with code.
+func checkSubcommand(cmd string, args []string, stderr io.Writer) (code int, ok bool) {
+	subs := subcommands()[cmd]
+	if len(subs) == 0 {
+		return 0, true
+	}
+	if len(args) == 0 {
+		subUsage(stderr, cmd)
+		return 2, false
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		subUsage(stderr, cmd)
+		return 0, false
+	}
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	if slices.Contains(names, args[0]) {
+		return 0, true
+	}
+	msg := fmt.Sprintf("signet %s: unknown subcommand %q", cmd, args[0])
+	if s := closest(args[0], names); s != "" {
+		msg += fmt.Sprintf(": did you mean %q?", "signet "+cmd+" "+s)
+	} else {
+		msg += fmt.Sprintf(" (one of %s)", strings.Join(names, ", "))
+	}
+	fmt.Fprintln(stderr, msg)
+	return 2, false
+}
+
+// unknownCommand says that name is no command and suggests the closest.
+func unknownCommand(w io.Writer, name string, cmds map[string]command) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	msg := fmt.Sprintf("signet: unknown command %q", name)
+	if s := closest(name, names); s != "" {
+		msg += fmt.Sprintf(": did you mean %q?", "signet "+s)
+	}
+	fmt.Fprintf(w, "%s\n\n", msg)
+	usage(w, cmds)
+}
+
+// setUsage makes fs's -h print a usage line and then only fs's own flags.
+func setUsage(fs *flag.FlagSet, args string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "usage: %s %s\n\nflags:\n", fs.Name(), args)
+		fs.PrintDefaults()
+	}
+}
