@@ -115,7 +115,7 @@ func TestReservedClaimNames_AdminAPI(t *testing.T) {
 		}
 	}
 	// Ordinary names stay allowed, whatever their case.
-	for _, v := range []string{"team", "Tenant", "name", "groups"} {
+	for _, v := range []string{"team", "Tenant", "department", "groups"} {
 		check(v, false, false)
 	}
 
