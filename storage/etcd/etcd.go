@@ -128,9 +128,15 @@ var _ storage.Store = (*Store)(nil)
 // answers a read under the prefix (so a wrong endpoint, certificate or
 // password fails here, not at the first request).
 func Open(ctx context.Context, opts Options) (*Store, error) {
-	if len(opts.Endpoints) == 0 {
-		return nil, errors.New("open etcd: no endpoints")
+	opts = opts.withDefaults()
+	cfg, err := clientConfig(opts)
+	if err != nil {
+		return nil, err
 	}
+	return open(ctx, opts, cfg)
+}
+
+func (opts Options) withDefaults() Options {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
@@ -152,12 +158,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	eps := strings.Join(opts.Endpoints, ",")
+	return opts
+}
+
+func clientConfig(opts Options) (clientv3.Config, error) {
+	if len(opts.Endpoints) == 0 {
+		return clientv3.Config{}, errors.New("open etcd: no endpoints")
+	}
 	tlsConf, err := opts.TLS.config(opts.Endpoints)
 	if err != nil {
-		return nil, fmt.Errorf("open etcd %s: %w", eps, err)
+		return clientv3.Config{}, fmt.Errorf("open etcd %s: %w", strings.Join(opts.Endpoints, ","), err)
 	}
-	cl, err := clientv3.New(clientv3.Config{
+	return clientv3.Config{
 		Endpoints:            opts.Endpoints,
 		DialTimeout:          opts.DialTimeout,
 		DialKeepAliveTime:    10 * time.Second, // the server refuses pings more often than every 5s
@@ -166,7 +178,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		Username:             opts.Username,
 		Password:             opts.Password,
 		Logger:               zap.NewNop(), // our own messages go to opts.Logger
-	})
+	}, nil
+}
+
+func open(ctx context.Context, opts Options, cfg clientv3.Config) (*Store, error) {
+	eps := strings.Join(opts.Endpoints, ",")
+	cl, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open etcd %s: %w", eps, err)
 	}

@@ -1,9 +1,18 @@
 package etcd_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/etcd"
@@ -43,4 +52,326 @@ func second(c *etcdtest.Cluster) storagetest.Option {
 	return storagetest.WithSecondStore(func(t *testing.T, s storage.Store) storage.Store {
 		return openPrefix(t, c, s.(*etcd.Store).Prefix())
 	})
+}
+
+const waitTimeout = 20 * time.Second
+
+func put(t *testing.T, s storage.Store, bucket, key, value string) {
+	t.Helper()
+	if err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.Put(bucket, key, []byte(value)) }); err != nil {
+		t.Fatalf("Update(Put %s/%s) = %v", bucket, key, err)
+	}
+}
+
+func del(t *testing.T, s storage.Store, bucket, key string) {
+	t.Helper()
+	if err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.Delete(bucket, key) }); err != nil {
+		t.Fatalf("Update(Delete %s/%s) = %v", bucket, key, err)
+	}
+}
+
+func fmtEvent(e storage.Event) string {
+	if e.Deleted {
+		return e.Key + " deleted"
+	}
+	return e.Key + "=" + string(e.Value)
+}
+
+// expect reads len(want) events (formatted by fmtEvent) in order.
+func expect(t *testing.T, ch <-chan storage.Event, want ...string) {
+	t.Helper()
+	for i, w := range want {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("watch closed before event %d (%s)", i, w)
+			}
+			if got := fmtEvent(ev); got != w {
+				t.Fatalf("event %d = %s, want %s", i, got, w)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("no event %d (%s) within %s", i, w, waitTimeout)
+		}
+	}
+}
+
+// TestWatch_Disconnect runs a store whose only endpoint is member 0 of a
+// three-member cluster while member 0 is down and the others carry on.
+func TestWatch_Disconnect(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{Members: 3})
+	others := []string{c.Member(1).Endpoint(), c.Member(2).Endpoint()}
+
+	// Without compaction the watch resumes where it stopped: every event,
+	// in order, none twice.
+	t.Run("Resume", func(t *testing.T) {
+		a := open(t, c, c.Member(0).Endpoint())
+		b := openPrefix(t, c, a.Prefix(), others...)
+		ch := a.Watch(t.Context(), "w")
+		put(t, b, "w", "k", "1")
+		expect(t, ch, "k=1")
+		c.Stop(0)
+		put(t, b, "w", "k", "2")
+		put(t, b, "w", "new", "1")
+		del(t, b, "w", "k")
+		c.Restart(0)
+		put(t, b, "w", "after", "1")
+		expect(t, ch, "k=2", "new=1", "k deleted", "after=1")
+	})
+
+	// With the history compacted past the watcher's revision while it is
+	// cut off, it reloads the bucket and reports the difference in key
+	// order: the last value of each changed key, the deletions, nothing
+	// for unchanged keys or for keys created and deleted meanwhile.
+	t.Run("Compacted", func(t *testing.T) {
+		a := open(t, c, c.Member(0).Endpoint())
+		b := openPrefix(t, c, a.Prefix(), others...)
+		for _, k := range []string{"changed", "gone", "keep"} {
+			put(t, b, "w", k, "1")
+		}
+		ch := a.Watch(t.Context(), "w")
+		put(t, b, "w", "changed", "2")
+		expect(t, ch, "changed=2")
+		c.Stop(0)
+		put(t, b, "w", "changed", "3")
+		del(t, b, "w", "gone")
+		put(t, b, "w", "new", "1")
+		put(t, b, "w", "changed", "4")
+		put(t, b, "w", "flash", "1")
+		del(t, b, "w", "flash")
+		put(t, b, "other", "x", "not watched")
+		c.Compact(t.Context())
+		c.Restart(0)
+		expect(t, ch, "changed=4", "gone deleted", "new=1")
+		// And it follows live changes again.
+		put(t, b, "w", "after", "1")
+		expect(t, ch, "after=1")
+	})
+
+	// A Watch that cannot reach etcd when called keeps trying, and once it
+	// can it reports every record of the bucket, since it cannot know what
+	// changed meanwhile.
+	t.Run("StartWhileDown", func(t *testing.T) {
+		prefix := fmt.Sprintf("test%d/", prefixes.Add(1))
+		a, err := etcd.Open(t.Context(), etcd.Options{Endpoints: []string{c.Member(0).Endpoint()}, Prefix: prefix, RequestTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b := openPrefix(t, c, prefix, others...)
+		put(t, b, "w", "k1", "1")
+		c.Stop(0)
+		ch := a.Watch(t.Context(), "w")
+		put(t, b, "w", "k2", "1")
+		c.Restart(0)
+		expect(t, ch, "k1=1", "k2=1")
+		put(t, b, "w", "k3", "1")
+		expect(t, ch, "k3=1")
+	})
+}
+
+// TestPrefix: stores on different prefixes of one cluster share nothing.
+func TestPrefix(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	a := openPrefix(t, c, "deployment-a")
+	b := openPrefix(t, c, "deployment-a-b/") // extends a's prefix textually
+	chB := b.Watch(t.Context(), "w")
+	put(t, a, "w", "k", "a")
+	put(t, b, "w", "mine", "b")
+	expect(t, chB, "mine=b")
+	err := b.View(t.Context(), func(tx storage.Tx) error {
+		if _, err := tx.Get("w", "k"); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("Get(w/k) on b = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Prefix() != "deployment-a/" {
+		t.Errorf("Prefix() = %q, want a slash added", a.Prefix())
+	}
+	resp, err := c.Client().Get(t.Context(), "deployment-a/b/w/k")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("raw key deployment-a/b/w/k: %v, %v; want the documented layout", resp, err)
+	}
+}
+
+// TestUpdate_ConflictBound: an Update whose reads change on every attempt
+// gives up with ErrConflict after MaxAttempts runs.
+func TestUpdate_ConflictBound(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	a := open(t, c)
+	s, err := etcd.Open(t.Context(), etcd.Options{Endpoints: c.Endpoints(), Prefix: a.Prefix(), MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	runs := 0
+	err = s.Update(t.Context(), func(tx storage.Tx) error {
+		runs++
+		if _, err := tx.Get("b", "k"); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		put(t, a, "b", "k", fmt.Sprint(runs)) // another replica writes what we read
+		return tx.Put("b", "mine", []byte("x"))
+	})
+	if !errors.Is(err, storage.ErrConflict) || runs != 3 {
+		t.Fatalf("Update = %v after %d runs, want ErrConflict after 3", err, runs)
+	}
+	err = s.View(t.Context(), func(tx storage.Tx) error {
+		_, err := tx.Get("b", "mine")
+		return err
+	})
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("write of a conflicting Update is visible: %v", err)
+	}
+}
+
+// TestUpdate_ManyReads: more reads than etcd accepts checks in one
+// transaction are checked bucket-wide, which still catches a conflict.
+func TestUpdate_ManyReads(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	a := open(t, c)
+	b := openPrefix(t, c, a.Prefix())
+	runs := 0
+	err := a.Update(t.Context(), func(tx storage.Tx) error {
+		runs++
+		for i := range etcd.DefaultMaxTxnOps + 50 {
+			if _, err := tx.Get("r", fmt.Sprint(i)); !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("Get(r/%d) = %v, want ErrNotFound", i, err)
+			}
+		}
+		if runs == 1 {
+			put(t, b, "r", "unrelated-key", "x") // not one of the keys read, but in the bucket
+		}
+		return tx.Put("out", "k", []byte("x"))
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("Update = %v after %d runs, want nil after 2 (bucket-wide check, one retry)", err, runs)
+	}
+}
+
+// TestUpdate_TooManyWrites: a transaction larger than etcd accepts fails
+// with an error that says so, not a conflict, and writes nothing.
+func TestUpdate_TooManyWrites(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	s := open(t, c)
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		for i := range etcd.DefaultMaxTxnOps + 1 {
+			if err := tx.Put("b", fmt.Sprint(i), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil || errors.Is(err, storage.ErrConflict) || !strings.Contains(err.Error(), "max-txn-ops") {
+		t.Fatalf("Update(129 puts) = %v, want an error naming --max-txn-ops", err)
+	}
+	err = s.View(t.Context(), func(tx storage.Tx) error { _, err := tx.Get("b", "0"); return err })
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Get after failed Update = %v, want ErrNotFound", err)
+	}
+}
+
+// TestScan_Paged: Scan and Watch read a bucket far larger than the
+// client accepts in one response.
+func TestScan_Paged(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	w := open(t, c)
+	const n, size, limit = 3000, 1000, 1 << 20 // 3 MB of values, 1 MiB responses
+	value := strings.Repeat("v", size)
+	for i := 0; i < n; i += 100 {
+		err := w.Update(t.Context(), func(tx storage.Tx) error {
+			for j := i; j < i+100; j++ {
+				if err := tx.Put("big", fmt.Sprintf("%05d", j), []byte(value)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := etcd.OpenWithRecvLimit(t.Context(), etcd.Options{Endpoints: c.Endpoints(), Prefix: w.Prefix()}, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// The limit bites: one response for the whole bucket is refused.
+	if _, err := s.Client().Get(t.Context(), w.Prefix()+"b/big/", clientv3.WithPrefix()); err == nil {
+		t.Fatalf("unpaged Get of %d bytes under a %d-byte limit succeeded; the test proves nothing", n*size, limit)
+	}
+	count := 0
+	err = s.View(t.Context(), func(tx storage.Tx) error {
+		return tx.Scan("big", "", func(k string, v []byte) error {
+			if k != fmt.Sprintf("%05d", count) || len(v) != size {
+				return fmt.Errorf("record %d: key %s, %d bytes", count, k, len(v))
+			}
+			count++
+			return nil
+		})
+	})
+	if err != nil || count != n {
+		t.Fatalf("Scan = %v after %d records, want nil after %d", err, count, n)
+	}
+	ch := s.Watch(t.Context(), "big") // reads the bucket's keys in pages too
+	put(t, w, "big", "z", "end")
+	expect(t, ch, "z=end")
+}
+
+func TestOpen_Errors(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	start := time.Now()
+	_, err = etcd.Open(t.Context(), etcd.Options{Endpoints: []string{dead}, DialTimeout: 300 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), dead) {
+		t.Errorf("Open(%s) = %v, want an error naming the endpoint", dead, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Open took %s with a 300ms DialTimeout", d)
+	}
+
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, opts := range map[string]etcd.Options{
+		"no endpoints": {},
+		"missing CA":   {Endpoints: []string{dead}, TLS: etcd.TLSFiles{CAFile: filepath.Join(dir, "absent.pem")}},
+		"CA not PEM":   {Endpoints: []string{dead}, TLS: etcd.TLSFiles{CAFile: notPEM}},
+		"cert, no key": {Endpoints: []string{dead}, TLS: etcd.TLSFiles{CertFile: notPEM}},
+		"cert not PEM": {Endpoints: []string{dead}, TLS: etcd.TLSFiles{CertFile: notPEM, KeyFile: notPEM}},
+	} {
+		if _, err := etcd.Open(t.Context(), opts); err == nil {
+			t.Errorf("Open(%s) = nil error", name)
+		}
+	}
+}
+
+// TestUpdate_Deadline: a caller's deadline bounds a request to a cluster
+// that cannot answer (its only member is down).
+func TestUpdate_Deadline(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	s := open(t, c)
+	c.Stop(0)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		_, err := tx.Get("b", "k")
+		return err
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Update with a member down = %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Update took %s under a 300ms deadline", d)
+	}
+	c.Restart(0)
 }

@@ -265,10 +265,20 @@ func NewClient(endpoints ...string) (*clientv3.Client, error) {
 
 // Compact compacts the key-value history up to the current revision (so a
 // watch that resumes from an older revision gets ErrCompacted) and returns
-// that revision.
+// that revision. It talks to the running members only.
 func (c *Cluster) Compact(ctx context.Context) int64 {
 	c.tb.Helper()
-	cl := c.Client()
+	var eps []string
+	for _, m := range c.members {
+		if m.Running() {
+			eps = append(eps, m.Endpoint())
+		}
+	}
+	cl, err := NewClient(eps...)
+	if err != nil {
+		c.tb.Fatalf("etcdtest: compact: %v", err)
+	}
+	defer cl.Close()
 	resp, err := cl.Get(ctx, "etcdtest-compact-probe")
 	if err != nil {
 		c.tb.Fatalf("etcdtest: compact: read revision: %v", err)

@@ -1,0 +1,15 @@
+package etcd
+
+import "context"
+
+// OpenWithRecvLimit is Open with a client that refuses responses larger
+// than limit bytes: a test that Scan and Watch read in pages.
+func OpenWithRecvLimit(ctx context.Context, opts Options, limit int) (*Store, error) {
+	opts = opts.withDefaults()
+	cfg, err := clientConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxCallRecvMsgSize = limit
+	return open(ctx, opts, cfg)
+}
