@@ -46,6 +46,8 @@ func resolveKEK(ctx context.Context, c *Config, getenv func(string) string, stor
 		return k, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("keys.encryption_key_file %s: %w", path, err)
+	case c.Storage.Backend == "etcd":
+		return nil, errSharedKEK(path)
 	case c.Keys.EncryptionKeyFile != "":
 		return nil, fmt.Errorf("keys.encryption_key_file %s does not exist: create it (32 random bytes, base64) or unset the field to use %s", path, filepath.Join(c.DataDir, "kek"))
 	case !storeEmpty:

@@ -85,14 +85,14 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Logger = newLogger(m.LogOutput, c.Log)
 	log := m.Logger
 
-	st, err := openBolt(c.BoltPath(), c.parsed.lockTimeout)
+	st, err := openConfigStore(ctx, c, log)
 	if err != nil {
 		return err
 	}
 	m.Store = st
 	existing, err := keys.List(ctx, st)
 	if err != nil {
-		return fmt.Errorf("read keys from %s: %w", c.BoltPath(), err)
+		return fmt.Errorf("read keys from %s: %w", storeName(c), err)
 	}
 	kek, err := resolveKEK(ctx, c, m.Getenv, len(existing) == 0, log)
 	if err != nil {
@@ -191,7 +191,7 @@ func (m *Main) Open(ctx context.Context) error {
 	log.LogAttrs(ctx, slog.LevelInfo, "signet serving",
 		slog.String("addr", m.public.ln.Addr().String()),
 		slog.String("issuer", c.Issuer),
-		slog.String("db", c.BoltPath()),
+		slog.String("db", storeName(c)),
 		slog.Any("active_keys", active),
 		slog.String("rotation", c.Keys.Rotation.Schedule))
 	return nil
