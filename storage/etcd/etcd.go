@@ -271,7 +271,9 @@ func (s *Store) mapErr(err error) error {
 	return err
 }
 
-// View runs fn in a read-only transaction at one revision.
+// View runs fn in a read-only transaction at one revision. A View whose fn
+// reads nothing still reads the revision from the cluster, so View(nop)
+// reports whether etcd answers (a readiness check relies on it).
 func (s *Store) View(ctx context.Context, fn func(storage.Tx) error) error {
 	if s.closed.Load() {
 		return storage.ErrClosed
@@ -281,7 +283,15 @@ func (s *Store) View(ctx context.Context, fn func(storage.Tx) error) error {
 	}
 	t := s.newTx(ctx, false)
 	defer t.done.Store(true)
-	return fn(t)
+	if err := fn(t); err != nil {
+		return err
+	}
+	if t.rev == 0 {
+		if _, err := t.get(s.prefix, clientv3.WithCountOnly()); err != nil {
+			return fmt.Errorf("etcd view: %w", err)
+		}
+	}
+	return nil
 }
 
 // Update runs fn and commits its writes if nothing it read changed in the

@@ -375,3 +375,24 @@ func TestUpdate_Deadline(t *testing.T) {
 	}
 	c.Restart(0)
 }
+
+// TestView_Unreachable: a View that reads nothing still fails when etcd
+// does not answer, so a readiness check built on View(nop) means something.
+func TestView_Unreachable(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	s := open(t, c)
+	nop := func(storage.Tx) error { return nil }
+	if err := s.View(t.Context(), nop); err != nil {
+		t.Fatalf("View(nop) = %v", err)
+	}
+	c.Stop(0)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.View(ctx, nop); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("View(nop) with etcd down = %v, want DeadlineExceeded", err)
+	}
+	c.Restart(0)
+	if err := s.View(t.Context(), nop); err != nil {
+		t.Errorf("View(nop) after restart = %v", err)
+	}
+}

@@ -61,7 +61,7 @@ func (s *Store) Watch(ctx context.Context, bucket string) <-chan storage.Event {
 	}
 	w.end = clientv3.GetPrefixRangeEnd(w.bp)
 	s.mu.Lock()
-	if s.closed.Load() {
+	if s.closed.Load() || ctx.Err() != nil {
 		s.mu.Unlock()
 		close(w.out)
 		return w.out
