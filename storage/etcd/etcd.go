@@ -25,8 +25,8 @@
 // Differences from bbolt a caller may notice: several writes to one key in
 // one transaction are one etcd write, so Watch reports the last one only;
 // a transaction is bounded by the cluster's --max-txn-ops (128 by default)
-// writes and reads-checks and --max-request-bytes (1.5 MiB) in all; and
-// Batch is Update (etcd has no group commit a client could use).
+// writes and --max-request-bytes (1.5 MiB) in all. Batch commits the calls
+// that arrive together in one etcd transaction (see batch.go).
 package etcd
 
 import (
@@ -119,7 +119,10 @@ type Store struct {
 	closed atomic.Bool   // set under mu
 	done   chan struct{} // closed by Close: stops watchers
 	wg     sync.WaitGroup
-	mu     sync.Mutex
+
+	mu           sync.Mutex   // guards closing and the fields below
+	batchQueue   []*batchCall // Batch calls waiting for the next shared commit
+	batchRunning bool         // a batchLoop goroutine is committing
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -329,11 +332,6 @@ func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
 			return fmt.Errorf("etcd update: %w", err)
 		}
 	}
-}
-
-// Batch is Update: etcd offers no group commit to a client.
-func (s *Store) Batch(ctx context.Context, fn func(storage.Tx) error) error {
-	return s.Update(ctx, fn)
 }
 
 // backoff sleeps a random time up to backoffBase·2^(attempt-1), capped.

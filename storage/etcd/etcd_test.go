@@ -396,3 +396,229 @@ func TestView_Unreachable(t *testing.T) {
 		t.Errorf("View(nop) after restart = %v", err)
 	}
 }
+
+// holdBatch starts a Batch whose function waits for release, then n more
+// Batch calls running fns[i], and returns once those n are queued, in
+// order, behind the first: the next commit groups them. The returned channel yields the n
+// results.
+func holdBatch(t *testing.T, s *etcd.Store, fns []func(storage.Tx) error) (release func(), results <-chan error) {
+	t.Helper()
+	hold, running := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- s.Batch(t.Context(), func(tx storage.Tx) error {
+			close(running)
+			<-hold
+			return tx.Put("held", "k", nil)
+		})
+	}()
+	out := make(chan error, len(fns))
+	deadline := time.Now().Add(waitTimeout)
+	select {
+	case <-running:
+	case <-time.After(waitTimeout):
+		t.Fatal("first Batch did not start")
+	}
+	// One at a time, so they queue (and run) in the order of fns.
+	for i, fn := range fns {
+		go func() { out <- s.Batch(t.Context(), fn) }()
+		for etcd.BatchQueueLen(s) != i+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d Batch calls queued", etcd.BatchQueueLen(s), len(fns))
+			}
+			time.Sleep(100 * time.Microsecond) // polling an eventual condition, bounded
+		}
+	}
+	return func() {
+		close(hold)
+		if err := <-first; err != nil {
+			t.Errorf("first Batch = %v", err)
+		}
+	}, out
+}
+
+// revisions returns the distinct ModRevisions of the keys under bucket.
+func revisions(t *testing.T, s *etcd.Store, bucket string) map[int64]int {
+	t.Helper()
+	resp, err := s.Client().Get(t.Context(), s.Prefix()+"b/"+bucket+"/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs := map[int64]int{}
+	for _, kv := range resp.Kvs {
+		revs[kv.ModRevision]++
+	}
+	return revs
+}
+
+// TestBatch_Group: Batch calls that arrive during a commit share the next
+// one; a failing call's writes are taken back, the others commit.
+func TestBatch_Group(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	s := open(t, c)
+	ch := s.Watch(t.Context(), "g")
+	const n = 40
+	var fns []func(storage.Tx) error
+	for i := range n {
+		fns = append(fns, func(tx storage.Tx) error {
+			if err := tx.Put("g", fmt.Sprintf("k%02d", i), []byte("v")); err != nil {
+				return err
+			}
+			if i%10 == 3 {
+				return errors.New("boom")
+			}
+			return nil
+		})
+	}
+	release, results := holdBatch(t, s, fns)
+	release()
+	failed := 0
+	for range n {
+		if err := <-results; err != nil {
+			if err.Error() != "boom" {
+				t.Errorf("Batch = %v, want nil or boom", err)
+			}
+			failed++
+		}
+	}
+	if failed != 4 {
+		t.Errorf("%d calls failed, want 4", failed)
+	}
+	revs := revisions(t, s, "g")
+	if len(revs) != 1 {
+		t.Errorf("the %d successful calls committed at %d revisions, want 1 shared commit", n-failed, len(revs))
+	}
+	for _, count := range revs {
+		if count != n-failed {
+			t.Errorf("%d keys written, want %d (failed calls wrote nothing)", count, n-failed)
+		}
+	}
+	put(t, s, "g", "end", "")
+	seen := 0
+	for {
+		ev := <-ch
+		if ev.Key == "end" {
+			break
+		}
+		if ev.Key[len(ev.Key)-1] == '3' {
+			t.Errorf("event for %s, whose Batch failed", ev.Key)
+		}
+		seen++
+	}
+	if seen != n-failed {
+		t.Errorf("%d events, want %d", seen, n-failed)
+	}
+}
+
+// TestBatch_Increment: functions in one shared transaction see each other's
+// writes, so increments of one counter all count.
+func TestBatch_Increment(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	s := open(t, c)
+	incr := func(tx storage.Tx) error {
+		n := 0
+		if v, err := tx.Get("b", "counter"); err == nil {
+			fmt.Sscan(string(v), &n)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		return tx.Put("b", "counter", []byte(fmt.Sprint(n+1)))
+	}
+	const n = 30
+	release, results := holdBatch(t, s, slicesRepeat(incr, n))
+	release()
+	for range n {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := s.View(t.Context(), func(tx storage.Tx) error {
+		v, err := tx.Get("b", "counter")
+		if err == nil && string(v) != fmt.Sprint(n) {
+			err = fmt.Errorf("counter = %s, want %d", v, n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBatch_Split: calls whose writes together pass --max-txn-ops are
+// committed in several transactions, all of them.
+func TestBatch_Split(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	s := open(t, c)
+	var fns []func(storage.Tx) error
+	for i := range 5 {
+		fns = append(fns, func(tx storage.Tx) error {
+			for j := range 50 {
+				if err := tx.Put("s", fmt.Sprintf("%d-%02d", i, j), nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	release, results := holdBatch(t, s, fns)
+	release()
+	for range fns {
+		if err := <-results; err != nil {
+			t.Fatalf("Batch = %v", err)
+		}
+	}
+	revs := revisions(t, s, "s")
+	total := 0
+	for _, n := range revs {
+		total += n
+	}
+	if total != 250 || len(revs) < 2 || len(revs) > 3 {
+		t.Fatalf("%d keys in %d commits, want 250 in 2 or 3 (at most %d writes each)", total, len(revs), etcd.DefaultMaxTxnOps)
+	}
+}
+
+// TestBatch_Conflict: when a shared commit conflicts, each call runs again
+// on its own, and all commit.
+func TestBatch_Conflict(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	s := open(t, c)
+	other := openPrefix(t, c, s.Prefix())
+	var runs atomic.Int32
+	fns := []func(storage.Tx) error{
+		func(tx storage.Tx) error { // reads first
+			if _, err := tx.Get("c", "read"); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			return tx.Put("c", "b", nil)
+		},
+		func(tx storage.Tx) error {
+			if runs.Add(1) == 1 { // change what the other function read
+				if err := other.Update(t.Context(), func(tx storage.Tx) error { return tx.Put("c", "read", nil) }); err != nil {
+					return err
+				}
+			}
+			return tx.Put("c", "a", nil)
+		},
+	}
+	release, results := holdBatch(t, s, fns)
+	release()
+	for range fns {
+		if err := <-results; err != nil {
+			t.Fatalf("Batch = %v", err)
+		}
+	}
+	if runs.Load() < 2 {
+		t.Errorf("the function ran %d times, want a re-run after the conflict", runs.Load())
+	}
+	if revs := revisions(t, s, "c"); len(revs) < 3 {
+		t.Errorf("keys at %d revisions, want the other replica's and two separate re-runs", len(revs))
+	}
+}
+
+func slicesRepeat[T any](v T, n int) []T {
+	out := make([]T, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}

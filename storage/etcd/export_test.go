@@ -13,3 +13,10 @@ func OpenWithRecvLimit(ctx context.Context, opts Options, limit int) (*Store, er
 	cfg.MaxCallRecvMsgSize = limit
 	return open(ctx, opts, cfg)
 }
+
+// BatchQueueLen is how many Batch calls wait for the next shared commit.
+func BatchQueueLen(s *Store) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.batchQueue)
+}

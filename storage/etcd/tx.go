@@ -40,7 +40,17 @@ type tx struct {
 	scans  []scanned
 	writes map[string]*write // etcd key -> last write
 	order  []string          // etcd keys in first-write order (etcd reports a txn's events in op order)
+	undo   []undo            // how to take back writes, for a failed function in a Batch
 }
+
+// undo restores one key of tx.writes.
+type undo struct {
+	key  string
+	prev *write // nil: the key had no write
+}
+
+// mark is a point tx.rollback returns to.
+type mark struct{ undo, order, scans int }
 
 type read struct {
 	bucket string
@@ -131,10 +141,27 @@ func (t *tx) Delete(bucket, key string) error {
 
 func (t *tx) record(w *write) {
 	k := t.s.bucketPrefix(w.bucket) + w.key
-	if _, ok := t.writes[k]; !ok {
+	prev, ok := t.writes[k]
+	if !ok {
 		t.order = append(t.order, k)
 	}
+	t.undo = append(t.undo, undo{key: k, prev: prev})
 	t.writes[k] = w
+}
+
+func (t *tx) mark() mark { return mark{len(t.undo), len(t.order), len(t.scans)} }
+
+// rollback takes back every write and scan made since m. Reads stay
+// checked: that can only cause a retry, never a lost update.
+func (t *tx) rollback(m mark) {
+	for i := len(t.undo) - 1; i >= m.undo; i-- {
+		if u := t.undo[i]; u.prev == nil {
+			delete(t.writes, u.key)
+		} else {
+			t.writes[u.key] = u.prev
+		}
+	}
+	t.undo, t.order, t.scans = t.undo[:m.undo], t.order[:m.order], t.scans[:m.scans]
 }
 
 // Scan reads the range in pages of scanPage records at the transaction's
@@ -214,20 +241,7 @@ func (t *tx) commit() error {
 		return nil // read-only: consistent at t.rev, nothing to check
 	}
 	max := t.s.opts.MaxTxnOps
-	var ops []clientv3.Op
-	guards := map[string]bool{}
-	for _, k := range t.order {
-		w := t.writes[k]
-		if w.deleted {
-			ops = append(ops, clientv3.OpDelete(k))
-			guards[w.bucket] = true
-		} else {
-			ops = append(ops, clientv3.OpPut(k, string(w.value)))
-		}
-	}
-	for _, b := range sortedKeys(guards) {
-		ops = append(ops, clientv3.OpPut(t.s.guardKey(b), ""))
-	}
+	ops := t.ops()
 	if len(ops) > max {
 		return fmt.Errorf("%d writes in one transaction (deletes count their bucket's guard too): more than the %d etcd accepts (--max-txn-ops); split the work", len(ops), max)
 	}
@@ -248,6 +262,25 @@ func (t *tx) commit() error {
 		return errConflict
 	}
 	return nil
+}
+
+// ops are the writes, then the guard key of every bucket with a delete.
+func (t *tx) ops() []clientv3.Op {
+	var ops []clientv3.Op
+	guards := map[string]bool{}
+	for _, k := range t.order {
+		w := t.writes[k]
+		if w.deleted {
+			ops = append(ops, clientv3.OpDelete(k))
+			guards[w.bucket] = true
+		} else {
+			ops = append(ops, clientv3.OpPut(k, string(w.value)))
+		}
+	}
+	for _, b := range sortedKeys(guards) {
+		ops = append(ops, clientv3.OpPut(t.s.guardKey(b), ""))
+	}
+	return ops
 }
 
 // compares checks every key Get read and every range Scan read.

@@ -89,6 +89,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store, opts ...Option) {
 		{"Scan_OwnWrites", testScanOwnWrites},
 		{"Update_ScanInsertConflict", testUpdateScanInsertConflict},
 		{"Update_ScanDeleteConflict", testUpdateScanDeleteConflict},
+		{"Batch_Increment", testBatchIncrement},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -990,4 +991,30 @@ func scanDeleteRace(t *testing.T, stores []storage.Store) {
 	if keys, _ := scan(t, stores[0], "pair", ""); len(keys) != 1 {
 		t.Fatalf("pair holds %q, want exactly one key", keys)
 	}
+}
+
+// testBatchIncrement: concurrent Batch read-modify-writes of one counter
+// all count, whether a backend shares one transaction among them (each
+// function sees the writes of those before it) or not.
+func testBatchIncrement(t *testing.T, s storage.Store) {
+	const workers = 32
+	racers(workers, func(int) {
+		err := retry(func() error {
+			return s.Batch(t.Context(), func(tx storage.Tx) error {
+				c := 0
+				if v, err := tx.Get("b", "counter"); err == nil {
+					if _, err := fmt.Sscan(string(v), &c); err != nil {
+						return err
+					}
+				} else if !errors.Is(err, storage.ErrNotFound) {
+					return err
+				}
+				return tx.Put("b", "counter", []byte(fmt.Sprint(c+1)))
+			})
+		})
+		if err != nil {
+			t.Errorf("Batch(increment) = %v", err)
+		}
+	})
+	mustGet(t, s, "b", "counter", []byte(fmt.Sprint(workers)))
 }
