@@ -5,182 +5,194 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/signet-auth/signet/storage"
 )
 
 // Group commit for Batch.
 //
-// Batch calls queue up. One goroutine takes the queue while no batch is in
-// flight, runs every function of it in one shared transaction (each sees
-// the writes of those before it), and commits them with one etcd
-// transaction: at low load a call commits at once, alone; under load, all
-// calls that arrived during the previous commit share the next one. A
-// function that fails has its writes taken back and gets its error; a
-// function that would push the transaction past --max-txn-ops waits for
-// the next batch. If the shared commit conflicts, every function of it runs
-// again as its own Update (so a function may run more than once, as the
-// Store contract allows).
+// Each Batch call runs its function in its own transaction, in the
+// caller's goroutine, so reads of concurrent calls proceed in parallel.
+// Its checks and writes then go to one committer goroutine, which sends
+// the transactions queued while the previous commit was in flight as one
+// etcd transaction (at low load a call commits at once, alone). Two
+// transactions share a commit only if neither writes a key the other read,
+// scanned or wrote: then the combined checks and writes mean the same as
+// committing one after the other. If a shared commit fails a check, each
+// of its transactions is committed on its own, and one whose own checks
+// fail runs its function again, as Update does.
 
-// maxBatchCalls bounds the functions in one shared transaction.
-const maxBatchCalls = 128
-
-type batchCall struct {
-	ctx  context.Context
-	fn   func(storage.Tx) error
+// commitReq is one transaction waiting for the committer.
+type commitReq struct {
+	t    *tx
+	cmps []clientv3.Cmp
+	ops  []clientv3.Op
 	done chan error // capacity 1
 }
 
-// Batch runs fn in a transaction shared with other Batch calls that arrive
-// while a commit is in flight. Same contract as Update. A caller whose ctx
-// ends while its function is queued gets the context's error; once its
-// function has run, it waits for the commit (bounded by RequestTimeout).
+// Batch runs fn like Update, but commits it together with other Batch
+// calls that are ready at the same time. Same contract as Update.
 func (s *Store) Batch(ctx context.Context, fn func(storage.Tx) error) error {
-	if s.closed.Load() {
-		return storage.ErrClosed
+	return s.run(ctx, "etcd batch", fn, s.groupCommit)
+}
+
+// groupCommit hands t to the committer and waits for the outcome.
+func (s *Store) groupCommit(t *tx) error {
+	cmps, ops, err := t.prepare()
+	if err != nil {
+		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("etcd batch: %w", err)
-	}
-	c := &batchCall{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	r := &commitReq{t: t, cmps: cmps, ops: ops, done: make(chan error, 1)}
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
 		return storage.ErrClosed
 	}
-	s.batchQueue = append(s.batchQueue, c)
+	s.batchQueue = append(s.batchQueue, r)
 	if !s.batchRunning {
 		s.batchRunning = true
 		s.wg.Add(1)
-		go s.batchLoop()
+		go s.commitLoop()
 	}
 	s.mu.Unlock()
-	return <-c.done
+	return <-r.done
 }
 
-// batchLoop commits queued calls, one shared transaction at a time, until
-// the queue is empty.
-func (s *Store) batchLoop() {
+// commitLoop commits queued transactions until the queue is empty.
+func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	for {
 		s.mu.Lock()
-		calls := s.batchQueue
-		if len(calls) > maxBatchCalls {
-			calls = calls[:maxBatchCalls]
-		}
-		s.batchQueue = s.batchQueue[len(calls):]
-		if len(calls) == 0 {
-			s.batchQueue = nil
+		queue := s.batchQueue
+		s.batchQueue = nil
+		if len(queue) == 0 {
 			s.batchRunning = false
 			s.mu.Unlock()
 			return
 		}
 		s.mu.Unlock()
-		s.runBatch(calls)
+		group, rest := s.group(queue)
+		if len(rest) > 0 {
+			s.mu.Lock()
+			s.batchQueue = append(rest, s.batchQueue...)
+			s.mu.Unlock()
+		}
+		if s.beforeGroupCommit != nil {
+			s.beforeGroupCommit()
+		}
+		s.commitGroup(group)
 	}
 }
 
-func (s *Store) runBatch(calls []*batchCall) {
-	// Reads and the commit are on behalf of many callers: none of their
-	// contexts may cancel them for the others; RequestTimeout bounds them.
-	t := s.newTx(context.Background(), true)
-	var in, alone, later []*batchCall
-	for _, c := range calls {
-		if err := c.ctx.Err(); err != nil {
-			c.done <- fmt.Errorf("etcd batch: %w", err)
+// group takes from queue, in order, the transactions that can share one
+// etcd transaction; the rest wait for the next.
+func (s *Store) group(queue []*commitReq) (group, rest []*commitReq) {
+	var ncmps, nops int
+	guards := map[string]bool{}
+	for _, r := range queue {
+		newGuards := 0
+		for _, op := range r.ops {
+			if k := string(op.KeyBytes()); r.t.isGuard(k) && !guards[k] {
+				newGuards++
+			}
+		}
+		fits := len(group) == 0 ||
+			(ncmps+len(r.cmps) <= s.opts.MaxTxnOps && nops+len(r.t.order)+newGuards <= s.opts.MaxTxnOps && independent(group, r.t))
+		if !fits {
+			rest = append(rest, r)
 			continue
 		}
-		m := t.mark()
-		ct := &callTx{t: t}
-		err := c.fn(ct)
-		ct.done.Store(true)
-		switch {
-		case errors.Is(err, errStale):
-			t.rollback(m)
-			alone = append(alone, c)
-		case err != nil:
-			t.rollback(m)
-			c.done <- err
-		case t.opCount() > s.opts.MaxTxnOps && len(in) > 0:
-			t.rollback(m)
-			later = append(later, c)
-		default:
-			in = append(in, c)
-		}
-	}
-	t.done.Store(true)
-	if len(later) > 0 {
-		s.mu.Lock()
-		s.batchQueue = append(later, s.batchQueue...)
-		s.mu.Unlock()
-	}
-	if len(in) > 0 {
-		err := t.commit()
-		switch {
-		case err == nil:
-			for _, c := range in {
-				c.done <- nil
-			}
-		case errors.Is(err, errConflict):
-			alone = append(alone, in...)
-		default:
-			err = fmt.Errorf("etcd batch: %w", s.mapErr(err))
-			for _, c := range in {
-				c.done <- err
+		group = append(group, r)
+		ncmps += len(r.cmps)
+		nops += len(r.t.order) + newGuards
+		for _, op := range r.ops {
+			if k := string(op.KeyBytes()); r.t.isGuard(k) {
+				guards[k] = true
 			}
 		}
 	}
+	return group, rest
+}
+
+// independent reports whether t neither writes what a transaction of group
+// read, scanned or wrote, nor reads or scans what one of them wrote.
+func independent(group []*commitReq, t *tx) bool {
+	for _, r := range group {
+		if touches(t, r.t) || touches(r.t, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// touches reports whether a writes a key b read, scanned or wrote.
+func touches(a, b *tx) bool {
+	for _, k := range a.order {
+		if _, ok := b.reads[k]; ok {
+			return true
+		}
+		if _, ok := b.writes[k]; ok {
+			return true
+		}
+		for _, sc := range b.scans {
+			if k >= sc.start && (sc.end == "\x00" || k < sc.end) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// commitGroup commits group as one etcd transaction, or each on its own
+// if that fails a check.
+func (s *Store) commitGroup(group []*commitReq) {
+	if len(group) == 1 {
+		r := group[0]
+		r.done <- s.commitOne(r.cmps, r.ops)
+		return
+	}
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	guards := map[string]bool{}
+	for _, r := range group {
+		cmps = append(cmps, r.cmps...)
+		for _, op := range r.ops {
+			if k := string(op.KeyBytes()); r.t.isGuard(k) {
+				if guards[k] {
+					continue // etcd refuses a key written twice in one transaction
+				}
+				guards[k] = true
+			}
+			ops = append(ops, op)
+		}
+	}
+	err := s.commitOne(cmps, ops)
+	if !errors.Is(err, errConflict) {
+		for _, r := range group {
+			r.done <- err
+		}
+		return
+	}
+	// Find out whose checks failed: each on its own, at once.
 	var wg sync.WaitGroup
-	for _, c := range alone {
-		wg.Go(func() { c.done <- s.Update(c.ctx, c.fn) })
+	for _, r := range group {
+		wg.Go(func() { r.done <- s.commitOne(r.cmps, r.ops) })
 	}
 	wg.Wait()
 }
 
-// opCount is len(t.ops()) without building them.
-func (t *tx) opCount() int {
-	n := len(t.order)
-	guards := map[string]bool{}
-	for _, k := range t.order {
-		if w := t.writes[k]; w.deleted {
-			guards[w.bucket] = true
-		}
+// commitOne sends one etcd transaction; errConflict if a check failed.
+func (s *Store) commitOne(cmps []clientv3.Cmp, ops []clientv3.Op) error {
+	ctx, cancel := s.reqCtx(context.Background())
+	defer cancel()
+	resp, err := s.cl.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("commit %d writes: %w", len(ops), err)
 	}
-	return n + len(guards)
-}
-
-// callTx is one function's view of a shared transaction: it ends when that
-// function returns, not when the batch does.
-type callTx struct {
-	t    *tx
-	done atomic.Bool
-}
-
-func (c *callTx) Get(bucket, key string) ([]byte, error) {
-	if c.done.Load() {
-		return nil, errTxDone
+	if !resp.Succeeded {
+		return errConflict
 	}
-	return c.t.Get(bucket, key)
-}
-
-func (c *callTx) Put(bucket, key string, value []byte) error {
-	if c.done.Load() {
-		return errTxDone
-	}
-	return c.t.Put(bucket, key, value)
-}
-
-func (c *callTx) Delete(bucket, key string) error {
-	if c.done.Load() {
-		return errTxDone
-	}
-	return c.t.Delete(bucket, key)
-}
-
-func (c *callTx) Scan(bucket, prefix string, fn func(key string, value []byte) error) error {
-	if c.done.Load() {
-		return errTxDone
-	}
-	return c.t.Scan(bucket, prefix, fn)
+	return nil
 }

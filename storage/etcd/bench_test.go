@@ -110,3 +110,44 @@ func BenchmarkViewGet(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBatchRead: as BenchmarkBatch, but each function first reads two
+// existing records, as a refresh-token rotation does (token, family).
+func BenchmarkBatchRead(b *testing.B) {
+	ctx := context.Background()
+	for _, be := range backends(b) {
+		err := be.s.Update(ctx, func(tx storage.Tx) error {
+			for i := range 100 {
+				if err := tx.Put("family", fmt.Sprint(i), value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(be.name, func(b *testing.B) {
+			var seq atomic.Int64
+			b.SetParallelism(64)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					n := seq.Add(1)
+					key := fmt.Sprintf("rt%016d", n)
+					err := be.s.Batch(ctx, func(tx storage.Tx) error {
+						for _, k := range []string{fmt.Sprint(n % 100), fmt.Sprint((n + 50) % 100)} {
+							if _, err := tx.Get("family", k); err != nil {
+								return err
+							}
+						}
+						return tx.Put("refresh", key, value)
+					})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

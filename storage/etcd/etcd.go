@@ -25,8 +25,9 @@
 // Differences from bbolt a caller may notice: several writes to one key in
 // one transaction are one etcd write, so Watch reports the last one only;
 // a transaction is bounded by the cluster's --max-txn-ops (128 by default)
-// writes and --max-request-bytes (1.5 MiB) in all. Batch commits the calls
-// that arrive together in one etcd transaction (see batch.go).
+// writes and --max-request-bytes (1.5 MiB) in all. Batch commits
+// independent transactions that are ready together in one etcd transaction
+// (see batch.go).
 package etcd
 
 import (
@@ -121,8 +122,10 @@ type Store struct {
 	wg     sync.WaitGroup
 
 	mu           sync.Mutex   // guards closing and the fields below
-	batchQueue   []*batchCall // Batch calls waiting for the next shared commit
-	batchRunning bool         // a batchLoop goroutine is committing
+	batchQueue   []*commitReq // Batch transactions waiting for the next commit
+	batchRunning bool         // a commitLoop goroutine is committing
+
+	beforeGroupCommit func() // test hook: runs before each commit of the committer
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -300,11 +303,16 @@ func (s *Store) View(ctx context.Context, fn func(storage.Tx) error) error {
 // Update runs fn and commits its writes if nothing it read changed in the
 // meantime; otherwise it runs fn again, at most MaxAttempts times in all.
 func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
+	return s.run(ctx, "etcd update", fn, (*tx).commit)
+}
+
+// run is Update and Batch: fn, then commit, retried on conflict.
+func (s *Store) run(ctx context.Context, op string, fn func(storage.Tx) error, commit func(*tx) error) error {
 	if s.closed.Load() {
 		return storage.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("etcd update: %w", err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	for attempt := 1; ; attempt++ {
 		t := s.newTx(ctx, true)
@@ -315,21 +323,23 @@ func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
 			// A read found its revision compacted: start over.
 		case err != nil:
 			return err
+		case len(t.order) == 0:
+			return nil // read-only: consistent at its revision, nothing to check
 		default:
-			err = t.commit()
+			err = commit(t)
 			if err == nil {
 				return nil
 			}
 			if !errors.Is(err, errConflict) {
-				return fmt.Errorf("etcd update: %w", s.mapErr(err))
+				return fmt.Errorf("%s: %w", op, s.mapErr(err))
 			}
 		}
 		if attempt >= s.opts.MaxAttempts {
-			return fmt.Errorf("etcd update: reads changed on each of %d attempts: %w", attempt, storage.ErrConflict)
+			return fmt.Errorf("%s: reads changed on each of %d attempts: %w", op, attempt, storage.ErrConflict)
 		}
-		s.log.Debug("etcd: update conflict, retrying", "attempt", attempt)
+		s.log.Debug("etcd: conflict, retrying", "op", op, "attempt", attempt)
 		if err := s.backoff(ctx, attempt); err != nil {
-			return fmt.Errorf("etcd update: %w", err)
+			return fmt.Errorf("%s: %w", op, err)
 		}
 	}
 }

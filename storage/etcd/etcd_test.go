@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -397,29 +398,30 @@ func TestView_Unreachable(t *testing.T) {
 	}
 }
 
-// holdBatch starts a Batch whose function waits for release, then n more
-// Batch calls running fns[i], and returns once those n are queued, in
-// order, behind the first: the next commit groups them. The returned channel yields the n
-// results.
+// holdBatch holds the Batch committer in a first commit, starts one Batch
+// per fns[i] and waits until each has run and queued, in order; release
+// lets the committer go on, and results yields the Batch results.
 func holdBatch(t *testing.T, s *etcd.Store, fns []func(storage.Tx) error) (release func(), results <-chan error) {
 	t.Helper()
-	hold, running := make(chan struct{}), make(chan struct{})
+	hold, entered := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	etcd.SetBeforeGroupCommit(s, func() {
+		once.Do(func() {
+			close(entered)
+			<-hold
+		})
+	})
 	first := make(chan error, 1)
 	go func() {
-		first <- s.Batch(t.Context(), func(tx storage.Tx) error {
-			close(running)
-			<-hold
-			return tx.Put("held", "k", nil)
-		})
+		first <- s.Batch(t.Context(), func(tx storage.Tx) error { return tx.Put("held", "k", nil) })
 	}()
+	select {
+	case <-entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("first Batch did not reach the committer")
+	}
 	out := make(chan error, len(fns))
 	deadline := time.Now().Add(waitTimeout)
-	select {
-	case <-running:
-	case <-time.After(waitTimeout):
-		t.Fatal("first Batch did not start")
-	}
-	// One at a time, so they queue (and run) in the order of fns.
 	for i, fn := range fns {
 		go func() { out <- s.Batch(t.Context(), fn) }()
 		for etcd.BatchQueueLen(s) != i+1 {
@@ -437,115 +439,109 @@ func holdBatch(t *testing.T, s *etcd.Store, fns []func(storage.Tx) error) (relea
 	}, out
 }
 
-// revisions returns the distinct ModRevisions of the keys under bucket.
-func revisions(t *testing.T, s *etcd.Store, bucket string) map[int64]int {
+// revisions returns the ModRevision of each key under bucket.
+func revisions(t *testing.T, s *etcd.Store, bucket string) map[string]int64 {
 	t.Helper()
 	resp, err := s.Client().Get(t.Context(), s.Prefix()+"b/"+bucket+"/", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
-	revs := map[int64]int{}
+	revs := map[string]int64{}
 	for _, kv := range resp.Kvs {
-		revs[kv.ModRevision]++
+		revs[string(kv.Key)[len(s.Prefix()+"b/"+bucket+"/"):]] = kv.ModRevision
 	}
 	return revs
 }
 
-// TestBatch_Group: Batch calls that arrive during a commit share the next
-// one; a failing call's writes are taken back, the others commit.
+func distinct(revs map[string]int64) int {
+	seen := map[int64]bool{}
+	for _, r := range revs {
+		seen[r] = true
+	}
+	return len(seen)
+}
+
+func incr(tx storage.Tx) error {
+	n := 0
+	if v, err := tx.Get("g", "counter"); err == nil {
+		if _, err := fmt.Sscan(string(v), &n); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return tx.Put("g", "counter", []byte(fmt.Sprint(n+1)))
+}
+
+// TestBatch_Group: independent Batch transactions ready together share one
+// commit; one that writes what a member read waits for the next commit,
+// and is checked against the first (its stale read is a conflict, re-run).
 func TestBatch_Group(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	s := open(t, c)
 	ch := s.Watch(t.Context(), "g")
-	const n = 40
+	const n = 10
 	var fns []func(storage.Tx) error
 	for i := range n {
-		fns = append(fns, func(tx storage.Tx) error {
-			if err := tx.Put("g", fmt.Sprintf("k%02d", i), []byte("v")); err != nil {
-				return err
-			}
-			if i%10 == 3 {
-				return errors.New("boom")
-			}
-			return nil
-		})
+		fns = append(fns, func(tx storage.Tx) error { return tx.Put("g", fmt.Sprintf("k%02d", i), []byte("v")) })
 	}
+	fns = append(fns, incr, incr)
 	release, results := holdBatch(t, s, fns)
 	release()
-	failed := 0
-	for range n {
+	for range fns {
 		if err := <-results; err != nil {
-			if err.Error() != "boom" {
-				t.Errorf("Batch = %v, want nil or boom", err)
-			}
-			failed++
+			t.Fatalf("Batch = %v", err)
 		}
-	}
-	if failed != 4 {
-		t.Errorf("%d calls failed, want 4", failed)
 	}
 	revs := revisions(t, s, "g")
-	if len(revs) != 1 {
-		t.Errorf("the %d successful calls committed at %d revisions, want 1 shared commit", n-failed, len(revs))
+	if len(revs) != n+1 {
+		t.Fatalf("%d keys, want %d", len(revs), n+1)
 	}
-	for _, count := range revs {
-		if count != n-failed {
-			t.Errorf("%d keys written, want %d (failed calls wrote nothing)", count, n-failed)
+	shared := revs["k00"]
+	for k, r := range revs {
+		if k != "counter" && r != shared {
+			t.Errorf("%s committed at %d, k00 at %d: want one shared commit", k, r, shared)
 		}
 	}
+	if r := revs["counter"]; r <= shared {
+		t.Errorf("counter last written at %d, not after the shared commit %d", r, shared)
+	}
+	v, err := func() (v []byte, err error) {
+		err = s.View(t.Context(), func(tx storage.Tx) error { v, err = tx.Get("g", "counter"); return err })
+		return v, err
+	}()
+	if err != nil || string(v) != "2" {
+		t.Fatalf("counter = %q, %v, want 2 (both increments)", v, err)
+	}
+	// Watchers see each change once.
 	put(t, s, "g", "end", "")
-	seen := 0
+	seen := map[string]int{}
 	for {
 		ev := <-ch
 		if ev.Key == "end" {
 			break
 		}
-		if ev.Key[len(ev.Key)-1] == '3' {
-			t.Errorf("event for %s, whose Batch failed", ev.Key)
-		}
-		seen++
+		seen[ev.Key]++
 	}
-	if seen != n-failed {
-		t.Errorf("%d events, want %d", seen, n-failed)
+	if len(seen) != n+1 || seen["counter"] != 2 || seen["k00"] != 1 {
+		t.Errorf("events %v, want one per put and two for counter", seen)
 	}
-}
-
-// TestBatch_Increment: functions in one shared transaction see each other's
-// writes, so increments of one counter all count.
-func TestBatch_Increment(t *testing.T) {
-	c := etcdtest.Start(t, etcdtest.Options{})
-	s := open(t, c)
-	incr := func(tx storage.Tx) error {
-		n := 0
-		if v, err := tx.Get("b", "counter"); err == nil {
-			fmt.Sscan(string(v), &n)
-		} else if !errors.Is(err, storage.ErrNotFound) {
+	// A function that fails writes nothing.
+	if err := s.Batch(t.Context(), func(tx storage.Tx) error {
+		if err := tx.Put("g", "failed", nil); err != nil {
 			return err
 		}
-		return tx.Put("b", "counter", []byte(fmt.Sprint(n+1)))
+		return errors.New("boom")
+	}); err == nil || err.Error() != "boom" {
+		t.Fatalf("failing Batch = %v, want boom", err)
 	}
-	const n = 30
-	release, results := holdBatch(t, s, slicesRepeat(incr, n))
-	release()
-	for range n {
-		if err := <-results; err != nil {
-			t.Fatal(err)
-		}
-	}
-	err := s.View(t.Context(), func(tx storage.Tx) error {
-		v, err := tx.Get("b", "counter")
-		if err == nil && string(v) != fmt.Sprint(n) {
-			err = fmt.Errorf("counter = %s, want %d", v, n)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
+	if _, ok := revisions(t, s, "g")["failed"]; ok {
+		t.Error("a failed Batch wrote its key")
 	}
 }
 
-// TestBatch_Split: calls whose writes together pass --max-txn-ops are
-// committed in several transactions, all of them.
+// TestBatch_Split: transactions whose writes together pass --max-txn-ops
+// are committed in several etcd transactions, all of them.
 func TestBatch_Split(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	s := open(t, c)
@@ -568,57 +564,66 @@ func TestBatch_Split(t *testing.T) {
 		}
 	}
 	revs := revisions(t, s, "s")
-	total := 0
-	for _, n := range revs {
-		total += n
-	}
-	if total != 250 || len(revs) < 2 || len(revs) > 3 {
-		t.Fatalf("%d keys in %d commits, want 250 in 2 or 3 (at most %d writes each)", total, len(revs), etcd.DefaultMaxTxnOps)
+	if len(revs) != 250 || distinct(revs) != 3 {
+		t.Fatalf("%d keys in %d commits, want 250 in 3 (two by two, at most %d writes each)", len(revs), distinct(revs), etcd.DefaultMaxTxnOps)
 	}
 }
 
-// TestBatch_Conflict: when a shared commit conflicts, each call runs again
-// on its own, and all commit.
+// TestBatch_Conflict: when a shared commit fails a check, each member is
+// committed on its own; the one whose read changed runs again.
 func TestBatch_Conflict(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	s := open(t, c)
 	other := openPrefix(t, c, s.Prefix())
 	var runs atomic.Int32
 	fns := []func(storage.Tx) error{
-		func(tx storage.Tx) error { // reads first
+		func(tx storage.Tx) error {
+			runs.Add(1)
 			if _, err := tx.Get("c", "read"); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return err
 			}
-			return tx.Put("c", "b", nil)
-		},
-		func(tx storage.Tx) error {
-			if runs.Add(1) == 1 { // change what the other function read
-				if err := other.Update(t.Context(), func(tx storage.Tx) error { return tx.Put("c", "read", nil) }); err != nil {
-					return err
-				}
-			}
 			return tx.Put("c", "a", nil)
 		},
+		func(tx storage.Tx) error { return tx.Put("c", "b", nil) },
 	}
 	release, results := holdBatch(t, s, fns)
+	put(t, other, "c", "read", "changed by another replica after the read")
 	release()
 	for range fns {
 		if err := <-results; err != nil {
 			t.Fatalf("Batch = %v", err)
 		}
 	}
-	if runs.Load() < 2 {
-		t.Errorf("the function ran %d times, want a re-run after the conflict", runs.Load())
+	if runs.Load() != 2 {
+		t.Errorf("the reading function ran %d times, want 2", runs.Load())
 	}
-	if revs := revisions(t, s, "c"); len(revs) < 3 {
-		t.Errorf("keys at %d revisions, want the other replica's and two separate re-runs", len(revs))
+	if revs := revisions(t, s, "c"); len(revs) != 3 || revs["a"] <= revs["read"] {
+		t.Errorf("revisions %v: want a committed after read", revs)
 	}
 }
 
-func slicesRepeat[T any](v T, n int) []T {
-	out := make([]T, n)
-	for i := range out {
-		out[i] = v
+// TestBatch_WriteSkew: two transactions that each write what the other
+// read must not share a commit (each would pass its checks against the
+// state before it, and together they are not serializable).
+func TestBatch_WriteSkew(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	s := open(t, c)
+	putIfAbsent := func(read, write string) func(storage.Tx) error {
+		return func(tx storage.Tx) error {
+			if _, err := tx.Get("w", read); !errors.Is(err, storage.ErrNotFound) {
+				return err // present (nil): nothing to do
+			}
+			return tx.Put("w", write, nil)
+		}
 	}
-	return out
+	release, results := holdBatch(t, s, []func(storage.Tx) error{putIfAbsent("x", "y"), putIfAbsent("y", "x")})
+	release()
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatalf("Batch = %v", err)
+		}
+	}
+	if revs := revisions(t, s, "w"); len(revs) != 1 {
+		t.Fatalf("keys %v: want exactly one of x and y", revs)
+	}
 }

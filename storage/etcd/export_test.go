@@ -20,3 +20,7 @@ func BatchQueueLen(s *Store) int {
 	defer s.mu.Unlock()
 	return len(s.batchQueue)
 }
+
+// SetBeforeGroupCommit installs fn to run before each commit of the Batch
+// committer. Call it before any Batch.
+func SetBeforeGroupCommit(s *Store, fn func()) { s.beforeGroupCommit = fn }

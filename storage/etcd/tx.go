@@ -40,17 +40,7 @@ type tx struct {
 	scans  []scanned
 	writes map[string]*write // etcd key -> last write
 	order  []string          // etcd keys in first-write order (etcd reports a txn's events in op order)
-	undo   []undo            // how to take back writes, for a failed function in a Batch
 }
-
-// undo restores one key of tx.writes.
-type undo struct {
-	key  string
-	prev *write // nil: the key had no write
-}
-
-// mark is a point tx.rollback returns to.
-type mark struct{ undo, order, scans int }
 
 type read struct {
 	bucket string
@@ -141,27 +131,10 @@ func (t *tx) Delete(bucket, key string) error {
 
 func (t *tx) record(w *write) {
 	k := t.s.bucketPrefix(w.bucket) + w.key
-	prev, ok := t.writes[k]
-	if !ok {
+	if _, ok := t.writes[k]; !ok {
 		t.order = append(t.order, k)
 	}
-	t.undo = append(t.undo, undo{key: k, prev: prev})
 	t.writes[k] = w
-}
-
-func (t *tx) mark() mark { return mark{len(t.undo), len(t.order), len(t.scans)} }
-
-// rollback takes back every write and scan made since m. Reads stay
-// checked: that can only cause a retry, never a lost update.
-func (t *tx) rollback(m mark) {
-	for i := len(t.undo) - 1; i >= m.undo; i-- {
-		if u := t.undo[i]; u.prev == nil {
-			delete(t.writes, u.key)
-		} else {
-			t.writes[u.key] = u.prev
-		}
-	}
-	t.undo, t.order, t.scans = t.undo[:m.undo], t.order[:m.order], t.scans[:m.scans]
 }
 
 // Scan reads the range in pages of scanPage records at the transaction's
@@ -233,24 +206,30 @@ func (t *tx) Scan(bucket, prefix string, fn func(key string, value []byte) error
 	return nil
 }
 
-// commit sends the writes in one etcd transaction guarded by the checks
-// described in the package documentation. It returns errConflict when a
-// check failed.
-func (t *tx) commit() error {
-	if len(t.order) == 0 {
-		return nil // read-only: consistent at t.rev, nothing to check
-	}
+// prepare returns the checks and writes of the etcd transaction that
+// commits t, as described in the package documentation.
+func (t *tx) prepare() ([]clientv3.Cmp, []clientv3.Op, error) {
 	max := t.s.opts.MaxTxnOps
 	ops := t.ops()
 	if len(ops) > max {
-		return fmt.Errorf("%d writes in one transaction (deletes count their bucket's guard too): more than the %d etcd accepts (--max-txn-ops); split the work", len(ops), max)
+		return nil, nil, fmt.Errorf("%d writes in one transaction (deletes count their bucket's guard too): more than the %d etcd accepts (--max-txn-ops); split the work", len(ops), max)
 	}
 	cmps := t.compares()
 	if len(cmps) > max {
 		cmps = t.bucketCompares()
 	}
 	if len(cmps) > max {
-		return fmt.Errorf("transaction read %d buckets: more checks than the %d etcd accepts (--max-txn-ops)", len(cmps), max)
+		return nil, nil, fmt.Errorf("transaction read %d buckets: more checks than the %d etcd accepts (--max-txn-ops)", len(cmps), max)
+	}
+	return cmps, ops, nil
+}
+
+// commit sends t's writes in one etcd transaction within t's context. It
+// returns errConflict when a check failed.
+func (t *tx) commit() error {
+	cmps, ops, err := t.prepare()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := t.s.reqCtx(t.ctx)
 	defer cancel()
@@ -263,6 +242,9 @@ func (t *tx) commit() error {
 	}
 	return nil
 }
+
+// isGuard reports whether the etcd key k is a bucket's delete guard.
+func (t *tx) isGuard(k string) bool { return strings.HasPrefix(k, t.s.prefix+"g/") }
 
 // ops are the writes, then the guard key of every bucket with a delete.
 func (t *tx) ops() []clientv3.Op {
