@@ -212,7 +212,7 @@ func openClientOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, serve
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := openBolt(cfg.BoltPath(), cfg.parsed.lockTimeout)
+	st, err := openConfigStore(ctx, &cfg, nil)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -52,6 +52,7 @@ type httpConfig struct {
 type storageConfig struct {
 	Backend string     `yaml:"backend"`
 	Bolt    boltConfig `yaml:"bolt"`
+	Etcd    etcdConfig `yaml:"etcd"` // storeopen.go
 }
 
 type boltConfig struct {
@@ -154,7 +155,7 @@ func defaultConfig() Config {
 		Issuer:  "http://localhost:8080",
 		DataDir: "./data",
 		HTTP:    httpConfig{Addr: "127.0.0.1:8080", TrustedProxies: []string{}, ShutdownTimeout: "15s"},
-		Storage: storageConfig{Backend: "bolt", Bolt: boltConfig{LockTimeout: "1s"}},
+		Storage: storageConfig{Backend: "bolt", Bolt: boltConfig{LockTimeout: "1s"}, Etcd: defaultEtcdConfig()},
 		Keys: keysConfig{
 			Algorithms: []string{"RS256"},
 			RSABits:    2048,
@@ -238,7 +239,7 @@ func envOverrides() []envOverride {
 
 func applyEnv(c *Config, getenv func(string) string) error {
 	var errs []error
-	for _, o := range envOverrides() {
+	for _, o := range append(envOverrides(), storageEnvOverrides()...) {
 		if v := getenv(o.name); v != "" {
 			if err := o.apply(c, v); err != nil {
 				errs = append(errs, err)
@@ -365,11 +366,7 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	switch c.Storage.Backend {
-	case "bolt":
-	default:
-		bad("storage.backend", "%q: expected bolt", c.Storage.Backend)
-	}
+	errs = append(errs, c.Storage.validate()...)
 
 	if len(c.Keys.Algorithms) == 0 {
 		bad("keys.algorithms", "empty: list at least one of %v (RS256 is what every verifier supports)", keys.Algorithms())

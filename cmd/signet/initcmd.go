@@ -28,7 +28,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	st, err := openBolt(cfg.BoltPath(), cfg.parsed.lockTimeout)
+	st, err := openConfigStore(ctx, &cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Audiences:  []string{authority.AdminAudience},
 	})
 	if errors.Is(err, authority.ErrClientsExist) {
-		return fmt.Errorf("%s already has clients: init only creates the first admin client (use `signet clients create`)", cfg.BoltPath())
+		return fmt.Errorf("%s already has clients: init only creates the first admin client (use `signet clients create`)", storeName(&cfg))
 	}
 	if err != nil {
 		return err

@@ -66,6 +66,8 @@ func readKEK(c *Config, getenv func(string) string) ([]byte, error) {
 		return nil, permissionError("keys.encryption_key_file", path, err, currentUser())
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("keys.encryption_key_file %s: %w", path, err)
+	case c.Storage.Backend == "etcd":
+		return nil, errSharedKEK(path)
 	case c.Keys.EncryptionKeyFile != "":
 		return nil, fmt.Errorf("keys.encryption_key_file %s does not exist: create it (openssl rand -base64 32 > %s; chmod 600 %s), set SIGNET_KEK, or unset the field to use %s",
 			path, path, path, filepath.Join(c.DataDir, "kek"))

@@ -51,7 +51,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	st, err := openBolt(cfg.BoltPath(), cfg.parsed.lockTimeout)
+	st, err := openConfigStore(ctx, &cfg, nil)
 	if err != nil {
 		return err
 	}

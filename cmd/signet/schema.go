@@ -10,7 +10,6 @@ import (
 	"github.com/signet-auth/signet/backup"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/storage"
-	"github.com/signet-auth/signet/storage/bolt"
 )
 
 // schemaPlan is the schema this binary runs: Main.Schema, else schema.Default.
@@ -24,7 +23,7 @@ func (m *Main) schemaPlan() schema.Plan {
 // migrateSchema refuses a store newer than this binary, and migrates an
 // older one in one transaction after writing a backup file beside the
 // database. A new store is stamped with the current version.
-func (m *Main) migrateSchema(ctx context.Context, st *bolt.Store) error {
+func (m *Main) migrateSchema(ctx context.Context, st storage.Store) error {
 	c := &m.Config
 	plan := m.schemaPlan()
 	before := func(from int) error {
@@ -46,10 +45,10 @@ func (m *Main) migrateSchema(ctx context.Context, st *bolt.Store) error {
 	res, err := plan.Migrate(ctx, st, m.Now(), before)
 	var tn *schema.TooNewError
 	if errors.As(err, &tn) {
-		return fmt.Errorf("%s: %w", c.BoltPath(), err)
+		return fmt.Errorf("%s: %w", storeName(c), err)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", c.BoltPath(), err)
+		return fmt.Errorf("%s: %w", storeName(c), err)
 	}
 	if len(res.Applied) > 0 {
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "store schema upgraded", slog.Int("from", res.From), slog.Int("to", res.To), slog.Any("migrations", res.Applied))

@@ -96,7 +96,7 @@ func (m *Main) open(ctx context.Context) error {
 	m.Logger = newLogger(m.LogOutput, c.Log)
 	log := m.Logger
 
-	st, err := openBoltFile(c.BoltPath(), c.parsed.lockTimeout)
+	st, err := openStoreUnchecked(ctx, c, log)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	existing, err := keys.List(ctx, st)
 	if err != nil {
-		return fmt.Errorf("read keys from %s: %w", c.BoltPath(), err)
+		return fmt.Errorf("read keys from %s: %w", storeName(c), err)
 	}
 	kek, err := resolveKEK(ctx, c, m.Getenv, len(existing) == 0, log)
 	if err != nil {
@@ -225,7 +225,7 @@ func (m *Main) open(ctx context.Context) error {
 	log.LogAttrs(ctx, slog.LevelInfo, "signet serving",
 		slog.String("addr", m.public.ln.Addr().String()),
 		slog.String("issuer", c.Issuer),
-		slog.String("db", c.BoltPath()),
+		slog.String("db", storeName(c)),
 		slog.Any("active_keys", active),
 		slog.String("rotation", c.Keys.Rotation.Schedule),
 		slog.String("timezone", c.parsed.location.String()),

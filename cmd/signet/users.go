@@ -221,7 +221,7 @@ func openUserOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, server 
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := openBolt(cfg.BoltPath(), cfg.parsed.lockTimeout)
+	st, err := openConfigStore(ctx, &cfg, nil)
 	if err != nil {
 		return nil, nil, err
 	}

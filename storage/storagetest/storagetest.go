@@ -6,6 +6,12 @@
 // storage.ErrConflict under contention (the concurrency tests retry it), and
 // Watch events may arrive some time after the commit (the watch tests wait on
 // channels with a generous timeout and never sleep).
+//
+// Tests that need two stores on the same data (two replicas on one etcd
+// cluster) run only when the backend passes WithSecondStore; the others run
+// on every backend. A backend that cannot open its data twice (bbolt: one
+// process holds the file lock) does not pass it, and Run logs that those
+// tests did not run. They are the Shared_* tests in shared.go.
 package storagetest
 
 import (
@@ -29,9 +35,27 @@ const waitTimeout = 10 * time.Second
 // errTest is the error test transactions return to force a rollback.
 var errTest = errors.New("storagetest: deliberate failure")
 
+// Option adds an ability of the backend to Run.
+type Option func(*config)
+
+type config struct {
+	second func(t *testing.T, s storage.Store) storage.Store
+}
+
+// WithSecondStore runs the tests of two stores on the same data: second
+// opens another store (as another replica would) on the data of s, which
+// open returned. Run closes both.
+func WithSecondStore(second func(t *testing.T, s storage.Store) storage.Store) Option {
+	return func(c *config) { c.second = second }
+}
+
 // Run runs the conformance suite. open must return a fresh, empty store for
 // each subtest; Run closes it when the subtest ends.
-func Run(t *testing.T, open func(t *testing.T) storage.Store) {
+func Run(t *testing.T, open func(t *testing.T) storage.Store, opts ...Option) {
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s storage.Store)
@@ -62,18 +86,49 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"LargeValue", testLargeValue},
 		{"EmptyValue", testEmptyValue},
 		{"Buckets", testBuckets},
+		{"BucketNames", testBucketNames},
+		{"Scan_Many", testScanMany},
+		{"Scan_OwnWrites", testScanOwnWrites},
+		{"Update_ScanInsertConflict", testUpdateScanInsertConflict},
+		{"Update_ScanDeleteConflict", testUpdateScanDeleteConflict},
+		{"Batch_Increment", testBatchIncrement},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
-					t.Errorf("Close() = %v", err)
-				}
-			})
-			tc.fn(t, s)
+			tc.fn(t, openClosed(t, open))
 		})
 	}
+	if cfg.second == nil {
+		var names []string
+		for _, tc := range sharedTests() {
+			names = append(names, tc.name)
+		}
+		t.Logf("not run: %v (the backend cannot open a second store on the same data)", names)
+		return
+	}
+	for _, tc := range sharedTests() {
+		t.Run(tc.name, func(t *testing.T) {
+			a := openClosed(t, open)
+			b := cfg.second(t, a)
+			t.Cleanup(func() {
+				if err := b.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
+					t.Errorf("Close() second store = %v", err)
+				}
+			})
+			tc.fn(t, a, b)
+		})
+	}
+}
+
+// openClosed opens a store that is closed when the test ends.
+func openClosed(t *testing.T, open func(t *testing.T) storage.Store) storage.Store {
+	s := open(t)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			t.Errorf("Close() = %v", err)
+		}
+	})
+	return s
 }
 
 // put writes one key in its own Update.
@@ -802,6 +857,236 @@ func testEmptyValue(t *testing.T, s storage.Store) {
 	if want := []string{"empty", "nil"}; !slices.Equal(keys, want) {
 		t.Errorf("Scan keys = %q, want %q", keys, want)
 	}
+}
+
+// testBucketNames checks that bucket and key names cannot collide, whatever
+// separator or escape a backend uses to lay them out.
+func testBucketNames(t *testing.T, s storage.Store) {
+	records := []struct{ bucket, key string }{
+		{"a/b", "c"}, {"a", "b/c"}, {"a%2Fb", "c"}, {"a", "b%2Fc"}, {"a%", "2Fb/c"}, {"%", "a"}, {"a", "%"},
+	}
+	ch := s.Watch(t.Context(), "a")
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		for i, r := range records {
+			if err := tx.Put(r.bucket, r.key, []byte(fmt.Sprint(i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range records {
+		mustGet(t, s, r.bucket, r.key, []byte(fmt.Sprint(i)))
+	}
+	if keys, _ := scan(t, s, "a", ""); !slices.Equal(keys, []string{"%", "b%2Fc", "b/c"}) {
+		t.Errorf("Scan(a) = %q, want [%% b%%2Fc b/c]", keys)
+	}
+	if keys, _ := scan(t, s, "a/b", ""); !slices.Equal(keys, []string{"c"}) {
+		t.Errorf("Scan(a/b) = %q, want [c]", keys)
+	}
+	put(t, s, "a", "end", nil)
+	expectEvents(t, ch, []storage.Event{
+		{Bucket: "a", Key: "b/c", Value: []byte("1")},
+		{Bucket: "a", Key: "b%2Fc", Value: []byte("3")},
+		{Bucket: "a", Key: "%", Value: []byte("6")},
+		{Bucket: "a", Key: "end", Value: []byte{}},
+	})
+}
+
+// testScanMany scans more records than a remote backend returns in one
+// response (etcd pages at 500), in order, across page boundaries.
+func testScanMany(t *testing.T, s storage.Store) {
+	const n, perUpdate = 1234, 100
+	// Written backwards, a hundred per transaction.
+	for hi := n; hi > 0; hi -= perUpdate {
+		err := s.Update(t.Context(), func(tx storage.Tx) error {
+			for i := hi - 1; i >= max(0, hi-perUpdate); i-- {
+				if err := tx.Put("many", fmt.Sprintf("k%05d", i), []byte(fmt.Sprint(i))); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Update(puts below %d) = %v", hi, err)
+		}
+	}
+	keys, values := scan(t, s, "many", "")
+	if len(keys) != n {
+		t.Fatalf("Scan found %d keys, want %d", len(keys), n)
+	}
+	for i, k := range keys {
+		if want := fmt.Sprintf("k%05d", i); k != want || string(values[i]) != fmt.Sprint(i) {
+			t.Fatalf("Scan record %d = %s=%q, want %s=%d", i, k, values[i], want, i)
+		}
+	}
+	if keys, _ := scan(t, s, "many", "k006"); len(keys) != 100 || keys[0] != "k00600" || keys[99] != "k00699" {
+		t.Errorf("Scan(k006) = %d keys from %q to %q, want 100 from k00600 to k00699", len(keys), keys[0], keys[len(keys)-1])
+	}
+	// Stopping in the second page.
+	n2 := 0
+	err := s.View(t.Context(), func(tx storage.Tx) error {
+		return tx.Scan("many", "", func(string, []byte) error {
+			if n2++; n2 == 700 {
+				return errTest
+			}
+			return nil
+		})
+	})
+	if !errors.Is(err, errTest) || n2 != 700 {
+		t.Errorf("Scan stopped by fn: %v after %d records, want %v after 700", err, n2, errTest)
+	}
+}
+
+// testScanOwnWrites: inside a transaction, Scan and Get see the
+// transaction's own puts, overwrites and deletes, in key order.
+func testScanOwnWrites(t *testing.T, s storage.Store) {
+	for _, k := range []string{"a", "c", "e", "x"} {
+		put(t, s, "b", k, []byte("old "+k))
+	}
+	want := []string{"a=old a", "b=new b", "e=new e", "g=new g", "x=old x"}
+	check := func(tx storage.Tx) error {
+		var got []string
+		err := tx.Scan("b", "", func(k string, v []byte) error {
+			got = append(got, k+"="+string(v))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("Scan = %q, want %q", got, want)
+		}
+		if _, err := tx.Get("b", "c"); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("Get(deleted c) = %v, want ErrNotFound", err)
+		}
+		return nil
+	}
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		for _, k := range []string{"g", "b", "e"} {
+			if err := tx.Put("b", k, []byte("new "+k)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Put("b", "c", []byte("short-lived")); err != nil {
+			return err
+		}
+		if err := tx.Delete("b", "c"); err != nil {
+			return err
+		}
+		if err := tx.Delete("b", "absent"); err != nil {
+			return err
+		}
+		return check(tx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(t.Context(), check); err != nil {
+		t.Fatalf("after commit: %v", err)
+	}
+}
+
+// racers runs n functions at once (after a common start) and waits for them.
+func racers(n int, fn func(i int)) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
+// testUpdateScanInsertConflict: transactions that insert only into an empty
+// bucket (as read by Scan) must not both commit: a key created in a scanned
+// range since the scan is a conflict.
+func testUpdateScanInsertConflict(t *testing.T, s storage.Store) {
+	racers(8, func(i int) {
+		err := retry(func() error {
+			return s.Update(t.Context(), func(tx storage.Tx) error {
+				empty := true
+				if err := tx.Scan("slot", "", func(string, []byte) error { empty = false; return nil }); err != nil {
+					return err
+				}
+				if !empty {
+					return nil
+				}
+				return tx.Put("slot", fmt.Sprint("taken by ", i), nil)
+			})
+		})
+		if err != nil {
+			t.Errorf("Update = %v", err)
+		}
+	})
+	if keys, _ := scan(t, s, "slot", ""); len(keys) != 1 {
+		t.Fatalf("slot holds %q, want exactly one key", keys)
+	}
+}
+
+// testUpdateScanDeleteConflict: transactions that delete one of two keys
+// only while both exist (as read by Scan) must leave one: a key deleted in
+// a scanned range since the scan is a conflict, though it is no longer
+// there to compare.
+func testUpdateScanDeleteConflict(t *testing.T, s storage.Store) {
+	scanDeleteRace(t, []storage.Store{s})
+}
+
+func scanDeleteRace(t *testing.T, stores []storage.Store) {
+	for _, k := range []string{"a", "b"} {
+		put(t, stores[0], "pair", k, nil)
+	}
+	racers(8, func(i int) {
+		err := retry(func() error {
+			return stores[i%len(stores)].Update(t.Context(), func(tx storage.Tx) error {
+				var keys []string
+				if err := tx.Scan("pair", "", func(k string, _ []byte) error { keys = append(keys, k); return nil }); err != nil {
+					return err
+				}
+				if len(keys) < 2 {
+					return nil
+				}
+				return tx.Delete("pair", keys[i%2])
+			})
+		})
+		if err != nil {
+			t.Errorf("Update = %v", err)
+		}
+	})
+	if keys, _ := scan(t, stores[0], "pair", ""); len(keys) != 1 {
+		t.Fatalf("pair holds %q, want exactly one key", keys)
+	}
+}
+
+// testBatchIncrement: concurrent Batch read-modify-writes of one counter
+// all count, whether a backend shares one transaction among them (each
+// function sees the writes of those before it) or not.
+func testBatchIncrement(t *testing.T, s storage.Store) {
+	const workers = 32
+	racers(workers, func(int) {
+		err := retry(func() error {
+			return s.Batch(t.Context(), func(tx storage.Tx) error {
+				c := 0
+				if v, err := tx.Get("b", "counter"); err == nil {
+					if _, err := fmt.Sscan(string(v), &c); err != nil {
+						return err
+					}
+				} else if !errors.Is(err, storage.ErrNotFound) {
+					return err
+				}
+				return tx.Put("b", "counter", []byte(fmt.Sprint(c+1)))
+			})
+		})
+		if err != nil {
+			t.Errorf("Batch(increment) = %v", err)
+		}
+	})
+	mustGet(t, s, "b", "counter", []byte(fmt.Sprint(workers)))
 }
 
 // testBuckets: a backend that lists its buckets (storage.BucketLister, which

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/signet-auth/signet/storage/etcd/etcdtest"
+)
+
+func TestConfig_Etcd(t *testing.T) {
+	c := defaultConfig()
+	env := map[string]string{
+		"SIGNET_STORAGE_BACKEND":              "etcd",
+		"SIGNET_STORAGE_ETCD_ENDPOINTS":       "http://10.0.0.1:2379, https://etcd2:2379",
+		"SIGNET_STORAGE_ETCD_PREFIX":          "prod/",
+		"SIGNET_STORAGE_ETCD_DIAL_TIMEOUT":    "2s",
+		"SIGNET_STORAGE_ETCD_REQUEST_TIMEOUT": "3s",
+		"SIGNET_STORAGE_ETCD_MAX_STALENESS":   "4s",
+		"SIGNET_STORAGE_ETCD_TLS_CA_FILE":     "/ca.pem",
+		"SIGNET_STORAGE_ETCD_TLS_CERT_FILE":   "/c.pem",
+		"SIGNET_STORAGE_ETCD_TLS_KEY_FILE":    "/k.pem",
+		"SIGNET_STORAGE_ETCD_USERNAME":        "signet",
+		"SIGNET_STORAGE_ETCD_PASSWORD_FILE":   "/pw",
+	}
+	if err := applyEnv(&c, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e := c.Storage.Etcd
+	want := etcdConfig{
+		Endpoints: []string{"http://10.0.0.1:2379", "https://etcd2:2379"}, Prefix: "prod/",
+		DialTimeout: "2s", RequestTimeout: "3s", MaxStaleness: "4s",
+		TLS:      etcdTLSConfig{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem"},
+		Username: "signet", PasswordFile: "/pw",
+	}
+	if !reflect.DeepEqual(e, want) {
+		t.Errorf("storage.etcd from env = %+v, want %+v", e, want)
+	}
+
+	for name, tc := range map[string]struct {
+		edit  func(e *etcdConfig)
+		field string
+	}{
+		"no endpoints":   {func(e *etcdConfig) { e.Endpoints = nil }, "storage.etcd.endpoints"},
+		"bad endpoint":   {func(e *etcdConfig) { e.Endpoints = []string{"etcd:2379"} }, "storage.etcd.endpoints"},
+		"empty prefix":   {func(e *etcdConfig) { e.Prefix = "" }, "storage.etcd.prefix"},
+		"bad duration":   {func(e *etcdConfig) { e.RequestTimeout = "soon" }, "storage.etcd.request_timeout"},
+		"short stale":    {func(e *etcdConfig) { e.MaxStaleness = "10ms" }, "storage.etcd.max_staleness"},
+		"cert, no key":   {func(e *etcdConfig) { e.TLS.KeyFile = "" }, "storage.etcd.tls"},
+		"user, no pass":  {func(e *etcdConfig) { e.PasswordFile = "" }, "storage.etcd.username"},
+		"unknown engine": {nil, "storage.backend"},
+	} {
+		c2 := c
+		c2.Storage.Etcd.Endpoints = append([]string(nil), e.Endpoints...)
+		if tc.edit != nil {
+			tc.edit(&c2.Storage.Etcd)
+		} else {
+			c2.Storage.Backend = "consul"
+		}
+		if err := c2.Validate(); err == nil || !strings.Contains(err.Error(), tc.field+":") {
+			t.Errorf("%s: Validate() = %v, want an error naming %s", name, err, tc.field)
+		}
+	}
+}
+
+// TestServe_Etcd: signet serve on an embedded etcd, with the CLI working on
+// the same store by --config while the server runs: init before, clients
+// create during; the server picks the new client up from the watch, issues
+// it a token, and serves the key that signed it.
+func TestServe_Etcd(t *testing.T) {
+	cl := etcdtest.Start(t, etcdtest.Options{})
+	k := make([]byte, 32)
+	rand.Read(k)
+	kek := base64.StdEncoding.EncodeToString(k)
+	t.Setenv("SIGNET_KEK", kek) // the CLI reads the process environment
+	path := writeConfig(t, fmt.Sprintf(`
+data_dir: %s
+storage:
+  backend: etcd
+  etcd:
+    endpoints: [%s]
+    prefix: serve-test/
+keys:
+  algorithms: [ES256, EdDSA]
+`, t.TempDir(), cl.Member(0).Endpoint()))
+
+	if _, _, err := initCmd(t, "--config", path); err != nil {
+		t.Fatalf("init on etcd: %v", err)
+	}
+	c := defaultConfig()
+	if err := loadConfigFile(&c, path); err != nil {
+		t.Fatal(err)
+	}
+	c.HTTP.Addr = "127.0.0.1:0"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	m := &Main{Config: c, LogOutput: logs, Getenv: func(k string) string {
+		if k == "SIGNET_KEK" {
+			return kek
+		}
+		return ""
+	}}
+	if err := m.Open(t.Context()); err != nil {
+		m.Close()
+		t.Fatalf("open: %v\nlogs:\n%s", err, logs)
+	}
+	t.Cleanup(func() { m.Close() })
+
+	out, _, err := clientsCmd(t, "create", "--config", path, "--id", "svc", "--grant", "client_credentials", "--audience", "API")
+	if err != nil {
+		t.Fatalf("clients create on etcd while serving: %v", err)
+	}
+	svc := decodeSecret(t, out)
+	cc := clientcredentials.Config{ClientID: svc.ClientID, ClientSecret: svc.ClientSecret, TokenURL: m.URL() + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}
+	var tok *oauth2.Token
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tok, err = cc.Token(t.Context())
+		if err == nil {
+			break
+		}
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.Response.StatusCode != http.StatusUnauthorized || time.Now().After(deadline) {
+			t.Fatalf("token for a client created by the CLI: %v\nlogs:\n%s", err, logs)
+		}
+		time.Sleep(10 * time.Millisecond) // waiting for the watch, bounded by the deadline
+	}
+	set, _, _ := fetchJWKS(t, m.URL())
+	kid := tokenKID(t, tok.AccessToken)
+	if _, ok := kids(set)[kid]; !ok {
+		t.Fatalf("token signed by %s, not in the JWKS %v", kid, kids(set))
+	}
+	resp, err := http.Get(m.URL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz = %d, want 200", resp.StatusCode)
+	}
+	if !strings.Contains(logs.String(), "serve-test/") {
+		t.Error("the startup log does not name the etcd store")
+	}
+}
+
+// TestServe_Etcd_NoKEK: on a shared store Signet never makes up a KEK.
+func TestServe_Etcd_NoKEK(t *testing.T) {
+	cl := etcdtest.Start(t, etcdtest.Options{})
+	c := testConfig(t, func(c *Config) {
+		c.Storage.Backend = "etcd"
+		c.Storage.Etcd.Endpoints = cl.Endpoints()
+	})
+	m := &Main{Config: c, LogOutput: &syncBuffer{}, Getenv: func(string) string { return "" }}
+	err := m.Open(t.Context())
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), "every replica needs the same one") {
+		t.Fatalf("Open without a KEK on etcd = %v, want a refusal that says why", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.DataDir, "kek")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a KEK file was created: %v", err)
+	}
+}
+
+func TestReadPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "pw")
+	if err := os.WriteFile(good, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readPasswordFile(good); err != nil || p != "s3cret" {
+		t.Errorf("readPasswordFile = %q, %v, want s3cret", p, err)
+	}
+	open := filepath.Join(dir, "open")
+	if err := os.WriteFile(open, []byte("s3cret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readPasswordFile(open); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("readPasswordFile(0644) = %v, want a refusal", err)
+	}
+}
