@@ -73,7 +73,7 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		nargs = 0
 	case "delete", "set-password", "logout":
 	default:
-		return usageError{usersUsage}
+		return unknownSubcommand("users", sub)
 	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
