@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 )
@@ -79,12 +78,12 @@ func subUsage(w io.Writer, cmd string) {
 	fmt.Fprintf(w, "\nRun 'signet %s SUBCOMMAND -h' for its flags.\n", cmd)
 }
 
-// checkSubcommand vets args (after the command name) of a command with
-// subcommands: help, a missing or unknown subcommand. ok is false when run
-// must stop with code.
+// checkSubcommand handles a command with subcommands given none, or -h:
+// it prints the subcommands. ok is false when run must stop with code.
+// Each command's own dispatch decides which subcommands exist (see
+// unknownSubcommand), so one added there is never refused here.
 func checkSubcommand(cmd string, args []string, stderr io.Writer) (code int, ok bool) {
-	subs := subcommands()[cmd]
-	if len(subs) == 0 {
+	if len(subcommands()[cmd]) == 0 {
 		return 0, true
 	}
 	if len(args) == 0 {
@@ -95,21 +94,23 @@ func checkSubcommand(cmd string, args []string, stderr io.Writer) (code int, ok 
 		subUsage(stderr, cmd)
 		return 0, false
 	}
-	names := make([]string, len(subs))
-	for i, s := range subs {
-		names[i] = s.name
+	return 0, true
+}
+
+// unknownSubcommand is the usage error for a subcommand cmd does not have,
+// suggesting the closest one it lists.
+func unknownSubcommand(cmd, sub string) error {
+	var names []string
+	for _, s := range subcommands()[cmd] {
+		names = append(names, s.name)
 	}
-	if slices.Contains(names, args[0]) {
-		return 0, true
-	}
-	msg := fmt.Sprintf("signet %s: unknown subcommand %q", cmd, args[0])
-	if s := closest(args[0], names); s != "" {
+	msg := fmt.Sprintf("unknown subcommand %q", sub)
+	if s := closest(sub, names); s != "" {
 		msg += fmt.Sprintf(": did you mean %q?", "signet "+cmd+" "+s)
 	} else {
 		msg += fmt.Sprintf(" (one of %s)", strings.Join(names, ", "))
 	}
-	fmt.Fprintln(stderr, msg)
-	return 2, false
+	return usageError{msg}
 }
 
 // unknownCommand says that name is no command and suggests the closest.

@@ -125,7 +125,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "rotate-secret":
 		fs.DurationVar(&keep, "keep-old", 0, "keep accepting the old secret for this long (default: not at all)")
 	default:
-		return usageError{clientsUsage}
+		return unknownSubcommand("clients", sub)
 	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err

@@ -18,8 +18,11 @@ import (
 // directory (which no server may hold open) with the same configuration as
 // serve.
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate" && args[0] != "revoke") {
+	if len(args) == 0 {
 		return usageError{"usage: signet keys list|rotate|revoke KID [--data-dir DIR | --server URL] [--json] [--force]"}
+	}
+	if args[0] != "list" && args[0] != "rotate" && args[0] != "revoke" {
+		return unknownSubcommand("keys", args[0])
 	}
 	sub := args[0]
 	fs := newFlagSet("keys "+sub, stderr)

@@ -83,7 +83,7 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	case "consents":
 		withdraw = fs.String("withdraw", "", "withdraw the consent given to this client id (its refresh tokens for the user are revoked)")
 	default:
-		return usageError{usersUsage}
+		return unknownSubcommand("users", sub)
 	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
