@@ -256,7 +256,7 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	code.AccessJTI, code.AccessExp = r.jti, out.iat+int64(r.ttl/time.Second)
 	if r.refreshHash != "" {
 		idle, absolute := s.refreshTTLs(r.ent)
-		fam := familyRecord{ID: r.famID, ClientID: r.ent.rec.ID, UserID: user.ID, Scope: code.Scope, Aud: []string{r.ent.rec.DefaultAudience},
+		fam := familyRecord{ID: r.famID, ClientID: r.ent.rec.ID, ClientInstance: r.ent.rec.Instance, UserID: user.ID, Scope: code.Scope, Aud: []string{r.ent.rec.DefaultAudience},
 			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
 			AuthTime: code.AuthTime, SID: code.SID}
 		fam.addAccess(r.jti, code.AccessExp, r.now.Unix())
