@@ -102,7 +102,7 @@ const auditPageSize = 1000
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("audit", stderr)
 	var cf configFlags
-	cf.register(fs)
+	cf.registerOffline(fs)
 	since := fs.String("since", "", "events at or after T (RFC 3339, or a duration ago such as 24h)")
 	until := fs.String("until", "", "events before T (RFC 3339, or a duration ago)")
 	action := fs.String("action", "", "only this action (keys.rotate), or a prefix (keys.*)")

@@ -96,7 +96,7 @@ func (m *Main) backupTo(ctx context.Context, w io.Writer) error {
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("backup", stderr)
 	var cf configFlags
-	cf.register(fs)
+	cf.registerOffline(fs)
 	out := fs.String("out", "", "backup file to write (mode 0600; must not exist)")
 	server := fs.String("server", "", "back up a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
 	if err := parseFlags(fs, args); err != nil {
@@ -236,7 +236,7 @@ func readStoreState(ctx context.Context, st storage.Store) (storeState, error) {
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("restore", stderr)
 	var cf configFlags
-	cf.register(fs)
+	cf.registerOffline(fs)
 	from := fs.String("from", "", "backup file to restore")
 	force := fs.Bool("force", false, "replace a store that has data (it is kept beside as signet.db.before-restore-TIME)")
 	if err := parseFlags(fs, args); err != nil {

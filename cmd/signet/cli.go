@@ -35,6 +35,7 @@ func subcommands() map[string][]subcommand {
 			{"delete", "USER", "delete a user and revoke its sessions"},
 			{"set-password", "USER", "set a user's password and revoke its sessions"},
 			{"logout", "USER", "revoke every session of a user"},
+			{"consents", "USER [--withdraw CLIENT]", "list what the user allowed third-party clients; withdraw one (revokes that client's refresh tokens for the user)"},
 		},
 	}
 }
