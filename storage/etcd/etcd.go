@@ -314,8 +314,10 @@ func (s *Store) run(ctx context.Context, op string, fn func(storage.Tx) error, c
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	stale := true // see tx.get
 	for attempt := 1; ; attempt++ {
 		t := s.newTx(ctx, true)
+		t.stale, stale = stale, false
 		err := fn(t)
 		t.done.Store(true)
 		switch {
@@ -323,8 +325,13 @@ func (s *Store) run(ctx context.Context, op string, fn func(storage.Tx) error, c
 			// A read found its revision compacted: start over.
 		case err != nil:
 			return err
+		case len(t.order) == 0 && t.stale && t.rev != 0:
+			// Read-only, on a snapshot that may be stale and that no
+			// commit will check: run again on a linearizable one.
+			attempt--
+			continue
 		case len(t.order) == 0:
-			return nil // read-only: consistent at its revision, nothing to check
+			return nil // read-only, linearizable snapshot: nothing to check
 		default:
 			err = commit(t)
 			if err == nil {
