@@ -68,6 +68,9 @@ const (
 	backoffMax  = 100 * time.Millisecond
 )
 
+// defaultCommitters is how many Batch commits may be in flight at once.
+const defaultCommitters = 4
+
 // scanPage is how many records one Scan request returns; a bucket of 100k
 // records is read in pages rather than in one response of its whole size.
 const scanPage = 500
@@ -123,7 +126,8 @@ type Store struct {
 
 	mu           sync.Mutex   // guards closing and the fields below
 	batchQueue   []*commitReq // Batch transactions waiting for the next commit
-	batchRunning bool         // a commitLoop goroutine is committing
+	batchRunning int          // commitLoop goroutines committing
+	committers   int          // at most that many
 
 	beforeGroupCommit func() // test hook: runs before each commit of the committer
 }
@@ -205,6 +209,8 @@ func open(ctx context.Context, opts Options, cfg clientv3.Config) (*Store, error
 		opts:   opts,
 		log:    opts.Logger,
 		done:   make(chan struct{}),
+
+		committers: defaultCommitters,
 	}
 	s.log.Debug("etcd: opened", "endpoints", eps, "prefix", opts.Prefix)
 	return s, nil
