@@ -36,7 +36,8 @@ type commitReq struct {
 }
 
 // Batch runs fn like Update, but commits it together with other Batch
-// calls that are ready at the same time. Same contract as Update.
+// calls that are ready at the same time. Same contract as Update; ctx
+// bounds fn's reads, and the shared commit is bounded by RequestTimeout.
 func (s *Store) Batch(ctx context.Context, fn func(storage.Tx) error) error {
 	return s.run(ctx, "etcd batch", fn, s.groupCommit)
 }
