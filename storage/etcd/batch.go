@@ -15,9 +15,12 @@ import (
 //
 // Each Batch call runs its function in its own transaction, in the
 // caller's goroutine, so reads of concurrent calls proceed in parallel.
-// Its checks and writes then go to one committer goroutine, which sends
-// the transactions queued while the previous commit was in flight as one
-// etcd transaction (at low load a call commits at once, alone). Two
+// Its checks and writes then go to a committer goroutine, which sends the
+// transactions queued while the previous commit was in flight as one etcd
+// transaction (at low load a call commits at once, alone). Up to
+// committers commits are in flight at once: a commit waits mostly for the
+// members' fsync, and etcd shares one fsync among the commits that arrive
+// together. Two
 // transactions share a commit only if neither writes a key the other read,
 // scanned or wrote: then the combined checks and writes mean the same as
 // committing one after the other. If a shared commit fails a check, each
@@ -33,7 +36,8 @@ type commitReq struct {
 }
 
 // Batch runs fn like Update, but commits it together with other Batch
-// calls that are ready at the same time. Same contract as Update.
+// calls that are ready at the same time. Same contract as Update; ctx
+// bounds fn's reads, and the shared commit is bounded by RequestTimeout.
 func (s *Store) Batch(ctx context.Context, fn func(storage.Tx) error) error {
 	return s.run(ctx, "etcd batch", fn, s.groupCommit)
 }
@@ -51,8 +55,8 @@ func (s *Store) groupCommit(t *tx) error {
 		return storage.ErrClosed
 	}
 	s.batchQueue = append(s.batchQueue, r)
-	if !s.batchRunning {
-		s.batchRunning = true
+	if s.batchRunning < s.committers {
+		s.batchRunning++
 		s.wg.Add(1)
 		go s.commitLoop()
 	}
@@ -68,7 +72,7 @@ func (s *Store) commitLoop() {
 		queue := s.batchQueue
 		s.batchQueue = nil
 		if len(queue) == 0 {
-			s.batchRunning = false
+			s.batchRunning--
 			s.mu.Unlock()
 			return
 		}

@@ -68,6 +68,9 @@ const (
 	backoffMax  = 100 * time.Millisecond
 )
 
+// defaultCommitters is how many Batch commits may be in flight at once.
+const defaultCommitters = 4
+
 // scanPage is how many records one Scan request returns; a bucket of 100k
 // records is read in pages rather than in one response of its whole size.
 const scanPage = 500
@@ -123,7 +126,8 @@ type Store struct {
 
 	mu           sync.Mutex   // guards closing and the fields below
 	batchQueue   []*commitReq // Batch transactions waiting for the next commit
-	batchRunning bool         // a commitLoop goroutine is committing
+	batchRunning int          // commitLoop goroutines committing
+	committers   int          // at most that many
 
 	beforeGroupCommit func() // test hook: runs before each commit of the committer
 }
@@ -205,6 +209,8 @@ func open(ctx context.Context, opts Options, cfg clientv3.Config) (*Store, error
 		opts:   opts,
 		log:    opts.Logger,
 		done:   make(chan struct{}),
+
+		committers: defaultCommitters,
 	}
 	s.log.Debug("etcd: opened", "endpoints", eps, "prefix", opts.Prefix)
 	return s, nil
@@ -314,8 +320,10 @@ func (s *Store) run(ctx context.Context, op string, fn func(storage.Tx) error, c
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	stale := true // see tx.get
 	for attempt := 1; ; attempt++ {
 		t := s.newTx(ctx, true)
+		t.stale, stale = stale, false
 		err := fn(t)
 		t.done.Store(true)
 		switch {
@@ -323,8 +331,13 @@ func (s *Store) run(ctx context.Context, op string, fn func(storage.Tx) error, c
 			// A read found its revision compacted: start over.
 		case err != nil:
 			return err
+		case len(t.order) == 0 && t.stale && t.rev != 0:
+			// Read-only, on a snapshot that may be stale and that no
+			// commit will check: run again on a linearizable one.
+			attempt--
+			continue
 		case len(t.order) == 0:
-			return nil // read-only: consistent at its revision, nothing to check
+			return nil // read-only, linearizable snapshot: nothing to check
 		default:
 			err = commit(t)
 			if err == nil {

@@ -23,4 +23,8 @@ func BatchQueueLen(s *Store) int {
 
 // SetBeforeGroupCommit installs fn to run before each commit of the Batch
 // committer. Call it before any Batch.
-func SetBeforeGroupCommit(s *Store, fn func()) { s.beforeGroupCommit = fn }
+// It also makes one commit at a time, so the others queue behind the hook.
+func SetBeforeGroupCommit(s *Store, fn func()) {
+	s.beforeGroupCommit = fn
+	s.committers = 1
+}

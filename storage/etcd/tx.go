@@ -35,6 +35,7 @@ type tx struct {
 	writable bool
 	done     atomic.Bool // set when fn returns
 
+	stale  bool            // the first read may be served by any member (see get)
 	rev    int64           // revision every read is taken at; 0 before the first read
 	reads  map[string]read // etcd key -> what Get saw
 	scans  []scanned
@@ -62,15 +63,30 @@ func (s *Store) newTx(ctx context.Context, writable bool) *tx {
 	return &tx{s: s, ctx: ctx, writable: writable, reads: map[string]read{}, writes: map[string]*write{}}
 }
 
-// get reads from etcd at the transaction's revision, fixing it on the first
-// read with a linearizable request.
+// get reads from etcd at the transaction's revision, fixing it on the
+// first read.
+//
+// Which reads need the leader (linearizable, a read-index round): the
+// first read of a View, so a View sees every commit that finished before
+// it started. Reads at a fixed revision do not: any member that has
+// applied that revision answers them alone (one that has not yet says
+// ErrFutureRev, and the read is repeated linearizably). Nor does the first
+// read of an Update's first attempt (t.stale): a stale snapshot only makes
+// the commit's checks fail, and the next attempt reads linearizably.
 func (t *tx) get(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
 	if t.rev != 0 {
 		opts = append(opts, clientv3.WithRev(t.rev))
 	}
 	ctx, cancel := t.s.reqCtx(t.ctx)
 	defer cancel()
-	resp, err := t.s.cl.Get(ctx, key, opts...)
+	var resp *clientv3.GetResponse
+	var err error
+	if t.rev != 0 || t.stale {
+		resp, err = t.s.cl.Get(ctx, key, append(opts, clientv3.WithSerializable())...)
+	}
+	if resp == nil && (err == nil || errors.Is(err, rpctypes.ErrFutureRev)) {
+		resp, err = t.s.cl.Get(ctx, key, opts...)
+	}
 	if errors.Is(err, rpctypes.ErrCompacted) {
 		return nil, fmt.Errorf("%w: %w", errStale, err)
 	}
