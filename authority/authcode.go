@@ -258,7 +258,7 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 		idle, absolute := s.refreshTTLs(r.ent)
 		fam := familyRecord{ID: r.famID, ClientID: r.ent.rec.ID, ClientInstance: r.ent.rec.Instance, UserID: user.ID, Scope: code.Scope, Aud: []string{r.ent.rec.DefaultAudience},
 			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
-			AuthTime: code.AuthTime, SID: code.SID}
+			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff}
 		fam.addAccess(r.jti, code.AccessExp, r.now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
 		if err != nil {

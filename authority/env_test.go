@@ -21,6 +21,7 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
+	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
 )
 
@@ -91,7 +92,7 @@ func (a keyAdmin) Revoke(ctx context.Context, kid string) error { return a.m.Rev
 type env struct {
 	t      testing.TB
 	dbPath string
-	store  *bolt.Store
+	store  storage.Store
 	clock  *testClock
 	keys   *keys.Manager
 	srv    *authority.Server
@@ -113,6 +114,8 @@ type envOptions struct {
 	// realHash is set.
 	password authority.PasswordParams
 	realHash bool
+	// store, when set, is the store to run on instead of a bolt file.
+	store storage.Store
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -136,10 +139,15 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e := &env{t: t, clock: &testClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.dbPath = filepath.Join(t.TempDir(), "signet.db")
-	st, err := bolt.Open(e.dbPath, bolt.Options{Timeout: time.Second, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
+	var st storage.Store = o.store
+	if st == nil {
+		b, err := bolt.Open(e.dbPath, bolt.Options{Timeout: time.Second, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = b
 	}
+	var err error
 	e.store = st
 	e.keys, err = keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: o.algs,
 		MaxTokenTTL: time.Hour, MinPublishAge: o.minAge, Now: e.clock.Now, Logger: logger})

@@ -150,7 +150,13 @@ func WithdrawConsent(ctx context.Context, store storage.Store, userID, clientID 
 			if err != nil {
 				return err
 			}
-			if f.ClientID != clientID || f.RevokedAt != 0 {
+			if f.ClientID != clientID {
+				continue
+			}
+			if live, err := f.live(tx, now); err != nil || !live {
+				if err != nil {
+					return err
+				}
 				continue
 			}
 			n++

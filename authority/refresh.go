@@ -114,6 +114,30 @@ type familyRecord struct {
 	// authorization code flow: refreshed ID tokens carry them.
 	AuthTime int64  `json:"auth_time,omitempty"`
 	SID      string `json:"sid,omitempty"`
+	// LoginCutoff is the user's cutoff when the family was created. A
+	// logout moves the cutoff, which ends every family created before it
+	// without writing each of them: one logout is two writes however many
+	// sessions the user has (a remote store bounds the writes of one
+	// transaction). Nil for families older than this field; a logout
+	// revokes those one by one, as before.
+	LoginCutoff *int64 `json:"login_cutoff,omitempty"`
+}
+
+// live says whether f may still be used at now: not revoked, not expired,
+// and (for families that record it) created after the user's last logout,
+// which cutoffsBucket holds. Everything that honours a family asks this.
+func (f *familyRecord) live(tx storage.Tx, now time.Time) (bool, error) {
+	if f.RevokedAt != 0 || now.UnixNano() >= f.expiresAt() {
+		return false, nil
+	}
+	if f.LoginCutoff == nil {
+		return true, nil
+	}
+	cutoff, err := getInt(tx, cutoffsBucket, f.UserID)
+	if err != nil {
+		return false, err
+	}
+	return *f.LoginCutoff == cutoff, nil
 }
 
 type issuedAccess struct {
@@ -321,7 +345,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams)
 		idle, absolute := s.refreshTTLs(ent)
 		n := now.UnixNano()
 		fam := familyRecord{ID: newFamilyID(), ClientID: ent.rec.ID, ClientInstance: ent.rec.Instance, UserID: rec.ID, Scope: scope, Aud: aud,
-			CreatedAt: n, ExpiresAt: n + int64(absolute), IdleTTL: int64(idle), LastUsed: n, Current: key}
+			CreatedAt: n, ExpiresAt: n + int64(absolute), IdleTTL: int64(idle), LastUsed: n, Current: key, LoginCutoff: &cutoff}
 		fam.addAccess(spec.jti, spec.iat+int64(s.accessTTL(ent)/time.Second), now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: n})
 		if err != nil {
@@ -515,9 +539,10 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 		// reused is another client's too, and dead already.
 		out.err, out.mismatch = errBadRefresh(), true
 		return nil
-	case f.RevokedAt != 0, now >= f.expiresAt():
+	}
+	if live, err := f.live(tx, r.now); err != nil || !live {
 		out.err = errBadRefresh()
-		return nil
+		return err
 	}
 	retry := false
 	if r.hash != f.Current {
@@ -615,8 +640,15 @@ func logoutTx(tx storage.Tx, sub, reason string, now time.Time) (int, int64, err
 		if err != nil {
 			return 0, 0, err
 		}
-		if f.RevokedAt == 0 {
+		live, err := f.live(tx, now)
+		if err != nil {
+			return 0, 0, err
+		}
+		if live {
 			n++
+		}
+		if f.LoginCutoff != nil {
+			continue // ended by the new cutoff below, without a write
 		}
 		if err := revokeFamily(tx, &f, reason, now); err != nil {
 			return 0, 0, err

@@ -110,7 +110,11 @@ func (s *Server) revoke(c echo.Context) error {
 				mismatch = true
 				return nil
 			}
-			revoked = fam.RevokedAt == 0
+			live, err := fam.live(tx, now)
+			if err != nil {
+				return err
+			}
+			revoked = live
 			return revokeFamily(tx, &fam, reasonRevoked, now)
 		})
 		if err != nil {
@@ -214,8 +218,8 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 			if err != nil {
 				return err
 			}
-			if f.RevokedAt != 0 || f.Current != refreshKey(tok) || now.UnixNano() >= f.expiresAt() {
-				return nil
+			if live, err := f.live(tx, now); err != nil || !live || f.Current != refreshKey(tok) {
+				return err
 			}
 			u, err := getUser(tx, f.UserID)
 			if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
