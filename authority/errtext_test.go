@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 )
 
 // descOK is RFC 6749 §5.2: error_description = 1*( %x20-21 / %x23-5B / %x5D-7E ).
@@ -44,7 +44,7 @@ func TestErrorDescriptions_HTTP(t *testing.T) {
 	sec := e.userClient("app", nil)
 	e.createUser("alice")
 	_, rt := e.login("app", sec, "alice", nil)
-	svcSecret := e.createClient(authority.Client{ID: "svc", Scopes: []string{"read"}, Audiences: []string{"api"}})
+	svcSecret := e.createClient(clients.Client{ID: "svc", Scopes: []string{"read"}, Audiences: []string{"api"}})
 	basicSvc := "Basic " + base64.StdEncoding.EncodeToString([]byte("svc:"+svcSecret))
 	basicApp := "Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+sec))
 	const form = "application/x-www-form-urlencoded"

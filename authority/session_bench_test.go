@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
+	"github.com/signet-auth/signet/users"
 )
 
 // bodyWriter is a ResponseWriter that keeps the status and the body.
@@ -134,11 +134,11 @@ func BenchmarkBoltBatch(b *testing.B) {
 // parameters (m=19456 KiB, t=2, p=1): what every password login, and every
 // login with an unknown username, costs.
 func BenchmarkPassword(b *testing.B) {
-	p := authority.PasswordParams{Memory: authority.DefaultPasswordMemory, Time: authority.DefaultPasswordTime, Threads: authority.DefaultPasswordThreads}
+	p := users.PasswordParams{Memory: users.DefaultPasswordMemory, Time: users.DefaultPasswordTime, Threads: users.DefaultPasswordThreads}
 	b.Run("argon2id-m19456-t2-p1", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = authority.HashPassword("correct horse battery staple", p)
+			_ = users.HashPassword("correct horse battery staple", p)
 		}
 	})
 }
