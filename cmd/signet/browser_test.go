@@ -18,10 +18,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/users"
-	"golang.org/x/oauth2"
 )
 
 // chromiumPath finds the system Chromium. The browser test never skips:
