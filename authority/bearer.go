@@ -37,7 +37,7 @@ type bearerCheck struct {
 // taken from the key, typ at+jwt, this issuer, the wanted audience, and
 // within exp/nbf/iat; and it must still be live here (tokenDead): its jti
 // not revoked, its iat not before its subject's cutoff, its client still
-// the instance it was issued to (instance.go) and enabled. Refusals are
+// the instance it was issued to (clients/instance.go) and enabled. Refusals are
 // *Error (401, or 400 for a repeated Authorization field); store failures
 // are 500. An expired token is refused without leeway: Signet's own clock
 // issued it.

@@ -92,7 +92,7 @@ type familyRecord struct {
 	ID       string `json:"id"`
 	ClientID string `json:"client_id"`
 	// ClientInstance is the instance of the client the family was issued
-	// to (instance.go); "" for families older than instances.
+	// to (clients/instance.go); "" for families older than instances.
 	ClientInstance string   `json:"client_instance,omitempty"`
 	UserID         string   `json:"user_id"`
 	Scope          string   `json:"scope"`

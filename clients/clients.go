@@ -169,7 +169,7 @@ type Client struct {
 	CreatedAt               time.Time `json:"created_at,omitzero"`
 	UpdatedAt               time.Time `json:"updated_at,omitzero"`
 
-	// Browser login (authorization_code); see clientoidc.go.
+	// Browser login (authorization_code); see oidc.go.
 	//
 	// RedirectURIs are compared byte for byte with redirect_uri;
 	// PostLogoutRedirectURIs likewise with post_logout_redirect_uri.
