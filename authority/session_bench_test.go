@@ -15,7 +15,6 @@ import (
 
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
-	"github.com/signet-auth/signet/users"
 )
 
 // bodyWriter is a ResponseWriter that keeps the status and the body.
@@ -126,19 +125,6 @@ func BenchmarkBoltBatch(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-}
-
-// BenchmarkPassword is the cost of one argon2id hash with the default
-// parameters (m=19456 KiB, t=2, p=1): what every password login, and every
-// login with an unknown username, costs.
-func BenchmarkPassword(b *testing.B) {
-	p := users.PasswordParams{Memory: users.DefaultPasswordMemory, Time: users.DefaultPasswordTime, Threads: users.DefaultPasswordThreads}
-	b.Run("argon2id-m19456-t2-p1", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = users.HashPassword("correct horse battery staple", p)
 		}
 	})
 }
