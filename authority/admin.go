@@ -16,14 +16,16 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/users"
 )
 
 // The admin API accepts access tokens from this Signet with this scope and
 // this audience only: an ordinary access token, even one with the scope,
 // is not an admin credential (RFC 8725 §3.9).
 const (
-	AdminScope    = "signet:admin"
+	AdminScope    = clients.AdminScope
 	AdminAudience = "signet-admin"
 )
 
@@ -97,11 +99,11 @@ func (s *Server) verifyAdmin(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ent, err := s.clients.lookup(r.Context(), at.ClientID)
+	ent, err := s.clients.Lookup(r.Context(), at.ClientID)
 	if err != nil { // deleted since verifyBearer looked: refuse as it would
 		return "", &Error{Code: "invalid_token", Description: "the token's client no longer exists", Status: http.StatusUnauthorized, bearer: bearerRealm + `, error="invalid_token"`}
 	}
-	if !slices.Contains(splitScope(at.Scope), AdminScope) || !slices.Contains(ent.rec.Scopes, AdminScope) {
+	if !slices.Contains(splitScope(at.Scope), AdminScope) || !slices.Contains(ent.Record.Scopes, AdminScope) {
 		return at.ClientID, &Error{Code: "insufficient_scope", Description: "token lacks scope " + AdminScope, Status: http.StatusForbidden,
 			bearer: bearerRealm + `, error="insufficient_scope", scope="` + AdminScope + `"`}
 	}
@@ -146,17 +148,18 @@ func auditError(err error) string {
 
 // adminError maps errors of the registry and the key admin.
 func adminError(err error) error {
-	var ve *ValidationError
+	var cve *clients.ValidationError
+	var uve *users.ValidationError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &ve):
+	case errors.As(err, &cve), errors.As(err, &uve):
 		return &Error{Code: "invalid_request", Description: validationText(err), Status: http.StatusBadRequest, Err: err}
 	case errors.Is(err, storage.ErrNotFound):
 		return &Error{Code: "not_found", Description: "no such object", Status: http.StatusNotFound, Err: err}
-	case errors.Is(err, ErrClientExists):
+	case errors.Is(err, clients.ErrExists):
 		return &Error{Code: "conflict", Description: "client id already exists", Status: http.StatusConflict, Err: err}
-	case errors.Is(err, ErrUserExists):
+	case errors.Is(err, users.ErrExists):
 		return &Error{Code: "conflict", Description: "username already exists", Status: http.StatusConflict, Err: err}
 	case errors.Is(err, ErrKeyConflict):
 		return &Error{Code: "conflict", Description: err.Error(), Status: http.StatusConflict, Err: err}
@@ -170,7 +173,11 @@ func validationText(err error) string {
 	var parts []string
 	var walk func(error)
 	walk = func(e error) {
-		if ve, ok := e.(*ValidationError); ok {
+		switch ve := e.(type) {
+		case *clients.ValidationError:
+			parts = append(parts, ve.Field+": "+ve.Problem)
+			return
+		case *users.ValidationError:
 			parts = append(parts, ve.Field+": "+ve.Problem)
 			return
 		}
@@ -292,13 +299,13 @@ func (s *Server) adminRevokeKey(c echo.Context) error {
 }
 
 type clientsResponse struct {
-	Clients []Client `json:"clients"`
+	Clients []clients.Client `json:"clients"`
 }
 
 // ClientWithSecret is a client together with its new secret: the answer
 // to a create or a secret rotation, and the only time the secret is shown.
 type ClientWithSecret struct {
-	Client
+	clients.Client
 	ClientSecret string `json:"client_secret"`
 }
 
@@ -308,13 +315,13 @@ func (s *Server) adminListClients(c echo.Context) error {
 		return adminError(err)
 	}
 	if list == nil {
-		list = []Client{}
+		list = []clients.Client{}
 	}
 	return c.JSON(http.StatusOK, clientsResponse{list})
 }
 
 func (s *Server) adminCreateClient(c echo.Context) error {
-	var spec Client
+	var spec clients.Client
 	if err := decodeJSON(c, &spec); err != nil {
 		return err
 	}
@@ -339,12 +346,12 @@ func (s *Server) adminGetClient(c echo.Context) error {
 }
 
 func (s *Server) adminUpdateClient(c echo.Context) error {
-	var p ClientPatch
+	var p clients.Patch
 	if err := decodeJSON(c, &p); err != nil {
 		return err
 	}
 	id := c.Param("id")
-	var out Client
+	var out clients.Client
 	err := s.audited(c, "clients.update", id, func() (string, error) {
 		cl, err := s.clients.Update(c.Request().Context(), id, p)
 		out = cl
@@ -383,7 +390,7 @@ func (s *Server) adminDeleteClient(c echo.Context) error {
 // SecretRotation is the body of POST /admin/clients/{id}/secret.
 type SecretRotation struct {
 	// KeepPrevious is how long the old secret keeps working (default 0).
-	KeepPrevious Duration `json:"keep_previous"`
+	KeepPrevious clients.Duration `json:"keep_previous"`
 }
 
 func (s *Server) adminRotateSecret(c echo.Context) error {
@@ -405,7 +412,7 @@ func (s *Server) adminRotateSecret(c echo.Context) error {
 }
 
 type usersResponse struct {
-	Users []User `json:"users"`
+	Users []users.User `json:"users"`
 }
 
 // userError is adminError with the validation text about a user.
@@ -424,17 +431,17 @@ func (s *Server) adminListUsers(c echo.Context) error {
 		return adminError(err)
 	}
 	if list == nil {
-		list = []User{}
+		list = []users.User{}
 	}
 	return c.JSON(http.StatusOK, usersResponse{list})
 }
 
 func (s *Server) adminCreateUser(c echo.Context) error {
-	var nu NewUser
+	var nu users.NewUser
 	if err := decodeJSON(c, &nu); err != nil {
 		return err
 	}
-	var out User
+	var out users.User
 	err := s.audited(c, "users.create", nu.Username, func() (string, error) {
 		u, err := s.users.Create(c.Request().Context(), nu)
 		out = u
@@ -455,13 +462,13 @@ func (s *Server) adminGetUser(c echo.Context) error {
 }
 
 func (s *Server) adminUpdateUser(c echo.Context) error {
-	var p UserPatch
+	var p users.Patch
 	if err := decodeJSON(c, &p); err != nil {
 		return err
 	}
 	id := c.Param("id")
 	ctx := c.Request().Context()
-	var out User
+	var out users.User
 	err := s.audited(c, "users.update", id, func() (string, error) {
 		u, disabled, err := s.users.Update(ctx, id, p)
 		if err != nil {
@@ -506,7 +513,7 @@ func (s *Server) adminDeleteUser(c echo.Context) error {
 // adminSetPassword sets a new password and ends the user's sessions: a
 // password is reset because it may be known to someone else.
 func (s *Server) adminSetPassword(c echo.Context) error {
-	var pc PasswordChange
+	var pc users.PasswordChange
 	if err := decodeJSON(c, &pc); err != nil {
 		return err
 	}

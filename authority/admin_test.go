@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 )
 
 // mint signs claims with key under the given header, for tokens the
@@ -63,9 +64,9 @@ func TestAdmin_Refusals(t *testing.T) {
 	e := newEnv(t, envOptions{algs: []string{"RS256", "ES256"}})
 	other := newEnv(t, envOptions{algs: []string{"RS256"}})
 
-	readerSecret := e.createClient(authority.Client{ID: "reader", Scopes: []string{"read"}, Audiences: []string{authority.AdminAudience}})
-	wideSecret := e.createClient(authority.Client{ID: "wide", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience, "api"}})
-	goneSecret := e.createClient(authority.Client{ID: "gone", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience}})
+	readerSecret := e.createClient(clients.Client{ID: "reader", Scopes: []string{"read"}, Audiences: []string{authority.AdminAudience}})
+	wideSecret := e.createClient(clients.Client{ID: "wide", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience, "api"}})
+	goneSecret := e.createClient(clients.Client{ID: "gone", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience}})
 	goneTok := e.token("gone", goneSecret, url.Values{"scope": {authority.AdminScope}})
 	if err := e.srv.Clients().Delete(t.Context(), "gone"); err != nil {
 		t.Fatal(err)

@@ -18,8 +18,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/users"
 )
 
 // reasonCodeReuse is the family revocation reason when its authorization
@@ -34,9 +36,9 @@ func errBadCode() *Error {
 
 // publicClient returns the client id as a public client (auth method none),
 // or nil when it is not one: then the ordinary secret check runs and fails.
-func (s *Server) publicClient(ctx context.Context, id string) *clientEntry {
-	ent, err := s.clients.lookup(ctx, id)
-	if err != nil || ent.rec.Disabled || !ent.rec.Public || !slices.Contains(ent.rec.AuthMethods, AuthNone) {
+func (s *Server) publicClient(ctx context.Context, id string) *clients.Entry {
+	ent, err := s.clients.Lookup(ctx, id)
+	if err != nil || ent.Record.Disabled || !ent.Record.Public || !slices.Contains(ent.Record.AuthMethods, clients.AuthNone) {
 		return nil
 	}
 	return ent
@@ -46,12 +48,12 @@ func (s *Server) publicClient(ctx context.Context, id string) *clientEntry {
 // redirect URIs) read the token response, so a SPA can redeem its code and
 // refresh (with credentials, for the refresh cookie). A form POST is a
 // CORS simple request: no preflight is involved.
-func (s *Server) allowBrowserOrigin(c echo.Context, ent *clientEntry) {
+func (s *Server) allowBrowserOrigin(c echo.Context, ent *clients.Entry) {
 	origin := c.Request().Header.Get("Origin")
-	if origin == "" || !ent.rec.Public {
+	if origin == "" || !ent.Record.Public {
 		return
 	}
-	for _, r := range ent.rec.RedirectURIs {
+	for _, r := range ent.Record.RedirectURIs {
 		if u, err := url.Parse(r); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Scheme+"://"+u.Host == origin {
 			h := c.Response().Header()
 			h.Set(echo.HeaderAccessControlAllowOrigin, origin)
@@ -88,7 +90,7 @@ type codeOutcome struct {
 	reuse  bool
 	denied bool
 	code   sessions.Code
-	user   userRecord
+	user   users.Record
 	claims []byte
 	iat    int64
 	family string
@@ -99,8 +101,8 @@ type codeOutcome struct {
 // one transaction with the refresh family it starts, so of any number of
 // concurrent redemptions exactly one succeeds, and a later one finds what
 // to revoke.
-func (s *Server) codeGrant(c echo.Context, ent *clientEntry, p *tokenParams) error {
-	if !slices.Contains(ent.rec.GrantTypes, GrantAuthorizationCode) {
+func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) error {
+	if !slices.Contains(ent.Record.GrantTypes, clients.GrantAuthorizationCode) {
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed the authorization_code grant", Status: http.StatusBadRequest}
 	}
 	if p.code == "" {
@@ -115,9 +117,9 @@ func (s *Server) codeGrant(c echo.Context, ent *clientEntry, p *tokenParams) err
 	}
 	// Both keys before the code is spent: a missing key must not cost the
 	// client its code.
-	if slices.Contains(ent.rec.Scopes, "openid") {
+	if slices.Contains(ent.Record.Scopes, "openid") {
 		if _, err := s.idKeys.get(s.cfg.Signer, s.idTokenAlg(ent)); err != nil {
-			return errServer(fmt.Errorf("ID token key for %s: %w", ent.rec.ID, err))
+			return errServer(fmt.Errorf("ID token key for %s: %w", ent.Record.ID, err))
 		}
 	}
 	ctx := c.Request().Context()
@@ -125,7 +127,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clientEntry, p *tokenParams) err
 	jti := newJTI()
 	ttl := s.accessTTL(ent)
 	refresh, refreshHash := "", ""
-	if ent.grantRT {
+	if ent.GrantRT {
 		refresh, refreshHash = newRefreshToken()
 	}
 	famID := newFamilyID()
@@ -144,14 +146,14 @@ func (s *Server) codeGrant(c echo.Context, ent *clientEntry, p *tokenParams) err
 	}
 	if out.reuse {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "authorization code reuse: its tokens are revoked",
-			slog.String("client_id", ent.rec.ID), slog.String("user_id", out.code.UserID), slog.String("family", out.code.Family))
-		s.record(c, AuditEvent{Actor: ent.rec.ID, Action: "code.reuse_detected", Target: out.code.UserID, Outcome: "tokens_revoked",
+			slog.String("client_id", ent.Record.ID), slog.String("user_id", out.code.UserID), slog.String("family", out.code.Family))
+		s.record(c, AuditEvent{Actor: ent.Record.ID, Action: "code.reuse_detected", Target: out.code.UserID, Outcome: "tokens_revoked",
 			Detail: fmt.Sprintf("family=%s: an authorization code was presented again; the tokens issued from it are revoked", out.code.Family)})
 	}
 	if out.err != nil {
 		return out.err
 	}
-	spec := accessSpec{sub: out.code.UserID, scope: out.code.Scope, aud: []string{ent.rec.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims}
+	spec := accessSpec{sub: out.code.UserID, scope: out.code.Scope, aud: []string{ent.Record.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims}
 	at, err := s.sign(key, ent, spec)
 	if err != nil {
 		return err
@@ -165,7 +167,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clientEntry, p *tokenParams) err
 		}
 	}
 	if s.cfg.TokenMetrics != nil {
-		s.cfg.TokenMetrics.Issued(GrantAuthorizationCode, ent.rec.SigningAlg, ent.rec.ID)
+		s.cfg.TokenMetrics.Issued(clients.GrantAuthorizationCode, ent.Record.SigningAlg, ent.Record.ID)
 	}
 	if out.family == "" {
 		refresh = ""
@@ -174,7 +176,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clientEntry, p *tokenParams) err
 }
 
 type redemption struct {
-	ent         *clientEntry
+	ent         *clients.Entry
 	p           *tokenParams
 	now         time.Time
 	jti         string
@@ -195,7 +197,7 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 		return err
 	}
 	out.code = code
-	if code.ClientID != r.ent.rec.ID || code.ClientInstance != r.ent.rec.Instance {
+	if code.ClientID != r.ent.Record.ID || code.ClientInstance != r.ent.Record.Instance {
 		// Not consumed: another client must not be able to destroy a
 		// code it stole (its tokens would not be its own anyway).
 		out.err = errBadCode()
@@ -227,7 +229,7 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	case r.p.codeVerifier != "":
 		return fail() // a verifier without a challenge: PKCE downgrade (RFC 9700 §4.8.2)
 	}
-	user, err := getUser(tx, code.UserID)
+	user, err := users.Read(tx, code.UserID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return fail()
 	}
@@ -256,7 +258,7 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	code.AccessJTI, code.AccessExp = r.jti, out.iat+int64(r.ttl/time.Second)
 	if r.refreshHash != "" {
 		idle, absolute := s.refreshTTLs(r.ent)
-		fam := familyRecord{ID: r.famID, ClientID: r.ent.rec.ID, ClientInstance: r.ent.rec.Instance, UserID: user.ID, Scope: code.Scope, Aud: []string{r.ent.rec.DefaultAudience},
+		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: code.Scope, Aud: []string{r.ent.Record.DefaultAudience},
 			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
 			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff}
 		fam.addAccess(r.jti, code.AccessExp, r.now.Unix())

@@ -17,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -36,7 +37,7 @@ type bearerCheck struct {
 // taken from the key, typ at+jwt, this issuer, the wanted audience, and
 // within exp/nbf/iat; and it must still be live here (tokenDead): its jti
 // not revoked, its iat not before its subject's cutoff, its client still
-// the instance it was issued to (instance.go) and enabled. Refusals are
+// the instance it was issued to (clients/instance.go) and enabled. Refusals are
 // *Error (401, or 400 for a repeated Authorization field); store failures
 // are 500. An expired token is refused without leeway: Signet's own clock
 // issued it.
@@ -118,15 +119,15 @@ func (s *Server) tokenDead(ctx context.Context, at *accessClaims) (string, error
 	if err != nil || why != "" {
 		return why, err
 	}
-	ent, err := s.clients.lookup(ctx, at.ClientID)
+	ent, err := s.clients.Lookup(ctx, at.ClientID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return "the token's client no longer exists", nil
 	case err != nil:
 		return "", err
-	case ent.rec.Instance != at.Instance:
+	case ent.Record.Instance != at.Instance:
 		return "the token's client no longer exists", nil // deleted, and the id reused
-	case ent.rec.Disabled:
+	case ent.Record.Disabled:
 		return "the token's client is disabled", nil
 	}
 	return "", nil
@@ -205,7 +206,7 @@ func (s *Server) readAccessToken(tok string) (accessClaims, *tokenError) {
 	if !ok || kid == "" {
 		return at, badToken("token is not signed by a key of this issuer")
 	}
-	if ka := key.Algorithm().String(); !slices.Contains(supportedAlgorithms, ka) || alg != ka {
+	if ka := key.Algorithm().String(); !clients.SupportedAlgorithm(ka) || alg != ka {
 		return at, badToken("token algorithm does not match its key")
 	}
 	var pub any
@@ -250,7 +251,7 @@ func readClaims(payload []byte) (accessClaims, error) {
 		{"iss", &at.Iss, true}, {"sub", &at.Sub, true}, {"aud", &at.Aud, true},
 		{"exp", &at.Exp, true}, {"nbf", &at.Nbf, true}, {"iat", &at.Iat, true},
 		{"jti", &at.Jti, true}, {"client_id", &at.ClientID, true},
-		{"scope", &at.Scope, false}, {claimClientInstance, &at.Instance, false},
+		{"scope", &at.Scope, false}, {clients.ClaimClientInstance, &at.Instance, false},
 	} {
 		v, ok := m[c.name]
 		if !ok {

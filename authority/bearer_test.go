@@ -16,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 )
 
 // adminRoute is one route of the admin API, with a path that names
@@ -84,7 +85,7 @@ func TestBearer_RevokedAndCutOff(t *testing.T) {
 	}
 
 	// A user's token with the admin scope (a password client may have it).
-	sec := e.userClient("console", func(c *authority.Client) {
+	sec := e.userClient("console", func(c *clients.Client) {
 		c.Scopes = append(c.Scopes, authority.AdminScope)
 		c.Audiences = append(c.Audiences, authority.AdminAudience)
 	})
@@ -134,7 +135,7 @@ func mintRaw(t *testing.T, key jwk.Key, payload string) string {
 // twice is not Signet's and is refused.
 func TestClaims_ReadExactNames(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	sec := e.createClient(authority.Client{ID: "evil", Scopes: []string{"read"}, Audiences: []string{testAud, authority.AdminAudience}})
+	sec := e.createClient(clients.Client{ID: "evil", Scopes: []string{"read"}, Audiences: []string{testAud, authority.AdminAudience}})
 	key, err := e.keys.SigningKey("RS256")
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 )
 
 var benchAlgs = []string{"RS256", "ES256", "EdDSA"}
@@ -34,7 +34,7 @@ func BenchmarkClientCredentials(b *testing.B) {
 	for _, alg := range benchAlgs {
 		b.Run(alg, func(b *testing.B) {
 			e := newEnv(b, envOptions{algs: []string{alg}})
-			secret := e.createClient(authority.Client{ID: "bench", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}, SigningAlg: alg})
+			secret := e.createClient(clients.Client{ID: "bench", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}, SigningAlg: alg})
 			const body = "grant_type=client_credentials&scope=read"
 			auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("bench:"+secret))
 			rd := strings.NewReader(body)
@@ -67,7 +67,7 @@ func BenchmarkSign(b *testing.B) {
 	for _, alg := range benchAlgs {
 		b.Run(alg, func(b *testing.B) {
 			e := newEnv(b, envOptions{algs: []string{alg}})
-			secret := e.createClient(authority.Client{ID: "bench", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}, SigningAlg: alg})
+			secret := e.createClient(clients.Client{ID: "bench", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}, SigningAlg: alg})
 			tok := e.token("bench", secret, nil)
 			payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
 			if err != nil {
@@ -117,7 +117,7 @@ func BenchmarkSignInput(b *testing.B) {
 		for _, mode := range []string{"jwx-raw", "ready"} {
 			b.Run(alg+"/"+mode, func(b *testing.B) {
 				e := newEnv(b, envOptions{algs: []string{alg}})
-				secret := e.createClient(authority.Client{ID: "bench", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}, SigningAlg: alg})
+				secret := e.createClient(clients.Client{ID: "bench", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}, SigningAlg: alg})
 				tok := e.token("bench", secret, nil)
 				input := []byte(tok[:strings.LastIndexByte(tok, '.')])
 				jk, err := e.keys.SigningKey(alg)

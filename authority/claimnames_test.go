@@ -7,7 +7,8 @@ import (
 	"testing"
 	"unicode"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/users"
 )
 
 // reservedClaimNames is the spec of issue 9 item 3: registered JWT claims
@@ -139,11 +140,11 @@ func TestReservedClaimNames_GoAPI(t *testing.T) {
 	ctx := t.Context()
 	for _, name := range reservedClaimNames {
 		for _, v := range caseVariants(name) {
-			_, _, err := e.srv.Clients().Create(ctx, authority.Client{ID: "x", Audiences: []string{"api"}, ExtraClaims: map[string]json.RawMessage{v: json.RawMessage(`"x"`)}})
+			_, _, err := e.srv.Clients().Create(ctx, clients.Client{ID: "x", Audiences: []string{"api"}, ExtraClaims: map[string]json.RawMessage{v: json.RawMessage(`"x"`)}})
 			if err == nil || !strings.Contains(err.Error(), "'"+v+"'") {
 				t.Errorf("Clients.Create with %s = %v, want an error naming it", v, err)
 			}
-			_, err = e.srv.Users().Create(ctx, authority.NewUser{Username: "x", Password: testPassword, Claims: map[string]json.RawMessage{v: json.RawMessage(`"x"`)}})
+			_, err = e.srv.Users().Create(ctx, users.NewUser{Username: "x", Password: testPassword, Claims: map[string]json.RawMessage{v: json.RawMessage(`"x"`)}})
 			if err == nil || !strings.Contains(err.Error(), "'"+v+"'") {
 				t.Errorf("Users.Create with %s = %v, want an error naming it", v, err)
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/signet-auth/signet/clients"
 )
 
 // Demo client settings for `signet serve --dev`.
@@ -17,14 +19,14 @@ const (
 // demo:read, audience demo-api) when the registry is empty, and returns its
 // credentials. On a store that already has clients it creates nothing and
 // returns created=false: a stored secret cannot be shown again.
-func EnsureDemoClient(ctx context.Context, clients *Clients) (id, secret string, created bool, err error) {
-	_, secret, err = clients.CreateFirst(ctx, Client{
+func EnsureDemoClient(ctx context.Context, reg *clients.Registry) (id, secret string, created bool, err error) {
+	_, secret, err = reg.CreateFirst(ctx, clients.Client{
 		ID:         DemoClientID,
-		GrantTypes: []string{GrantClientCredentials},
+		GrantTypes: []string{clients.GrantClientCredentials},
 		Scopes:     []string{DemoScope},
 		Audiences:  []string{DemoAudience},
 	})
-	if errors.Is(err, ErrClientsExist) {
+	if errors.Is(err, clients.ErrNotEmpty) {
 		return "", "", false, nil
 	}
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/clients"
 )
 
 // metadata is the RFC 8414 authorization server metadata document, which
@@ -61,13 +63,13 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		Issuer:                            cfg.Issuer,
 		TokenEndpoint:                     base + "/oauth2/token",
 		JWKSURI:                           base + "/.well-known/jwks.json",
-		GrantTypesSupported:               supportedGrants,
+		GrantTypesSupported:               clients.SupportedGrants(),
 		ResponseTypesSupported:            []string{"code"},
-		TokenEndpointAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost, AuthNone},
+		TokenEndpointAuthMethodsSupported: []string{clients.AuthSecretBasic, clients.AuthSecretPost, clients.AuthNone},
 		RevocationEndpoint:                base + "/oauth2/revoke",
-		RevocationAuthMethodsSupported:    []string{AuthSecretBasic, AuthSecretPost},
+		RevocationAuthMethodsSupported:    []string{clients.AuthSecretBasic, clients.AuthSecretPost},
 		IntrospectionEndpoint:             base + "/oauth2/introspect",
-		IntrospectionAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost},
+		IntrospectionAuthMethodsSupported: []string{clients.AuthSecretBasic, clients.AuthSecretPost},
 		RevocationFeed:                    base + "/oauth2/revocations",
 		ScopesSupported:                   scopes,
 		IDTokenSigningAlgValuesSupported:  idTokenAlgs(cfg.Algorithms),

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage/bolt"
 )
 
@@ -96,9 +97,9 @@ func TestEndToEnd_ClientCredentials_Rotation(t *testing.T) {
 
 	algs := []string{"RS256", "ES256", "EdDSA"}
 	for _, alg := range algs {
-		secrets[alg] = e.createClient(authority.Client{
+		secrets[alg] = e.createClient(clients.Client{
 			ID: "svc-" + alg, Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"},
-			Audiences: []string{aud}, SigningAlg: alg, AccessTokenTTL: authority.Duration(10 * time.Minute),
+			Audiences: []string{aud}, SigningAlg: alg, AccessTokenTTL: clients.Duration(10 * time.Minute),
 			ExtraClaims: map[string]json.RawMessage{"tenant": json.RawMessage(`"acme"`)},
 		})
 	}
@@ -192,7 +193,7 @@ func TestDiscovery(t *testing.T) {
 		t.Fatalf("jwks = %d %v", status, set)
 	}
 	// Cover the default algorithm choice: RS256 whenever it is live.
-	secret := e.createClient(authority.Client{ID: "default-alg", Audiences: []string{"a"}})
+	secret := e.createClient(clients.Client{ID: "default-alg", Audiences: []string{"a"}})
 	if _, alg, _ := tokenHeader(t, e.token("default-alg", secret, nil)); alg != "RS256" {
 		t.Errorf("default alg = %s, want RS256", alg)
 	}
@@ -206,7 +207,7 @@ func TestEnsureDemoClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	clients := authority.NewClients(st, authority.ClientOptions{Algorithms: []string{"ES256"}})
+	clients := clients.New(st, clients.Options{Algorithms: []string{"ES256"}})
 	id, secret, created, err := authority.EnsureDemoClient(t.Context(), clients)
 	if err != nil || !created || id != authority.DemoClientID || len(secret) != 43 {
 		t.Fatalf("EnsureDemoClient = %q %d-char secret %v %v, want the demo client", id, len(secret), created, err)

@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
+	"github.com/signet-auth/signet/users"
 )
 
 // testClock is an injected clock the test moves by hand.
@@ -112,7 +114,7 @@ type envOptions struct {
 	// password are the argon2id parameters; zero means cheap ones
 	// (tests are about behaviour, BenchmarkPassword about cost) unless
 	// realHash is set.
-	password authority.PasswordParams
+	password users.PasswordParams
 	realHash bool
 	// store, when set, is the store to run on instead of a bolt file.
 	store storage.Store
@@ -129,8 +131,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.rateLimit.PerIP == 0 {
 		o.rateLimit.PerIP = -1
 	}
-	if o.password == (authority.PasswordParams{}) && !o.realHash {
-		o.password = authority.PasswordParams{Memory: 64, Time: 1, Threads: 1}
+	if o.password == (users.PasswordParams{}) && !o.realHash {
+		o.password = users.PasswordParams{Memory: 64, Time: 1, Threads: 1}
 	}
 	if o.login.PerUserIP == 0 {
 		o.login.PerUserIP, o.login.PerIP, o.login.PerUser = -1, -1, -1
@@ -183,7 +185,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		_ = e.keys.Close()
 		_ = st.Close()
 	})
-	_, e.adminSecret, err = e.srv.Clients().Create(t.Context(), authority.Client{
+	_, e.adminSecret, err = e.srv.Clients().Create(t.Context(), clients.Client{
 		ID: "admin", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience},
 	})
 	if err != nil {
@@ -194,7 +196,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 }
 
 // createClient registers a client and returns its secret.
-func (e *env) createClient(spec authority.Client) string {
+func (e *env) createClient(spec clients.Client) string {
 	e.t.Helper()
 	_, secret, err := e.srv.Clients().Create(e.t.Context(), spec)
 	if err != nil {

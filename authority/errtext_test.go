@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 )
 
 // descOK is RFC 6749 §5.2: error_description = 1*( %x20-21 / %x23-5B / %x5D-7E ).
@@ -44,7 +44,7 @@ func TestErrorDescriptions_HTTP(t *testing.T) {
 	sec := e.userClient("app", nil)
 	e.createUser("alice")
 	_, rt := e.login("app", sec, "alice", nil)
-	svcSecret := e.createClient(authority.Client{ID: "svc", Scopes: []string{"read"}, Audiences: []string{"api"}})
+	svcSecret := e.createClient(clients.Client{ID: "svc", Scopes: []string{"read"}, Audiences: []string{"api"}})
 	basicSvc := "Basic " + base64.StdEncoding.EncodeToString([]byte("svc:"+svcSecret))
 	basicApp := "Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+sec))
 	const form = "application/x-www-form-urlencoded"
@@ -190,15 +190,20 @@ func TestErrorDescriptions_HTTP(t *testing.T) {
 var errorFuncs = regexp.MustCompile(`^(err[A-Z]\w*|bad|invalid|fail|tooMany)$`)
 
 // TestErrorDescriptions_Source reads every non-test Go file of the package
-// and checks each string literal that reaches an error text: the
+// and of the registries whose validation problems the admin API sends
+// (clients, users), and checks each string literal that reaches an error text: the
 // arguments of errorFuncs and the values of Description and Problem
 // fields. Each must be allowed in an error_description, and none may use
 // %q (its quotes and escapes are not): quoteValue is the way to name a
 // value.
 func TestErrorDescriptions_Source(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
+	var files []string
+	for _, pattern := range []string{"*.go", "../clients/*.go", "../users/*.go"} {
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, matches...)
 	}
 	fset := token.NewFileSet()
 	found := 0

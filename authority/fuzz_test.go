@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 )
 
 // knownErrors are the error codes the token endpoint may answer with.
@@ -25,7 +25,7 @@ var knownErrors = map[string]bool{
 // so the fuzzer also explores requests past client authentication.
 func FuzzTokenEndpoint(f *testing.F) {
 	e := newEnv(f, envOptions{algs: []string{"EdDSA"}})
-	secret := e.createClient(authority.Client{ID: "svc", Scopes: []string{"read", "write"}, Audiences: []string{"api1", "api2"}})
+	secret := e.createClient(clients.Client{ID: "svc", Scopes: []string{"read", "write"}, Audiences: []string{"api1", "api2"}})
 	b64 := func(s string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(s)) }
 	const form = "application/x-www-form-urlencoded"
 	f.Add("POST", "", form, b64("svc:SECRET"), []byte("grant_type=client_credentials"))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/keys/jwksdoc"
+	"github.com/signet-auth/signet/users"
 )
 
 // headerServer is a second Server on the env's store and keys with what
@@ -32,7 +33,7 @@ func headerServer(t *testing.T, e *env) (srv *authority.Server, main, admin stri
 		KeySet:        e.keys,
 		Keys:          keyAdmin{e.keys},
 		Algorithms:    []string{"RS256", "ES256", "EdDSA"},
-		Password:      authority.PasswordParams{Memory: 64, Time: 1, Threads: 1},
+		Password:      users.PasswordParams{Memory: 64, Time: 1, Threads: 1},
 		Metrics:       http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("# metrics\n")) }),
 		Ready:         func(context.Context) error { return nil },
 		SeparateAdmin: true,

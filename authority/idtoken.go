@@ -17,6 +17,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/users"
 )
 
 // idKeyCache prepares signing keys with the ID token header (typ JWT):
@@ -60,14 +63,14 @@ func (kc *idKeyCache) get(src Signer, alg string) (*signingKey, error) {
 // idTokenAlg is the algorithm of ent's ID tokens: its registered
 // id_token_signed_response_alg, else RS256 (OIDC Core §3.1.3.7) when it is
 // live, else the client's access-token algorithm.
-func (s *Server) idTokenAlg(ent *clientEntry) string {
-	if a := ent.rec.IDTokenSignedResponseAlg; a != "" {
+func (s *Server) idTokenAlg(ent *clients.Entry) string {
+	if a := ent.Record.IDTokenSignedResponseAlg; a != "" {
 		return a
 	}
 	if slices.Contains(s.cfg.Algorithms, "RS256") {
 		return "RS256"
 	}
-	return ent.rec.SigningAlg
+	return ent.Record.SigningAlg
 }
 
 type idTokenSpec struct {
@@ -75,7 +78,7 @@ type idTokenSpec struct {
 	authTime, iat   int64
 	accessToken     string
 	scope           string
-	user            *userRecord // nil: no profile or email claims
+	user            *users.Record // nil: no profile or email claims
 }
 
 // idClaims are the ID token claims (OIDC Core §2), in order.
@@ -98,14 +101,14 @@ type idClaims struct {
 }
 
 // idToken signs an ID token for ent.
-func (s *Server) idToken(ent *clientEntry, sp idTokenSpec) (string, error) {
+func (s *Server) idToken(ent *clients.Entry, sp idTokenSpec) (string, error) {
 	alg := s.idTokenAlg(ent)
 	key, err := s.idKeys.get(s.cfg.Signer, alg)
 	if err != nil {
 		return "", errServer(fmt.Errorf("ID token key for %s: %w", alg, err))
 	}
-	cl := idClaims{Iss: s.cfg.Issuer, Sub: sp.sub, Aud: ent.rec.ID, Iat: sp.iat, Exp: sp.iat + int64(s.accessTTL(ent)/time.Second),
-		AuthTime: sp.authTime, Nonce: sp.nonce, Azp: ent.rec.ID, AtHash: atHash(alg, sp.accessToken), Sid: sp.sid}
+	cl := idClaims{Iss: s.cfg.Issuer, Sub: sp.sub, Aud: ent.Record.ID, Iat: sp.iat, Exp: sp.iat + int64(s.accessTTL(ent)/time.Second),
+		AuthTime: sp.authTime, Nonce: sp.nonce, Azp: ent.Record.ID, AtHash: atHash(alg, sp.accessToken), Sid: sp.sid}
 	if u := sp.user; u != nil {
 		if hasScope(sp.scope, "profile") {
 			cl.Name, cl.PreferredUsername = u.Name, u.Username
@@ -121,7 +124,7 @@ func (s *Server) idToken(ent *clientEntry, sp idTokenSpec) (string, error) {
 	}
 	tok, err := key.sign(payload)
 	if err != nil {
-		return "", errServer(fmt.Errorf("sign ID token for %s: %w", ent.rec.ID, err))
+		return "", errServer(fmt.Errorf("sign ID token for %s: %w", ent.Record.ID, err))
 	}
 	return tok, nil
 }
@@ -148,11 +151,11 @@ func atHash(alg, token string) string {
 
 // writeOIDCTokens answers a token request with an optional ID token; a
 // cookie client gets its refresh token in the cookie, as writeUserTokens does.
-func (s *Server) writeOIDCTokens(c echo.Context, ent *clientEntry, at signedAccess, scope, refresh, idToken string) error {
+func (s *Server) writeOIDCTokens(c echo.Context, ent *clients.Entry, at signedAccess, scope, refresh, idToken string) error {
 	if idToken == "" {
 		return s.writeUserTokens(c, ent, at, scope, refresh)
 	}
-	if refresh != "" && ent.rec.RefreshTokenCookie {
+	if refresh != "" && ent.Record.RefreshTokenCookie {
 		idle, _ := s.refreshTTLs(ent)
 		c.SetCookie(&http.Cookie{Name: refreshCookie, Value: refresh, Path: "/oauth2", MaxAge: int(idle / time.Second),
 			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
@@ -183,7 +186,7 @@ func (s *Server) writeOIDCTokens(c echo.Context, ent *clientEntry, at signedAcce
 // refreshedIDToken is the ID token of a refresh in a code-flow family
 // with scope openid (OIDC Core §12.2): same iss, sub, aud, azp, auth_time
 // and sid, a new iat; "" for other families.
-func (s *Server) refreshedIDToken(ent *clientEntry, f *familyRecord, scope string, iat int64, accessToken string) (string, error) {
+func (s *Server) refreshedIDToken(ent *clients.Entry, f *familyRecord, scope string, iat int64, accessToken string) (string, error) {
 	if f.AuthTime == 0 || !hasScope(scope, "openid") {
 		return "", nil
 	}
@@ -221,7 +224,7 @@ func (s *Server) VerifyIDTokenHint(tok string) (IDTokenHint, error) {
 		return IDTokenHint{}, ErrBadIDTokenHint
 	}
 	alg := key.Algorithm().String()
-	if !slices.Contains(supportedAlgorithms, alg) || hdr.Algorithm().String() != alg {
+	if !clients.SupportedAlgorithm(alg) || hdr.Algorithm().String() != alg {
 		return IDTokenHint{}, ErrBadIDTokenHint
 	}
 	payload, err := jws.Verify([]byte(tok), jws.WithKey(jwa.SignatureAlgorithm(alg), key))

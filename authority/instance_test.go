@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -48,8 +49,8 @@ func (e *env) cookieRefresh(id, secret, rt string) (int, map[string]any) {
 // its tokens working.
 func TestClientInstance_DeletedClientStaysDead(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	opsSpec := authority.Client{ID: "ops", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience, testAud}}
-	appSpec := authority.Client{ID: "app", GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"read"}, Audiences: []string{testAud}}
+	opsSpec := clients.Client{ID: "ops", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience, testAud}}
+	appSpec := clients.Client{ID: "app", GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"read"}, Audiences: []string{testAud}}
 	webSpec := appSpec
 	webSpec.ID, webSpec.RefreshTokenCookie = "web", true
 	opsSec, appSec, webSec := e.createClient(opsSpec), e.createClient(appSpec), e.createClient(webSpec)
@@ -133,7 +134,7 @@ func TestClientInstance_DeletedClientStaysDead(t *testing.T) {
 // recreating it still kills everything it had issued.
 func TestClientInstance_Legacy(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	spec := authority.Client{ID: "old", GrantTypes: []string{"password", "refresh_token", "client_credentials"},
+	spec := clients.Client{ID: "old", GrantTypes: []string{"password", "refresh_token", "client_credentials"},
 		Scopes: []string{authority.AdminScope, "read"}, Audiences: []string{authority.AdminAudience, testAud}}
 	sec := e.createClient(spec)
 	err := e.store.Update(t.Context(), func(tx storage.Tx) error {
@@ -156,7 +157,7 @@ func TestClientInstance_Legacy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An empty update reloads the cache from the store at once.
-	if _, err := e.srv.Clients().Update(t.Context(), "old", authority.ClientPatch{}); err != nil {
+	if _, err := e.srv.Clients().Update(t.Context(), "old", clients.Patch{}); err != nil {
 		t.Fatal(err)
 	}
 	e.createUser("alice")

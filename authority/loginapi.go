@@ -10,8 +10,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/users"
 )
 
 // What the hosted login (package login) needs from the authority: the
@@ -27,7 +29,7 @@ func (s *Server) Register(fn func(e *echo.Echo)) { fn(s.echo) }
 
 // LoginClient returns a copy of the client for the authorization endpoint,
 // or an error wrapping storage.ErrNotFound.
-func (s *Server) LoginClient(ctx context.Context, id string) (Client, error) {
+func (s *Server) LoginClient(ctx context.Context, id string) (clients.Client, error) {
 	cl, _, err := s.LoginClientInstance(ctx, id)
 	return cl, err
 }
@@ -35,15 +37,15 @@ func (s *Server) LoginClient(ctx context.Context, id string) (Client, error) {
 // LoginClientInstance is LoginClient plus the client's instance id, which
 // authorization codes carry so that a client deleted and recreated with
 // the same id cannot redeem the old one's codes.
-func (s *Server) LoginClientInstance(ctx context.Context, id string) (Client, string, error) {
-	if !validClientID(id) {
-		return Client{}, "", fmt.Errorf("client: %w", storage.ErrNotFound)
+func (s *Server) LoginClientInstance(ctx context.Context, id string) (clients.Client, string, error) {
+	if !clients.ValidID(id) {
+		return clients.Client{}, "", fmt.Errorf("client: %w", storage.ErrNotFound)
 	}
-	ent, err := s.clients.lookup(ctx, id)
+	ent, err := s.clients.Lookup(ctx, id)
 	if err != nil {
-		return Client{}, "", err
+		return clients.Client{}, "", err
 	}
-	return ent.rec.Client, ent.rec.Instance, nil
+	return ent.Record.Client, ent.Record.Instance, nil
 }
 
 // ErrBadLogin is the one answer for an unknown user, a wrong password and
@@ -60,16 +62,16 @@ func (e *LockedOutError) Error() string { return "authority: too many failed log
 // grant does: the same rate limits, one argon2id run whether or not the
 // user exists, rehashing on success. It returns the user, ErrBadLogin, or
 // a *LockedOutError.
-func (s *Server) AuthenticateUser(ctx context.Context, username, password, ip string) (User, error) {
+func (s *Server) AuthenticateUser(ctx context.Context, username, password, ip string) (users.User, error) {
 	now := s.cfg.Now()
 	if wait := s.login.retryAfter(username, ip, now); wait > 0 {
-		return User{}, &LockedOutError{Until: now.Add(wait)}
+		return users.User{}, &LockedOutError{Until: now.Add(wait)}
 	}
-	var rec userRecord
+	var rec users.Record
 	found := false
 	err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
 		var err error
-		rec, err = findUser(tx, username)
+		rec, err = users.Find(tx, username)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
 		}
@@ -77,20 +79,20 @@ func (s *Server) AuthenticateUser(ctx context.Context, username, password, ip st
 		return err
 	})
 	if err != nil {
-		return User{}, fmt.Errorf("login: %w", err)
+		return users.User{}, fmt.Errorf("login: %w", err)
 	}
 	hash := s.dummyHash
 	if found {
 		hash = rec.PasswordHash
 	}
-	ok, rehash := verifyPassword(hash, password, s.cfg.Password)
+	ok, rehash := users.VerifyPassword(hash, password, s.cfg.Password)
 	if !found || !ok || rec.Disabled {
 		s.login.fail(username, ip, now)
-		return User{}, ErrBadLogin
+		return users.User{}, ErrBadLogin
 	}
 	s.login.succeed(username, ip, now)
 	if rehash {
-		if err := s.users.rehash(ctx, rec.ID, rec.PasswordHash, password); err != nil {
+		if err := s.users.Rehash(ctx, rec.ID, rec.PasswordHash, password); err != nil {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "password rehash", slog.String("user_id", rec.ID), slog.String("err", err.Error()))
 		}
 	}
@@ -101,13 +103,13 @@ func (s *Server) AuthenticateUser(ctx context.Context, username, password, ip st
 // wrapping storage.ErrNotFound. An SSO session is only as good as this.
 // (Force logout deletes the user's sessions in its own transaction, so a
 // session that still exists was made after the last logout.)
-func (s *Server) ActiveUser(ctx context.Context, id string) (User, error) {
+func (s *Server) ActiveUser(ctx context.Context, id string) (users.User, error) {
 	u, err := s.users.Get(ctx, id)
 	if err != nil {
-		return User{}, err
+		return users.User{}, err
 	}
 	if u.Disabled {
-		return User{}, fmt.Errorf("user %s: %w", id, storage.ErrNotFound)
+		return users.User{}, fmt.Errorf("user %s: %w", id, storage.ErrNotFound)
 	}
 	return u, nil
 }

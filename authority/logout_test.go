@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
+	"github.com/signet-auth/signet/users"
 )
 
 // verifierOf is a jwks verifier of e that reads the revocation feed, on
@@ -117,7 +119,7 @@ func TestLogout_TwiceInOneSecond(t *testing.T) {
 			sec := e.userClient("app", nil)
 			// A client without refresh tokens: its access tokens belong to
 			// no family, so only the cutoff can end them.
-			pwSec := e.userClient("pw", func(c *authority.Client) {
+			pwSec := e.userClient("pw", func(c *clients.Client) {
 				c.GrantTypes = []string{"password"}
 				c.Scopes = append(c.Scopes, authority.AdminScope)
 				c.Audiences = append(c.Audiences, authority.AdminAudience)
@@ -199,16 +201,16 @@ func TestLogin_RacingLogout(t *testing.T) {
 	defer km.Close()
 	srv, err := authority.New(ctx, authority.Config{Issuer: "https://issuer.test", Store: hs,
 		JWKS: jwksdoc.NewHandler(km, time.Minute, nil), Signer: km, KeySet: km, Algorithms: []string{"EdDSA"},
-		Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1}, Now: now})
+		Password: users.PasswordParams{Memory: 64, Time: 1, Threads: 1}, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, secret, err := srv.Clients().Create(ctx, authority.Client{ID: "app", SigningAlg: "EdDSA",
-		GrantTypes: []string{authority.GrantPassword, authority.GrantRefreshToken}, Audiences: []string{"api"}})
+	_, secret, err := srv.Clients().Create(ctx, clients.Client{ID: "app", SigningAlg: "EdDSA",
+		GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken}, Audiences: []string{"api"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := srv.Users().Create(ctx, authority.NewUser{Username: "alice", Password: testPassword})
+	u, err := srv.Users().Create(ctx, users.NewUser{Username: "alice", Password: testPassword})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package authority
 import (
 	"sync"
 	"time"
+
+	"github.com/signet-auth/signet/users"
 )
 
 // RateLimit bounds failed client authentications (RFC 6749 §2.3.1: the
@@ -185,7 +187,7 @@ func (l *loginLimiter) isKnown(pair string, now time.Time) bool {
 
 // retryAfter is how long a login for username from ip must wait; 0: go on.
 func (l *loginLimiter) retryAfter(username, ip string, now time.Time) time.Duration {
-	username = usernameKey(username)
+	username = users.NameKey(username)
 	pair := username + "\x00" + ip
 	wait := max(l.userIP.retryAfter(pair, now), l.ip.retryAfter(ip, now))
 	if w := l.user.retryAfter(username, now); w > wait && !l.isKnown(pair, now) {
@@ -195,14 +197,14 @@ func (l *loginLimiter) retryAfter(username, ip string, now time.Time) time.Durat
 }
 
 func (l *loginLimiter) fail(username, ip string, now time.Time) {
-	username = usernameKey(username)
+	username = users.NameKey(username)
 	l.userIP.fail(username+"\x00"+ip, now)
 	l.ip.fail(ip, now)
 	l.user.fail(username, now)
 }
 
 func (l *loginLimiter) succeed(username, ip string, now time.Time) {
-	pair := usernameKey(username) + "\x00" + ip
+	pair := users.NameKey(username) + "\x00" + ip
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.known[pair]; !ok && len(l.known) >= l.max {

@@ -17,7 +17,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/users"
 )
 
 // Buckets of the session state. A refresh token is stored only as the
@@ -90,7 +92,7 @@ type familyRecord struct {
 	ID       string `json:"id"`
 	ClientID string `json:"client_id"`
 	// ClientInstance is the instance of the client the family was issued
-	// to (instance.go); "" for families older than instances.
+	// to (clients/instance.go); "" for families older than instances.
 	ClientInstance string   `json:"client_instance,omitempty"`
 	UserID         string   `json:"user_id"`
 	Scope          string   `json:"scope"`
@@ -208,12 +210,12 @@ func errBadRefresh() *Error { return errInvalidGrant("refresh token is invalid, 
 // disabled user.
 func errBadLogin() *Error { return errInvalidGrant("invalid username or password") }
 
-func (s *Server) refreshTTLs(ent *clientEntry) (idle, absolute time.Duration) {
+func (s *Server) refreshTTLs(ent *clients.Entry) (idle, absolute time.Duration) {
 	idle, absolute = s.cfg.RefreshIdleTTL, s.cfg.RefreshAbsoluteTTL
-	if d := time.Duration(ent.rec.RefreshIdleTTL); d > 0 {
+	if d := time.Duration(ent.Record.RefreshIdleTTL); d > 0 {
 		idle = min(idle, d)
 	}
-	if d := time.Duration(ent.rec.RefreshAbsoluteTTL); d > 0 {
+	if d := time.Duration(ent.Record.RefreshAbsoluteTTL); d > 0 {
 		absolute = min(absolute, d)
 	}
 	return min(idle, absolute), absolute
@@ -270,8 +272,8 @@ func revokeFamily(tx storage.Tx, f *familyRecord, reason string, now time.Time) 
 }
 
 // passwordGrant is grant_type=password (RFC 6749 §4.3).
-func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams) error {
-	if !ent.grantPW {
+func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParams) error {
+	if !ent.GrantPW {
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed the password grant", Status: http.StatusBadRequest}
 	}
 	if p.username == "" || p.password == "" {
@@ -297,12 +299,12 @@ func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams)
 			retryAfter: int((wait + time.Second - 1) / time.Second)}
 	}
 
-	var rec userRecord
+	var rec users.Record
 	var cutoff int64 // the subject's logout version the password is checked against
 	found := false
 	err = s.cfg.Store.View(ctx, func(tx storage.Tx) error {
 		var err error
-		rec, err = findUser(tx, p.username)
+		rec, err = users.Find(tx, p.username)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
 		}
@@ -321,14 +323,14 @@ func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams)
 		hash = rec.PasswordHash
 	}
 	// Always one hash: an unknown user costs what a wrong password does.
-	ok, rehash := verifyPassword(hash, p.password, s.cfg.Password)
+	ok, rehash := users.VerifyPassword(hash, p.password, s.cfg.Password)
 	if !found || !ok || rec.Disabled {
 		s.login.fail(p.username, ip, now)
 		return errBadLogin()
 	}
 	s.login.succeed(p.username, ip, now)
 	if rehash {
-		if err := s.users.rehash(ctx, rec.ID, rec.PasswordHash, p.password); err != nil {
+		if err := s.users.Rehash(ctx, rec.ID, rec.PasswordHash, p.password); err != nil {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "password rehash", slog.String("user_id", rec.ID), slog.String("err", err.Error()))
 		}
 	}
@@ -339,12 +341,12 @@ func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams)
 	}
 	spec := accessSpec{sub: rec.ID, scope: scope, aud: aud, jti: newJTI(), iat: max(now.Unix(), cutoff), user: claims}
 	refresh := ""
-	if ent.grantRT {
+	if ent.GrantRT {
 		var key string
 		refresh, key = newRefreshToken()
 		idle, absolute := s.refreshTTLs(ent)
 		n := now.UnixNano()
-		fam := familyRecord{ID: newFamilyID(), ClientID: ent.rec.ID, ClientInstance: ent.rec.Instance, UserID: rec.ID, Scope: scope, Aud: aud,
+		fam := familyRecord{ID: newFamilyID(), ClientID: ent.Record.ID, ClientInstance: ent.Record.Instance, UserID: rec.ID, Scope: scope, Aud: aud,
 			CreatedAt: n, ExpiresAt: n + int64(absolute), IdleTTL: int64(idle), LastUsed: n, Current: key, LoginCutoff: &cutoff}
 		fam.addAccess(spec.jti, spec.iat+int64(s.accessTTL(ent)/time.Second), now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: n})
@@ -380,15 +382,15 @@ func (s *Server) passwordGrant(c echo.Context, ent *clientEntry, p *tokenParams)
 		return err
 	}
 	if s.cfg.TokenMetrics != nil {
-		s.cfg.TokenMetrics.Issued(GrantPassword, ent.rec.SigningAlg, ent.rec.ID)
+		s.cfg.TokenMetrics.Issued(clients.GrantPassword, ent.Record.SigningAlg, ent.Record.ID)
 	}
 	return s.writeUserTokens(c, ent, at, scope, refresh)
 }
 
 // writeUserTokens answers a password or refresh grant, putting the refresh
 // token in the body or, for a cookie client, in a cookie.
-func (s *Server) writeUserTokens(c echo.Context, ent *clientEntry, at signedAccess, scope, refresh string) error {
-	if refresh != "" && ent.rec.RefreshTokenCookie {
+func (s *Server) writeUserTokens(c echo.Context, ent *clients.Entry, at signedAccess, scope, refresh string) error {
+	if refresh != "" && ent.Record.RefreshTokenCookie {
 		idle, _ := s.refreshTTLs(ent)
 		c.SetCookie(&http.Cookie{Name: refreshCookie, Value: refresh, Path: "/oauth2", MaxAge: int(idle / time.Second),
 			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
@@ -415,12 +417,12 @@ type refreshOutcome struct {
 // reuse detection (RFC 9700 §4.14.2). The read, the checks and every write
 // are one batched transaction, so two requests with the same token cannot
 // both rotate it.
-func (s *Server) refreshGrant(c echo.Context, ent *clientEntry, p *tokenParams) error {
-	if !ent.grantRT {
+func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams) error {
+	if !ent.GrantRT {
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed the refresh_token grant", Status: http.StatusBadRequest}
 	}
 	tok := p.refreshToken
-	if tok == "" && ent.rec.RefreshTokenCookie {
+	if tok == "" && ent.Record.RefreshTokenCookie {
 		if ck, err := c.Cookie(refreshCookie); err == nil {
 			tok = ck.Value
 		}
@@ -452,7 +454,7 @@ func (s *Server) refreshGrant(c echo.Context, ent *clientEntry, p *tokenParams) 
 	next, nextKey := newRefreshToken()
 	jti := newJTI()
 	ttl := int64(s.accessTTL(ent) / time.Second)
-	grace := int64(ent.rec.RefreshReuseGrace)
+	grace := int64(ent.Record.RefreshReuseGrace)
 	tr, err := json.Marshal(refreshRecord{IssuedAt: now.UnixNano()})
 	if err != nil {
 		return errServer(err)
@@ -471,12 +473,12 @@ func (s *Server) refreshGrant(c echo.Context, ent *clientEntry, p *tokenParams) 
 	}
 	if out.reuse {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse: family revoked",
-			slog.String("client_id", ent.rec.ID), slog.String("family", out.family.ID), slog.String("user_id", out.family.UserID))
-		s.record(c, AuditEvent{Actor: ent.rec.ID, Action: "refresh.reuse_detected", Target: out.family.UserID, Outcome: "family_revoked",
+			slog.String("client_id", ent.Record.ID), slog.String("family", out.family.ID), slog.String("user_id", out.family.UserID))
+		s.record(c, AuditEvent{Actor: ent.Record.ID, Action: "refresh.reuse_detected", Target: out.family.UserID, Outcome: "family_revoked",
 			Detail: fmt.Sprintf("family=%s reason=%s: a refresh token that was already rotated was presented again; every token of the family is revoked", out.family.ID, reasonReuse)})
 	}
 	if out.mismatch {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "refresh token presented by another client", slog.String("client_id", ent.rec.ID))
+		s.log.LogAttrs(ctx, slog.LevelWarn, "refresh token presented by another client", slog.String("client_id", ent.Record.ID))
 	}
 	if out.err != nil {
 		return out.err
@@ -490,13 +492,13 @@ func (s *Server) refreshGrant(c echo.Context, ent *clientEntry, p *tokenParams) 
 		return err
 	}
 	if s.cfg.TokenMetrics != nil {
-		s.cfg.TokenMetrics.Issued(GrantRefreshToken, ent.rec.SigningAlg, ent.rec.ID)
+		s.cfg.TokenMetrics.Issued(clients.GrantRefreshToken, ent.Record.SigningAlg, ent.Record.ID)
 	}
 	return s.writeOIDCTokens(c, ent, at, out.scope, next, idTok)
 }
 
 type rotation struct {
-	ent           *clientEntry
+	ent           *clients.Entry
 	hash, nextKey string
 	jti           string
 	ttl, grace    int64
@@ -533,7 +535,7 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	out.family = f
 	now := r.now.UnixNano()
 	switch {
-	case f.ClientID != r.ent.rec.ID, f.ClientInstance != r.ent.rec.Instance:
+	case f.ClientID != r.ent.Record.ID, f.ClientInstance != r.ent.Record.Instance:
 		// Never revoke here: another client could kill this session at
 		// will (SECURITY.md T15). A family of a deleted client whose id was
 		// reused is another client's too, and dead already.
@@ -555,7 +557,7 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 			return err
 		}
 	}
-	user, err := getUser(tx, f.UserID)
+	user, err := users.Read(tx, f.UserID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
@@ -584,7 +586,7 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	}
 	kept := make([]string, 0, len(scope))
 	for _, sc := range scope {
-		if slices.Contains(r.ent.rec.Scopes, sc) && !slices.Contains(kept, sc) {
+		if slices.Contains(r.ent.Record.Scopes, sc) && !slices.Contains(kept, sc) {
 			kept = append(kept, sc)
 		}
 	}

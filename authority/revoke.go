@@ -10,7 +10,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/users"
 )
 
 // Token type hints (RFC 7009 §2.1, RFC 7662 §2.1).
@@ -36,7 +38,7 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 
 // readClientRequest parses and authenticates a revocation or introspection
 // request (the token endpoint's transport rules and client authentication).
-func (s *Server) readClientRequest(c echo.Context) (*clientEntry, tokenParams, error) {
+func (s *Server) readClientRequest(c echo.Context) (*clients.Entry, tokenParams, error) {
 	r := c.Request()
 	if r.Method != http.MethodPost {
 		return nil, tokenParams{}, &Error{Code: "invalid_request", Description: "this endpoint accepts only POST", Status: http.StatusMethodNotAllowed, allow: http.MethodPost}
@@ -71,7 +73,7 @@ func (s *Server) revoke(c echo.Context) error {
 	}
 	tok := p.token
 	fromCookie := false
-	if tok == "" && ent.rec.RefreshTokenCookie {
+	if tok == "" && ent.Record.RefreshTokenCookie {
 		if ck, err := c.Cookie(refreshCookie); err == nil {
 			tok, fromCookie = ck.Value, true
 		}
@@ -106,7 +108,7 @@ func (s *Server) revoke(c echo.Context) error {
 			if err != nil {
 				return err
 			}
-			if fam.ClientID != ent.rec.ID || fam.ClientInstance != ent.rec.Instance {
+			if fam.ClientID != ent.Record.ID || fam.ClientInstance != ent.Record.Instance {
 				mismatch = true
 				return nil
 			}
@@ -125,14 +127,14 @@ func (s *Server) revoke(c echo.Context) error {
 		}
 		if revoked {
 			s.feed.invalidate()
-			s.record(c, AuditEvent{Actor: ent.rec.ID, Action: "refresh.revoke", Target: fam.UserID, Outcome: "ok", Detail: "family=" + fam.ID})
+			s.record(c, AuditEvent{Actor: ent.Record.ID, Action: "refresh.revoke", Target: fam.UserID, Outcome: "ok", Detail: "family=" + fam.ID})
 		}
 	default:
 		at, terr := s.readAccessToken(tok)
 		if terr != nil || at.Exp <= now.Unix() {
 			break // not ours, malformed or expired: nothing to revoke
 		}
-		if at.ClientID != ent.rec.ID || at.Instance != ent.rec.Instance {
+		if at.ClientID != ent.Record.ID || at.Instance != ent.Record.Instance {
 			return notYours
 		}
 		err := s.cfg.Store.Update(ctx, func(tx storage.Tx) error {
@@ -175,7 +177,7 @@ func (s *Server) introspect(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !ent.rec.Introspect {
+	if !ent.Record.Introspect {
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed to introspect tokens", Status: http.StatusForbidden}
 	}
 	if p.token == "" {
@@ -221,7 +223,7 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 			if live, err := f.live(tx, now); err != nil || !live || f.Current != refreshKey(tok) {
 				return err
 			}
-			u, err := getUser(tx, f.UserID)
+			u, err := users.Read(tx, f.UserID)
 			if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
 				return nil
 			}
@@ -242,13 +244,13 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 			return inactive, nil
 		}
 		// The family's client must still be the instance it was issued to.
-		ent, err := s.clients.lookup(ctx, res.ClientID)
+		ent, err := s.clients.Lookup(ctx, res.ClientID)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			return inactive, nil
 		case err != nil:
 			return inactive, errServer(fmt.Errorf("introspect: %w", err))
-		case ent.rec.Instance != instance, ent.rec.Disabled:
+		case ent.Record.Instance != instance, ent.Record.Disabled:
 			return inactive, nil
 		}
 		return res, nil

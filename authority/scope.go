@@ -3,6 +3,8 @@ package authority
 import (
 	"slices"
 	"strings"
+
+	"github.com/signet-auth/signet/clients"
 )
 
 // errMalformedScope is the answer to a scope parameter that is not RFC
@@ -23,7 +25,7 @@ func parseScope(s string) ([]string, *Error) {
 	}
 	var out []string
 	for tok := range strings.SplitSeq(s, " ") {
-		if !validScopeToken(tok) {
+		if !clients.ValidScopeToken(tok) {
 			return nil, errInvalidScope(errMalformedScope)
 		}
 		if !slices.Contains(out, tok) {

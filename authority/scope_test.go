@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 )
 
 // badScopeSeparators are the white space that is not the one SP RFC 6749
@@ -21,7 +21,7 @@ var badScopeSeparators = map[string]string{
 // tokens in between.
 func TestScope_Separators(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	ccSecret := e.createClient(authority.Client{ID: "svc", Scopes: []string{"read", "write"}, Audiences: []string{testAud}})
+	ccSecret := e.createClient(clients.Client{ID: "svc", Scopes: []string{"read", "write"}, Audiences: []string{testAud}})
 	sec := e.userClient("app", nil)
 	e.createUser("alice")
 	_, rt := e.login("app", sec, "alice", url.Values{"scope": {"read write"}})

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +20,9 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/users"
 )
 
 // Signer gives the active private key of an algorithm. *keys.Manager
@@ -104,7 +105,7 @@ type Config struct {
 	// LoginRateLimit bounds failed password logins.
 	LoginRateLimit LoginRateLimit
 	// Password are the argon2id parameters of new password hashes.
-	Password PasswordParams
+	Password users.PasswordParams
 	// RefreshIdleTTL (default 14 days) and RefreshAbsoluteTTL (90 days)
 	// bound refresh token families; a client may shorten them.
 	RefreshIdleTTL     time.Duration
@@ -153,12 +154,12 @@ type Server struct {
 	echo    *echo.Echo
 	admin   *echo.Echo // nil unless cfg.SeparateAdmin
 	log     *slog.Logger
-	clients *Clients
+	clients *clients.Registry
 	audit   *AuditLog
 	keys    keyCache
 	idKeys  idKeyCache // ID tokens (typ JWT); idtoken.go
 	limits  struct{ client, ip *failureCounter }
-	users   *Users
+	users   *users.Registry
 	login   *loginLimiter
 	feed    feedCache
 	// dummyHash is verified against when a login names no user, so that
@@ -177,8 +178,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	s.keys.src = cfg.Signer
-	s.clients = NewClients(cfg.Store, ClientOptions{Now: cfg.Now, Algorithms: cfg.Algorithms, DefaultTokenTTL: cfg.DefaultTokenTTL, MaxTokenTTL: cfg.MaxTokenTTL, Logger: cfg.Logger})
-	if err := s.clients.watch(ctx); err != nil {
+	s.clients = clients.New(cfg.Store, clients.Options{Now: cfg.Now, Algorithms: cfg.Algorithms, DefaultTokenTTL: cfg.DefaultTokenTTL, MaxTokenTTL: cfg.MaxTokenTTL, Logger: cfg.Logger})
+	if err := s.clients.Watch(ctx); err != nil {
 		return nil, fmt.Errorf("authority: %w", err)
 	}
 	s.audit = NewAuditLog(cfg.Store, cfg.Now)
@@ -186,8 +187,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.limits.client = newFailureCounter(rl.PerClient, rl.Window, rl.MaxEntries)
 	s.limits.ip = newFailureCounter(rl.PerIP, rl.Window, rl.MaxEntries)
 	s.login = newLoginLimiter(cfg.LoginRateLimit)
-	s.users = NewUsers(cfg.Store, cfg.Password, cfg.Now)
-	s.dummyHash = HashPassword(newJTI(), cfg.Password)
+	s.users = users.New(cfg.Store, cfg.Password, cfg.Now)
+	s.dummyHash = users.HashPassword(newJTI(), cfg.Password)
 	md, err := buildMetadata(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("authority: %w", err)
@@ -256,26 +257,26 @@ func (cfg *Config) applyDefaults() error {
 		return errors.New("authority: key set is required")
 	}
 	if len(cfg.Algorithms) == 0 {
-		cfg.Algorithms = []string{DefaultAlg}
+		cfg.Algorithms = []string{clients.DefaultAlg}
 	}
 	for _, a := range cfg.Algorithms {
-		if !slices.Contains(supportedAlgorithms, a) {
-			return fmt.Errorf("authority: algorithms: %q is not supported (supported: %v)", a, supportedAlgorithms)
+		if !clients.SupportedAlgorithm(a) {
+			return fmt.Errorf("authority: algorithms: %q is not supported (supported: %v)", a, clients.SupportedAlgorithms())
 		}
 	}
 	if cfg.MaxTokenTTL <= 0 {
-		cfg.MaxTokenTTL = DefaultMaxTTL
+		cfg.MaxTokenTTL = clients.DefaultMaxTTL
 	}
 	if cfg.DefaultTokenTTL <= 0 {
-		cfg.DefaultTokenTTL = min(DefaultTokenTTL, cfg.MaxTokenTTL)
+		cfg.DefaultTokenTTL = min(clients.DefaultTokenTTL, cfg.MaxTokenTTL)
 	}
 	if cfg.DefaultTokenTTL > cfg.MaxTokenTTL {
 		return fmt.Errorf("authority: default token TTL %s is longer than the maximum %s", cfg.DefaultTokenTTL, cfg.MaxTokenTTL)
 	}
 	cfg.RateLimit.applyDefaults()
 	cfg.LoginRateLimit.applyDefaults()
-	cfg.Password.applyDefaults()
-	if err := cfg.Password.validate(); err != nil {
+	cfg.Password.ApplyDefaults()
+	if err := cfg.Password.Validate(); err != nil {
 		return fmt.Errorf("authority: %w", err)
 	}
 	if cfg.RefreshIdleTTL <= 0 {
@@ -389,11 +390,11 @@ func (s *Server) AdminHandler() http.Handler {
 }
 
 // Users is the server's user registry.
-func (s *Server) Users() *Users { return s.users }
+func (s *Server) Users() *users.Registry { return s.users }
 
 // Clients is the server's client registry (kept in memory and in sync with
 // the store).
-func (s *Server) Clients() *Clients { return s.clients }
+func (s *Server) Clients() *clients.Registry { return s.clients }
 
 func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})

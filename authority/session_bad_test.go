@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/users"
 )
 
 // TestSessions_BadInput: refusals of the password and refresh grants, the
@@ -19,16 +20,16 @@ func TestSessions_BadInput(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	secA := e.userClient("a", nil)
 	secB := e.userClient("b", nil)
-	secIdle := e.userClient("idle", func(c *authority.Client) {
-		c.RefreshIdleTTL = authority.Duration(time.Hour)
-		c.RefreshAbsoluteTTL = authority.Duration(2 * time.Hour)
+	secIdle := e.userClient("idle", func(c *clients.Client) {
+		c.RefreshIdleTTL = clients.Duration(time.Hour)
+		c.RefreshAbsoluteTTL = clients.Duration(2 * time.Hour)
 	})
-	secCC := e.createClient(authority.Client{ID: "cc", Scopes: []string{"read"}, Audiences: []string{testAud}})
-	secPW := e.userClient("pwonly", func(c *authority.Client) { c.GrantTypes = []string{"password"} })
+	secCC := e.createClient(clients.Client{ID: "cc", Scopes: []string{"read"}, Audiences: []string{testAud}})
+	secPW := e.userClient("pwonly", func(c *clients.Client) { c.GrantTypes = []string{"password"} })
 	rsSec := e.rsSecret()
 	e.createUser("alice")
 	disabled := e.createUser("dora")
-	if _, _, err := e.srv.Users().Update(t.Context(), disabled, authority.UserPatch{Disabled: ptr(true)}); err != nil {
+	if _, _, err := e.srv.Users().Update(t.Context(), disabled, users.Patch{Disabled: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
 	_, rtA := e.login("a", secA, "alice", nil)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
 )
@@ -126,19 +125,6 @@ func BenchmarkBoltBatch(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-}
-
-// BenchmarkPassword is the cost of one argon2id hash with the default
-// parameters (m=19456 KiB, t=2, p=1): what every password login, and every
-// login with an unknown username, costs.
-func BenchmarkPassword(b *testing.B) {
-	p := authority.PasswordParams{Memory: authority.DefaultPasswordMemory, Time: authority.DefaultPasswordTime, Threads: authority.DefaultPasswordThreads}
-	b.Run("argon2id-m19456-t2-p1", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = authority.HashPassword("correct horse battery staple", p)
 		}
 	})
 }

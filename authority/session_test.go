@@ -16,7 +16,9 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/users"
 )
 
 const (
@@ -25,9 +27,9 @@ const (
 )
 
 // userClient registers a client allowed the password and refresh grants.
-func (e *env) userClient(id string, mod func(*authority.Client)) string {
+func (e *env) userClient(id string, mod func(*clients.Client)) string {
 	e.t.Helper()
-	c := authority.Client{ID: id, GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"read", "write", "email", "profile"},
+	c := clients.Client{ID: id, GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"read", "write", "email", "profile"},
 		DefaultScopes: []string{"read"}, Audiences: []string{testAud, "https://other.example.com"}}
 	if mod != nil {
 		mod(&c)
@@ -38,7 +40,7 @@ func (e *env) userClient(id string, mod func(*authority.Client)) string {
 // createUser registers a user with testPassword and returns its id.
 func (e *env) createUser(username string) string {
 	e.t.Helper()
-	u, err := e.srv.Users().Create(e.t.Context(), authority.NewUser{Username: username, Password: testPassword,
+	u, err := e.srv.Users().Create(e.t.Context(), users.NewUser{Username: username, Password: testPassword,
 		Email: username + "@example.com", Roles: []string{"staff"}})
 	if err != nil {
 		e.t.Fatalf("create user %s: %v", username, err)
@@ -101,7 +103,7 @@ func (e *env) rsSecret() string {
 	if v, ok := rsSecrets.Load(e); ok {
 		return v.(string)
 	}
-	sec := e.createClient(authority.Client{ID: "rs", Audiences: []string{testAud}, Introspect: true})
+	sec := e.createClient(clients.Client{ID: "rs", Audiences: []string{testAud}, Introspect: true})
 	rsSecrets.Store(e, sec)
 	e.t.Cleanup(func() { rsSecrets.Delete(e) })
 	return sec
@@ -388,7 +390,7 @@ func TestRevocation_Introspection_Logout_Feed(t *testing.T) {
 // the token it replaces is then dead; outside the grace, reuse kills it.
 func TestRefresh_ReuseGrace(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	sec := e.userClient("app", func(c *authority.Client) { c.RefreshReuseGrace = authority.Duration(10 * time.Second) })
+	sec := e.userClient("app", func(c *clients.Client) { c.RefreshReuseGrace = clients.Duration(10 * time.Second) })
 	e.createUser("alice")
 	_, rt0 := e.login("app", sec, "alice", nil)
 	s, b := e.refresh("app", sec, rt0, nil)
@@ -418,7 +420,7 @@ func TestRefresh_ReuseGrace(t *testing.T) {
 // HttpOnly, Secure, SameSite=Strict cookie and refreshes from it.
 func TestRefresh_Cookie(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	sec := e.userClient("spa", func(c *authority.Client) { c.RefreshTokenCookie = true })
+	sec := e.userClient("spa", func(c *clients.Client) { c.RefreshTokenCookie = true })
 	e.createUser("alice")
 	form := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {testPassword}}
 	status, h, body := e.post("/oauth2/token", form, "spa", sec)
@@ -545,7 +547,7 @@ func TestSessions_NoPlaintextAtRest(t *testing.T) {
 func TestPurge(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	sec := e.userClient("app", nil)
-	short := e.userClient("short", func(c *authority.Client) { c.RefreshIdleTTL = authority.Duration(time.Hour) })
+	short := e.userClient("short", func(c *clients.Client) { c.RefreshIdleTTL = clients.Duration(time.Hour) })
 	alice := e.createUser("alice")
 	e.createUser("bob")
 	at, _ := e.login("app", sec, "alice", nil)

@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
+	"github.com/signet-auth/signet/users"
 )
 
 // failingStore is a real bolt store whose commits can be made to fail after
@@ -72,17 +74,17 @@ func TestRefresh_StorageFailure(t *testing.T) {
 	logs := &bytes.Buffer{}
 	srv, err := authority.New(ctx, authority.Config{Issuer: "https://issuer.test", Store: fs,
 		JWKS: jwksdoc.NewHandler(km, time.Minute, nil), Signer: km, KeySet: km, Algorithms: []string{"EdDSA"},
-		Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1},
+		Password: users.PasswordParams{Memory: 64, Time: 1, Threads: 1},
 		Logger:   slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, secret, err := srv.Clients().Create(ctx, authority.Client{ID: "app", SigningAlg: "EdDSA",
-		GrantTypes: []string{authority.GrantPassword, authority.GrantRefreshToken}, Audiences: []string{"api"}})
+	_, secret, err := srv.Clients().Create(ctx, clients.Client{ID: "app", SigningAlg: "EdDSA",
+		GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken}, Audiences: []string{"api"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.Users().Create(ctx, authority.NewUser{Username: "alice", Password: "a long enough password"}); err != nil {
+	if _, err := srv.Users().Create(ctx, users.NewUser{Username: "alice", Password: "a long enough password"}); err != nil {
 		t.Fatal(err)
 	}
 	post := func(form url.Values) (int, map[string]any, string) {

@@ -28,6 +28,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -87,7 +88,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if p.grantType == "" {
 		return errInvalidRequest("grant_type is required")
 	}
-	if !slices.Contains(supportedGrants, p.grantType) {
+	if !clients.SupportedGrant(p.grantType) {
 		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be authorization_code, client_credentials, password or refresh_token", Status: http.StatusBadRequest}
 	}
 	ent, err := s.authenticate(c, r, &p)
@@ -96,14 +97,14 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	}
 	s.allowBrowserOrigin(c, ent)
 	switch p.grantType {
-	case GrantPassword:
+	case clients.GrantPassword:
 		return s.passwordGrant(c, ent, &p)
-	case GrantRefreshToken:
+	case clients.GrantRefreshToken:
 		return s.refreshGrant(c, ent, &p)
-	case GrantAuthorizationCode:
+	case clients.GrantAuthorizationCode:
 		return s.codeGrant(c, ent, &p)
 	}
-	if !ent.grantCC {
+	if !ent.GrantCC {
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed the client_credentials grant", Status: http.StatusBadRequest}
 	}
 	scope, err := grantScope(ent, p.scope)
@@ -119,7 +120,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 		return err
 	}
 	if s.cfg.TokenMetrics != nil {
-		s.cfg.TokenMetrics.Issued(GrantClientCredentials, ent.rec.SigningAlg, ent.rec.ID)
+		s.cfg.TokenMetrics.Issued(clients.GrantClientCredentials, ent.Record.SigningAlg, ent.Record.ID)
 	}
 	return writeTokenResponse(c, tok, ttl, scope, "")
 }
@@ -190,7 +191,7 @@ func isTokenParam(k string) bool {
 // client_secret_post (exactly one), with the failed-auth rate limit. Every
 // failure that could help guess a secret has the same answer, and an
 // unknown client costs the same hash and compare as a wrong secret.
-func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (*clientEntry, error) {
+func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (*clients.Entry, error) {
 	var id, secret string
 	basic := false
 	h, herr := authorizationField(r)
@@ -238,18 +239,18 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 	// holder of the right secret always gets through (its own address's
 	// limit aside); a guesser past the limit learns nothing but 429.
 	clientWait := s.limits.client.retryAfter(id, now)
-	fail := func(desc string, err error) (*clientEntry, error) {
+	fail := func(desc string, err error) (*clients.Entry, error) {
 		if clientWait > 0 {
 			return nil, tooMany(clientWait)
 		}
-		if validClientID(id) { // no client has another id: bounded keys only
+		if clients.ValidID(id) { // no client has another id: bounded keys only
 			s.limits.client.fail(id, now)
 		}
 		s.limits.ip.fail(ip, now)
 		return nil, errInvalidClient(desc, basic, err)
 	}
 
-	ent, err := s.clients.lookup(r.Context(), id)
+	ent, err := s.clients.Lookup(r.Context(), id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, errServer(fmt.Errorf("authenticate client: %w", err))
 	}
@@ -258,22 +259,22 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 		subtle.ConstantTimeCompare(sum[:], dummyHash[:])
 		return fail("client authentication failed", err)
 	}
-	ok := subtle.ConstantTimeCompare(sum[:], ent.rec.SecretHash) == 1
-	if !ok && len(ent.rec.PreviousSecretHash) > 0 && now.Before(ent.rec.PreviousSecretExpiresAt) {
-		ok = subtle.ConstantTimeCompare(sum[:], ent.rec.PreviousSecretHash) == 1
+	ok := subtle.ConstantTimeCompare(sum[:], ent.Record.SecretHash) == 1
+	if !ok && len(ent.Record.PreviousSecretHash) > 0 && now.Before(ent.Record.PreviousSecretExpiresAt) {
+		ok = subtle.ConstantTimeCompare(sum[:], ent.Record.PreviousSecretHash) == 1
 	}
 	if !ok || secret == "" {
 		return fail("client authentication failed", nil)
 	}
 	// Past this point the caller holds the secret: precise answers help it
 	// and tell a stranger nothing.
-	if ent.rec.Disabled {
+	if ent.Record.Disabled {
 		return fail("client is disabled", nil)
 	}
-	if basic && !ent.basic {
+	if basic && !ent.Basic {
 		return fail("client is not registered for client_secret_basic", nil)
 	}
-	if !basic && !ent.post {
+	if !basic && !ent.Post {
 		return fail("client is not registered for client_secret_post", nil)
 	}
 	return ent, nil
@@ -301,16 +302,16 @@ func parseBasic(cred string) (id, secret string, ok bool) {
 
 // grantScope checks the requested scope against the client's and returns
 // the granted scope string; no scope asked means the default scopes.
-func grantScope(ent *clientEntry, requested string) (string, error) {
+func grantScope(ent *clients.Entry, requested string) (string, error) {
 	if requested == "" {
-		return ent.defaultScope, nil
+		return ent.DefaultScope, nil
 	}
 	toks, perr := parseScope(requested)
 	if perr != nil {
 		return "", perr
 	}
 	for _, t := range toks {
-		if !slices.Contains(ent.rec.Scopes, t) {
+		if !slices.Contains(ent.Record.Scopes, t) {
 			return "", errInvalidScope("scope " + t + " is not allowed for this client")
 		}
 	}
@@ -319,7 +320,7 @@ func grantScope(ent *clientEntry, requested string) (string, error) {
 
 // grantAudience checks the audience (or RFC 8707 resources) against the
 // client's; none asked means the default audience.
-func grantAudience(ent *clientEntry, audience string, resources []string) ([]string, error) {
+func grantAudience(ent *clients.Entry, audience string, resources []string) ([]string, error) {
 	if audience != "" && len(resources) > 0 {
 		return nil, errInvalidRequest("use audience or resource, not both")
 	}
@@ -327,10 +328,10 @@ func grantAudience(ent *clientEntry, audience string, resources []string) ([]str
 		resources = []string{audience}
 	}
 	if len(resources) == 0 {
-		return []string{ent.rec.DefaultAudience}, nil
+		return []string{ent.Record.DefaultAudience}, nil
 	}
 	for _, a := range resources {
-		if !slices.Contains(ent.rec.Audiences, a) {
+		if !slices.Contains(ent.Record.Audiences, a) {
 			return nil, errInvalidTarget("the requested audience is not allowed for this client")
 		}
 	}
@@ -368,28 +369,28 @@ func (a audience) MarshalJSON() ([]byte, error) {
 // algorithm is no longer live (keys.algorithms changed after it was made)
 // is a configuration mistake the client cannot fix: it gets a clear 400,
 // and the log says what the operator must change.
-func (s *Server) keyFor(ent *clientEntry) (*signingKey, error) {
-	key, err := s.keys.get(ent.rec.SigningAlg)
+func (s *Server) keyFor(ent *clients.Entry) (*signingKey, error) {
+	key, err := s.keys.get(ent.Record.SigningAlg)
 	if err == nil {
 		return key, nil
 	}
-	if !slices.Contains(s.cfg.Algorithms, ent.rec.SigningAlg) {
+	if !slices.Contains(s.cfg.Algorithms, ent.Record.SigningAlg) {
 		s.log.LogAttrs(context.Background(), slog.LevelWarn, "client signs with an algorithm that is not live",
-			slog.String("client_id", ent.rec.ID), slog.String("alg", ent.rec.SigningAlg), slog.Any("live", s.cfg.Algorithms))
+			slog.String("client_id", ent.Record.ID), slog.String("alg", ent.Record.SigningAlg), slog.Any("live", s.cfg.Algorithms))
 		return nil, &Error{Code: "unauthorized_client", Status: http.StatusBadRequest,
-			Description: fmt.Sprintf("this client signs with %s, which this server no longer has a key for; an operator must change the client's signing algorithm", ent.rec.SigningAlg)}
+			Description: fmt.Sprintf("this client signs with %s, which this server no longer has a key for; an operator must change the client's signing algorithm", ent.Record.SigningAlg)}
 	}
-	return nil, errServer(fmt.Errorf("issue token for %s: %w", ent.rec.ID, err))
+	return nil, errServer(fmt.Errorf("issue token for %s: %w", ent.Record.ID, err))
 }
 
 // issue builds and signs an access token for ent (client_credentials: the
 // client is the subject).
-func (s *Server) issue(ent *clientEntry, scope string, aud []string) (string, time.Duration, error) {
+func (s *Server) issue(ent *clients.Entry, scope string, aud []string) (string, time.Duration, error) {
 	key, err := s.keyFor(ent)
 	if err != nil {
 		return "", 0, err
 	}
-	at, err := s.sign(key, ent, accessSpec{sub: ent.rec.ID, scope: scope, aud: aud, jti: newJTI(), iat: s.cfg.Now().Unix()})
+	at, err := s.sign(key, ent, accessSpec{sub: ent.Record.ID, scope: scope, aud: aud, jti: newJTI(), iat: s.cfg.Now().Unix()})
 	if err != nil {
 		return "", 0, err
 	}
@@ -419,25 +420,25 @@ func newJTI() string {
 }
 
 // accessTTL is the access-token lifetime of ent.
-func (s *Server) accessTTL(ent *clientEntry) time.Duration {
-	return min(time.Duration(ent.rec.AccessTokenTTL), s.cfg.MaxTokenTTL)
+func (s *Server) accessTTL(ent *clients.Entry) time.Duration {
+	return min(time.Duration(ent.Record.AccessTokenTTL), s.cfg.MaxTokenTTL)
 }
 
 // sign builds the claims of sp for ent and signs them with key.
-func (s *Server) sign(key *signingKey, ent *clientEntry, sp accessSpec) (signedAccess, error) {
+func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signedAccess, error) {
 	ttl := s.accessTTL(ent)
 	claims := accessClaims{
 		Iss: s.cfg.Issuer, Sub: sp.sub, Aud: sp.aud,
 		Exp: sp.iat + int64(ttl/time.Second), Nbf: sp.iat, Iat: sp.iat,
-		Jti: sp.jti, ClientID: ent.rec.ID, Scope: sp.scope, Instance: ent.rec.Instance,
+		Jti: sp.jti, ClientID: ent.Record.ID, Scope: sp.scope, Instance: ent.Record.Instance,
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return signedAccess{}, errServer(fmt.Errorf("encode claims: %w", err))
 	}
-	extra := ent.extra
+	extra := ent.Extra
 	if sp.user != nil {
-		extra, err = mergeClaims(ent.rec.ExtraClaims, sp.user)
+		extra, err = mergeClaims(ent.Record.ExtraClaims, sp.user)
 		if err != nil {
 			return signedAccess{}, errServer(fmt.Errorf("encode claims: %w", err))
 		}
@@ -449,7 +450,7 @@ func (s *Server) sign(key *signingKey, ent *clientEntry, sp accessSpec) (signedA
 	}
 	tok, err := key.sign(payload)
 	if err != nil {
-		return signedAccess{}, errServer(fmt.Errorf("sign token for %s: %w", ent.rec.ID, err))
+		return signedAccess{}, errServer(fmt.Errorf("sign token for %s: %w", ent.Record.ID, err))
 	}
 	return signedAccess{token: tok, ttl: ttl, exp: claims.Exp}, nil
 }

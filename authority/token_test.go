@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 )
 
 // tokenClients registers the clients the token endpoint tests use and
@@ -17,22 +18,22 @@ import (
 func tokenClients(t *testing.T, e *env) map[string]string {
 	t.Helper()
 	sec := map[string]string{}
-	base := authority.Client{Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"}, Audiences: []string{"api1", "api2"}}
+	base := clients.Client{Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"}, Audiences: []string{"api1", "api2"}}
 	for _, id := range []string{"svc", "other", "disabled", "nogrant"} {
 		c := base
 		c.ID = id
 		sec[id] = e.createClient(c)
 	}
 	c := base
-	c.ID, c.AuthMethods = "basic-only", []string{authority.AuthSecretBasic}
+	c.ID, c.AuthMethods = "basic-only", []string{clients.AuthSecretBasic}
 	sec[c.ID] = e.createClient(c)
-	c.ID, c.AuthMethods = "post-only", []string{authority.AuthSecretPost}
+	c.ID, c.AuthMethods = "post-only", []string{clients.AuthSecretPost}
 	sec[c.ID] = e.createClient(c)
 	disabled, none := true, []string{}
-	if _, err := e.srv.Clients().Update(t.Context(), "disabled", authority.ClientPatch{Disabled: &disabled}); err != nil {
+	if _, err := e.srv.Clients().Update(t.Context(), "disabled", clients.Patch{Disabled: &disabled}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.srv.Clients().Update(t.Context(), "nogrant", authority.ClientPatch{GrantTypes: &none}); err != nil {
+	if _, err := e.srv.Clients().Update(t.Context(), "nogrant", clients.Patch{GrantTypes: &none}); err != nil {
 		t.Fatal(err)
 	}
 	return sec

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/users"
 )
 
 const userinfoRealm = `Bearer realm="signet"`
@@ -82,10 +83,10 @@ func (s *Server) userinfo(c echo.Context) error {
 		return &Error{Code: "insufficient_scope", Description: "the access token was not granted scope openid", Status: http.StatusForbidden,
 			bearer: userinfoRealm + `, error="insufficient_scope", scope="openid"`}
 	}
-	var rec userRecord
+	var rec users.Record
 	err = s.cfg.Store.View(r.Context(), func(tx storage.Tx) error {
 		var err error
-		rec, err = getUser(tx, caller.sub)
+		rec, err = users.Read(tx, caller.sub)
 		return err
 	})
 	if errors.Is(err, storage.ErrNotFound) {

@@ -19,6 +19,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/login"
 )
 
@@ -66,16 +67,16 @@ func TestAttacks(t *testing.T) {
 		{"redirect_uri case changed host", func(t *testing.T, e *env, _ string) { noRedirect(t, e, "web", "https://APP.example/cb") }},
 		{"redirect_uri trailing slash", func(t *testing.T, e *env, _ string) { noRedirect(t, e, "web", "https://app.example/cb/") }},
 		{"redirect_uri of another client", func(t *testing.T, e *env, _ string) {
-			e.webClient("other", func(c *authority.Client) { c.RedirectURIs = []string{"https://other.example/cb"} })
+			e.webClient("other", func(c *clients.Client) { c.RedirectURIs = []string{"https://other.example/cb"} })
 			noRedirect(t, e, "web", "https://other.example/cb")
 		}},
 		{"loopback port change for a web client", func(t *testing.T, e *env, _ string) {
-			e.webClient("webloop", func(c *authority.Client) { c.RedirectURIs = []string{"http://127.0.0.1/cb"} })
+			e.webClient("webloop", func(c *clients.Client) { c.RedirectURIs = []string{"http://127.0.0.1/cb"} })
 			noRedirect(t, e, "webloop", "http://127.0.0.1:9999/cb")
 		}},
 		{"loopback look-alikes for a native client", func(t *testing.T, e *env, _ string) {
-			e.webClient("app", func(c *authority.Client) {
-				c.ApplicationType, c.Public, c.AuthMethods = authority.AppNative, true, nil
+			e.webClient("app", func(c *clients.Client) {
+				c.ApplicationType, c.Public, c.AuthMethods = clients.AppNative, true, nil
 				c.RedirectURIs = []string{"http://127.0.0.1/cb"}
 			})
 			for _, u := range []string{"http://127.0.0.1.evil.example/cb", "http://127.0.0.1:80@evil.example/cb", "http://localhost:1234/cb", "http://127.0.0.1:1234/other"} {
@@ -102,7 +103,7 @@ func TestAttacks(t *testing.T) {
 			}
 		}},
 		{"code with another redirect_uri", func(t *testing.T, e *env, secret string) {
-			e.webClient("web2", func(c *authority.Client) {
+			e.webClient("web2", func(c *clients.Client) {
 				c.RedirectURIs = []string{"https://app.example/cb", "https://app.example/cb2"}
 			})
 			b := e.browser()
@@ -134,7 +135,7 @@ func TestAttacks(t *testing.T) {
 		}},
 		{"PKCE downgrade: verifier without challenge", func(t *testing.T, e *env, _ string) {
 			no := false
-			s := e.webClient("nopkce", func(c *authority.Client) { c.RequirePKCE = &no })
+			s := e.webClient("nopkce", func(c *clients.Client) { c.RequirePKCE = &no })
 			b := e.browser()
 			cb := codeFrom(t, b.login(b.authorize(authzQuery("", url.Values{"client_id": {"nopkce"}, "code_challenge": nil, "code_challenge_method": nil})), "alice", alicePassword))
 			v, _ := pkce()
@@ -231,7 +232,7 @@ func TestAttacks(t *testing.T) {
 			}
 		}},
 		{"consent form with another transaction's token", func(t *testing.T, e *env, _ string) {
-			e.webClient("third", func(c *authority.Client) { c.FirstParty = false })
+			e.webClient("third", func(c *clients.Client) { c.FirstParty = false })
 			b := e.browser()
 			_, ch := pkce()
 			p := b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}})), "alice", alicePassword)
@@ -400,7 +401,7 @@ func TestAttacks(t *testing.T) {
 			}
 		}},
 		{"prompt=none without consent", func(t *testing.T, e *env, secret string) {
-			e.webClient("third", func(c *authority.Client) { c.FirstParty = false })
+			e.webClient("third", func(c *clients.Client) { c.FirstParty = false })
 			b := e.browser()
 			e.flow(b, "web", secret, nil)
 			_, ch := pkce()
@@ -416,7 +417,7 @@ func TestAttacks(t *testing.T) {
 			errorRedirect(t, e, b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
 		}},
 		{"consent withdrawal revokes the client's refresh tokens", func(t *testing.T, e *env, _ string) {
-			s3 := e.webClient("third", func(c *authority.Client) { c.FirstParty = false })
+			s3 := e.webClient("third", func(c *clients.Client) { c.FirstParty = false })
 			b := e.browser()
 			v, ch := pkce()
 			p := b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "scope": {"openid offline_access"}})), "alice", alicePassword)
@@ -437,9 +438,9 @@ func TestAttacks(t *testing.T) {
 			}
 		}},
 		{"public client cannot skip PKCE or use a secret", func(t *testing.T, e *env, _ string) {
-			e.webClient("spa", func(c *authority.Client) { c.Public, c.AuthMethods = true, nil })
+			e.webClient("spa", func(c *clients.Client) { c.Public, c.AuthMethods = true, nil })
 			no := false
-			if _, err := e.srv.Clients().Update(context.Background(), "spa", authority.ClientPatch{RequirePKCE: &no}); err == nil {
+			if _, err := e.srv.Clients().Update(context.Background(), "spa", clients.Patch{RequirePKCE: &no}); err == nil {
 				t.Fatal("a public client accepted require_pkce false")
 			}
 			errorRedirect(t, e, e.browser().authorize(authzQuery("", url.Values{"client_id": {"spa"}, "code_challenge": nil, "code_challenge_method": nil})), "invalid_request")

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 )
@@ -21,7 +22,7 @@ import (
 // authzRequest is a validated authorization request (RFC 6749 §4.1.1,
 // OIDC Core §3.1.2.1).
 type authzRequest struct {
-	client         authority.Client
+	client         clients.Client
 	clientInstance string
 	redirectURI    string
 	redirectGiven  bool
@@ -98,7 +99,7 @@ func (h *Handler) parseRequest(c echo.Context, q url.Values) (*authzRequest, *pa
 	default:
 		req.redirectURI, req.redirectGiven = redirect, true
 	}
-	if !slices.Contains(client.GrantTypes, authority.GrantAuthorizationCode) {
+	if !slices.Contains(client.GrantTypes, clients.GrantAuthorizationCode) {
 		return req, nil, &oauthError{"unauthorized_client", "the client is not allowed the authorization code flow"}
 	}
 	// From here on the client and redirect URI are good: errors redirect.
@@ -363,7 +364,7 @@ func (h *Handler) showConsent(c echo.Context, req *authzRequest, sess sessions.S
 	return h.render(c, http.StatusOK, "consent.html", p)
 }
 
-func clientName(cl authority.Client) string {
+func clientName(cl clients.Client) string {
 	if cl.ClientName != "" {
 		return cl.ClientName
 	}

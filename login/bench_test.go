@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/sessions"
 )
 
@@ -47,10 +47,10 @@ const benchParallelism = 8
 func BenchmarkTokenEndpoint(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256"} {
 		e := newEnv(b, envOptions{})
-		secret := e.webClient("web", func(c *authority.Client) {
+		secret := e.webClient("web", func(c *clients.Client) {
 			c.SigningAlg = alg
 			c.IDTokenSignedResponseAlg = alg
-			c.GrantTypes = []string{authority.GrantAuthorizationCode, authority.GrantClientCredentials}
+			c.GrantTypes = []string{clients.GrantAuthorizationCode, clients.GrantClientCredentials}
 		})
 		auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("web:"+secret))
 		newReq := func() *http.Request {

@@ -21,11 +21,13 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage/bolt"
+	"github.com/signet-auth/signet/users"
 )
 
 // testClock is an injected clock the test moves by hand.
@@ -57,7 +59,7 @@ type env struct {
 	sess   *sessions.Manager
 	http   *httptest.Server
 	issuer string
-	alice  authority.User
+	alice  users.User
 }
 
 const alicePassword = "correct horse battery"
@@ -86,9 +88,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	var h http.Handler
 	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	e.issuer = e.http.URL
-	pw := authority.PasswordParams{Memory: 64, Time: 1, Threads: 1}
+	pw := users.PasswordParams{Memory: 64, Time: 1, Threads: 1}
 	if o.realHash {
-		pw = authority.PasswordParams{}
+		pw = users.PasswordParams{}
 	}
 	if o.login.PerUserIP == 0 {
 		o.login.PerUserIP, o.login.PerIP, o.login.PerUser = -1, -1, -1
@@ -114,7 +116,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		_ = e.keys.Close()
 		_ = st.Close()
 	})
-	e.alice, err = e.srv.Users().Create(ctx, authority.NewUser{Username: "alice", Password: alicePassword,
+	e.alice, err = e.srv.Users().Create(ctx, users.NewUser{Username: "alice", Password: alicePassword,
 		Email: "alice@example.com", EmailVerified: true, Name: "Alice Liddell"})
 	if err != nil {
 		t.Fatal(err)
@@ -124,9 +126,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 
 // webClient registers a confidential first-party web client with the code
 // flow and refresh tokens; it returns its secret.
-func (e *env) webClient(id string, mod func(*authority.Client)) string {
+func (e *env) webClient(id string, mod func(*clients.Client)) string {
 	e.t.Helper()
-	cl := authority.Client{ID: id, GrantTypes: []string{authority.GrantAuthorizationCode, authority.GrantRefreshToken},
+	cl := clients.Client{ID: id, GrantTypes: []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken},
 		Scopes: []string{"openid", "profile", "email", "offline_access", "read"}, DefaultScopes: []string{"openid"},
 		Audiences: []string{"api"}, RedirectURIs: []string{"https://app.example/cb"},
 		PostLogoutRedirectURIs: []string{"https://app.example/bye"}, FirstParty: true}

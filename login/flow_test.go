@@ -9,7 +9,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 )
 
 // TestCodeFlow: authorize → login page → code → tokens; the ID token
@@ -110,7 +110,7 @@ func TestCodeFlow(t *testing.T) {
 // cookie, and refreshes with the cookie; another origin gets no CORS grant.
 func TestPublicClientSPA(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.webClient("spa", func(c *authority.Client) {
+	e.webClient("spa", func(c *clients.Client) {
 		c.Public, c.AuthMethods, c.RefreshTokenCookie = true, nil, true
 	})
 	b := e.browser()
@@ -156,8 +156,8 @@ func TestPublicClientSPA(t *testing.T) {
 // missing, malformed, forged or client-only token, and 403 without openid.
 func TestUserinfoRefusals(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	secret := e.webClient("web", func(c *authority.Client) {
-		c.GrantTypes = append(c.GrantTypes, authority.GrantClientCredentials)
+	secret := e.webClient("web", func(c *clients.Client) {
+		c.GrantTypes = append(c.GrantTypes, clients.GrantClientCredentials)
 	})
 	cc := e.token("web", secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"openid"}})
 	tr, _ := e.flow(e.browser(), "web", secret, nil)
@@ -192,8 +192,8 @@ func TestUserinfoRefusals(t *testing.T) {
 // the login form keeps the private-use scheme.
 func TestNativeClient(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.webClient("app", func(c *authority.Client) {
-		c.ApplicationType, c.Public, c.AuthMethods = authority.AppNative, true, nil
+	e.webClient("app", func(c *clients.Client) {
+		c.ApplicationType, c.Public, c.AuthMethods = clients.AppNative, true, nil
 		c.RedirectURIs = []string{"com.example.app:/oauth2redirect", "http://127.0.0.1/cb"}
 	})
 	for _, redirect := range []string{"com.example.app:/oauth2redirect", "http://127.0.0.1:43127/cb"} {

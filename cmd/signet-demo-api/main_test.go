@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
@@ -104,7 +105,7 @@ func TestDemo(t *testing.T) {
 	if status, www, _ := call(first[:len(first)-4] + "AAAA"); status != http.StatusUnauthorized || !strings.Contains(www, `error="invalid_token"`) {
 		t.Errorf("tampered token: %d %q, want 401 invalid_token", status, www)
 	}
-	other, otherSecret, err := srv.Clients().Create(ctx, authority.Client{ID: "other", Scopes: []string{"demo:write"}, Audiences: []string{authority.DemoAudience}})
+	other, otherSecret, err := srv.Clients().Create(ctx, clients.Client{ID: "other", Scopes: []string{"demo:write"}, Audiences: []string{authority.DemoAudience}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/backup"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 )
@@ -284,8 +284,8 @@ func TestRestore_OverCurrentStore(t *testing.T) {
 	}
 }
 
-func clientSpec(id string) authority.Client {
-	return authority.Client{ID: id, Scopes: []string{"read"}, Audiences: []string{"api"}}
+func clientSpec(id string) clients.Client {
+	return clients.Client{ID: id, Scopes: []string{"read"}, Audiences: []string{"api"}}
 }
 
 // TestBackup_AdminRoute: GET /admin/backup needs an admin token, is never

@@ -20,7 +20,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/users"
 )
 
 // chromiumPath finds the system Chromium. The browser test never skips:
@@ -211,17 +212,17 @@ func TestBrowserLogin(t *testing.T) {
 	})
 	m, logs := startMain(t, c, clk.Now)
 	ctx := context.Background()
-	if _, err := m.Server.Users().Create(ctx, authority.NewUser{Username: "alice", Password: "correct horse battery",
+	if _, err := m.Server.Users().Create(ctx, users.NewUser{Username: "alice", Password: "correct horse battery",
 		Email: "alice@example.com", EmailVerified: true, Name: "Alice Liddell"}); err != nil {
 		t.Fatal(err)
 	}
 	rp := newRelyingParty(t, c.Issuer, clk.Now)
-	for _, cl := range []authority.Client{
+	for _, cl := range []clients.Client{
 		{ID: "notes", ClientName: "Notes", FirstParty: true},
 		{ID: "calendar", ClientName: "Calendar", FirstParty: true},
 		{ID: "photo-print", ClientName: "Photo Print Shop"},
 	} {
-		cl.GrantTypes = []string{authority.GrantAuthorizationCode}
+		cl.GrantTypes = []string{clients.GrantAuthorizationCode}
 		cl.Scopes = []string{"openid", "profile", "email"}
 		cl.Audiences = []string{"api"}
 		cl.RedirectURIs = []string{rp.srv.URL + "/cb"}

@@ -7,7 +7,7 @@ import (
 )
 
 // reservedClaimNames: the names no client extra claim and no user profile
-// claim may take, in any case (issue 9 item 3; authority/claimnames.go).
+// claim may take, in any case (issue 9 item 3; clients/claimnames.go).
 var reservedClaimNames = []string{
 	"iss", "sub", "aud", "exp", "nbf", "iat", "jti",
 	"client_id", "scope", "cnf", "act", "may_act",

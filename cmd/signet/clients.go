@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -22,9 +23,9 @@ const clientsUsage = "usage: signet clients create|list|get|delete|rotate-secret
 // clientOps is what the clients command does, offline on a store or
 // online through the admin API.
 type clientOps interface {
-	create(ctx context.Context, spec authority.Client) (authority.ClientWithSecret, error)
-	list(ctx context.Context) ([]authority.Client, error)
-	get(ctx context.Context, id string) (authority.Client, error)
+	create(ctx context.Context, spec clients.Client) (authority.ClientWithSecret, error)
+	list(ctx context.Context) ([]clients.Client, error)
+	get(ctx context.Context, id string) (clients.Client, error)
 	remove(ctx context.Context, id string) error
 	rotate(ctx context.Context, id string, keep time.Duration) (authority.ClientWithSecret, error)
 }
@@ -85,7 +86,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	setUsage(fs, map[string]string{"create": "--id ID --audience AUD [flags]", "list": "[flags]", "get": "ID [flags]",
 		"delete": "ID [flags]", "rotate-secret": "ID [flags]"}[sub])
-	var spec authority.Client
+	var spec clients.Client
 	var grants, scopes, defScopes, auds, methods listFlag
 	claims := claimFlag{}
 	var alg string
@@ -140,8 +141,8 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{"create needs --id"}
 	}
 	spec.GrantTypes, spec.Scopes, spec.DefaultScopes, spec.Audiences, spec.AuthMethods = grants, scopes, defScopes, auds, methods
-	spec.SigningAlg, spec.AccessTokenTTL = alg, authority.Duration(ttl)
-	spec.RefreshIdleTTL, spec.RefreshAbsoluteTTL, spec.RefreshReuseGrace = authority.Duration(rIdle), authority.Duration(rAbs), authority.Duration(rGrace)
+	spec.SigningAlg, spec.AccessTokenTTL = alg, clients.Duration(ttl)
+	spec.RefreshIdleTTL, spec.RefreshAbsoluteTTL, spec.RefreshReuseGrace = clients.Duration(rIdle), clients.Duration(rAbs), clients.Duration(rGrace)
 	if len(claims) > 0 {
 		spec.ExtraClaims = claims
 	}
@@ -162,7 +163,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return err
 }
 
-func clientsDo(ctx context.Context, sub string, ops clientOps, id string, spec authority.Client, keep time.Duration, asJSON bool, stdout, stderr io.Writer) error {
+func clientsDo(ctx context.Context, sub string, ops clientOps, id string, spec clients.Client, keep time.Duration, asJSON bool, stdout, stderr io.Writer) error {
 
 	switch sub {
 	case "create":
@@ -188,7 +189,7 @@ func clientsDo(ctx context.Context, sub string, ops clientOps, id string, spec a
 		if err != nil {
 			return err
 		}
-		return printClients(stdout, []authority.Client{c}, asJSON)
+		return printClients(stdout, []clients.Client{c}, asJSON)
 	default: // delete
 		if err := ops.remove(ctx, id); err != nil {
 			return err
@@ -217,7 +218,7 @@ func openClientOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, serve
 		return nil, nil, err
 	}
 	ops := offlineClients{
-		c: authority.NewClients(st, authority.ClientOptions{
+		c: clients.New(st, clients.Options{
 			Algorithms: cfg.Keys.Algorithms, DefaultTokenTTL: cfg.parsed.defaultTTL, MaxTokenTTL: cfg.parsed.maxTTL,
 		}),
 		audit: authority.NewAuditLog(st, nil),
@@ -247,10 +248,10 @@ func printSecret(stdout, stderr io.Writer, cs authority.ClientWithSecret) error 
 	return nil
 }
 
-func printClients(w io.Writer, list []authority.Client, asJSON bool) error {
+func printClients(w io.Writer, list []clients.Client, asJSON bool) error {
 	if asJSON {
 		if list == nil {
-			list = []authority.Client{}
+			list = []clients.Client{}
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -279,7 +280,7 @@ func orDash(s string) string {
 
 // offlineClients works on the store directly and audits as "cli".
 type offlineClients struct {
-	c     *authority.Clients
+	c     *clients.Registry
 	audit *authority.AuditLog
 }
 
@@ -291,18 +292,18 @@ func (o offlineClients) record(ctx context.Context, action, target string, err e
 	_ = o.audit.Record(ctx, ev) // best effort: the action itself is done
 }
 
-func (o offlineClients) create(ctx context.Context, spec authority.Client) (authority.ClientWithSecret, error) {
+func (o offlineClients) create(ctx context.Context, spec clients.Client) (authority.ClientWithSecret, error) {
 	c, secret, err := o.c.Create(ctx, spec)
 	o.record(ctx, "clients.create", spec.ID, err)
-	if errors.Is(err, authority.ErrClientExists) {
+	if errors.Is(err, clients.ErrExists) {
 		err = fmt.Errorf("client %q already exists (signet clients rotate-secret %s gives it a new secret)", spec.ID, spec.ID)
 	}
 	return authority.ClientWithSecret{Client: c, ClientSecret: secret}, err
 }
 
-func (o offlineClients) list(ctx context.Context) ([]authority.Client, error) { return o.c.List(ctx) }
+func (o offlineClients) list(ctx context.Context) ([]clients.Client, error) { return o.c.List(ctx) }
 
-func (o offlineClients) get(ctx context.Context, id string) (authority.Client, error) {
+func (o offlineClients) get(ctx context.Context, id string) (clients.Client, error) {
 	return o.c.Get(ctx, id)
 }
 
@@ -321,22 +322,22 @@ func (o offlineClients) rotate(ctx context.Context, id string, keep time.Duratio
 // onlineClients goes through the admin API.
 type onlineClients struct{ a *adminClient }
 
-func (o onlineClients) create(ctx context.Context, spec authority.Client) (authority.ClientWithSecret, error) {
+func (o onlineClients) create(ctx context.Context, spec clients.Client) (authority.ClientWithSecret, error) {
 	var out authority.ClientWithSecret
 	err := o.a.do(ctx, http.MethodPost, "/admin/clients", spec, &out)
 	return out, err
 }
 
-func (o onlineClients) list(ctx context.Context) ([]authority.Client, error) {
+func (o onlineClients) list(ctx context.Context) ([]clients.Client, error) {
 	var out struct {
-		Clients []authority.Client `json:"clients"`
+		Clients []clients.Client `json:"clients"`
 	}
 	err := o.a.do(ctx, http.MethodGet, "/admin/clients", nil, &out)
 	return out.Clients, err
 }
 
-func (o onlineClients) get(ctx context.Context, id string) (authority.Client, error) {
-	var out authority.Client
+func (o onlineClients) get(ctx context.Context, id string) (clients.Client, error) {
+	var out clients.Client
 	err := o.a.do(ctx, http.MethodGet, "/admin/clients/"+url.PathEscape(id), nil, &out)
 	return out, err
 }
@@ -347,6 +348,6 @@ func (o onlineClients) remove(ctx context.Context, id string) error {
 
 func (o onlineClients) rotate(ctx context.Context, id string, keep time.Duration) (authority.ClientWithSecret, error) {
 	var out authority.ClientWithSecret
-	err := o.a.do(ctx, http.MethodPost, "/admin/clients/"+url.PathEscape(id)+"/secret", authority.SecretRotation{KeepPrevious: authority.Duration(keep)}, &out)
+	err := o.a.do(ctx, http.MethodPost, "/admin/clients/"+url.PathEscape(id)+"/secret", authority.SecretRotation{KeepPrevious: clients.Duration(keep)}, &out)
 	return out, err
 }

@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-auth/signet/clients"
 	"golang.org/x/oauth2/clientcredentials"
-
-	"github.com/signet-auth/signet/authority"
 )
 
 type secretOut struct {
@@ -64,11 +63,11 @@ func TestRun_Init(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []authority.Client
+	var list []clients.Client
 	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 {
 		t.Fatalf("list after init: %v %q", err, out)
 	}
-	want := authority.Client{ID: "admin", GrantTypes: []string{"client_credentials"}, Scopes: []string{"signet:admin"}, Audiences: []string{"signet-admin"}}
+	want := clients.Client{ID: "admin", GrantTypes: []string{"client_credentials"}, Scopes: []string{"signet:admin"}, Audiences: []string{"signet-admin"}}
 	got := list[0]
 	if got.ID != want.ID || strings.Join(got.Scopes, " ") != "signet:admin" || strings.Join(got.Audiences, " ") != "signet-admin" ||
 		strings.Join(got.GrantTypes, " ") != "client_credentials" || got.SigningAlg != "ES256" {
@@ -111,7 +110,7 @@ func TestRun_Clients_Offline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []authority.Client
+	var got []clients.Client
 	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 || string(got[0].ExtraClaims["level"]) != "3" ||
 		string(got[0].ExtraClaims["team"]) != `"payments"` || time.Duration(got[0].AccessTokenTTL) != 5*time.Minute {
 		t.Errorf("get --json = %v %s", err, out)

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 )
 
@@ -186,7 +187,7 @@ func (d *drill) run(ctx context.Context, adminURL string) (*drillReport, error) 
 	for _, alg := range algs {
 		id := "signet-drill-" + strings.ToLower(alg) + "-" + base64.RawURLEncoding.EncodeToString(suffix[:])
 		var created authority.ClientWithSecret
-		spec := authority.Client{ID: id, GrantTypes: []string{authority.GrantClientCredentials}, Audiences: []string{drillAudience}, SigningAlg: alg}
+		spec := clients.Client{ID: id, GrantTypes: []string{clients.GrantClientCredentials}, Audiences: []string{drillAudience}, SigningAlg: alg}
 		if err := ac.do(ctx, http.MethodPost, "/admin/clients", spec, &created); err != nil {
 			return nil, fmt.Errorf("create drill client: %w", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 )
 
 // runInit is `signet init`: on a store with no clients it creates the first
@@ -33,16 +34,16 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
-	clients := authority.NewClients(st, authority.ClientOptions{
+	reg := clients.New(st, clients.Options{
 		Algorithms: cfg.Keys.Algorithms, DefaultTokenTTL: cfg.parsed.defaultTTL, MaxTokenTTL: cfg.parsed.maxTTL,
 	})
-	c, secret, err := clients.CreateFirst(ctx, authority.Client{
+	c, secret, err := reg.CreateFirst(ctx, clients.Client{
 		ID:         *id,
-		GrantTypes: []string{authority.GrantClientCredentials},
+		GrantTypes: []string{clients.GrantClientCredentials},
 		Scopes:     []string{authority.AdminScope},
 		Audiences:  []string{authority.AdminAudience},
 	})
-	if errors.Is(err, authority.ErrClientsExist) {
+	if errors.Is(err, clients.ErrNotEmpty) {
 		return fmt.Errorf("%s already has clients: init only creates the first admin client (use `signet clients create`)", storeName(&cfg))
 	}
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/users"
 )
 
 const usersUsage = "usage: signet users create --username NAME [--email E] [--role R] [--name N] [--email-verified] [--claim NAME=VALUE] | list | delete USER | set-password USER | logout USER | consents USER [--withdraw CLIENT] [--data-dir DIR | --server URL] [--json]\n" +
@@ -28,10 +29,10 @@ const usersUsage = "usage: signet users create --username NAME [--email E] [--ro
 // userOps is what the users command does, offline on a store or online
 // through the admin API.
 type userOps interface {
-	create(ctx context.Context, nu authority.NewUser) (authority.User, error)
-	list(ctx context.Context) ([]authority.User, error)
+	create(ctx context.Context, nu users.NewUser) (users.User, error)
+	list(ctx context.Context) ([]users.User, error)
 	// resolve finds a user by id or username.
-	resolve(ctx context.Context, idOrName string) (authority.User, error)
+	resolve(ctx context.Context, idOrName string) (users.User, error)
 	remove(ctx context.Context, id string) error
 	setPassword(ctx context.Context, id, password string) error
 	// logout revokes every session of the user and records a cutoff.
@@ -62,7 +63,7 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	}
 	setUsage(fs, map[string]string{"create": "--username NAME [flags] (password on stdin, or prompted)", "list": "[flags]",
 		"delete": "USER [flags]", "set-password": "USER [flags] (password on stdin, or prompted)", "logout": "USER [flags]"}[sub])
-	var nu authority.NewUser
+	var nu users.NewUser
 	var roles listFlag
 	claims := claimFlag{}
 	var withdraw *string
@@ -124,7 +125,7 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		if err != nil {
 			return err
 		}
-		return printUsers(stdout, []authority.User{u}, *asJSON)
+		return printUsers(stdout, []users.User{u}, *asJSON)
 	case "list":
 		list, err := ops.list(ctx)
 		if err != nil {
@@ -225,14 +226,14 @@ func openUserOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, server 
 	if err != nil {
 		return nil, nil, err
 	}
-	ops := offlineUsers{store: st, u: authority.NewUsers(st, authority.PasswordParams{}, nil), audit: authority.NewAuditLog(st, nil)}
+	ops := offlineUsers{store: st, u: users.New(st, users.PasswordParams{}, nil), audit: authority.NewAuditLog(st, nil)}
 	return ops, func() { _ = st.Close() }, nil
 }
 
-func printUsers(w io.Writer, list []authority.User, asJSON bool) error {
+func printUsers(w io.Writer, list []users.User, asJSON bool) error {
 	if asJSON {
 		if list == nil {
-			list = []authority.User{}
+			list = []users.User{}
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -270,7 +271,7 @@ func printConsents(w io.Writer, list []sessions.Consent, asJSON bool) error {
 // offlineUsers works on the store directly and audits as "cli".
 type offlineUsers struct {
 	store storage.Store
-	u     *authority.Users
+	u     *users.Registry
 	audit *authority.AuditLog
 }
 
@@ -282,23 +283,23 @@ func (o offlineUsers) record(ctx context.Context, action, target, detail string,
 	_ = o.audit.Record(ctx, ev) // best effort: the action itself is done
 }
 
-func (o offlineUsers) create(ctx context.Context, nu authority.NewUser) (authority.User, error) {
+func (o offlineUsers) create(ctx context.Context, nu users.NewUser) (users.User, error) {
 	u, err := o.u.Create(ctx, nu)
 	o.record(ctx, "users.create", nu.Username, "id="+u.ID, err)
-	if errors.Is(err, authority.ErrUserExists) {
+	if errors.Is(err, users.ErrExists) {
 		err = fmt.Errorf("user %q already exists (usernames are unique regardless of case)", nu.Username)
 	}
 	return u, err
 }
 
-func (o offlineUsers) list(ctx context.Context) ([]authority.User, error) { return o.u.List(ctx) }
+func (o offlineUsers) list(ctx context.Context) ([]users.User, error) { return o.u.List(ctx) }
 
-func (o offlineUsers) resolve(ctx context.Context, s string) (authority.User, error) {
+func (o offlineUsers) resolve(ctx context.Context, s string) (users.User, error) {
 	u, err := o.u.Get(ctx, s)
 	if errors.Is(err, storage.ErrNotFound) {
 		id, lerr := o.u.Lookup(ctx, s)
 		if lerr != nil {
-			return authority.User{}, fmt.Errorf("no user with id or username %q", s)
+			return users.User{}, fmt.Errorf("no user with id or username %q", s)
 		}
 		return o.u.Get(ctx, id)
 	}
@@ -315,7 +316,7 @@ func (o offlineUsers) remove(ctx context.Context, id string) error {
 }
 
 func (o offlineUsers) setPassword(ctx context.Context, id, password string) error {
-	err := o.u.SetPassword(ctx, id, authority.PasswordChange{Password: password})
+	err := o.u.SetPassword(ctx, id, users.PasswordChange{Password: password})
 	if err == nil {
 		_, err = authority.RevokeSessions(ctx, o.store, id, time.Now())
 	}
@@ -342,22 +343,22 @@ func (o offlineUsers) withdraw(ctx context.Context, id, client string) (authorit
 // onlineUsers goes through the admin API.
 type onlineUsers struct{ a *adminClient }
 
-func (o onlineUsers) create(ctx context.Context, nu authority.NewUser) (authority.User, error) {
-	var out authority.User
+func (o onlineUsers) create(ctx context.Context, nu users.NewUser) (users.User, error) {
+	var out users.User
 	err := o.a.do(ctx, http.MethodPost, "/admin/users", nu, &out)
 	return out, err
 }
 
-func (o onlineUsers) list(ctx context.Context) ([]authority.User, error) {
+func (o onlineUsers) list(ctx context.Context) ([]users.User, error) {
 	var out struct {
-		Users []authority.User `json:"users"`
+		Users []users.User `json:"users"`
 	}
 	err := o.a.do(ctx, http.MethodGet, "/admin/users", nil, &out)
 	return out.Users, err
 }
 
-func (o onlineUsers) resolve(ctx context.Context, s string) (authority.User, error) {
-	var u authority.User
+func (o onlineUsers) resolve(ctx context.Context, s string) (users.User, error) {
+	var u users.User
 	err := o.a.do(ctx, http.MethodGet, "/admin/users/"+url.PathEscape(s), nil, &u)
 	var ae *apiError
 	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
@@ -365,14 +366,14 @@ func (o onlineUsers) resolve(ctx context.Context, s string) (authority.User, err
 	}
 	list, err := o.list(ctx)
 	if err != nil {
-		return authority.User{}, err
+		return users.User{}, err
 	}
 	for _, u := range list {
 		if strings.EqualFold(u.Username, s) {
 			return u, nil
 		}
 	}
-	return authority.User{}, fmt.Errorf("no user with id or username %q", s)
+	return users.User{}, fmt.Errorf("no user with id or username %q", s)
 }
 
 func (o onlineUsers) remove(ctx context.Context, id string) error {
@@ -380,7 +381,7 @@ func (o onlineUsers) remove(ctx context.Context, id string) error {
 }
 
 func (o onlineUsers) setPassword(ctx context.Context, id, password string) error {
-	return o.a.do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/password", authority.PasswordChange{Password: password}, nil)
+	return o.a.do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/password", users.PasswordChange{Password: password}, nil)
 }
 
 func (o onlineUsers) logout(ctx context.Context, id string) (int, error) {

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/users"
 	"golang.org/x/oauth2"
-
-	"github.com/signet-auth/signet/authority"
 )
 
 // usersCmd runs `signet users ARGS` with stdin and returns stdout, stderr and its error.
@@ -27,7 +27,7 @@ func TestRun_Users_Offline(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	var created []authority.User
+	var created []users.User
 	if err := json.Unmarshal([]byte(out), &created); err != nil || len(created) != 1 || created[0].ID == "" || created[0].Username != "alice" {
 		t.Fatalf("create output %q: %v", out, err)
 	}
@@ -109,7 +109,7 @@ func TestRun_Users_Online(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create user online: %v", err)
 	}
-	var created []authority.User
+	var created []users.User
 	_ = json.Unmarshal([]byte(out), &created)
 
 	cfg := oauth2.Config{ClientID: app.ClientID, ClientSecret: app.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: m.URL() + "/oauth2/token"}}
@@ -183,7 +183,7 @@ func TestRun_LoginClientAndConsents(t *testing.T) {
 	if err := runClients(t.Context(), []string{"get", "--data-dir", dir, "--json", "web"}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
-	var got []authority.Client
+	var got []clients.Client
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got) != 1 || got[0].RequirePKCE == nil || *got[0].RequirePKCE ||
 		got[0].ClientName != "Web App" || got[0].RedirectURIs[0] != "http://127.0.0.1:9000/cb" {
 		t.Fatalf("get web = %s %v", out.String(), err)

@@ -1,4 +1,7 @@
-package authority
+// Package users is Signet's user registry: the resource owners of the
+// password and authorization_code grants, their profile fields, and their
+// password hashes (argon2id, bcrypt on import) in storage.
+package users
 
 import (
 	"context"
@@ -12,10 +15,11 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
 )
 
-// Buckets for users: usersBucket holds one JSON userRecord per user id;
+// Buckets for users: usersBucket holds one JSON Record per user id;
 // usernamesBucket maps the lower-cased username to the id, which keeps
 // usernames unique regardless of case.
 const (
@@ -23,8 +27,19 @@ const (
 	usernamesBucket = "usernames"
 )
 
-// ErrUserExists is returned when the username is taken.
-var ErrUserExists = errors.New("authority: username already exists")
+// ErrExists is returned when the username is taken.
+var ErrExists = errors.New("users: username already exists")
+
+// ValidationError names the user field that is wrong and why. Problem is
+// in the RFC 6749 error_description charset: the admin API sends it.
+type ValidationError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ValidationError) Error() string {
+	return "invalid user: " + e.Field + ": " + e.Problem
+}
 
 // User is a resource owner for the password grant, as the admin API and
 // the CLI show it: never with its password hash.
@@ -64,8 +79,8 @@ type NewUser struct {
 	EmailVerified bool                       `json:"email_verified,omitempty"`
 }
 
-// UserPatch changes the fields that are set.
-type UserPatch struct {
+// Patch changes the fields that are set.
+type Patch struct {
 	Username      *string                     `json:"username,omitempty"`
 	Disabled      *bool                       `json:"disabled,omitempty"`
 	Email         *string                     `json:"email,omitempty"`
@@ -81,28 +96,29 @@ type PasswordChange struct {
 	PasswordHash string `json:"password_hash,omitempty"`
 }
 
-type userRecord struct {
+// Record is what is stored: the user plus the password hash.
+type Record struct {
 	User
 	PasswordHash string `json:"password_hash"`
 }
 
-// Users is the user registry over a store. It is what the admin API and
+// Registry is the user registry over a store. It is what the admin API and
 // the offline CLI use; logins read it directly (no cache: a login costs an
 // argon2id hash anyway).
-type Users struct {
+type Registry struct {
 	store  storage.Store
 	now    func() time.Time
 	params PasswordParams
 }
 
-// NewUsers returns the registry over store; params are the argon2id
+// New returns the registry over store; params are the argon2id
 // parameters of new hashes (zero: defaults), nil now means time.Now.
-func NewUsers(store storage.Store, params PasswordParams, now func() time.Time) *Users {
-	params.applyDefaults()
+func New(store storage.Store, params PasswordParams, now func() time.Time) *Registry {
+	params.ApplyDefaults()
 	if now == nil {
 		now = time.Now
 	}
-	return &Users{store: store, now: now, params: params}
+	return &Registry{store: store, now: now, params: params}
 }
 
 func newUserID() string {
@@ -113,10 +129,12 @@ func newUserID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-func usernameKey(u string) string { return strings.ToLower(u) }
+// NameKey is the key a username is indexed and rate limited under:
+// usernames are unique regardless of case.
+func NameKey(u string) string { return strings.ToLower(u) }
 
 // passwordHash turns a password or an imported hash into what is stored.
-func (u *Users) passwordHash(password, hash string) (string, error) {
+func (u *Registry) passwordHash(password, hash string) (string, error) {
 	if err := checkPassword(password, hash); err != nil {
 		return "", err
 	}
@@ -131,24 +149,24 @@ func (u *Users) passwordHash(password, hash string) (string, error) {
 func checkPassword(password, hash string) error {
 	switch {
 	case password != "" && hash != "":
-		return &ValidationError{Field: "password", Problem: "give password or password_hash, not both", User: true}
+		return &ValidationError{Field: "password", Problem: "give password or password_hash, not both"}
 	case hash != "":
 		if err := checkHashFormat(hash); err != nil {
-			return &ValidationError{Field: "password_hash", Problem: "must be an argon2id PHC string or a bcrypt hash", User: true}
+			return &ValidationError{Field: "password_hash", Problem: "must be an argon2id PHC string or a bcrypt hash"}
 		}
 		return nil
 	case password == "":
-		return &ValidationError{Field: "password", Problem: "required", User: true}
+		return &ValidationError{Field: "password", Problem: "required"}
 	case len(password) > maxPasswordLen:
-		return &ValidationError{Field: "password", Problem: fmt.Sprintf("longer than %d bytes", maxPasswordLen), User: true}
+		return &ValidationError{Field: "password", Problem: fmt.Sprintf("longer than %d bytes", maxPasswordLen)}
 	case utf8.RuneCountInString(password) < 8:
-		return &ValidationError{Field: "password", Problem: "must be at least 8 characters", User: true}
+		return &ValidationError{Field: "password", Problem: "must be at least 8 characters"}
 	}
 	return nil
 }
 
 // Create validates and stores a new user.
-func (u *Users) Create(ctx context.Context, nu NewUser) (User, error) {
+func (u *Registry) Create(ctx context.Context, nu NewUser) (User, error) {
 	now := u.now().UTC()
 	usr := User{ID: newUserID(), Username: nu.Username, Disabled: nu.Disabled, Email: nu.Email, Roles: nu.Roles, Claims: nu.Claims,
 		CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now, Name: nu.Name, EmailVerified: nu.EmailVerified}
@@ -160,17 +178,17 @@ func (u *Users) Create(ctx context.Context, nu NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	val, err := json.Marshal(userRecord{User: usr, PasswordHash: hash})
+	val, err := json.Marshal(Record{User: usr, PasswordHash: hash})
 	if err != nil {
 		return User{}, err
 	}
 	err = u.store.Update(ctx, func(tx storage.Tx) error {
-		if _, err := tx.Get(usernamesBucket, usernameKey(usr.Username)); err == nil {
-			return ErrUserExists
+		if _, err := tx.Get(usernamesBucket, NameKey(usr.Username)); err == nil {
+			return ErrExists
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
-		if err := tx.Put(usernamesBucket, usernameKey(usr.Username), []byte(usr.ID)); err != nil {
+		if err := tx.Put(usernamesBucket, NameKey(usr.Username), []byte(usr.ID)); err != nil {
 			return err
 		}
 		return tx.Put(usersBucket, usr.ID, val)
@@ -182,11 +200,11 @@ func (u *Users) Create(ctx context.Context, nu NewUser) (User, error) {
 }
 
 // Get returns the user with id, or an error wrapping storage.ErrNotFound.
-func (u *Users) Get(ctx context.Context, id string) (User, error) {
-	var rec userRecord
+func (u *Registry) Get(ctx context.Context, id string) (User, error) {
+	var rec Record
 	err := u.store.View(ctx, func(tx storage.Tx) error {
 		var err error
-		rec, err = getUser(tx, id)
+		rec, err = Read(tx, id)
 		return err
 	})
 	if err != nil {
@@ -196,10 +214,10 @@ func (u *Users) Get(ctx context.Context, id string) (User, error) {
 }
 
 // Lookup finds a user id by username (case-insensitive), or an error wrapping storage.ErrNotFound.
-func (u *Users) Lookup(ctx context.Context, username string) (string, error) {
+func (u *Registry) Lookup(ctx context.Context, username string) (string, error) {
 	var id string
 	err := u.store.View(ctx, func(tx storage.Tx) error {
-		b, err := tx.Get(usernamesBucket, usernameKey(username))
+		b, err := tx.Get(usernamesBucket, NameKey(username))
 		id = string(b)
 		return err
 	})
@@ -209,8 +227,10 @@ func (u *Users) Lookup(ctx context.Context, username string) (string, error) {
 	return id, nil
 }
 
-func getUser(tx storage.Tx, id string) (userRecord, error) {
-	var rec userRecord
+// Read reads the user with id inside tx, for callers that need the user
+// and other records in one transaction; an unknown id is storage.ErrNotFound.
+func Read(tx storage.Tx, id string) (Record, error) {
+	var rec Record
 	b, err := tx.Get(usersBucket, id)
 	if err != nil {
 		return rec, err
@@ -221,24 +241,25 @@ func getUser(tx storage.Tx, id string) (userRecord, error) {
 	return rec, nil
 }
 
-// findUser reads a user by username inside tx.
-func findUser(tx storage.Tx, username string) (userRecord, error) {
+// Find reads a user by username (case-insensitive) inside tx; an unknown
+// or impossible username is storage.ErrNotFound.
+func Find(tx storage.Tx, username string) (Record, error) {
 	if username == "" || len(username) > 256 {
-		return userRecord{}, storage.ErrNotFound
+		return Record{}, storage.ErrNotFound
 	}
-	id, err := tx.Get(usernamesBucket, usernameKey(username))
+	id, err := tx.Get(usernamesBucket, NameKey(username))
 	if err != nil {
-		return userRecord{}, err
+		return Record{}, err
 	}
-	return getUser(tx, string(id))
+	return Read(tx, string(id))
 }
 
 // List returns every user in id order.
-func (u *Users) List(ctx context.Context) ([]User, error) {
+func (u *Registry) List(ctx context.Context) ([]User, error) {
 	var out []User
 	err := u.store.View(ctx, func(tx storage.Tx) error {
 		return tx.Scan(usersBucket, "", func(key string, b []byte) error {
-			var rec userRecord
+			var rec Record
 			if err := json.Unmarshal(b, &rec); err != nil {
 				return fmt.Errorf("decode user %s: %w", key, err)
 			}
@@ -254,11 +275,11 @@ func (u *Users) List(ctx context.Context) ([]User, error) {
 
 // Update applies p. It reports whether the user went from enabled to
 // disabled (the caller then logs the user out).
-func (u *Users) Update(ctx context.Context, id string, p UserPatch) (User, bool, error) {
+func (u *Registry) Update(ctx context.Context, id string, p Patch) (User, bool, error) {
 	var out User
 	var disabled bool
-	err := u.modify(ctx, id, func(tx storage.Tx, rec *userRecord) error {
-		oldKey := usernameKey(rec.Username)
+	err := u.modify(ctx, id, func(tx storage.Tx, rec *Record) error {
+		oldKey := NameKey(rec.Username)
 		was := rec.Disabled
 		setIf(&rec.Username, p.Username)
 		setIf(&rec.Disabled, p.Disabled)
@@ -270,9 +291,9 @@ func (u *Users) Update(ctx context.Context, id string, p UserPatch) (User, bool,
 		if err := validateUser(&rec.User); err != nil {
 			return err
 		}
-		if k := usernameKey(rec.Username); k != oldKey {
+		if k := NameKey(rec.Username); k != oldKey {
 			if _, err := tx.Get(usernamesBucket, k); err == nil {
-				return ErrUserExists
+				return ErrExists
 			} else if !errors.Is(err, storage.ErrNotFound) {
 				return err
 			}
@@ -291,22 +312,23 @@ func (u *Users) Update(ctx context.Context, id string, p UserPatch) (User, bool,
 }
 
 // SetPassword replaces the user's password (or imports a hash).
-func (u *Users) SetPassword(ctx context.Context, id string, pc PasswordChange) error {
+func (u *Registry) SetPassword(ctx context.Context, id string, pc PasswordChange) error {
 	hash, err := u.passwordHash(pc.Password, pc.PasswordHash)
 	if err != nil {
 		return err
 	}
-	return u.modify(ctx, id, func(_ storage.Tx, rec *userRecord) error {
+	return u.modify(ctx, id, func(_ storage.Tx, rec *Record) error {
 		rec.PasswordHash = hash
 		rec.PasswordChangedAt = u.now().UTC()
 		return nil
 	})
 }
 
-// rehash replaces the hash after a login verified it, if it is unchanged.
-func (u *Users) rehash(ctx context.Context, id, old, password string) error {
+// Rehash replaces the hash old with one of password under the current
+// parameters, after a login verified it, if it is still old.
+func (u *Registry) Rehash(ctx context.Context, id, old, password string) error {
 	hash := HashPassword(password, u.params)
-	return u.modify(ctx, id, func(_ storage.Tx, rec *userRecord) error {
+	return u.modify(ctx, id, func(_ storage.Tx, rec *Record) error {
 		if rec.PasswordHash == old {
 			rec.PasswordHash = hash
 		}
@@ -315,13 +337,13 @@ func (u *Users) rehash(ctx context.Context, id, old, password string) error {
 }
 
 // Delete removes the user; an unknown id is an error wrapping storage.ErrNotFound.
-func (u *Users) Delete(ctx context.Context, id string) error {
+func (u *Registry) Delete(ctx context.Context, id string) error {
 	err := u.store.Update(ctx, func(tx storage.Tx) error {
-		rec, err := getUser(tx, id)
+		rec, err := Read(tx, id)
 		if err != nil {
 			return err
 		}
-		if err := tx.Delete(usernamesBucket, usernameKey(rec.Username)); err != nil {
+		if err := tx.Delete(usernamesBucket, NameKey(rec.Username)); err != nil {
 			return err
 		}
 		return tx.Delete(usersBucket, id)
@@ -332,9 +354,9 @@ func (u *Users) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-func (u *Users) modify(ctx context.Context, id string, fn func(storage.Tx, *userRecord) error) error {
+func (u *Registry) modify(ctx context.Context, id string, fn func(storage.Tx, *Record) error) error {
 	err := u.store.Update(ctx, func(tx storage.Tx) error {
-		rec, err := getUser(tx, id)
+		rec, err := Read(tx, id)
 		if err != nil {
 			return err
 		}
@@ -357,7 +379,7 @@ func (u *Users) modify(ctx context.Context, id string, fn func(storage.Tx, *user
 func validateUser(usr *User) error {
 	var errs []error
 	bad := func(field, problem string) {
-		errs = append(errs, &ValidationError{Field: field, Problem: problem, User: true})
+		errs = append(errs, &ValidationError{Field: field, Problem: problem})
 	}
 	if !validUsername(usr.Username) {
 		bad("username", "must be 1 to 128 printable characters without spaces")
@@ -369,7 +391,7 @@ func validateUser(usr *User) error {
 		bad("name", "must be at most 256 characters on one line")
 	}
 	for _, r := range usr.Roles {
-		if !validScopeToken(r) {
+		if !clients.ValidScopeToken(r) { // roles go into tokens: the scope-token charset
 			bad("roles", quoteValue(r)+" must be 1 to 256 printable characters without spaces")
 		}
 	}
@@ -381,7 +403,7 @@ func validateUser(usr *User) error {
 		v := usr.Claims[k]
 		var s string
 		var list []string
-		problem := claimNameProblem(k, true)
+		problem := clients.ClaimNameProblem(k, true)
 		switch {
 		case problem != "":
 			bad("claims", problem)
@@ -410,33 +432,17 @@ func validUsername(s string) bool {
 	return true
 }
 
-// userClaims is the JSON (object members, no braces) a user adds to an
-// access token with the given scope.
-func userClaims(rec *userRecord, scope string) ([]byte, error) {
-	m := map[string]any{}
-	scopes := splitScope(scope)
-	if len(rec.Roles) > 0 {
-		m["roles"] = rec.Roles
+func setIf[T any](dst *T, src *T) {
+	if src != nil {
+		*dst = *src
 	}
-	if rec.Email != "" && slices.Contains(scopes, "email") {
-		m["email"] = rec.Email
-		m["email_verified"] = rec.EmailVerified
-	}
-	if slices.Contains(scopes, "profile") {
-		m["preferred_username"] = rec.Username
-		if rec.Name != "" {
-			m["name"] = rec.Name
-		}
-		for k, v := range rec.Claims {
-			m[k] = v
+}
+
+func hasDup(s []string) bool {
+	for i := range s {
+		if slices.Contains(s[i+1:], s[i]) {
+			return true
 		}
 	}
-	if len(m) == 0 {
-		return nil, nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return b[1 : len(b)-1], nil
+	return false
 }

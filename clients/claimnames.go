@@ -1,4 +1,4 @@
-package authority
+package clients
 
 import "strings"
 
@@ -19,7 +19,7 @@ var reservedClaimNames = []string{
 	// The JOSE typ, which some libraries also look for among the claims.
 	"typ",
 	// The client instance a token was issued to (Signet's own).
-	claimClientInstance,
+	ClaimClientInstance,
 	// RFC 7662 §2.2 introspection answer members.
 	"active", "token_type", "username",
 }
@@ -31,9 +31,9 @@ var reservedClaimNames = []string{
 // so that no token holds two claims whose names differ only in case.
 var userRecordClaimNames = []string{"email", "email_verified", "roles", "preferred_username", "name", "updated_at"}
 
-// claimNameProblem says why name may not be a client extra claim (profile
+// ClaimNameProblem says why name may not be a client extra claim (profile
 // false) or a user profile claim (profile true); "" when it may.
-func claimNameProblem(name string, profile bool) string {
+func ClaimNameProblem(name string, profile bool) string {
 	for _, r := range reservedClaimNames {
 		if strings.EqualFold(name, r) {
 			return quoteValue(name) + " is reserved: Signet sets or reads the claim " + r

@@ -1,4 +1,8 @@
-package authority
+// Package clients is Signet's client registry: the OAuth clients in
+// storage, the validation of their settings, their secrets (stored as
+// SHA-256 hashes only) and the in-memory copy the token endpoint reads,
+// kept fresh from storage.Watch.
+package clients
 
 import (
 	"bytes"
@@ -19,7 +23,7 @@ import (
 	"github.com/signet-auth/signet/storage"
 )
 
-// clientsBucket holds one JSON clientRecord per client, keyed by client id.
+// clientsBucket holds one JSON Record per client, keyed by client id.
 const clientsBucket = "clients"
 
 // Grant types and client authentication methods Signet implements.
@@ -46,10 +50,10 @@ const (
 const maxSecretOverlap = 30 * 24 * time.Hour
 
 var (
-	// ErrClientExists is returned by Create when the client id is taken.
-	ErrClientExists = errors.New("authority: client already exists")
-	// ErrClientsExist is returned by CreateFirst when the store already has a client.
-	ErrClientsExist = errors.New("authority: store already has clients")
+	// ErrExists is returned by Create when the client id is taken.
+	ErrExists = errors.New("clients: client already exists")
+	// ErrNotEmpty is returned by CreateFirst when the store already has a client.
+	ErrNotEmpty = errors.New("clients: store already has clients")
 )
 
 // supportedAlgorithms are the asymmetric JWS algorithms Signet can sign
@@ -65,20 +69,31 @@ const maxRefreshTTL = 366 * 24 * time.Hour
 
 var supportedAlgorithms = []string{"RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"}
 
-// ValidationError names the client (or user) field that is wrong and why.
+// AdminScope is the scope of the admin API. A public client may not hold
+// it: anyone can act as a public client.
+const AdminScope = "signet:admin"
+
+// SupportedAlgorithm reports whether Signet can sign with alg.
+func SupportedAlgorithm(alg string) bool { return slices.Contains(supportedAlgorithms, alg) }
+
+// SupportedAlgorithms returns the algorithms Signet can sign with.
+func SupportedAlgorithms() []string { return slices.Clone(supportedAlgorithms) }
+
+// SupportedGrant reports whether Signet implements grant type g.
+func SupportedGrant(g string) bool { return slices.Contains(supportedGrants, g) }
+
+// SupportedGrants returns the grant types Signet implements.
+func SupportedGrants() []string { return slices.Clone(supportedGrants) }
+
+// ValidationError names the client field that is wrong and why. Problem
+// is in the RFC 6749 error_description charset: the admin API sends it.
 type ValidationError struct {
 	Field   string
 	Problem string
-	// User is set when the field is a user's, not a client's.
-	User bool
 }
 
 func (e *ValidationError) Error() string {
-	what := "client"
-	if e.User {
-		what = "user"
-	}
-	return "invalid " + what + ": " + e.Field + ": " + e.Problem
+	return "invalid client: " + e.Field + ": " + e.Problem
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
@@ -154,7 +169,7 @@ type Client struct {
 	CreatedAt               time.Time `json:"created_at,omitzero"`
 	UpdatedAt               time.Time `json:"updated_at,omitzero"`
 
-	// Browser login (authorization_code); see clientoidc.go.
+	// Browser login (authorization_code); see oidc.go.
 	//
 	// RedirectURIs are compared byte for byte with redirect_uri;
 	// PostLogoutRedirectURIs likewise with post_logout_redirect_uri.
@@ -176,8 +191,8 @@ type Client struct {
 	ClientName string `json:"client_name,omitempty"`
 }
 
-// ClientPatch changes the fields that are set and leaves the others alone.
-type ClientPatch struct {
+// Patch changes the fields that are set and leaves the others alone.
+type Patch struct {
 	GrantTypes      *[]string                   `json:"grant_types,omitempty"`
 	AuthMethods     *[]string                   `json:"token_endpoint_auth_methods,omitempty"`
 	Scopes          *[]string                   `json:"scopes,omitempty"`
@@ -204,8 +219,8 @@ type ClientPatch struct {
 	ClientName               *string   `json:"client_name,omitempty"`
 }
 
-// clientRecord is what is stored: the client plus its secret hashes.
-type clientRecord struct {
+// Record is what is stored: the client plus its secret hashes.
+type Record struct {
 	Client
 	SecretHash         []byte `json:"secret_sha256"`
 	PreviousSecretHash []byte `json:"previous_secret_sha256,omitempty"`
@@ -214,8 +229,8 @@ type clientRecord struct {
 	Instance string `json:"instance,omitempty"`
 }
 
-// ClientOptions configure a client registry.
-type ClientOptions struct {
+// Options configure a client registry.
+type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Algorithms are the live signing algorithms a client may choose; nil
@@ -229,11 +244,11 @@ type ClientOptions struct {
 	Logger *slog.Logger
 }
 
-// Clients is the client registry. NewClients gives a registry that reads
+// Registry is the client registry. New gives a registry that reads
 // and writes the store directly (what the offline CLI uses); the server
 // also keeps every client in memory, refreshed from store.Watch, so the
 // token endpoint never reads storage.
-type Clients struct {
+type Registry struct {
 	store      storage.Store
 	now        func() time.Time
 	algs       []string
@@ -242,17 +257,17 @@ type Clients struct {
 	maxTTL     time.Duration
 	log        *slog.Logger
 
-	// cached is set once watch has loaded every client; then cache (id →
-	// *clientEntry) is authoritative for lookups. mu serialises refreshes
+	// cached is set once Watch has loaded every client; then cache (id →
+	// *Entry) is authoritative for lookups. mu serialises refreshes
 	// so that the last one to run stored the newest committed state.
 	cached bool
 	cache  sync.Map
 	mu     sync.Mutex
 }
 
-// NewClients returns a registry over store.
-func NewClients(store storage.Store, opts ClientOptions) *Clients {
-	c := &Clients{store: store, now: opts.Now, algs: opts.Algorithms, defaultTTL: opts.DefaultTokenTTL, maxTTL: opts.MaxTokenTTL, log: opts.Logger}
+// New returns a registry over store.
+func New(store storage.Store, opts Options) *Registry {
+	c := &Registry{store: store, now: opts.Now, algs: opts.Algorithms, defaultTTL: opts.DefaultTokenTTL, maxTTL: opts.MaxTokenTTL, log: opts.Logger}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -277,17 +292,17 @@ func NewClients(store storage.Store, opts ClientOptions) *Clients {
 
 // Create validates spec, fills in defaults, generates a secret and stores
 // the client. The secret is returned here and never again.
-func (c *Clients) Create(ctx context.Context, spec Client) (Client, string, error) {
+func (c *Registry) Create(ctx context.Context, spec Client) (Client, string, error) {
 	return c.create(ctx, spec, false)
 }
 
 // CreateFirst is Create on an empty registry only: it returns
-// ErrClientsExist if any client exists, checked in the same transaction.
-func (c *Clients) CreateFirst(ctx context.Context, spec Client) (Client, string, error) {
+// ErrNotEmpty if any client exists, checked in the same transaction.
+func (c *Registry) CreateFirst(ctx context.Context, spec Client) (Client, string, error) {
 	return c.create(ctx, spec, true)
 }
 
-func (c *Clients) create(ctx context.Context, spec Client, onlyFirst bool) (Client, string, error) {
+func (c *Registry) create(ctx context.Context, spec Client, onlyFirst bool) (Client, string, error) {
 	now := c.now().UTC()
 	cl := spec
 	cl.CreatedAt, cl.UpdatedAt, cl.PreviousSecretExpiresAt = now, now, time.Time{}
@@ -320,7 +335,7 @@ func (c *Clients) create(ctx context.Context, spec Client, onlyFirst bool) (Clie
 	if cl.Public {
 		secret, hash = "", nil // nothing to authenticate with
 	}
-	rec := clientRecord{Client: cl, SecretHash: hash, Instance: newClientInstance()}
+	rec := Record{Client: cl, SecretHash: hash, Instance: newClientInstance()}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return Client{}, "", fmt.Errorf("encode client %s: %w", cl.ID, err)
@@ -332,11 +347,11 @@ func (c *Clients) create(ctx context.Context, spec Client, onlyFirst bool) (Clie
 				return err
 			}
 			if found {
-				return ErrClientsExist
+				return ErrNotEmpty
 			}
 		}
 		if _, err := tx.Get(clientsBucket, cl.ID); err == nil {
-			return fmt.Errorf("%w: %s", ErrClientExists, cl.ID)
+			return fmt.Errorf("%w: %s", ErrExists, cl.ID)
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
@@ -352,7 +367,7 @@ func (c *Clients) create(ctx context.Context, spec Client, onlyFirst bool) (Clie
 var errStopScan = errors.New("stop scan")
 
 // Get returns the client with id, or an error wrapping storage.ErrNotFound.
-func (c *Clients) Get(ctx context.Context, id string) (Client, error) {
+func (c *Registry) Get(ctx context.Context, id string) (Client, error) {
 	rec, err := c.load(ctx, id)
 	if err != nil {
 		return Client{}, err
@@ -360,8 +375,8 @@ func (c *Clients) Get(ctx context.Context, id string) (Client, error) {
 	return rec.Client, nil
 }
 
-func (c *Clients) load(ctx context.Context, id string) (clientRecord, error) {
-	var rec clientRecord
+func (c *Registry) load(ctx context.Context, id string) (Record, error) {
+	var rec Record
 	err := c.store.View(ctx, func(tx storage.Tx) error {
 		b, err := tx.Get(clientsBucket, id)
 		if err != nil {
@@ -370,17 +385,17 @@ func (c *Clients) load(ctx context.Context, id string) (clientRecord, error) {
 		return json.Unmarshal(b, &rec)
 	})
 	if err != nil {
-		return clientRecord{}, fmt.Errorf("client %s: %w", id, err)
+		return Record{}, fmt.Errorf("client %s: %w", id, err)
 	}
 	return rec, nil
 }
 
 // List returns every client in id order.
-func (c *Clients) List(ctx context.Context) ([]Client, error) {
+func (c *Registry) List(ctx context.Context) ([]Client, error) {
 	var out []Client
 	err := c.store.View(ctx, func(tx storage.Tx) error {
 		return tx.Scan(clientsBucket, "", func(key string, b []byte) error {
-			var rec clientRecord
+			var rec Record
 			if err := json.Unmarshal(b, &rec); err != nil {
 				return fmt.Errorf("decode client %s: %w", key, err)
 			}
@@ -395,9 +410,9 @@ func (c *Clients) List(ctx context.Context) ([]Client, error) {
 }
 
 // Update applies p to the client with id and validates the result.
-func (c *Clients) Update(ctx context.Context, id string, p ClientPatch) (Client, error) {
+func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, error) {
 	var out Client
-	err := c.modify(ctx, id, func(rec *clientRecord) error {
+	err := c.modify(ctx, id, func(rec *Record) error {
 		cl := &rec.Client
 		setIf(&cl.GrantTypes, p.GrantTypes)
 		setIf(&cl.AuthMethods, p.AuthMethods)
@@ -440,13 +455,13 @@ func setIf[T any](dst *T, src *T) {
 
 // RotateSecret gives the client a new secret, returned here only. The old
 // secret keeps working for keepPrevious (0: it stops at once).
-func (c *Clients) RotateSecret(ctx context.Context, id string, keepPrevious time.Duration) (Client, string, error) {
+func (c *Registry) RotateSecret(ctx context.Context, id string, keepPrevious time.Duration) (Client, string, error) {
 	if keepPrevious < 0 || keepPrevious > maxSecretOverlap {
 		return Client{}, "", &ValidationError{Field: "keep_previous", Problem: "must be between 0 and " + maxSecretOverlap.String()}
 	}
 	secret, hash := newSecret()
 	var out Client
-	err := c.modify(ctx, id, func(rec *clientRecord) error {
+	err := c.modify(ctx, id, func(rec *Record) error {
 		rec.PreviousSecretHash, rec.PreviousSecretExpiresAt = nil, time.Time{}
 		if keepPrevious > 0 {
 			rec.PreviousSecretHash = rec.SecretHash
@@ -463,7 +478,7 @@ func (c *Clients) RotateSecret(ctx context.Context, id string, keepPrevious time
 }
 
 // Delete removes the client; an unknown id is an error wrapping storage.ErrNotFound.
-func (c *Clients) Delete(ctx context.Context, id string) error {
+func (c *Registry) Delete(ctx context.Context, id string) error {
 	err := c.store.Update(ctx, func(tx storage.Tx) error {
 		if _, err := tx.Get(clientsBucket, id); err != nil {
 			return err
@@ -478,13 +493,13 @@ func (c *Clients) Delete(ctx context.Context, id string) error {
 }
 
 // modify runs fn on the stored record inside one transaction.
-func (c *Clients) modify(ctx context.Context, id string, fn func(*clientRecord) error) error {
+func (c *Registry) modify(ctx context.Context, id string, fn func(*Record) error) error {
 	err := c.store.Update(ctx, func(tx storage.Tx) error {
 		b, err := tx.Get(clientsBucket, id)
 		if err != nil {
 			return err
 		}
-		var rec clientRecord
+		var rec Record
 		if err := json.Unmarshal(b, &rec); err != nil {
 			return fmt.Errorf("decode: %w", err)
 		}
@@ -506,10 +521,10 @@ func (c *Clients) modify(ctx context.Context, id string, fn func(*clientRecord) 
 }
 
 // validate checks every field and reports all problems at once.
-func (c *Clients) validate(cl *Client) error {
+func (c *Registry) validate(cl *Client) error {
 	var errs []error
 	bad := func(field, problem string) { errs = append(errs, &ValidationError{Field: field, Problem: problem}) }
-	if !validClientID(cl.ID) {
+	if !ValidID(cl.ID) {
 		bad("client_id", "must be 1 to 128 characters of A-Z a-z 0-9 - . _ ~")
 	}
 	for _, g := range cl.GrantTypes {
@@ -547,7 +562,7 @@ func (c *Clients) validate(cl *Client) error {
 	}
 	c.validateLogin(cl, bad)
 	for _, s := range cl.Scopes {
-		if !validScopeToken(s) {
+		if !ValidScopeToken(s) {
 			bad("scopes", quoteValue(s)+" is not a valid scope token (RFC 6749 section 3.3: printable ASCII except space, double quote and backslash)")
 		}
 	}
@@ -582,7 +597,7 @@ func (c *Clients) validate(cl *Client) error {
 	size := 0
 	for _, k := range slices.Sorted(maps.Keys(cl.ExtraClaims)) { // sorted: a stable error text
 		v := cl.ExtraClaims[k]
-		if p := claimNameProblem(k, false); p != "" {
+		if p := ClaimNameProblem(k, false); p != "" {
 			bad("extra_claims", p)
 			continue
 		}
@@ -600,7 +615,9 @@ func (c *Clients) validate(cl *Client) error {
 	return errors.Join(errs...)
 }
 
-func validClientID(id string) bool {
+// ValidID reports whether id may be a client id: 1 to 128 characters of
+// A-Z a-z 0-9 - . _ ~ (no escaping needed anywhere it goes).
+func ValidID(id string) bool {
 	if len(id) == 0 || len(id) > 128 {
 		return false
 	}
@@ -613,9 +630,9 @@ func validClientID(id string) bool {
 	return true
 }
 
-// validScopeToken is RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+// ValidScopeToken is RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 // It excludes '"' and '\', so a scope never needs JSON escaping.
-func validScopeToken(s string) bool {
+func ValidScopeToken(s string) bool {
 	if s == "" || len(s) > 256 {
 		return false
 	}
@@ -659,52 +676,55 @@ func newSecret() (string, []byte) {
 	return s, h[:]
 }
 
-// clientEntry is a client as the token endpoint needs it, prepared once
-// when the cache loads it.
-type clientEntry struct {
-	rec clientRecord
-	// extra is the client's extra claims as JSON object members without the
+// Entry is a client as the token endpoint needs it, prepared once
+// when the cache loads it. It is shared: read it, never change it.
+type Entry struct {
+	Record Record
+	// Extra is the client's extra claims as JSON object members without the
 	// braces, ready to splice into the claims ("" when none).
-	extra []byte
-	// defaultScope is DefaultScopes joined with spaces.
-	defaultScope string
-	basic, post  bool
-	grantCC      bool
-	grantPW      bool
-	grantRT      bool
+	Extra []byte
+	// DefaultScope is DefaultScopes joined with spaces.
+	DefaultScope string
+	// Basic and Post are the allowed client_secret_basic and
+	// client_secret_post; GrantCC, GrantPW and GrantRT the allowed
+	// client_credentials, password and refresh_token grants.
+	Basic, Post bool
+	GrantCC     bool
+	GrantPW     bool
+	GrantRT     bool
 }
 
-func newClientEntry(rec clientRecord) (*clientEntry, error) {
-	e := &clientEntry{rec: rec, defaultScope: strings.Join(rec.DefaultScopes, " ")}
-	e.basic = slices.Contains(rec.AuthMethods, AuthSecretBasic)
-	e.post = slices.Contains(rec.AuthMethods, AuthSecretPost)
-	e.grantCC = slices.Contains(rec.GrantTypes, GrantClientCredentials)
-	e.grantPW = slices.Contains(rec.GrantTypes, GrantPassword)
-	e.grantRT = slices.Contains(rec.GrantTypes, GrantRefreshToken)
+func newEntry(rec Record) (*Entry, error) {
+	e := &Entry{Record: rec, DefaultScope: strings.Join(rec.DefaultScopes, " ")}
+	e.Basic = slices.Contains(rec.AuthMethods, AuthSecretBasic)
+	e.Post = slices.Contains(rec.AuthMethods, AuthSecretPost)
+	e.GrantCC = slices.Contains(rec.GrantTypes, GrantClientCredentials)
+	e.GrantPW = slices.Contains(rec.GrantTypes, GrantPassword)
+	e.GrantRT = slices.Contains(rec.GrantTypes, GrantRefreshToken)
 	if len(rec.ExtraClaims) > 0 {
 		b, err := json.Marshal(rec.ExtraClaims) // sorted keys: stable tokens
 		if err != nil {
 			return nil, fmt.Errorf("encode extra claims of %s: %w", rec.ID, err)
 		}
-		e.extra = bytes.TrimSuffix(bytes.TrimPrefix(b, []byte("{")), []byte("}"))
+		e.Extra = bytes.TrimSuffix(bytes.TrimPrefix(b, []byte("{")), []byte("}"))
 	}
 	return e, nil
 }
 
-// watch loads every client into memory and keeps the copy fresh from
+// Watch loads every client into memory and keeps the copy fresh from
 // store.Watch until ctx ends or the store closes. It subscribes before
 // loading so no change can fall between the two.
-func (c *Clients) watch(ctx context.Context) error {
+func (c *Registry) Watch(ctx context.Context) error {
 	events := c.store.Watch(ctx, clientsBucket)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.store.View(ctx, func(tx storage.Tx) error {
 		return tx.Scan(clientsBucket, "", func(key string, b []byte) error {
-			var rec clientRecord
+			var rec Record
 			if err := json.Unmarshal(b, &rec); err != nil {
 				return fmt.Errorf("decode client %s: %w", key, err)
 			}
-			e, err := newClientEntry(rec)
+			e, err := newEntry(rec)
 			if err != nil {
 				return err
 			}
@@ -728,7 +748,7 @@ func (c *Clients) watch(ctx context.Context) error {
 // one at a time, each reading the latest committed state, so the cache
 // ends at the newest value whatever order local writes and watch events
 // arrive in.
-func (c *Clients) refresh(ctx context.Context, id string) {
+func (c *Registry) refresh(ctx context.Context, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.cached {
@@ -745,7 +765,7 @@ func (c *Clients) refresh(ctx context.Context, id string) {
 		c.log.LogAttrs(ctx, slog.LevelError, "refresh client cache", slog.String("client_id", id), slog.String("err", err.Error()))
 		return
 	}
-	e, err := newClientEntry(rec)
+	e, err := newEntry(rec)
 	if err != nil {
 		c.cache.Delete(id)
 		c.log.LogAttrs(ctx, slog.LevelError, "refresh client cache", slog.String("client_id", id), slog.String("err", err.Error()))
@@ -754,11 +774,11 @@ func (c *Clients) refresh(ctx context.Context, id string) {
 	c.cache.Store(id, e)
 }
 
-// lookup returns the prepared client for the token endpoint.
-func (c *Clients) lookup(ctx context.Context, id string) (*clientEntry, error) {
+// Lookup returns the prepared client for the token endpoint.
+func (c *Registry) Lookup(ctx context.Context, id string) (*Entry, error) {
 	if c.cached {
 		if v, ok := c.cache.Load(id); ok {
-			return v.(*clientEntry), nil
+			return v.(*Entry), nil
 		}
 		return nil, fmt.Errorf("client %s: %w", id, storage.ErrNotFound)
 	}
@@ -766,5 +786,5 @@ func (c *Clients) lookup(ctx context.Context, id string) (*clientEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newClientEntry(rec)
+	return newEntry(rec)
 }

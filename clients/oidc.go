@@ -1,4 +1,4 @@
-package authority
+package clients
 
 import (
 	"fmt"
@@ -134,7 +134,7 @@ func validateRedirect(uri string, native bool) string {
 }
 
 // validateLogin checks the browser-login fields of a client.
-func (c *Clients) validateLogin(cl *Client, bad func(field, problem string)) {
+func (c *Registry) validateLogin(cl *Client, bad func(field, problem string)) {
 	native := false
 	switch cl.ApplicationType {
 	case "", AppWeb:

@@ -1,4 +1,4 @@
-package authority
+package clients
 
 import (
 	"crypto/rand"
@@ -10,7 +10,7 @@ import (
 // ends it. Every credential a client obtains is bound to its instance:
 //
 //   - access tokens carry it in the private claim client_instance
-//     (claimClientInstance);
+//     (ClaimClientInstance);
 //   - refresh token families (the login sessions, cookie or not) store it
 //     as familyRecord.ClientInstance.
 //
@@ -27,9 +27,9 @@ import (
 // Offline verifiers (jwks) know nothing of instances: a deleted client's
 // access tokens stay valid there until they expire or are denylisted.
 
-// claimClientInstance is the access-token claim carrying the client
+// ClaimClientInstance is the access-token claim carrying the client
 // instance. Clients and users may not set it as an extra claim.
-const claimClientInstance = "client_instance"
+const ClaimClientInstance = "client_instance"
 
 // newClientInstance returns a random 128-bit client instance id.
 func newClientInstance() string {

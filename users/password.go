@@ -1,4 +1,4 @@
-package authority
+package users
 
 import (
 	"crypto/rand"
@@ -47,9 +47,10 @@ const (
 
 // ErrUnsupportedHash is returned for a password hash that is neither
 // argon2id (PHC string) nor bcrypt.
-var ErrUnsupportedHash = errors.New("authority: unsupported password hash")
+var ErrUnsupportedHash = errors.New("users: unsupported password hash")
 
-func (p *PasswordParams) applyDefaults() {
+// ApplyDefaults sets the zero parameters to their defaults.
+func (p *PasswordParams) ApplyDefaults() {
 	if p.Memory == 0 {
 		p.Memory = DefaultPasswordMemory
 	}
@@ -61,7 +62,9 @@ func (p *PasswordParams) applyDefaults() {
 	}
 }
 
-func (p PasswordParams) validate() error {
+// Validate checks the parameters are within the bounds a stored hash may
+// ask for.
+func (p PasswordParams) Validate() error {
 	if p.Memory < 8*uint32(p.Threads) || p.Memory > maxPasswordMemory {
 		return fmt.Errorf("password memory %d KiB: want 8*threads to %d", p.Memory, maxPasswordMemory)
 	}
@@ -77,7 +80,7 @@ func (p PasswordParams) validate() error {
 // HashPassword returns the argon2id PHC string of password:
 // $argon2id$v=19$m=19456,t=2,p=1$<salt>$<key> (unpadded standard base64).
 func HashPassword(password string, p PasswordParams) string {
-	p.applyDefaults()
+	p.ApplyDefaults()
 	salt := make([]byte, passwordSaltLen)
 	_, _ = rand.Read(salt) // crypto/rand.Read never fails (Go 1.24+)
 	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, passwordKeyLen)
@@ -121,7 +124,7 @@ func parseArgon2id(s string) (phc, error) {
 			return phc{}, fmt.Errorf("%w: parameter %q", ErrUnsupportedHash, kv)
 		}
 	}
-	if err := h.params.validate(); err != nil {
+	if err := h.params.Validate(); err != nil {
 		return phc{}, fmt.Errorf("%w: %w", ErrUnsupportedHash, err)
 	}
 	var err error
@@ -151,10 +154,10 @@ func checkHashFormat(s string) error {
 	return err
 }
 
-// verifyPassword reports whether password matches hash, and whether the
+// VerifyPassword reports whether password matches hash, and whether the
 // hash should be replaced by one with the current parameters. An unusable
 // hash never matches.
-func verifyPassword(hash, password string, current PasswordParams) (ok, rehash bool) {
+func VerifyPassword(hash, password string, current PasswordParams) (ok, rehash bool) {
 	if len(password) > maxPasswordLen {
 		return false, false
 	}
