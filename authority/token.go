@@ -118,7 +118,9 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.cfg.TokenMetrics != nil {
+	if am, ok := s.cfg.TokenMetrics.(AdminTokenMetrics); ok && slices.Contains(aud, AdminAudience) {
+		am.IssuedAdmin(ent.rec.SigningAlg)
+	} else if s.cfg.TokenMetrics != nil {
 		s.cfg.TokenMetrics.Issued(GrantClientCredentials, ent.rec.SigningAlg, ent.rec.ID)
 	}
 	return writeTokenResponse(c, tok, ttl, scope, "")

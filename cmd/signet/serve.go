@@ -183,6 +183,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	m.Server.Register(ui.Register)
+	m.Server.Use(newHTTPMetrics(reg).middleware)
 
 	if c.Dev {
 		if err := m.ensureDemoClient(ctx); err != nil {
