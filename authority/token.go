@@ -119,7 +119,9 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.cfg.TokenMetrics != nil {
+	if am, ok := s.cfg.TokenMetrics.(AdminTokenMetrics); ok && slices.Contains(aud, AdminAudience) {
+		am.IssuedAdmin(ent.Record.SigningAlg)
+	} else if s.cfg.TokenMetrics != nil {
 		s.cfg.TokenMetrics.Issued(clients.GrantClientCredentials, ent.Record.SigningAlg, ent.Record.ID)
 	}
 	return writeTokenResponse(c, tok, ttl, scope, "")

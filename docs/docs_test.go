@@ -2,8 +2,12 @@ package docs
 
 import (
 	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // TestQuotedPrograms: the README and docs/verifying-tokens.md quote the
@@ -27,4 +31,69 @@ func TestQuotedPrograms(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestLinks: every relative link in README.md and docs/*.md names a file
+// that exists, and every #fragment a heading of its target, so moving a
+// section to docs/ cannot leave a dead link behind.
+func TestLinks(t *testing.T) {
+	docs, err := filepath.Glob("*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, doc := range append([]string{"../README.md"}, docs...) {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(text), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, frag, _ := strings.Cut(target, "#")
+			path := doc
+			if file != "" {
+				path = filepath.Join(filepath.Dir(doc), file)
+			}
+			body, err := os.ReadFile(path)
+			if err != nil {
+				if info, serr := os.Stat(path); serr == nil && info.IsDir() {
+					continue
+				}
+				t.Errorf("%s: link %s: %v", doc, target, err)
+				continue
+			}
+			if frag != "" && !slices.Contains(anchors(string(body)), frag) {
+				t.Errorf("%s: link %s: no heading with that anchor in %s", doc, target, path)
+			}
+		}
+	}
+}
+
+// anchors returns the GitHub anchors of a Markdown text's headings.
+func anchors(md string) []string {
+	var out []string
+	inCode := false
+	for _, line := range strings.Split(md, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if inCode || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var b strings.Builder
+		for _, r := range h {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
 }

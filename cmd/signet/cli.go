@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -136,4 +138,20 @@ func setUsage(fs *flag.FlagSet, args string) {
 		fmt.Fprintf(w, "usage: %s %s\n\nflags:\n", fs.Name(), args)
 		fs.PrintDefaults()
 	}
+}
+
+// errParsedOnly stops a command after its flags parsed, in parseOnly.
+var errParsedOnly = errors.New("flags parsed; parse-only run")
+
+// parseOnlyOutput marks a parse-only run: every command writes its flag
+// errors to stderr through its flag set, so the flag set's output is how
+// parseFlags knows to stop before the command's action.
+type parseOnlyOutput struct{ io.Writer }
+
+// parseOnly checks a command line as `signet` would parse it (command,
+// subcommand, flags and their values) without running it: no store, no
+// network. It returns the exit code run would give a bad line (2), or 0.
+// The docs test uses it to keep every `signet ...` line in the docs valid.
+func parseOnly(args []string, stderr io.Writer) int {
+	return run(context.Background(), args, io.Discard, parseOnlyOutput{stderr})
 }

@@ -45,6 +45,7 @@ type Config struct {
 type httpConfig struct {
 	Addr            string   `yaml:"addr"`
 	AdminAddr       string   `yaml:"admin_addr"`
+	MetricsAddr     string   `yaml:"metrics_addr"`
 	TrustedProxies  []string `yaml:"trusted_proxies"`
 	ShutdownTimeout string   `yaml:"shutdown_timeout"`
 }
@@ -210,6 +211,7 @@ func envOverrides() []envOverride {
 		{"SIGNET_ISSUER", func(c *Config, v string) error { c.Issuer = v; return nil }},
 		{"SIGNET_ADDR", func(c *Config, v string) error { c.HTTP.Addr = v; return nil }},
 		{"SIGNET_ADMIN_ADDR", func(c *Config, v string) error { c.HTTP.AdminAddr = v; return nil }},
+		{"SIGNET_METRICS_ADDR", func(c *Config, v string) error { c.HTTP.MetricsAddr = v; return nil }},
 		{"SIGNET_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
 		{"SIGNET_KEYS_ALGORITHMS", func(c *Config, v string) error { c.Keys.Algorithms = splitList(v); return nil }},
 		{"SIGNET_KEYS_RSA_BITS", func(c *Config, v string) error {
@@ -298,6 +300,11 @@ func (c *Config) Validate() error {
 			bad("http.admin_addr", "%q: expected HOST:PORT such as 127.0.0.1:8081, or empty to serve /admin on http.addr", c.HTTP.AdminAddr)
 		} else if c.HTTP.AdminAddr == c.HTTP.Addr && !strings.HasSuffix(c.HTTP.Addr, ":0") {
 			bad("http.admin_addr", "%q is http.addr too: use another port, or leave it empty", c.HTTP.AdminAddr)
+		}
+	}
+	if c.HTTP.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.MetricsAddr); err != nil {
+			bad("http.metrics_addr", "%q: expected HOST:PORT such as 127.0.0.1:9090, or empty to serve /metrics on http.admin_addr (else http.addr)", c.HTTP.MetricsAddr)
 		}
 	}
 	p.trustedProxies = nil

@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if err := cmd.run(ctx, args[1:], stdout, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, errParsedOnly) {
 			return 0
 		}
 		var ue usageError
@@ -161,6 +161,16 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // come after positional arguments (`signet keys revoke KID --server URL`),
 // which the standard flag package alone does not allow; "--" ends flags.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := parseFlagsOnly(fs, args); err != nil {
+		return err
+	}
+	if _, ok := fs.Output().(parseOnlyOutput); ok {
+		return errParsedOnly
+	}
+	return nil
+}
+
+func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -96,6 +98,7 @@ func (c keyCollector) Collect(ch chan<- prometheus.Metric) {
 // number of clients, and per-client series would grow without bound.
 type tokenMetrics struct {
 	issued  *prometheus.CounterVec
+	admin   *prometheus.CounterVec
 	failed  *prometheus.CounterVec
 	latency prometheus.Histogram
 }
@@ -106,6 +109,10 @@ func newTokenMetrics(reg *prometheus.Registry) *tokenMetrics {
 			Name: "signet_tokens_issued_total",
 			Help: "Access tokens issued, by grant type and signing algorithm.",
 		}, []string{"grant", "alg"}),
+		admin: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_admin_tokens_issued_total",
+			Help: "Admin API tokens issued (audience signet-admin: the CLI's --server exchanges), by signing algorithm; not in signet_tokens_issued_total.",
+		}, []string{"alg"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_token_errors_total",
 			Help: "Refused token requests, by OAuth error code.",
@@ -116,10 +123,65 @@ func newTokenMetrics(reg *prometheus.Registry) *tokenMetrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 	}
-	reg.MustRegister(m.issued, m.failed, m.latency)
+	reg.MustRegister(m.issued, m.admin, m.failed, m.latency)
 	return m
 }
 
 func (m *tokenMetrics) Issued(grant, alg, _ string) { m.issued.WithLabelValues(grant, alg).Inc() }
+func (m *tokenMetrics) IssuedAdmin(alg string)      { m.admin.WithLabelValues(alg).Inc() }
 func (m *tokenMetrics) Failed(code string)          { m.failed.WithLabelValues(code).Inc() }
 func (m *tokenMetrics) Observe(d time.Duration)     { m.latency.Observe(d.Seconds()) }
+
+// httpMetrics counts the requests that reach echo by route template
+// (echo's c.Path(), such as /admin/clients/:id: never an id from the URL,
+// so the series stay bounded whatever clients send) and status class.
+// Requests that match no route share the route "unmatched". The JWKS is
+// served before echo and counted by signet_jwks_requests_total alone, so
+// its hot path pays nothing here.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
+	h := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_http_requests_total",
+			Help: "HTTP requests by route template and status class (2xx, 3xx, 4xx, 5xx); the JWKS is in signet_jwks_requests_total.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "signet_http_request_duration_seconds",
+			Help:    "HTTP request latency by route template.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+	}
+	reg.MustRegister(h.requests, h.duration)
+	return h
+}
+
+// middleware observes one request. A handler's error is answered here
+// (c.Error), so that its status is known; the server's error handler then
+// leaves the committed response alone when the error reaches it again.
+func (h *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		h.requests.WithLabelValues(route, statusClass(c.Response().Status)).Inc()
+		h.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+func statusClass(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code/100) + "xx"
+}

@@ -74,9 +74,12 @@ type Main struct {
 	kek    []byte // for the fingerprint in backup headers
 	public *listener
 	admin  *listener // nil unless http.admin_addr is set
-	cron   *cron.Cron
-	cancel context.CancelFunc
-	pre    preflight // listeners bound and files found before the first write
+	// metrics serves only /metrics; nil unless http.metrics_addr names
+	// an address of its own.
+	metrics *listener
+	cron    *cron.Cron
+	cancel  context.CancelFunc
+	pre     preflight // listeners bound and files found before the first write
 
 	rotationJob cron.EntryID // the rotation's cron entry, for nextRotation
 
@@ -134,6 +137,11 @@ func (m *Main) open(ctx context.Context) error {
 	}
 
 	reg := prometheus.NewRegistry()
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	var publicMetrics http.Handler
+	if metricsOn(c.HTTP) == metricsPublic {
+		publicMetrics = metricsHandler
+	}
 	jwksRequests := registerMetrics(reg, m.Keys, m.nextRotation, m.Now)
 	jh := jwksdoc.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
 	jwksHandler := countRequests(jh, jwksRequests)
@@ -157,7 +165,7 @@ func (m *Main) open(ctx context.Context) error {
 			PerIP:     c.Login.RateLimit.PerIP,
 		},
 		Backup:        m.backupTo,
-		Metrics:       promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Metrics:       publicMetrics,
 		TokenMetrics:  newTokenMetrics(reg),
 		IPExtractor:   ipExtractor(c.parsed.trustedProxies),
 		SeparateAdmin: c.HTTP.AdminAddr != "",
@@ -183,6 +191,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	m.Server.Register(ui.Register)
+	m.Server.Use(newHTTPMetrics(reg).middleware)
 
 	if c.Dev {
 		if err := m.ensureDemoClient(ctx); err != nil {
@@ -210,10 +219,20 @@ func (m *Main) open(ctx context.Context) error {
 				adminHandler.ServeHTTP(w, r)
 				return
 			}
+			if r.URL.Path == "/metrics" && metricsOn(c.HTTP) == metricsAdmin {
+				metricsHandler.ServeHTTP(w, r)
+				return
+			}
 			public.ServeHTTP(w, r)
 		})
 		m.admin = serveOn(m.pre.adminLn, withReplica(split, c.replica()), errorLog)
 		log.LogAttrs(ctx, slog.LevelInfo, "admin API on its own listener", slog.String("admin_addr", m.admin.ln.Addr().String()))
+	}
+	if m.pre.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metricsHandler)
+		m.metrics = serveOn(m.pre.metricsLn, mux, errorLog)
+		log.LogAttrs(ctx, slog.LevelInfo, "metrics on their own listener", slog.String("metrics_addr", m.metrics.ln.Addr().String()))
 	}
 	m.cron.Start()
 	var active []string
@@ -267,6 +286,36 @@ func (m *Main) AdminURL() string {
 	return "http://" + m.admin.ln.Addr().String()
 }
 
+// MetricsURL is the base URL of the metrics listener, or "" without one.
+func (m *Main) MetricsURL() string {
+	if m.metrics == nil {
+		return ""
+	}
+	return "http://" + m.metrics.ln.Addr().String()
+}
+
+// Which listener serves /metrics (metricsOn).
+const (
+	metricsPublic = "public"
+	metricsAdmin  = "admin"
+	metricsOwn    = "own"
+)
+
+// metricsOn says where /metrics is served: on the admin listener when
+// there is one (key ages and traffic are not the public's business),
+// else on the public one, unless http.metrics_addr names one of those
+// addresses or an address of its own. Port 0 addresses never match.
+func metricsOn(h httpConfig) string {
+	same := func(a, b string) bool { return a == b && !strings.HasSuffix(a, ":0") }
+	switch {
+	case h.MetricsAddr == "" && h.AdminAddr == "", same(h.MetricsAddr, h.Addr):
+		return metricsPublic
+	case h.MetricsAddr == "", same(h.MetricsAddr, h.AdminAddr):
+		return metricsAdmin
+	}
+	return metricsOwn
+}
+
 // listener is one HTTP server on one address.
 type listener struct {
 	ln     net.Listener
@@ -314,7 +363,7 @@ func (m *Main) Close() error {
 
 func (m *Main) close() error {
 	var errs []error
-	for _, l := range []*listener{m.public, m.admin} {
+	for _, l := range []*listener{m.public, m.admin, m.metrics} {
 		if l != nil {
 			errs = append(errs, l.shutdown(m.Config.parsed.shutdownTimeout))
 		}

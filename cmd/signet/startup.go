@@ -18,7 +18,7 @@ import (
 // that a start that fails (port in use, missing KEK file, unusable data
 // directory) leaves no database, KEK file or keys behind.
 type preflight struct {
-	publicLn, adminLn net.Listener
+	publicLn, adminLn, metricsLn net.Listener
 	// What existed before this start; Open removes what it made on error.
 	dirExisted, dbExisted, kekExisted bool
 }
@@ -41,7 +41,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	held := m.Store != nil // this start held the database lock
 	m.Close()
-	for _, ln := range []net.Listener{m.pre.publicLn, m.pre.adminLn} {
+	for _, ln := range []net.Listener{m.pre.publicLn, m.pre.adminLn, m.pre.metricsLn} {
 		if ln != nil {
 			ln.Close() // already closed when serving had started
 		}
@@ -75,6 +75,11 @@ func (m *Main) preflight(ctx context.Context) error {
 	if c.HTTP.AdminAddr != "" {
 		if m.pre.adminLn, err = net.Listen("tcp", c.HTTP.AdminAddr); err != nil {
 			return fmt.Errorf("http.admin_addr %s: %w", c.HTTP.AdminAddr, err)
+		}
+	}
+	if metricsOn(c.HTTP) == metricsOwn {
+		if m.pre.metricsLn, err = net.Listen("tcp", c.HTTP.MetricsAddr); err != nil {
+			return fmt.Errorf("http.metrics_addr %s: %w", c.HTTP.MetricsAddr, err)
 		}
 	}
 	// The KEK is read again (and, on a first run, created) once the store

@@ -62,7 +62,7 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
 	setUsage(fs, map[string]string{"create": "--username NAME [flags] (password on stdin, or prompted)", "list": "[flags]",
-		"delete": "USER [flags]", "set-password": "USER [flags] (password on stdin, or prompted)", "logout": "USER [flags]"}[sub])
+		"delete": "USER [flags]", "set-password": "USER [flags] (password on stdin, or prompted)", "logout": "USER [flags]", "consents": "USER [--withdraw CLIENT] [flags]"}[sub])
 	var nu users.NewUser
 	var roles listFlag
 	claims := claimFlag{}
