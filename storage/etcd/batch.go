@@ -35,6 +35,9 @@ type commitReq struct {
 // Batch runs fn like Update, but commits it together with other Batch
 // calls that are ready at the same time. Same contract as Update.
 func (s *Store) Batch(ctx context.Context, fn func(storage.Tx) error) error {
+	if _, fenced := storage.FenceFrom(ctx); fenced {
+		return s.Update(ctx, fn) // a fenced write commits alone, with its check
+	}
 	return s.run(ctx, "etcd batch", fn, s.groupCommit)
 }
 
