@@ -1,17 +1,41 @@
 package keys_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/etcd"
 	"github.com/signet-auth/signet/storage/etcd/etcdtest"
 )
 
 var operatorPrefixes atomic.Int64
+
+// readBarrier holds every caller whose context carries a barrier after its
+// first View, until all of them have read: both operators then decide on
+// the same key set, which is what "at the same moment" means. (Without it
+// one may read after the other committed, and a second rotation is then a
+// later, separate rotation.)
+type readBarrier struct{ storage.Store }
+
+type barrier struct {
+	once *sync.Once
+	wg   *sync.WaitGroup
+}
+
+type barrierKey struct{}
+
+func (s readBarrier) View(ctx context.Context, fn func(storage.Tx) error) error {
+	err := s.Store.View(ctx, fn)
+	if b, ok := ctx.Value(barrierKey{}).(barrier); ok {
+		b.once.Do(func() { b.wg.Done(); b.wg.Wait() })
+	}
+	return err
+}
 
 // TestRotate_TwoReplicasAtOnce_Etcd: two operators rotate at the same
 // moment through two replicas (two Managers, each with its own etcd
@@ -30,19 +54,21 @@ func TestRotate_TwoReplicasAtOnce_Etcd(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = st.Close() })
-			ms = append(ms, openManager(t, st, keys.Options{Algorithms: algs}))
+			ms = append(ms, openManager(t, readBarrier{st}, keys.Options{Algorithms: algs}))
 		}
 		before := byState(ms[0].Current())
-		barrier := make(chan struct{})
-		var wg sync.WaitGroup
+		start := make(chan struct{})
+		var read, wg sync.WaitGroup
+		read.Add(len(ms))
 		errs := make([]error, len(ms))
 		for i, m := range ms {
 			wg.Go(func() {
-				<-barrier
-				errs[i] = m.Rotate(t.Context(), true)
+				<-start
+				ctx := context.WithValue(t.Context(), barrierKey{}, barrier{once: new(sync.Once), wg: &read})
+				errs[i] = m.Rotate(ctx, true)
 			})
 		}
-		close(barrier)
+		close(start)
 		wg.Wait()
 		for i, err := range errs {
 			if err != nil {
