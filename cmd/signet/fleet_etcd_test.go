@@ -260,10 +260,26 @@ log:
 	keysBefore := activations()
 
 	// 4. Two members down: no quorum; every live replica refuses and is not ready.
+	// When the cluster stops answering linearizable reads, seen by the
+	// test's own client (stopping a member takes seconds, and quorum goes
+	// somewhere in between).
+	lost := make(chan time.Time, 1)
+	go func() {
+		for {
+			rctx, rcancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			_, err := st.Client().Get(rctx, prefix+"probe")
+			rcancel()
+			if err != nil || t.Context().Err() != nil {
+				lost <- time.Now()
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // probe period
+		}
+	}()
 	stopping := time.Now()
 	cl.Stop(1)
 	stopTook := time.Since(stopping)
-	notReady := waitFor("every replica to refuse", maxStaleness+10*time.Second, func() bool {
+	waitFor("every replica to refuse", maxStaleness+10*time.Second, func() bool {
 		for i, u := range urls {
 			if !alive[i].Load() {
 				continue
@@ -283,6 +299,8 @@ log:
 		return true
 	})
 	outage.Store(true)
+	lostAt := <-lost
+	notReady := time.Since(lostAt)
 	refusedBefore := refused.Load()
 	waitFor("clients to be refused for a while", 10*time.Second, func() bool { return refused.Load() >= refusedBefore+20 })
 
@@ -308,7 +326,7 @@ log:
 	minGap := slices.Min(gaps)
 	t.Logf("tokens: %d issued (per replica %d/%d/%d), %d refused with 503 during the outage, %d other failures; %d verifications, %d valid tokens rejected, %d signed while not ready",
 		issued.Load(), perReplica[0].Load(), perReplica[1].Load(), perReplica[2].Load(), refused.Load(), otherFails.Load(), checked.Load(), rejected.Load(), badSigned.Load())
-	t.Logf("leader %s SIGKILLed; new leader after %s (leader_ttl %s); every replica refusing %s after quorum was lost (max_staleness %s, the member stop itself took %s); issuing again %s after etcd came back",
+	t.Logf("leader %s SIGKILLed; new leader after %s (leader_ttl %s); every replica refusing and not ready %s after the test's own etcd client first failed a read (max_staleness %s; stopping the member took %s); issuing again %s after etcd came back",
 		old, failover.Round(time.Millisecond), leaderTTL, notReady.Round(time.Millisecond), maxStaleness, stopTook.Round(time.Millisecond), recovered.Round(time.Millisecond))
 	t.Logf("rotations: %d activations over the run, gaps between them %v (period %s)", len(acts), gaps, period)
 	if err, _ := firstErr.Load().(error); err != nil {
@@ -319,6 +337,9 @@ log:
 	}
 	if badSigned.Load() != 0 {
 		t.Errorf("%d tokens signed while not ready", badSigned.Load())
+	}
+	if notReady > maxStaleness+2*time.Second {
+		t.Errorf("replicas still issued or were ready %s after quorum was lost, max_staleness %s", notReady, maxStaleness)
 	}
 	if failover > leaderTTL+2*time.Second {
 		t.Errorf("failover took %s, want within the leader TTL %s (plus an election)", failover, leaderTTL)
