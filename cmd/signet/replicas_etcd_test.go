@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,4 +178,103 @@ func TestReplica_Etcd_Staleness(t *testing.T) {
 	recoveredAfter := waitUntil("tokens again", restarted, func() bool { code, _ := token(); return code == http.StatusOK })
 	waitUntil("ready again", time.Now(), func() bool { return status("/readyz") == http.StatusOK })
 	t.Logf("stopping etcd took %s; tokens refused %s after it returned (max_staleness 1s); issuing again %s after it restarted", stopTook.Round(time.Millisecond), refusedAfter.Round(time.Millisecond), recoveredAfter.Round(time.Millisecond))
+}
+
+// TestReplicas_Etcd_RefreshAcrossReplicas: refresh-token rotation and reuse
+// detection hold across replicas. A refresh token used at replica A and
+// replayed at replica B revokes the family (the token A returned stops
+// working at C), and 50 concurrent uses of one refresh token spread over
+// three replicas give exactly one success.
+func TestReplicas_Etcd_RefreshAcrossReplicas(t *testing.T) {
+	cl := etcdtest.Start(t, etcdtest.Options{})
+	kek := newKEK(t)
+	t.Setenv("SIGNET_KEK", base64.StdEncoding.EncodeToString(kek))
+	var rs []*Main
+	for _, name := range []string{"a", "b", "c"} {
+		m, _ := startEtcdReplica(t, cl, name, "refresh/", kek, nil)
+		rs = append(rs, m)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("data_dir: %s\nstorage:\n  backend: etcd\n  etcd:\n    endpoints: [%s]\n    prefix: refresh/\nkeys:\n  algorithms: [ES256, EdDSA]\n",
+		t.TempDir(), strings.Join(cl.Endpoints(), ", ")))
+	out, _, err := clientsCmd(t, "create", "--config", cfg, "--id", "app", "--grant", "password", "--grant", "refresh_token",
+		"--scope", "read", "--audience", "API", "--refresh-reuse-grace", "0s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := decodeSecret(t, out)
+	if _, _, err := usersCmd(t, "a long password\n", "create", "--config", cfg, "--username", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	post := func(m *Main, form url.Values) (int, map[string]any) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, m.URL()+"/oauth2/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(app.ClientID, app.ClientSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	login := func(m *Main) string {
+		t.Helper()
+		form := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"a long password"}, "scope": {"read"}}
+		// The replicas learn of the client and user from the watch.
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			code, body := post(m, form)
+			if code == http.StatusOK {
+				return body["refresh_token"].(string)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("login at %s: %d %v", m.URL(), code, body)
+			}
+			time.Sleep(10 * time.Millisecond) // waiting for the watch, bounded
+		}
+	}
+	refresh := func(m *Main, rt string) (int, map[string]any) {
+		return post(m, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	}
+	for _, m := range rs {
+		login(m)
+	}
+
+	rt1 := login(rs[0])
+	code, body := refresh(rs[0], rt1)
+	if code != http.StatusOK {
+		t.Fatalf("refresh at A: %d %v", code, body)
+	}
+	rt2 := body["refresh_token"].(string)
+	if code, body := refresh(rs[1], rt1); code != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("replay at B: %d %v, want 400 invalid_grant", code, body)
+	}
+	if code, body := refresh(rs[2], rt2); code != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("the family's newest token at C after a replay at B: %d %v, want 400 invalid_grant", code, body)
+	}
+
+	rt := login(rs[0])
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var ok, refused, other atomic.Int64
+	for i := range 50 {
+		wg.Go(func() {
+			<-start
+			switch code, _ := refresh(rs[i%3], rt); code {
+			case http.StatusOK:
+				ok.Add(1)
+			case http.StatusBadRequest:
+				refused.Add(1)
+			default:
+				other.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	t.Logf("50 concurrent uses over 3 replicas: %d succeeded, %d refused, %d other", ok.Load(), refused.Load(), other.Load())
+	if ok.Load() != 1 || other.Load() != 0 {
+		t.Fatalf("%d successes and %d other answers, want exactly one success and 49 invalid_grant", ok.Load(), other.Load())
+	}
 }
