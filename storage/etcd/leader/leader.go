@@ -170,7 +170,7 @@ func (e *Elector) session(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); e.observe(sctx, el) }()
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // the observer ends with the session
 
 	if err := el.Campaign(sctx, e.opts.Name); err != nil {
 		if sctx.Err() != nil && ctx.Err() == nil {

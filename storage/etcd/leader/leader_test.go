@@ -167,3 +167,32 @@ func TestFence_DeposedLeaderRotationRefused(t *testing.T) {
 		t.Fatal("the new leader's rotation changed nothing")
 	}
 }
+
+// TestElector_StepDownStartsANewTerm: a replica whose fenced write was
+// refused steps down, and when it leads again it holds a new fence, so
+// nothing fenced by its old term can commit.
+func TestElector_StepDownStartsANewTerm(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	a := startReplica(t, c, "a")
+	firstLeader(t, a)
+	ctx, done, ok := a.elector.Lead(t.Context())
+	if !ok {
+		t.Fatal("not leading")
+	}
+	old, _ := storage.FenceFrom(ctx)
+	a.elector.StepDown(errors.New("test: fenced write refused"))
+	<-ctx.Done() // the old term's jobs are cancelled
+	done()
+	if leading := <-a.changes; leading {
+		t.Fatal("still leading after StepDown")
+	}
+	firstLeader(t, a)
+	nctx, ndone, ok := a.elector.Lead(t.Context())
+	if !ok {
+		t.Fatal("not leading again")
+	}
+	defer ndone()
+	if f, _ := storage.FenceFrom(nctx); f == old {
+		t.Fatalf("new term kept the old fence %+v", old)
+	}
+}
