@@ -135,6 +135,11 @@ type Config struct {
 	// Ready reports whether the server can do its job (store reachable, an
 	// active key loaded). Nil means always ready.
 	Ready func(ctx context.Context) error
+	// CanIssue, when set, is asked before every token request; an error
+	// answers 503 temporarily_unavailable instead of signing (a replica
+	// cut off from its shared store must not sign with a key the fleet
+	// may have revoked). Nil means always.
+	CanIssue func() error
 	// Logger receives request logs and internal errors; nil discards.
 	Logger *slog.Logger
 	// AccessLog chooses the per-request log lines: AccessLogAll (default,

@@ -33,6 +33,7 @@ func commands() map[string]command {
 		"backup":  {"write a backup of the store, online (--server) or offline", runBackup},
 		"restore": {"restore a backup into a data directory (server stopped)", runRestore},
 		"health":  {"check that a running server is ready (GET /readyz; exit 0 or 1)", runHealth},
+		"migrate": {"copy a store into another, empty one: bolt to etcd or back (keys stay encrypted)", runMigrate},
 	}
 }
 

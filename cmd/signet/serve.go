@@ -83,6 +83,9 @@ type Main struct {
 
 	rotationJob cron.EntryID // the rotation's cron entry, for nextRotation
 
+	leader scheduleLeader // decides whether this replica runs the jobs
+	fresh  *freshness     // nil on bolt: how recently etcd answered
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -143,6 +146,13 @@ func (m *Main) open(ctx context.Context) error {
 		publicMetrics = metricsHandler
 	}
 	jwksRequests := registerMetrics(reg, m.Keys, m.nextRotation, m.Now)
+	m.leader = startLeader(root, st, c, reg, log)
+	var canIssue func() error
+	if c.Storage.Backend == "etcd" {
+		maxStale, _ := time.ParseDuration(c.Storage.Etcd.MaxStaleness) // validated
+		m.fresh = startFreshness(root, st, maxStale)
+		canIssue = m.fresh.Check
+	}
 	jh := jwksdoc.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
 	jwksHandler := countRequests(jh, jwksRequests)
 	m.Server, err = authority.New(root, authority.Config{
@@ -170,6 +180,7 @@ func (m *Main) open(ctx context.Context) error {
 		IPExtractor:   ipExtractor(c.parsed.trustedProxies),
 		SeparateAdmin: c.HTTP.AdminAddr != "",
 		Ready:         m.ready,
+		CanIssue:      canIssue,
 		Logger:        log,
 		AccessLog:     c.Log.Access,
 		Now:           m.Now,
@@ -371,6 +382,9 @@ func (m *Main) close() error {
 	if m.cron != nil {
 		<-m.cron.Stop().Done()
 	}
+	if m.leader != nil {
+		m.leader.Close() // resign: the next leader takes over at once
+	}
 	if m.cancel != nil {
 		m.cancel()
 	}
@@ -384,6 +398,11 @@ func (m *Main) close() error {
 }
 
 func (m *Main) ready(ctx context.Context) error {
+	if m.fresh != nil {
+		if err := m.fresh.Check(); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := m.Store.View(ctx, func(storage.Tx) error { return nil }); err != nil {
@@ -393,10 +412,20 @@ func (m *Main) ready(ctx context.Context) error {
 }
 
 func (m *Main) rotateJob(root context.Context) {
+	lead, done, ok := m.leader.Lead(root)
+	if !ok {
+		m.Logger.LogAttrs(root, slog.LevelDebug, "rotation left to the leader")
+		return
+	}
+	defer done()
+	root = lead
 	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
 	defer cancel()
 	err := m.Keys.RotateScheduled(ctx)
 	switch {
+	case errors.Is(err, storage.ErrFenced):
+		m.Logger.LogAttrs(ctx, slog.LevelWarn, "scheduled rotation refused: no longer the leader", slog.String("err", err.Error()))
+		m.leader.StepDown(err)
 	case errors.Is(err, keys.ErrPendingTooYoung):
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation postponed to the next run", slog.String("reason", err.Error()))
 	case err != nil:
@@ -415,24 +444,34 @@ func (m *Main) nextRotation() time.Time {
 }
 
 func (m *Main) purgeJob(root context.Context) {
+	lead, done, ok := m.leader.Lead(root)
+	if !ok {
+		return
+	}
+	defer done()
+	root = lead
 	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
 	defer cancel()
 	if _, err := m.Keys.Purge(ctx); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelError, "purge failed", slog.String("err", err.Error()))
+		m.stepDownIfFenced(err)
 	}
 	if _, err := m.purgeAudit(ctx); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelError, "audit purge failed", slog.String("err", err.Error()))
+		m.stepDownIfFenced(err)
 	}
 	// Expired or revoked refresh token families, denylist entries and
 	// subject cutoffs that can no longer affect a token.
 	if k, err := m.Sessions.Purge(ctx); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelError, "browser session purge failed", slog.String("err", err.Error()))
+		m.stepDownIfFenced(err)
 	} else if k > 0 {
 		m.Logger.LogAttrs(ctx, slog.LevelInfo, "browser session purge", slog.Int("deleted", k))
 	}
 	n, err := m.Server.Purge(ctx)
 	if err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelError, "session purge failed", slog.String("err", err.Error()))
+		m.stepDownIfFenced(err)
 		return
 	}
 	if n > 0 {
@@ -459,4 +498,12 @@ type cronLogger struct{ l *slog.Logger }
 func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug("cron: "+msg, kv...) }
 func (c cronLogger) Error(err error, msg string, kv ...any) {
 	c.l.Error("cron: "+msg, append(kv, "err", err)...)
+}
+
+// stepDownIfFenced ends this replica's term when a scheduled write was
+// refused because another replica leads now.
+func (m *Main) stepDownIfFenced(err error) {
+	if errors.Is(err, storage.ErrFenced) {
+		m.leader.StepDown(err)
+	}
 }

@@ -21,6 +21,7 @@ type etcdConfig struct {
 	DialTimeout    string        `yaml:"dial_timeout"`
 	RequestTimeout string        `yaml:"request_timeout"`
 	MaxStaleness   string        `yaml:"max_staleness"`
+	LeaderTTL      string        `yaml:"leader_ttl"`
 	TLS            etcdTLSConfig `yaml:"tls"`
 	Username       string        `yaml:"username"`
 	PasswordFile   string        `yaml:"password_file"`
@@ -39,6 +40,7 @@ func defaultEtcdConfig() etcdConfig {
 		DialTimeout:    "5s",
 		RequestTimeout: "5s",
 		MaxStaleness:   "5s",
+		LeaderTTL:      "10s",
 	}
 }
 
@@ -52,6 +54,7 @@ func storageEnvOverrides() []envOverride {
 		{"SIGNET_STORAGE_ETCD_DIAL_TIMEOUT", func(c *Config, v string) error { e(c).DialTimeout = v; return nil }},
 		{"SIGNET_STORAGE_ETCD_REQUEST_TIMEOUT", func(c *Config, v string) error { e(c).RequestTimeout = v; return nil }},
 		{"SIGNET_STORAGE_ETCD_MAX_STALENESS", func(c *Config, v string) error { e(c).MaxStaleness = v; return nil }},
+		{"SIGNET_STORAGE_ETCD_LEADER_TTL", func(c *Config, v string) error { e(c).LeaderTTL = v; return nil }},
 		{"SIGNET_STORAGE_ETCD_TLS_CA_FILE", func(c *Config, v string) error { e(c).TLS.CAFile = v; return nil }},
 		{"SIGNET_STORAGE_ETCD_TLS_CERT_FILE", func(c *Config, v string) error { e(c).TLS.CertFile = v; return nil }},
 		{"SIGNET_STORAGE_ETCD_TLS_KEY_FILE", func(c *Config, v string) error { e(c).TLS.KeyFile = v; return nil }},
@@ -111,6 +114,7 @@ func (e *etcdConfig) options() (etcd.Options, []error) {
 		Username:       e.Username,
 	}
 	duration("max_staleness", e.MaxStaleness, time.Second)
+	duration("leader_ttl", e.LeaderTTL, time.Second)
 	if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file go together: set both (client certificate authentication) or neither")
 	}

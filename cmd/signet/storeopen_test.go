@@ -28,6 +28,7 @@ func TestConfig_Etcd(t *testing.T) {
 		"SIGNET_STORAGE_ETCD_DIAL_TIMEOUT":    "2s",
 		"SIGNET_STORAGE_ETCD_REQUEST_TIMEOUT": "3s",
 		"SIGNET_STORAGE_ETCD_MAX_STALENESS":   "4s",
+		"SIGNET_STORAGE_ETCD_LEADER_TTL":      "6s",
 		"SIGNET_STORAGE_ETCD_TLS_CA_FILE":     "/ca.pem",
 		"SIGNET_STORAGE_ETCD_TLS_CERT_FILE":   "/c.pem",
 		"SIGNET_STORAGE_ETCD_TLS_KEY_FILE":    "/k.pem",
@@ -43,7 +44,7 @@ func TestConfig_Etcd(t *testing.T) {
 	e := c.Storage.Etcd
 	want := etcdConfig{
 		Endpoints: []string{"http://10.0.0.1:2379", "https://etcd2:2379"}, Prefix: "prod/",
-		DialTimeout: "2s", RequestTimeout: "3s", MaxStaleness: "4s",
+		DialTimeout: "2s", RequestTimeout: "3s", MaxStaleness: "4s", LeaderTTL: "6s",
 		TLS:      etcdTLSConfig{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem"},
 		Username: "signet", PasswordFile: "/pw",
 	}
@@ -60,6 +61,7 @@ func TestConfig_Etcd(t *testing.T) {
 		"empty prefix":   {func(e *etcdConfig) { e.Prefix = "" }, "storage.etcd.prefix"},
 		"bad duration":   {func(e *etcdConfig) { e.RequestTimeout = "soon" }, "storage.etcd.request_timeout"},
 		"short stale":    {func(e *etcdConfig) { e.MaxStaleness = "10ms" }, "storage.etcd.max_staleness"},
+		"short lease":    {func(e *etcdConfig) { e.LeaderTTL = "500ms" }, "storage.etcd.leader_ttl"},
 		"cert, no key":   {func(e *etcdConfig) { e.TLS.KeyFile = "" }, "storage.etcd.tls"},
 		"user, no pass":  {func(e *etcdConfig) { e.PasswordFile = "" }, "storage.etcd.username"},
 		"unknown engine": {nil, "storage.backend"},

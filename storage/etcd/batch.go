@@ -39,6 +39,9 @@ type commitReq struct {
 // calls that are ready at the same time. Same contract as Update; ctx
 // bounds fn's reads, and the shared commit is bounded by RequestTimeout.
 func (s *Store) Batch(ctx context.Context, fn func(storage.Tx) error) error {
+	if _, fenced := storage.FenceFrom(ctx); fenced {
+		return s.Update(ctx, fn) // a fenced write commits alone, with its check
+	}
 	return s.run(ctx, "etcd batch", fn, s.groupCommit)
 }
 

@@ -249,11 +249,15 @@ func (t *tx) commit() error {
 	}
 	ctx, cancel := t.s.reqCtx(t.ctx)
 	defer cancel()
-	resp, err := t.s.cl.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	txn, fence := t.s.fencedTxn(ctx, t.ctx, cmps, ops)
+	resp, err := txn.Commit()
 	if err != nil {
 		return fmt.Errorf("commit %d writes: %w", len(ops), err)
 	}
 	if !resp.Succeeded {
+		if err := fenceError(resp, fence); err != nil {
+			return err
+		}
 		return errConflict
 	}
 	return nil
