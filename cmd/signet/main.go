@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -172,6 +174,28 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
+	// A kid or other base64url value may start with "-": it stands in the
+	// arguments as a placeholder while the flags are parsed, when it
+	// cannot be a flag name (flag names are lower-case words).
+	var hidden []string
+	args = slices.Clone(args)
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if notAFlag(fs, a) {
+			args[i] = fmt.Sprintf("\x00%d", len(hidden))
+			hidden = append(hidden, a)
+		}
+	}
+	defer func() {
+		for i, a := range fs.Args() {
+			var n int
+			if _, err := fmt.Sscanf(a, "\x00%d", &n); err == nil && n < len(hidden) {
+				fs.Args()[i] = hidden[n]
+			}
+		}
+	}()
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -193,4 +217,23 @@ func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
 	}
 	// Leave the positional arguments where fs.Args expects them.
 	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// notAFlag says whether arg, which may start with "-", is an argument: not
+// "-" or "--", not a defined flag, and not shaped like a flag name (so a
+// mistyped flag is still an error).
+func notAFlag(fs *flag.FlagSet, arg string) bool {
+	if !strings.HasPrefix(arg, "-") || arg == "-" || arg == "--" {
+		return false
+	}
+	name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-"), "=")
+	if fs.Lookup(name) != nil || name == "h" || name == "help" {
+		return false
+	}
+	for i, r := range name {
+		if !(r >= 'a' && r <= 'z' || i > 0 && (r == '-' || r >= '0' && r <= '9')) {
+			return true
+		}
+	}
+	return false
 }
