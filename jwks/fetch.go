@@ -241,9 +241,17 @@ const (
 // has at least one usable key. On any failure the last good set stays.
 func (v *Verifier) refreshKeys(ctx context.Context) error {
 	start := v.now()
+	done := make(chan struct{})
 	v.mu.Lock()
 	v.lastFetch = start
+	v.inflight = done
 	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.inflight = nil
+		v.mu.Unlock()
+		close(done)
+	}()
 
 	body, cp, etag, status, err := v.fetch(ctx, v.jwksSrc)
 	if err == nil && status == fetchUpdated {

@@ -176,6 +176,7 @@ type Verifier struct {
 	mu        sync.Mutex
 	lastFetch time.Time     // start of the latest JWKS fetch of any kind
 	pending   chan struct{} // closed when the requested on-demand fetch is done
+	inflight  chan struct{} // closed when the JWKS fetch running now is done
 	kick      chan struct{} // asks the refresher for an on-demand fetch
 	stop      context.CancelCauseFunc
 	stopped   chan struct{} // closed when the refresher has exited
@@ -528,12 +529,18 @@ func (v *Verifier) lookup(ctx context.Context, kid string, alg jwa.SignatureAlgo
 
 // refetchForUnknownKID asks the refresher for an immediate fetch and waits
 // for it. At most one fetch is in flight: callers arriving while one is
-// pending wait for that one. A new fetch starts only if the last fetch
+// pending or running wait for that one. A new fetch starts only if the last fetch
 // started at least the min refresh interval ago. It reports whether a
 // fetch completed while the caller waited.
 func (v *Verifier) refetchForUnknownKID(ctx context.Context) bool {
 	v.mu.Lock()
 	ch := v.pending
+	if ch == nil && v.inflight != nil {
+		// A scheduled fetch is running: it may well bring the new key
+		// (a rotation is when verifiers meet unknown kids), so wait for
+		// it rather than refuse a valid token while it is in flight.
+		ch = v.inflight
+	}
 	if ch == nil {
 		if v.now().Sub(v.lastFetch) < v.minInt {
 			v.mu.Unlock()
