@@ -1,7 +1,6 @@
 package authority
 
 import (
-	"fmt"
 	"strings"
 )
 
@@ -12,34 +11,6 @@ import (
 // descAllowed reports whether b may appear in an error_description.
 func descAllowed(b byte) bool {
 	return b >= 0x20 && b <= 0x7e && b != '"' && b != '\\'
-}
-
-// maxQuoted bounds a value quoted into an error text: a refusal names what
-// it refuses, it does not echo a 64 KiB body.
-const maxQuoted = 64
-
-// quoteValue renders a request value (a claim name, a scope, an audience)
-// for an error text: in single quotes, every byte that may not appear in
-// an error_description (and the quote itself) as %XX, cut at maxQuoted
-// bytes. Use it instead of %q, whose double quotes and backslash escapes
-// RFC 6749 forbids.
-func quoteValue(s string) string {
-	var b strings.Builder
-	b.WriteByte('\'')
-	for i := 0; i < len(s); i++ {
-		if i == maxQuoted {
-			b.WriteString("...")
-			break
-		}
-		c := s[i]
-		if !descAllowed(c) || c == '\'' || c == '%' {
-			fmt.Fprintf(&b, "%%%02X", c)
-			continue
-		}
-		b.WriteByte(c)
-	}
-	b.WriteByte('\'')
-	return b.String()
 }
 
 // descText makes s a valid error_description: the double quote becomes a

@@ -194,7 +194,7 @@ var errorFuncs = regexp.MustCompile(`^(err[A-Z]\w*|bad|invalid|fail|tooMany)$`)
 // (clients, users), and checks each string literal that reaches an error text: the
 // arguments of errorFuncs and the values of Description and Problem
 // fields. Each must be allowed in an error_description, and none may use
-// %q (its quotes and escapes are not): quoteValue is the way to name a
+// %q (its quotes and escapes are not): clients.QuoteValue is the way to name a
 // value.
 func TestErrorDescriptions_Source(t *testing.T) {
 	var files []string

@@ -36,7 +36,7 @@ var userRecordClaimNames = []string{"email", "email_verified", "roles", "preferr
 func ClaimNameProblem(name string, profile bool) string {
 	for _, r := range reservedClaimNames {
 		if strings.EqualFold(name, r) {
-			return quoteValue(name) + " is reserved: Signet sets or reads the claim " + r
+			return QuoteValue(name) + " is reserved: Signet sets or reads the claim " + r
 		}
 	}
 	for _, r := range userRecordClaimNames {
@@ -44,10 +44,10 @@ func ClaimNameProblem(name string, profile bool) string {
 			continue
 		}
 		if profile {
-			return quoteValue(name) + " is reserved: Signet sets the claim " + r + " from the user record"
+			return QuoteValue(name) + " is reserved: Signet sets the claim " + r + " from the user record"
 		}
 		if name != r {
-			return quoteValue(name) + " differs only in case from the claim " + r + ", which Signet sets"
+			return QuoteValue(name) + " differs only in case from the claim " + r + ", which Signet sets"
 		}
 	}
 	return ""

@@ -529,7 +529,7 @@ func (c *Registry) validate(cl *Client) error {
 	}
 	for _, g := range cl.GrantTypes {
 		if !slices.Contains(supportedGrants, g) {
-			bad("grant_types", "unsupported grant type "+quoteValue(g)+" (supported: "+strings.Join(supportedGrants, ", ")+")")
+			bad("grant_types", "unsupported grant type "+QuoteValue(g)+" (supported: "+strings.Join(supportedGrants, ", ")+")")
 		}
 	}
 	if slices.Contains(cl.GrantTypes, GrantRefreshToken) && !slices.Contains(cl.GrantTypes, GrantPassword) && !slices.Contains(cl.GrantTypes, GrantAuthorizationCode) {
@@ -557,13 +557,13 @@ func (c *Registry) validate(cl *Client) error {
 	}
 	for _, m := range cl.AuthMethods {
 		if m != AuthSecretBasic && m != AuthSecretPost && m != AuthNone {
-			bad("token_endpoint_auth_methods", "unsupported method "+quoteValue(m)+" (supported: "+AuthSecretBasic+", "+AuthSecretPost+", "+AuthNone+" for public clients)")
+			bad("token_endpoint_auth_methods", "unsupported method "+QuoteValue(m)+" (supported: "+AuthSecretBasic+", "+AuthSecretPost+", "+AuthNone+" for public clients)")
 		}
 	}
 	c.validateLogin(cl, bad)
 	for _, s := range cl.Scopes {
 		if !ValidScopeToken(s) {
-			bad("scopes", quoteValue(s)+" is not a valid scope token (RFC 6749 section 3.3: printable ASCII except space, double quote and backslash)")
+			bad("scopes", QuoteValue(s)+" is not a valid scope token (RFC 6749 section 3.3: printable ASCII except space, double quote and backslash)")
 		}
 	}
 	if hasDup(cl.Scopes) {
@@ -571,7 +571,7 @@ func (c *Registry) validate(cl *Client) error {
 	}
 	for _, s := range cl.DefaultScopes {
 		if !slices.Contains(cl.Scopes, s) {
-			bad("default_scopes", quoteValue(s)+" is not one of the client's scopes")
+			bad("default_scopes", QuoteValue(s)+" is not one of the client's scopes")
 		}
 	}
 	if len(cl.Audiences) == 0 {
@@ -579,17 +579,17 @@ func (c *Registry) validate(cl *Client) error {
 	}
 	for _, a := range cl.Audiences {
 		if !validAudience(a) {
-			bad("audiences", quoteValue(a)+" must be 1 to 256 printable characters without spaces")
+			bad("audiences", QuoteValue(a)+" must be 1 to 256 printable characters without spaces")
 		}
 	}
 	if hasDup(cl.Audiences) {
 		bad("audiences", "duplicate value")
 	}
 	if !slices.Contains(cl.Audiences, cl.DefaultAudience) {
-		bad("default_audience", quoteValue(cl.DefaultAudience)+" is not one of the client's audiences")
+		bad("default_audience", QuoteValue(cl.DefaultAudience)+" is not one of the client's audiences")
 	}
 	if !slices.Contains(c.algs, cl.SigningAlg) {
-		bad("signing_alg", quoteValue(cl.SigningAlg)+" is not a live algorithm (live: "+strings.Join(c.algs, ", ")+")")
+		bad("signing_alg", QuoteValue(cl.SigningAlg)+" is not a live algorithm (live: "+strings.Join(c.algs, ", ")+")")
 	}
 	if ttl := time.Duration(cl.AccessTokenTTL); ttl < time.Second || ttl > c.maxTTL {
 		bad("access_token_ttl", fmt.Sprintf("%s must be between 1s and the maximum token lifetime %s", ttl, c.maxTTL))
@@ -605,7 +605,7 @@ func (c *Registry) validate(cl *Client) error {
 		case k == "":
 			bad("extra_claims", "empty claim name")
 		case !json.Valid(v):
-			bad("extra_claims", quoteValue(k)+" is not valid JSON")
+			bad("extra_claims", QuoteValue(k)+" is not valid JSON")
 		}
 		size += len(k) + len(v)
 	}

@@ -141,7 +141,7 @@ func (c *Registry) validateLogin(cl *Client, bad func(field, problem string)) {
 	case AppNative:
 		native = true
 	default:
-		bad("application_type", quoteValue(cl.ApplicationType)+" must be web or native")
+		bad("application_type", QuoteValue(cl.ApplicationType)+" must be web or native")
 	}
 	for _, f := range []struct {
 		name string
@@ -152,7 +152,7 @@ func (c *Registry) validateLogin(cl *Client, bad func(field, problem string)) {
 		}
 		for _, u := range f.uris {
 			if p := validateRedirect(u, native); p != "" {
-				bad(f.name, quoteValue(u)+" "+p)
+				bad(f.name, QuoteValue(u)+" "+p)
 			}
 		}
 		if hasDup(f.uris) {
@@ -185,6 +185,6 @@ func (c *Registry) validateLogin(cl *Client, bad func(field, problem string)) {
 		bad("client_name", "must be at most 128 characters on one line")
 	}
 	if a := cl.IDTokenSignedResponseAlg; a != "" && !slices.Contains(c.algs, a) {
-		bad("id_token_signed_response_alg", quoteValue(a)+" is not a live algorithm (live: "+strings.Join(c.algs, ", ")+")")
+		bad("id_token_signed_response_alg", QuoteValue(a)+" is not a live algorithm (live: "+strings.Join(c.algs, ", ")+")")
 	}
 }

@@ -392,7 +392,7 @@ func validateUser(usr *User) error {
 	}
 	for _, r := range usr.Roles {
 		if !clients.ValidScopeToken(r) { // roles go into tokens: the scope-token charset
-			bad("roles", quoteValue(r)+" must be 1 to 256 printable characters without spaces")
+			bad("roles", clients.QuoteValue(r)+" must be 1 to 256 printable characters without spaces")
 		}
 	}
 	if hasDup(usr.Roles) {
@@ -410,7 +410,7 @@ func validateUser(usr *User) error {
 		case k == "" || len(k) > 64:
 			bad("claims", "claim names must be 1 to 64 characters")
 		case json.Unmarshal(v, &s) != nil && json.Unmarshal(v, &list) != nil:
-			bad("claims", quoteValue(k)+" must be a string or an array of strings")
+			bad("claims", clients.QuoteValue(k)+" must be a string or an array of strings")
 		}
 		size += len(k) + len(v)
 	}
