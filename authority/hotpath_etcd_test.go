@@ -1,0 +1,116 @@
+package authority_test
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storage/etcd"
+	"github.com/signet-auth/signet/storage/etcd/etcdtest"
+)
+
+// countingStore counts the transactions run through it.
+type countingStore struct {
+	storage.Store
+	tx atomic.Int64
+}
+
+func (c *countingStore) View(ctx context.Context, fn func(storage.Tx) error) error {
+	c.tx.Add(1)
+	return c.Store.View(ctx, fn)
+}
+
+func (c *countingStore) Update(ctx context.Context, fn func(storage.Tx) error) error {
+	c.tx.Add(1)
+	return c.Store.Update(ctx, fn)
+}
+
+func (c *countingStore) Batch(ctx context.Context, fn func(storage.Tx) error) error {
+	c.tx.Add(1)
+	return c.Store.Batch(ctx, fn)
+}
+
+func openEtcd(tb testing.TB) storage.Store {
+	c := etcdtest.Start(tb, etcdtest.Options{})
+	st, err := etcd.Open(context.Background(), etcd.Options{Endpoints: c.Endpoints(), Prefix: "/bench/"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// TestClientCredentials_NoStoreOnHotPath: issuing client_credentials tokens
+// reads nothing from the store (clients, keys and limits are in memory), so
+// the rate is the same on etcd as on bolt.
+func TestClientCredentials_NoStoreOnHotPath(t *testing.T) {
+	cs := &countingStore{Store: openEtcd(t)}
+	e := newEnv(t, envOptions{algs: []string{"ES256"}, store: cs})
+	secret := e.createClient(clients.Client{ID: "svc", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}})
+	e.token("svc", secret, nil) // warm
+	before := cs.tx.Load()
+	for range 50 {
+		e.token("svc", secret, nil)
+	}
+	if n := cs.tx.Load() - before; n != 0 {
+		t.Errorf("50 client_credentials tokens ran %d store transactions, want 0", n)
+	}
+}
+
+// BenchmarkClientCredentialsEtcd is BenchmarkClientCredentials on a
+// one-member embedded etcd instead of a bolt file.
+func BenchmarkClientCredentialsEtcd(b *testing.B) {
+	e := newEnv(b, envOptions{algs: []string{"ES256"}, store: openEtcd(b)})
+	secret := e.createClient(clients.Client{ID: "bench", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}, SigningAlg: "ES256"})
+	const body = "grant_type=client_credentials&scope=read"
+	req := httptest.NewRequest(http.MethodPost, "/oauth2/token", nil)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("bench:"+secret)))
+	w := &discardWriter{h: http.Header{}}
+	rd := strings.NewReader(body)
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		req.Body = io.NopCloser(rd)
+		clear(w.h)
+		w.status = 0
+		e.srv.ServeHTTP(w, req)
+		if w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+}
+
+// BenchmarkRefreshEtcd is BenchmarkRefresh on a one-member embedded etcd.
+func BenchmarkRefreshEtcd(b *testing.B) {
+	e := newEnv(b, envOptions{algs: []string{"EdDSA"}, store: openEtcd(b)})
+	secret := e.userClient("app", nil)
+	e.createUser("alice")
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+secret))
+	b.SetParallelism(benchParallelism)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		_, rt := e.login("app", secret, "alice", nil)
+		w := &bodyWriter{h: http.Header{}}
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader("grant_type=refresh_token&refresh_token="+rt))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", auth)
+			clear(w.h)
+			w.status, w.body = 0, w.body[:0]
+			e.srv.ServeHTTP(w, req)
+			if w.status != http.StatusOK {
+				b.Fatalf("status %d: %s", w.status, w.body)
+			}
+			rt = refreshTokenOf(w.body)
+		}
+	})
+}
