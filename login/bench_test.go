@@ -76,9 +76,13 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			_, instance, err := e.srv.LoginClientInstance(context.Background(), "web")
+			if err != nil {
+				b.Fatal(err)
+			}
 			bodies := make(chan string, b.N)
 			for range b.N {
-				code, err := sm.IssueCode(context.Background(), sessions.Code{ClientID: "web", RedirectURI: "https://app.example/cb", RedirectGiven: true,
+				code, err := sm.IssueCode(context.Background(), sessions.Code{ClientID: "web", ClientInstance: instance, RedirectURI: "https://app.example/cb", RedirectGiven: true,
 					Challenge: challenge, Nonce: "n", Scope: "openid profile", UserID: e.alice.ID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime})
 				if err != nil {
 					b.Fatal(err)
