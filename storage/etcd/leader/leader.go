@@ -105,10 +105,15 @@ func (e *Elector) Leading() bool {
 	return e.term != nil && e.term.ctx.Err() == nil
 }
 
-// Leader returns the name of the leader as last observed ("" if none yet).
+// Leader returns the name of the leader: this replica's own while it
+// leads (it knows without waiting for the watch), else the leader as last
+// observed ("" if none yet).
 func (e *Elector) Leader() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.term != nil && e.term.ctx.Err() == nil {
+		return e.opts.Name
+	}
 	return e.observed
 }
 
