@@ -47,6 +47,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/signet-auth/signet/storage"
 )
@@ -188,6 +190,13 @@ func clientConfig(opts Options) (clientv3.Config, error) {
 		Username:             opts.Username,
 		Password:             opts.Password,
 		Logger:               zap.NewNop(), // our own messages go to opts.Logger
+		// gRPC's default reconnect backoff grows to two minutes: a replica
+		// would stay stale (not ready, refusing tokens) long after etcd
+		// came back. Retry at most every second instead.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: opts.DialTimeout,
+		})},
 	}, nil
 }
 
