@@ -305,8 +305,11 @@ log:
 	waitFor("clients to be refused for a while", 10*time.Second, func() bool { return refused.Load() >= refusedBefore+20 })
 
 	// 5. Members back: the fleet recovers by itself, with the same keys.
-	cl.Restart(1)
+	// The outage window ends before the first member returns: from then on
+	// a replica may lawfully regain quorum and sign (it reconnects within a
+	// second), even within a request that began during the outage.
 	outage.Store(false)
+	cl.Restart(1)
 	cl.Restart(2)
 	mark = issued.Load()
 	recovered := waitFor("tokens after etcd came back", 20*time.Second, func() bool { return issued.Load() >= mark+50 })
