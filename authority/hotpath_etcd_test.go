@@ -104,28 +104,4 @@ func BenchmarkClientCredentialsEtcd(b *testing.B) {
 }
 
 // BenchmarkRefreshEtcd is BenchmarkRefresh on a one-member embedded etcd.
-func BenchmarkRefreshEtcd(b *testing.B) {
-	e := newEnv(b, envOptions{algs: []string{"EdDSA"}, store: openEtcd(b)})
-	secret := e.userClient("app", nil)
-	e.createUser("alice")
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+secret))
-	b.SetParallelism(benchParallelism)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		_, rt := e.login("app", secret, "alice", nil)
-		w := &bodyWriter{h: http.Header{}}
-		for pb.Next() {
-			req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader("grant_type=refresh_token&refresh_token="+rt))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("Authorization", auth)
-			clear(w.h)
-			w.status, w.body = 0, w.body[:0]
-			e.srv.ServeHTTP(w, req)
-			if w.status != http.StatusOK {
-				b.Fatalf("status %d: %s", w.status, w.body)
-			}
-			rt = refreshTokenOf(w.body)
-		}
-	})
-}
+func BenchmarkRefreshEtcd(b *testing.B) { benchRefresh(b, openEtcd(b)) }

@@ -47,8 +47,11 @@ const benchParallelism = 32
 // bbolt file in b.TempDir(): routing, client authentication, the batched
 // rotation transaction (fsync'd), signing (EdDSA) and the response.
 // Compare with BenchmarkBoltBatch.
-func BenchmarkRefresh(b *testing.B) {
-	e := newEnv(b, envOptions{algs: []string{"EdDSA"}})
+func BenchmarkRefresh(b *testing.B) { benchRefresh(b, nil) }
+
+// benchRefresh runs BenchmarkRefresh on st (nil: a bolt file).
+func benchRefresh(b *testing.B, st storage.Store) {
+	e := newEnv(b, envOptions{algs: []string{"EdDSA"}, store: st})
 	secret := e.userClient("app", nil)
 	e.createUser("alice")
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+secret))
