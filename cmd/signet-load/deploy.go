@@ -45,8 +45,9 @@ func ccClient(alg string) string { return "cc-" + alg }
 type deployOptions struct {
 	replicas int
 	etcd     *etcdCluster
-	extra    string // YAML appended to each replica's config
 	algs     string // keys.algorithms
+	rotation string // keys.rotation.schedule; empty: the default
+	maxAge   string // jwks.max_age; empty: the default
 }
 
 // deploy writes the configs, creates the clients and the user offline and
@@ -71,10 +72,15 @@ func (l *lab) deploy(ctx context.Context, name string, o deployOptions) (*deploy
 		}
 		cfg := fmt.Sprintf("issuer: %s\ndata_dir: %s\nhttp:\n  addr: %s\nkeys:\n  algorithms: [%s]\nlogin:\n  code_ttl: 10m\naudit:\n  replica: r%d\n",
 			d.issuer, filepath.Join(dir, "data"), a, o.algs, i)
+		if o.rotation != "" {
+			cfg = strings.Replace(cfg, "keys:\n", fmt.Sprintf("keys:\n  rotation:\n    schedule: %q\n", o.rotation), 1)
+		}
+		if o.maxAge != "" {
+			cfg += "jwks:\n  max_age: " + o.maxAge + "\n"
+		}
 		if o.etcd != nil {
 			cfg += fmt.Sprintf("storage:\n  backend: etcd\n  etcd:\n    endpoints: [%s]\n    prefix: signet/\n", strings.Join(o.etcd.clients, ", "))
 		}
-		cfg += o.extra
 		path := filepath.Join(dir, "signet.yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			return nil, err
