@@ -240,11 +240,11 @@ func (s *soak) record(k, base string, a answer, err error, d time.Duration) {
 		st.s503.Add(1)
 	case a.status >= 500:
 		st.s5xx.Add(1)
-		msg := fmt.Sprintf("t=%s %s %d %.200s", s.since(), base, a.status, a.body)
+		msg := fmt.Sprintf("t=%s %s %d %.200s", s.since(), base, a.status, strings.Join(strings.Fields(string(a.body)), " "))
 		st.first5xx.CompareAndSwap(nil, &msg)
 	default:
 		st.s4xx.Add(1)
-		msg := fmt.Sprintf("t=%s %s %d %.200s", s.since(), base, a.status, a.body)
+		msg := fmt.Sprintf("t=%s %s %d %.200s", s.since(), base, a.status, strings.Join(strings.Fields(string(a.body)), " "))
 		st.first4xx.CompareAndSwap(nil, &msg)
 	}
 }
@@ -745,9 +745,12 @@ func (s *soak) report(cmdline string, l *lab, total, elapsed time.Duration, read
 	fmt.Fprintf(out, "### signet-load soak, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(out, "`%s` on %s; %s\n\n", strings.TrimSpace(cmdline), machine(), l.signetVersion(context.Background()))
 	fmt.Fprintf(out, "Three `signet serve` replicas over a three-member etcd (embedded, one process each, fsync on), keys rotating every 20 s (jwks.max_age 5 s), loopback, %s.\n\n", elapsed.Round(time.Second))
-	fmt.Fprintln(out, "Chaos, as done:")
+	fmt.Fprintln(out, "Chaos, as done (a replica SIGKILLed every minute, the leader every other time, and restarted after 1 s; an etcd member SIGKILLed for 15 s every two minutes from 0:30; quorum lost for 20 s at half time; none in the last 30 s):")
 	fmt.Fprintln(out)
 	s.mu.Lock()
+	if len(s.events) == 0 {
+		fmt.Fprintln(out, "- none (the run is too short for the schedule)")
+	}
 	for _, e := range s.events {
 		fmt.Fprintln(out, "-", e)
 	}
