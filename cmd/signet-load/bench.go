@@ -105,6 +105,10 @@ func runBench(ctx context.Context, args []string) error {
 	wls := benchWorkloads(ts)
 	fmt.Fprintf(os.Stderr, "signet-load: set up in %s; %d rounds of %s per system\n", time.Since(started).Round(time.Millisecond), f.rounds, f.duration)
 
+	idle, err := ts.idle(ctx, max(f.duration, time.Second))
+	if err != nil {
+		return err
+	}
 	type key struct{ w, t string }
 	agg := map[key]*result{}
 	rates := map[key][]float64{}
@@ -181,7 +185,7 @@ func runBench(ctx context.Context, args []string) error {
 			}
 		}
 	}
-	fmt.Fprintln(out)
+	fmt.Fprintf(out, "\nIdle CPU of the server processes with no load, included in the figures above: %s.\n\n", idle)
 	fmt.Fprintln(out, "| derived | value | target (issue 18) |")
 	fmt.Fprintln(out, "|---|---:|---|")
 	bareReq := cpuPer[key{wlBare, ts.echo.name}]
@@ -290,6 +294,46 @@ func (l *lab) benchTargets(ctx context.Context, f benchFlags) (benchTargets, err
 		ts.fleet = &target{name: "fleet: 3 replicas, 3 etcd", urls: d.urls, procs: d.replicas, etcd: ec.members, dep: d, c: httpClient(f.concurrency)}
 	}
 	return ts, nil
+}
+
+// idle measures what each target's processes use with no load (leases,
+// watches, timers), over d, all at once.
+func (ts benchTargets) idle(ctx context.Context, d time.Duration) (string, error) {
+	all := []*target{ts.bolt, ts.fleet, ts.echo, ts.nethttp}
+	c0 := map[*target][2]time.Duration{}
+	for _, t := range all {
+		if t == nil {
+			continue
+		}
+		a, err1 := cpuOf(t.procs)
+		b, err2 := cpuOf(t.etcd)
+		if err := errors.Join(err1, err2); err != nil {
+			return "", err
+		}
+		c0[t] = [2]time.Duration{a, b}
+	}
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-time.After(d):
+	}
+	var parts []string
+	for _, t := range all {
+		if t == nil {
+			continue
+		}
+		a, err1 := cpuOf(t.procs)
+		b, err2 := cpuOf(t.etcd)
+		if err := errors.Join(err1, err2); err != nil {
+			return "", err
+		}
+		p := fmt.Sprintf("%s %.1f ms/s", t.name, float64(a-c0[t][0])/1e6/d.Seconds())
+		if len(t.etcd) > 0 {
+			p += fmt.Sprintf(" (etcd %.1f ms/s)", float64(b-c0[t][1])/1e6/d.Seconds())
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", "), nil
 }
 
 func benchWorkloads(ts benchTargets) []workload {

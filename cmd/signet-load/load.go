@@ -88,28 +88,26 @@ type result struct {
 
 // closedLoop runs conc workers, each sending its next request as soon as
 // the last is answered, until d has passed or op reports it has no more
-// work (errNoWork). Every answer op judges wrong is an error.
+// work (errNoWork). Every answer op judges wrong is an error. A request
+// started inside the window is answered, never cut: a refresh cut short
+// after its commit would leave a used token to the next window.
 func closedLoop(ctx context.Context, conc int, d time.Duration, op func(ctx context.Context, worker int) error) *result {
 	r := &result{}
 	var n, errs atomic.Int64
 	var firstErr atomic.Pointer[error]
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
 	start := time.Now()
+	end := start.Add(d)
 	var wg sync.WaitGroup
 	hs := make([]hist, conc)
 	for w := range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && time.Now().Before(end) {
 				t0 := time.Now()
 				err := op(ctx, w)
 				if err == errNoWork {
 					return
-				}
-				if ctx.Err() != nil && err != nil {
-					return // cut off by the end of the window, not an answer
 				}
 				hs[w].add(time.Since(t0))
 				n.Add(1)

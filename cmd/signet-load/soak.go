@@ -22,6 +22,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/storage/etcd"
 )
 
 // The soak's traffic kinds.
@@ -190,7 +192,64 @@ func runSoak(ctx context.Context, args []string) error {
 	}
 	close(s.verifyQ)
 	vwg.Wait()
-	return s.report(cmdline, l, total, elapsed, ready)
+	facts := s.storeFacts(ctx, ec, etcdc)
+	return s.report(cmdline, l, total, elapsed, ready, facts)
+}
+
+// rotationPeriod is the soak's keys.rotation.schedule.
+const rotationPeriod = 20 * time.Second
+
+// storeFacts reads, after the run, when the ES256 keys were activated
+// (the rotation schedule across leader changes) and how many records each
+// bucket holds (storage that only grows shows here).
+func (s *soak) storeFacts(ctx context.Context, ec *etcdCluster, etcdc *clientv3.Client) []string {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var facts []string
+	st, err := etcd.Open(ctx, etcd.Options{Endpoints: ec.clients, Prefix: "signet/"})
+	if err != nil {
+		return []string{"store not readable after the run: " + err.Error()}
+	}
+	defer st.Close()
+	infos, err := keys.List(ctx, st)
+	if err != nil {
+		facts = append(facts, "keys not readable after the run: "+err.Error())
+	}
+	var acts []time.Time
+	for _, k := range infos {
+		if k.Alg == "ES256" && !k.ActivatedAt.IsZero() && k.ActivatedAt.After(s.start) {
+			acts = append(acts, k.ActivatedAt)
+		}
+	}
+	slices.SortFunc(acts, func(a, b time.Time) int { return a.Compare(b) })
+	var longest time.Duration
+	late := 0
+	prev := s.start
+	for _, a := range acts {
+		g := a.Sub(prev)
+		longest = max(longest, g)
+		if g > rotationPeriod*3/2 {
+			late++
+		}
+		prev = a
+	}
+	facts = append(facts, fmt.Sprintf("rotations (ES256 activations): %d in the run, %d due at one per %s; longest gap %s; gaps over 1.5 periods: %d",
+		len(acts), int(time.Since(s.start)/rotationPeriod), rotationPeriod, longest.Round(100*time.Millisecond), late))
+	resp, err := etcdc.Get(ctx, "signet/b/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return append(facts, "etcd records not countable: "+err.Error())
+	}
+	per := map[string]int{}
+	for _, kv := range resp.Kvs {
+		b, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), "signet/b/"), "/")
+		per[b]++
+	}
+	var names []string
+	for b := range per {
+		names = append(names, fmt.Sprintf("%s %d", b, per[b]))
+	}
+	sort.Strings(names)
+	return append(facts, "etcd records by bucket at the end: "+strings.Join(names, ", "))
 }
 
 // paced calls fn rate times a second, at most inflight at once; ticks
@@ -740,7 +799,7 @@ func logErrors(d *deployment) (total, deliberate int, top []string) {
 	return total, deliberate, top
 }
 
-func (s *soak) report(cmdline string, l *lab, total, elapsed time.Duration, ready int) error {
+func (s *soak) report(cmdline string, l *lab, total, elapsed time.Duration, ready int, facts []string) error {
 	out := os.Stdout
 	fmt.Fprintf(out, "### signet-load soak, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(out, "`%s` on %s; %s\n\n", strings.TrimSpace(cmdline), machine(), l.signetVersion(context.Background()))
@@ -823,6 +882,10 @@ func (s *soak) report(cmdline string, l *lab, total, elapsed time.Duration, read
 		fmt.Fprintf(out, "| %s | %d | %s |\n", c.name, c.v, m)
 	}
 	fmt.Fprintf(out, "\nRevoked token first introspected inactive at another replica: p50 %s, p99 %s.\n", ms(s.revokeLat.quantile(.5)), ms(s.revokeLat.quantile(.99)))
+	fmt.Fprintln(out)
+	for _, f := range facts {
+		fmt.Fprintln(out, "-", f)
+	}
 	if p := s.firstRejection.Load(); p != nil {
 		notes = append(notes, "first rejection: "+*p)
 	}
