@@ -159,8 +159,16 @@ func runBench(ctx context.Context, args []string) error {
 	fmt.Fprintf(out, "### signet-load, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(out, "`%s` on %s; %s\n\n", strings.TrimSpace(cmdline), machine(), l.signetVersion(ctx))
 	fmt.Fprintf(out, "Loopback, load generator (Go, closed loop, %d connections) and servers sharing the machine; systems alternated per round; server CPU from /proc/PID/stat (utime+stime) of the server processes over the window.\n\n", f.concurrency)
-	fmt.Fprintln(out, "| workload | system | req/s (rounds) | p50 | p99 | server CPU/req | etcd CPU/req | errors |")
-	fmt.Fprintln(out, "|---|---|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(out, "| workload | system | req/s (rounds) | p50 | p99 | server CPU/req | × bare echo | etcd CPU/req | errors |")
+	fmt.Fprintln(out, "|---|---|---|---:|---:|---:|---:|---:|---:|")
+	// The bare echo figure each row is set against: the same JWKS bytes for
+	// JWKS, the token-shaped POST with a small JSON answer for the rest.
+	bareOf := func(w string) *result {
+		if w == wlJWKS {
+			return agg[key{wlJWKS, ts.echo.name}]
+		}
+		return agg[key{wlBare, ts.echo.name}]
+	}
 	cpuPer := map[key]time.Duration{}
 	ratePer := map[key]float64{}
 	var failures []string
@@ -178,8 +186,12 @@ func runBench(ctx context.Context, args []string) error {
 			if len(t.etcd) > 0 {
 				etcdCol = us(a.etcdCPU / time.Duration(a.n))
 			}
-			fmt.Fprintf(out, "| %s | %s | **%.0f** (%s) | %s | %s | %s | %s | %d |\n", wl.name, t.name, ratePer[k], spread(rates[k]),
-				ms(a.lat.quantile(.5)), ms(a.lat.quantile(.99)), us(cpuPer[k]), etcdCol, a.errs)
+			times := "–"
+			if b := bareOf(wl.name); b != nil && b.n > 0 && b.cpu > 0 {
+				times = fmt.Sprintf("%.2f", float64(cpuPer[k])/float64(b.cpu/time.Duration(b.n)))
+			}
+			fmt.Fprintf(out, "| %s | %s | **%.0f** (%s) | %s | %s | %s | %s | %s | %d |\n", wl.name, t.name, ratePer[k], spread(rates[k]),
+				ms(a.lat.quantile(.5)), ms(a.lat.quantile(.99)), us(cpuPer[k]), times, etcdCol, a.errs)
 			if a.errs > 0 {
 				failures = append(failures, fmt.Sprintf("%s on %s: %d of %d answers wrong, first: %v", wl.name, t.name, a.errs, a.n, a.firstErr))
 			}
