@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -157,16 +158,16 @@ func runSoak(ctx context.Context, args []string) error {
 		}
 		chains <- &chain{rt: rt}
 	}
-	s.paced(tctx, &wg, f.tokens, 64, func(ctx context.Context) { s.token(ctx) })
-	s.paced(tctx, &wg, f.refreshes, 16, func(ctx context.Context) { s.refreshStep(ctx, chains) })
-	s.paced(tctx, &wg, f.codes, 16, func(ctx context.Context) { s.codeFlow(ctx) })
-	s.paced(tctx, &wg, f.introspect, 16, func(ctx context.Context) { s.introspectOne(ctx) })
-	s.paced(tctx, &wg, f.jwksRate, 16, func(ctx context.Context) {
+	s.paced(tctx, ctx, &wg, f.tokens, 64, func(ctx context.Context) { s.token(ctx) })
+	s.paced(tctx, ctx, &wg, f.refreshes, 16, func(ctx context.Context) { s.refreshStep(ctx, chains) })
+	s.paced(tctx, ctx, &wg, f.codes, 16, func(ctx context.Context) { s.codeFlow(ctx) })
+	s.paced(tctx, ctx, &wg, f.introspect, 16, func(ctx context.Context) { s.introspectOne(ctx) })
+	s.paced(tctx, ctx, &wg, f.jwksRate, 16, func(ctx context.Context) {
 		s.try(ctx, kJWKS, func(base string) (answer, error) {
 			return do(ctx, s.c, http.MethodGet, base+"/.well-known/jwks.json", nil, "", "")
 		})
 	})
-	s.paced(tctx, &wg, f.revocations, 8, func(ctx context.Context) { s.revocationCheck(ctx) })
+	s.paced(tctx, ctx, &wg, f.revocations, 8, func(ctx context.Context) { s.revocationCheck(ctx) })
 	chaosDone := make(chan struct{})
 	go func() { defer close(chaosDone); s.chaos(tctx, total, ec, etcdc) }()
 	wg.Wait()
@@ -252,9 +253,12 @@ func (s *soak) storeFacts(ctx context.Context, ec *etcdCluster, etcdc *clientv3.
 	return append(facts, "etcd records by bucket at the end: "+strings.Join(names, ", "))
 }
 
-// paced calls fn rate times a second, at most inflight at once; ticks
-// that find inflight calls running are skipped and counted.
-func (s *soak) paced(ctx context.Context, wg *sync.WaitGroup, rate float64, inflight int, fn func(ctx context.Context)) {
+// paced calls fn rate times a second until stop is done, at most inflight
+// at once; ticks that find inflight calls running are skipped and
+// counted. The calls run on ctx, so that the end of the run lets the
+// requests in flight finish (a request cut at the end would show in the
+// servers' logs as an error the run made).
+func (s *soak) paced(stop, ctx context.Context, wg *sync.WaitGroup, rate float64, inflight int, fn func(ctx context.Context)) {
 	if rate <= 0 {
 		return
 	}
@@ -266,7 +270,7 @@ func (s *soak) paced(ctx context.Context, wg *sync.WaitGroup, rate float64, infl
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-stop.Done():
 				for range inflight { // wait for the calls in flight
 					sem <- struct{}{}
 				}
@@ -754,6 +758,10 @@ func (s *soak) leaderIndex(ctx context.Context, etcdc *clientv3.Client) int {
 	return i
 }
 
+// idRE matches the record ids in store errors, so that lines differing
+// only in the record group together.
+var idRE = regexp.MustCompile(`([/=])[A-Za-z0-9_-]{16,}`)
+
 // logErrors counts the ERROR lines of the replicas' logs: all of them,
 // those for refusals Signet makes on purpose, and the commonest messages.
 func logErrors(d *deployment) (total, deliberate int, top []string) {
@@ -772,7 +780,7 @@ func logErrors(d *deployment) (total, deliberate int, top []string) {
 				continue
 			}
 			total++
-			text := rec.Msg + ": " + rec.Err
+			text := idRE.ReplaceAllString(rec.Msg+": "+rec.Err, "$1…")
 			for _, m := range deliberateMarks {
 				if strings.Contains(text, m) {
 					deliberate++
