@@ -170,6 +170,9 @@ func waitOK(ctx context.Context, p *proc, url string, timeout time.Duration) err
 			return fmt.Errorf("%s exited before %s answered 200 (log: %s):\n%s", p.name, url, p.log, tail(p.log, 20))
 		}
 		if time.Now().After(deadline) {
+			if p == nil {
+				return fmt.Errorf("%s did not answer 200 within %s", url, timeout)
+			}
 			return fmt.Errorf("%s did not answer 200 within %s (log: %s)", url, timeout, p.log)
 		}
 		select {
