@@ -240,7 +240,7 @@ const (
 	wlBare      = "small JSON, token-shaped POST"
 	wlRefresh   = "refresh (ES256 access + ID token)"
 	wlAuthorize = "authorize with SSO session → code"
-	wlRedeem    = "code redemption (ES256 access + ID token)"
+	wlRedeem    = "code redemption (ES256 access + ID token + refresh token)"
 )
 
 func wlCC(alg string) string { return "client_credentials " + alg }
