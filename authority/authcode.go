@@ -94,6 +94,7 @@ type codeOutcome struct {
 	claims []byte
 	iat    int64
 	family string
+	scope  string // the code's scope as the client and user may hold it now
 }
 
 // codeGrant is grant_type=authorization_code (RFC 6749 §4.1.3, RFC 7636
@@ -153,15 +154,15 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 	if out.err != nil {
 		return out.err
 	}
-	spec := accessSpec{sub: out.code.UserID, scope: out.code.Scope, aud: []string{ent.Record.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims}
+	spec := accessSpec{sub: out.code.UserID, scope: out.scope, aud: []string{ent.Record.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims}
 	at, err := s.sign(key, ent, spec)
 	if err != nil {
 		return err
 	}
 	idTok := ""
-	if hasScope(out.code.Scope, "openid") {
+	if hasScope(out.scope, "openid") {
 		idTok, err = s.idToken(ent, idTokenSpec{sub: out.code.UserID, nonce: out.code.Nonce, sid: out.code.SID,
-			authTime: out.code.AuthTime, iat: out.iat, accessToken: at.token, scope: out.code.Scope, user: &out.user})
+			authTime: out.code.AuthTime, iat: out.iat, accessToken: at.token, scope: out.scope, user: &out.user})
 		if err != nil {
 			return err
 		}
@@ -172,7 +173,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 	if out.family == "" {
 		refresh = ""
 	}
-	return s.writeOIDCTokens(c, ent, at, out.code.Scope, refresh, idTok)
+	return s.writeOIDCTokens(c, ent, at, out.scope, refresh, idTok)
 }
 
 type redemption struct {
@@ -252,13 +253,20 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	}
 	out.user = user
 	out.iat = max(r.now.Unix(), cutoff)
-	if out.claims, err = userClaims(&user, code.Scope); err != nil {
+	var scope []string
+	for _, sc := range splitScope(code.Scope) {
+		if slices.Contains(r.ent.Record.Scopes, sc) { // the client may have lost it since
+			scope = append(scope, sc)
+		}
+	}
+	out.scope, _ = userScope(&user.User, strings.Join(scope, " "), nil)
+	if out.claims, err = userClaims(&user, out.scope); err != nil {
 		return err
 	}
 	code.AccessJTI, code.AccessExp = r.jti, out.iat+int64(r.ttl/time.Second)
 	if r.refreshHash != "" {
 		idle, absolute := s.refreshTTLs(r.ent)
-		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: code.Scope, Aud: []string{r.ent.Record.DefaultAudience},
+		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: out.scope, Aud: []string{r.ent.Record.DefaultAudience},
 			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
 			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff}
 		fam.addAccess(r.jti, code.AccessExp, r.now.Unix())
