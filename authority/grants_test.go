@@ -1,8 +1,11 @@
 package authority_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -157,5 +160,118 @@ func TestPrivilegedScope_EveryPasswordAndRefreshRow(t *testing.T) {
 	}
 	if _, refused := users.PermitScopes(&users.User{Disabled: true, Roles: []string{authority.AdminScope}}, []string{authority.AdminScope}); refused == "" {
 		t.Error("PermitScopes gave a disabled user a privileged scope")
+	}
+}
+
+// TestRefresh_RechecksEveryCopiedValue is issue 16 item 3 and its class:
+// every value a refresh copies from its family (audiences, scopes,
+// claims, the grant, the client instance and state, the user's state and
+// roles) is checked against the client and the user as they are now.
+// What the client lost is dropped; asked for by name, it is refused.
+func TestRefresh_RechecksEveryCopiedValue(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	const other = "https://other.example.com"
+	ctx := t.Context()
+	strs := func(v any) []string {
+		switch v := v.(type) {
+		case string:
+			return []string{v}
+		case []any:
+			var out []string
+			for _, x := range v {
+				out = append(out, x.(string))
+			}
+			return out
+		}
+		return nil
+	}
+	patch := func(id string, p clients.Patch) {
+		t.Helper()
+		if _, err := e.srv.Clients().Update(ctx, id, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	userID := e.createUser("erin")
+	rows := []struct {
+		name    string
+		change  func(id string)
+		ask     url.Values
+		status  int
+		errCode string
+		check   func(t *testing.T, claims map[string]any, body map[string]any)
+	}{
+		{"audience removed: dropped", func(id string) { patch(id, clients.Patch{Audiences: &[]string{testAud}}) }, nil, 200, "",
+			func(t *testing.T, c, _ map[string]any) {
+				if got := strs(c["aud"]); !slices.Equal(got, []string{testAud}) {
+					t.Errorf("aud = %v, want only %s", got, testAud)
+				}
+			}},
+		{"audience removed, asked for by name", func(id string) { patch(id, clients.Patch{Audiences: &[]string{testAud}}) }, url.Values{"resource": {other}}, 400, "invalid_target", nil},
+		{"audience removed, asked for with audience=", func(id string) { patch(id, clients.Patch{Audiences: &[]string{testAud}}) }, url.Values{"audience": {other}}, 400, "invalid_target", nil},
+		{"every granted audience removed", func(id string) {
+			patch(id, clients.Patch{Audiences: &[]string{"https://third.example.com"}, DefaultAudience: ptr("https://third.example.com")})
+		}, nil, 400, "invalid_target", nil},
+		{"scope removed: dropped", func(id string) {
+			patch(id, clients.Patch{Scopes: &[]string{"read", "email"}, DefaultScopes: &[]string{"read"}})
+		}, nil, 200, "", func(t *testing.T, c, b map[string]any) {
+			if c["scope"] != "read email" || b["scope"] != "read email" {
+				t.Errorf("scope = %v / %v, want read email", c["scope"], b["scope"])
+			}
+		}},
+		{"scope removed, asked for by name", func(id string) {
+			patch(id, clients.Patch{Scopes: &[]string{"read", "email"}, DefaultScopes: &[]string{"read"}})
+		}, url.Values{"scope": {"read write"}}, 400, "invalid_scope", nil},
+		{"client extra claim changed", func(id string) {
+			patch(id, clients.Patch{ExtraClaims: &map[string]json.RawMessage{"tenant": json.RawMessage(`"blue"`)}})
+		}, nil, 200, "", func(t *testing.T, c, _ map[string]any) {
+			if c["tenant"] != "blue" {
+				t.Errorf("tenant = %v, want the client's new extra claim", c["tenant"])
+			}
+		}},
+		{"user email and roles changed", func(string) {
+			email, roles := "erin@new.example.com", []string{"auditor"}
+			if _, _, err := e.srv.Users().Update(ctx, userID, users.Patch{Email: &email, Roles: &roles}); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, 200, "", func(t *testing.T, c, _ map[string]any) {
+			if c["email"] != "erin@new.example.com" || !slices.Equal(strs(c["roles"]), []string{"auditor"}) {
+				t.Errorf("email %v roles %v, want the user's as they are now", c["email"], c["roles"])
+			}
+		}},
+		{"refresh grant withdrawn", func(id string) { patch(id, clients.Patch{GrantTypes: &[]string{"password"}}) }, nil, 400, "unauthorized_client", nil},
+		{"client disabled", func(id string) { patch(id, clients.Patch{Disabled: ptr(true)}) }, nil, 401, "invalid_client", nil},
+		{"client deleted and recreated", func(id string) {
+			if err := e.srv.Clients().Delete(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, 400, "invalid_grant", nil},
+	}
+	for i, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			id := fmt.Sprintf("r%d", i)
+			mod := func(c *clients.Client) { c.Audiences = []string{testAud, other} }
+			sec := e.userClient(id, mod)
+			_, rt := e.login(id, sec, "erin", url.Values{"scope": {"read write email"}, "resource": {testAud, other}})
+			row.change(id)
+			if _, err := e.srv.Clients().Get(ctx, id); err != nil { // deleted: the same id again
+				sec = e.userClient(id, mod)
+			}
+			st, body := e.refresh(id, sec, rt, row.ask)
+			if st != row.status || (row.errCode != "" && body["error"] != row.errCode) {
+				t.Fatalf("refresh = %d %v, want %d %s", st, body, row.status, row.errCode)
+			}
+			if row.check != nil {
+				row.check(t, decodePayload(t, body["access_token"].(string)), body)
+			}
+		})
+	}
+	// The user's state: disabled ends the family.
+	sec := e.userClient("u1", nil)
+	_, rt := e.login("u1", sec, "erin", nil)
+	if _, _, err := e.srv.Users().Update(ctx, userID, users.Patch{Disabled: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := e.refresh("u1", sec, rt, nil); st != 400 || body["error"] != "invalid_grant" {
+		t.Errorf("refresh of a disabled user = %d %v, want invalid_grant", st, body)
 	}
 }
