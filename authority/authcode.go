@@ -24,6 +24,9 @@ import (
 	"github.com/signet-auth/signet/users"
 )
 
+// flowCode marks the refresh families the code flow starts.
+const flowCode = "code"
+
 // reasonCodeReuse is the family revocation reason when its authorization
 // code is presented a second time (RFC 6749 §4.1.2).
 const reasonCodeReuse = "authorization_code_reuse"
@@ -264,11 +267,14 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 		return err
 	}
 	code.AccessJTI, code.AccessExp = r.jti, out.iat+int64(r.ttl/time.Second)
-	if r.refreshHash != "" {
+	// A third-party client keeps access only if the consent page said so
+	// and the user allowed it (the code records it); refreshes check the
+	// consent again.
+	if r.refreshHash != "" && (r.ent.Record.FirstParty || code.Offline) {
 		idle, absolute := s.refreshTTLs(r.ent)
 		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: out.scope, Aud: []string{r.ent.Record.DefaultAudience},
 			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
-			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff}
+			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff, Flow: flowCode}
 		fam.addAccess(r.jti, code.AccessExp, r.now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
 		if err != nil {

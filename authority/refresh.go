@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
@@ -116,6 +117,10 @@ type familyRecord struct {
 	// authorization code flow: refreshed ID tokens carry them.
 	AuthTime int64  `json:"auth_time,omitempty"`
 	SID      string `json:"sid,omitempty"`
+	// Flow is flowCode for families the code flow started (""
+	// before this field): while their client is not first party, each
+	// refresh needs the user's consent to keeping access (issue 16).
+	Flow string `json:"flow,omitempty"`
 	// LoginCutoff is the user's cutoff when the family was created. A
 	// logout moves the cutoff, which ends every family created before it
 	// without writing each of them: one logout is two writes however many
@@ -575,6 +580,13 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	if err != nil || user.Disabled {
 		out.err, out.denied = errBadRefresh(), len(f.Access) > 0
 		return revokeFamily(tx, &f, reasonUserGone, r.now)
+	}
+	if f.Flow == flowCode && !r.ent.Record.FirstParty {
+		ok, err := sessions.ConsentedTx(tx, &sessions.Consent{UserID: f.UserID, ClientID: f.ClientID, ClientInstance: f.ClientInstance, Offline: true})
+		if err != nil || !ok {
+			out.err = errBadRefresh()
+			return err
+		}
 	}
 	// Every value the family carries is granted again, against the client
 	// and the user as they are now: the client's grant, instance and

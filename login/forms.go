@@ -35,6 +35,10 @@ func (h *Handler) reopen(c echo.Context, tx sessions.Transaction) (*authzRequest
 	if oerr != nil {
 		return nil, false, h.redirectError(c, req, oerr)
 	}
+	if tx.ClientInstance != req.clientInstance {
+		return nil, false, h.errorPage(c, http.StatusBadRequest, "This page has expired",
+			"The application was registered again since this page was shown. Nothing was changed. Start again from the application.", "")
+	}
 	return req, true, nil
 }
 
@@ -125,7 +129,9 @@ func (h *Handler) submitConsent(c echo.Context) error {
 	if c.Request().PostFormValue("decision") != "allow" {
 		return h.redirectError(c, req, &oauthError{"access_denied", "the user did not allow access"})
 	}
-	if err := h.sess.GrantConsent(ctx, sess.UserID, req.client.ID, req.scopes); err != nil {
+	// What the page showed: reopen validated the request again, for the
+	// client instance the transaction was started for.
+	if err := h.sess.GrantConsent(ctx, req.consent(sess.UserID)); err != nil {
 		return h.serverError(c, err)
 	}
 	return h.issueCode(c, req, sess)
