@@ -245,3 +245,74 @@ func TestGrants_CodeGrantPrivilegedScope(t *testing.T) {
 		t.Fatalf("refresh after the role was taken = %d %s", r.status, r.raw)
 	}
 }
+
+// TestGrants_EveryClientKeyedRecordChecksInstance is the class test of
+// issue 16 item 2: every record Signet keeps under a client id (code,
+// access token, refresh family, consent, and the login and consent pages
+// in progress) was made for one instance of the client, and none of them
+// serves the instance registered under the same id after a delete.
+func TestGrants_EveryClientKeyedRecordChecksInstance(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	secret := e.thirdParty("app", nil)
+	b := e.browser()
+	v, ch := pkce()
+	cb := codeFrom(t, b.submit(consentPage(t, b, "app", "openid", ch), url.Values{"decision": {"allow"}}))
+	tr := e.redeem("app", secret, cb.Get("code"), "https://app.example/cb", v)
+	if tr.status != http.StatusOK || tr.str("refresh_token") == "" {
+		t.Fatalf("redeem = %d %s", tr.status, tr.raw)
+	}
+	v2, ch2 := pkce()
+	code := codeFrom(t, b.authorize(authzQuery(ch2, url.Values{"client_id": {"app"}}))).Get("code") // consent remembered
+	loginB := e.browser()
+	loginPage := loginB.authorize(authzQuery(ch, url.Values{"client_id": {"app"}}))
+	consentB := e.browser()
+	consentWait := consentPage(t, consentB, "app", "openid email", ch)
+
+	if err := e.srv.Clients().Delete(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	secret = e.thirdParty("app", nil)
+
+	rows := []struct {
+		record string
+		check  func(t *testing.T)
+	}{
+		{"authorization code", func(t *testing.T) {
+			if r := e.redeem("app", secret, code, "https://app.example/cb", v2); r.status != http.StatusBadRequest || r.str("error") != "invalid_grant" {
+				t.Errorf("redeem = %d %s, want invalid_grant", r.status, r.raw)
+			}
+		}},
+		{"access token", func(t *testing.T) {
+			if st, _, _ := e.userinfo(tr.str("access_token")); st != http.StatusUnauthorized {
+				t.Errorf("userinfo = %d, want 401", st)
+			}
+		}},
+		{"refresh family", func(t *testing.T) {
+			if r := e.token("app", secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.str("refresh_token")}}); r.status != http.StatusBadRequest {
+				t.Errorf("refresh = %d %s, want 400", r.status, r.raw)
+			}
+		}},
+		{"consent", func(t *testing.T) {
+			if p := b.authorize(authzQuery(ch, url.Values{"client_id": {"app"}})); p.location != nil || !strings.Contains(p.body, `value="allow"`) {
+				t.Errorf("authorize = %d %v, want the consent page", p.status, p.location)
+			}
+			if list, err := authority.Consents(ctx, e.store, e.alice.ID); err != nil || len(list) != 0 {
+				t.Errorf("listed consents = %v %v, want none", list, err)
+			}
+		}},
+		{"consent page in progress", func(t *testing.T) {
+			if p := consentB.submit(consentWait, url.Values{"decision": {"allow"}}); p.location != nil || !strings.Contains(p.body, "This page has expired") {
+				t.Errorf("answer = %d %v, want the expired page", p.status, p.location)
+			}
+		}},
+		{"login page in progress", func(t *testing.T) {
+			if p := loginB.login(loginPage, "alice", alicePassword); p.location != nil || !strings.Contains(p.body, "This page has expired") {
+				t.Errorf("login = %d %v, want the expired page", p.status, p.location)
+			}
+		}},
+	}
+	for _, row := range rows {
+		t.Run(row.record, row.check)
+	}
+}
