@@ -252,3 +252,31 @@ func TestTransactionsStateless(t *testing.T) {
 		t.Errorf("%d records written before completion", n)
 	}
 }
+
+// TestCodes_PurgeDropsIndex: the index that lets a consent withdrawal end
+// a user's codes for a client (user_authorization_codes) loses its entry
+// when purge deletes the code, so it does not grow forever.
+func TestCodes_PurgeDropsIndex(t *testing.T) {
+	m, st, clk := newManager(t)
+	ctx := context.Background()
+	if _, err := m.IssueCode(ctx, sessions.Code{ClientID: "c", UserID: "u", Scope: "openid"}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		n := 0
+		_ = st.View(ctx, func(tx storage.Tx) error {
+			return tx.Scan("user_authorization_codes", "", func(string, []byte) error { n++; return nil })
+		})
+		return n
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("index entries after issue = %d, want 1", n)
+	}
+	clk.Add(sessions.DefaultCodeTTL + 2*time.Hour)
+	if _, err := m.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("index entries after purge = %d, want 0", n)
+	}
+}
