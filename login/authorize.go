@@ -369,7 +369,8 @@ func (h *Handler) renderLogin(c echo.Context, req *authzRequest, tx sessions.Tra
 // showConsent starts a consent transaction and renders the consent page.
 func (h *Handler) showConsent(c echo.Context, req *authzRequest, sess sessions.Session) error {
 	browser := h.browserID(c)
-	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "consent", Browser: sessions.Hash(browser), Query: req.query, UserID: sess.UserID, ClientInstance: req.clientInstance})
+	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "consent", Browser: sessions.Hash(browser), Query: req.query, UserID: sess.UserID,
+		ClientInstance: req.clientInstance, Scopes: req.scopes, Offline: keepsAccess(req.client)})
 	if err != nil {
 		return h.serverError(c, err)
 	}

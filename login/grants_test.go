@@ -198,6 +198,41 @@ func TestGrants_ThirdPartyRefreshNeedsConsent(t *testing.T) {
 			t.Fatalf("consent page without the keep-access line:\n%s", p.body)
 		}
 	})
+	t.Run("refresh grant added while the consent page is open: the answer is refused", func(t *testing.T) {
+		secret := e.thirdParty("sneaky", func(c *clients.Client) { c.GrantTypes = []string{clients.GrantAuthorizationCode} })
+		b := e.browser()
+		v, ch := pkce()
+		p := consentPage(t, b, "sneaky", "openid", ch)
+		both := []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken}
+		if _, err := e.srv.Clients().Update(ctx, "sneaky", clients.Patch{GrantTypes: &both}); err != nil {
+			t.Fatal(err)
+		}
+		got := b.submit(p, url.Values{"decision": {"allow"}})
+		if got.location != nil {
+			tr := e.redeem("sneaky", secret, got.location.Query().Get("code"), "https://app.example/cb", v)
+			t.Fatalf("allowed what the page never showed; redeem = %d refresh %t", tr.status, tr.str("refresh_token") != "")
+		}
+		if !strings.Contains(got.body, "This page has expired") {
+			t.Fatalf("answer = %d:\n%s", got.status, got.body)
+		}
+	})
+	t.Run("default scopes changed while the consent page is open: the answer is refused", func(t *testing.T) {
+		e.thirdParty("widens", nil)
+		b := e.browser()
+		_, ch := pkce()
+		q := authzQuery(ch, url.Values{"client_id": {"widens"}, "scope": nil}) // the client's default scopes
+		p := b.authorize(q)
+		if p.location == nil && strings.Contains(p.body, `name="password"`) {
+			p = b.login(p, "alice", alicePassword)
+		}
+		def := []string{"openid", "email"}
+		if _, err := e.srv.Clients().Update(ctx, "widens", clients.Patch{DefaultScopes: &def}); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.submit(p, url.Values{"decision": {"allow"}}); got.location != nil || !strings.Contains(got.body, "This page has expired") {
+			t.Fatalf("answer after the default scopes grew = %d %v", got.status, got.location)
+		}
+	})
 	t.Run("first party turned third party: its refresh needs a consent", func(t *testing.T) {
 		secret := e.webClient("turns", nil)
 		tr, _ := e.flow(e.browser(), "turns", secret, nil)

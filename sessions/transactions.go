@@ -41,8 +41,12 @@ type Transaction struct {
 	// (login, consent): a client deleted and created again under the same
 	// id while the page was open is another, which the user never saw.
 	ClientInstance string `json:"ci,omitempty"`
-	ExpiresAt      int64  `json:"e"` // unix nanoseconds
-	Nonce          string `json:"n"`
+	// Scopes and Offline are what a consent page showed: the user allows
+	// that, not what the client asks by the time the form comes back.
+	Scopes    []string `json:"s,omitempty"`
+	Offline   bool     `json:"o,omitempty"`
+	ExpiresAt int64    `json:"e"` // unix nanoseconds
+	Nonce     string   `json:"n"`
 }
 
 // Buckets of transactions: the MAC key, and the completed transactions
