@@ -224,6 +224,11 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	if (code.RedirectGiven || r.p.redirectURI != "") && r.p.redirectURI != code.RedirectURI {
 		return fail()
 	}
+	// An operator who removed a redirect URI (a lost domain) ends the
+	// codes already sent there too.
+	if !r.ent.Record.RedirectAllowed(code.RedirectURI) {
+		return fail()
+	}
 	switch {
 	case code.Challenge != "":
 		got := S256(r.p.codeVerifier)

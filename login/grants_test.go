@@ -351,3 +351,34 @@ func TestGrants_EveryClientKeyedRecordChecksInstance(t *testing.T) {
 		t.Run(row.record, row.check)
 	}
 }
+
+// TestGrants_CodeRechecksClient: a code is redeemed against the client as
+// it is now: one sent to a redirect URI the operator has since removed is
+// refused, and a scope the client lost since is not granted.
+func TestGrants_CodeRechecksClient(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	secret := e.webClient("web", func(c *clients.Client) { c.RedirectURIs = append(c.RedirectURIs, "https://old.example/cb") })
+	b := e.browser()
+	v, ch := pkce()
+	p := b.login(b.authorize(authzQuery(ch, url.Values{"redirect_uri": {"https://old.example/cb"}})), "alice", alicePassword)
+	code := codeFrom(t, p).Get("code")
+	only := []string{"https://app.example/cb"}
+	if _, err := e.srv.Clients().Update(ctx, "web", clients.Patch{RedirectURIs: &only}); err != nil {
+		t.Fatal(err)
+	}
+	if tr := e.redeem("web", secret, code, "https://old.example/cb", v); tr.status != http.StatusBadRequest || tr.str("error") != "invalid_grant" {
+		t.Errorf("code sent to a removed redirect URI = %d %s, want invalid_grant", tr.status, tr.raw)
+	}
+
+	v, ch = pkce()
+	code = codeFrom(t, b.authorize(authzQuery(ch, url.Values{"scope": {"openid email"}}))).Get("code")
+	scopes := []string{"openid", "profile"}
+	if _, err := e.srv.Clients().Update(ctx, "web", clients.Patch{Scopes: &scopes, DefaultScopes: &[]string{"openid"}}); err != nil {
+		t.Fatal(err)
+	}
+	tr := e.redeem("web", secret, code, "https://app.example/cb", v)
+	if tr.status != http.StatusOK || tr.str("scope") != "openid" || claims(t, tr.str("access_token"))["email"] != nil {
+		t.Errorf("code redeemed after the client lost email = %d %s, want scope openid only", tr.status, tr.raw)
+	}
+}
