@@ -31,6 +31,11 @@ const (
 	ActorSystem = "system" // the server itself, e.g. creating missing keys at start
 )
 
+// UserActor is the actor of a change made with a user's token: the user,
+// not the client that holds the token (that one goes in Event.Client).
+// Client ids cannot contain a colon, so the two never look alike.
+func UserActor(userID string) string { return "user:" + userID }
+
 // Outcomes.
 const (
 	OutcomeOK     = "ok"
@@ -42,14 +47,17 @@ const (
 // New fields are optional (omitempty), so records written before they
 // existed still decode, and old readers ignore them.
 type Event struct {
-	Time    time.Time `json:"time"`
-	Actor   string    `json:"actor"`             // admin client id, or cli, cron, system
-	OSUser  string    `json:"os_user,omitempty"` // actor cli: the operating-system user
-	Replica string    `json:"replica,omitempty"` // the server that acted (default its hostname)
-	Action  string    `json:"action"`            // e.g. keys.rotate, clients.create
-	Target  string    `json:"target,omitempty"`  // kid, client id, user id
-	Outcome string    `json:"outcome"`           // ok, error, denied
-	Detail  string    `json:"detail,omitempty"`
+	Time  time.Time `json:"time"`
+	Actor string    `json:"actor"` // admin client id, user:ID, or cli, cron, system
+	// Client is the client whose token a user (actor user:ID) acted
+	// through; empty when the actor is the client itself or not a token.
+	Client  string `json:"client,omitempty"`
+	OSUser  string `json:"os_user,omitempty"` // actor cli: the operating-system user
+	Replica string `json:"replica,omitempty"` // the server that acted (default its hostname)
+	Action  string `json:"action"`            // e.g. keys.rotate, clients.create
+	Target  string `json:"target,omitempty"`  // kid, client id, user id
+	Outcome string `json:"outcome"`           // ok, error, denied
+	Detail  string `json:"detail,omitempty"`
 	// RequestID ties an online action to the server's request log.
 	RequestID string `json:"request_id,omitempty"`
 }
@@ -58,6 +66,7 @@ type Event struct {
 // an event's empty actor fields from it.
 type Actor struct {
 	Name      string
+	Client    string // actor user:ID: the client its token came from
 	OSUser    string
 	Replica   string
 	RequestID string
@@ -75,6 +84,9 @@ func WithActor(ctx context.Context, a Actor) context.Context {
 	}
 	if a.OSUser == "" {
 		a.OSUser = prev.OSUser
+	}
+	if a.Client == "" {
+		a.Client = prev.Client
 	}
 	if a.Replica == "" {
 		a.Replica = prev.Replica
@@ -102,6 +114,9 @@ func Attribute(ctx context.Context, ev Event) Event {
 	}
 	if ev.OSUser == "" {
 		ev.OSUser = a.OSUser
+	}
+	if ev.Client == "" {
+		ev.Client = a.Client
 	}
 	if ev.Replica == "" {
 		ev.Replica = a.Replica

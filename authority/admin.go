@@ -16,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
@@ -71,15 +72,15 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		actor, err := s.verifyAdmin(r)
+		who, err := s.verifyAdmin(r)
 		if err != nil {
 			var oe *Error
 			if errors.As(err, &oe) && oe.Status == http.StatusForbidden {
-				s.record(c, AuditEvent{Actor: actor, Action: "admin.access", Target: r.Method + " " + r.URL.Path, Outcome: "denied", Detail: oe.Description})
+				s.record(c, AuditEvent{Actor: who.Name, Client: who.Client, Action: "admin.access", Target: r.Method + " " + r.URL.Path, Outcome: "denied", Detail: oe.Description})
 			}
 			return err
 		}
-		c.Set(actorKey, actor)
+		c.Set(actorKey, who)
 		if r.Method == http.MethodPost || r.Method == http.MethodPatch || r.Method == http.MethodPut {
 			mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 			if err != nil || mt != echo.MIMEApplicationJSON {
@@ -92,32 +93,60 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 
 // verifyAdmin is the shared bearer check (verifyBearer) for the admin
 // audience, plus the admin scope: the token must carry it and its client
-// must still be allowed it. It returns the actor (the token's client id)
-// also when it refuses for lack of scope.
-func (s *Server) verifyAdmin(r *http.Request) (string, error) {
+// must still be allowed it. A user's token (sub is not its client_id)
+// also needs the user, as stored now, to hold the admin role
+// (users.PermitScopes): a role taken away ends the user's admin access at
+// once, not when the token expires. It returns who acts (the user, or the
+// client for its own token) also when it refuses for lack of scope.
+func (s *Server) verifyAdmin(r *http.Request) (audit.Actor, error) {
 	at, err := s.verifyBearer(r, bearerCheck{audience: AdminAudience, realm: bearerRealm})
 	if err != nil {
-		return "", err
+		return audit.Actor{}, err
 	}
+	gone := &Error{Code: "invalid_token", Description: "the token's client or user no longer exists", Status: http.StatusUnauthorized, bearer: bearerRealm + `, error="invalid_token"`}
 	ent, err := s.clients.Lookup(r.Context(), at.ClientID)
 	if err != nil { // deleted since verifyBearer looked: refuse as it would
-		return "", &Error{Code: "invalid_token", Description: "the token's client no longer exists", Status: http.StatusUnauthorized, bearer: bearerRealm + `, error="invalid_token"`}
+		return audit.Actor{}, gone
 	}
-	if !slices.Contains(splitScope(at.Scope), AdminScope) || !slices.Contains(ent.Record.Scopes, AdminScope) {
-		return at.ClientID, &Error{Code: "insufficient_scope", Description: "token lacks scope " + AdminScope, Status: http.StatusForbidden,
+	who := audit.Actor{Name: at.ClientID}
+	allowed := slices.Contains(splitScope(at.Scope), AdminScope) && slices.Contains(ent.Record.Scopes, AdminScope)
+	if at.Sub != at.ClientID {
+		who = audit.Actor{Name: audit.UserActor(at.Sub), Client: at.ClientID}
+	}
+	if allowed && at.Sub != at.ClientID {
+		u, err := s.users.Get(r.Context(), at.Sub)
+		if errors.Is(err, storage.ErrNotFound) {
+			return audit.Actor{}, gone
+		}
+		if err != nil {
+			return audit.Actor{}, errServer(fmt.Errorf("admin token user: %w", err))
+		}
+		if _, refused := users.PermitScopes(&u, []string{AdminScope}); refused != "" {
+			allowed = false
+		}
+	}
+	if !allowed {
+		return who, &Error{Code: "insufficient_scope", Description: "token lacks scope " + AdminScope, Status: http.StatusForbidden,
 			bearer: bearerRealm + `, error="insufficient_scope", scope="` + AdminScope + `"`}
 	}
-	return at.ClientID, nil
+	return who, nil
 }
 
-func actor(c echo.Context) string {
-	a, _ := c.Get(actorKey).(string)
+// actor is who acts in an admin request, as the audit trail names it.
+func actor(c echo.Context) string { return actorOf(c).Name }
+
+func actorOf(c echo.Context) audit.Actor {
+	a, _ := c.Get(actorKey).(audit.Actor)
 	return a
 }
 
 // record writes an audit event; a failure is logged, not returned, since
-// the action it describes has already happened.
+// the action it describes has already happened. An admin request's
+// event names the client a user acted through.
 func (s *Server) record(c echo.Context, ev AuditEvent) {
+	if a := actorOf(c); ev.Client == "" && ev.Actor == a.Name {
+		ev.Client = a.Client
+	}
 	ev.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
 	if err := s.audit.Record(c.Request().Context(), ev); err != nil {
 		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "audit", slog.String("request_id", ev.RequestID), slog.String("action", ev.Action), slog.String("err", err.Error()))

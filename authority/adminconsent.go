@@ -1,13 +1,43 @@
 package authority
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/sessions"
+	"github.com/signet-auth/signet/storage"
 )
+
+// Consents lists what userID allowed each client that still exists, as
+// the instance it is now. A consent given to a deleted client, or to an
+// earlier instance of its id, allows nothing (sessions.Consent) and is
+// not listed: for the user it ended with the client.
+func Consents(ctx context.Context, store storage.Store, userID string) ([]sessions.Consent, error) {
+	all, err := sessions.Consents(ctx, store, userID)
+	if err != nil {
+		return nil, err
+	}
+	reg := clients.New(store, clients.Options{})
+	live := all[:0]
+	for _, c := range all {
+		ent, err := reg.Lookup(ctx, c.ClientID)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list consents: %w", err)
+		}
+		if ent.Record.Instance == c.ClientInstance {
+			live = append(live, c)
+		}
+	}
+	return live, nil
+}
 
 // ConsentWithdrawal is the answer to DELETE /admin/users/{id}/consents/{client}.
 type ConsentWithdrawal struct {
@@ -22,7 +52,7 @@ func (s *Server) adminListConsents(c echo.Context) error {
 	if _, err := s.users.Get(ctx, id); err != nil {
 		return userError(err)
 	}
-	list, err := sessions.Consents(ctx, s.cfg.Store, id)
+	list, err := Consents(ctx, s.cfg.Store, id)
 	if err != nil {
 		return errServer(err)
 	}

@@ -19,7 +19,7 @@ import (
 // writers that record their own audit event in the transaction of their
 // change (the key manager).
 func (s *Server) actorContext(c echo.Context) context.Context {
-	return audit.WithActor(c.Request().Context(), audit.Actor{Name: actor(c), RequestID: c.Response().Header().Get(echo.HeaderXRequestID)})
+	return audit.WithActor(c.Request().Context(), audit.Actor{Name: actor(c), Client: actorOf(c).Client, RequestID: c.Response().Header().Get(echo.HeaderXRequestID)})
 }
 
 // auditedFailure runs fn and records only a failure: on success the change

@@ -24,6 +24,9 @@ import (
 	"github.com/signet-auth/signet/users"
 )
 
+// flowCode marks the refresh families the code flow starts.
+const flowCode = "code"
+
 // reasonCodeReuse is the family revocation reason when its authorization
 // code is presented a second time (RFC 6749 §4.1.2).
 const reasonCodeReuse = "authorization_code_reuse"
@@ -94,6 +97,7 @@ type codeOutcome struct {
 	claims []byte
 	iat    int64
 	family string
+	scope  string // the code's scope as the client and user may hold it now
 }
 
 // codeGrant is grant_type=authorization_code (RFC 6749 §4.1.3, RFC 7636
@@ -153,15 +157,15 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 	if out.err != nil {
 		return out.err
 	}
-	spec := accessSpec{sub: out.code.UserID, scope: out.code.Scope, aud: []string{ent.Record.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims}
+	spec := accessSpec{sub: out.code.UserID, scope: out.scope, aud: []string{ent.Record.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims}
 	at, err := s.sign(key, ent, spec)
 	if err != nil {
 		return err
 	}
 	idTok := ""
-	if hasScope(out.code.Scope, "openid") {
+	if hasScope(out.scope, "openid") {
 		idTok, err = s.idToken(ent, idTokenSpec{sub: out.code.UserID, nonce: out.code.Nonce, sid: out.code.SID,
-			authTime: out.code.AuthTime, iat: out.iat, accessToken: at.token, scope: out.code.Scope, user: &out.user})
+			authTime: out.code.AuthTime, iat: out.iat, accessToken: at.token, scope: out.scope, user: &out.user})
 		if err != nil {
 			return err
 		}
@@ -172,7 +176,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 	if out.family == "" {
 		refresh = ""
 	}
-	return s.writeOIDCTokens(c, ent, at, out.code.Scope, refresh, idTok)
+	return s.writeOIDCTokens(c, ent, at, out.scope, refresh, idTok)
 }
 
 type redemption struct {
@@ -220,6 +224,11 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	if (code.RedirectGiven || r.p.redirectURI != "") && r.p.redirectURI != code.RedirectURI {
 		return fail()
 	}
+	// An operator who removed a redirect URI (a lost domain) ends the
+	// codes already sent there too.
+	if !r.ent.Record.RedirectAllowed(code.RedirectURI) {
+		return fail()
+	}
 	switch {
 	case code.Challenge != "":
 		got := S256(r.p.codeVerifier)
@@ -252,15 +261,25 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	}
 	out.user = user
 	out.iat = max(r.now.Unix(), cutoff)
-	if out.claims, err = userClaims(&user, code.Scope); err != nil {
+	var scope []string
+	for _, sc := range splitScope(code.Scope) {
+		if slices.Contains(r.ent.Record.Scopes, sc) { // the client may have lost it since
+			scope = append(scope, sc)
+		}
+	}
+	out.scope, _ = userScope(&user.User, strings.Join(scope, " "), nil)
+	if out.claims, err = userClaims(&user, out.scope); err != nil {
 		return err
 	}
 	code.AccessJTI, code.AccessExp = r.jti, out.iat+int64(r.ttl/time.Second)
-	if r.refreshHash != "" {
+	// A third-party client keeps access only if the consent page said so
+	// and the user allowed it (the code records it); refreshes check the
+	// consent again.
+	if r.refreshHash != "" && (r.ent.Record.FirstParty || code.Offline) {
 		idle, absolute := s.refreshTTLs(r.ent)
-		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: code.Scope, Aud: []string{r.ent.Record.DefaultAudience},
+		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: out.scope, Aud: []string{r.ent.Record.DefaultAudience},
 			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
-			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff}
+			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff, Flow: flowCode}
 		fam.addAccess(r.jti, code.AccessExp, r.now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
 		if err != nil {

@@ -90,6 +90,7 @@ func TestBearer_RevokedAndCutOff(t *testing.T) {
 		c.Audiences = append(c.Audiences, authority.AdminAudience)
 	})
 	alice := e.createUser("alice")
+	e.setRoles(alice, []string{authority.AdminScope}) // issue 16: only an admin user gets the scope
 	adminForm := url.Values{"scope": {authority.AdminScope}, "audience": {authority.AdminAudience}}
 	userRevoked, _ := e.login("console", sec, "alice", adminForm)
 	userCut, _ := e.login("console", sec, "alice", adminForm)

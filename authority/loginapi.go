@@ -124,9 +124,10 @@ func endBrowserSessions(tx storage.Tx, sub string) error {
 // reasonConsentWithdrawn is the family revocation reason of a withdrawn consent.
 const reasonConsentWithdrawn = "consent_withdrawn"
 
-// WithdrawConsent forgets what userID allowed clientID and revokes that
-// client's refresh token families of the user, in one transaction. It
-// reports whether there was a consent and how many families were revoked.
+// WithdrawConsent forgets what userID allowed clientID, ends the user's
+// outstanding codes for that client and revokes that client's refresh
+// token families of the user, in one transaction. It reports whether there
+// was a consent and how many families were revoked.
 func WithdrawConsent(ctx context.Context, store storage.Store, userID, clientID string, now time.Time) (bool, int, error) {
 	var found bool
 	var n int

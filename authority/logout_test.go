@@ -125,6 +125,7 @@ func TestLogout_TwiceInOneSecond(t *testing.T) {
 				c.Audiences = append(c.Audiences, authority.AdminAudience)
 			})
 			id := e.createUser("alice")
+			e.setRoles(id, []string{authority.AdminScope}) // issue 16: only an admin user gets the scope
 			e.clock.Add(100 * time.Millisecond)
 			admin := e.adminToken()
 			logout := func() {

@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
@@ -116,6 +117,10 @@ type familyRecord struct {
 	// authorization code flow: refreshed ID tokens carry them.
 	AuthTime int64  `json:"auth_time,omitempty"`
 	SID      string `json:"sid,omitempty"`
+	// Flow is flowCode for families the code flow started (""
+	// before this field): while their client is not first party, each
+	// refresh needs the user's consent to keeping access (issue 16).
+	Flow string `json:"flow,omitempty"`
 	// LoginCutoff is the user's cutoff when the family was created. A
 	// logout moves the cutoff, which ends every family created before it
 	// without writing each of them: one logout is two writes however many
@@ -335,6 +340,11 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 		}
 	}
 
+	named, _ := parseScope(p.scope) // grantScope parsed it already
+	scope, oe := userScope(&rec.User, scope, named)
+	if oe != nil {
+		return oe
+	}
 	claims, err := userClaims(&rec, scope)
 	if err != nil {
 		return errServer(err)
@@ -571,13 +581,24 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 		out.err, out.denied = errBadRefresh(), len(f.Access) > 0
 		return revokeFamily(tx, &f, reasonUserGone, r.now)
 	}
-	// Scope may narrow, never widen (RFC 6749 §6), and never beyond what
-	// the client is allowed today.
-	granted := splitScope(f.Scope)
-	scope := granted
+	if f.Flow == flowCode && !r.ent.Record.FirstParty {
+		ok, err := sessions.ConsentedTx(tx, &sessions.Consent{UserID: f.UserID, ClientID: f.ClientID, ClientInstance: f.ClientInstance, Offline: true})
+		if err != nil || !ok {
+			out.err = errBadRefresh()
+			return err
+		}
+	}
+	// Every value the family carries is granted again, against the client
+	// and the user as they are now: the client's grant, instance and
+	// enabled state were checked by the caller and above, the user's
+	// state just now; scope and audience may narrow, never widen (RFC 6749
+	// §6), and never go beyond what the client is allowed today or (for a
+	// privileged scope) what the user may hold. What the client lost is
+	// dropped; asked for by name, it is refused.
+	scope := splitScope(f.Scope)
 	if r.requested != nil {
 		for _, sc := range r.requested {
-			if !slices.Contains(granted, sc) {
+			if !slices.Contains(scope, sc) {
 				out.err = errInvalidScope("scope " + sc + " was not granted to this refresh token")
 				return nil
 			}
@@ -586,9 +607,17 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	}
 	kept := make([]string, 0, len(scope))
 	for _, sc := range scope {
-		if slices.Contains(r.ent.Record.Scopes, sc) && !slices.Contains(kept, sc) {
+		if slices.Contains(r.ent.Record.Scopes, sc) {
 			kept = append(kept, sc)
+		} else if r.requested != nil {
+			out.err = errInvalidScope("scope " + sc + " is no longer allowed for this client")
+			return nil
 		}
+	}
+	var oe *Error
+	if out.scope, oe = userScope(&user.User, strings.Join(kept, " "), r.requested); oe != nil {
+		out.err = oe
+		return nil
 	}
 	aud := f.Aud
 	if len(r.aud) > 0 {
@@ -600,7 +629,18 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 		}
 		aud = r.aud
 	}
-	out.scope, out.aud = strings.Join(kept, " "), aud
+	for _, a := range aud {
+		if slices.Contains(r.ent.Record.Audiences, a) {
+			out.aud = append(out.aud, a)
+		} else if len(r.aud) > 0 {
+			out.err = errInvalidTarget("the requested audience is no longer allowed for this client")
+			return nil
+		}
+	}
+	if len(out.aud) == 0 {
+		out.err = errInvalidTarget("no audience this refresh token was granted is still allowed for this client")
+		return nil
+	}
 	out.iat = max(r.now.Unix(), cutoff)
 	if out.user, err = userClaims(&user, out.scope); err != nil {
 		return err

@@ -5,7 +5,25 @@ import (
 	"strings"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/users"
 )
+
+// userScope applies the privileged-scope rule (users.PermitScopes) to the
+// scope a grant is about to give u: a privileged scope the client named in
+// this request is refused with invalid_scope; one that came from the
+// client's defaults, a code or a refresh family is dropped.
+func userScope(u *users.User, scope string, named []string) (string, *Error) {
+	kept, refused := users.PermitScopes(u, splitScope(scope))
+	if refused == "" {
+		return scope, nil
+	}
+	for _, n := range named {
+		if !slices.Contains(kept, n) && users.Privileged(n) {
+			return "", errInvalidScope("scope " + n + " needs the user to hold the role " + n)
+		}
+	}
+	return strings.Join(kept, " "), nil
+}
 
 // errMalformedScope is the answer to a scope parameter that is not RFC
 // 6749 §3.3 syntax.

@@ -262,7 +262,7 @@ func (h *Handler) proceed(c echo.Context, req *authzRequest) error {
 // afterLogin asks for consent when the client needs it, else issues the code.
 func (h *Handler) afterLogin(c echo.Context, req *authzRequest, sess sessions.Session) error {
 	if !req.client.FirstParty {
-		ok, err := h.sess.Consented(c.Request().Context(), sess.UserID, req.client.ID, req.scopes)
+		ok, err := h.sess.Consented(c.Request().Context(), req.consent(sess.UserID))
 		if err != nil {
 			return h.serverError(c, err)
 		}
@@ -276,6 +276,23 @@ func (h *Handler) afterLogin(c echo.Context, req *authzRequest, sess sessions.Se
 	return h.issueCode(c, req, sess)
 }
 
+// keepsAccess says whether the client would keep access while the user is
+// away: it may use the refresh_token grant. A third-party client gets a
+// refresh token only when the consent page said so and the user allowed
+// it (OIDC Core §11 asks this for offline_access; clients that never ask
+// for offline_access but refresh anyway, as MCP clients do, get the same
+// page), so the page and the consent record carry it.
+func keepsAccess(cl clients.Client) bool {
+	return slices.Contains(cl.GrantTypes, clients.GrantRefreshToken)
+}
+
+// consent is what userID must have allowed for req: its scopes, for this
+// instance of the client, and to keep access while away when it would.
+func (req *authzRequest) consent(userID string) sessions.Consent {
+	return sessions.Consent{UserID: userID, ClientID: req.client.ID, ClientInstance: req.clientInstance,
+		Scopes: req.scopes, Offline: keepsAccess(req.client)}
+}
+
 // issueCode stores a code bound to everything the token endpoint must
 // check and sends the browser back to the client.
 func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Session) error {
@@ -284,6 +301,8 @@ func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Ses
 		ClientID: req.client.ID, ClientInstance: req.clientInstance, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
 		Challenge: req.challenge, Nonce: req.nonce, Scope: strings.Join(req.scopes, " "),
 		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime,
+		// First party, or the consent just checked covers it.
+		Offline: keepsAccess(req.client),
 	})
 	if err != nil {
 		return h.serverError(c, err)
@@ -328,7 +347,7 @@ func (h *Handler) navigate(c echo.Context, target string) error {
 // showLogin starts a login transaction and renders the login form.
 func (h *Handler) showLogin(c echo.Context, req *authzRequest, username, msg, field string, status int) error {
 	browser := h.browserID(c)
-	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "login", Browser: sessions.Hash(browser), Query: req.query})
+	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "login", Browser: sessions.Hash(browser), Query: req.query, ClientInstance: req.clientInstance})
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -350,7 +369,8 @@ func (h *Handler) renderLogin(c echo.Context, req *authzRequest, tx sessions.Tra
 // showConsent starts a consent transaction and renders the consent page.
 func (h *Handler) showConsent(c echo.Context, req *authzRequest, sess sessions.Session) error {
 	browser := h.browserID(c)
-	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "consent", Browser: sessions.Hash(browser), Query: req.query, UserID: sess.UserID})
+	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "consent", Browser: sessions.Hash(browser), Query: req.query, UserID: sess.UserID,
+		ClientInstance: req.clientInstance, Scopes: req.scopes, Offline: keepsAccess(req.client)})
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -359,7 +379,14 @@ func (h *Handler) showConsent(c echo.Context, req *authzRequest, sess sessions.S
 	p.Heading = p.ClientName + " wants to access your account"
 	p.ActionURL, p.TxID, p.CSRF, p.Restart = h.path+"/login/consent", tx.ID, tx.CSRF, req.query
 	for _, s := range req.scopes {
-		p.Scopes = append(p.Scopes, scopeText{Name: s, Text: describeScope(s, p.ClientName)})
+		if s != "offline_access" { // it means what keepsAccess says, listed once below
+			p.Scopes = append(p.Scopes, scopeText{Name: s, Text: describeScope(s, p.ClientName)})
+		}
+	}
+	// In the list itself, not only in the note: an operator's own
+	// template that shows the list still tells the user.
+	if p.Offline = keepsAccess(req.client); p.Offline {
+		p.Scopes = append(p.Scopes, scopeText{Name: "offline_access", Text: describeScope("offline_access", p.ClientName)})
 	}
 	return h.render(c, http.StatusOK, "consent.html", p)
 }
@@ -381,7 +408,7 @@ func describeScope(s, client string) string {
 	case "email":
 		return "See your email address and whether it is verified"
 	case "offline_access":
-		return "Keep access while you are away, until you withdraw it"
+		return "Keep this access while you are away, until you withdraw it"
 	}
 	return "Use the permission \u201c" + s + "\u201d"
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -31,6 +32,12 @@ func (h *Handler) reopen(c echo.Context, tx sessions.Transaction) (*authzRequest
 	req, perr, oerr := h.parseRequest(c, q)
 	if perr != nil {
 		return nil, false, h.errorPage(c, http.StatusBadRequest, perr.heading, perr.message, "")
+	}
+	// Before anything is sent to the client: a client registered again
+	// under this id is not the one the page was shown for.
+	if tx.ClientInstance != req.clientInstance {
+		return nil, false, h.errorPage(c, http.StatusBadRequest, "This page has expired",
+			"The application was registered again since this page was shown. Nothing was changed. Start again from the application.", "")
 	}
 	if oerr != nil {
 		return nil, false, h.redirectError(c, req, oerr)
@@ -125,7 +132,14 @@ func (h *Handler) submitConsent(c echo.Context) error {
 	if c.Request().PostFormValue("decision") != "allow" {
 		return h.redirectError(c, req, &oauthError{"access_denied", "the user did not allow access"})
 	}
-	if err := h.sess.GrantConsent(ctx, sess.UserID, req.client.ID, req.scopes); err != nil {
+	// The user allows what the page showed, nothing more: the client may
+	// have changed its default scopes or gained the refresh grant since.
+	want := req.consent(sess.UserID)
+	if !slices.Equal(tx.Scopes, want.Scopes) || tx.Offline != want.Offline {
+		return h.errorPage(c, http.StatusBadRequest, "This page has expired",
+			"The application changed what it asks for since this page was shown. Nothing was allowed. Start again to see what it asks now.", tx.Query)
+	}
+	if err := h.sess.GrantConsent(ctx, want); err != nil {
 		return h.serverError(c, err)
 	}
 	return h.issueCode(c, req, sess)

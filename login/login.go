@@ -185,6 +185,9 @@ type page struct {
 	// Consent.
 	ClientName string
 	Scopes     []scopeText
+	// Offline: the client keeps access while the user is away (it gets
+	// refresh tokens); Scopes lists it too.
+	Offline bool
 	// Links.
 	RestartURL string
 	// ContinueURL is a registered redirect URI (validated at registration:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/signet-auth/signet/storage"
 )
@@ -28,9 +29,13 @@ type Code struct {
 	SID       string `json:"sid"`
 	// Session is the storage key of the SSO session that issued the code:
 	// a code whose session ended (logout, force logout) is refused.
-	Session   string `json:"session"`
-	AuthTime  int64  `json:"auth_time"`  // unix seconds
-	ExpiresAt int64  `json:"expires_at"` // unix nanoseconds
+	Session string `json:"session"`
+	// Offline says the user allowed the client to keep access while away
+	// (refresh tokens): the client is first party, or the consent page
+	// said so and the user allowed it.
+	Offline   bool  `json:"offline,omitempty"`
+	AuthTime  int64 `json:"auth_time"`  // unix seconds
+	ExpiresAt int64 `json:"expires_at"` // unix nanoseconds
 
 	// Set by the redemption: a second redemption revokes these.
 	UsedAt    int64  `json:"used_at,omitempty"`
@@ -45,7 +50,16 @@ func (m *Manager) IssueCode(ctx context.Context, c Code) (string, error) {
 	code := NewSecret()
 	c.ExpiresAt = m.opts.Now().Add(m.opts.CodeTTL).UnixNano()
 	c.UsedAt, c.Family, c.AccessJTI, c.AccessExp = 0, "", "", 0
-	err := m.store.Batch(ctx, func(tx storage.Tx) error { return putJSON(tx, codesBucket, Hash(code), &c) })
+	key := Hash(code)
+	err := m.store.Batch(ctx, func(tx storage.Tx) error {
+		if err := putJSON(tx, codesBucket, key, &c); err != nil {
+			return err
+		}
+		if k, ok := userCodeKey(&c, key); ok {
+			return tx.Put(userCodesBucket, k, nil)
+		}
+		return nil
+	})
 	if err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
 	}
@@ -75,4 +89,36 @@ func CodeTx(tx storage.Tx, code string) (Code, string, error) {
 // PutCodeTx writes c back under key inside tx.
 func PutCodeTx(tx storage.Tx, key string, c *Code) error {
 	return putJSON(tx, codesBucket, key, c)
+}
+
+// userCodeKey is the userCodesBucket key of the code c stored under key:
+// user id "/" client id "/" key. Ids with a slash (none are valid) are not
+// indexed.
+func userCodeKey(c *Code, key string) (string, bool) {
+	if c.UserID == "" || c.ClientID == "" || strings.Contains(c.UserID, "/") || strings.Contains(c.ClientID, "/") {
+		return "", false
+	}
+	return c.UserID + "/" + c.ClientID + "/" + key, true
+}
+
+// endCodesTx deletes every code indexed under prefix (user id "/" or user
+// id "/" client id "/") and its index entries.
+func endCodesTx(tx storage.Tx, prefix string) error {
+	var keys []string
+	err := tx.Scan(userCodesBucket, prefix, func(k string, _ []byte) error {
+		keys = append(keys, k)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := tx.Delete(codesBucket, k[strings.LastIndexByte(k, '/')+1:]); err != nil {
+			return err
+		}
+		if err := tx.Delete(userCodesBucket, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -66,13 +66,14 @@ func (m *Manager) Purge(ctx context.Context) (int, error) {
 			bucket string
 			keep   time.Duration
 		}{{codesBucket, usedCodeKeep}} {
-			var old []string
+			var old, index []string
 			err := tx.Scan(b.bucket, "", func(k string, v []byte) error {
-				var rec struct {
-					ExpiresAt int64 `json:"expires_at"`
-				}
+				var rec Code
 				if json.Unmarshal(v, &rec) != nil || now.UnixNano() >= rec.ExpiresAt+int64(b.keep) {
 					old = append(old, k)
+					if ik, ok := userCodeKey(&rec, k); ok {
+						index = append(index, ik)
+					}
 				}
 				return nil
 			})
@@ -84,6 +85,11 @@ func (m *Manager) Purge(ctx context.Context) (int, error) {
 					return err
 				}
 				n++
+			}
+			for _, k := range index {
+				if err := tx.Delete(userCodesBucket, k); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -26,6 +26,9 @@ const (
 	userSessionsBucket = "user_sso_sessions" // user id "/" sha256(cookie) → ""
 	consentsBucket     = "consents"          // user id "/" client id → Consent
 	codesBucket        = "authorization_codes"
+	// userCodesBucket indexes codes by user and client, so that withdrawing
+	// a consent ends the codes in flight in its own transaction.
+	userCodesBucket = "user_authorization_codes" // user id "/" client id "/" sha256(code) → ""
 )
 
 // Defaults.

@@ -116,24 +116,46 @@ func TestTransactions(t *testing.T) {
 	}
 }
 
-// TestConsents: consent covers a scope set and grows; withdrawal forgets it.
+// TestConsents: consent covers a scope set and grows; it belongs to one
+// client instance; keeping access while away is allowed only explicitly;
+// withdrawal forgets it and ends the user's codes for the client.
 func TestConsents(t *testing.T) {
 	m, st, _ := newManager(t)
 	ctx := context.Background()
-	if ok, _ := m.Consented(ctx, "u", "c", []string{"openid"}); ok {
+	want := func(inst string, offline bool, scopes ...string) sessions.Consent {
+		return sessions.Consent{UserID: "u", ClientID: "c", ClientInstance: inst, Scopes: scopes, Offline: offline}
+	}
+	if ok, _ := m.Consented(ctx, want("i1", false, "openid")); ok {
 		t.Fatal("consent before any")
 	}
-	_ = m.GrantConsent(ctx, "u", "c", []string{"openid", "email"})
-	if ok, _ := m.Consented(ctx, "u", "c", []string{"email"}); !ok {
+	_ = m.GrantConsent(ctx, want("i1", false, "openid", "email"))
+	if ok, _ := m.Consented(ctx, want("i1", false, "email")); !ok {
 		t.Fatal("subset not covered")
 	}
-	if ok, _ := m.Consented(ctx, "u", "c", []string{"email", "profile"}); ok {
+	if ok, _ := m.Consented(ctx, want("i1", false, "email", "profile")); ok {
 		t.Fatal("a new scope was covered")
+	}
+	if ok, _ := m.Consented(ctx, want("i1", true, "email")); ok {
+		t.Fatal("keeping access while away was covered without being allowed")
+	}
+	if ok, _ := m.Consented(ctx, want("i2", false, "email")); ok {
+		t.Fatal("a consent covered another instance of the client id")
+	}
+	// Another instance replaces the consent instead of adding to it.
+	_ = m.GrantConsent(ctx, want("i2", true, "profile"))
+	if ok, _ := m.Consented(ctx, want("i2", true, "profile")); !ok {
+		t.Fatal("the new instance's consent is not covered")
+	}
+	if ok, _ := m.Consented(ctx, want("i2", false, "email")); ok {
+		t.Fatal("the old instance's scopes carried over to the new one")
 	}
 	list, err := sessions.Consents(ctx, st, "u")
 	if err != nil || len(list) != 1 || list[0].ClientID != "c" {
 		t.Fatalf("list = %v %v", list, err)
 	}
+	// Codes of u for c (and one for another client) in flight.
+	cCode, _ := m.IssueCode(ctx, sessions.Code{ClientID: "c", UserID: "u", Scope: "openid"})
+	dCode, _ := m.IssueCode(ctx, sessions.Code{ClientID: "d", UserID: "u", Scope: "openid"})
 	var found bool
 	err = st.Update(ctx, func(tx storage.Tx) error {
 		var err error
@@ -143,8 +165,20 @@ func TestConsents(t *testing.T) {
 	if err != nil || !found {
 		t.Fatal(found, err)
 	}
-	if ok, _ := m.Consented(ctx, "u", "c", []string{"openid"}); ok {
+	if ok, _ := m.Consented(ctx, want("i2", false, "profile")); ok {
 		t.Fatal("consent survived withdrawal")
+	}
+	err = st.View(ctx, func(tx storage.Tx) error {
+		if _, _, err := sessions.CodeTx(tx, cCode); !errors.Is(err, sessions.ErrNotFound) {
+			t.Errorf("a code of the withdrawn client survived: %v", err)
+		}
+		if _, _, err := sessions.CodeTx(tx, dCode); err != nil {
+			t.Errorf("a code of another client ended: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -216,5 +250,33 @@ func TestTransactionsStateless(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("%d records written before completion", n)
+	}
+}
+
+// TestCodes_PurgeDropsIndex: the index that lets a consent withdrawal end
+// a user's codes for a client (user_authorization_codes) loses its entry
+// when purge deletes the code, so it does not grow forever.
+func TestCodes_PurgeDropsIndex(t *testing.T) {
+	m, st, clk := newManager(t)
+	ctx := context.Background()
+	if _, err := m.IssueCode(ctx, sessions.Code{ClientID: "c", UserID: "u", Scope: "openid"}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		n := 0
+		_ = st.View(ctx, func(tx storage.Tx) error {
+			return tx.Scan("user_authorization_codes", "", func(string, []byte) error { n++; return nil })
+		})
+		return n
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("index entries after issue = %d, want 1", n)
+	}
+	clk.Add(sessions.DefaultCodeTTL + 2*time.Hour)
+	if _, err := m.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("index entries after purge = %d, want 0", n)
 	}
 }

@@ -36,9 +36,17 @@ type Transaction struct {
 	// Query is the original authorization (or logout) request.
 	Query string `json:"q"`
 	// UserID is set for consent: who is being asked.
-	UserID    string `json:"u,omitempty"`
-	ExpiresAt int64  `json:"e"` // unix nanoseconds
-	Nonce     string `json:"n"`
+	UserID string `json:"u,omitempty"`
+	// ClientInstance is the instance of the client the page was shown for
+	// (login, consent): a client deleted and created again under the same
+	// id while the page was open is another, which the user never saw.
+	ClientInstance string `json:"ci,omitempty"`
+	// Scopes and Offline are what a consent page showed: the user allows
+	// that, not what the client asks by the time the form comes back.
+	Scopes    []string `json:"s,omitempty"`
+	Offline   bool     `json:"o,omitempty"`
+	ExpiresAt int64    `json:"e"` // unix nanoseconds
+	Nonce     string   `json:"n"`
 }
 
 // Buckets of transactions: the MAC key, and the completed transactions

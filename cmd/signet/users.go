@@ -331,7 +331,7 @@ func (o offlineUsers) logout(ctx context.Context, id string) (int, error) {
 }
 
 func (o offlineUsers) consents(ctx context.Context, id string) ([]sessions.Consent, error) {
-	return sessions.Consents(ctx, o.store, id)
+	return authority.Consents(ctx, o.store, id) // live ones: of clients that still exist, as the instance they are now
 }
 
 func (o offlineUsers) withdraw(ctx context.Context, id, client string) (authority.ConsentWithdrawal, error) {
