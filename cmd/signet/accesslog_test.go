@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/signet-auth/signet/config"
 )
 
 // TestServe_AccessLog: log.access chooses which requests get a "request"
@@ -26,7 +28,7 @@ func TestServe_AccessLog(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.mode, func(t *testing.T) {
-			c := testConfig(t, func(c *Config) { c.Log.Access = tc.mode })
+			c := testConfig(t, func(c *config.Config) { c.Log.Access = tc.mode })
 			m, logs := startMain(t, c, nil)
 			h := m.public.srv.Handler
 			for _, p := range paths {

@@ -14,45 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/signet-auth/signet/adminclient"
 	"github.com/signet-auth/signet/audit"
 )
-
-// auditConfig is the audit: section.
-type auditConfig struct {
-	// Retention is how long audit events are kept; the purge job (on
-	// keys.purge.schedule) deletes older ones. Default 2160h (90 days).
-	Retention string `yaml:"retention"`
-	// Replica names this server in the events it writes (cron jobs, key
-	// changes); empty means the hostname.
-	Replica string `yaml:"replica"`
-}
-
-func defaultAuditConfig() auditConfig { return auditConfig{Retention: "2160h"} }
-
-// validateAudit checks the audit: section; bad reports a field's problem.
-func (c *Config) validateAudit(bad func(field, format string, args ...any)) {
-	d, err := time.ParseDuration(c.Audit.Retention)
-	switch {
-	case err != nil:
-		bad("audit.retention", "%q: expected a duration such as 2160h (90 days)", c.Audit.Retention)
-	case d <= 0:
-		bad("audit.retention", "%s: must be positive (audit events are kept this long; 2160h is 90 days)", c.Audit.Retention)
-	default:
-		c.parsed.auditRetention = d
-	}
-}
-
-// replica is the name this server writes into audit events.
-func (c *Config) replica() string {
-	if c.Audit.Replica != "" {
-		return c.Audit.Replica
-	}
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "unknown"
-	}
-	return h
-}
 
 // withReplica names this server in the audit events that admin and OAuth
 // requests write. Other requests (JWKS, health) skip the context allocation.
@@ -82,7 +46,7 @@ func cliContext(ctx context.Context) context.Context {
 // that it did.
 func (m *Main) purgeAudit(ctx context.Context) (int, error) {
 	log := audit.New(m.Store, m.Now)
-	cutoff := m.Now().Add(-m.Config.parsed.auditRetention)
+	cutoff := m.Now().Add(-m.Config.Parsed.AuditRetention)
 	n, err := log.Purge(ctx, cutoff)
 	if n > 0 {
 		ev := audit.Attribute(ctx, audit.Event{Action: "audit.purge", Outcome: audit.OutcomeOK,
@@ -130,7 +94,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var fetch func(q audit.Query) (audit.Page, error)
 	if *server != "" {
-		ac, err := newAdminClient(ctx, *server)
+		ac, err := newAdminClient(ctx, *server, cf.serverDataDir(fs))
 		if err != nil {
 			return err
 		}
@@ -140,7 +104,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		st, err := openBolt(cfg.BoltPath(), cfg.parsed.lockTimeout)
+		st, err := openBolt(cfg.BoltPath(), cfg.Parsed.LockTimeout)
 		if err != nil {
 			return err
 		}
@@ -193,7 +157,7 @@ func parseWhen(flag, v string, now time.Time) (time.Time, error) {
 	return time.Time{}, usageError{fmt.Sprintf("%s %q: expected an RFC 3339 time (2026-01-02T15:04:05Z) or a duration ago (24h)", flag, v)}
 }
 
-func fetchAuditPage(ctx context.Context, ac *adminClient, q audit.Query) (audit.Page, error) {
+func fetchAuditPage(ctx context.Context, ac *adminclient.Client, q audit.Query) (audit.Page, error) {
 	v := url.Values{"limit": {strconv.Itoa(q.Limit)}}
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
@@ -208,7 +172,7 @@ func fetchAuditPage(ctx context.Context, ac *adminClient, q audit.Query) (audit.
 		v.Set("cursor", q.Cursor)
 	}
 	var p audit.Page
-	err := ac.do(ctx, http.MethodGet, "/admin/audit?"+v.Encode(), nil, &p)
+	err := ac.Do(ctx, http.MethodGet, "/admin/audit?"+v.Encode(), nil, &p)
 	return p, err
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/audit"
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -40,7 +41,7 @@ func findEvent(evs []audit.Event, action string) (audit.Event, bool) {
 // the clock's time, and the purge job applies audit.retention.
 func TestAudit_CronRotationAndRetention(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
-	c := testConfig(t, func(c *Config) {
+	c := testConfig(t, func(c *config.Config) {
 		c.Keys.Algorithms = []string{"ES256"}
 		c.Keys.Rotation.Schedule = "@every 10m"
 		c.Keys.Purge.Leeway = "1m"
@@ -105,7 +106,7 @@ func mustAll(t *testing.T, l *audit.Log) []audit.Event {
 // actor cli with the OS user, which `signet audit` reads offline.
 func TestAudit_OfflineKeys(t *testing.T) {
 	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256")
-	c := testConfig(t, func(c *Config) { c.Keys.Algorithms = []string{"ES256"} })
+	c := testConfig(t, func(c *config.Config) { c.Keys.Algorithms = []string{"ES256"} })
 	m, _ := startMain(t, c, nil)
 	active, _ := m.Keys.SigningKey("ES256")
 	m.Close()
@@ -140,7 +141,7 @@ func TestAudit_OfflineKeys(t *testing.T) {
 // (1000 events) by cursor, online and offline, and gives the same events.
 func TestAudit_OnlineAndPaging(t *testing.T) {
 	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256")
-	c := testConfig(t, func(c *Config) { c.Keys.Algorithms = []string{"ES256"} })
+	c := testConfig(t, func(c *config.Config) { c.Keys.Algorithms = []string{"ES256"} })
 	out, _, err := initCmd(t, "--data-dir", c.DataDir)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +155,7 @@ func TestAudit_OnlineAndPaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := auditCmd(t, "--server", m.URL(), "--action", "keys.rotate")
-	if len(p.Events) != 1 || p.Events[0].Actor != admin.ClientID || p.Events[0].RequestID == "" || p.Events[0].Outcome != "ok" || p.Events[0].Replica != c.replica() {
+	if len(p.Events) != 1 || p.Events[0].Actor != admin.ClientID || p.Events[0].RequestID == "" || p.Events[0].Outcome != "ok" || p.Events[0].Replica != c.ReplicaName() {
 		t.Fatalf("online rotation events = %+v, want one by %s with a request id", p.Events, admin.ClientID)
 	}
 

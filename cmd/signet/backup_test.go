@@ -14,8 +14,12 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/backup"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 )
@@ -59,7 +63,7 @@ func runCmd(t *testing.T, args ...string) (string, string, int) {
 func TestBackup_OnlineUnderLoadAndRestore(t *testing.T) {
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
-	edit := func(c *Config) {
+	edit := func(c *config.Config) {
 		c.Keys.Algorithms = []string{"ES256"}
 		c.HTTP.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 		c.Issuer = issuer
@@ -217,7 +221,7 @@ func TestBackup_OnlineUnderLoadAndRestore(t *testing.T) {
 // keeps the replaced store.
 func TestRestore_OverCurrentStore(t *testing.T) {
 	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256")
-	c := testConfig(t, func(c *Config) { c.Keys.Algorithms = []string{"ES256"} })
+	c := testConfig(t, func(c *config.Config) { c.Keys.Algorithms = []string{"ES256"} })
 	m, _ := startMain(t, c, nil)
 	if _, _, err := m.Server.Clients().Create(t.Context(), clientSpec("svc")); err != nil {
 		t.Fatal(err)
@@ -292,7 +296,7 @@ func clientSpec(id string) clients.Client {
 // cached, and is an audit event.
 func TestBackup_AdminRoute(t *testing.T) {
 	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256")
-	c := testConfig(t, func(c *Config) { c.Keys.Algorithms = []string{"ES256"} })
+	c := testConfig(t, func(c *config.Config) { c.Keys.Algorithms = []string{"ES256"} })
 	out, _, err := initCmd(t, "--data-dir", c.DataDir)
 	if err != nil {
 		t.Fatal(err)
@@ -309,12 +313,14 @@ func TestBackup_AdminRoute(t *testing.T) {
 	}
 	t.Setenv("SIGNET_CLIENT_ID", admin.ClientID)
 	t.Setenv("SIGNET_CLIENT_SECRET", admin.ClientSecret)
-	ac, err := newAdminClient(t.Context(), m.URL())
+	cc := clientcredentials.Config{ClientID: admin.ClientID, ClientSecret: admin.ClientSecret, TokenURL: m.URL() + "/oauth2/token",
+		Scopes: []string{authority.AdminScope}, EndpointParams: url.Values{"audience": {authority.AdminAudience}}}
+	tok, err := cc.Token(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequest(http.MethodGet, m.URL()+"/admin/backup", nil)
-	req.Header.Set("Authorization", "Bearer "+ac.token)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -1,3 +1,5 @@
+//go:build browser
+
 package main
 
 import (
@@ -21,11 +23,12 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/users"
 )
 
-// chromiumPath finds the system Chromium. The browser test never skips:
-// .ci/run installs Debian's chromium when it is missing.
+// chromiumPath finds the system Chromium. Built with -tags browser, the
+// test never skips: .ci/run installs Debian's chromium and runs it.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
@@ -205,7 +208,7 @@ func TestBrowserLogin(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	c := testConfig(t, func(c *Config) {
+	c := testConfig(t, func(c *config.Config) {
 		c.HTTP.Addr = addr
 		c.Issuer = "http://" + addr
 		c.Keys.Algorithms = []string{"RS256", "ES256"}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/signet-auth/signet/config"
 )
 
 // subcommand is one `signet COMMAND SUB` form, for the help and for
@@ -108,7 +110,7 @@ func unknownSubcommand(cmd, sub string) error {
 		names = append(names, s.name)
 	}
 	msg := fmt.Sprintf("unknown subcommand %q", sub)
-	if s := closest(sub, names); s != "" {
+	if s := config.Closest(sub, names); s != "" {
 		msg += fmt.Sprintf(": did you mean %q?", "signet "+cmd+" "+s)
 	} else {
 		msg += fmt.Sprintf(" (one of %s)", strings.Join(names, ", "))
@@ -124,7 +126,7 @@ func unknownCommand(w io.Writer, name string, cmds map[string]command) {
 	}
 	sort.Strings(names)
 	msg := fmt.Sprintf("signet: unknown command %q", name)
-	if s := closest(name, names); s != "" {
+	if s := config.Closest(name, names); s != "" {
 		msg += fmt.Sprintf(": did you mean %q?", "signet "+s)
 	}
 	fmt.Fprintf(w, "%s\n\n", msg)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/signet-auth/signet/config"
 )
 
 // helpFlags runs `signet ARGS -h` and returns the flags its help lists.
@@ -137,7 +139,7 @@ func TestUnknownCommand(t *testing.T) {
 // missing object on the admin listener stays a plain 404.
 func TestAdminOnOtherListener(t *testing.T) {
 	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256,EdDSA")
-	c := testConfig(t, func(c *Config) { c.HTTP.AdminAddr = "127.0.0.1:0" })
+	c := testConfig(t, func(c *config.Config) { c.HTTP.AdminAddr = "127.0.0.1:0" })
 	out, _, err := initCmd(t, "--data-dir", c.DataDir)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/signet-auth/signet/adminclient"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
@@ -203,7 +204,7 @@ func clientsDo(ctx context.Context, sub string, ops clientOps, id string, spec c
 // the configuration) and returns a function that releases it.
 func openClientOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, server string) (clientOps, func(), error) {
 	if server != "" {
-		a, err := newAdminClient(ctx, server)
+		a, err := newAdminClient(ctx, server, cf.serverDataDir(fs))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -219,7 +220,7 @@ func openClientOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, serve
 	}
 	ops := offlineClients{
 		c: clients.New(st, clients.Options{
-			Algorithms: cfg.Keys.Algorithms, DefaultTokenTTL: cfg.parsed.defaultTTL, MaxTokenTTL: cfg.parsed.maxTTL,
+			Algorithms: cfg.Keys.Algorithms, DefaultTokenTTL: cfg.Parsed.DefaultTTL, MaxTokenTTL: cfg.Parsed.MaxTTL,
 		}),
 		audit: authority.NewAuditLog(st, nil),
 	}
@@ -320,11 +321,11 @@ func (o offlineClients) rotate(ctx context.Context, id string, keep time.Duratio
 }
 
 // onlineClients goes through the admin API.
-type onlineClients struct{ a *adminClient }
+type onlineClients struct{ a *adminclient.Client }
 
 func (o onlineClients) create(ctx context.Context, spec clients.Client) (authority.ClientWithSecret, error) {
 	var out authority.ClientWithSecret
-	err := o.a.do(ctx, http.MethodPost, "/admin/clients", spec, &out)
+	err := o.a.Do(ctx, http.MethodPost, "/admin/clients", spec, &out)
 	return out, err
 }
 
@@ -332,22 +333,22 @@ func (o onlineClients) list(ctx context.Context) ([]clients.Client, error) {
 	var out struct {
 		Clients []clients.Client `json:"clients"`
 	}
-	err := o.a.do(ctx, http.MethodGet, "/admin/clients", nil, &out)
+	err := o.a.Do(ctx, http.MethodGet, "/admin/clients", nil, &out)
 	return out.Clients, err
 }
 
 func (o onlineClients) get(ctx context.Context, id string) (clients.Client, error) {
 	var out clients.Client
-	err := o.a.do(ctx, http.MethodGet, "/admin/clients/"+url.PathEscape(id), nil, &out)
+	err := o.a.Do(ctx, http.MethodGet, "/admin/clients/"+url.PathEscape(id), nil, &out)
 	return out, err
 }
 
 func (o onlineClients) remove(ctx context.Context, id string) error {
-	return o.a.do(ctx, http.MethodDelete, "/admin/clients/"+url.PathEscape(id), nil, nil)
+	return o.a.Do(ctx, http.MethodDelete, "/admin/clients/"+url.PathEscape(id), nil, nil)
 }
 
 func (o onlineClients) rotate(ctx context.Context, id string, keep time.Duration) (authority.ClientWithSecret, error) {
 	var out authority.ClientWithSecret
-	err := o.a.do(ctx, http.MethodPost, "/admin/clients/"+url.PathEscape(id)+"/secret", authority.SecretRotation{KeepPrevious: clients.Duration(keep)}, &out)
+	err := o.a.Do(ctx, http.MethodPost, "/admin/clients/"+url.PathEscape(id)+"/secret", authority.SecretRotation{KeepPrevious: clients.Duration(keep)}, &out)
 	return out, err
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/config"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
@@ -134,7 +135,7 @@ func TestRun_Clients_Offline(t *testing.T) {
 	}
 
 	// While a server holds the store: a clear error, not a hang.
-	c := testConfig(t, func(c *Config) { c.DataDir = dir })
+	c := testConfig(t, func(c *config.Config) { c.DataDir = dir })
 	startMain(t, c, nil)
 	if _, _, err := clientsCmd(t, "list", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "in use by another signet process") {
 		t.Errorf("list on a held store = %v", err)
@@ -177,7 +178,7 @@ func TestRun_Clients_Online(t *testing.T) {
 	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok.AccessToken, ".")[1])
 	var claims map[string]any
 	_ = json.Unmarshal(payload, &claims)
-	if claims["aud"] != "API" || claims["scope"] != "b" || claims["sub"] != "svc" || claims["iss"] != c.Issuer {
+	if claims["aud"] != "API" || claims["scope"] != "b" || claims["sub"] != "svc" || claims["iss"] != m.Config.Issuer {
 		t.Errorf("claims = %v", claims)
 	}
 

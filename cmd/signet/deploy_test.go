@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/signet-auth/signet/config"
 )
 
 // TestDeployCompose checks deploy/compose.yaml without a Docker engine:
@@ -60,7 +62,7 @@ func TestDeployCompose(t *testing.T) {
 		if env["SIGNET_STORAGE_BACKEND"] != "etcd" {
 			t.Errorf("%s: SIGNET_STORAGE_BACKEND = %q, want etcd", r, env["SIGNET_STORAGE_BACKEND"])
 		}
-		eps := splitList(env["SIGNET_STORAGE_ETCD_ENDPOINTS"])
+		eps := config.SplitList(env["SIGNET_STORAGE_ETCD_ENDPOINTS"])
 		slices.Sort(eps)
 		if !slices.Equal(eps, etcdURLs) {
 			t.Errorf("%s: etcd endpoints %v, want every member %v", r, eps, etcdURLs)

@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,6 +17,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/keys"
 )
 
@@ -49,7 +54,7 @@ func metricsBody(t *testing.T, base string) string {
 // TestServe_Dev: --dev on an empty store logs a demo client whose curl line
 // works as printed; the token endpoint feeds the Prometheus metrics.
 func TestServe_Dev(t *testing.T) {
-	c := testConfig(t, func(c *Config) { c.Dev = true })
+	c := testConfig(t, func(c *config.Config) { c.Dev = true })
 	m, logs := startMain(t, c, nil)
 	c.Issuer = m.URL() // the curl line targets the issuer; point it at the listener
 	rec := devLine(t, logs.String())
@@ -58,6 +63,10 @@ func TestServe_Dev(t *testing.T) {
 	}
 	if rec["client_id"] != authority.DemoClientID || len(rec["client_secret"]) != 43 {
 		t.Fatalf("demo client record = %v", rec)
+	}
+	// --dev makes the admin client too, and may print its secret.
+	if cs, _, err := readAdminCredentials(c.DataDir); err != nil || !strings.Contains(logs.String(), `"client_secret":"`+cs.ClientSecret+`"`) {
+		t.Errorf("dev mode: admin credentials %+v, %v; want them in the file and the log:\n%s", cs, err, logs)
 	}
 	// The curl line must hold what a user needs: Basic credentials, grant, scope, endpoint.
 	for _, part := range []string{"-u demo:" + rec["client_secret"], "grant_type=client_credentials", "scope=" + authority.DemoScope, "/oauth2/token"} {
@@ -106,22 +115,108 @@ func TestServe_Dev(t *testing.T) {
 	}
 }
 
-// TestServe_NotDev: without --dev no client is ever created.
-func TestServe_NotDev(t *testing.T) {
-	m, logs := startMain(t, testConfig(t, nil), nil)
-	list, err := m.Server.Clients().List(t.Context())
-	if err != nil || len(list) != 0 {
-		t.Errorf("clients without --dev = %v, %v; want none", list, err)
+// TestServe_FirstAdmin: the first start on an empty store makes the
+// first admin client and writes its credentials to a 0600 file in the data
+// directory, naming the file in the log but never the secret; `signet
+// clients create --server` on this machine uses that file with the server
+// running; a restart, or a store that has clients, makes nothing.
+func TestServe_FirstAdmin(t *testing.T) {
+	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256,EdDSA")
+	c := testConfig(t, nil)
+	m, logs := startMain(t, c, nil)
+	path := filepath.Join(c.DataDir, adminCredentialsFile)
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file %s: %v %v; want mode 0600", path, info, err)
 	}
-	if strings.Contains(logs.String(), "client_secret") {
-		t.Error("normal mode logged a client secret")
+	cs, _, err := readAdminCredentials(c.DataDir)
+	if err != nil || cs.ClientID != "admin" || len(cs.ClientSecret) != 43 {
+		t.Fatalf("credentials = %+v, %v", cs, err)
+	}
+	if strings.Contains(logs.String(), cs.ClientSecret) || strings.Contains(logs.String(), "client_secret") {
+		t.Errorf("the secret is in the log outside --dev:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), `"credentials_file":"`+path+`"`) {
+		t.Errorf("the log does not say where the credentials are:\n%s", logs)
+	}
+	list, err := m.Server.Clients().List(t.Context())
+	if err != nil || len(list) != 1 || list[0].ID != "admin" {
+		t.Fatalf("clients after the first start = %v, %v; want the admin client alone", list, err)
+	}
+
+	// With the server running, the CLI creates a client with that file.
+	t.Setenv("SIGNET_DATA_DIR", c.DataDir)
+	out, _, err := clientsCmd(t, "create", "--server", m.URL(), "--id", "svc", "--audience", "api")
+	if err != nil {
+		t.Fatalf("clients create --server with the credentials file: %v", err)
+	}
+	decodeSecret(t, out)
+	// localhost too, and --data-dir wins over the environment.
+	t.Setenv("SIGNET_DATA_DIR", t.TempDir())
+	_, port, _ := net.SplitHostPort(m.Addr())
+	if _, _, err := clientsCmd(t, "list", "--server", "http://localhost:"+port, "--data-dir", c.DataDir); err != nil {
+		t.Errorf("clients list --server localhost --data-dir: %v", err)
+	}
+	// No file in the data directory named: the error says where it looked.
+	_, _, err = clientsCmd(t, "list", "--server", m.URL())
+	if err == nil || !strings.Contains(err.Error(), "SIGNET_CLIENT_ID") || !strings.Contains(err.Error(), adminCredentialsFile) {
+		t.Errorf("without credentials: %v", err)
+	}
+	// A server elsewhere never gets the local file's secret.
+	_, _, err = clientsCmd(t, "list", "--server", "http://signet.example.invalid:8080", "--data-dir", c.DataDir)
+	if err == nil || !strings.Contains(err.Error(), "SIGNET_CLIENT_ID") || strings.Contains(err.Error(), adminCredentialsFile) {
+		t.Errorf("a remote server and the local file: %v", err)
+	}
+	// A file other users can read is refused, as the KEK is.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = clientsCmd(t, "list", "--server", m.URL(), "--data-dir", c.DataDir)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+path) {
+		t.Errorf("a world-readable credentials file: %v", err)
+	}
+	os.Chmod(path, 0o600)
+
+	// A restart makes nothing and leaves the file alone.
+	m.Close()
+	before, _ := os.ReadFile(path)
+	m2, logs2 := startMain(t, c, nil)
+	after, _ := os.ReadFile(path)
+	list, _ = m2.Server.Clients().List(t.Context())
+	if !bytes.Equal(before, after) || len(list) != 2 || strings.Contains(logs2.String(), "first start") {
+		t.Errorf("restart: %d clients, file changed %v:\n%s", len(list), !bytes.Equal(before, after), logs2)
+	}
+
+	// The database and KEK elsewhere: the data directory is made for the file.
+	kek := filepath.Join(t.TempDir(), "kek")
+	if err := os.WriteFile(kek, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c4 := testConfig(t, func(c *config.Config) {
+		c.Storage.Bolt.Path = filepath.Join(t.TempDir(), "signet.db")
+		c.Keys.EncryptionKeyFile = kek
+		c.DataDir = filepath.Join(t.TempDir(), "never-made")
+	})
+	startMain(t, c4, nil)
+	if _, _, err := readAdminCredentials(c4.DataDir); err != nil {
+		t.Errorf("with storage.bolt.path elsewhere: %v", err)
+	}
+
+	// `signet init` before the first start: the server makes no second admin.
+	c3 := testConfig(t, nil)
+	if _, _, err := initCmd(t, "--data-dir", c3.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	startMain(t, c3, nil)
+	if _, err := os.Stat(filepath.Join(c3.DataDir, adminCredentialsFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a store made by signet init got a credentials file: %v", err)
 	}
 }
 
 // TestRun_Keys_Online drives keys list/rotate/revoke through the admin API.
 func TestRun_Keys_Online(t *testing.T) {
 	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256")
-	c := testConfig(t, func(c *Config) { c.Keys.Algorithms = []string{"ES256"} })
+	c := testConfig(t, func(c *config.Config) { c.Keys.Algorithms = []string{"ES256"} })
 	out, _, err := initCmd(t, "--data-dir", c.DataDir)
 	if err != nil {
 		t.Fatal(err)

@@ -267,7 +267,16 @@ func checkDocCommand(line string) (problems []string, signetLines int) {
 	}
 	for i, cmd := range cmds {
 		var args []string
-		for _, w := range cmd {
+		for j := 0; j < len(cmd); j++ {
+			w := cmd[j]
+			// A redirection is the shell's, not the command's.
+			if w.text == ">" || w.text == ">>" || w.text == "2>" {
+				j++
+				continue
+			}
+			if strings.HasPrefix(w.text, ">") || strings.HasPrefix(w.text, "2>") {
+				continue
+			}
 			if w.placeholder {
 				problems = append(problems, fmt.Sprintf("%q is a placeholder, not an argument: write the command out, or say it in prose", w.text))
 			}

@@ -187,14 +187,14 @@ log:
 	waitFor("two rotations", func() bool { return rotations() >= 2 })
 	t.Setenv("SIGNET_CLIENT_ID", admin.ClientID)
 	t.Setenv("SIGNET_CLIENT_SECRET", admin.ClientSecret)
-	ac, err := newAdminClient(ctx, issuer)
+	ac, err := newAdminClient(ctx, issuer, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var list struct {
 		Keys []struct{ KID, Alg, State string }
 	}
-	if err := ac.do(ctx, http.MethodGet, "/admin/keys", nil, &list); err != nil {
+	if err := ac.Do(ctx, http.MethodGet, "/admin/keys", nil, &list); err != nil {
 		t.Fatal(err)
 	}
 	var victim, victimToken string
@@ -215,7 +215,7 @@ log:
 		}
 	}
 	revoked.Store(victim)
-	if err := ac.do(ctx, http.MethodPost, "/admin/keys/"+victim+"/revoke", nil, nil); err != nil {
+	if err := ac.Do(ctx, http.MethodPost, "/admin/keys/"+victim+"/revoke", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	revokedAt := time.Now()

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/signet-auth/signet/config"
 )
 
 // TestServe_AdminListenerHeaders: every answer of the admin listener, also
@@ -11,7 +13,7 @@ import (
 // authority server: JSON with X-Content-Type-Options: nosniff, no HTML
 // redirect page; and the /admin answers say no-store.
 func TestServe_AdminListenerHeaders(t *testing.T) {
-	c := testConfig(t, func(c *Config) { c.HTTP.AdminAddr = "127.0.0.1:0" })
+	c := testConfig(t, func(c *config.Config) { c.HTTP.AdminAddr = "127.0.0.1:0" })
 	m, _ := startMain(t, c, nil)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, base := range []string{m.AdminURL(), m.URL()} {

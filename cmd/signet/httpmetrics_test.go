@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/config"
 )
 
 // scrape returns the /metrics text at base.
@@ -95,7 +96,7 @@ func TestServe_HTTPMetrics(t *testing.T) {
 // its own, or back to the public one.
 func TestServe_MetricsListener(t *testing.T) {
 	t.Run("admin listener", func(t *testing.T) {
-		m, _ := startMain(t, testConfig(t, func(c *Config) { c.HTTP.AdminAddr = "127.0.0.1:0" }), nil)
+		m, _ := startMain(t, testConfig(t, func(c *config.Config) { c.HTTP.AdminAddr = "127.0.0.1:0" }), nil)
 		if s, _ := scrape(t, m.URL()); s != http.StatusNotFound {
 			t.Errorf("public /metrics: status %d, want 404", s)
 		}
@@ -107,7 +108,7 @@ func TestServe_MetricsListener(t *testing.T) {
 		}
 	})
 	t.Run("own listener", func(t *testing.T) {
-		m, _ := startMain(t, testConfig(t, func(c *Config) {
+		m, _ := startMain(t, testConfig(t, func(c *config.Config) {
 			c.HTTP.AdminAddr = "127.0.0.1:0"
 			c.HTTP.MetricsAddr = "127.0.0.1:0"
 		}), nil)
@@ -138,7 +139,7 @@ func TestServe_MetricsListener(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close() // free for the server: an explicit port, as an operator writes it
-		m, _ := startMain(t, testConfig(t, func(c *Config) {
+		m, _ := startMain(t, testConfig(t, func(c *config.Config) {
 			c.HTTP.Addr = addr
 			c.HTTP.AdminAddr = "127.0.0.1:0"
 			c.HTTP.MetricsAddr = addr
@@ -156,15 +157,15 @@ func TestServe_MetricsListener(t *testing.T) {
 
 func TestMetricsOn(t *testing.T) {
 	for _, tc := range []struct {
-		h    httpConfig
+		h    config.HTTP
 		want string
 	}{
-		{httpConfig{Addr: "0.0.0.0:8080"}, metricsPublic},
-		{httpConfig{Addr: "0.0.0.0:8080", AdminAddr: "127.0.0.1:8081"}, metricsAdmin},
-		{httpConfig{Addr: "0.0.0.0:8080", AdminAddr: "127.0.0.1:8081", MetricsAddr: "127.0.0.1:8081"}, metricsAdmin},
-		{httpConfig{Addr: "0.0.0.0:8080", AdminAddr: "127.0.0.1:8081", MetricsAddr: "0.0.0.0:8080"}, metricsPublic},
-		{httpConfig{Addr: "0.0.0.0:8080", MetricsAddr: "127.0.0.1:9090"}, metricsOwn},
-		{httpConfig{Addr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}, metricsOwn},
+		{config.HTTP{Addr: "0.0.0.0:8080"}, metricsPublic},
+		{config.HTTP{Addr: "0.0.0.0:8080", AdminAddr: "127.0.0.1:8081"}, metricsAdmin},
+		{config.HTTP{Addr: "0.0.0.0:8080", AdminAddr: "127.0.0.1:8081", MetricsAddr: "127.0.0.1:8081"}, metricsAdmin},
+		{config.HTTP{Addr: "0.0.0.0:8080", AdminAddr: "127.0.0.1:8081", MetricsAddr: "0.0.0.0:8080"}, metricsPublic},
+		{config.HTTP{Addr: "0.0.0.0:8080", MetricsAddr: "127.0.0.1:9090"}, metricsOwn},
+		{config.HTTP{Addr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}, metricsOwn},
 	} {
 		if got := metricsOn(tc.h); got != tc.want {
 			t.Errorf("metricsOn(%+v) = %s, want %s", tc.h, got, tc.want)

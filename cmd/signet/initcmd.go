@@ -35,7 +35,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer st.Close()
 	reg := clients.New(st, clients.Options{
-		Algorithms: cfg.Keys.Algorithms, DefaultTokenTTL: cfg.parsed.defaultTTL, MaxTokenTTL: cfg.parsed.maxTTL,
+		Algorithms: cfg.Keys.Algorithms, DefaultTokenTTL: cfg.Parsed.DefaultTTL, MaxTokenTTL: cfg.Parsed.MaxTTL,
 	})
 	c, secret, err := reg.CreateFirst(ctx, clients.Client{
 		ID:         *id,

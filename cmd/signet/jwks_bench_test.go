@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/config"
 )
 
 // discardWriter is a ResponseWriter that keeps only the headers and status.
@@ -33,7 +35,7 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 // (RS256, ES256, EdDSA). cpu-ns/op is process CPU per request, steadier
 // than ns/op on a shared machine.
 func BenchmarkJWKS(b *testing.B) {
-	c := testConfig(b, func(c *Config) {
+	c := testConfig(b, func(c *config.Config) {
 		c.Keys.Algorithms = []string{"RS256", "ES256", "EdDSA"}
 		c.Log.Level = "info"
 	})

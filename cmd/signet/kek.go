@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/keys"
 )
 
@@ -22,7 +23,7 @@ type kekSource struct {
 	path string // the file otherwise
 }
 
-func kekSourceOf(c *Config, getenv func(string) string) kekSource {
+func kekSourceOf(c *config.Config, getenv func(string) string) kekSource {
 	if getenv("SIGNET_KEK") != "" {
 		return kekSource{env: true}
 	}
@@ -41,7 +42,7 @@ func (s kekSource) String() string {
 // (default DATA_DIR/kek), refusing a file other users can read. It returns
 // a nil key and no error only when the default file does not exist yet,
 // which resolveKEK may then create for an empty store.
-func readKEK(c *Config, getenv func(string) string) ([]byte, error) {
+func readKEK(c *config.Config, getenv func(string) string) ([]byte, error) {
 	src := kekSourceOf(c, getenv)
 	if src.env {
 		k, err := decodeKEK(getenv("SIGNET_KEK"))
@@ -92,7 +93,7 @@ func checkKEKMode(path string) error {
 // zero-config first run only (default path, empty store) it creates that
 // file with mode 0600 and says so. It never creates a KEK for a store that
 // already has keys: that would orphan them.
-func resolveKEK(ctx context.Context, c *Config, getenv func(string) string, storeEmpty bool, log *slog.Logger) ([]byte, error) {
+func resolveKEK(ctx context.Context, c *config.Config, getenv func(string) string, storeEmpty bool, log *slog.Logger) ([]byte, error) {
 	k, err := readKEK(c, getenv)
 	if err != nil || k != nil {
 		return k, err
@@ -118,7 +119,7 @@ func resolveKEK(ctx context.Context, c *Config, getenv func(string) string, stor
 
 // kekError adds to a key-decryption failure which KEK was used and what
 // to do; other errors pass through.
-func kekError(err error, c *Config, getenv func(string) string) error {
+func kekError(err error, c *config.Config, getenv func(string) string) error {
 	var de *keys.DecryptError
 	if !errors.As(err, &de) {
 		return err

@@ -48,7 +48,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *server != "" {
-		return keysOnline(ctx, *server, sub, kid, *force, *asJSON, stdout)
+		return keysOnline(ctx, *server, cf.serverDataDir(fs), sub, kid, *force, *asJSON, stdout)
 	}
 	cfg, err := cf.load(fs)
 	if err != nil {
@@ -78,7 +78,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	m, err := keys.Open(ctx, keys.Options{
 		Store: st, KEK: kek, Algorithms: cfg.Keys.Algorithms, RSABits: cfg.Keys.RSABits,
-		MaxTokenTTL: cfg.parsed.maxTTL, PurgeLeeway: cfg.parsed.purgeLeeway, MinPublishAge: cfg.parsed.jwksMaxAge,
+		MaxTokenTTL: cfg.Parsed.MaxTTL, PurgeLeeway: cfg.Parsed.PurgeLeeway, MinPublishAge: cfg.Parsed.JWKSMaxAge,
 		Logger: log,
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/etcd"
 	"github.com/signet-auth/signet/storage/etcd/leader"
@@ -37,14 +38,14 @@ func (soleLeader) Close()         {}
 
 // startLeader starts the election of an etcd store, or returns soleLeader,
 // and registers the signet_leader gauge.
-func startLeader(ctx context.Context, st storage.Store, c *Config, reg *prometheus.Registry, log *slog.Logger) scheduleLeader {
+func startLeader(ctx context.Context, st storage.Store, c *config.Config, reg *prometheus.Registry, log *slog.Logger) scheduleLeader {
 	var l scheduleLeader = soleLeader{}
 	if es, ok := st.(*etcd.Store); ok {
 		ttl, _ := time.ParseDuration(c.Storage.Etcd.LeaderTTL) // validated
 		l = leader.Start(ctx, leader.Options{
 			Client: es.Client(),
 			Prefix: es.Prefix() + "leader/",
-			Name:   c.replica(),
+			Name:   c.ReplicaName(),
 			TTL:    ttl,
 			Logger: log.With("component", "leader"),
 		})

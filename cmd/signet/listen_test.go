@@ -10,13 +10,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/signet-auth/signet/config"
 )
 
 // TestServe_AdminListener: with http.admin_addr, /admin is only on that
 // listener (404 on the public one), and the CLI works against it.
 func TestServe_AdminListener(t *testing.T) {
 	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256,EdDSA") // for init, as testConfig
-	c := testConfig(t, func(c *Config) { c.HTTP.AdminAddr = "127.0.0.1:0" })
+	c := testConfig(t, func(c *config.Config) { c.HTTP.AdminAddr = "127.0.0.1:0" })
 	out, _, err := initCmd(t, "--data-dir", c.DataDir)
 	if err != nil {
 		t.Fatal(err)
@@ -34,11 +36,11 @@ func TestServe_AdminListener(t *testing.T) {
 	t.Setenv("SIGNET_CLIENT_ID", admin.ClientID)
 	t.Setenv("SIGNET_CLIENT_SECRET", admin.ClientSecret)
 
-	ac, err := newAdminClient(t.Context(), m.URL())
+	ac, err := newAdminClient(t.Context(), m.URL(), "")
 	if err != nil {
 		t.Fatalf("admin token from the public listener: %v", err)
 	}
-	if err := ac.do(t.Context(), http.MethodGet, "/admin/keys", nil, nil); err == nil || !strings.Contains(err.Error(), "404") {
+	if err := ac.Do(t.Context(), http.MethodGet, "/admin/keys", nil, nil); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("GET /admin/keys on the public listener = %v, want 404", err)
 	}
 	var stdout, stderr bytes.Buffer
@@ -79,7 +81,7 @@ func TestServe_TrustedProxies(t *testing.T) {
 		{"no trusted proxy", []string{}, http.StatusTooManyRequests},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, _ := startMain(t, testConfig(t, func(c *Config) { c.HTTP.TrustedProxies = tc.trusted }), nil)
+			m, _ := startMain(t, testConfig(t, func(c *config.Config) { c.HTTP.TrustedProxies = tc.trusted }), nil)
 			for i := range perIP {
 				if got := failFrom(m.URL(), "203.0.113.1", i); got != http.StatusUnauthorized {
 					t.Fatalf("failure %d = %d, want 401", i, got)

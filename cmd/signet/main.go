@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/signet-auth/signet/config"
 )
 
 // command is one `signet NAME` subcommand.
@@ -30,6 +32,7 @@ func commands() map[string]command {
 		"users":   {"create, list, delete users or set a password", runUsers},
 		"init":    {"create the first admin client on an empty store", runInit},
 		"drill":   {"run a key-rotation drill against a running server", runDrill},
+		"verify":  {"verify an access token as a service does (keys and revocations from the issuer)", runVerify},
 		"version": {"print the version, commit, build date and Go version", runVersion},
 		"audit":   {"read the audit trail (every key change and admin action)", runAudit},
 		"backup":  {"write a backup of the store, online (--server) or offline", runBackup},
@@ -107,50 +110,66 @@ func (f *configFlags) registerOffline(fs *flag.FlagSet) {
 }
 
 // load builds the configuration: defaults, then the file, then SIGNET_*
-// variables, then the flags given on the command line; then validates it.
-func (f *configFlags) load(fs *flag.FlagSet) (Config, error) {
-	c := defaultConfig()
+// variables, then the flags given on the command line; then validates it,
+// reporting every problem at once.
+func (f *configFlags) load(fs *flag.FlagSet) (config.Config, error) {
 	path := f.config
 	if path == "" {
 		path = os.Getenv("SIGNET_CONFIG")
 	}
-	if path != "" {
-		if err := loadConfigFile(&c, path); err != nil {
-			return Config{}, err
-		}
-	}
-	if err := applyEnv(&c, os.Getenv); err != nil {
-		return Config{}, err
-	}
-	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "addr":
-			c.HTTP.Addr = f.addr
-		case "data-dir":
-			c.DataDir = f.dataDir
-		case "issuer":
-			c.Issuer = f.issuer
-		}
-	})
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
+	c, err := config.Load(config.Sources{File: path, Getenv: os.Getenv, Environ: os.Environ(), Set: func(c *config.Config) {
+		fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "addr":
+				c.HTTP.Addr = f.addr
+			case "data-dir":
+				c.DataDir = f.dataDir
+			case "issuer":
+				c.Issuer = f.issuer
+			}
+		})
+	}})
+	if err != nil {
+		return config.Config{}, err
 	}
 	// Offline commands read the same files serve does: refuse a KEK file
 	// other users can read here too, not only at serve.
 	if os.Getenv("SIGNET_KEK") == "" {
 		if err := checkKEKMode(c.KEKPath()); err != nil {
-			return Config{}, err
+			return config.Config{}, err
 		}
 	}
-	c.parsed.envWarnings = unknownEnv(os.Environ())
 	// serve logs them with its other start-up warnings; the other commands
 	// have no log, so they print them.
 	if fs.Name() != "signet serve" {
-		for _, w := range c.parsed.envWarnings {
+		for _, w := range c.Parsed.EnvWarnings {
 			fmt.Fprintf(fs.Output(), "signet: warning: %s\n", w)
 		}
 	}
 	return c, nil
+}
+
+// serverDataDir is the data directory the configuration names (flags,
+// SIGNET_*, file; ./data by default): where an online command looks for
+// the admin credentials a server on this machine wrote at its first start.
+// A configuration that does not load gives "" (no lookup): the online
+// command needs nothing else from it.
+func (f *configFlags) serverDataDir(fs *flag.FlagSet) string {
+	path := f.config
+	if path == "" {
+		path = os.Getenv("SIGNET_CONFIG")
+	}
+	c, err := config.Load(config.Sources{File: path, Getenv: os.Getenv, Set: func(c *config.Config) {
+		fs.Visit(func(fl *flag.Flag) {
+			if fl.Name == "data-dir" {
+				c.DataDir = f.dataDir
+			}
+		})
+	}})
+	if err != nil {
+		return ""
+	}
+	return c.DataDir
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

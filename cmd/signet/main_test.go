@@ -21,12 +21,17 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/keys"
 )
 
 // TestMain lets the test binary stand in for the signet binary, so the
 // crash test can run the real main in a child process it can SIGKILL.
 func TestMain(m *testing.M) {
+	// Copied as curl, it is the docs test's curl on a machine without one.
+	if filepath.Base(os.Args[0]) == "curl" {
+		os.Exit(runCurl(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	if os.Getenv("SIGNET_TEST_RUN_MAIN") == "1" {
 		main()
 		return
@@ -71,9 +76,9 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // testConfig is a validated configuration on a fresh data dir and a free port.
-func testConfig(t testing.TB, edit func(c *Config)) Config {
+func testConfig(t testing.TB, edit func(c *config.Config)) config.Config {
 	t.Helper()
-	c := defaultConfig()
+	c := config.Default()
 	c.DataDir = t.TempDir()
 	c.HTTP.Addr = "127.0.0.1:0"
 	c.Keys.Algorithms = []string{"ES256", "EdDSA"}
@@ -88,7 +93,7 @@ func testConfig(t testing.TB, edit func(c *Config)) Config {
 }
 
 // startMain runs the real wiring in process on 127.0.0.1.
-func startMain(t testing.TB, c Config, now func() time.Time) (*Main, *syncBuffer) {
+func startMain(t testing.TB, c config.Config, now func() time.Time) (*Main, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	m := &Main{Config: c, LogOutput: logs, Getenv: func(string) string { return "" }, Now: now}
@@ -129,7 +134,7 @@ func kids(set jwk.Set) map[string]string {
 
 func TestServe_FreshServerPublishesKeys(t *testing.T) {
 	algs := []string{"RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"}
-	c := testConfig(t, func(c *Config) { c.Keys.Algorithms = algs })
+	c := testConfig(t, func(c *config.Config) { c.Keys.Algorithms = algs })
 	m, logs := startMain(t, c, nil)
 	set, etag, body := fetchJWKS(t, m.URL())
 	perAlg := map[string]int{}
@@ -204,7 +209,7 @@ func TestServe_FreshServerPublishesKeys(t *testing.T) {
 // injected clock and checks the published set over real HTTP after each.
 func TestServe_RotationOverTime(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
-	c := testConfig(t, func(c *Config) {
+	c := testConfig(t, func(c *config.Config) {
 		c.Keys.Algorithms = []string{"ES256"}
 		c.Keys.Rotation.Schedule = "@every 10m"
 		c.Keys.Purge.Leeway = "1m"

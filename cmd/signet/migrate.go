@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -65,13 +66,10 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // loadMigrateConfig reads one side's configuration file. Environment
 // variables are not applied: SIGNET_STORAGE_BACKEND would make both sides
 // the same store.
-func loadMigrateConfig(path string) (Config, error) {
-	c := defaultConfig()
-	if err := loadConfigFile(&c, path); err != nil {
-		return Config{}, err
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("invalid configuration %s:\n%w", path, err)
+func loadMigrateConfig(path string) (config.Config, error) {
+	c, err := config.Load(config.Sources{File: path})
+	if err != nil {
+		return config.Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }

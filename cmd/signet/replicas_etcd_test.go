@@ -16,13 +16,14 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/storage/etcd/etcdtest"
 )
 
 // startEtcdReplica runs the real wiring in process on a shared etcd store.
-func startEtcdReplica(t *testing.T, cl *etcdtest.Cluster, name, prefix string, kek []byte, edit func(c *Config)) (*Main, *syncBuffer) {
+func startEtcdReplica(t *testing.T, cl *etcdtest.Cluster, name, prefix string, kek []byte, edit func(c *config.Config)) (*Main, *syncBuffer) {
 	t.Helper()
-	c := testConfig(t, func(c *Config) {
+	c := testConfig(t, func(c *config.Config) {
 		c.Storage.Backend = "etcd"
 		c.Storage.Etcd.Endpoints = cl.Endpoints()
 		c.Storage.Etcd.Prefix = prefix
@@ -110,7 +111,7 @@ func TestReplicas_Etcd_SameJWKSAfterRotation(t *testing.T) {
 // when etcd comes back.
 func TestReplica_Etcd_Staleness(t *testing.T) {
 	cl := etcdtest.Start(t, etcdtest.Options{})
-	m, logs := startEtcdReplica(t, cl, "a", "stale/", newKEK(t), func(c *Config) {
+	m, logs := startEtcdReplica(t, cl, "a", "stale/", newKEK(t), func(c *config.Config) {
 		c.Storage.Etcd.MaxStaleness = "1s"
 		c.Storage.Etcd.RequestTimeout = "500ms"
 	})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
@@ -56,7 +57,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // Main is the running server, so that tests can start the real wiring in
 // process (Open on 127.0.0.1:0) and stop it (Close).
 type Main struct {
-	Config    Config
+	Config    config.Config
 	LogOutput io.Writer
 	Getenv    func(string) string
 	// Now is the clock for keys and tokens; nil means time.Now.
@@ -123,15 +124,15 @@ func (m *Main) open(ctx context.Context) error {
 	root, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	// Changes the server makes on its own (the first key set) name it.
-	root = audit.WithActor(root, audit.Actor{Name: audit.ActorSystem, Replica: c.replica()})
+	root = audit.WithActor(root, audit.Actor{Name: audit.ActorSystem, Replica: c.ReplicaName()})
 	m.Keys, err = keys.Open(root, keys.Options{
 		Store:         st,
 		KEK:           kek,
 		Algorithms:    c.Keys.Algorithms,
 		RSABits:       c.Keys.RSABits,
-		MaxTokenTTL:   c.parsed.maxTTL,
-		PurgeLeeway:   c.parsed.purgeLeeway,
-		MinPublishAge: c.parsed.jwksMaxAge,
+		MaxTokenTTL:   c.Parsed.MaxTTL,
+		PurgeLeeway:   c.Parsed.PurgeLeeway,
+		MinPublishAge: c.Parsed.JWKSMaxAge,
 		Logger:        log.With("component", "keys"),
 		Now:           m.Now,
 	})
@@ -153,7 +154,7 @@ func (m *Main) open(ctx context.Context) error {
 		m.fresh = startFreshness(root, st, maxStale)
 		canIssue = m.fresh.Check
 	}
-	jh := jwksdoc.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
+	jh := jwksdoc.NewHandler(m.Keys, c.Parsed.JWKSMaxAge, log.With("component", "jwks"))
 	jwksHandler := countRequests(jh, jwksRequests)
 	m.Server, err = authority.New(root, authority.Config{
 		Issuer:             c.Issuer,
@@ -163,13 +164,13 @@ func (m *Main) open(ctx context.Context) error {
 		KeySet:             m.Keys,
 		Keys:               keyAdmin{m.Keys},
 		Algorithms:         c.Keys.Algorithms,
-		DefaultTokenTTL:    c.parsed.defaultTTL,
-		MaxTokenTTL:        c.parsed.maxTTL,
-		RefreshIdleTTL:     c.parsed.refreshIdle,
-		RefreshAbsoluteTTL: c.parsed.refreshAbsolute,
-		Leeway:             c.parsed.purgeLeeway,
+		DefaultTokenTTL:    c.Parsed.DefaultTTL,
+		MaxTokenTTL:        c.Parsed.MaxTTL,
+		RefreshIdleTTL:     c.Parsed.RefreshIdle,
+		RefreshAbsoluteTTL: c.Parsed.RefreshAbsolute,
+		Leeway:             c.Parsed.PurgeLeeway,
 		LoginRateLimit: authority.LoginRateLimit{
-			Window:    c.parsed.loginWindow,
+			Window:    c.Parsed.LoginWindow,
 			PerUserIP: c.Login.RateLimit.PerUserIP,
 			PerUser:   c.Login.RateLimit.PerUser,
 			PerIP:     c.Login.RateLimit.PerIP,
@@ -177,7 +178,7 @@ func (m *Main) open(ctx context.Context) error {
 		Backup:        m.backupTo,
 		Metrics:       publicMetrics,
 		TokenMetrics:  newTokenMetrics(reg),
-		IPExtractor:   ipExtractor(c.parsed.trustedProxies),
+		IPExtractor:   ipExtractor(c.Parsed.TrustedProxies),
 		SeparateAdmin: c.HTTP.AdminAddr != "",
 		Ready:         m.ready,
 		CanIssue:      canIssue,
@@ -190,8 +191,8 @@ func (m *Main) open(ctx context.Context) error {
 	}
 
 	m.Sessions = sessions.New(st, sessions.Options{
-		IdleTTL: c.parsed.sessionIdle, AbsoluteTTL: c.parsed.sessionAbsolute,
-		CodeTTL: c.parsed.codeTTL, TransactionTTL: c.parsed.transactionTTL, Now: m.Now,
+		IdleTTL: c.Parsed.SessionIdle, AbsoluteTTL: c.Parsed.SessionAbsolute,
+		CodeTTL: c.Parsed.CodeTTL, TransactionTTL: c.Parsed.TransactionTTL, Now: m.Now,
 	})
 	ui, err := login.New(login.Config{
 		Authority: m.Server, Sessions: m.Sessions,
@@ -204,19 +205,17 @@ func (m *Main) open(ctx context.Context) error {
 	m.Server.Register(ui.Register)
 	m.Server.Use(newHTTPMetrics(reg).middleware)
 
-	if c.Dev {
-		if err := m.ensureDemoClient(ctx); err != nil {
-			return err
-		}
+	if err := m.ensureFirstClients(ctx); err != nil {
+		return err
 	}
 
 	m.cron = cron.New(cron.WithLogger(cronLogger{log.With("component", "cron")}),
 		cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	m.rotationJob = m.cron.Schedule(c.parsed.rotation, cron.FuncJob(func() { m.rotateJob(root) }))
-	m.cron.Schedule(c.parsed.purge, cron.FuncJob(func() { m.purgeJob(root) }))
+	m.rotationJob = m.cron.Schedule(c.Parsed.Rotation, cron.FuncJob(func() { m.rotateJob(root) }))
+	m.cron.Schedule(c.Parsed.Purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	m.public = serveOn(m.pre.publicLn, withReplica(withJWKS(jwksHandler, m.Server), c.replica()), errorLog)
+	m.public = serveOn(m.pre.publicLn, withReplica(withJWKS(jwksHandler, m.Server), c.ReplicaName()), errorLog)
 	if c.HTTP.AdminAddr != "" {
 		// The admin listener answers the token endpoint too, so the CLI can
 		// get its admin token and use it at one URL. A plain prefix split,
@@ -236,7 +235,7 @@ func (m *Main) open(ctx context.Context) error {
 			}
 			public.ServeHTTP(w, r)
 		})
-		m.admin = serveOn(m.pre.adminLn, withReplica(split, c.replica()), errorLog)
+		m.admin = serveOn(m.pre.adminLn, withReplica(split, c.ReplicaName()), errorLog)
 		log.LogAttrs(ctx, slog.LevelInfo, "admin API on its own listener", slog.String("admin_addr", m.admin.ln.Addr().String()))
 	}
 	if m.pre.metricsLn != nil {
@@ -258,7 +257,7 @@ func (m *Main) open(ctx context.Context) error {
 		slog.String("db", storeName(c)),
 		slog.Any("active_keys", active),
 		slog.String("rotation", c.Keys.Rotation.Schedule),
-		slog.String("timezone", c.parsed.location.String()),
+		slog.String("timezone", c.Parsed.Location.String()),
 		slog.Time("next_rotation", m.nextRotation()))
 	return nil
 }
@@ -267,13 +266,20 @@ func (m *Main) open(ctx context.Context) error {
 // client and logs its credentials with a curl line to paste. Never outside
 // dev mode, since the secret lands in the log.
 func (m *Main) ensureDemoClient(ctx context.Context) error {
+	_, err := m.ensureDemoClientCreated(ctx)
+	return err
+}
+
+// ensureDemoClientCreated is ensureDemoClient, saying whether it made the
+// client.
+func (m *Main) ensureDemoClientCreated(ctx context.Context) (bool, error) {
 	id, secret, created, err := authority.EnsureDemoClient(ctx, m.Server.Clients())
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !created {
 		m.Logger.LogAttrs(ctx, slog.LevelInfo, "dev mode: the store already has clients, no demo client created")
-		return nil
+		return false, nil
 	}
 	curl := fmt.Sprintf("curl -s -u %s:%s -d grant_type=client_credentials -d scope=%s %s/oauth2/token",
 		id, secret, authority.DemoScope, strings.TrimSuffix(m.Config.Issuer, "/"))
@@ -283,7 +289,7 @@ func (m *Main) ensureDemoClient(ctx context.Context) error {
 		slog.String("scope", authority.DemoScope),
 		slog.String("audience", authority.DemoAudience),
 		slog.String("try", curl))
-	return nil
+	return true, nil
 }
 
 // Addr is the address the server listens on.
@@ -316,7 +322,7 @@ const (
 // there is one (key ages and traffic are not the public's business),
 // else on the public one, unless http.metrics_addr names one of those
 // addresses or an address of its own. Port 0 addresses never match.
-func metricsOn(h httpConfig) string {
+func metricsOn(h config.HTTP) string {
 	same := func(a, b string) bool { return a == b && !strings.HasSuffix(a, ":0") }
 	switch {
 	case h.MetricsAddr == "" && h.AdminAddr == "", same(h.MetricsAddr, h.Addr):
@@ -376,7 +382,7 @@ func (m *Main) close() error {
 	var errs []error
 	for _, l := range []*listener{m.public, m.admin, m.metrics} {
 		if l != nil {
-			errs = append(errs, l.shutdown(m.Config.parsed.shutdownTimeout))
+			errs = append(errs, l.shutdown(m.Config.Parsed.ShutdownTimeout))
 		}
 	}
 	if m.cron != nil {
@@ -419,7 +425,7 @@ func (m *Main) rotateJob(root context.Context) {
 	}
 	defer done()
 	root = lead
-	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
+	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.ReplicaName()}), time.Minute)
 	defer cancel()
 	err := m.Keys.RotateScheduled(ctx)
 	switch {
@@ -450,7 +456,7 @@ func (m *Main) purgeJob(root context.Context) {
 	}
 	defer done()
 	root = lead
-	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
+	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.ReplicaName()}), time.Minute)
 	defer cancel()
 	if _, err := m.Keys.Purge(ctx); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelError, "purge failed", slog.String("err", err.Error()))
@@ -479,7 +485,7 @@ func (m *Main) purgeJob(root context.Context) {
 	}
 }
 
-func newLogger(w io.Writer, c logConfig) *slog.Logger {
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
 	if w == nil {
 		w = os.Stderr
 	}

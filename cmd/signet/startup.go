@@ -56,10 +56,9 @@ func (m *Main) Open(ctx context.Context) error {
 
 func (m *Main) preflight(ctx context.Context) error {
 	c := &m.Config
-	for _, w := range c.parsed.envWarnings {
+	for _, w := range c.Parsed.EnvWarnings {
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, w)
 	}
-	m.warnIssuer(ctx)
 	_, err := os.Stat(c.DataDir)
 	m.pre.dirExisted = err == nil
 	_, err = os.Stat(c.BoltPath())
@@ -72,6 +71,8 @@ func (m *Main) preflight(ctx context.Context) error {
 	if m.pre.publicLn, err = net.Listen("tcp", c.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr %s: %w", c.HTTP.Addr, err)
 	}
+	c.FollowListener(m.pre.publicLn.Addr().String())
+	m.warnIssuer(ctx)
 	if c.HTTP.AdminAddr != "" {
 		if m.pre.adminLn, err = net.Listen("tcp", c.HTTP.AdminAddr); err != nil {
 			return fmt.Errorf("http.admin_addr %s: %w", c.HTTP.AdminAddr, err)
@@ -121,50 +122,59 @@ func serveOn(ln net.Listener, h http.Handler, errorLog *log.Logger) *listener {
 	return l
 }
 
-// warnIssuer warns when the issuer cannot be the URL verifiers reach: the
-// default one on a listener other hosts can reach, or (without a proxy in
-// http.trusted_proxies) one whose host or port is not http.addr's.
+// warnIssuer says where the issuer came from when none was configured, and
+// warns when the issuer cannot be the URL verifiers reach: a localhost URL
+// on a listener other hosts can reach, or (without a proxy in
+// http.trusted_proxies) a configured URL whose host or port is not
+// http.addr's.
 func (m *Main) warnIssuer(ctx context.Context) {
 	c := &m.Config
-	if w := issuerWarning(c.Issuer, c.HTTP.Addr, len(c.HTTP.TrustedProxies) > 0); w != "" {
-		m.Logger.LogAttrs(ctx, slog.LevelWarn, w, slog.String("issuer", c.Issuer), slog.String("addr", c.HTTP.Addr))
+	attrs := []slog.Attr{slog.String("issuer", c.Issuer), slog.String("addr", c.HTTP.Addr)}
+	if w := issuerWarning(c.Issuer, c.HTTP.Addr, len(c.HTTP.TrustedProxies) > 0, c.Parsed.IssuerFromAddr); w != "" {
+		m.Logger.LogAttrs(ctx, slog.LevelWarn, w, attrs...)
+	} else if c.Parsed.IssuerFromAddr {
+		m.Logger.LogAttrs(ctx, slog.LevelInfo, "no issuer configured: it follows http.addr (set the public URL with --issuer or SIGNET_ISSUER)", attrs...)
 	}
 }
 
-func issuerWarning(issuer, addr string, proxied bool) string {
+// issuerWarning returns the warning for issuer on a listener at addr, or
+// "". fromAddr says the issuer was made from addr, not configured.
+func issuerWarning(issuer, addr string, proxied, fromAddr bool) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return ""
-	}
-	ip := net.ParseIP(host)
-	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
-	if def := defaultConfig().Issuer; issuer == def {
-		if loopback {
-			return ""
-		}
-		return fmt.Sprintf("the issuer is the default %s but http.addr %s accepts connections from other hosts, "+
-			"which cannot reach localhost: set the public URL with --issuer or SIGNET_ISSUER", def, addr)
-	}
-	if proxied || port == "0" {
 		return ""
 	}
 	u, err := url.Parse(issuer)
 	if err != nil {
 		return ""
 	}
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	ihost := u.Hostname()
+	iip := net.ParseIP(ihost)
+	iloopback := ihost == "localhost" || (iip != nil && iip.IsLoopback())
+	if iloopback && !loopback {
+		what := "the issuer " + issuer
+		if fromAddr {
+			what = "no issuer is configured, so it is " + issuer + ", made from http.addr,"
+		}
+		return fmt.Sprintf("%s names this machine but http.addr %s accepts connections from other hosts, "+
+			"which cannot reach it at that URL: set the public URL with --issuer or SIGNET_ISSUER", what, addr)
+	}
+	if fromAddr || proxied || port == "0" {
+		return ""
+	}
 	iport := u.Port()
 	if iport == "" {
 		iport = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
-	ihost := u.Hostname()
-	iip := net.ParseIP(ihost)
-	iloopback := ihost == "localhost" || (iip != nil && iip.IsLoopback())
 	anyHost := host == "" || (ip != nil && ip.IsUnspecified())
 	sameHost := anyHost || ihost == host || (loopback && iloopback)
 	if iport == port && sameHost {
 		return ""
 	}
 	return fmt.Sprintf("the issuer %s is not http.addr %s and no proxy is configured (http.trusted_proxies is empty): "+
-		"if verifiers reach signet at another URL, set it with --issuer or SIGNET_ISSUER; if a proxy forwards to signet, list it in http.trusted_proxies",
+		"if verifiers reach signet at another URL, set it with --issuer or SIGNET_ISSUER (or leave the issuer unset to follow http.addr); "+
+		"if a proxy forwards to signet, list it in http.trusted_proxies",
 		issuer, addr)
 }

@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/signet-auth/signet/config"
 )
 
 // dirEntries lists what dir holds; nil when it does not exist.
@@ -38,13 +42,13 @@ func TestServe_FailedStartLeavesNothing(t *testing.T) {
 	noEnv := func(string) string { return "" }
 	cases := []struct {
 		name   string
-		edit   func(c *Config)
+		edit   func(c *config.Config)
 		getenv func(string) string
 		want   string
 	}{
-		{"port in use", func(c *Config) { c.HTTP.Addr = busy.Addr().String() }, noEnv, "http.addr"},
-		{"admin port in use", func(c *Config) { c.HTTP.AdminAddr = busy.Addr().String() }, noEnv, "http.admin_addr"},
-		{"missing KEK file", func(c *Config) { c.Keys.EncryptionKeyFile = filepath.Join(t.TempDir(), "kek") }, noEnv, "does not exist"},
+		{"port in use", func(c *config.Config) { c.HTTP.Addr = busy.Addr().String() }, noEnv, "http.addr"},
+		{"admin port in use", func(c *config.Config) { c.HTTP.AdminAddr = busy.Addr().String() }, noEnv, "http.admin_addr"},
+		{"missing KEK file", func(c *config.Config) { c.Keys.EncryptionKeyFile = filepath.Join(t.TempDir(), "kek") }, noEnv, "does not exist"},
 		{"bad SIGNET_KEK", nil, func(k string) string {
 			if k == "SIGNET_KEK" {
 				return "not-a-key"
@@ -90,7 +94,7 @@ func TestServe_FailedStartLeavesNothing(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := testConfig(t, func(c *Config) { c.DataDir = file })
+	c := testConfig(t, func(c *config.Config) { c.DataDir = file })
 	m := &Main{Config: c, LogOutput: io.Discard, Getenv: noEnv}
 	err = m.Open(t.Context())
 	m.Close()
@@ -108,7 +112,7 @@ func TestServe_FailedStartReleasesPort(t *testing.T) {
 	}
 	addr := free.Addr().String()
 	free.Close()
-	c := testConfig(t, func(c *Config) {
+	c := testConfig(t, func(c *config.Config) {
 		c.HTTP.Addr = addr
 		c.Keys.EncryptionKeyFile = filepath.Join(t.TempDir(), "missing")
 	})
@@ -156,11 +160,13 @@ func TestServe_LockedDatabase(t *testing.T) {
 }
 
 // TestPermissionError: the tests run as root, which may write anywhere, so
-// the message is checked from an injected error.
+// the message is checked from an injected error on a real tree
+// (TestPermissionError_NonRoot runs signet as another user).
 func TestPermissionError(t *testing.T) {
-	err := dataDirError("/data", &fs.PathError{Op: "open", Path: "/data/signet.db", Err: syscall.EACCES},
+	data := t.TempDir()
+	err := dataDirError(data, &fs.PathError{Op: "open", Path: filepath.Join(data, "signet.db"), Err: syscall.EACCES},
 		osUser{uid: "65532", gid: "65532"})
-	for _, want := range []string{"/data", "uid 65532", "chown -R 65532:65532 /data", "permission denied"} {
+	for _, want := range []string{data, "uid 65532", "chown -R 65532:65532 " + data + "`", "permission denied"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q lacks %q", err, want)
 		}
@@ -168,10 +174,44 @@ func TestPermissionError(t *testing.T) {
 	if !errors.Is(err, fs.ErrPermission) {
 		t.Error("the error no longer wraps fs.ErrPermission")
 	}
-	err = permissionError("database", "/srv/signet.db", syscall.EPERM, osUser{uid: "1000", gid: "1000", name: "alice"})
-	if !strings.Contains(err.Error(), "uid 1000 (alice)") || !strings.Contains(err.Error(), "chown -R 1000:1000 /srv/signet.db") {
+	db := filepath.Join(data, "signet.db")
+	if err := os.WriteFile(db, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = permissionError("database", db, syscall.EPERM, osUser{uid: "1000", gid: "1000", name: "alice"})
+	if !strings.Contains(err.Error(), "uid 1000 (alice)") || !strings.Contains(err.Error(), "chown -R 1000:1000 "+db+"`") {
 		t.Errorf("%q: want the user's name and the chown", err)
 	}
+	// A path that was never made: the advice names the directory that
+	// exists and needs the change, never the missing path alone.
+	tree := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(tree, "srv", "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nobody := osUser{uid: "65534", gid: "65534", name: "nobody"}
+	for _, tc := range []struct {
+		field, path string
+		wants       []string
+	}{
+		{"data directory", filepath.Join(tree, "srv", "app", "data"), []string{
+			"does not exist and " + filepath.Join(tree, "srv", "app") + " does not let this user create it",
+			"mkdir -p " + filepath.Join(tree, "srv", "app", "data") + " && chown 65534:65534 " + filepath.Join(tree, "srv", "app", "data"),
+			"as the owner of " + filepath.Join(tree, "srv", "app")}},
+		{"data directory", filepath.Join(tree, "srv", "missing", "deeper", "data"), []string{
+			"does not let this user create it", "as the owner of " + filepath.Join(tree, "srv") + " ("}},
+		{"key-encryption key file", filepath.Join(tree, "srv", "app", "kek"), []string{
+			"chown -R 65534:65534 " + filepath.Join(tree, "srv", "app") + "`"}},
+		{"data directory", filepath.Join(tree, "srv", "app"), []string{
+			"chown -R 65534:65534 " + filepath.Join(tree, "srv", "app") + "`"}},
+	} {
+		err := permissionError(tc.field, tc.path, syscall.EACCES, nobody)
+		for _, want := range tc.wants {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s %s: %q lacks %q", tc.field, tc.path, err, want)
+			}
+		}
+	}
+
 	u := currentUser()
 	if u.uid != "0" && os.Getuid() == 0 {
 		t.Errorf("currentUser = %+v as root", u)
@@ -221,33 +261,101 @@ func TestIssuerWarning(t *testing.T) {
 	cases := []struct {
 		issuer, addr string
 		proxied      bool
+		fromAddr     bool
 		warn         bool
 	}{
-		{"http://localhost:8080", "127.0.0.1:8080", false, false},
-		{"http://localhost:8080", "0.0.0.0:8080", false, true},
-		{"http://localhost:8080", ":8080", true, true},
-		{"http://localhost:8080", "10.0.0.5:8080", false, true},
-		{"https://auth.example.com", "0.0.0.0:8080", false, true},
-		{"https://auth.example.com", "0.0.0.0:8080", true, false},
-		{"http://auth.example.com:8080", "0.0.0.0:8080", false, false},
-		{"http://127.0.0.1:9000", "127.0.0.1:8080", false, true},
-		{"http://localhost:9000", "127.0.0.1:9000", false, false},
-		{"http://10.0.0.6:9000", "10.0.0.5:9000", false, true},
+		{"http://localhost:8080", "127.0.0.1:8080", false, true, false},
+		{"http://localhost:8080", "0.0.0.0:8080", false, true, true},
+		{"http://localhost:8080", ":8080", true, true, true},
+		{"http://10.0.0.5:8080", "10.0.0.5:8080", false, true, false},
+		{"http://localhost:8080", "127.0.0.1:8080", false, false, false},
+		{"http://localhost:8080", "0.0.0.0:8080", false, false, true},
+		{"http://localhost:8080", ":8080", true, false, true},
+		{"http://localhost:8080", "10.0.0.5:8080", false, false, true},
+		// The issue's case: --addr changed, the issuer configured for 8080.
+		{"http://localhost:8080", "127.0.0.1:8181", false, false, true},
+		{"https://auth.example.com", "0.0.0.0:8080", false, false, true},
+		{"https://auth.example.com", "0.0.0.0:8080", true, false, false},
+		{"http://auth.example.com:8080", "0.0.0.0:8080", false, false, false},
+		{"http://127.0.0.1:9000", "127.0.0.1:8080", false, false, true},
+		{"http://localhost:9000", "127.0.0.1:9000", false, false, false},
+		{"http://10.0.0.6:9000", "10.0.0.5:9000", false, false, true},
 	}
 	for _, tc := range cases {
-		w := issuerWarning(tc.issuer, tc.addr, tc.proxied)
+		w := issuerWarning(tc.issuer, tc.addr, tc.proxied, tc.fromAddr)
 		if (w != "") != tc.warn {
-			t.Errorf("issuer %s addr %s proxied %v: warning %q, want one: %v", tc.issuer, tc.addr, tc.proxied, w, tc.warn)
+			t.Errorf("issuer %s addr %s proxied %v from addr %v: warning %q, want one: %v", tc.issuer, tc.addr, tc.proxied, tc.fromAddr, w, tc.warn)
 		}
 		if w != "" && (!strings.Contains(w, "--issuer") || !strings.Contains(w, "SIGNET_ISSUER")) {
 			t.Errorf("warning %q does not name --issuer and SIGNET_ISSUER", w)
 		}
 	}
 	// At serve: logged at start.
-	c := testConfig(t, func(c *Config) { c.HTTP.Addr = "0.0.0.0:0" })
+	c := testConfig(t, func(c *config.Config) { c.HTTP.Addr = "0.0.0.0:0" })
 	_, logs := startMain(t, c, nil)
 	if !strings.Contains(logs.String(), "SIGNET_ISSUER") {
 		t.Errorf("no issuer warning at serve on 0.0.0.0 with the default issuer:\n%s", logs.String())
+	}
+}
+
+// TestServe_IssuerFollowsAddr: with no issuer configured, `signet serve
+// --addr` on another port names that port in the issuer, the discovery
+// document and the log; an issuer configured for another port is warned
+// about at start.
+func TestServe_IssuerFollowsAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	fs := newFlagSet("serve", io.Discard)
+	var cf configFlags
+	cf.register(fs)
+	if err := parseFlags(fs, []string{"--addr", addr, "--data-dir", t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cf.load(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, logs := startMain(t, c, nil)
+	want := "http://localhost:" + port
+	var meta struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	resp, err := http.Get("http://" + m.Addr() + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.Issuer != want || meta.JWKSURI != want+"/.well-known/jwks.json" {
+		t.Errorf("discovery on %s: issuer %q jwks_uri %q, want %s", addr, meta.Issuer, meta.JWKSURI, want)
+	}
+	if !strings.Contains(logs.String(), "it follows http.addr") || !strings.Contains(logs.String(), `"issuer":"`+want+`"`) {
+		t.Errorf("the log does not say the issuer follows http.addr:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), `"level":"WARN","msg":"the issuer`) {
+		t.Errorf("a warning for an issuer nobody configured:\n%s", logs)
+	}
+
+	// Port 0: the issuer names the port bound.
+	m0, _ := startMain(t, testConfig(t, nil), nil)
+	if _, p0, _ := net.SplitHostPort(m0.Addr()); m0.Config.Issuer != "http://localhost:"+p0 {
+		t.Errorf("on %s the issuer is %s", m0.Addr(), m0.Config.Issuer)
+	}
+
+	// Configured for 8080, listening elsewhere: warned.
+	c2 := testConfig(t, func(c *config.Config) { c.Issuer = "http://localhost:8080"; c.HTTP.Addr = "127.0.0.1:" + port })
+	m.Close()
+	_, logs2 := startMain(t, c2, nil)
+	if !strings.Contains(logs2.String(), "the issuer http://localhost:8080 is not http.addr 127.0.0.1:"+port) {
+		t.Errorf("no warning for an issuer on another port:\n%s", logs2)
 	}
 }
 
@@ -347,7 +455,7 @@ func TestErrorMessages(t *testing.T) {
 // lives elsewhere) removes that database and its keys.
 func TestServe_FailedStartRemovesItsDatabase(t *testing.T) {
 	root := t.TempDir()
-	c := testConfig(t, func(c *Config) {
+	c := testConfig(t, func(c *config.Config) {
 		c.DataDir = filepath.Join(root, "data")
 		c.Storage.Bolt.Path = filepath.Join(root, "db", "signet.db")
 	})

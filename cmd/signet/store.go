@@ -133,12 +133,42 @@ func dataDirError(dir string, err error, u osUser) error {
 	return fmt.Errorf("data directory %s: %w", dir, err)
 }
 
-// permissionError names the user signet runs as, the path and the chown
-// that gives it the path. field is the setting or thing the path is.
+// permissionError names the user signet runs as, the path and the command
+// that gives it the path. field is the setting or thing the path is. When
+// the path does not exist (signet could not create it), the change belongs
+// to the nearest directory above it that does: chown of a path that was
+// never made would fail.
 func permissionError(field, path string, err error, u osUser) error {
-	return fmt.Errorf("%s %s: permission denied for signet running as %s: run `chown -R %s:%s %s` "+
+	owner := u.uid + ":" + u.gid
+	fix := fmt.Sprintf("run `chown -R %s %s`", owner, path)
+	if _, serr := os.Lstat(path); errors.Is(serr, fs.ErrNotExist) {
+		parent := nearestExisting(filepath.Dir(path))
+		if field == "data directory" {
+			fix = fmt.Sprintf("%s does not exist and %s does not let this user create it: run `mkdir -p %s && chown %s %s` as the owner of %s",
+				path, parent, path, owner, path, parent)
+		} else {
+			fix = fmt.Sprintf("%s does not exist and %s does not let this user create it: run `chown -R %s %s`",
+				path, parent, owner, parent)
+		}
+	}
+	return fmt.Errorf("%s %s: permission denied for signet running as %s: %s "+
 		"(in Docker, on the volume: the image runs as 65532:65532), or run signet as the owner: %w",
-		field, path, u, u.uid, u.gid, path, err)
+		field, path, u, fix, err)
+}
+
+// nearestExisting returns dir or the closest directory above it that
+// exists.
+func nearestExisting(dir string) string {
+	for {
+		if _, err := os.Lstat(dir); err == nil {
+			return dir
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return dir
+		}
+		dir = up
+	}
 }
 
 // openStore opens the store of a data directory for offline commands.

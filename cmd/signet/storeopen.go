@@ -5,124 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"strings"
-	"time"
 
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/etcd"
 )
-
-// etcdConfig is storage.etcd in the configuration.
-type etcdConfig struct {
-	Endpoints      []string      `yaml:"endpoints"`
-	Prefix         string        `yaml:"prefix"`
-	DialTimeout    string        `yaml:"dial_timeout"`
-	RequestTimeout string        `yaml:"request_timeout"`
-	MaxStaleness   string        `yaml:"max_staleness"`
-	LeaderTTL      string        `yaml:"leader_ttl"`
-	TLS            etcdTLSConfig `yaml:"tls"`
-	Username       string        `yaml:"username"`
-	PasswordFile   string        `yaml:"password_file"`
-}
-
-type etcdTLSConfig struct {
-	CAFile   string `yaml:"ca_file"`
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
-
-func defaultEtcdConfig() etcdConfig {
-	return etcdConfig{
-		Endpoints:      []string{},
-		Prefix:         etcd.DefaultPrefix,
-		DialTimeout:    "5s",
-		RequestTimeout: "5s",
-		MaxStaleness:   "5s",
-		LeaderTTL:      "10s",
-	}
-}
-
-// storageEnvOverrides are the SIGNET_STORAGE_* variables.
-func storageEnvOverrides() []envOverride {
-	e := func(c *Config) *etcdConfig { return &c.Storage.Etcd }
-	return []envOverride{
-		{"SIGNET_STORAGE_BACKEND", func(c *Config, v string) error { c.Storage.Backend = v; return nil }},
-		{"SIGNET_STORAGE_ETCD_ENDPOINTS", func(c *Config, v string) error { e(c).Endpoints = splitList(v); return nil }},
-		{"SIGNET_STORAGE_ETCD_PREFIX", func(c *Config, v string) error { e(c).Prefix = v; return nil }},
-		{"SIGNET_STORAGE_ETCD_DIAL_TIMEOUT", func(c *Config, v string) error { e(c).DialTimeout = v; return nil }},
-		{"SIGNET_STORAGE_ETCD_REQUEST_TIMEOUT", func(c *Config, v string) error { e(c).RequestTimeout = v; return nil }},
-		{"SIGNET_STORAGE_ETCD_MAX_STALENESS", func(c *Config, v string) error { e(c).MaxStaleness = v; return nil }},
-		{"SIGNET_STORAGE_ETCD_LEADER_TTL", func(c *Config, v string) error { e(c).LeaderTTL = v; return nil }},
-		{"SIGNET_STORAGE_ETCD_TLS_CA_FILE", func(c *Config, v string) error { e(c).TLS.CAFile = v; return nil }},
-		{"SIGNET_STORAGE_ETCD_TLS_CERT_FILE", func(c *Config, v string) error { e(c).TLS.CertFile = v; return nil }},
-		{"SIGNET_STORAGE_ETCD_TLS_KEY_FILE", func(c *Config, v string) error { e(c).TLS.KeyFile = v; return nil }},
-		{"SIGNET_STORAGE_ETCD_USERNAME", func(c *Config, v string) error { e(c).Username = v; return nil }},
-		{"SIGNET_STORAGE_ETCD_PASSWORD_FILE", func(c *Config, v string) error { e(c).PasswordFile = v; return nil }},
-	}
-}
-
-// validate checks storage.backend and, for etcd, storage.etcd; each error
-// names its field.
-func (s *storageConfig) validate() []error {
-	switch s.Backend {
-	case "bolt":
-		return nil
-	case "etcd":
-		_, errs := s.Etcd.options()
-		return errs
-	default:
-		return []error{fmt.Errorf("storage.backend: %q: expected bolt or etcd", s.Backend)}
-	}
-}
-
-// options turns storage.etcd into etcd.Options (without the password, read
-// at open) and reports every invalid field.
-func (e *etcdConfig) options() (etcd.Options, []error) {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("storage.etcd.%s: %s", field, fmt.Sprintf(format, args...)))
-	}
-	if len(e.Endpoints) == 0 {
-		bad("endpoints", "empty: list the client URL of every etcd member, such as [http://10.0.0.1:2379, http://10.0.0.2:2379, http://10.0.0.3:2379]")
-	}
-	for _, ep := range e.Endpoints {
-		if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" || u.Path != "" {
-			bad("endpoints", "%q: expected http://HOST:PORT or https://HOST:PORT", ep)
-		}
-	}
-	if e.Prefix == "" {
-		bad("prefix", "empty: set a prefix such as signet/ (deployments sharing a cluster need different ones)")
-	}
-	duration := func(field, v string, min time.Duration) time.Duration {
-		d, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			bad(field, "%q: expected a duration such as 5s", v)
-		case d < min:
-			bad(field, "%s: must be at least %s", v, min)
-		}
-		return d
-	}
-	opts := etcd.Options{
-		Endpoints:      e.Endpoints,
-		Prefix:         e.Prefix,
-		DialTimeout:    duration("dial_timeout", e.DialTimeout, 100*time.Millisecond),
-		RequestTimeout: duration("request_timeout", e.RequestTimeout, 100*time.Millisecond),
-		TLS:            etcd.TLSFiles{CAFile: e.TLS.CAFile, CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile},
-		Username:       e.Username,
-	}
-	duration("max_staleness", e.MaxStaleness, time.Second)
-	duration("leader_ttl", e.LeaderTTL, time.Second)
-	if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
-		bad("tls", "cert_file and key_file go together: set both (client certificate authentication) or neither")
-	}
-	if (e.Username == "") != (e.PasswordFile == "") {
-		bad("username", "username and password_file go together: set both (etcd authentication) or neither")
-	}
-	return opts, errs
-}
 
 // readPasswordFile reads an etcd password from a file only its owner can
 // read, as for the KEK; one trailing newline is not part of it.
@@ -146,7 +35,7 @@ func readPasswordFile(path string) (string, error) {
 }
 
 // openConfigStore opens the store the configuration names; log may be nil.
-func openConfigStore(ctx context.Context, c *Config, log *slog.Logger) (storage.Store, error) {
+func openConfigStore(ctx context.Context, c *config.Config, log *slog.Logger) (storage.Store, error) {
 	st, err := openStoreUnchecked(ctx, c, log)
 	if err != nil {
 		return nil, err
@@ -160,10 +49,10 @@ func openConfigStore(ctx context.Context, c *Config, log *slog.Logger) (storage.
 
 // openStoreUnchecked opens the configured store without the schema check:
 // serve migrates an older schema itself (migrateSchema) after opening.
-func openStoreUnchecked(ctx context.Context, c *Config, log *slog.Logger) (storage.Store, error) {
+func openStoreUnchecked(ctx context.Context, c *config.Config, log *slog.Logger) (storage.Store, error) {
 	switch c.Storage.Backend {
 	case "etcd":
-		opts, errs := c.Storage.Etcd.options()
+		opts, errs := c.Storage.Etcd.Options()
 		if len(errs) > 0 {
 			return nil, errors.Join(errs...)
 		}
@@ -183,12 +72,12 @@ func openStoreUnchecked(ctx context.Context, c *Config, log *slog.Logger) (stora
 		}
 		return st, nil
 	default:
-		return openBoltFile(c.BoltPath(), c.parsed.lockTimeout)
+		return openBoltFile(c.BoltPath(), c.Parsed.LockTimeout)
 	}
 }
 
 // storeName says which store the configuration names, for messages.
-func storeName(c *Config) string {
+func storeName(c *config.Config) string {
 	if c.Storage.Backend == "etcd" {
 		return fmt.Sprintf("etcd %s prefix %s", strings.Join(c.Storage.Etcd.Endpoints, ","), c.Storage.Etcd.Prefix)
 	}

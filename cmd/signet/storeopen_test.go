@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,68 +15,9 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/storage/etcd/etcdtest"
 )
-
-func TestConfig_Etcd(t *testing.T) {
-	c := defaultConfig()
-	env := map[string]string{
-		"SIGNET_STORAGE_BACKEND":              "etcd",
-		"SIGNET_STORAGE_ETCD_ENDPOINTS":       "http://10.0.0.1:2379, https://etcd2:2379",
-		"SIGNET_STORAGE_ETCD_PREFIX":          "prod/",
-		"SIGNET_STORAGE_ETCD_DIAL_TIMEOUT":    "2s",
-		"SIGNET_STORAGE_ETCD_REQUEST_TIMEOUT": "3s",
-		"SIGNET_STORAGE_ETCD_MAX_STALENESS":   "4s",
-		"SIGNET_STORAGE_ETCD_LEADER_TTL":      "6s",
-		"SIGNET_STORAGE_ETCD_TLS_CA_FILE":     "/ca.pem",
-		"SIGNET_STORAGE_ETCD_TLS_CERT_FILE":   "/c.pem",
-		"SIGNET_STORAGE_ETCD_TLS_KEY_FILE":    "/k.pem",
-		"SIGNET_STORAGE_ETCD_USERNAME":        "signet",
-		"SIGNET_STORAGE_ETCD_PASSWORD_FILE":   "/pw",
-	}
-	if err := applyEnv(&c, func(k string) string { return env[k] }); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	e := c.Storage.Etcd
-	want := etcdConfig{
-		Endpoints: []string{"http://10.0.0.1:2379", "https://etcd2:2379"}, Prefix: "prod/",
-		DialTimeout: "2s", RequestTimeout: "3s", MaxStaleness: "4s", LeaderTTL: "6s",
-		TLS:      etcdTLSConfig{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem"},
-		Username: "signet", PasswordFile: "/pw",
-	}
-	if !reflect.DeepEqual(e, want) {
-		t.Errorf("storage.etcd from env = %+v, want %+v", e, want)
-	}
-
-	for name, tc := range map[string]struct {
-		edit  func(e *etcdConfig)
-		field string
-	}{
-		"no endpoints":   {func(e *etcdConfig) { e.Endpoints = nil }, "storage.etcd.endpoints"},
-		"bad endpoint":   {func(e *etcdConfig) { e.Endpoints = []string{"etcd:2379"} }, "storage.etcd.endpoints"},
-		"empty prefix":   {func(e *etcdConfig) { e.Prefix = "" }, "storage.etcd.prefix"},
-		"bad duration":   {func(e *etcdConfig) { e.RequestTimeout = "soon" }, "storage.etcd.request_timeout"},
-		"short stale":    {func(e *etcdConfig) { e.MaxStaleness = "10ms" }, "storage.etcd.max_staleness"},
-		"short lease":    {func(e *etcdConfig) { e.LeaderTTL = "500ms" }, "storage.etcd.leader_ttl"},
-		"cert, no key":   {func(e *etcdConfig) { e.TLS.KeyFile = "" }, "storage.etcd.tls"},
-		"user, no pass":  {func(e *etcdConfig) { e.PasswordFile = "" }, "storage.etcd.username"},
-		"unknown engine": {nil, "storage.backend"},
-	} {
-		c2 := c
-		c2.Storage.Etcd.Endpoints = append([]string(nil), e.Endpoints...)
-		if tc.edit != nil {
-			tc.edit(&c2.Storage.Etcd)
-		} else {
-			c2.Storage.Backend = "consul"
-		}
-		if err := c2.Validate(); err == nil || !strings.Contains(err.Error(), tc.field+":") {
-			t.Errorf("%s: Validate() = %v, want an error naming %s", name, err, tc.field)
-		}
-	}
-}
 
 // TestServe_Etcd: signet serve on an embedded etcd, with the CLI working on
 // the same store by --config while the server runs: init before, clients
@@ -103,8 +43,8 @@ keys:
 	if _, _, err := initCmd(t, "--config", path); err != nil {
 		t.Fatalf("init on etcd: %v", err)
 	}
-	c := defaultConfig()
-	if err := loadConfigFile(&c, path); err != nil {
+	c := config.Default()
+	if err := config.LoadFile(&c, path); err != nil {
 		t.Fatal(err)
 	}
 	c.HTTP.Addr = "127.0.0.1:0"
@@ -164,7 +104,7 @@ keys:
 // TestServe_Etcd_NoKEK: on a shared store Signet never makes up a KEK.
 func TestServe_Etcd_NoKEK(t *testing.T) {
 	cl := etcdtest.Start(t, etcdtest.Options{})
-	c := testConfig(t, func(c *Config) {
+	c := testConfig(t, func(c *config.Config) {
 		c.Storage.Backend = "etcd"
 		c.Storage.Etcd.Endpoints = cl.Endpoints()
 	})

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/signet-auth/signet/adminclient"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
@@ -212,7 +213,7 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 
 func openUserOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, server string) (userOps, func(), error) {
 	if server != "" {
-		a, err := newAdminClient(ctx, server)
+		a, err := newAdminClient(ctx, server, cf.serverDataDir(fs))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -341,11 +342,11 @@ func (o offlineUsers) withdraw(ctx context.Context, id, client string) (authorit
 }
 
 // onlineUsers goes through the admin API.
-type onlineUsers struct{ a *adminClient }
+type onlineUsers struct{ a *adminclient.Client }
 
 func (o onlineUsers) create(ctx context.Context, nu users.NewUser) (users.User, error) {
 	var out users.User
-	err := o.a.do(ctx, http.MethodPost, "/admin/users", nu, &out)
+	err := o.a.Do(ctx, http.MethodPost, "/admin/users", nu, &out)
 	return out, err
 }
 
@@ -353,14 +354,14 @@ func (o onlineUsers) list(ctx context.Context) ([]users.User, error) {
 	var out struct {
 		Users []users.User `json:"users"`
 	}
-	err := o.a.do(ctx, http.MethodGet, "/admin/users", nil, &out)
+	err := o.a.Do(ctx, http.MethodGet, "/admin/users", nil, &out)
 	return out.Users, err
 }
 
 func (o onlineUsers) resolve(ctx context.Context, s string) (users.User, error) {
 	var u users.User
-	err := o.a.do(ctx, http.MethodGet, "/admin/users/"+url.PathEscape(s), nil, &u)
-	var ae *apiError
+	err := o.a.Do(ctx, http.MethodGet, "/admin/users/"+url.PathEscape(s), nil, &u)
+	var ae *adminclient.Error
 	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
 		return u, err
 	}
@@ -377,16 +378,16 @@ func (o onlineUsers) resolve(ctx context.Context, s string) (users.User, error) 
 }
 
 func (o onlineUsers) remove(ctx context.Context, id string) error {
-	return o.a.do(ctx, http.MethodDelete, "/admin/users/"+url.PathEscape(id), nil, nil)
+	return o.a.Do(ctx, http.MethodDelete, "/admin/users/"+url.PathEscape(id), nil, nil)
 }
 
 func (o onlineUsers) setPassword(ctx context.Context, id, password string) error {
-	return o.a.do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/password", users.PasswordChange{Password: password}, nil)
+	return o.a.Do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/password", users.PasswordChange{Password: password}, nil)
 }
 
 func (o onlineUsers) logout(ctx context.Context, id string) (int, error) {
 	var out authority.LogoutResult
-	err := o.a.do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/logout", nil, &out)
+	err := o.a.Do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/logout", nil, &out)
 	return out.FamiliesRevoked, err
 }
 
@@ -394,12 +395,12 @@ func (o onlineUsers) consents(ctx context.Context, id string) ([]sessions.Consen
 	var out struct {
 		Consents []sessions.Consent `json:"consents"`
 	}
-	err := o.a.do(ctx, http.MethodGet, "/admin/users/"+url.PathEscape(id)+"/consents", nil, &out)
+	err := o.a.Do(ctx, http.MethodGet, "/admin/users/"+url.PathEscape(id)+"/consents", nil, &out)
 	return out.Consents, err
 }
 
 func (o onlineUsers) withdraw(ctx context.Context, id, client string) (authority.ConsentWithdrawal, error) {
 	var out authority.ConsentWithdrawal
-	err := o.a.do(ctx, http.MethodDelete, "/admin/users/"+url.PathEscape(id)+"/consents/"+url.PathEscape(client), nil, &out)
+	err := o.a.Do(ctx, http.MethodDelete, "/admin/users/"+url.PathEscape(id)+"/consents/"+url.PathEscape(client), nil, &out)
 	return out, err
 }
