@@ -79,7 +79,8 @@ func TestAttacks(t *testing.T) {
 				c.ApplicationType, c.Public, c.AuthMethods = clients.AppNative, true, nil
 				c.RedirectURIs = []string{"http://127.0.0.1/cb"}
 			})
-			for _, u := range []string{"http://127.0.0.1.evil.example/cb", "http://127.0.0.1:80@evil.example/cb", "http://localhost:1234/cb", "http://127.0.0.1:1234/other"} {
+			for _, u := range []string{"http://127.0.0.1.evil.example/cb", "http://127.0.0.1:80@evil.example/cb", "http://localhost:1234/cb", "http://127.0.0.1:1234/other",
+				"http://127.0.0.1:0/cb", "http://127.0.0.1:99999/cb", "http://127.0.0.1:65536/cb", "http://127.0.0.1:/cb"} { // ports 1-65535 only (issue 16, item 8)
 				noRedirect(t, e, "app", u)
 			}
 			_, ch := pkce() // any port on the registered loopback URI is fine (RFC 8252 §7.3)
