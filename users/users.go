@@ -162,7 +162,6 @@ func newUserID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-
 // passwordHash turns a password or an imported hash into what is stored.
 func (u *Registry) passwordHash(password, hash string) (string, error) {
 	if err := checkPassword(password, hash); err != nil {
