@@ -375,6 +375,58 @@ func TestAttacks(t *testing.T) {
 				}
 			}
 		}},
+		// Issue 16, item 7: one strict JWS parser for every token Signet reads.
+		{"id_token_hint in another serialization or spelling", func(t *testing.T, e *env, secret string) {
+			b := e.browser()
+			tr, _ := e.flow(b, "web", secret, nil)
+			idt := tr.str("id_token")
+			p := strings.Split(idt, ".")
+			pad := func(s string) string { return s + strings.Repeat("=", (4-len(s)%4)%4) }
+			padded := pad(p[0]) + "." + pad(p[1]) + "." + pad(p[2])
+			if padded == idt {
+				padded += "="
+			}
+			for name, hint := range map[string]string{
+				"flattened JSON": `{"protected":"` + p[0] + `","payload":"` + p[1] + `","signature":"` + p[2] + `"}`,
+				"general JSON":   `{"payload":"` + p[1] + `","signatures":[{"protected":"` + p[0] + `","signature":"` + p[2] + `"}]}`,
+				"padded base64":  padded,
+				"four parts":     idt + ".",
+				"spaces":         " " + idt,
+			} {
+				_, ch := pkce()
+				ap := b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}, "id_token_hint": {hint}}))
+				if ap.location == nil || ap.location.Query().Get("error") != "invalid_request" {
+					t.Errorf("%s: authorize = %d %v, want invalid_request", name, ap.status, ap.location)
+				}
+				lp := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+				if lp.location != nil {
+					t.Errorf("%s: logout redirected to %v", name, lp.location)
+				}
+			}
+			// The compact token itself is a good hint.
+			lp := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+			if lp.location == nil || lp.location.Host != "app.example" {
+				t.Errorf("genuine hint: logout = %d %v, want the redirect", lp.status, lp.location)
+			}
+		}},
+		{"id_token_hint of a deleted client for the one created again", func(t *testing.T, e *env, secret string) {
+			b := e.browser()
+			tr, _ := e.flow(b, "web", secret, nil)
+			hint := tr.str("id_token")
+			if err := e.srv.Clients().Delete(t.Context(), "web"); err != nil {
+				t.Fatal(err)
+			}
+			e.webClient("web", func(c *clients.Client) { c.PostLogoutRedirectURIs = []string{"https://new-owner.example/bye"} })
+			lp := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://new-owner.example/bye"}}.Encode())
+			if lp.location != nil {
+				t.Errorf("logout with the old client's ID token redirected to %v", lp.location)
+			}
+			_, ch := pkce()
+			ap := b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}, "id_token_hint": {hint}}))
+			if ap.location == nil || ap.location.Query().Get("error") != "invalid_request" {
+				t.Errorf("authorize with the old client's ID token = %d %v, want invalid_request", ap.status, ap.location)
+			}
+		}},
 		{"mix-up: iss on every authorization response", func(t *testing.T, e *env, secret string) {
 			_, cb := e.flow(e.browser(), "web", secret, nil)
 			_, ch := pkce()

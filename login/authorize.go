@@ -180,7 +180,7 @@ func (h *Handler) parseRequest(c echo.Context, q url.Values) (*authzRequest, *pa
 		req.maxAge = n
 	}
 	if v := q.Get("id_token_hint"); v != "" {
-		hint, err := h.auth.VerifyIDTokenHint(v)
+		hint, err := h.auth.VerifyIDTokenHint(c.Request().Context(), v)
 		if err != nil {
 			return req, nil, &oauthError{"invalid_request", "id_token_hint is not an ID token of this issuer"}
 		}

@@ -32,7 +32,7 @@ func (h *Handler) parseLogout(c echo.Context, q url.Values) (*logoutRequest, *pa
 	lr := &logoutRequest{state: q.Get("state"), query: q.Encode()}
 	clientID := q.Get("client_id")
 	if v := q.Get("id_token_hint"); v != "" {
-		hint, err := h.auth.VerifyIDTokenHint(v)
+		hint, err := h.auth.VerifyIDTokenHint(c.Request().Context(), v)
 		if err != nil {
 			return nil, &pageError{"Sign-out request is not valid", "The request carries an ID token that this server did not issue, so you were not sent anywhere."}
 		}
