@@ -3,8 +3,8 @@ package authority
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/sha512"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
