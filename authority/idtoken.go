@@ -161,8 +161,7 @@ func (s *Server) writeOIDCTokens(c echo.Context, ent *clients.Entry, at signedAc
 	}
 	if refresh != "" && ent.Record.RefreshTokenCookie {
 		idle, _ := s.refreshTTLs(ent)
-		c.SetCookie(&http.Cookie{Name: refreshCookie, Value: refresh, Path: "/oauth2", MaxAge: int(idle / time.Second),
-			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+		s.setRefreshCookie(c, refresh, int(idle/time.Second))
 		refresh = ""
 	}
 	b := make([]byte, 0, len(at.token)+len(idToken)+len(scope)+len(refresh)+160)

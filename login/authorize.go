@@ -327,7 +327,10 @@ func (h *Handler) navigate(c echo.Context, target string) error {
 
 // showLogin starts a login transaction and renders the login form.
 func (h *Handler) showLogin(c echo.Context, req *authzRequest, username, msg, field string, status int) error {
-	browser := h.browserID(c)
+	browser, err := h.browserID(c)
+	if err != nil {
+		return h.serverError(c, err)
+	}
 	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "login", Browser: sessions.Hash(browser), Query: req.query})
 	if err != nil {
 		return h.serverError(c, err)
@@ -349,7 +352,10 @@ func (h *Handler) renderLogin(c echo.Context, req *authzRequest, tx sessions.Tra
 
 // showConsent starts a consent transaction and renders the consent page.
 func (h *Handler) showConsent(c echo.Context, req *authzRequest, sess sessions.Session) error {
-	browser := h.browserID(c)
+	browser, err := h.browserID(c)
+	if err != nil {
+		return h.serverError(c, err)
+	}
 	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "consent", Browser: sessions.Hash(browser), Query: req.query, UserID: sess.UserID})
 	if err != nil {
 		return h.serverError(c, err)

@@ -78,7 +78,10 @@ func (h *Handler) endSession(c echo.Context) error {
 	if lr.hint != nil && (!ok || sess.UserID == lr.hint.Sub) {
 		return h.finishLogout(c, lr, cookie)
 	}
-	browser := h.browserID(c)
+	browser, err := h.browserID(c)
+	if err != nil {
+		return h.serverError(c, err)
+	}
 	tx, err := h.sess.NewTransaction(ctx, sessions.Transaction{Kind: "logout", Browser: sessions.Hash(browser), Query: lr.query})
 	if err != nil {
 		return h.serverError(c, err)
@@ -106,10 +109,7 @@ func (h *Handler) confirmLogout(c echo.Context) error {
 	if _, err := h.sess.FinishTransaction(c.Request().Context(), tx.ID); err != nil {
 		return h.serverError(c, err)
 	}
-	cookie := ""
-	if ck, err := c.Cookie(SessionCookie); err == nil {
-		cookie = ck.Value
-	}
+	cookie, _ := h.readCookie(c, SessionCookie)
 	if c.Request().PostFormValue("decision") != "logout" {
 		p := h.newPage("Still signed in")
 		p.Heading, p.Message = "You are still signed in", "Nothing was changed. You can close this page."
