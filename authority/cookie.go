@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/clients"
 )
 
 // The refresh token cookie of cookie clients (refreshCookie). On an https
@@ -42,4 +44,34 @@ func (s *Server) readRefreshCookie(c echo.Context) (string, bool) {
 		return "", false
 	}
 	return ck.Value, true
+}
+
+// cookieRefreshToken returns the refresh token a cookie client's request
+// carries in the cookie, and whether it did. SameSite=Strict keeps other
+// sites from sending the cookie, but not pages of the same site (a sibling
+// subdomain): a request that uses the cookie must come from one of the
+// client's own origins (those of its redirect URIs). A browser always
+// sends Origin on the POST of fetch or a form; a browser request without
+// it (Sec-Fetch-Site other than same-origin) is refused too. A request
+// with neither header is not from a browser, and carries a cookie only if
+// its sender already holds the token.
+func (s *Server) cookieRefreshToken(c echo.Context, ent *clients.Entry) (string, bool, error) {
+	tok, ok := s.readRefreshCookie(c)
+	if !ok {
+		return "", false, nil
+	}
+	r := c.Request()
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if !ent.Record.WebOrigin(origin) {
+			return "", false, &Error{Code: "invalid_request", Status: http.StatusBadRequest,
+				Description: "the request's Origin is not an origin of the client's redirect URIs, so the refresh token cookie is not used"}
+		}
+		return tok, true, nil
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin":
+		return tok, true, nil
+	}
+	return "", false, &Error{Code: "invalid_request", Status: http.StatusBadRequest,
+		Description: "a browser request that uses the refresh token cookie must carry an Origin header"}
 }

@@ -422,7 +422,10 @@ func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams
 	}
 	tok := p.refreshToken
 	if tok == "" && ent.Record.RefreshTokenCookie {
-		tok, _ = s.readRefreshCookie(c)
+		var err error
+		if tok, _, err = s.cookieRefreshToken(c, ent); err != nil {
+			return err
+		}
 	}
 	if tok == "" {
 		return errInvalidRequest("refresh_token is required")

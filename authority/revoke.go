@@ -74,7 +74,9 @@ func (s *Server) revoke(c echo.Context) error {
 	tok := p.token
 	fromCookie := false
 	if tok == "" && ent.Record.RefreshTokenCookie {
-		tok, fromCookie = s.readRefreshCookie(c)
+		if tok, fromCookie, err = s.cookieRefreshToken(c, ent); err != nil {
+			return err
+		}
 	}
 	if tok == "" {
 		return errInvalidRequest("token is required")

@@ -49,6 +49,21 @@ func (cl *Client) RedirectAllowed(uri string) bool {
 	return false
 }
 
+// WebOrigin reports whether origin (an Origin header: scheme://host[:port])
+// is the origin of one of the client's http or https redirect URIs: the
+// pages of the client itself.
+func (cl *Client) WebOrigin(origin string) bool {
+	if origin == "" {
+		return false
+	}
+	for _, r := range cl.RedirectURIs {
+		if u, err := url.Parse(r); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Scheme+"://"+u.Host == origin {
+			return true
+		}
+	}
+	return false
+}
+
 // PostLogoutRedirectAllowed reports whether uri is registered exactly.
 func (cl *Client) PostLogoutRedirectAllowed(uri string) bool {
 	return slices.Contains(cl.PostLogoutRedirectURIs, uri)
