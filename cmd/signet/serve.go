@@ -168,6 +168,7 @@ func (m *Main) open(ctx context.Context) error {
 		RefreshIdleTTL:     c.parsed.refreshIdle,
 		RefreshAbsoluteTTL: c.parsed.refreshAbsolute,
 		Leeway:             c.parsed.purgeLeeway,
+		FeedSubjectKey:     feedSubjectKey(m.kek),
 		LoginRateLimit: authority.LoginRateLimit{
 			Window:    c.parsed.loginWindow,
 			PerUserIP: c.Login.RateLimit.PerUserIP,
