@@ -375,6 +375,26 @@ func TestAttacks(t *testing.T) {
 				}
 			}
 		}},
+		// Issue 16, item 9: the login page finds users through the same
+		// RFC 8265 normaliser as every other place.
+		{"username forms at the login page", func(t *testing.T, e *env, secret string) {
+			for _, name := range []string{"alıce", "аlice", "alice​"} {
+				b := e.browser()
+				_, ch := pkce()
+				if p := b.login(b.authorize(authzQuery(ch, nil)), name, alicePassword); !strings.Contains(p.body, "The username or password is incorrect.") {
+					t.Errorf("login as %q = %d, want refused", name, p.status)
+				}
+			}
+			b := e.browser()
+			tr, _ := e.flow(b, "web", secret, nil) // logs in as "alice"
+			b2 := e.browser()
+			v, ch := pkce()
+			cb := codeFrom(t, b2.login(b2.authorize(authzQuery(ch, nil)), "ＡＬＩＣＥ", alicePassword))
+			tr2 := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", v)
+			if sub := claims(t, tr2.str("id_token"))["sub"]; sub != claims(t, tr.str("id_token"))["sub"] || sub != e.alice.ID {
+				t.Errorf("login as ＡＬＩＣＥ: sub %v, want alice %s", sub, e.alice.ID)
+			}
+		}},
 		// Issue 16, item 7: one strict JWS parser for every token Signet reads.
 		{"id_token_hint in another serialization or spelling", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
