@@ -1,8 +1,13 @@
 package users
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/signet-auth/signet/storage"
 
 	"golang.org/x/text/secure/precis"
 	"golang.org/x/text/unicode/norm"
@@ -97,8 +102,99 @@ func skeleton(s string, capitalI rune) string {
 	return strings.ReplaceAll(b.String(), "rn", "m")
 }
 
-// lookAlike reports whether two usernames share a skeleton.
-func lookAlike(a, b string) bool {
-	sa, sb := skeletons(a), skeletons(b)
-	return sa[0] == sb[0] || sa[0] == sb[1] || sa[1] == sb[0] || sa[1] == sb[1]
+
+// skeletonsBucket indexes every user's skeletons (skeleton → user id), so
+// that the look-alike check is two reads, not a scan of every user. The
+// marker key skeletonsComplete says that every user is in it: a store from
+// before the index gets it built, once, by the first create or rename.
+const (
+	skeletonsBucket   = "username_skeletons"
+	skeletonsComplete = "\x00complete" // no skeleton has a NUL
+)
+
+// claimSkeletons refuses name if another user (not id) has a username of
+// one of its skeletons, and records them for id.
+func claimSkeletons(tx storage.Tx, id, name string) error {
+	if err := ensureSkeletonIndex(tx); err != nil {
+		return err
+	}
+	sk := skeletons(name)
+	for _, k := range sk {
+		v, err := tx.Get(skeletonsBucket, k)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if string(v) != id {
+			existing := "of another user"
+			if rec, err := Read(tx, string(v)); err == nil {
+				existing = rec.Username
+			}
+			return &LookAlikeError{Username: name, Existing: existing}
+		}
+	}
+	for _, k := range sk {
+		if err := tx.Put(skeletonsBucket, k, []byte(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseSkeletons removes the skeletons of name that are recorded for id.
+func releaseSkeletons(tx storage.Tx, id, name string) error {
+	for _, k := range skeletons(name) {
+		v, err := tx.Get(skeletonsBucket, k)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && string(v) != id) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(skeletonsBucket, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureSkeletonIndex indexes every user's skeletons unless the index is
+// complete. Users stored before the index that already look alike keep
+// working; the first of them in id order holds the shared skeleton.
+func ensureSkeletonIndex(tx storage.Tx) error {
+	if _, err := tx.Get(skeletonsBucket, skeletonsComplete); err == nil {
+		return nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	type entry struct{ id, name string }
+	var all []entry
+	err := tx.Scan(usersBucket, "", func(k string, v []byte) error {
+		var u struct {
+			Username string `json:"username"`
+		}
+		if err := json.Unmarshal(v, &u); err != nil {
+			return fmt.Errorf("decode user %s: %w", k, err)
+		}
+		all = append(all, entry{k, u.Username})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range all {
+		for _, k := range skeletons(e.name) {
+			if _, err := tx.Get(skeletonsBucket, k); err == nil {
+				continue
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			if err := tx.Put(skeletonsBucket, k, []byte(e.id)); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Put(skeletonsBucket, skeletonsComplete, []byte("1"))
 }

@@ -41,27 +41,6 @@ func (e *LookAlikeError) Error() string {
 	return "users: username " + e.Username + " looks like the existing username " + e.Existing
 }
 
-// checkLookAlike refuses name if another user (not id) has a username of
-// the same skeleton. It reads every user: usernames are created and renamed
-// by administrators, rarely, and reading them all in the transaction that
-// writes the new one also covers users created before skeletons existed.
-func checkLookAlike(tx storage.Tx, id, name string) error {
-	return tx.Scan(usersBucket, "", func(k string, v []byte) error {
-		if k == id {
-			return nil
-		}
-		var other struct {
-			Username string `json:"username"`
-		}
-		if err := json.Unmarshal(v, &other); err != nil {
-			return fmt.Errorf("decode user %s: %w", k, err)
-		}
-		if lookAlike(other.Username, name) {
-			return &LookAlikeError{Username: name, Existing: other.Username}
-		}
-		return nil
-	})
-}
 
 // ValidationError names the user field that is wrong and why. Problem is
 // in the RFC 6749 error_description charset: the admin API sends it.
@@ -217,7 +196,7 @@ func (u *Registry) Create(ctx context.Context, nu NewUser) (User, error) {
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
-		if err := checkLookAlike(tx, usr.ID, usr.Username); err != nil {
+		if err := claimSkeletons(tx, usr.ID, usr.Username); err != nil {
 			return err
 		}
 		if err := tx.Put(usernamesBucket, NameKey(usr.Username), []byte(usr.ID)); err != nil {
@@ -336,7 +315,10 @@ func (u *Registry) Update(ctx context.Context, id string, p Patch) (User, bool, 
 			}
 		}
 		if rec.Username != oldName {
-			if err := checkLookAlike(tx, rec.ID, rec.Username); err != nil {
+			if err := releaseSkeletons(tx, rec.ID, oldName); err != nil {
+				return err
+			}
+			if err := claimSkeletons(tx, rec.ID, rec.Username); err != nil {
 				return err
 			}
 		}
@@ -385,6 +367,9 @@ func (u *Registry) Delete(ctx context.Context, id string) error {
 			return err
 		}
 		if err := deleteNameKeys(tx, rec.Username, rec.ID); err != nil {
+			return err
+		}
+		if err := releaseSkeletons(tx, rec.ID, rec.Username); err != nil {
 			return err
 		}
 		return tx.Delete(usersBucket, id)

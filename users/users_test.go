@@ -3,6 +3,7 @@ package users_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -259,5 +260,49 @@ func TestRegistry_UsernameProfile(t *testing.T) {
 	}
 	if _, err := reg.Create(ctx, users.NewUser{Username: "alıce", Password: "a long password"}); err != nil {
 		t.Errorf("alıce after alice was deleted: %v", err)
+	}
+
+	// A store from before the skeleton index: the first create indexes
+	// every user, so a look-alike of one of them is still refused.
+	err = st.Update(ctx, func(tx storage.Tx) error {
+		var keys []string
+		if err := tx.Scan("username_skeletons", "", func(k string, _ []byte) error { keys = append(keys, k); return nil }); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete("username_skeletons", k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Create(ctx, users.NewUser{Username: "bοb2", Password: "a long password"}); !errors.As(err, new(*users.LookAlikeError)) {
+		t.Errorf("Greek-o bob2 beside bob2 on a store without the index: %v", err)
+	}
+}
+
+// BenchmarkCreate_BesideUsers is one Create beside 2,000 users (cheap
+// password hashing): the look-alike check reads the skeleton index, not
+// every user, so it does not grow with the users.
+func BenchmarkCreate_BesideUsers(b *testing.B) {
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "u.db"), bolt.Options{Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	reg := users.New(st, cheap, time.Now)
+	for i := range 2000 {
+		if _, err := reg.Create(b.Context(), users.NewUser{Username: fmt.Sprintf("user%05d", i), Password: "a long password"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := reg.Create(b.Context(), users.NewUser{Username: fmt.Sprintf("new%07d", i), Password: "a long password"}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
