@@ -102,7 +102,6 @@ func skeleton(s string, capitalI rune) string {
 	return strings.ReplaceAll(b.String(), "rn", "m")
 }
 
-
 // skeletonsBucket indexes every user's skeletons (skeleton → user id), so
 // that the look-alike check is two reads, not a scan of every user. The
 // marker key skeletonsComplete says that every user is in it: a store from

@@ -41,7 +41,6 @@ func (e *LookAlikeError) Error() string {
 	return "users: username " + e.Username + " looks like the existing username " + e.Existing
 }
 
-
 // ValidationError names the user field that is wrong and why. Problem is
 // in the RFC 6749 error_description charset: the admin API sends it.
 type ValidationError struct {
