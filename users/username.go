@@ -108,7 +108,7 @@ func skeleton(s string, capitalI rune) string {
 // before the index gets it built, once, by the first create or rename.
 const (
 	skeletonsBucket   = "username_skeletons"
-	skeletonsComplete = "\x00complete" // no skeleton has a NUL
+	skeletonsComplete = " complete" // no skeleton has a space
 )
 
 // claimSkeletons refuses name if another user (not id) has a username of
