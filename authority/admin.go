@@ -179,6 +179,7 @@ func auditError(err error) string {
 func adminError(err error) error {
 	var cve *clients.ValidationError
 	var uve *users.ValidationError
+	var look *users.LookAlikeError
 	switch {
 	case err == nil:
 		return nil
@@ -190,6 +191,8 @@ func adminError(err error) error {
 		return &Error{Code: "conflict", Description: "client id already exists", Status: http.StatusConflict, Err: err}
 	case errors.Is(err, users.ErrExists):
 		return &Error{Code: "conflict", Description: "username already exists", Status: http.StatusConflict, Err: err}
+	case errors.As(err, &look):
+		return &Error{Code: "conflict", Description: "username looks like an existing username (confusable characters)", Status: http.StatusConflict, Err: err}
 	case errors.Is(err, ErrKeyConflict):
 		return &Error{Code: "conflict", Description: err.Error(), Status: http.StatusConflict, Err: err}
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,14 +55,11 @@ func (s *Server) allowBrowserOrigin(c echo.Context, ent *clients.Entry) {
 	if origin == "" || !ent.Record.Public {
 		return
 	}
-	for _, r := range ent.Record.RedirectURIs {
-		if u, err := url.Parse(r); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Scheme+"://"+u.Host == origin {
-			h := c.Response().Header()
-			h.Set(echo.HeaderAccessControlAllowOrigin, origin)
-			h.Set(echo.HeaderAccessControlAllowCredentials, "true")
-			h.Add(echo.HeaderVary, "Origin")
-			return
-		}
+	if ent.Record.WebOrigin(origin) {
+		h := c.Response().Header()
+		h.Set(echo.HeaderAccessControlAllowOrigin, origin)
+		h.Set(echo.HeaderAccessControlAllowCredentials, "true")
+		h.Add(echo.HeaderVary, "Origin")
 	}
 }
 

@@ -159,30 +159,55 @@ func badToken(desc string) *tokenError { return &tokenError{desc} }
 // one), with the algorithm taken from the key and this issuer's iss, and
 // returns its claims. It does not check times, audience, the denylist,
 // cutoffs or the client: callers do what applies to them.
+func (s *Server) readAccessToken(tok string) (accessClaims, *tokenError) {
+	var at accessClaims
+	payload, terr := s.verifyJWS(tok, func(typ string) *tokenError {
+		if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+			return badToken("token is not an access token (typ)")
+		}
+		return nil
+	})
+	if terr != nil {
+		return at, terr
+	}
+	at, err := readClaims(payload)
+	if err != nil {
+		return at, badToken("malformed token claims")
+	}
+	if at.Iss != s.cfg.Issuer {
+		return at, badToken("token is not from this issuer")
+	}
+	return at, nil
+}
+
+// verifyJWS is the one parser of every JWS Signet reads (access tokens,
+// id_token_hint): tok must be a compact JWS (RFC 7515 §7.1: exactly three
+// parts; never the JSON serializations) signed by a key this issuer
+// publishes, with the algorithm taken from the key; checkTyp judges the
+// header's typ before any key is looked up. It returns the payload.
 //
 // Every part must be canonical base64url (RFC 7515 §2, RFC 4648 §3.5: no
 // padding, unused bits of the last character zero), so that a token has
 // one accepted spelling: a denylist, a cache or a log keyed by the token
 // text cannot be sidestepped by another spelling of the same bytes. The
 // signature is checked over the exact text received.
-func (s *Server) readAccessToken(tok string) (accessClaims, *tokenError) {
-	var at accessClaims
+func (s *Server) verifyJWS(tok string, checkTyp func(typ string) *tokenError) ([]byte, *tokenError) {
 	if len(tok) == 0 || len(tok) > maxBearerLen || strings.Count(tok, ".") != 2 ||
 		strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
-		return at, badToken("malformed token")
+		return nil, badToken("malformed token")
 	}
 	parts := strings.SplitN(tok, ".", 3)
 	var raw [3][]byte
 	for i, p := range parts {
 		b, err := canonicalBase64.DecodeString(p)
 		if err != nil || len(b) == 0 {
-			return at, badToken("malformed token")
+			return nil, badToken("malformed token")
 		}
 		raw[i] = b
 	}
 	hdr, err := jsonObject(raw[0])
 	if err != nil {
-		return at, badToken("malformed token header")
+		return nil, badToken("malformed token header")
 	}
 	var alg, kid, typ string
 	for _, h := range []struct {
@@ -190,40 +215,34 @@ func (s *Server) readAccessToken(tok string) (accessClaims, *tokenError) {
 		dst  *string
 	}{{"alg", &alg}, {"kid", &kid}, {"typ", &typ}} {
 		if v, ok := hdr[h.name]; !ok || json.Unmarshal(v, h.dst) != nil {
-			return at, badToken("malformed token header")
+			return nil, badToken("malformed token header")
 		}
 	}
-	if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return at, badToken("token is not an access token (typ)")
+	if terr := checkTyp(typ); terr != nil {
+		return nil, terr
 	}
 	for _, name := range []string{"crit", "jwk", "jku", "x5u", "x5c"} {
 		if _, ok := hdr[name]; ok {
-			return at, badToken("unsupported token header")
+			return nil, badToken("unsupported token header")
 		}
 	}
 	set, _ := s.cfg.KeySet.PublicSet()
 	key, ok := set.LookupKeyID(kid)
 	if !ok || kid == "" {
-		return at, badToken("token is not signed by a key of this issuer")
+		return nil, badToken("token is not signed by a key of this issuer")
 	}
 	if ka := key.Algorithm().String(); !clients.SupportedAlgorithm(ka) || alg != ka {
-		return at, badToken("token algorithm does not match its key")
+		return nil, badToken("token algorithm does not match its key")
 	}
 	var pub any
 	if err := key.Raw(&pub); err != nil {
-		return at, badToken("token is not signed by a key of this issuer")
+		return nil, badToken("token is not signed by a key of this issuer")
 	}
 	v, err := jws.NewVerifier(jwa.SignatureAlgorithm(alg))
 	if err != nil || v.Verify([]byte(parts[0]+"."+parts[1]), raw[2], pub) != nil {
-		return at, badToken("token signature is invalid")
+		return nil, badToken("token signature is invalid")
 	}
-	if at, err = readClaims(raw[1]); err != nil {
-		return at, badToken("malformed token claims")
-	}
-	if at.Iss != s.cfg.Issuer {
-		return at, badToken("token is not from this issuer")
-	}
-	return at, nil
+	return raw[1], nil
 }
 
 // canonicalBase64 is base64url without padding that refuses non-zero

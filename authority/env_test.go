@@ -120,6 +120,9 @@ type envOptions struct {
 	store storage.Store
 }
 
+// testFeedKey keys the revocation feed's subject hashes in tests.
+var testFeedKey = bytes.Repeat([]byte{0x5e}, 32)
+
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	if len(o.algs) == 0 {
@@ -171,6 +174,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		RateLimit:      o.rateLimit,
 		LoginRateLimit: o.login,
 		Password:       o.password,
+		FeedSubjectKey: testFeedKey,
 		TokenMetrics:   o.metrics,
 		Logger:         logger,
 		Now:            e.clock.Now,

@@ -1,8 +1,10 @@
 package authority
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,10 +17,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
 
@@ -93,6 +94,9 @@ type idClaims struct {
 	Azp      string `json:"azp"`
 	AtHash   string `json:"at_hash,omitempty"`
 	Sid      string `json:"sid,omitempty"`
+	// Instance is the client instance (clients.ClaimClientInstance), as in
+	// access tokens: an id_token_hint is honoured only for that instance.
+	Instance string `json:"client_instance,omitempty"`
 
 	Name              string `json:"name,omitempty"`
 	PreferredUsername string `json:"preferred_username,omitempty"`
@@ -108,7 +112,7 @@ func (s *Server) idToken(ent *clients.Entry, sp idTokenSpec) (string, error) {
 		return "", errServer(fmt.Errorf("ID token key for %s: %w", alg, err))
 	}
 	cl := idClaims{Iss: s.cfg.Issuer, Sub: sp.sub, Aud: ent.Record.ID, Iat: sp.iat, Exp: sp.iat + int64(s.accessTTL(ent)/time.Second),
-		AuthTime: sp.authTime, Nonce: sp.nonce, Azp: ent.Record.ID, AtHash: atHash(alg, sp.accessToken), Sid: sp.sid}
+		AuthTime: sp.authTime, Nonce: sp.nonce, Azp: ent.Record.ID, AtHash: atHash(alg, sp.accessToken), Sid: sp.sid, Instance: ent.Record.Instance}
 	if u := sp.user; u != nil {
 		if hasScope(sp.scope, "profile") {
 			cl.Name, cl.PreferredUsername = u.Name, u.Username
@@ -157,8 +161,7 @@ func (s *Server) writeOIDCTokens(c echo.Context, ent *clients.Entry, at signedAc
 	}
 	if refresh != "" && ent.Record.RefreshTokenCookie {
 		idle, _ := s.refreshTTLs(ent)
-		c.SetCookie(&http.Cookie{Name: refreshCookie, Value: refresh, Path: "/oauth2", MaxAge: int(idle / time.Second),
-			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+		s.setRefreshCookie(c, refresh, int(idle/time.Second))
 		refresh = ""
 	}
 	b := make([]byte, 0, len(at.token)+len(idToken)+len(scope)+len(refresh)+160)
@@ -200,52 +203,57 @@ type IDTokenHint struct {
 	SID      string
 }
 
-// ErrBadIDTokenHint is returned for an id_token_hint this issuer did not sign.
+// ErrBadIDTokenHint is returned for an id_token_hint this issuer did not
+// sign, or signed for a client that no longer exists as it was.
 var ErrBadIDTokenHint = errors.New("authority: id_token_hint is not an ID token of this issuer")
 
 // VerifyIDTokenHint checks that tok is an ID token this Signet signed with
 // a published key (the algorithm taken from the key, never alg none) for
-// this issuer. Expiry is ignored (OIDC Core §3.1.2.1: the hint may have expired).
-func (s *Server) VerifyIDTokenHint(tok string) (IDTokenHint, error) {
-	if len(tok) > maxBearerLen {
+// this issuer, read by the same strict parser as access tokens (verifyJWS:
+// compact, canonical base64url, no duplicate members), and that its client
+// (aud) is the same instance that it was issued to: the ID token of a
+// deleted client speaks for no client created later under its id. Expiry
+// is ignored (OIDC Core §3.1.2.1: the hint may have expired).
+func (s *Server) VerifyIDTokenHint(ctx context.Context, tok string) (IDTokenHint, error) {
+	payload, terr := s.verifyJWS(tok, func(typ string) *tokenError {
+		if typ != "JWT" {
+			return badToken("not an ID token (typ)")
+		}
+		return nil
+	})
+	if terr != nil {
 		return IDTokenHint{}, ErrBadIDTokenHint
 	}
-	msg, err := jws.ParseString(tok)
-	if err != nil || len(msg.Signatures()) != 1 {
-		return IDTokenHint{}, ErrBadIDTokenHint
-	}
-	hdr := msg.Signatures()[0].ProtectedHeaders()
-	if hdr.Type() != "JWT" || len(hdr.Critical()) > 0 || hdr.JWK() != nil || hdr.JWKSetURL() != "" {
-		return IDTokenHint{}, ErrBadIDTokenHint
-	}
-	set, _ := s.cfg.KeySet.PublicSet()
-	key, ok := set.LookupKeyID(hdr.KeyID())
-	if !ok || hdr.KeyID() == "" {
-		return IDTokenHint{}, ErrBadIDTokenHint
-	}
-	alg := key.Algorithm().String()
-	if !clients.SupportedAlgorithm(alg) || hdr.Algorithm().String() != alg {
-		return IDTokenHint{}, ErrBadIDTokenHint
-	}
-	payload, err := jws.Verify([]byte(tok), jws.WithKey(jwa.SignatureAlgorithm(alg), key))
+	m, err := jsonObject(payload)
 	if err != nil {
 		return IDTokenHint{}, ErrBadIDTokenHint
 	}
-	var cl struct {
-		Iss string          `json:"iss"`
-		Sub string          `json:"sub"`
-		Aud json.RawMessage `json:"aud"`
-		Sid string          `json:"sid"`
+	var iss, sub, sid, aud, instance string
+	for _, c := range []struct {
+		name     string
+		dst      *string
+		required bool
+	}{{"iss", &iss, true}, {"sub", &sub, true}, {"aud", &aud, true}, {"sid", &sid, false}, {clients.ClaimClientInstance, &instance, false}} {
+		v, ok := m[c.name]
+		if !ok && !c.required {
+			continue
+		}
+		if !ok || json.Unmarshal(v, c.dst) != nil {
+			return IDTokenHint{}, ErrBadIDTokenHint // Signet writes aud as one string
+		}
 	}
-	if err := json.Unmarshal(payload, &cl); err != nil || cl.Iss != s.cfg.Issuer || cl.Sub == "" {
+	if iss != s.cfg.Issuer || sub == "" || aud == "" {
 		return IDTokenHint{}, ErrBadIDTokenHint
 	}
-	var aud []string
-	var one string
-	if json.Unmarshal(cl.Aud, &one) == nil {
-		aud = []string{one}
-	} else if json.Unmarshal(cl.Aud, &aud) != nil {
+	ent, err := s.clients.Lookup(ctx, aud)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return IDTokenHint{}, ErrBadIDTokenHint
+		}
+		return IDTokenHint{}, fmt.Errorf("id_token_hint client: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(ent.Record.Instance), []byte(instance)) != 1 {
 		return IDTokenHint{}, ErrBadIDTokenHint
 	}
-	return IDTokenHint{Sub: cl.Sub, Audience: aud, SID: cl.Sid}, nil
+	return IDTokenHint{Sub: sub, Audience: []string{aud}, SID: sid}, nil
 }

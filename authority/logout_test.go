@@ -28,7 +28,7 @@ import (
 // e's clock, created now so that its first fetch sees the current feed.
 func (e *env) verifierOf(t *testing.T) *jwks.Verifier {
 	t.Helper()
-	v, err := jwks.NewVerifier(t.Context(), e.issuer, jwks.WithInsecureHTTP(), jwks.WithDenylist(true), jwks.WithClock(e.clock.Now), jwks.WithAudience(testAud))
+	v, err := jwks.NewVerifier(t.Context(), e.issuer, jwks.WithInsecureHTTP(), jwks.WithDenylist(true), jwks.WithDenylistSubjectKey(testFeedKey), jwks.WithClock(e.clock.Now), jwks.WithAudience(testAud))
 	if err != nil {
 		t.Fatal(err)
 	}

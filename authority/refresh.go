@@ -402,8 +402,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 func (s *Server) writeUserTokens(c echo.Context, ent *clients.Entry, at signedAccess, scope, refresh string) error {
 	if refresh != "" && ent.Record.RefreshTokenCookie {
 		idle, _ := s.refreshTTLs(ent)
-		c.SetCookie(&http.Cookie{Name: refreshCookie, Value: refresh, Path: "/oauth2", MaxAge: int(idle / time.Second),
-			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+		s.setRefreshCookie(c, refresh, int(idle/time.Second))
 		refresh = ""
 	}
 	return writeTokenResponse(c, at.token, at.ttl, scope, refresh)
@@ -433,8 +432,9 @@ func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams
 	}
 	tok := p.refreshToken
 	if tok == "" && ent.Record.RefreshTokenCookie {
-		if ck, err := c.Cookie(refreshCookie); err == nil {
-			tok = ck.Value
+		var err error
+		if tok, _, err = s.cookieRefreshToken(c, ent); err != nil {
+			return err
 		}
 	}
 	if tok == "" {

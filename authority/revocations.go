@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -27,9 +28,23 @@ const DefaultFeedMaxAge = 30 * time.Second
 
 // revocationFeed is the body of GET /oauth2/revocations; jwks.RevocationFeed
 // is its definition on the verifier side.
+//
+// The feed is public (verifiers poll it without credentials), so it names
+// no subject: a cutoff is listed under FeedSubjectHash(key, sub), which a
+// verifier given the key computes from a token's sub and compares. Without
+// the key the feed says how many subjects were logged out recently, not
+// who. jtis are random and say nothing about anyone.
 type revocationFeed struct {
-	RevokedJTIs    map[string]int64 `json:"revoked_jtis"`
-	SubjectCutoffs map[string]int64 `json:"subject_cutoffs"`
+	RevokedJTIs        map[string]int64 `json:"revoked_jtis"`
+	SubjectCutoffsHMAC map[string]int64 `json:"subject_cutoffs_hmac"`
+}
+
+// FeedSubjectHash is how the revocation feed names a subject:
+// base64url(HMAC-SHA256(key, sub)), without padding.
+func FeedSubjectHash(key []byte, sub string) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(sub))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 }
 
 // feedCache keeps the encoded feed until the denylist or a cutoff changes
@@ -75,7 +90,7 @@ func (s *Server) feedDoc(ctx context.Context) ([]byte, string, error) {
 		return f.body, f.etag, nil
 	}
 	f.stale.Store(false) // before reading: a change during the read marks it stale again
-	doc := revocationFeed{RevokedJTIs: map[string]int64{}, SubjectCutoffs: map[string]int64{}}
+	doc := revocationFeed{RevokedJTIs: map[string]int64{}, SubjectCutoffsHMAC: map[string]int64{}}
 	until := int64(math.MaxInt64)
 	err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
 		if err := tx.Scan(denylistBucket, "", func(k string, v []byte) error {
@@ -96,8 +111,8 @@ func (s *Server) feedDoc(ctx context.Context) ([]byte, string, error) {
 			if err != nil {
 				return fmt.Errorf("cutoff %q: %w", k, err)
 			}
-			if d := s.cutoffDrop(c); d > now {
-				doc.SubjectCutoffs[k] = c
+			if d := s.cutoffDrop(c); d > now && len(s.cfg.FeedSubjectKey) > 0 {
+				doc.SubjectCutoffsHMAC[FeedSubjectHash(s.cfg.FeedSubjectKey, k)] = c
 				until = min(until, d)
 			}
 			return nil

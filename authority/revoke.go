@@ -74,8 +74,8 @@ func (s *Server) revoke(c echo.Context) error {
 	tok := p.token
 	fromCookie := false
 	if tok == "" && ent.Record.RefreshTokenCookie {
-		if ck, err := c.Cookie(refreshCookie); err == nil {
-			tok, fromCookie = ck.Value, true
+		if tok, fromCookie, err = s.cookieRefreshToken(c, ent); err != nil {
+			return err
 		}
 	}
 	if tok == "" {
@@ -149,7 +149,7 @@ func (s *Server) revoke(c echo.Context) error {
 	h["Cache-Control"] = noStore
 	h["Pragma"] = noCache
 	if fromCookie {
-		c.SetCookie(&http.Cookie{Name: refreshCookie, Value: "", Path: "/oauth2", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+		s.setRefreshCookie(c, "", -1)
 	}
 	return c.NoContent(http.StatusOK)
 }

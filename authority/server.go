@@ -112,6 +112,9 @@ type Config struct {
 	RefreshAbsoluteTTL time.Duration
 	// FeedMaxAge is the max-age of /oauth2/revocations (default 30s).
 	FeedMaxAge time.Duration
+	// FeedSubjectKey keys the subject hashes of /oauth2/revocations
+	// (revocations.go). Empty: the feed carries no subject cutoffs.
+	FeedSubjectKey []byte
 	// Leeway is the verifiers' clock skew allowance: a denylist entry or a
 	// cutoff stays in the feed this long after the last token it can
 	// affect has expired (default 1m, jwks.MaxLeeway).

@@ -358,18 +358,18 @@ func TestRevocation_Introspection_Logout_Feed(t *testing.T) {
 		t.Error("bob's tokens inactive after alice's logout")
 	}
 	_, _, feed = e.feed("")
-	cutoffs, _ := feed["subject_cutoffs"].(map[string]any)
+	cutoffs, _ := feed["subject_cutoffs_hmac"].(map[string]any)
 	c2 := decodePayload(t, at2)
-	if cut, ok := cutoffs[alice].(float64); !ok || cut <= c2["iat"].(float64) {
+	if cut, ok := cutoffs[authority.FeedSubjectHash(testFeedKey, alice)].(float64); !ok || cut <= c2["iat"].(float64) {
 		t.Errorf("feed cutoffs = %v, want alice's cutoff after iat %v", cutoffs, c2["iat"])
 	}
-	if _, ok := cutoffs[bob]; ok {
+	if _, ok := cutoffs[authority.FeedSubjectHash(testFeedKey, bob)]; ok {
 		t.Error("bob has a cutoff")
 	}
 	// A verifier reading the feed rejects alice's old token and accepts
 	// bob's and alice's new one (issued in the same second as the logout).
 	at4, _ := e.login("a", secA, "alice", nil)
-	v, err := jwks.NewVerifier(t.Context(), e.issuer, jwks.WithInsecureHTTP(), jwks.WithDenylist(true), jwks.WithClock(e.clock.Now), jwks.WithAudience(testAud))
+	v, err := jwks.NewVerifier(t.Context(), e.issuer, jwks.WithInsecureHTTP(), jwks.WithDenylist(true), jwks.WithDenylistSubjectKey(testFeedKey), jwks.WithClock(e.clock.Now), jwks.WithAudience(testAud))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +567,7 @@ func TestPurge(t *testing.T) {
 		t.Errorf("Purge later = %d, %v; want 5", n, err)
 	}
 	_, _, feed := e.feed("")
-	if len(feed["revoked_jtis"].(map[string]any)) != 0 || len(feed["subject_cutoffs"].(map[string]any)) != 0 {
+	if len(feed["revoked_jtis"].(map[string]any)) != 0 || len(feed["subject_cutoffs_hmac"].(map[string]any)) != 0 {
 		t.Errorf("feed after purge = %v, want empty", feed)
 	}
 	if s, b := e.refresh("app", sec, live, nil); s != http.StatusOK {

@@ -8,7 +8,14 @@
 //	{header JSON}\n          Header
 //	body                     Kind "bolt": Header.Size bytes of a bbolt file;
 //	                         Kind "logical": one JSON Record per line
-//	{trailer JSON}\n         Trailer: record count and SHA-256 of the body
+//	{trailer JSON}\n         Trailer: record count, SHA-256 of the body, and
+//	                         HMAC-SHA256 of everything before the trailer
+//
+// The SHA-256 tells a damaged or cut file from an intact one; anyone can
+// recompute it. The HMAC is keyed by a key derived from the key-encryption
+// key (HKDF-SHA256, MACKeyInfo), so only a Signet holding that KEK can
+// write a file that restores: a file changed by someone who can write
+// backups but does not hold the KEK is refused.
 //
 // "logical" works for every backend that lists its buckets
 // (storage.BucketLister); "bolt" is the fast path of the bbolt backend
@@ -19,6 +26,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -34,8 +43,15 @@ import (
 	"github.com/signet-auth/signet/storage/bolt"
 )
 
-// FormatVersion is the version of the file layout this package writes and reads.
-const FormatVersion = 1
+// FormatVersion is the version of the file layout this package writes and
+// reads. Format 1 (before the HMAC) is refused: nothing in it proves who
+// wrote it (ErrUnauthenticated).
+const FormatVersion = 2
+
+// MACKeyInfo is the HKDF info (purpose label) of the backup MAC key: the
+// KEK seals private keys with AES-GCM, and a key used for a second purpose
+// is derived, never the KEK itself.
+const MACKeyInfo = "signet backup hmac-sha256 v2"
 
 const magic = "signet-backup\n"
 
@@ -72,7 +88,26 @@ type Trailer struct {
 	End     bool   `json:"end"`
 	Records int    `json:"records,omitempty"`
 	SHA256  string `json:"sha256"`
+	// HMAC is the HMAC-SHA256, under MACKey(kek), of every byte before the
+	// trailer line (magic, header line, body).
+	HMAC string `json:"hmac_sha256"`
 }
+
+// MACKey derives the backup MAC key from kek.
+func MACKey(kek []byte) ([]byte, error) {
+	if len(kek) == 0 {
+		return nil, errors.New("backup: no key-encryption key to derive the MAC key from")
+	}
+	k, err := hkdf.Key(sha256.New, kek, nil, MACKeyInfo, sha256.Size)
+	if err != nil {
+		return nil, fmt.Errorf("backup: derive the MAC key: %w", err)
+	}
+	return k, nil
+}
+
+// ErrUnauthenticated is returned for a file whose MAC is missing or does
+// not verify under the KEK given.
+var ErrUnauthenticated = errors.New("backup authentication failed")
 
 // KEKFingerprint is a short, domain-separated SHA-256 of kek: enough to tell
 // two keys apart, useless to recover one.
@@ -93,26 +128,32 @@ type snapshotter interface {
 	Snapshot(ctx context.Context, fn func(size int64, writeTo func(io.Writer) (int64, error)) error) error
 }
 
-// Write writes a backup of st to w. h's Format, Kind and Size are set here;
-// the rest is the caller's. A bbolt store is copied as a file in one read
-// transaction, any other store logically in one View.
-func Write(ctx context.Context, w io.Writer, st storage.Store, h Header) error {
+// Write writes a backup of st to w, authenticated under kek (MACKey). h's
+// Format, Kind and Size are set here; the rest is the caller's. A bbolt
+// store is copied as a file in one read transaction, any other store
+// logically in one View.
+func Write(ctx context.Context, w io.Writer, st storage.Store, h Header, kek []byte) error {
+	macKey, err := MACKey(kek)
+	if err != nil {
+		return err
+	}
 	h.Format = FormatVersion
 	if s, ok := st.(snapshotter); ok {
 		return s.Snapshot(ctx, func(size int64, writeTo func(io.Writer) (int64, error)) error {
 			h.Kind, h.Size = KindBolt, size
-			if err := writeHeader(w, h); err != nil {
+			mac := hmac.New(sha256.New, macKey)
+			if err := writeHeader(io.MultiWriter(w, mac), h); err != nil {
 				return err
 			}
 			sum := sha256.New()
-			n, err := writeTo(io.MultiWriter(w, sum))
+			n, err := writeTo(io.MultiWriter(w, sum, mac))
 			if err != nil {
 				return fmt.Errorf("backup: write snapshot: %w", err)
 			}
 			if n != size {
 				return fmt.Errorf("backup: snapshot wrote %d bytes, expected %d", n, size)
 			}
-			return writeTrailer(w, Trailer{End: true, SHA256: hex.EncodeToString(sum.Sum(nil))})
+			return writeTrailer(w, Trailer{End: true, SHA256: hex.EncodeToString(sum.Sum(nil)), HMAC: hex.EncodeToString(mac.Sum(nil))})
 		})
 	}
 	h.Kind = KindLogical
@@ -121,11 +162,12 @@ func Write(ctx context.Context, w io.Writer, st storage.Store, h Header) error {
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
-		if err := writeHeader(w, h); err != nil {
+		mac := hmac.New(sha256.New, macKey)
+		if err := writeHeader(io.MultiWriter(w, mac), h); err != nil {
 			return err
 		}
 		sum := sha256.New()
-		bw := bufio.NewWriter(io.MultiWriter(w, sum))
+		bw := bufio.NewWriter(io.MultiWriter(w, sum, mac))
 		enc := json.NewEncoder(bw)
 		n := 0
 		for _, b := range buckets {
@@ -140,7 +182,7 @@ func Write(ctx context.Context, w io.Writer, st storage.Store, h Header) error {
 		if err := bw.Flush(); err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
-		return writeTrailer(w, Trailer{End: true, Records: n, SHA256: hex.EncodeToString(sum.Sum(nil))})
+		return writeTrailer(w, Trailer{End: true, Records: n, SHA256: hex.EncodeToString(sum.Sum(nil)), HMAC: hex.EncodeToString(mac.Sum(nil))})
 	})
 }
 
@@ -173,8 +215,9 @@ var ErrInvalid = errors.New("not a complete Signet backup")
 // maxHeader bounds the header line.
 const maxHeader = 64 << 10
 
-// readHeader reads the magic line and the header.
-func readHeader(r *bufio.Reader) (Header, error) {
+// readHeader reads the magic line and the header; mac, when not nil, is
+// fed both exactly as they are in the file.
+func readHeader(r *bufio.Reader, mac hash.Hash) (Header, error) {
 	m := make([]byte, len(magic))
 	if _, err := io.ReadFull(r, m); err != nil || string(m) != magic {
 		return Header{}, fmt.Errorf("%w: no signet-backup header", ErrInvalid)
@@ -183,9 +226,19 @@ func readHeader(r *bufio.Reader) (Header, error) {
 	if err != nil {
 		return Header{}, fmt.Errorf("%w: header: %w", ErrInvalid, err)
 	}
+	if mac != nil {
+		mac.Write(m)
+		mac.Write(line)
+		mac.Write([]byte{'\n'})
+	}
 	var h Header
 	if err := json.Unmarshal(line, &h); err != nil {
 		return Header{}, fmt.Errorf("%w: header: %w", ErrInvalid, err)
+	}
+	if h.Format == 1 {
+		return Header{}, fmt.Errorf("%w: backup format 1 carries no MAC, so nothing proves Signet wrote it or that it was not changed since: "+
+			"if you are sure of where it comes from, restore it with the signet release that wrote it (signet_version %q in its header), "+
+			"start that release once, and take a new backup with this one", ErrUnauthenticated, h.SignetVersion)
 	}
 	if h.Format != FormatVersion {
 		return Header{}, fmt.Errorf("backup format %d: this binary reads format %d: use a matching signet version", h.Format, FormatVersion)
@@ -216,18 +269,37 @@ func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 // maxRecord bounds one line of a logical body.
 const maxRecord = 64 << 20
 
-// Read checks the whole backup in r (header, body, trailer, checksum) and
-// calls fn for every record, in bucket then key order, as it goes. fn sees
-// records before the checksum is verified: a caller that writes them must
-// discard its work on error. A bolt body is spooled to a temporary file in
-// tmpDir so that bbolt can read it.
-func Read(ctx context.Context, r io.Reader, tmpDir string, fn func(Record) error) (Header, error) {
+// Read checks the whole backup in r (header, body, trailer, checksum and
+// the HMAC under MACKey(kek)) and calls fn for every record, in bucket then
+// key order, as it goes. fn sees records before the checksum and the MAC
+// are verified: a caller that writes them must discard its work on error.
+// A bolt body is spooled to a temporary file in tmpDir so that bbolt can
+// read it.
+func Read(ctx context.Context, r io.Reader, tmpDir string, kek []byte, fn func(Record) error) (Header, error) {
+	macKey, err := MACKey(kek)
+	if err != nil {
+		return Header{}, err
+	}
+	return read(ctx, r, tmpDir, macKey, fn)
+}
+
+// read is Read with the MAC key; nil checks structure and checksum only
+// (CheckIntegrity).
+func read(ctx context.Context, r io.Reader, tmpDir string, macKey []byte, fn func(Record) error) (Header, error) {
+	var mac hash.Hash
+	if macKey != nil {
+		mac = hmac.New(sha256.New, macKey)
+	}
 	br := bufio.NewReaderSize(r, 1<<20)
-	h, err := readHeader(br)
+	h, err := readHeader(br, mac)
 	if err != nil {
 		return Header{}, err
 	}
 	sum := sha256.New()
+	body := io.Writer(sum)
+	if mac != nil {
+		body = io.MultiWriter(sum, mac)
+	}
 	records := 0
 	switch h.Kind {
 	case KindLogical:
@@ -241,13 +313,13 @@ func Read(ctx context.Context, r io.Reader, tmpDir string, fn func(Record) error
 			}
 			_ = json.Unmarshal(line, &probe)
 			if probe.End != nil {
-				if err := checkTrailer(line, sum, records, true); err != nil {
+				if err := checkTrailer(line, sum, mac, records, true); err != nil {
 					return h, err
 				}
 				return h, expectEOF(br)
 			}
-			sum.Write(line)
-			sum.Write([]byte{'\n'})
+			body.Write(line)
+			body.Write([]byte{'\n'})
 			var rec Record
 			if err := json.Unmarshal(line, &rec); err != nil || rec.Bucket == "" {
 				return h, fmt.Errorf("%w: record %d: %v", ErrInvalid, records+1, err)
@@ -267,7 +339,7 @@ func Read(ctx context.Context, r io.Reader, tmpDir string, fn func(Record) error
 		}
 		path := f.Name()
 		defer os.Remove(path)
-		n, err := io.Copy(io.MultiWriter(f, sum), io.LimitReader(br, h.Size))
+		n, err := io.Copy(io.MultiWriter(f, body), io.LimitReader(br, h.Size))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -281,7 +353,7 @@ func Read(ctx context.Context, r io.Reader, tmpDir string, fn func(Record) error
 		if err != nil {
 			return h, fmt.Errorf("%w: no trailer: %w", ErrInvalid, err)
 		}
-		if err := checkTrailer(line, sum, 0, false); err != nil {
+		if err := checkTrailer(line, sum, mac, 0, false); err != nil {
 			return h, err
 		}
 		if err := expectEOF(br); err != nil {
@@ -291,7 +363,11 @@ func Read(ctx context.Context, r io.Reader, tmpDir string, fn func(Record) error
 	}
 }
 
-func checkTrailer(line []byte, sum hash.Hash, records int, countRecords bool) error {
+// checkTrailer checks the trailer line against the body's checksum and,
+// when mac is not nil, the HMAC. The checksum comes first: a damaged file
+// is reported as damaged, a consistent one with a wrong MAC as forged or
+// made under another KEK.
+func checkTrailer(line []byte, sum, mac hash.Hash, records int, countRecords bool) error {
 	var t Trailer
 	if err := json.Unmarshal(line, &t); err != nil || !t.End {
 		return fmt.Errorf("%w: bad trailer", ErrInvalid)
@@ -301,6 +377,17 @@ func checkTrailer(line []byte, sum hash.Hash, records int, countRecords bool) er
 	}
 	if countRecords && t.Records != records {
 		return fmt.Errorf("%w: %d records, trailer says %d", ErrInvalid, records, t.Records)
+	}
+	if mac == nil {
+		return nil
+	}
+	want, err := hex.DecodeString(t.HMAC)
+	if err != nil || len(want) != sha256.Size {
+		return fmt.Errorf("%w: the trailer has no HMAC-SHA256", ErrUnauthenticated)
+	}
+	if !hmac.Equal(mac.Sum(nil), want) {
+		return fmt.Errorf("%w: the HMAC-SHA256 of the file does not verify under the key derived from this key-encryption key: "+
+			"the file was changed after Signet wrote it, or it was written by a Signet with another KEK", ErrUnauthenticated)
 	}
 	return nil
 }
@@ -338,14 +425,28 @@ func boltRecords(ctx context.Context, path string, fn func(Record) error) error 
 }
 
 // Verify reads the whole backup file at path and returns its header if it
-// is complete and intact. A bolt body is spooled in tmpDir.
-func Verify(ctx context.Context, path, tmpDir string) (Header, error) {
+// is complete, intact and authenticated under kek. A bolt body is spooled
+// in tmpDir.
+func Verify(ctx context.Context, path, tmpDir string, kek []byte) (Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Header{}, err
 	}
 	defer f.Close()
-	return Read(ctx, f, tmpDir, func(Record) error { return nil })
+	return Read(ctx, f, tmpDir, kek, func(Record) error { return nil })
+}
+
+// CheckIntegrity is Verify without the MAC: that the file is complete and
+// undamaged, for whoever reads a backup back without holding the KEK (the
+// CLI that downloads an online backup). It proves nothing about who wrote
+// the file; restore always uses Verify.
+func CheckIntegrity(ctx context.Context, path, tmpDir string) (Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, err
+	}
+	defer f.Close()
+	return read(ctx, f, tmpDir, nil, func(Record) error { return nil })
 }
 
 // ReadHeader returns the header of the backup file at path without checking the body.
@@ -355,17 +456,17 @@ func ReadHeader(path string) (Header, error) {
 		return Header{}, err
 	}
 	defer f.Close()
-	return readHeader(bufio.NewReader(f))
+	return readHeader(bufio.NewReader(f), nil)
 }
 
 // loadBatch is how many records one restore transaction writes: small
 // enough for backends that bound a transaction's size (etcd).
 const loadBatch = 100
 
-// Load copies every record of the backup file at path into dst, which
-// should be empty (a bolt body is spooled in tmpDir). It writes in transactions of loadBatch records, so dst is
+// Load copies every record of the backup file at path, authenticated under
+// kek, into dst, which should be empty (a bolt body is spooled in tmpDir). It writes in transactions of loadBatch records, so dst is
 // complete only when Load returns nil; restore into a store no server uses.
-func Load(ctx context.Context, path, tmpDir string, dst storage.Store) (Header, int, error) {
+func Load(ctx context.Context, path, tmpDir string, kek []byte, dst storage.Store) (Header, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Header{}, 0, err
@@ -392,7 +493,7 @@ func Load(ctx context.Context, path, tmpDir string, dst storage.Store) (Header, 
 		batch = batch[:0]
 		return nil
 	}
-	h, err := Read(ctx, f, tmpDir, func(r Record) error {
+	h, err := Read(ctx, f, tmpDir, kek, func(r Record) error {
 		batch = append(batch, Record{Bucket: r.Bucket, Key: r.Key, Value: bytes.Clone(r.Value)})
 		if len(batch) == loadBatch {
 			return flush()

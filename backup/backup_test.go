@@ -85,7 +85,7 @@ func TestRoundTrip(t *testing.T) {
 			kek := bytes.Repeat([]byte{7}, 32)
 			hdr := backup.Header{CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), SignetVersion: "v9", SchemaVersion: 1, KEKFingerprint: backup.KEKFingerprint(kek)}
 			var buf bytes.Buffer
-			if err := backup.Write(t.Context(), &buf, tc.wrap(src), hdr); err != nil {
+			if err := backup.Write(t.Context(), &buf, tc.wrap(src), hdr, kek); err != nil {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
@@ -93,7 +93,7 @@ func TestRoundTrip(t *testing.T) {
 			if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			h, err := backup.Verify(t.Context(), path, dir)
+			h, err := backup.Verify(t.Context(), path, dir, kek)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +104,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Error("the KEK is in the header")
 			}
 			dst := openStore(t)
-			if _, n, err := backup.Load(t.Context(), path, dir, dst); err != nil || n != len(want) {
+			if _, n, err := backup.Load(t.Context(), path, dir, kek, dst); err != nil || n != len(want) {
 				t.Fatalf("load = %d, %v; want %d records", n, err, len(want))
 			}
 			got := dump(t, dst)
@@ -127,9 +127,31 @@ func TestRoundTrip(t *testing.T) {
 				if err := os.WriteFile(path, bad, 0o600); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := backup.Verify(context.Background(), path, dir); !errors.Is(err, backup.ErrInvalid) {
+				if _, err := backup.Verify(context.Background(), path, dir, kek); !errors.Is(err, backup.ErrInvalid) {
 					t.Errorf("damaged backup (%d bytes): %v, want ErrInvalid", len(bad), err)
 				}
+			}
+
+			// Intact but under another KEK, or with the trailer's MAC
+			// replaced: refused as unauthenticated, not as damaged.
+			if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := backup.Verify(t.Context(), path, dir, bytes.Repeat([]byte{8}, 32)); !errors.Is(err, backup.ErrUnauthenticated) {
+				t.Errorf("other KEK: %v, want ErrUnauthenticated", err)
+			}
+			if _, err := backup.CheckIntegrity(t.Context(), path, dir); err != nil {
+				t.Errorf("CheckIntegrity of an intact file: %v", err)
+			}
+			if _, err := backup.Verify(t.Context(), path, dir, nil); err == nil {
+				t.Error("Verify without a KEK succeeded")
+			}
+			forged := bytes.Replace(buf.Bytes(), []byte(`"hmac_sha256":"`), []byte(`"hmac_sha256":"00`), 1)
+			if err := os.WriteFile(path, forged, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := backup.Verify(t.Context(), path, dir, kek); !errors.Is(err, backup.ErrUnauthenticated) {
+				t.Errorf("replaced MAC: %v, want ErrUnauthenticated", err)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package clients_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -96,6 +97,51 @@ func TestRegistry_Validation(t *testing.T) {
 	}
 }
 
+// TestRegistry_RedirectPorts (issue 16, item 8): every redirect URI a
+// client registers (redirect_uris and post_logout_redirect_uris, web and
+// native) has no port or one from 1 to 65535.
+func TestRegistry_RedirectPorts(t *testing.T) {
+	reg := clients.New(newStore(t), clients.Options{Algorithms: []string{"ES256"}})
+	for i, tc := range []struct {
+		uri string
+		ok  bool
+	}{
+		{"http://127.0.0.1/cb", true},
+		{"http://127.0.0.1:1/cb", true},
+		{"http://[::1]:65535/cb", true},
+		{"https://app.example:8443/cb", true},
+		{"http://127.0.0.1:0/cb", false},
+		{"http://127.0.0.1:99999/cb", false},
+		{"http://[::1]:65536/cb", false},
+		{"http://[::1]:/cb", false},
+		{"https://app.example:0/cb", false},
+		{"https://app.example:/cb", false},
+		{"https://app.example:00443/cb", false},
+	} {
+		for _, native := range []bool{false, true} {
+			for _, field := range []string{"redirect_uris", "post_logout_redirect_uris"} {
+				cl := clients.Client{ID: fmt.Sprintf("c%d-%v-%s", i, native, field[:4]), GrantTypes: []string{clients.GrantAuthorizationCode},
+					Scopes: []string{"openid"}, Audiences: []string{"api"}, RedirectURIs: []string{"https://app.example/cb"}}
+				if native {
+					cl.ApplicationType = clients.AppNative
+				}
+				if field == "redirect_uris" {
+					cl.RedirectURIs = []string{tc.uri}
+				} else {
+					cl.PostLogoutRedirectURIs = []string{tc.uri}
+				}
+				_, _, err := reg.Create(t.Context(), cl)
+				if tc.ok && err != nil {
+					t.Errorf("%s %s (native %v): %v", field, tc.uri, native, err)
+				}
+				if !tc.ok && (err == nil || !strings.Contains(err.Error(), "port from 1 to 65535")) {
+					t.Errorf("%s %s (native %v) = %v, want a port error", field, tc.uri, native, err)
+				}
+			}
+		}
+	}
+}
+
 // TestRedirectAllowed: exact match, except a native client's loopback
 // redirect on any port (RFC 8252 §7.3).
 func TestRedirectAllowed(t *testing.T) {
@@ -113,6 +159,15 @@ func TestRedirectAllowed(t *testing.T) {
 		{"http://127.0.0.1@evil.example/cb", false, false},
 		{"https://app.example/cb", true, true},
 		{"https://app.example/cb/", false, false},
+		// Ports 1 to 65535 only (issue 16, item 8).
+		{"http://127.0.0.1:1/cb", true, false},
+		{"http://127.0.0.1:65535/cb", true, false},
+		{"http://127.0.0.1:0/cb", false, false},
+		{"http://127.0.0.1:99999/cb", false, false},
+		{"http://127.0.0.1:65536/cb", false, false},
+		{"http://127.0.0.1:/cb", false, false},
+		{"http://127.0.0.1:08080/cb", false, false},
+		{"http://127.0.0.1:000000/cb", false, false},
 	} {
 		if got := native.RedirectAllowed(tc.uri); got != tc.native {
 			t.Errorf("native RedirectAllowed(%s) = %v, want %v", tc.uri, got, tc.native)

@@ -49,6 +49,21 @@ func (cl *Client) RedirectAllowed(uri string) bool {
 	return false
 }
 
+// WebOrigin reports whether origin (an Origin header: scheme://host[:port])
+// is the origin of one of the client's http or https redirect URIs: the
+// pages of the client itself.
+func (cl *Client) WebOrigin(origin string) bool {
+	if origin == "" {
+		return false
+	}
+	for _, r := range cl.RedirectURIs {
+		if u, err := url.Parse(r); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Scheme+"://"+u.Host == origin {
+			return true
+		}
+	}
+	return false
+}
+
 // PostLogoutRedirectAllowed reports whether uri is registered exactly.
 func (cl *Client) PostLogoutRedirectAllowed(uri string) bool {
 	return slices.Contains(cl.PostLogoutRedirectURIs, uri)
@@ -75,8 +90,8 @@ func withoutLoopbackPort(uri string) (string, bool) {
 		for i < len(tail) && tail[i] >= '0' && tail[i] <= '9' {
 			i++
 		}
-		if i == 1 || i > 6 {
-			return "", false
+		if !validPort(tail[1:i]) {
+			return "", false // port 0, 99999, "", 08080: not a port a native app listens on
 		}
 		tail = tail[i:]
 	}
@@ -84,6 +99,34 @@ func withoutLoopbackPort(uri string) (string, bool) {
 		return "", false // "127.0.0.1.evil.example", "127.0.0.1@evil"
 	}
 	return host + tail, true
+}
+
+// validPort reports whether p is a TCP port as a URI should write it: 1 to
+// 65535 in decimal, without leading zeros. Every port Signet reads from a
+// redirect URI, registered or requested, goes through it.
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 || p[0] == '0' {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+		n = n*10 + int(p[i]-'0')
+	}
+	return n >= 1 && n <= 65535
+}
+
+// portOf returns what follows the port colon of a URI's host[:port], and
+// whether there is such a colon.
+func portOf(hostport string) (string, bool) {
+	if rest, ok := strings.CutPrefix(hostport, "["); ok {
+		_, after, _ := strings.Cut(rest, "]")
+		return strings.CutPrefix(after, ":")
+	}
+	_, port, ok := strings.Cut(hostport, ":")
+	return port, ok
 }
 
 // validateRedirect checks one registered URI: absolute, no fragment, no
@@ -102,6 +145,10 @@ func validateRedirect(uri string, native bool) string {
 	}
 	if u.User != nil {
 		return "must not have user information"
+	}
+	// url.Parse takes any digits after the colon ("host:", ":0", ":99999").
+	if port, ok := portOf(u.Host); ok && !validPort(port) {
+		return "must have a port from 1 to 65535 (or none)"
 	}
 	for i := 0; i < len(uri); i++ {
 		if uri[i] <= 0x20 || uri[i] >= 0x7f {

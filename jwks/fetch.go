@@ -271,7 +271,7 @@ func (v *Verifier) refreshDenylist(ctx context.Context) error {
 	body, cp, etag, status, err := v.fetch(ctx, v.feedSrc)
 	if err == nil && status == fetchUpdated {
 		var d *denySnapshot
-		if d, err = parseDenylist(body); err == nil {
+		if d, err = parseDenylist(body, v.subjectKey); err == nil {
 			v.deny.Store(d)
 		}
 	}
@@ -362,7 +362,10 @@ type Stats struct {
 	JWKS           SourceStats // key set fetches
 	Denylist       SourceStats // revocation feed fetches; zero when off
 	RevokedJTIs    int
-	SubjectCutoffs int
+	SubjectCutoffs int // plain and hashed
+	// SubjectKeyMissing: the feed lists hashed subject cutoffs, and
+	// without WithDenylistSubjectKey this verifier cannot apply them.
+	SubjectKeyMissing bool
 }
 
 // Stats reports the current key count and fetch counters.
@@ -373,7 +376,7 @@ func (v *Verifier) Stats() Stats {
 	if v.feedSrc != nil {
 		s.Denylist = v.feedSrc.snapshot()
 		if d := v.deny.Load(); d != nil {
-			s.RevokedJTIs, s.SubjectCutoffs = len(d.jtis), len(d.cutoffs)
+			s.RevokedJTIs, s.SubjectCutoffs, s.SubjectKeyMissing = len(d.jtis), len(d.cutoffs)+len(d.hashed), d.keyMissing
 		}
 	}
 	return s

@@ -76,6 +76,7 @@ type config struct {
 	client      *http.Client
 	minInterval time.Duration
 	denylist    bool
+	subjectKey  []byte
 	logger      *slog.Logger
 	now         func() time.Time
 	jwksURL     string
@@ -124,6 +125,15 @@ func WithMinRefreshInterval(d time.Duration) Option {
 // feed fails. RevocationFeed documents the feed.
 func WithDenylist(on bool) Option { return func(c *config) { c.denylist = on } }
 
+// WithDenylistSubjectKey sets the key of the feed's subject hashes
+// (RevocationFeed, subject_cutoffs_hmac), so that the verifier applies
+// the logouts of users: `signet keys feed-key` prints Signet's. Without
+// it, a feed that hashes its subjects gives this verifier revoked jtis
+// only, and Stats().SubjectKeyMissing is true.
+func WithDenylistSubjectKey(key []byte) Option {
+	return func(c *config) { c.subjectKey = append([]byte(nil), key...) }
+}
+
 // WithRevocationFeedURL sets the feed URL when the metadata has no
 // revocation_feed or discovery is skipped. It implies nothing about
 // WithDenylist.
@@ -166,6 +176,8 @@ type Verifier struct {
 	now       func() time.Time
 	after     func(time.Duration) <-chan time.Time
 	refreshed func()
+	// subjectKey keys the feed's subject hashes (WithDenylistSubjectKey).
+	subjectKey []byte
 
 	keys atomic.Pointer[keySnapshot]
 	deny atomic.Pointer[denySnapshot] // nil when the denylist is off
@@ -307,19 +319,20 @@ func newVerifier(issuer string, c config) (*Verifier, error) {
 	hc := *c.client
 	hc.CheckRedirect = sameHostRedirects
 	return &Verifier{
-		issuer:    issuer,
-		audiences: c.audiences,
-		leeway:    c.leeway,
-		allowed:   allowed,
-		typ:       normalizeType(c.typ),
-		client:    &hc,
-		minInt:    c.minInterval,
-		log:       log,
-		now:       c.now,
-		after:     c.after,
-		refreshed: c.refreshed,
-		kick:      make(chan struct{}, 1),
-		stopped:   make(chan struct{}),
+		issuer:     issuer,
+		audiences:  c.audiences,
+		leeway:     c.leeway,
+		allowed:    allowed,
+		typ:        normalizeType(c.typ),
+		client:     &hc,
+		minInt:     c.minInterval,
+		log:        log,
+		now:        c.now,
+		after:      c.after,
+		refreshed:  c.refreshed,
+		subjectKey: c.subjectKey,
+		kick:       make(chan struct{}, 1),
+		stopped:    make(chan struct{}),
 	}, nil
 }
 

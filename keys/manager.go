@@ -295,6 +295,33 @@ func List(ctx context.Context, st storage.Store) ([]Info, error) {
 	return m.List(ctx)
 }
 
+// CheckKEK opens, with kek, the private half of every key in st that keeps
+// one (pending and active keys): the proof that kek is the key the store's
+// keys were sealed with. Restore relies on it rather than on a fingerprint
+// written in a file. The error is a *DecryptError naming the first key
+// that does not open.
+func CheckKEK(ctx context.Context, st storage.Store, kek []byte) error {
+	var recs []record
+	err := st.View(ctx, func(tx storage.Tx) error {
+		var err error
+		recs, err = loadRecords(tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load keys: %w", err)
+	}
+	m := &Manager{opts: Options{Store: st, KEK: kek}}
+	for _, r := range recs {
+		if r.State != StateActive && r.State != StatePending {
+			continue
+		}
+		if _, err := m.decrypt(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func loadRecords(tx storage.Tx) ([]record, error) {
 	var recs []record
 	err := tx.Scan(Bucket, "", func(kid string, v []byte) error {

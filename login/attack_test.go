@@ -79,7 +79,8 @@ func TestAttacks(t *testing.T) {
 				c.ApplicationType, c.Public, c.AuthMethods = clients.AppNative, true, nil
 				c.RedirectURIs = []string{"http://127.0.0.1/cb"}
 			})
-			for _, u := range []string{"http://127.0.0.1.evil.example/cb", "http://127.0.0.1:80@evil.example/cb", "http://localhost:1234/cb", "http://127.0.0.1:1234/other"} {
+			for _, u := range []string{"http://127.0.0.1.evil.example/cb", "http://127.0.0.1:80@evil.example/cb", "http://localhost:1234/cb", "http://127.0.0.1:1234/other",
+				"http://127.0.0.1:0/cb", "http://127.0.0.1:99999/cb", "http://127.0.0.1:65536/cb", "http://127.0.0.1:/cb"} { // ports 1-65535 only (issue 16, item 8)
 				noRedirect(t, e, "app", u)
 			}
 			_, ch := pkce() // any port on the registered loopback URI is fine (RFC 8252 §7.3)
@@ -372,6 +373,78 @@ func TestAttacks(t *testing.T) {
 				if lp.location != nil {
 					t.Errorf("%s: logout redirected to %v", name, lp.location)
 				}
+			}
+		}},
+		// Issue 16, item 9: the login page finds users through the same
+		// RFC 8265 normaliser as every other place.
+		{"username forms at the login page", func(t *testing.T, e *env, secret string) {
+			for _, name := range []string{"alıce", "аlice", "alice​"} {
+				b := e.browser()
+				_, ch := pkce()
+				if p := b.login(b.authorize(authzQuery(ch, nil)), name, alicePassword); !strings.Contains(p.body, "The username or password is incorrect.") {
+					t.Errorf("login as %q = %d, want refused", name, p.status)
+				}
+			}
+			b := e.browser()
+			tr, _ := e.flow(b, "web", secret, nil) // logs in as "alice"
+			b2 := e.browser()
+			v, ch := pkce()
+			cb := codeFrom(t, b2.login(b2.authorize(authzQuery(ch, nil)), "ＡＬＩＣＥ", alicePassword))
+			tr2 := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", v)
+			if sub := claims(t, tr2.str("id_token"))["sub"]; sub != claims(t, tr.str("id_token"))["sub"] || sub != e.alice.ID {
+				t.Errorf("login as ＡＬＩＣＥ: sub %v, want alice %s", sub, e.alice.ID)
+			}
+		}},
+		// Issue 16, item 7: one strict JWS parser for every token Signet reads.
+		{"id_token_hint in another serialization or spelling", func(t *testing.T, e *env, secret string) {
+			b := e.browser()
+			tr, _ := e.flow(b, "web", secret, nil)
+			idt := tr.str("id_token")
+			p := strings.Split(idt, ".")
+			pad := func(s string) string { return s + strings.Repeat("=", (4-len(s)%4)%4) }
+			padded := pad(p[0]) + "." + pad(p[1]) + "." + pad(p[2])
+			if padded == idt {
+				padded += "="
+			}
+			for name, hint := range map[string]string{
+				"flattened JSON": `{"protected":"` + p[0] + `","payload":"` + p[1] + `","signature":"` + p[2] + `"}`,
+				"general JSON":   `{"payload":"` + p[1] + `","signatures":[{"protected":"` + p[0] + `","signature":"` + p[2] + `"}]}`,
+				"padded base64":  padded,
+				"four parts":     idt + ".",
+				"spaces":         " " + idt,
+			} {
+				_, ch := pkce()
+				ap := b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}, "id_token_hint": {hint}}))
+				if ap.location == nil || ap.location.Query().Get("error") != "invalid_request" {
+					t.Errorf("%s: authorize = %d %v, want invalid_request", name, ap.status, ap.location)
+				}
+				lp := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+				if lp.location != nil {
+					t.Errorf("%s: logout redirected to %v", name, lp.location)
+				}
+			}
+			// The compact token itself is a good hint.
+			lp := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+			if lp.location == nil || lp.location.Host != "app.example" {
+				t.Errorf("genuine hint: logout = %d %v, want the redirect", lp.status, lp.location)
+			}
+		}},
+		{"id_token_hint of a deleted client for the one created again", func(t *testing.T, e *env, secret string) {
+			b := e.browser()
+			tr, _ := e.flow(b, "web", secret, nil)
+			hint := tr.str("id_token")
+			if err := e.srv.Clients().Delete(t.Context(), "web"); err != nil {
+				t.Fatal(err)
+			}
+			e.webClient("web", func(c *clients.Client) { c.PostLogoutRedirectURIs = []string{"https://new-owner.example/bye"} })
+			lp := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://new-owner.example/bye"}}.Encode())
+			if lp.location != nil {
+				t.Errorf("logout with the old client's ID token redirected to %v", lp.location)
+			}
+			_, ch := pkce()
+			ap := b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}, "id_token_hint": {hint}}))
+			if ap.location == nil || ap.location.Query().Get("error") != "invalid_request" {
+				t.Errorf("authorize with the old client's ID token = %d %v, want invalid_request", ap.status, ap.location)
 			}
 		}},
 		{"mix-up: iss on every authorization response", func(t *testing.T, e *env, secret string) {

@@ -180,7 +180,7 @@ func (h *Handler) parseRequest(c echo.Context, q url.Values) (*authzRequest, *pa
 		req.maxAge = n
 	}
 	if v := q.Get("id_token_hint"); v != "" {
-		hint, err := h.auth.VerifyIDTokenHint(v)
+		hint, err := h.auth.VerifyIDTokenHint(c.Request().Context(), v)
 		if err != nil {
 			return req, nil, &oauthError{"invalid_request", "id_token_hint is not an ID token of this issuer"}
 		}
@@ -346,7 +346,10 @@ func (h *Handler) navigate(c echo.Context, target string) error {
 
 // showLogin starts a login transaction and renders the login form.
 func (h *Handler) showLogin(c echo.Context, req *authzRequest, username, msg, field string, status int) error {
-	browser := h.browserID(c)
+	browser, err := h.browserID(c)
+	if err != nil {
+		return h.serverError(c, err)
+	}
 	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "login", Browser: sessions.Hash(browser), Query: req.query, ClientInstance: req.clientInstance})
 	if err != nil {
 		return h.serverError(c, err)
@@ -368,7 +371,10 @@ func (h *Handler) renderLogin(c echo.Context, req *authzRequest, tx sessions.Tra
 
 // showConsent starts a consent transaction and renders the consent page.
 func (h *Handler) showConsent(c echo.Context, req *authzRequest, sess sessions.Session) error {
-	browser := h.browserID(c)
+	browser, err := h.browserID(c)
+	if err != nil {
+		return h.serverError(c, err)
+	}
 	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "consent", Browser: sessions.Hash(browser), Query: req.query, UserID: sess.UserID,
 		ClientInstance: req.clientInstance, Scopes: req.scopes, Offline: keepsAccess(req.client)})
 	if err != nil {

@@ -67,6 +67,7 @@ const alicePassword = "correct horse battery"
 type envOptions struct {
 	login    authority.LoginRateLimit
 	realHash bool
+	tls      bool // an https issuer (httptest's TLS server)
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -86,7 +87,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	var h http.Handler
-	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) })
+	if o.tls {
+		e.http = httptest.NewTLSServer(handler)
+	} else {
+		e.http = httptest.NewServer(handler)
+	}
 	e.issuer = e.http.URL
 	pw := users.PasswordParams{Memory: 64, Time: 1, Threads: 1}
 	if o.realHash {
@@ -159,7 +165,8 @@ type browser struct {
 
 func (e *env) browser() *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &browser{e: e, c: &http.Client{Jar: jar, Transport: e.http.Client().Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 // page is one answer the browser got.
@@ -260,6 +267,7 @@ type tokenResponse struct {
 	status int
 	body   map[string]any
 	raw    string
+	header http.Header
 }
 
 func (tr tokenResponse) str(k string) string { s, _ := tr.body[k].(string); return s }
@@ -276,13 +284,13 @@ func (e *env) token(id, secret string, form url.Values) tokenResponse {
 	if secret != "" {
 		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.http.Client().Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	out := tokenResponse{status: resp.StatusCode, raw: string(b)}
+	out := tokenResponse{status: resp.StatusCode, raw: string(b), header: resp.Header}
 	_ = json.Unmarshal(b, &out.body)
 	return out
 }

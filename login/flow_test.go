@@ -107,7 +107,8 @@ func TestCodeFlow(t *testing.T) {
 
 // TestPublicClientSPA: a public client redeems its code with no secret
 // from its own origin (CORS), gets the refresh token in the HttpOnly
-// cookie, and refreshes with the cookie; another origin gets no CORS grant.
+// cookie, and refreshes with the cookie from its origin; another origin
+// gets no CORS grant, and no refresh either (issue 16, item 11).
 func TestPublicClientSPA(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.webClient("spa", func(c *clients.Client) {
@@ -147,8 +148,20 @@ func TestPublicClientSPA(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
-		t.Fatalf("refresh from another origin = %d, CORS %q (the browser must not let that origin read it)", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("refresh from another origin = %d, CORS %q (want 400, and nothing that origin may read)", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	req, _ = http.NewRequest(http.MethodPost, e.issuer+"/oauth2/token", strings.NewReader("grant_type=refresh_token&client_id=spa"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://app.example")
+	req.AddCookie(&http.Cookie{Name: rt.Name, Value: rt.Value})
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Fatalf("refresh from the SPA's origin = %d, CORS %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
 	}
 }
 

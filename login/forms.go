@@ -89,8 +89,8 @@ func (h *Handler) submitLogin(c echo.Context) error {
 			"This sign-in was already completed. Start again to continue.", tx.Query)
 	}
 	// A new session id on every login (no fixation): the old one ends.
-	if old, err := c.Cookie(SessionCookie); err == nil {
-		if err := h.sess.End(ctx, old.Value); err != nil {
+	if old, ok := h.readCookie(c, SessionCookie); ok {
+		if err := h.sess.End(ctx, old); err != nil {
 			return h.serverError(c, err)
 		}
 	}

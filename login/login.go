@@ -33,7 +33,8 @@ import (
 var embedded embed.FS
 
 // Cookie names. The session cookie references the SSO session; the browser
-// cookie binds login transactions (CSRF) to this browser.
+// cookie binds login transactions (CSRF) to this browser. On an https
+// issuer both carry the __Host- prefix (cookieName).
 const (
 	SessionCookie = "signet_session"
 	BrowserCookie = "signet_browser"
@@ -226,23 +227,56 @@ func (h *Handler) errorPage(c echo.Context, status int, heading, message, restar
 	return h.render(c, status, "error.html", p)
 }
 
+// cookieName is the name of a Signet cookie on this issuer: with the
+// __Host- prefix on https, so that browsers take it only from this host,
+// Secure and for Path=/ (a sibling subdomain cannot plant or shadow it).
+// Plain http (loopback development) keeps the bare name: browsers refuse
+// prefixed cookies without Secure there.
+func (h *Handler) cookieName(name string) string {
+	if h.secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
 func (h *Handler) cookie(name, value string, maxAge int) *http.Cookie {
 	path := h.path
-	if path == "" {
-		path = "/"
+	if path == "" || h.secure {
+		path = "/" // __Host- requires Path=/
 	}
-	return &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode}
+	return &http.Cookie{Name: h.cookieName(name), Value: value, Path: path, MaxAge: maxAge, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode}
+}
+
+// readCookie returns the value of the Signet cookie name, if sent.
+func (h *Handler) readCookie(c echo.Context, name string) (string, bool) {
+	ck, err := c.Cookie(h.cookieName(name))
+	if err != nil {
+		return "", false
+	}
+	return ck.Value, true
 }
 
 // browserID returns this browser's binding cookie, setting a new one when
-// it has none. It is never replaced while valid, so every tab shares it.
-func (h *Handler) browserID(c echo.Context) string {
-	if ck, err := c.Cookie(BrowserCookie); err == nil && len(ck.Value) == 43 {
-		return ck.Value
+// it has none or one this server did not make (a value chosen by the
+// client is never adopted). It is never replaced while valid, so every tab
+// shares it.
+func (h *Handler) browserID(c echo.Context) (string, error) {
+	ctx := c.Request().Context()
+	if v, ok := h.readCookie(c, BrowserCookie); ok {
+		valid, err := h.sess.ValidBrowserID(ctx, v)
+		if err != nil {
+			return "", err
+		}
+		if valid {
+			return v, nil
+		}
 	}
-	v := sessions.NewSecret()
+	v, err := h.sess.NewBrowserID(ctx)
+	if err != nil {
+		return "", err
+	}
 	c.SetCookie(h.cookie(BrowserCookie, v, 0))
-	return v
+	return v, nil
 }
 
 // checkTransaction loads the transaction of a form and checks that it was
@@ -262,8 +296,8 @@ func (h *Handler) checkTransaction(c echo.Context, kind string) (sessions.Transa
 	if err != nil {
 		return tx, false, h.serverError(c, err)
 	}
-	ck, cerr := c.Cookie(BrowserCookie)
-	bound := cerr == nil && subtle.ConstantTimeCompare([]byte(sessions.Hash(ck.Value)), []byte(tx.Browser)) == 1
+	bv, sent := h.readCookie(c, BrowserCookie)
+	bound := sent && subtle.ConstantTimeCompare([]byte(sessions.Hash(bv)), []byte(tx.Browser)) == 1
 	if !bound || subtle.ConstantTimeCompare([]byte(token), []byte(tx.CSRF)) != 1 || tx.Kind != kind {
 		again := tx.Query
 		if tx.Kind == "logout" || !validRestart(again) {
@@ -291,11 +325,11 @@ func (h *Handler) serverError(c echo.Context, err error) error {
 // currentSession returns the browser's live SSO session whose user is
 // still active, with its cookie value; ok is false when there is none.
 func (h *Handler) currentSession(ctx context.Context, c echo.Context) (sessions.Session, string, bool, error) {
-	ck, err := c.Cookie(SessionCookie)
-	if err != nil {
+	cv, sent := h.readCookie(c, SessionCookie)
+	if !sent {
 		return sessions.Session{}, "", false, nil
 	}
-	s, err := h.sess.Lookup(ctx, ck.Value)
+	s, err := h.sess.Lookup(ctx, cv)
 	if errors.Is(err, sessions.ErrNotFound) {
 		return sessions.Session{}, "", false, nil
 	}
@@ -305,5 +339,5 @@ func (h *Handler) currentSession(ctx context.Context, c echo.Context) (sessions.
 	if _, err := h.auth.ActiveUser(ctx, s.UserID); err != nil {
 		return sessions.Session{}, "", false, nil
 	}
-	return s, ck.Value, true, nil
+	return s, cv, true, nil
 }

@@ -32,7 +32,7 @@ func (h *Handler) parseLogout(c echo.Context, q url.Values) (*logoutRequest, *pa
 	lr := &logoutRequest{state: q.Get("state"), query: q.Encode()}
 	clientID := q.Get("client_id")
 	if v := q.Get("id_token_hint"); v != "" {
-		hint, err := h.auth.VerifyIDTokenHint(v)
+		hint, err := h.auth.VerifyIDTokenHint(c.Request().Context(), v)
 		if err != nil {
 			return nil, &pageError{"Sign-out request is not valid", "The request carries an ID token that this server did not issue, so you were not sent anywhere."}
 		}
@@ -78,7 +78,10 @@ func (h *Handler) endSession(c echo.Context) error {
 	if lr.hint != nil && (!ok || sess.UserID == lr.hint.Sub) {
 		return h.finishLogout(c, lr, cookie)
 	}
-	browser := h.browserID(c)
+	browser, err := h.browserID(c)
+	if err != nil {
+		return h.serverError(c, err)
+	}
 	tx, err := h.sess.NewTransaction(ctx, sessions.Transaction{Kind: "logout", Browser: sessions.Hash(browser), Query: lr.query})
 	if err != nil {
 		return h.serverError(c, err)
@@ -106,10 +109,7 @@ func (h *Handler) confirmLogout(c echo.Context) error {
 	if _, err := h.sess.FinishTransaction(c.Request().Context(), tx.ID); err != nil {
 		return h.serverError(c, err)
 	}
-	cookie := ""
-	if ck, err := c.Cookie(SessionCookie); err == nil {
-		cookie = ck.Value
-	}
+	cookie, _ := h.readCookie(c, SessionCookie)
 	if c.Request().PostFormValue("decision") != "logout" {
 		p := h.newPage("Still signed in")
 		p.Heading, p.Message = "You are still signed in", "Nothing was changed. You can close this page."

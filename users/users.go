@@ -20,8 +20,9 @@ import (
 )
 
 // Buckets for users: usersBucket holds one JSON Record per user id;
-// usernamesBucket maps the lower-cased username to the id, which keeps
-// usernames unique regardless of case.
+// usernamesBucket maps the username's key (NameKey, RFC 8265
+// UsernameCaseMapped) to the id, which keeps usernames unique regardless
+// of case and width.
 const (
 	usersBucket     = "users"
 	usernamesBucket = "usernames"
@@ -29,6 +30,16 @@ const (
 
 // ErrExists is returned when the username is taken.
 var ErrExists = errors.New("users: username already exists")
+
+// LookAlikeError refuses a username whose skeleton equals another user's
+// (username.go): "alıce" beside "alice".
+type LookAlikeError struct {
+	Username, Existing string
+}
+
+func (e *LookAlikeError) Error() string {
+	return "users: username " + e.Username + " looks like the existing username " + e.Existing
+}
 
 // ValidationError names the user field that is wrong and why. Problem is
 // in the RFC 6749 error_description charset: the admin API sends it.
@@ -129,10 +140,6 @@ func newUserID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// NameKey is the key a username is indexed and rate limited under:
-// usernames are unique regardless of case.
-func NameKey(u string) string { return strings.ToLower(u) }
-
 // passwordHash turns a password or an imported hash into what is stored.
 func (u *Registry) passwordHash(password, hash string) (string, error) {
 	if err := checkPassword(password, hash); err != nil {
@@ -171,7 +178,7 @@ func (u *Registry) Create(ctx context.Context, nu NewUser) (User, error) {
 	usr := User{ID: newUserID(), Username: nu.Username, Disabled: nu.Disabled, Email: nu.Email, Roles: nu.Roles, Claims: nu.Claims,
 		CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now, Name: nu.Name, EmailVerified: nu.EmailVerified}
 	// Validate everything before hashing: a refusal costs no argon2id run.
-	if err := errors.Join(validateUser(&usr), checkPassword(nu.Password, nu.PasswordHash)); err != nil {
+	if err := errors.Join(validateUser(&usr, true), checkPassword(nu.Password, nu.PasswordHash)); err != nil {
 		return User{}, err
 	}
 	hash, err := u.passwordHash(nu.Password, nu.PasswordHash)
@@ -186,6 +193,9 @@ func (u *Registry) Create(ctx context.Context, nu NewUser) (User, error) {
 		if _, err := tx.Get(usernamesBucket, NameKey(usr.Username)); err == nil {
 			return ErrExists
 		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		if err := claimSkeletons(tx, usr.ID, usr.Username); err != nil {
 			return err
 		}
 		if err := tx.Put(usernamesBucket, NameKey(usr.Username), []byte(usr.ID)); err != nil {
@@ -279,7 +289,7 @@ func (u *Registry) Update(ctx context.Context, id string, p Patch) (User, bool, 
 	var out User
 	var disabled bool
 	err := u.modify(ctx, id, func(tx storage.Tx, rec *Record) error {
-		oldKey := NameKey(rec.Username)
+		oldKey, oldName := NameKey(rec.Username), rec.Username
 		was := rec.Disabled
 		setIf(&rec.Username, p.Username)
 		setIf(&rec.Disabled, p.Disabled)
@@ -288,7 +298,9 @@ func (u *Registry) Update(ctx context.Context, id string, p Patch) (User, bool, 
 		setIf(&rec.Claims, p.Claims)
 		setIf(&rec.Name, p.Name)
 		setIf(&rec.EmailVerified, p.EmailVerified)
-		if err := validateUser(&rec.User); err != nil {
+		// A username stored before the RFC 8265 profile is checked only
+		// when it changes: an administrator can still disable that user.
+		if err := validateUser(&rec.User, p.Username != nil); err != nil {
 			return err
 		}
 		if k := NameKey(rec.Username); k != oldKey {
@@ -297,9 +309,19 @@ func (u *Registry) Update(ctx context.Context, id string, p Patch) (User, bool, 
 			} else if !errors.Is(err, storage.ErrNotFound) {
 				return err
 			}
-			if err := tx.Delete(usernamesBucket, oldKey); err != nil {
+			if err := deleteNameKeys(tx, oldName, rec.ID); err != nil {
 				return err
 			}
+		}
+		if rec.Username != oldName {
+			if err := releaseSkeletons(tx, rec.ID, oldName); err != nil {
+				return err
+			}
+			if err := claimSkeletons(tx, rec.ID, rec.Username); err != nil {
+				return err
+			}
+		}
+		if k := NameKey(rec.Username); k != oldKey {
 			if err := tx.Put(usernamesBucket, k, []byte(rec.ID)); err != nil {
 				return err
 			}
@@ -343,7 +365,10 @@ func (u *Registry) Delete(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.Delete(usernamesBucket, NameKey(rec.Username)); err != nil {
+		if err := deleteNameKeys(tx, rec.Username, rec.ID); err != nil {
+			return err
+		}
+		if err := releaseSkeletons(tx, rec.ID, rec.Username); err != nil {
 			return err
 		}
 		return tx.Delete(usersBucket, id)
@@ -376,13 +401,36 @@ func (u *Registry) modify(ctx context.Context, id string, fn func(storage.Tx, *R
 	return nil
 }
 
-func validateUser(usr *User) error {
+// deleteNameKeys removes the index entries of name that point to id: its
+// key, and the plain lower-cased key a username had before the RFC 8265
+// profile.
+func deleteNameKeys(tx storage.Tx, name, id string) error {
+	for _, k := range []string{NameKey(name), strings.ToLower(name)} {
+		v, err := tx.Get(usernamesBucket, k)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && string(v) != id) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(usernamesBucket, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateUser checks usr and puts its username in the stored form;
+// checkName false leaves a username stored before the profile as it is.
+func validateUser(usr *User, checkName bool) error {
 	var errs []error
 	bad := func(field, problem string) {
 		errs = append(errs, &ValidationError{Field: field, Problem: problem})
 	}
-	if !validUsername(usr.Username) {
-		bad("username", "must be 1 to 128 printable characters without spaces")
+	if n, ok := normalizeUsername(usr.Username); ok && checkName {
+		usr.Username = n
+	} else if checkName {
+		bad("username", "must be 1 to 128 letters, digits or ASCII punctuation, without spaces, control, format or invisible characters (RFC 8265)")
 	}
 	if usr.Email != "" && (len(usr.Email) > 254 || !strings.Contains(usr.Email, "@") || strings.ContainsAny(usr.Email, " \t\r\n\"\\")) {
 		bad("email", "not an email address")
@@ -418,18 +466,6 @@ func validateUser(usr *User) error {
 		bad("claims", "more than 4096 bytes")
 	}
 	return errors.Join(errs...)
-}
-
-func validUsername(s string) bool {
-	if s == "" || len(s) > 128 || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r <= 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return false
-		}
-	}
-	return true
 }
 
 func setIf[T any](dst *T, src *T) {

@@ -32,9 +32,10 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // writeVerified runs write into a temporary file beside path, syncs it,
-// reads it back with backup.Verify, and renames it to path. It refuses to
-// replace an existing file.
-func writeVerified(ctx context.Context, path string, write func(w *countWriter) error) (int64, error) {
+// reads it back with backup.Verify (backup.CheckIntegrity when kek is nil:
+// the CLI downloading an online backup does not hold the server's KEK),
+// and renames it to path. It refuses to replace an existing file.
+func writeVerified(ctx context.Context, path string, kek []byte, write func(w *countWriter) error) (int64, error) {
 	if _, err := os.Stat(path); err == nil {
 		return 0, fmt.Errorf("%s already exists: choose another name or remove it", path)
 	}
@@ -60,7 +61,13 @@ func writeVerified(ctx context.Context, path string, write func(w *countWriter) 
 	if err != nil {
 		return 0, fmt.Errorf("backup: %w", err)
 	}
-	if _, err := backup.Verify(ctx, tmp, dir); err != nil {
+	check := backup.CheckIntegrity
+	if kek != nil {
+		check = func(ctx context.Context, path, tmpDir string) (backup.Header, error) {
+			return backup.Verify(ctx, path, tmpDir, kek)
+		}
+	}
+	if _, err := check(ctx, tmp, dir); err != nil {
 		return 0, fmt.Errorf("backup: the file written does not read back: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -84,7 +91,7 @@ func (m *Main) backupTo(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return backup.Write(ctx, w, m.Store, hdr)
+	return backup.Write(ctx, w, m.Store, hdr, m.kek)
 }
 
 // runBackup is `signet backup --out FILE`: online through the admin API
@@ -108,7 +115,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if ac, err = newAdminClient(ctx, *server, cf.serverDataDir(fs)); err != nil {
 			return err
 		}
-		n, err = writeVerified(ctx, *out, func(w *countWriter) error { return ac.Download(ctx, "/admin/backup", w) })
+		n, err = writeVerified(ctx, *out, nil, func(w *countWriter) error { return ac.Download(ctx, "/admin/backup", w) })
 	} else {
 		var cfg config.Config
 		if cfg, err = cf.load(fs); err != nil {
@@ -139,21 +146,18 @@ func backupOffline(ctx context.Context, cfg *config.Config, out string) (int64, 
 	if err != nil {
 		return 0, err
 	}
-	// A store without keys seals nothing: its backup names no KEK.
-	fingerprint := ""
-	if len(infos) > 0 {
-		kek, err := resolveKEK(ctx, cfg, os.Getenv, false, newLogger(io.Discard, cfg.Log))
-		if err != nil {
-			return 0, err
-		}
-		fingerprint = backup.KEKFingerprint(kek)
+	// The backup's MAC is keyed from the KEK, so even a store without keys
+	// needs one (created here as serve would, for a store that has none).
+	kek, err := resolveKEK(ctx, cfg, os.Getenv, len(infos) == 0, newLogger(io.Discard, cfg.Log))
+	if err != nil {
+		return 0, err
 	}
 	s, err := schema.Read(ctx, st)
 	if err != nil {
 		return 0, err
 	}
-	hdr := backup.Header{CreatedAt: time.Now().UTC(), SignetVersion: readBuildInfo().Version, SchemaVersion: s.Version, KEKFingerprint: fingerprint}
-	return writeBackupFile(ctx, out, st, hdr)
+	hdr := backup.Header{CreatedAt: time.Now().UTC(), SignetVersion: readBuildInfo().Version, SchemaVersion: s.Version, KEKFingerprint: backup.KEKFingerprint(kek)}
+	return writeBackupFile(ctx, out, st, hdr, kek)
 }
 
 // runRestore is `signet restore --from FILE --data-dir DIR`.
@@ -178,20 +182,29 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("data directory %s: %w", dir, err)
 	}
-	hdr, err := backup.Verify(ctx, *from, dir)
+	// The KEK first: the file is trusted only if its MAC verifies under a
+	// key derived from it. Restore never creates a KEK.
+	kek, err := resolveKEK(ctx, &cfg, os.Getenv, false, newLogger(stderr, cfg.Log))
+	if err != nil {
+		return fmt.Errorf("restore needs the key-encryption key the backup was made with: %w", err)
+	}
+	hdr, err := backup.Verify(ctx, *from, dir, kek)
+	if errors.Is(err, backup.ErrUnauthenticated) {
+		// The header's fingerprint is only a hint here (anyone can edit it):
+		// it tells an operator which KEK the writer claimed to hold.
+		claimed := "none"
+		if h, herr := backup.ReadHeader(*from); herr == nil && h.KEKFingerprint != "" {
+			claimed = h.KEKFingerprint
+		}
+		return fmt.Errorf("%s: %w (the key-encryption key in use has fingerprint %s; the header names %s): "+
+			"set SIGNET_KEK or keys.encryption_key_file to the KEK the backup was made with; "+
+			"if it is that KEK, the file was altered: do not restore it", *from, err, backup.KEKFingerprint(kek), claimed)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", *from, err)
 	}
 	if plan := schema.Default(); hdr.SchemaVersion > plan.Current {
 		return fmt.Errorf("%s: %w", *from, &schema.TooNewError{Store: hdr.SchemaVersion, Binary: plan.Current})
-	}
-	kek, err := resolveKEK(ctx, &cfg, os.Getenv, hdr.KEKFingerprint == "", newLogger(stderr, cfg.Log))
-	if err != nil {
-		return fmt.Errorf("restore needs the key-encryption key the backup was made with: %w", err)
-	}
-	if hdr.KEKFingerprint != "" && !backup.MatchKEK(hdr.KEKFingerprint, kek) {
-		return fmt.Errorf("the key-encryption key in use (fingerprint %s) is not the one of the backup (%s): "+
-			"set SIGNET_KEK or keys.encryption_key_file to the KEK the backup was made with", backup.KEKFingerprint(kek), hdr.KEKFingerprint)
 	}
 
 	// The store being replaced, if any: what it knows that the backup
@@ -224,10 +237,18 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	_, n, err := backup.Load(ctx, *from, dir, nst)
+	_, n, err := backup.Load(ctx, *from, dir, kek, nst)
 	if err != nil {
 		nst.Close()
 		return fmt.Errorf("restore %s: %w", *from, err)
+	}
+	// The KEK must open the restored keys: checked on the keys themselves,
+	// not on the fingerprint the file claims, so a store that serve would
+	// refuse is never put in place.
+	if err := keys.CheckKEK(ctx, nst, kek); err != nil {
+		nst.Close()
+		return fmt.Errorf("restore %s: the key-encryption key in use (fingerprint %s) does not open the signing keys in the backup: %w; "+
+			"set SIGNET_KEK or keys.encryption_key_file to the KEK the keys were sealed with", *from, backup.KEKFingerprint(kek), err)
 	}
 	restored, err := backup.ReadState(ctx, nst)
 	if err != nil {

@@ -163,12 +163,12 @@ func TestBackup_OnlineUnderLoadAndRestore(t *testing.T) {
 	after, _ := issueToken(ctx, m.URL(), admin.ClientID, admin.ClientSecret)
 	m.Close()
 
-	h, err := backup.Verify(ctx, file, t.TempDir())
+	kek, _ := os.ReadFile(c.KEKPath())
+	dk, _ := decodeKEK(string(kek))
+	h, err := backup.Verify(ctx, file, t.TempDir(), dk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kek, _ := os.ReadFile(c.KEKPath())
-	dk, _ := decodeKEK(string(kek))
 	if h.Kind != backup.KindBolt || h.SignetVersion != readBuildInfo().Version || h.SchemaVersion != 1 || !backup.MatchKEK(h.KEKFingerprint, dk) {
 		t.Errorf("header = %+v", h)
 	}
@@ -246,7 +246,7 @@ func TestRestore_OverCurrentStore(t *testing.T) {
 
 	// A wrong KEK is refused before anything is touched.
 	t.Setenv("SIGNET_KEK", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
-	if _, stderr, code := runCmd(t, "restore", "--from", file, "--data-dir", c.DataDir, "--force"); code == 0 || !strings.Contains(stderr, "fingerprint") {
+	if _, stderr, code := runCmd(t, "restore", "--from", file, "--data-dir", c.DataDir, "--force"); code == 0 || !strings.Contains(stderr, "backup authentication failed") {
 		t.Errorf("wrong KEK: code %d: %s", code, stderr)
 	}
 	t.Setenv("SIGNET_KEK", "")

@@ -25,6 +25,7 @@ func subcommands() map[string][]subcommand {
 			{"list", "", "list the signing keys and their states"},
 			{"rotate", "[--force]", "activate each algorithm's pending key and publish a new one"},
 			{"revoke", "KID", "revoke a key at once (an emergency)"},
+			{"feed-key", "", "print the revocation feed's subject key for verifiers (offline: needs the KEK)"},
 		},
 		"clients": {
 			{"create", "--id ID --audience AUD ...", "create a client and print its secret once"},

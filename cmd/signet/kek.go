@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -182,4 +184,21 @@ func writePrivateFile(path string, data []byte) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// feedSubjectInfo is the HKDF info (purpose label) of the revocation
+// feed's subject key.
+const feedSubjectInfo = "signet revocation feed subject hmac v1"
+
+// feedSubjectKey derives the key of the revocation feed's subject hashes
+// from the KEK: every replica (they share the KEK) lists the same hashes,
+// and `signet keys feed-key` prints it for the verifiers. The KEK itself
+// never leaves: HKDF is one-way.
+func feedSubjectKey(kek []byte) []byte {
+	if len(kek) == 0 {
+		return nil
+	}
+	// hkdf.Key fails only for a length above 255 hashes; this is one.
+	k, _ := hkdf.Key(sha256.New, kek, nil, feedSubjectInfo, sha256.Size)
+	return k
 }

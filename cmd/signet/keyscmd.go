@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,14 +15,14 @@ import (
 	"github.com/signet-auth/signet/storage"
 )
 
-// runKeys is `signet keys list|rotate|revoke KID`. Offline it opens the data
+// runKeys is `signet keys list|rotate|revoke KID|feed-key`. Offline it opens the data
 // directory (which no server may hold open) with the same configuration as
 // serve.
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"usage: signet keys list|rotate|revoke KID [--data-dir DIR | --server URL] [--json] [--force]"}
+		return usageError{"usage: signet keys list|rotate|revoke KID|feed-key [--data-dir DIR | --server URL] [--json] [--force]"}
 	}
-	if args[0] != "list" && args[0] != "rotate" && args[0] != "revoke" {
+	if args[0] != "list" && args[0] != "rotate" && args[0] != "revoke" && args[0] != "feed-key" {
 		return unknownSubcommand("keys", args[0])
 	}
 	sub := args[0]
@@ -33,7 +34,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if sub == "rotate" {
 		fs.BoolVar(force, "force", false, "activate the pending key even if it was published for less than jwks.max_age")
 	}
-	setUsage(fs, map[string]string{"list": "[flags]", "rotate": "[--force] [flags]", "revoke": "KID [flags]"}[sub])
+	setUsage(fs, map[string]string{"list": "[flags]", "rotate": "[--force] [flags]", "revoke": "KID [flags]", "feed-key": "[flags]"}[sub])
 	server := fs.String("server", "", "talk to a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -48,11 +49,27 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *server != "" {
+		if sub == "feed-key" {
+			return usageError{"signet keys feed-key reads the key-encryption key: run it where the KEK is (--data-dir or --config), not with --server"}
+		}
 		return keysOnline(ctx, *server, cf.serverDataDir(fs), sub, kid, *force, *asJSON, stdout)
 	}
 	cfg, err := cf.load(fs)
 	if err != nil {
 		return err
+	}
+	if sub == "feed-key" {
+		kek, err := resolveKEK(ctx, &cfg, os.Getenv, false, newLogger(stderr, cfg.Log))
+		if err != nil {
+			return err
+		}
+		key := base64.RawURLEncoding.EncodeToString(feedSubjectKey(kek))
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]string{"feed_subject_key": key})
+		}
+		fmt.Fprintln(stdout, key)
+		fmt.Fprintln(stderr, "the revocation feed's subject key: give it to verifiers (jwks.WithDenylistSubjectKey) so they apply logouts; it is derived from the KEK, which it does not reveal")
+		return nil
 	}
 	st, err := openConfigStore(ctx, &cfg, nil)
 	if err != nil {

@@ -52,6 +52,47 @@ func TestServe_AdminListener(t *testing.T) {
 	if set.Len() < 2 {
 		t.Errorf("public JWKS has %d keys", set.Len())
 	}
+
+	// Issue 16, item 13: the admin listener serves /admin, the token
+	// endpoint, /metrics, /healthz and /readyz, and nothing else of the
+	// public surface (a JSON 404, as the admin API answers).
+	get := func(base, path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Content-Type")
+	}
+	for _, path := range []string{"/.well-known/jwks.json", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
+		"/oauth2/authorize?client_id=x", "/oauth2/revocations", "/oauth2/userinfo", "/oauth2/logout", "/login/password", "/", "/static/signet.css"} {
+		status, ctype := get(m.AdminURL(), path)
+		if status != http.StatusNotFound || !strings.HasPrefix(ctype, "application/json") {
+			t.Errorf("admin listener GET %s = %d %s, want a JSON 404", path, status, ctype)
+		}
+		if status, _ := get(m.URL(), path); path == "/.well-known/jwks.json" && status != http.StatusOK {
+			t.Errorf("public listener GET %s = %d", path, status)
+		}
+	}
+	for _, path := range []string{"/oauth2/introspect", "/oauth2/revoke"} {
+		resp, err := http.Post(m.AdminURL()+path, "application/x-www-form-urlencoded", strings.NewReader("token=x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("admin listener POST %s = %d, want 404", path, resp.StatusCode)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if status, _ := get(m.AdminURL(), path); status != http.StatusOK {
+			t.Errorf("admin listener GET %s = %d, want 200", path, status)
+		}
+	}
+	if _, err := newAdminClient(t.Context(), m.AdminURL(), ""); err != nil {
+		t.Errorf("admin token from the admin listener: %v", err)
+	}
 }
 
 // TestServe_TrustedProxies: behind a trusted proxy the per-IP limit counts

@@ -34,7 +34,7 @@ func (m *Main) migrateSchema(ctx context.Context, st storage.Store) error {
 		path := filepath.Join(filepath.Dir(c.BoltPath()),
 			fmt.Sprintf("signet.db.schema-v%d.%s.signet-backup", from, m.Now().UTC().Format("20060102T150405Z")))
 		hdr := backup.Header{CreatedAt: m.Now().UTC(), SignetVersion: readBuildInfo().Version, SchemaVersion: from, KEKFingerprint: backup.KEKFingerprint(kek)}
-		n, err := writeBackupFile(ctx, path, st, hdr)
+		n, err := writeBackupFile(ctx, path, st, hdr, kek)
 		if err != nil {
 			return err
 		}
@@ -82,9 +82,9 @@ func (m *Main) backupHeader(ctx context.Context) (backup.Header, error) {
 	return backup.Header{CreatedAt: m.Now().UTC(), SignetVersion: readBuildInfo().Version, SchemaVersion: s.Version, KEKFingerprint: backup.KEKFingerprint(m.kek)}, nil
 }
 
-// writeBackupFile writes a backup of st to path (mode 0600) through a
-// temporary file that is checked before it is renamed into place. It
-// refuses to replace an existing file.
-func writeBackupFile(ctx context.Context, path string, st storage.Store, hdr backup.Header) (int64, error) {
-	return writeVerified(ctx, path, func(w *countWriter) error { return backup.Write(ctx, w, st, hdr) })
+// writeBackupFile writes a backup of st, authenticated under kek, to path
+// (mode 0600) through a temporary file that is checked before it is
+// renamed into place. It refuses to replace an existing file.
+func writeBackupFile(ctx context.Context, path string, st storage.Store, hdr backup.Header, kek []byte) (int64, error) {
+	return writeVerified(ctx, path, kek, func(w *countWriter) error { return backup.Write(ctx, w, st, hdr, kek) })
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,7 +59,9 @@ func TestSchema_UpgradeAndRefusal(t *testing.T) {
 	if len(backups) != 1 {
 		t.Fatalf("backups beside the data = %v, want one", backups)
 	}
-	h, err := backup.Verify(t.Context(), backups[0], t.TempDir())
+	kekText, _ := os.ReadFile(c.KEKPath())
+	kek, _ := decodeKEK(string(kekText))
+	h, err := backup.Verify(t.Context(), backups[0], t.TempDir(), kek)
 	if err != nil || h.SchemaVersion != 1 {
 		t.Errorf("pre-migration backup: %+v, %v", h, err)
 	}

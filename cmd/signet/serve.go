@@ -169,6 +169,7 @@ func (m *Main) open(ctx context.Context) error {
 		RefreshIdleTTL:     c.Parsed.RefreshIdle,
 		RefreshAbsoluteTTL: c.Parsed.RefreshAbsolute,
 		Leeway:             c.Parsed.PurgeLeeway,
+		FeedSubjectKey:     feedSubjectKey(m.kek),
 		LoginRateLimit: authority.LoginRateLimit{
 			Window:    c.Parsed.LoginWindow,
 			PerUserIP: c.Login.RateLimit.PerUserIP,
@@ -217,23 +218,25 @@ func (m *Main) open(ctx context.Context) error {
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	m.public = serveOn(m.pre.publicLn, withReplica(withJWKS(jwksHandler, m.Server), c.ReplicaName()), errorLog)
 	if c.HTTP.AdminAddr != "" {
-		// The admin listener answers the token endpoint too, so the CLI can
-		// get its admin token and use it at one URL. A plain prefix split,
-		// not an http.ServeMux: the mux answers "/admin" and unclean paths
-		// with its own HTML redirect, which has none of the server's
-		// headers (nosniff, no-store) and is not JSON.
+		// The admin listener serves the admin API and what operating it
+		// needs, nothing of the public surface (login pages, discovery,
+		// JWKS, userinfo, revocation, introspection): /admin; the token
+		// endpoint, so the CLI gets its admin token at the same URL;
+		// /metrics when it is served here; /healthz and /readyz to probe
+		// this listener. Anything else answers the admin API's JSON 404.
+		// A plain prefix split, not an http.ServeMux: the mux answers
+		// "/admin" and unclean paths with its own HTML redirect, which has
+		// none of the server's headers (nosniff, no-store) and is not JSON.
 		adminHandler := m.Server.AdminHandler()
-		public := withJWKS(jwksHandler, m.Server)
 		split := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if p := r.URL.Path; p == "/admin" || strings.HasPrefix(p, "/admin/") {
-				adminHandler.ServeHTTP(w, r)
-				return
-			}
-			if r.URL.Path == "/metrics" && metricsOn(c.HTTP) == metricsAdmin {
+			switch p := r.URL.Path; {
+			case p == "/metrics" && metricsOn(c.HTTP) == metricsAdmin:
 				metricsHandler.ServeHTTP(w, r)
-				return
+			case p == "/oauth2/token", p == "/healthz", p == "/readyz":
+				m.Server.ServeHTTP(w, r)
+			default: // /admin, /admin/..., and a JSON 404 for the rest
+				adminHandler.ServeHTTP(w, r)
 			}
-			public.ServeHTTP(w, r)
 		})
 		m.admin = serveOn(m.pre.adminLn, withReplica(split, c.ReplicaName()), errorLog)
 		log.LogAttrs(ctx, slog.LevelInfo, "admin API on its own listener", slog.String("admin_addr", m.admin.ln.Addr().String()))

@@ -288,7 +288,7 @@ func (o offlineUsers) create(ctx context.Context, nu users.NewUser) (users.User,
 	u, err := o.u.Create(ctx, nu)
 	o.record(ctx, "users.create", nu.Username, "id="+u.ID, err)
 	if errors.Is(err, users.ErrExists) {
-		err = fmt.Errorf("user %q already exists (usernames are unique regardless of case)", nu.Username)
+		err = fmt.Errorf("user %q already exists (usernames are unique regardless of case and width)", nu.Username)
 	}
 	return u, err
 }
