@@ -174,6 +174,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		TokenMetrics:   o.metrics,
 		Logger:         logger,
 		Now:            e.clock.Now,
+		DPoP:           newDPoPChecker(t, st, e.clock.Now),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -98,6 +98,10 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	jkt, err := s.tokenDPoP(c)
+	if err != nil {
+		return err
+	}
 	s.allowBrowserOrigin(c, ent)
 	switch p.grantType {
 	case clients.GrantPassword:
@@ -118,7 +122,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	tok, ttl, err := s.issue(ent, scope, aud)
+	tok, ttl, err := s.issue(ent, scope, aud, jkt)
 	if err != nil {
 		return err
 	}
@@ -126,6 +130,9 @@ func (s *Server) tokenRequest(c echo.Context) error {
 		am.IssuedAdmin(ent.Record.SigningAlg)
 	} else if s.cfg.TokenMetrics != nil {
 		s.cfg.TokenMetrics.Issued(clients.GrantClientCredentials, ent.Record.SigningAlg, ent.Record.ID)
+	}
+	if jkt != "" {
+		return writeTokenResponseType(c, "DPoP", tok, ttl, scope, "")
 	}
 	return writeTokenResponse(c, tok, ttl, scope, "")
 }
@@ -357,6 +364,8 @@ type accessClaims struct {
 	// Instance is the client instance (claimClientInstance); absent for
 	// clients older than instances.
 	Instance string `json:"client_instance,omitempty"`
+	// Cnf binds the token to the client's DPoP key (RFC 9449 §6.1).
+	Cnf *confirmation `json:"cnf,omitempty"`
 }
 
 // audience is a single string when there is one value (the common form
@@ -390,12 +399,12 @@ func (s *Server) keyFor(ent *clients.Entry) (*signingKey, error) {
 
 // issue builds and signs an access token for ent (client_credentials: the
 // client is the subject).
-func (s *Server) issue(ent *clients.Entry, scope string, aud []string) (string, time.Duration, error) {
+func (s *Server) issue(ent *clients.Entry, scope string, aud []string, jkt string) (string, time.Duration, error) {
 	key, err := s.keyFor(ent)
 	if err != nil {
 		return "", 0, err
 	}
-	at, err := s.sign(key, ent, accessSpec{sub: ent.Record.ID, scope: scope, aud: aud, jti: newJTI(), iat: s.cfg.Now().Unix()})
+	at, err := s.sign(key, ent, accessSpec{sub: ent.Record.ID, scope: scope, aud: aud, jti: newJTI(), iat: s.cfg.Now().Unix(), jkt: jkt})
 	if err != nil {
 		return "", 0, err
 	}
@@ -410,6 +419,9 @@ type accessSpec struct {
 	// user holds the user's claims as JSON object members (no braces);
 	// nil for client tokens.
 	user []byte
+	// jkt is the thumbprint of the DPoP key the token is bound to; "" for
+	// a bearer token.
+	jkt string
 }
 
 type signedAccess struct {
@@ -436,6 +448,9 @@ func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signe
 		Iss: s.cfg.Issuer, Sub: sp.sub, Aud: sp.aud,
 		Exp: sp.iat + int64(ttl/time.Second), Nbf: sp.iat, Iat: sp.iat,
 		Jti: sp.jti, ClientID: ent.Record.ID, Scope: sp.scope, Instance: ent.Record.Instance,
+	}
+	if sp.jkt != "" {
+		claims.Cnf = &confirmation{JKT: sp.jkt}
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -492,10 +507,18 @@ func mergeClaims(client map[string]json.RawMessage, user []byte) ([]byte, error)
 // writeTokenResponse writes the RFC 6749 §5.1 response. Every value in it
 // is base64url, a number or a validated scope, so no escaping is needed.
 func writeTokenResponse(c echo.Context, tok string, ttl time.Duration, scope, refresh string) error {
+	return writeTokenResponseType(c, "Bearer", tok, ttl, scope, refresh)
+}
+
+// writeTokenResponseType is writeTokenResponse with the token_type (DPoP
+// for a token bound to a DPoP key, RFC 9449 §5).
+func writeTokenResponseType(c echo.Context, tokenType, tok string, ttl time.Duration, scope, refresh string) error {
 	b := make([]byte, 0, len(tok)+len(scope)+len(refresh)+128)
 	b = append(b, `{"access_token":"`...)
 	b = append(b, tok...)
-	b = append(b, `","token_type":"Bearer","expires_in":`...)
+	b = append(b, `","token_type":"`...)
+	b = append(b, tokenType...)
+	b = append(b, `","expires_in":`...)
 	b = strconv.AppendInt(b, int64(ttl/time.Second), 10)
 	if scope != "" {
 		b = append(b, `,"scope":"`...)
