@@ -143,9 +143,16 @@ func TestDPoP_ClientCredentials(t *testing.T) {
 	if cnf["jkt"] != client.jkt {
 		t.Fatalf("cnf = %v, want jkt %s", cnf, client.jkt)
 	}
+	// Introspection reports the binding (RFC 9449 §6.2).
+	if in := e.introspect(tok); in["active"] != true || in["token_type"] != "DPoP" || fmt.Sprint(in["cnf"]) != "map[jkt:"+client.jkt+"]" {
+		t.Errorf("introspect = %v", in)
+	}
 	status, _, body = e.dpopTokenRequest("svc", secret, nil)
 	if status != http.StatusOK || body["token_type"] != "Bearer" || claimsOf(t, body["access_token"].(string))["cnf"] != nil {
 		t.Fatalf("token without proof = %d %v", status, body)
+	}
+	if in := e.introspect(body["access_token"].(string)); in["token_type"] != "Bearer" || in["cnf"] != nil {
+		t.Errorf("introspect bearer = %v", in)
 	}
 
 	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/.well-known/openid-configuration", nil)
