@@ -24,6 +24,7 @@ import (
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/replay"
+	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -352,5 +353,102 @@ func BenchmarkClientCredentialsDPoP(b *testing.B) {
 			})
 			done()
 		})
+	}
+}
+
+// dpopPost is a token request (form, Basic credentials when secret is not
+// empty, client_id in the form otherwise) with the given DPoP headers.
+func (e *env) dpopPost(id, secret string, form url.Values, proofs ...string) (int, map[string]any) {
+	e.t.Helper()
+	if secret == "" {
+		form.Set("client_id", id)
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if secret != "" {
+		req.SetBasicAuth(id, secret)
+	}
+	for _, p := range proofs {
+		req.Header.Add("DPoP", p)
+	}
+	status, _, body := e.do(req)
+	return status, body
+}
+
+// TestDPoP_UserGrants: the code, password and refresh grants bind the
+// access token to the proof's key too. A public client's refresh family is
+// bound to the key (RFC 9449 §5): a refresh without a proof, or with
+// another key's, is refused and rotates nothing; a confidential client's is
+// not (its authentication protects it), so it may refresh without a proof
+// and get a bearer token, or change keys.
+func TestDPoP_UserGrants(t *testing.T) {
+	e := newEnv(t, envOptions{algs: []string{"ES256"}})
+	alice := e.createUser("alice")
+	conf := e.createClient(clients.Client{ID: "conf", Scopes: []string{"read"}, Audiences: []string{"api"},
+		GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken}})
+	e.createClient(clients.Client{ID: "pub", Public: true, Scopes: []string{"read"}, Audiences: []string{"api"},
+		GrantTypes: []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken}, RedirectURIs: []string{"https://app.example/cb"}})
+	client := newDPoPClient(t, e.clock.Now)
+	tokenURL := e.issuer + "/oauth2/token"
+	proof := func(c *dpopClient) string { return c.proof(t, "POST", tokenURL, "", nil) }
+	bound := func(what string, status int, body map[string]any) string {
+		t.Helper()
+		if status != http.StatusOK || body["token_type"] != "DPoP" {
+			t.Fatalf("%s = %d %v, want a DPoP token", what, status, body)
+		}
+		if cnf, _ := claimsOf(t, body["access_token"].(string))["cnf"].(map[string]any); cnf["jkt"] != client.jkt {
+			t.Fatalf("%s: cnf = %v", what, cnf)
+		}
+		return body["refresh_token"].(string)
+	}
+	refresh := func(id, secret, rt string, proofs ...string) (int, map[string]any) {
+		return e.dpopPost(id, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, proofs...)
+	}
+
+	// The public client's code, as the login pages would issue it.
+	sm := sessions.New(e.store, sessions.Options{Now: e.clock.Now})
+	_, sess, err := sm.Start(t.Context(), alice, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, instance, err := e.srv.LoginClientInstance(t.Context(), "pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := base64.RawURLEncoding.EncodeToString([]byte("a code verifier of at least 43 characters long"))
+	code, err := sm.IssueCode(t.Context(), sessions.Code{ClientID: "pub", ClientInstance: instance, RedirectURI: "https://app.example/cb",
+		RedirectGiven: true, Challenge: authority.S256(verifier), Scope: "read", UserID: alice, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := e.dpopPost("pub", "", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {"https://app.example/cb"}, "code_verifier": {verifier}}, proof(client))
+	rt := bound("code grant", status, body)
+	for _, tc := range []struct {
+		name   string
+		proofs []string
+	}{
+		{"public client, no proof", nil},
+		{"public client, another key's proof", []string{proof(newDPoPClient(t, e.clock.Now))}},
+	} {
+		if status, body := refresh("pub", "", rt, tc.proofs...); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+			t.Fatalf("%s: %d %v, want 400 invalid_grant", tc.name, status, body)
+		}
+	}
+	// The refusals rotated nothing: the token still works with the key.
+	status, body = refresh("pub", "", rt, proof(client))
+	rt = bound("public client refresh", status, body)
+	status, body = refresh("pub", "", rt, proof(client))
+	bound("public client second refresh", status, body)
+
+	status, body = e.dpopPost("conf", conf, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {testPassword}, "scope": {"read"}}, proof(client))
+	rt = bound("password grant", status, body)
+	status, body = refresh("conf", conf, rt)
+	if status != http.StatusOK || body["token_type"] != "Bearer" || claimsOf(t, body["access_token"].(string))["cnf"] != nil {
+		t.Fatalf("confidential client without proof: %d %v, want a bearer token", status, body)
+	}
+	status, body = refresh("conf", conf, body["refresh_token"].(string), proof(newDPoPClient(t, e.clock.Now)))
+	if status != http.StatusOK || body["token_type"] != "DPoP" {
+		t.Fatalf("confidential client with a new key: %d %v", status, body)
 	}
 }

@@ -54,6 +54,9 @@ type tokenParams struct {
 	token, tokenTypeHint       string // revocation and introspection
 	code, redirectURI          string // authorization_code
 	codeVerifier               string
+	// dpopJKT is the thumbprint of the request's checked DPoP proof key
+	// ("" without a proof): the access token is bound to it.
+	dpopJKT string
 }
 
 // token is POST /oauth2/token (RFC 6749 §4.4 client_credentials).
@@ -98,8 +101,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	jkt, err := s.tokenDPoP(c)
-	if err != nil {
+	if p.dpopJKT, err = s.tokenDPoP(c); err != nil {
 		return err
 	}
 	s.allowBrowserOrigin(c, ent)
@@ -122,7 +124,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	tok, ttl, err := s.issue(ent, scope, aud, jkt)
+	tok, ttl, err := s.issue(ent, scope, aud, p.dpopJKT)
 	if err != nil {
 		return err
 	}
@@ -131,7 +133,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	} else if s.cfg.TokenMetrics != nil {
 		s.cfg.TokenMetrics.Issued(clients.GrantClientCredentials, ent.Record.SigningAlg, ent.Record.ID)
 	}
-	if jkt != "" {
+	if p.dpopJKT != "" {
 		return writeTokenResponseType(c, "DPoP", tok, ttl, scope, "")
 	}
 	return writeTokenResponse(c, tok, ttl, scope, "")
@@ -428,6 +430,15 @@ type signedAccess struct {
 	token string
 	ttl   time.Duration
 	exp   int64
+	bound bool // cnf.jkt: a DPoP token
+}
+
+// tokenType is the token_type of the response (RFC 9449 §5).
+func (a signedAccess) tokenType() string {
+	if a.bound {
+		return "DPoP"
+	}
+	return "Bearer"
 }
 
 func newJTI() string {
@@ -472,7 +483,7 @@ func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signe
 	if err != nil {
 		return signedAccess{}, errServer(fmt.Errorf("sign token for %s: %w", ent.Record.ID, err))
 	}
-	return signedAccess{token: tok, ttl: ttl, exp: claims.Exp}, nil
+	return signedAccess{token: tok, ttl: ttl, exp: claims.Exp, bound: sp.jkt != ""}, nil
 }
 
 // mergeClaims puts the user's claims over the client's extra claims and

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -147,6 +148,68 @@ type DPoPChecker struct {
 	replay  DPoPReplayCache
 	nonces  DPoPNonces
 	origin  string // normalised, without a trailing slash; "" when unset
+
+	// headers caches checked proof headers by their encoded bytes: a
+	// client's proofs all carry the same header (typ, alg, its public
+	// key), so its JSON and key are parsed and checked once, and the key
+	// parsed once keeps crypto's per-key precomputation (a fresh
+	// *ecdsa.PublicKey or *rsa.PublicKey per proof would redo it). Only
+	// headers that passed every check are kept. Bounded: cleared when full.
+	headersMu sync.Mutex
+	headers   map[string]*proofHeader
+}
+
+// proofHeader is a checked proof header: its algorithm and public key.
+type proofHeader struct {
+	alg dpopAlg
+	key any
+	jkt string
+}
+
+// Bounds of the header cache: entries, and the longest header cached (a
+// header with a 4096-bit RSA jwk is about 1 KiB of base64url).
+const (
+	maxCachedHeaders    = 4096
+	maxCachedHeaderSize = 2 << 10
+)
+
+// header checks the encoded protected header of a proof, through the
+// cache: typ dpop+jwt, an allowed alg, and a public jwk that fits it.
+func (c *DPoPChecker) header(seg string) (*proofHeader, error) {
+	cacheable := len(seg) <= maxCachedHeaderSize
+	if cacheable {
+		c.headersMu.Lock()
+		ph, ok := c.headers[seg]
+		c.headersMu.Unlock()
+		if ok {
+			return ph, nil
+		}
+	}
+	h, err := parseDPoPHeader(seg)
+	if err != nil {
+		return nil, err
+	}
+	alg, ok := c.algs[h.alg]
+	if !ok {
+		return nil, fmt.Errorf("alg %q not allowed: %w", safeForMessage(h.alg), ErrDPoPProof)
+	}
+	if normalizeType(h.typ) != "dpop+jwt" {
+		return nil, fmt.Errorf("typ %q: %w", safeForMessage(h.typ), ErrDPoPProof)
+	}
+	key, jkt, err := parseDPoPKey(h.jwk, alg)
+	if err != nil {
+		return nil, err
+	}
+	ph := &proofHeader{alg: alg, key: key, jkt: jkt}
+	if cacheable {
+		c.headersMu.Lock()
+		if len(c.headers) >= maxCachedHeaders {
+			clear(c.headers)
+		}
+		c.headers[seg] = ph
+		c.headersMu.Unlock()
+	}
+	return ph, nil
 }
 
 // dpopAlg is an allowed algorithm: the key type and curve it needs and
@@ -209,7 +272,7 @@ func NewDPoPChecker(opts ...DPoPOption) (*DPoPChecker, error) {
 		replay = NewDPoPReplayCache(DefaultDPoPReplayCacheSize, c.now)
 	}
 	return &DPoPChecker{algs: algs, algList: strings.Join(names, " "), maxAge: c.maxAge, skew: c.skew,
-		now: c.now, replay: replay, nonces: c.nonces, origin: origin}, nil
+		now: c.now, replay: replay, nonces: c.nonces, origin: origin, headers: map[string]*proofHeader{}}, nil
 }
 
 func newDPoPAlg(name string) (dpopAlg, error) {
@@ -296,21 +359,11 @@ func (c *DPoPChecker) Check(ctx context.Context, req DPoPRequest) (*DPoPProof, e
 	if err != nil {
 		return nil, fmt.Errorf("proof: %w: %w", ErrDPoPProof, err)
 	}
-	h, err := parseDPoPHeader(req.Proof[:d1])
+	ph, err := c.header(req.Proof[:d1])
 	if err != nil {
 		return nil, err
 	}
-	alg, ok := c.algs[h.alg]
-	if !ok {
-		return nil, fmt.Errorf("alg %q not allowed: %w", safeForMessage(h.alg), ErrDPoPProof)
-	}
-	if normalizeType(h.typ) != "dpop+jwt" {
-		return nil, fmt.Errorf("typ %q: %w", safeForMessage(h.typ), ErrDPoPProof)
-	}
-	key, jkt, err := parseDPoPKey(h.jwk, alg)
-	if err != nil {
-		return nil, err
-	}
+	alg, key, jkt := ph.alg, ph.key, ph.jkt
 	sig, err := b64.DecodeString(req.Proof[d2+1:])
 	if err != nil {
 		return nil, fmt.Errorf("decode signature: %w", ErrDPoPProof)
@@ -330,16 +383,8 @@ func (c *DPoPChecker) Check(ctx context.Context, req DPoPRequest) (*DPoPProof, e
 	if cl.htm != req.Method {
 		return nil, fmt.Errorf("htm %q is not the request method: %w", safeForMessage(cl.htm), ErrDPoPProof)
 	}
-	htu, err := normalizeHTU(cl.htu)
-	if err != nil {
-		return nil, fmt.Errorf("htu: %w: %w", err, ErrDPoPProof)
-	}
-	want, err := normalizeHTU(req.URL)
-	if err != nil {
-		return nil, fmt.Errorf("request URL: %w: %w", err, ErrDPoPProof)
-	}
-	if htu != want {
-		return nil, fmt.Errorf("htu is not the request URL: %w", ErrDPoPProof)
+	if err := matchHTU(cl.htu, req.URL); err != nil {
+		return nil, err
 	}
 	now := c.now()
 	if cl.iat.Before(now.Add(-c.maxAge)) {
@@ -609,6 +654,27 @@ func parseDPoPClaims(payload []byte) (*dpopClaims, error) {
 		return nil, fmt.Errorf("htm, htu or iat missing: %w", ErrDPoPProof)
 	}
 	return c, nil
+}
+
+// matchHTU compares htu with the request URL after normalizeHTU. Equal
+// strings need no parsing when the URL is already in normal form (what
+// VerifyRequest builds, and what clients send).
+func matchHTU(htu, reqURL string) error {
+	want, err := normalizeHTU(reqURL)
+	if err != nil {
+		return fmt.Errorf("request URL: %w: %w", err, ErrDPoPProof)
+	}
+	if htu == want {
+		return nil
+	}
+	got, err := normalizeHTU(htu)
+	if err != nil {
+		return fmt.Errorf("htu: %w: %w", err, ErrDPoPProof)
+	}
+	if got != want {
+		return fmt.Errorf("htu is not the request URL: %w", ErrDPoPProof)
+	}
+	return nil
 }
 
 // normalizeHTU reduces an http(s) URL to what RFC 9449 §4.3 compares:
