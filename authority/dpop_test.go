@@ -306,18 +306,28 @@ func TestDPoP_AdminAPI(t *testing.T) {
 // BenchmarkClientCredentialsDPoP is BenchmarkClientCredentials (ES256)
 // with an ES256 DPoP proof on every request: the proof's verification and
 // the spending of its jti in the store (a bolt Batch, fsync'd) on top of
-// the client_credentials grant. Requests come from 32 goroutines per core,
+// the client_credentials grant ("dpop"), and the same with the jti spent
+// in memory instead ("dpop-memory", what one replica alone would need), to
+// show what the shared replay cache costs. Requests come from 32 goroutines per core,
 // as in BenchmarkRefresh, so concurrent jti writes share commits; cpu-ns/op
 // is the server's CPU per request. Proofs are signed before the timer
 // starts (-benchtime Nx with N <= 65536).
 func BenchmarkClientCredentialsDPoP(b *testing.B) {
-	for _, dpop := range []bool{false, true} {
-		name := "bearer"
-		if dpop {
-			name = "dpop"
+	memory := func(now func() time.Time) *jwks.DPoPChecker {
+		c, err := jwks.NewDPoPChecker(jwks.WithDPoPClock(now))
+		if err != nil {
+			b.Fatal(err)
 		}
+		return c
+	}
+	for _, name := range []string{"bearer", "dpop", "dpop-memory"} {
+		dpop := name != "bearer"
 		b.Run(name, func(b *testing.B) {
-			e := newEnv(b, envOptions{algs: []string{"ES256"}})
+			o := envOptions{algs: []string{"ES256"}}
+			if name == "dpop-memory" {
+				o.dpop = memory
+			}
+			e := newEnv(b, o)
 			secret := e.createClient(clients.Client{ID: "bench", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}, SigningAlg: "ES256"})
 			client := newDPoPClient(b, e.clock.Now)
 			const body = "grant_type=client_credentials&scope=read"
