@@ -159,7 +159,7 @@ func TestDPoP_ClientCredentials(t *testing.T) {
 
 	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/.well-known/openid-configuration", nil)
 	_, _, md := e.do(req)
-	if got, _ := json.Marshal(md["dpop_signing_alg_values_supported"]); string(got) != `["RS256","PS256","ES256","ES384","ES512","EdDSA"]` {
+	if got, _ := json.Marshal(md["dpop_signing_alg_values_supported"]); string(got) != `["RS256","PS256","ES256","ES384","ES512","EdDSA","Ed25519"]` {
 		t.Errorf("dpop_signing_alg_values_supported = %s", got)
 	}
 

@@ -105,8 +105,14 @@ type dpopConfig struct {
 	origin string
 }
 
+// DefaultDPoPAlgorithms are the algorithms a proof may be signed with
+// unless WithDPoPAlgorithms says otherwise: DefaultAlgorithms and Ed25519,
+// RFC 9864's fully-specified name for EdDSA with an Ed25519 key, which
+// current clients (oauth4webapi, so openid-client) send for Ed25519 keys.
+func DefaultDPoPAlgorithms() []string { return append(DefaultAlgorithms(), "Ed25519") }
+
 // WithDPoPAlgorithms sets the algorithms a proof may be signed with
-// (default DefaultAlgorithms). Only asymmetric algorithms are accepted.
+// (default DefaultDPoPAlgorithms). Only asymmetric algorithms are accepted.
 func WithDPoPAlgorithms(algs ...string) DPoPOption {
 	return func(c *dpopConfig) { c.algs = append([]string(nil), algs...) }
 }
@@ -222,11 +228,11 @@ type dpopAlg struct {
 }
 
 // NewDPoPChecker returns a checker; with no options it takes proofs signed
-// with DefaultAlgorithms, iat from DefaultDPoPMaxAge ago to DefaultDPoPSkew
+// with DefaultDPoPAlgorithms, iat from DefaultDPoPMaxAge ago to DefaultDPoPSkew
 // ahead, and remembers jtis in an in-memory cache of
 // DefaultDPoPReplayCacheSize proofs.
 func NewDPoPChecker(opts ...DPoPOption) (*DPoPChecker, error) {
-	c := dpopConfig{algs: DefaultAlgorithms(), maxAge: DefaultDPoPMaxAge, skew: DefaultDPoPSkew, now: time.Now}
+	c := dpopConfig{algs: DefaultDPoPAlgorithms(), maxAge: DefaultDPoPMaxAge, skew: DefaultDPoPSkew, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -277,6 +283,9 @@ func NewDPoPChecker(opts ...DPoPOption) (*DPoPChecker, error) {
 
 func newDPoPAlg(name string) (dpopAlg, error) {
 	sa, ok := supportedAlgorithms[name]
+	if name == "Ed25519" {
+		sa, ok = jwa.EdDSA, true // RFC 9864: EdDSA with Ed25519, and only that curve
+	}
 	if !ok {
 		return dpopAlg{}, fmt.Errorf("DPoP algorithm %q is not an allowed asymmetric algorithm", name)
 	}

@@ -109,6 +109,24 @@ func TestDPoPCheck_Algorithms(t *testing.T) {
 			}
 		})
 	}
+	// RFC 9864's Ed25519, as oauth4webapi (openid-client) signs Ed25519
+	// keys: the same signature as EdDSA, under its fully-specified name.
+	t.Run("Ed25519", func(t *testing.T) {
+		k := newDPoPKey(t, "EdDSA")
+		hdr := mustJSON(t, map[string]any{"typ": "dpop+jwt", "alg": "Ed25519", "jwk": k.jwk})
+		proof := signRaw(t, k.testKey, "EdDSA", hdr, mustJSON(t, k.claims(clk.Now())))
+		p, err := c.Check(t.Context(), DPoPRequest{Proof: proof, Method: "GET", URL: dpopURL})
+		if err != nil || p.Thumbprint != k.jkt || p.Algorithm != "Ed25519" {
+			t.Fatalf("Check = %+v, %v", p, err)
+		}
+		// An Ed25519 proof with an EC key is refused like an EdDSA one.
+		ec := newDPoPKey(t, "ES256")
+		hdr = mustJSON(t, map[string]any{"typ": "dpop+jwt", "alg": "Ed25519", "jwk": ec.jwk})
+		bad := signRaw(t, k.testKey, "EdDSA", hdr, mustJSON(t, k.claims(clk.Now())))
+		if _, err := c.Check(t.Context(), DPoPRequest{Proof: bad, Method: "GET", URL: dpopURL}); !errors.Is(err, ErrDPoPProof) {
+			t.Fatalf("Ed25519 with an EC jwk: %v", err)
+		}
+	})
 }
 
 // TestDPoPCheck_Accepts: variations a conforming client may send.

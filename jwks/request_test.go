@@ -175,7 +175,7 @@ type dpopMiddlewareCase struct {
 	nonceH bool   // a DPoP-Nonce header is expected
 }
 
-const dpopAlgs = `algs="RS256 PS256 ES256 ES384 ES512 EdDSA"`
+const dpopAlgs = `algs="RS256 PS256 ES256 ES384 ES512 EdDSA Ed25519"`
 
 func dpopMiddlewareCases(t *testing.T, e, en *dpopEnv, nonces *RotatingNonces) []dpopMiddlewareCase {
 	const (

@@ -45,7 +45,7 @@ func TestRoutes(t *testing.T) {
 		{"replayed proof", "DPoP " + bound, proof, 401, `"invalid_dpop_proof"`, dpopRefused},
 		{"bound token as Bearer", "Bearer " + bound, "", 401, `"invalid_token"`, `Bearer error="invalid_token"`},
 		{"bearer token", "Bearer " + authority.Token("bob", audience, "invoices:read"), "", 200, "invoices of bob (bearer)\n", ""},
-		{"no token", "", "", 401, `"unauthorized"`, `Bearer, DPoP algs="RS256 PS256 ES256 ES384 ES512 EdDSA"`},
+		{"no token", "", "", 401, `"unauthorized"`, `Bearer, DPoP algs="RS256 PS256 ES256 ES384 ES512 EdDSA Ed25519"`},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/invoices", nil)
 		if tc.auth != "" {
