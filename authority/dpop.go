@@ -57,8 +57,8 @@ func (s *Server) dpopError(h http.Header, err error, status int, challenge bool)
 			h.Set("DPoP-Nonce", s.cfg.DPoP.Nonce())
 		}
 	case errors.Is(err, jwks.ErrDPoPReplay), errors.Is(err, jwks.ErrDPoPBinding):
-	case errors.Is(err, jwks.ErrDPoPProof) && strings.Contains(err.Error(), "replay cache"):
-		return errServer(err)
+	case errors.Is(err, jwks.ErrDPoPReplayCacheFailed):
+		return errServer(err) // the store, not the proof: the client may retry
 	}
 	e := &Error{Code: code, Description: desc, Status: status, Err: err}
 	if challenge {

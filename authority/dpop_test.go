@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,7 @@ import (
 	"github.com/signet-auth/signet/replay"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storage/bolt"
 )
 
 // newDPoPChecker is the checker signet serve builds: the jwks module's,
@@ -460,5 +462,34 @@ func TestDPoP_UserGrants(t *testing.T) {
 	status, body = refresh("conf", conf, body["refresh_token"].(string), proof(newDPoPClient(t, e.clock.Now)))
 	if status != http.StatusOK || body["token_type"] != "DPoP" {
 		t.Fatalf("confidential client with a new key: %d %v", status, body)
+	}
+}
+
+// TestDPoP_ReplayStoreFailure: when the store cannot record a proof's jti,
+// the token request is a JSON 500 (the server's failure, not the client's
+// proof) with no token, and nothing was spent: once the store recovers the
+// same proof is accepted, once.
+func TestDPoP_ReplayStoreFailure(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "signet.db"), bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &failingStore{Store: st}
+	e := newEnv(t, envOptions{algs: []string{"ES256"}, store: fs})
+	secret := e.createClient(clients.Client{ID: "svc", Scopes: []string{"read"}, Audiences: []string{"api"}})
+	client := newDPoPClient(t, e.clock.Now)
+	proof := client.proof(t, "POST", e.issuer+"/oauth2/token", "", nil)
+
+	fs.fail.Store(true)
+	status, _, body := e.dpopTokenRequest("svc", secret, nil, proof)
+	if status != http.StatusInternalServerError || body["error"] != "server_error" || body["access_token"] != nil {
+		t.Fatalf("store down = %d %v, want 500 server_error", status, body)
+	}
+	fs.fail.Store(false)
+	if status, _, body := e.dpopTokenRequest("svc", secret, nil, proof); status != http.StatusOK || body["token_type"] != "DPoP" {
+		t.Fatalf("store back = %d %v", status, body)
+	}
+	if status, _, body := e.dpopTokenRequest("svc", secret, nil, proof); status != http.StatusBadRequest || body["error"] != "invalid_dpop_proof" {
+		t.Fatalf("replay = %d %v", status, body)
 	}
 }

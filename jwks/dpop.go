@@ -71,6 +71,10 @@ var (
 	// bound to (cnf.jkt); a bound token presented without a proof (as
 	// Bearer); or a token not bound to any key presented as DPoP.
 	ErrDPoPBinding = errors.New("jwks: access token not bound to the DPoP key")
+	// ErrDPoPReplayCacheFailed: the replay cache could not answer (its
+	// store is down), so the proof is refused; it wraps ErrDPoPProof too.
+	// A server may answer it as its own failure rather than the client's.
+	ErrDPoPReplayCacheFailed = fmt.Errorf("jwks: DPoP replay cache failed: %w", ErrDPoPProof)
 )
 
 // DPoPReplayCache remembers the proofs a checker accepted, so a proof is
@@ -418,7 +422,7 @@ func (c *DPoPChecker) Check(ctx context.Context, req DPoPRequest) (*DPoPProof, e
 	id := sha256.Sum256([]byte(jkt + " " + cl.jti))
 	fresh, err := c.replay.Remember(ctx, b64.EncodeToString(id[:]), cl.iat.Add(c.maxAge))
 	if err != nil {
-		return nil, fmt.Errorf("replay cache: %w: %w", err, ErrDPoPProof)
+		return nil, fmt.Errorf("%w: %w", ErrDPoPReplayCacheFailed, err)
 	}
 	if !fresh {
 		return nil, ErrDPoPReplay

@@ -504,7 +504,7 @@ func TestDPoPCheck_ReplayCacheDown(t *testing.T) {
 	c := newTestChecker(t, clk, WithDPoPReplayCache(failingCache{}))
 	k := newDPoPKey(t, "ES256")
 	_, err := c.Check(t.Context(), DPoPRequest{Proof: k.proof(t, k.claims(clk.Now()), nil), Method: "GET", URL: dpopURL})
-	if !errors.Is(err, ErrDPoPProof) || !strings.Contains(err.Error(), "store unreachable") {
+	if !errors.Is(err, ErrDPoPReplayCacheFailed) || !errors.Is(err, ErrDPoPProof) || !strings.Contains(err.Error(), "store unreachable") {
 		t.Fatalf("Check = %v, want a refusal naming the cache", err)
 	}
 }
