@@ -153,7 +153,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 	if out.err != nil {
 		return out.err
 	}
-	spec := accessSpec{sub: out.code.UserID, scope: out.scope, aud: []string{ent.Record.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims}
+	spec := accessSpec{sub: out.code.UserID, scope: out.scope, aud: []string{ent.Record.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims, jkt: p.dpopJKT}
 	at, err := s.sign(key, ent, spec)
 	if err != nil {
 		return err
@@ -275,7 +275,7 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 		idle, absolute := s.refreshTTLs(r.ent)
 		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: out.scope, Aud: []string{r.ent.Record.DefaultAudience},
 			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
-			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff, Flow: flowCode}
+			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff, Flow: flowCode, JKT: familyJKT(r.ent, r.p)}
 		fam.addAccess(r.jti, code.AccessExp, r.now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
 		if err != nil {

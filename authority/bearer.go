@@ -29,6 +29,10 @@ type bearerCheck struct {
 	// realm is the WWW-Authenticate challenge of refusals, e.g.
 	// `Bearer realm="signet-admin"`.
 	realm string
+	// dpop is the request when it presented the token with the DPoP
+	// scheme: its proof must check (checkResourceProof). Nil: the Bearer
+	// scheme, where a token bound to a key is refused.
+	dpop *http.Request
 }
 
 // verifyBearer is the one check of a Signet-issued bearer token, for every
@@ -54,7 +58,10 @@ func (s *Server) verifyBearer(r *http.Request, want bearerCheck) (*accessClaims,
 		return nil, &Error{Code: "invalid_token", Description: desc, Status: http.StatusUnauthorized, bearer: want.realm + `, error="invalid_token"`}
 	}
 	scheme, tok, _ := strings.Cut(h, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
+	switch {
+	case s.dpopScheme(scheme):
+		want.dpop = r
+	case !strings.EqualFold(scheme, "Bearer"):
 		return invalid("use a Bearer token")
 	}
 	return s.checkBearer(r.Context(), strings.TrimSpace(tok), want)
@@ -88,6 +95,15 @@ func (s *Server) checkBearer(ctx context.Context, tok string, want bearerCheck) 
 	}
 	if dead != "" {
 		return invalid(dead)
+	}
+	// Last, so a dead token does not spend its proof.
+	switch {
+	case want.dpop != nil:
+		if err := s.checkResourceProof(want.dpop, tok, &at); err != nil {
+			return nil, err
+		}
+	case at.Cnf != nil:
+		return invalid("the token is bound to a DPoP key: present it with the DPoP scheme and a proof")
 	}
 	return &at, nil
 }
@@ -271,6 +287,7 @@ func readClaims(payload []byte) (accessClaims, error) {
 		{"exp", &at.Exp, true}, {"nbf", &at.Nbf, true}, {"iat", &at.Iat, true},
 		{"jti", &at.Jti, true}, {"client_id", &at.ClientID, true},
 		{"scope", &at.Scope, false}, {clients.ClaimClientInstance, &at.Instance, false},
+		{"cnf", &at.Cnf, false},
 	} {
 		v, ok := m[c.name]
 		if !ok {

@@ -45,6 +45,9 @@ type metadata struct {
 	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
 	UserinfoSigningAlgValuesSupported          []string `json:"userinfo_signing_alg_values_supported,omitempty"`
+	// DPoPSigningAlgValuesSupported lists the DPoP proof algorithms
+	// (RFC 9449 §5.1); absent when DPoP is off.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 // oidcScopes are the OpenID Connect scopes every Signet advertises.
@@ -58,6 +61,10 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		if !slices.Contains(scopes, sc) {
 			scopes = append(scopes, sc)
 		}
+	}
+	var dpopAlgs []string
+	if cfg.DPoP != nil {
+		dpopAlgs = strings.Fields(cfg.DPoP.Algorithms())
 	}
 	return json.Marshal(metadata{
 		Issuer:                            cfg.Issuer,
@@ -84,6 +91,7 @@ func buildMetadata(cfg Config) ([]byte, error) {
 			"name", "preferred_username", "email", "email_verified", "updated_at"},
 		AuthorizationResponseIssParameterSupported: true,
 		PromptValuesSupported:                      []string{"none", "login", "consent"},
+		DPoPSigningAlgValuesSupported:              dpopAlgs,
 	})
 }
 

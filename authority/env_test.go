@@ -20,6 +20,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/storage"
@@ -118,6 +119,9 @@ type envOptions struct {
 	realHash bool
 	// store, when set, is the store to run on instead of a bolt file.
 	store storage.Store
+	// dpop, when set, replaces the DPoP checker signet serve builds (its
+	// replay cache in the store).
+	dpop func(now func() time.Time) *jwks.DPoPChecker
 }
 
 // testFeedKey keys the revocation feed's subject hashes in tests.
@@ -162,6 +166,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 	var h http.Handler
 	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	e.issuer = e.http.URL
+	dpop := newDPoPChecker(t, st, e.clock.Now)
+	if o.dpop != nil {
+		dpop = o.dpop(e.clock.Now)
+	}
 	e.srv, err = authority.New(ctx, authority.Config{
 		Issuer:         e.issuer,
 		Store:          st,
@@ -178,6 +186,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		TokenMetrics:   o.metrics,
 		Logger:         logger,
 		Now:            e.clock.Now,
+		DPoP:           dpop,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -167,7 +167,9 @@ func (s *Server) writeOIDCTokens(c echo.Context, ent *clients.Entry, at signedAc
 	b := make([]byte, 0, len(at.token)+len(idToken)+len(scope)+len(refresh)+160)
 	b = append(b, `{"access_token":"`...)
 	b = append(b, at.token...)
-	b = append(b, `","token_type":"Bearer","expires_in":`...)
+	b = append(b, `","token_type":"`...)
+	b = append(b, at.tokenType()...)
+	b = append(b, `","expires_in":`...)
 	b = strconv.AppendInt(b, int64(at.ttl/time.Second), 10)
 	b = append(b, `,"scope":"`...)
 	b = append(b, scope...) // validated scope tokens: no escaping needed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -128,6 +129,9 @@ type familyRecord struct {
 	// transaction). Nil for families older than this field; a logout
 	// revokes those one by one, as before.
 	LoginCutoff *int64 `json:"login_cutoff,omitempty"`
+	// JKT binds the family to a public client's DPoP key (RFC 9449 §5):
+	// each refresh needs a proof made with it. "" for unbound families.
+	JKT string `json:"jkt,omitempty"`
 }
 
 // live says whether f may still be used at now: not revoked, not expired,
@@ -210,6 +214,17 @@ func errInvalidGrant(desc string) *Error {
 // expired, revoked, reused or of another client: the client learns nothing
 // that would help it guess.
 func errBadRefresh() *Error { return errInvalidGrant("refresh token is invalid, expired or revoked") }
+
+// familyJKT is the DPoP key a new refresh family is bound to: the
+// request's, for a public client (RFC 9449 §5). A confidential client's
+// refresh tokens are bound by its authentication instead, so it may change
+// its DPoP key.
+func familyJKT(ent *clients.Entry, p *tokenParams) string {
+	if ent.Record.Public {
+		return p.dpopJKT
+	}
+	return ""
+}
 
 // errBadLogin is the one answer for an unknown user, a wrong password and a
 // disabled user.
@@ -349,7 +364,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 	if err != nil {
 		return errServer(err)
 	}
-	spec := accessSpec{sub: rec.ID, scope: scope, aud: aud, jti: newJTI(), iat: max(now.Unix(), cutoff), user: claims}
+	spec := accessSpec{sub: rec.ID, scope: scope, aud: aud, jti: newJTI(), iat: max(now.Unix(), cutoff), user: claims, jkt: p.dpopJKT}
 	refresh := ""
 	if ent.GrantRT {
 		var key string
@@ -357,7 +372,8 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 		idle, absolute := s.refreshTTLs(ent)
 		n := now.UnixNano()
 		fam := familyRecord{ID: newFamilyID(), ClientID: ent.Record.ID, ClientInstance: ent.Record.Instance, UserID: rec.ID, Scope: scope, Aud: aud,
-			CreatedAt: n, ExpiresAt: n + int64(absolute), IdleTTL: int64(idle), LastUsed: n, Current: key, LoginCutoff: &cutoff}
+			CreatedAt: n, ExpiresAt: n + int64(absolute), IdleTTL: int64(idle), LastUsed: n, Current: key, LoginCutoff: &cutoff,
+			JKT: familyJKT(ent, p)}
 		fam.addAccess(spec.jti, spec.iat+int64(s.accessTTL(ent)/time.Second), now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: n})
 		if err != nil {
@@ -405,7 +421,7 @@ func (s *Server) writeUserTokens(c echo.Context, ent *clients.Entry, at signedAc
 		s.setRefreshCookie(c, refresh, int(idle/time.Second))
 		refresh = ""
 	}
-	return writeTokenResponse(c, at.token, at.ttl, scope, refresh)
+	return writeTokenResponseType(c, at.tokenType(), at.token, at.ttl, scope, refresh)
 }
 
 // refreshOutcome is what one run of the rotation transaction decided. It
@@ -473,7 +489,7 @@ func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams
 	err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
 		out = refreshOutcome{}
 		return s.rotate(tx, &out, rotation{ent: ent, hash: hash, nextKey: nextKey, jti: jti, ttl: ttl, grace: grace,
-			requested: requested, aud: wantAud, now: now, tr: tr})
+			requested: requested, aud: wantAud, now: now, tr: tr, jkt: p.dpopJKT})
 	})
 	if err != nil {
 		return errServer(fmt.Errorf("rotate refresh token: %w", err))
@@ -493,7 +509,7 @@ func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams
 	if out.err != nil {
 		return out.err
 	}
-	at, err := s.sign(key, ent, accessSpec{sub: out.family.UserID, scope: out.scope, aud: out.aud, jti: jti, iat: out.iat, user: out.user})
+	at, err := s.sign(key, ent, accessSpec{sub: out.family.UserID, scope: out.scope, aud: out.aud, jti: jti, iat: out.iat, user: out.user, jkt: p.dpopJKT})
 	if err != nil {
 		return err
 	}
@@ -516,6 +532,7 @@ type rotation struct {
 	aud           []string
 	now           time.Time
 	tr            []byte // refreshRecord of the new token without its family
+	jkt           string // the request's DPoP key thumbprint, "" without a proof
 }
 
 // rotate is the body of the refresh transaction. Refusals are reported in
@@ -566,6 +583,12 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 			out.family = f
 			return err
 		}
+	}
+	if f.JKT != "" && subtle.ConstantTimeCompare([]byte(f.JKT), []byte(r.jkt)) != 1 {
+		// Bound to a public client's DPoP key: without a proof made with
+		// it the token is refused, and nothing is written.
+		out.err = errInvalidGrant("the refresh token is bound to a DPoP key: send a DPoP proof made with it")
+		return nil
 	}
 	user, err := users.Read(tx, f.UserID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -167,6 +167,8 @@ type introspection struct {
 	Nbf       int64    `json:"nbf,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
 	TokenType string   `json:"token_type,omitempty"`
+	// Cnf is the key a DPoP-bound token is bound to (RFC 9449 §6.2).
+	Cnf *confirmation `json:"cnf,omitempty"`
 }
 
 // introspect is POST /oauth2/introspect (RFC 7662) for clients with
@@ -266,6 +268,10 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 	if dead != "" {
 		return inactive, nil
 	}
+	tokenType := "Bearer"
+	if at.Cnf != nil {
+		tokenType = "DPoP"
+	}
 	return introspection{Active: true, Scope: at.Scope, ClientID: at.ClientID, Sub: at.Sub, Aud: at.Aud, Iss: at.Iss,
-		Exp: at.Exp, Iat: at.Iat, Nbf: at.Nbf, Jti: at.Jti, TokenType: "Bearer"}, nil
+		Exp: at.Exp, Iat: at.Iat, Nbf: at.Nbf, Jti: at.Jti, TokenType: tokenType, Cnf: at.Cnf}, nil
 }

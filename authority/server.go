@@ -21,6 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
@@ -153,6 +154,11 @@ type Config struct {
 	AccessLog string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// DPoP checks DPoP proofs (RFC 9449) at the token endpoint, userinfo
+	// and the admin API; nil: DPoP headers are ignored and tokens are
+	// bearer tokens. Give it a replay cache in the store
+	// (replay.DPoPBucket) when replicas share one.
+	DPoP *jwks.DPoPChecker
 }
 
 // Server is the echo application. It is an http.Handler; run it under an

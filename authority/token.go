@@ -54,6 +54,9 @@ type tokenParams struct {
 	token, tokenTypeHint       string // revocation and introspection
 	code, redirectURI          string // authorization_code
 	codeVerifier               string
+	// dpopJKT is the thumbprint of the request's checked DPoP proof key
+	// ("" without a proof): the access token is bound to it.
+	dpopJKT string
 }
 
 // token is POST /oauth2/token (RFC 6749 §4.4 client_credentials).
@@ -98,6 +101,9 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if p.dpopJKT, err = s.tokenDPoP(c); err != nil {
+		return err
+	}
 	s.allowBrowserOrigin(c, ent)
 	switch p.grantType {
 	case clients.GrantPassword:
@@ -118,7 +124,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	tok, ttl, err := s.issue(ent, scope, aud)
+	tok, ttl, err := s.issue(ent, scope, aud, p.dpopJKT)
 	if err != nil {
 		return err
 	}
@@ -126,6 +132,9 @@ func (s *Server) tokenRequest(c echo.Context) error {
 		am.IssuedAdmin(ent.Record.SigningAlg)
 	} else if s.cfg.TokenMetrics != nil {
 		s.cfg.TokenMetrics.Issued(clients.GrantClientCredentials, ent.Record.SigningAlg, ent.Record.ID)
+	}
+	if p.dpopJKT != "" {
+		return writeTokenResponseType(c, "DPoP", tok, ttl, scope, "")
 	}
 	return writeTokenResponse(c, tok, ttl, scope, "")
 }
@@ -357,6 +366,8 @@ type accessClaims struct {
 	// Instance is the client instance (claimClientInstance); absent for
 	// clients older than instances.
 	Instance string `json:"client_instance,omitempty"`
+	// Cnf binds the token to the client's DPoP key (RFC 9449 §6.1).
+	Cnf *confirmation `json:"cnf,omitempty"`
 }
 
 // audience is a single string when there is one value (the common form
@@ -390,12 +401,12 @@ func (s *Server) keyFor(ent *clients.Entry) (*signingKey, error) {
 
 // issue builds and signs an access token for ent (client_credentials: the
 // client is the subject).
-func (s *Server) issue(ent *clients.Entry, scope string, aud []string) (string, time.Duration, error) {
+func (s *Server) issue(ent *clients.Entry, scope string, aud []string, jkt string) (string, time.Duration, error) {
 	key, err := s.keyFor(ent)
 	if err != nil {
 		return "", 0, err
 	}
-	at, err := s.sign(key, ent, accessSpec{sub: ent.Record.ID, scope: scope, aud: aud, jti: newJTI(), iat: s.cfg.Now().Unix()})
+	at, err := s.sign(key, ent, accessSpec{sub: ent.Record.ID, scope: scope, aud: aud, jti: newJTI(), iat: s.cfg.Now().Unix(), jkt: jkt})
 	if err != nil {
 		return "", 0, err
 	}
@@ -410,12 +421,24 @@ type accessSpec struct {
 	// user holds the user's claims as JSON object members (no braces);
 	// nil for client tokens.
 	user []byte
+	// jkt is the thumbprint of the DPoP key the token is bound to; "" for
+	// a bearer token.
+	jkt string
 }
 
 type signedAccess struct {
 	token string
 	ttl   time.Duration
 	exp   int64
+	bound bool // cnf.jkt: a DPoP token
+}
+
+// tokenType is the token_type of the response (RFC 9449 §5).
+func (a signedAccess) tokenType() string {
+	if a.bound {
+		return "DPoP"
+	}
+	return "Bearer"
 }
 
 func newJTI() string {
@@ -437,6 +460,9 @@ func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signe
 		Exp: sp.iat + int64(ttl/time.Second), Nbf: sp.iat, Iat: sp.iat,
 		Jti: sp.jti, ClientID: ent.Record.ID, Scope: sp.scope, Instance: ent.Record.Instance,
 	}
+	if sp.jkt != "" {
+		claims.Cnf = &confirmation{JKT: sp.jkt}
+	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return signedAccess{}, errServer(fmt.Errorf("encode claims: %w", err))
@@ -457,7 +483,7 @@ func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signe
 	if err != nil {
 		return signedAccess{}, errServer(fmt.Errorf("sign token for %s: %w", ent.Record.ID, err))
 	}
-	return signedAccess{token: tok, ttl: ttl, exp: claims.Exp}, nil
+	return signedAccess{token: tok, ttl: ttl, exp: claims.Exp, bound: sp.jkt != ""}, nil
 }
 
 // mergeClaims puts the user's claims over the client's extra claims and
@@ -492,10 +518,18 @@ func mergeClaims(client map[string]json.RawMessage, user []byte) ([]byte, error)
 // writeTokenResponse writes the RFC 6749 §5.1 response. Every value in it
 // is base64url, a number or a validated scope, so no escaping is needed.
 func writeTokenResponse(c echo.Context, tok string, ttl time.Duration, scope, refresh string) error {
+	return writeTokenResponseType(c, "Bearer", tok, ttl, scope, refresh)
+}
+
+// writeTokenResponseType is writeTokenResponse with the token_type (DPoP
+// for a token bound to a DPoP key, RFC 9449 §5).
+func writeTokenResponseType(c echo.Context, tokenType, tok string, ttl time.Duration, scope, refresh string) error {
 	b := make([]byte, 0, len(tok)+len(scope)+len(refresh)+128)
 	b = append(b, `{"access_token":"`...)
 	b = append(b, tok...)
-	b = append(b, `","token_type":"Bearer","expires_in":`...)
+	b = append(b, `","token_type":"`...)
+	b = append(b, tokenType...)
+	b = append(b, `","expires_in":`...)
 	b = strconv.AppendInt(b, int64(ttl/time.Second), 10)
 	if scope != "" {
 		b = append(b, `,"scope":"`...)

@@ -36,9 +36,13 @@ func (s *Server) userinfoToken(r *http.Request) (userinfoCaller, error) {
 		return userinfoCaller{}, herr
 	}
 	tok := ""
+	want := bearerCheck{realm: userinfoRealm}
 	if h != "" {
 		scheme, t, _ := strings.Cut(h, " ")
-		if !strings.EqualFold(scheme, "Bearer") {
+		switch {
+		case s.dpopScheme(scheme):
+			want.dpop = r
+		case !strings.EqualFold(scheme, "Bearer"):
 			return userinfoCaller{}, errUserinfoToken("use a Bearer token")
 		}
 		tok = strings.TrimSpace(t)
@@ -60,7 +64,7 @@ func (s *Server) userinfoToken(r *http.Request) (userinfoCaller, error) {
 	if tok == "" {
 		return userinfoCaller{}, &Error{Code: "invalid_request", Description: "bearer token required", Status: http.StatusUnauthorized, bearer: userinfoRealm}
 	}
-	at, err := s.checkBearer(r.Context(), tok, bearerCheck{realm: userinfoRealm})
+	at, err := s.checkBearer(r.Context(), tok, want)
 	if err != nil {
 		return userinfoCaller{}, err
 	}

@@ -31,6 +31,18 @@ func TestQuotedPrograms(t *testing.T) {
 			}
 		}
 	}
+	// dpop.md quotes the DPoP service (jwks/examples/dpop).
+	text, err := os.ReadFile("dpop.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../jwks/examples/dpop/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "```go\n"+string(src)+"```\n") {
+		t.Errorf("dpop.md does not quote jwks/examples/dpop/main.go verbatim: copy the file into its go block")
+	}
 }
 
 // TestLinks: every relative link in README.md and docs/*.md names a file

@@ -3,6 +3,8 @@
 # admin client, then checks it with libraries nobody here wrote:
 #   node/check.mjs     openid-client (discovery, client_credentials, code flow
 #                      with PKCE, ID token, userinfo, refresh) and jose
+#   node/dpop.mjs      openid-client's DPoP: bound client_credentials tokens,
+#                      the admin API with a proof, refused as Bearer
 #   node/rotation.mjs  jose createRemoteJWKSet and express-oauth2-jwt-bearer,
 #                      tokens signed before and after a key rotation
 #   python/check.py    PyJWT PyJWKClient (Debian python3-jwt), same rotation
@@ -37,6 +39,8 @@ export ISSUER=$SIGNET_ISSUER AUDIENCE=api CLIENTS=$clients
 export ADMIN="{\"id\":\"interop-admin\",\"secret\":\"$admin_secret\"}"
 echo "-- node: openid-client and jose"
 node node/check.mjs
+echo "-- node: openid-client DPoP (RFC 9449)"
+node node/dpop.mjs
 echo "-- node: jose and express-oauth2-jwt-bearer across a rotation"
 node node/rotation.mjs
 echo "-- python: PyJWT PyJWKClient across a rotation"

@@ -11,7 +11,7 @@ import (
 // would leave services unable to classify it.
 var exportedErrors = []error{ErrMalformed, ErrUnsupportedAlgorithm, ErrAlgorithmMismatch, ErrUnknownKey,
 	ErrInvalidSignature, ErrForbiddenHeader, ErrType, ErrExpired, ErrNotYetValid, ErrIssuedInFuture,
-	ErrIssuer, ErrAudience, ErrMissingClaim, ErrRevoked}
+	ErrIssuer, ErrAudience, ErrMissingClaim, ErrRevoked, ErrDPoPBinding}
 
 // FuzzVerify feeds arbitrary strings to Verify: it must never panic, every
 // refusal must wrap one of the exported errors, and anything accepted must

@@ -66,6 +66,15 @@ type Refusal struct {
 	// Err is why: a verification error wrapping one of the Err* values,
 	// or a description of the missing header or scopes.
 	Err error
+	// Scheme is the scheme of the challenge that carries Code: "Bearer"
+	// (when empty) or "DPoP" (RFC 9449 §7.1: invalid_dpop_proof,
+	// use_dpop_nonce, and invalid_token for a token presented as DPoP).
+	Scheme string
+	// DPoPAlgs, when set, are the proof algorithms the service takes: the
+	// answer then carries a DPoP challenge with algs= as well.
+	DPoPAlgs string
+	// Nonce, when set, is sent in a DPoP-Nonce header (use_dpop_nonce).
+	Nonce string
 }
 
 // Error describes the refusal with its cause, for logs.
@@ -83,22 +92,49 @@ type ErrorBody struct {
 }
 
 // WWWAuthenticate is the value of the WWW-Authenticate header to send.
+// With DPoPAlgs it holds two challenges (RFC 9110 §11.6.1), the one with
+// the error first.
 func (r *Refusal) WWWAuthenticate() string {
-	if r.Code == "" {
-		return "Bearer"
+	scheme := r.Scheme
+	if scheme == "" {
+		scheme = "Bearer"
 	}
 	var b strings.Builder
-	b.WriteString(`Bearer error="`)
-	b.WriteString(r.Code)
-	b.WriteString(`", error_description="`)
-	b.WriteString(quoteSafe(r.Description))
-	b.WriteString(`"`)
-	if r.Scope != "" {
-		b.WriteString(`, scope="`)
-		b.WriteString(quoteSafe(r.Scope))
+	b.WriteString(scheme)
+	if r.Code != "" {
+		b.WriteString(` error="`)
+		b.WriteString(r.Code)
+		b.WriteString(`", error_description="`)
+		b.WriteString(quoteSafe(r.Description))
+		b.WriteString(`"`)
+		if r.Scope != "" {
+			b.WriteString(`, scope="`)
+			b.WriteString(quoteSafe(r.Scope))
+			b.WriteString(`"`)
+		}
+	}
+	if r.DPoPAlgs != "" {
+		switch {
+		case scheme != "DPoP":
+			b.WriteString(`, DPoP algs="`)
+		case r.Code != "":
+			b.WriteString(`, algs="`)
+		default:
+			b.WriteString(` algs="`)
+		}
+		b.WriteString(quoteSafe(r.DPoPAlgs))
 		b.WriteString(`"`)
 	}
 	return b.String()
+}
+
+// SetHeaders sets the headers of the answer: WWW-Authenticate, and
+// DPoP-Nonce when the refusal asks for a nonce.
+func (r *Refusal) SetHeaders(h http.Header) {
+	h.Set("WWW-Authenticate", r.WWWAuthenticate())
+	if r.Nonce != "" {
+		h.Set("DPoP-Nonce", r.Nonce)
+	}
 }
 
 // Body is the JSON body to send.
@@ -112,7 +148,7 @@ func (r *Refusal) Body() ErrorBody {
 // WriteResponse writes the whole answer: WWW-Authenticate, Content-Type,
 // the status and the JSON body.
 func (r *Refusal) WriteResponse(w http.ResponseWriter) {
-	w.Header().Set("WWW-Authenticate", r.WWWAuthenticate())
+	r.SetHeaders(w.Header())
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(r.Status)
 	_ = json.NewEncoder(w).Encode(r.Body())
@@ -133,31 +169,13 @@ func quoteSafe(s string) string {
 // maxAuthorizationHeader caps the header before any parsing.
 const maxAuthorizationHeader = MaxTokenSize + len("Bearer ") + 64
 
-// Authenticate verifies the bearer token of r and checks the scopes. It
-// returns r with the claims in its context (see ClaimsFromContext), or the
-// refusal to answer with.
+// Authenticate verifies the access token of r (VerifyRequest: Bearer, and
+// DPoP with WithDPoP) and checks the scopes. It returns r with the claims in
+// its context (see ClaimsFromContext), or the refusal to answer with.
 func (a *Authenticator) Authenticate(r *http.Request) (*http.Request, *Refusal) {
-	vals := r.Header.Values("Authorization")
-	if len(vals) > 1 {
-		return nil, &Refusal{Status: http.StatusBadRequest, Code: "invalid_request",
-			Description: "more than one Authorization header", Err: errors.New("several Authorization headers")}
-	}
-	var h string
-	if len(vals) == 1 {
-		h = vals[0]
-	}
-	scheme, token, _ := strings.Cut(h, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		// No credentials for us: a bare challenge, no error code.
-		return nil, &Refusal{Status: http.StatusUnauthorized, Description: "bearer token required",
-			Err: errors.New("no bearer token")}
-	}
-	if len(h) > maxAuthorizationHeader {
-		return nil, invalidToken(ErrMalformed)
-	}
-	claims, err := a.v.Verify(r.Context(), strings.TrimLeft(token, " "))
+	claims, err := a.v.VerifyRequest(r.Context(), r)
 	if err != nil {
-		return nil, invalidToken(err)
+		return nil, a.refusal(r, err)
 	}
 	var missing []string
 	for _, s := range a.scopes {
@@ -166,11 +184,49 @@ func (a *Authenticator) Authenticate(r *http.Request) (*http.Request, *Refusal) 
 		}
 	}
 	if len(missing) > 0 {
-		return nil, &Refusal{Status: http.StatusForbidden, Code: "insufficient_scope",
+		ref := &Refusal{Status: http.StatusForbidden, Code: "insufficient_scope",
 			Description: "the access token lacks a required scope", Scope: strings.Join(a.scopes, " "),
 			Err: errors.New("missing scopes " + strings.Join(missing, " "))}
+		if claims.JKT() != "" {
+			ref.Scheme = "DPoP" // only a DPoP-presented token gets here bound
+		}
+		a.addDPoP(ref)
+		return nil, ref
 	}
 	return r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)), nil
+}
+
+// refusal maps a VerifyRequest error to its answer.
+func (a *Authenticator) refusal(r *http.Request, err error) *Refusal {
+	var ref *Refusal
+	switch {
+	case errors.Is(err, ErrInvalidRequest):
+		ref = &Refusal{Status: http.StatusBadRequest, Code: "invalid_request",
+			Description: "more than one Authorization header", Err: err}
+	case errors.Is(err, ErrNoToken):
+		// No credentials for us: a bare challenge, no error code.
+		ref = &Refusal{Status: http.StatusUnauthorized, Description: "bearer token required", Err: err}
+	case errors.Is(err, ErrDPoPNonce):
+		ref = &Refusal{Status: http.StatusUnauthorized, Code: "use_dpop_nonce", Scheme: "DPoP",
+			Description: "the resource server requires a nonce in the DPoP proof", Nonce: a.v.dpop.Nonce(), Err: err}
+	case errors.Is(err, ErrDPoPProof):
+		ref = &Refusal{Status: http.StatusUnauthorized, Code: "invalid_dpop_proof", Scheme: "DPoP",
+			Description: "the DPoP proof is invalid", Err: err}
+	default:
+		ref = invalidToken(err)
+		if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); a.v.dpop != nil && strings.EqualFold(scheme, "DPoP") {
+			ref.Scheme = "DPoP"
+		}
+	}
+	a.addDPoP(ref)
+	return ref
+}
+
+// addDPoP advertises DPoP in the answer when the verifier takes it.
+func (a *Authenticator) addDPoP(ref *Refusal) {
+	if a.v.dpop != nil && (ref.Status == http.StatusUnauthorized || ref.Scheme == "DPoP") {
+		ref.DPoPAlgs = a.v.dpop.Algorithms()
+	}
 }
 
 func invalidToken(err error) *Refusal {

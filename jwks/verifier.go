@@ -83,6 +83,7 @@ type config struct {
 	feedURL     string
 	plainHTTP   bool
 	lifetime    context.Context // nil: the refresher runs until Close
+	dpop        *DPoPChecker    // WithDPoP; nil: Bearer only
 
 	// Test hooks: after replaces time.After in the refresher, refreshed is
 	// called after each scheduled (not on-demand) refresh.
@@ -193,6 +194,8 @@ type Verifier struct {
 	stop      context.CancelCauseFunc
 	stopped   chan struct{} // closed when the refresher has exited
 	stopCause atomic.Pointer[error]
+
+	dpop *DPoPChecker // nil: DPoP-bound tokens are refused
 }
 
 // NewVerifier discovers the issuer's metadata (unless WithJWKSURL is
@@ -333,6 +336,7 @@ func newVerifier(issuer string, c config) (*Verifier, error) {
 		subjectKey: c.subjectKey,
 		kick:       make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
+		dpop:       c.dpop,
 	}, nil
 }
 
@@ -362,12 +366,12 @@ var forbiddenHeaders = map[string]bool{
 	"crit": true, "b64": true, "cty": true, "enc": true, "zip": true,
 }
 
-// Verify checks token and returns its claims. The order is size, shape,
+// verifyToken checks token and returns its claims. The order is size, shape,
 // header allowlist, key lookup (refetching once on an unknown kid),
 // signature, then claims and the denylist, so no claim of an unsigned
 // token is ever looked at. ctx bounds the wait for a
 // refetch. The returned error wraps one of the Err* sentinels.
-func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+func (v *Verifier) verifyToken(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenSize {
 		return nil, fmt.Errorf("token longer than %d bytes: %w", MaxTokenSize, ErrMalformed)
 	}

@@ -21,9 +21,11 @@ import (
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
+	"github.com/signet-auth/signet/replay"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
@@ -86,6 +88,8 @@ type Main struct {
 
 	leader scheduleLeader // decides whether this replica runs the jobs
 	fresh  *freshness     // nil on bolt: how recently etcd answered
+	// dpopReplay spends DPoP proof jtis in the store, for every replica.
+	dpopReplay *replay.Cache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -154,6 +158,13 @@ func (m *Main) open(ctx context.Context) error {
 		m.fresh = startFreshness(root, st, maxStale)
 		canIssue = m.fresh.Check
 	}
+	// DPoP proofs (RFC 9449) are checked by the jwks module's checker, the
+	// one services use, with its replay cache in the store.
+	m.dpopReplay = replay.New(st, replay.DPoPBucket, m.Now)
+	dpop, err := jwks.NewDPoPChecker(jwks.WithDPoPClock(m.Now), jwks.WithDPoPReplayCache(m.dpopReplay))
+	if err != nil {
+		return err
+	}
 	jh := jwksdoc.NewHandler(m.Keys, c.Parsed.JWKSMaxAge, log.With("component", "jwks"))
 	jwksHandler := countRequests(jh, jwksRequests)
 	m.Server, err = authority.New(root, authority.Config{
@@ -186,6 +197,7 @@ func (m *Main) open(ctx context.Context) error {
 		Logger:        log,
 		AccessLog:     c.Log.Access,
 		Now:           m.Now,
+		DPoP:          dpop,
 	})
 	if err != nil {
 		return err
@@ -476,6 +488,11 @@ func (m *Main) purgeJob(root context.Context) {
 		m.stepDownIfFenced(err)
 	} else if k > 0 {
 		m.Logger.LogAttrs(ctx, slog.LevelInfo, "browser session purge", slog.Int("deleted", k))
+	}
+	if k, err := m.dpopReplay.Purge(ctx); err != nil {
+		m.Logger.LogAttrs(ctx, slog.LevelError, "DPoP proof purge failed", slog.String("err", err.Error()))
+	} else if k > 0 {
+		m.Logger.LogAttrs(ctx, slog.LevelInfo, "DPoP proof purge", slog.Int("deleted", k))
 	}
 	n, err := m.Server.Purge(ctx)
 	if err != nil {

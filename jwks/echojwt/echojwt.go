@@ -9,10 +9,11 @@ import (
 	"github.com/signet-auth/signet/jwks"
 )
 
-// Middleware verifies the bearer token of each request with v. On success
+// Middleware verifies the access token of each request with v (Bearer,
+// and DPoP with its proof when v was built with jwks.WithDPoP). On success
 // the claims are in the request context
 // (jwks.ClaimsFromContext(c.Request().Context())). On failure it sets
-// WWW-Authenticate and returns an *echo.HTTPError whose Message is the
+// WWW-Authenticate (and DPoP-Nonce) and returns an *echo.HTTPError whose Message is the
 // JSON body (a jwks.ErrorBody) and whose Internal is the verification
 // error, so the application's error handler can log and count it; echo's
 // default handler renders the body unchanged.
@@ -22,7 +23,7 @@ func Middleware(v *jwks.Verifier, opts ...jwks.MiddlewareOption) echo.Middleware
 		return func(c echo.Context) error {
 			req, ref := a.Authenticate(c.Request())
 			if ref != nil {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, ref.WWWAuthenticate())
+				ref.SetHeaders(c.Response().Header()) // WWW-Authenticate, DPoP-Nonce
 				return &echo.HTTPError{Code: ref.Status, Message: ref.Body(), Internal: ref.Err}
 			}
 			c.SetRequest(req)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -97,6 +98,63 @@ func TestMiddleware(t *testing.T) {
 				t.Errorf("Internal = %v, want %v", he.Internal, tc.internal)
 			}
 		})
+	}
+}
+
+// TestMiddleware_DPoP: with jwks.WithDPoP the echo middleware takes a
+// DPoP-bound token with its proof, refuses its replay and the same token
+// presented as Bearer, and sets the DPoP headers of the answer.
+func TestMiddleware_DPoP(t *testing.T) {
+	a := testauthority.Start()
+	t.Cleanup(a.Close)
+	nonces := jwks.NewRotatingNonces(time.Minute, nil)
+	checker, err := jwks.NewDPoPChecker(jwks.WithDPoPAlgorithms("EdDSA", "ES256"), jwks.WithDPoPNonces(nonces))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := jwks.NewVerifier(t.Context(), a.Issuer(), jwks.WithAudience(audience), jwks.WithDPoP(checker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	e := echo.New()
+	e.GET("/invoices", func(c echo.Context) error {
+		cl, _ := jwks.ClaimsFromContext(c.Request().Context())
+		return c.String(http.StatusOK, "jkt="+cl.JKT())
+	}, Middleware(v, jwks.RequireScopes("read")))
+
+	client := testauthority.NewDPoPClient()
+	tok := a.BoundToken("user-1", audience, "read", client.JKT())
+	const url = "http://example.com/invoices" // httptest.NewRequest's host, no TLS
+	do := func(auth, proof string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Authorization", auth)
+		if proof != "" {
+			req.Header.Set("DPoP", proof)
+		}
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		return rec
+	}
+	const algs = `algs="EdDSA ES256"`
+
+	// No nonce yet: use_dpop_nonce with one in DPoP-Nonce.
+	rec := do("DPoP "+tok, client.Proof("GET", url, tok))
+	if rec.Code != 401 || rec.Header().Get("DPoP-Nonce") != nonces.Current() ||
+		rec.Header().Get("WWW-Authenticate") != `DPoP error="use_dpop_nonce", error_description="the resource server requires a nonce in the DPoP proof", `+algs {
+		t.Fatalf("without nonce: %d %q %q", rec.Code, rec.Header(), rec.Body)
+	}
+	proof := client.ProofWithNonce("GET", url, tok, rec.Header().Get("DPoP-Nonce"))
+	if rec := do("DPoP "+tok, proof); rec.Code != 200 || rec.Body.String() != "jkt="+client.JKT() {
+		t.Fatalf("with nonce: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do("DPoP "+tok, proof); rec.Code != 401 ||
+		rec.Header().Get("WWW-Authenticate") != `DPoP error="invalid_dpop_proof", error_description="the DPoP proof is invalid", `+algs {
+		t.Fatalf("replay: %d %q", rec.Code, rec.Header())
+	}
+	if rec := do("Bearer "+tok, ""); rec.Code != 401 ||
+		rec.Header().Get("WWW-Authenticate") != `Bearer error="invalid_token", error_description="the access token is invalid", DPoP `+algs {
+		t.Fatalf("DPoP token as Bearer: %d %q", rec.Code, rec.Header())
 	}
 }
 

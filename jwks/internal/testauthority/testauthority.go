@@ -71,6 +71,17 @@ func (a *Authority) Token(subject, audience, scope string) string {
 	})
 }
 
+// BoundToken is Token bound to the DPoP key whose RFC 7638 thumbprint is
+// jkt (cnf.jkt, RFC 9449 §6.1).
+func (a *Authority) BoundToken(subject, audience, scope, jkt string) string {
+	now := time.Now()
+	return a.sign(map[string]any{
+		"iss": a.Issuer(), "sub": subject, "aud": audience, "client_id": "example-client", "scope": scope,
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": fmt.Sprintf("jti-%d", a.jti.Add(1)),
+		"cnf": map[string]string{"jkt": jkt},
+	})
+}
+
 // ExpiredToken is Token issued an hour ago, expired for 55 minutes.
 func (a *Authority) ExpiredToken(subject, audience, scope string) string {
 	then := time.Now().Add(-time.Hour)
@@ -92,4 +103,46 @@ func mustJSON(v any) []byte {
 		panic(fmt.Sprintf("testauthority: %v", err))
 	}
 	return b
+}
+
+// DPoPClient is a client's DPoP key (Ed25519): it makes proofs (RFC 9449
+// §4.2) and names its key by thumbprint for BoundToken.
+type DPoPClient struct {
+	key ed25519.PrivateKey
+	jwk map[string]string
+	jkt string
+	seq atomic.Uint64
+}
+
+// NewDPoPClient makes a client with a new key.
+func NewDPoPClient() *DPoPClient {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(fmt.Sprintf("testauthority: %v", err))
+	}
+	x := base64.RawURLEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
+	tp := sha256.Sum256([]byte(`{"crv":"Ed25519","kty":"OKP","x":"` + x + `"}`))
+	return &DPoPClient{key: key, jwk: map[string]string{"kty": "OKP", "crv": "Ed25519", "x": x},
+		jkt: base64.RawURLEncoding.EncodeToString(tp[:])}
+}
+
+// JKT is the key's RFC 7638 thumbprint.
+func (c *DPoPClient) JKT() string { return c.jkt }
+
+// Proof is a fresh proof for a request of method to url presenting token.
+func (c *DPoPClient) Proof(method, url, token string) string {
+	return c.ProofWithNonce(method, url, token, "")
+}
+
+// ProofWithNonce is Proof carrying the server's nonce (when not "").
+func (c *DPoPClient) ProofWithNonce(method, url, token, nonce string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	ath := sha256.Sum256([]byte(token))
+	claims := map[string]any{"jti": fmt.Sprintf("proof-%d", c.seq.Add(1)), "htm": method, "htu": url,
+		"iat": time.Now().Unix(), "ath": enc(ath[:])}
+	if nonce != "" {
+		claims["nonce"] = nonce
+	}
+	input := enc(mustJSON(map[string]any{"typ": "dpop+jwt", "alg": "EdDSA", "jwk": c.jwk})) + "." + enc(mustJSON(claims))
+	return input + "." + enc(ed25519.Sign(c.key, []byte(input)))
 }
