@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/signet-auth/signet/clientauth"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
@@ -163,7 +164,7 @@ type Server struct {
 	audit   *AuditLog
 	keys    keyCache
 	idKeys  idKeyCache // ID tokens (typ JWT); idtoken.go
-	limits  struct{ client, ip *failureCounter }
+	auth    *clientauth.Authenticator
 	users   *users.Registry
 	login   *loginLimiter
 	feed    feedCache
@@ -188,9 +189,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("authority: %w", err)
 	}
 	s.audit = NewAuditLog(cfg.Store, cfg.Now)
-	rl := cfg.RateLimit
-	s.limits.client = newFailureCounter(rl.PerClient, rl.Window, rl.MaxEntries)
-	s.limits.ip = newFailureCounter(rl.PerIP, rl.Window, rl.MaxEntries)
+	auth, err := clientauth.New(clientauth.Config{Clients: s.clients, RateLimit: cfg.RateLimit, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("authority: %w", err)
+	}
+	s.auth = auth
 	s.login = newLoginLimiter(cfg.LoginRateLimit)
 	s.users = users.New(cfg.Store, cfg.Password, cfg.Now)
 	s.dummyHash = users.HashPassword(newJTI(), cfg.Password)
@@ -278,7 +281,6 @@ func (cfg *Config) applyDefaults() error {
 	if cfg.DefaultTokenTTL > cfg.MaxTokenTTL {
 		return fmt.Errorf("authority: default token TTL %s is longer than the maximum %s", cfg.DefaultTokenTTL, cfg.MaxTokenTTL)
 	}
-	cfg.RateLimit.applyDefaults()
 	cfg.LoginRateLimit.applyDefaults()
 	cfg.Password.ApplyDefaults()
 	if err := cfg.Password.Validate(); err != nil {
