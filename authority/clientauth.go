@@ -3,6 +3,7 @@ package authority
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -23,6 +24,9 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 		Authorization: h,
 		ClientID:      p.clientID,
 		ClientSecret:  p.clientSecret,
+		Assertion:     p.assertion,
+		AssertionType: p.assertionType,
+		Endpoint:      strings.TrimSuffix(s.cfg.Issuer, "/") + r.URL.Path,
 		IP:            c.RealIP(),
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/signet-auth/signet/clientauth"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
@@ -103,6 +104,13 @@ type Config struct {
 	Scopes []string
 	// RateLimit bounds failed client authentications.
 	RateLimit RateLimit
+	// AssertionLifetime caps how far ahead a private_key_jwt assertion's
+	// exp may be (default 5m).
+	AssertionLifetime time.Duration
+	// Outbound fetches clients' jwks_uri documents; nil means a fetcher
+	// with the defaults (public addresses only; loopback too when the
+	// issuer is on loopback).
+	Outbound *outbound.Fetcher
 	// LoginRateLimit bounds failed password logins.
 	LoginRateLimit LoginRateLimit
 	// Password are the argon2id parameters of new password hashes.
@@ -189,7 +197,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("authority: %w", err)
 	}
 	s.audit = NewAuditLog(cfg.Store, cfg.Now)
-	auth, err := clientauth.New(clientauth.Config{Clients: s.clients, RateLimit: cfg.RateLimit, Now: cfg.Now, Logger: cfg.Logger})
+	fetcher := cfg.Outbound
+	if fetcher == nil {
+		fetcher = outbound.New(outbound.Options{AllowLoopback: outbound.IsLoopbackURL(cfg.Issuer), Logger: cfg.Logger})
+	}
+	auth, err := clientauth.New(clientauth.Config{Clients: s.clients, RateLimit: cfg.RateLimit, Store: cfg.Store, Issuer: cfg.Issuer,
+		AssertionLifetime: cfg.AssertionLifetime, Fetcher: fetcher, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("authority: %w", err)
 	}

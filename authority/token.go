@@ -41,6 +41,7 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 type tokenParams struct {
 	grantType, scope, audience string
 	clientID, clientSecret     string
+	assertion, assertionType   string // private_key_jwt
 	resources                  []string
 	username, password         string
 	refreshToken               string
@@ -166,6 +167,7 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 	}
 	p.grantType, p.scope, p.audience = get("grant_type"), get("scope"), get("audience")
 	p.clientID, p.clientSecret = get("client_id"), get("client_secret")
+	p.assertion, p.assertionType = get("client_assertion"), get("client_assertion_type")
 	p.username, p.password, p.refreshToken = get("username"), get("password"), get("refresh_token")
 	p.token, p.tokenTypeHint = get("token"), get("token_type_hint")
 	p.code, p.redirectURI, p.codeVerifier = get("code"), get("redirect_uri"), get("code_verifier")
@@ -179,7 +181,7 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 
 func isTokenParam(k string) bool {
 	switch k {
-	case "grant_type", "scope", "audience", "client_id", "client_secret", "username", "password", "refresh_token", "token", "token_type_hint", "code", "redirect_uri", "code_verifier":
+	case "grant_type", "scope", "audience", "client_id", "client_secret", "username", "password", "refresh_token", "token", "token_type_hint", "code", "redirect_uri", "code_verifier", "client_assertion", "client_assertion_type":
 		return true
 	}
 	return false

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/ratelimit"
 	"github.com/signet-auth/signet/storage"
 )
@@ -64,6 +65,19 @@ type Config struct {
 	Clients *clients.Registry
 	// RateLimit bounds failed authentications.
 	RateLimit RateLimit
+	// Store keeps the jti of accepted assertions (JTIBucket); required
+	// for private_key_jwt.
+	Store storage.Store
+	// Issuer is this server's issuer URL: an assertion's aud must be it,
+	// the token endpoint URL or the URL of the endpoint called.
+	Issuer string
+	// AssertionLifetime caps how far ahead an assertion's exp may be
+	// (default 5m); Leeway is the clock skew allowed (default 30s).
+	AssertionLifetime time.Duration
+	Leeway            time.Duration
+	// Fetcher fetches the key sets of clients registered with a jwks_uri;
+	// nil refuses those clients.
+	Fetcher *outbound.Fetcher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives internal errors; nil discards.
@@ -72,6 +86,7 @@ type Config struct {
 
 // Authenticator authenticates clients. It is safe for concurrent use.
 type Authenticator struct {
+	tokenEndpoint    string
 	cfg              Config
 	log              *slog.Logger
 	perClient, perIP *ratelimit.Counter
@@ -88,9 +103,15 @@ func New(cfg Config) (*Authenticator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.AssertionLifetime <= 0 {
+		cfg.AssertionLifetime = DefaultAssertionLifetime
+	}
+	if cfg.Leeway <= 0 {
+		cfg.Leeway = DefaultLeeway
+	}
 	cfg.RateLimit.applyDefaults()
 	rl := cfg.RateLimit
-	return &Authenticator{cfg: cfg, log: cfg.Logger,
+	return &Authenticator{cfg: cfg, log: cfg.Logger, tokenEndpoint: strings.TrimSuffix(cfg.Issuer, "/") + TokenPath,
 		perClient: ratelimit.NewCounter(rl.PerClient, rl.Window, rl.MaxEntries),
 		perIP:     ratelimit.NewCounter(rl.PerIP, rl.Window, rl.MaxEntries),
 	}, nil
@@ -105,9 +126,30 @@ type Request struct {
 	// ClientID and ClientSecret are the client_id and client_secret
 	// form parameters.
 	ClientID, ClientSecret string
+	// Assertion and AssertionType are client_assertion and
+	// client_assertion_type (private_key_jwt).
+	Assertion, AssertionType string
+	// Endpoint is the absolute URL of the endpoint called, which an
+	// assertion's aud may name.
+	Endpoint string
 	// IP is the client address the per-IP limit counts.
 	IP string
 }
+
+// TokenPath is the token endpoint's path, whose URL an assertion's aud
+// may name at every endpoint (OpenID Connect Core §9 says to send it).
+const TokenPath = "/oauth2/token"
+
+// Methods are the client authentication methods Authenticate accepts, for
+// discovery (token_endpoint_auth_methods_supported and the same for
+// revocation and introspection).
+func Methods() []string {
+	return []string{clients.AuthSecretBasic, clients.AuthSecretPost, clients.AuthPrivateKeyJWT}
+}
+
+// SigningAlgs are the assertion algorithms accepted, for discovery
+// (token_endpoint_auth_signing_alg_values_supported).
+func SigningAlgs() []string { return clients.AssertionAlgorithms() }
 
 // Error is a refused authentication, in RFC 6749 §5.2 terms. Code and
 // Description go to the client; Err is only logged.
@@ -144,11 +186,17 @@ func serverError(err error) *Error {
 var dummyHash = sha256.Sum256([]byte("signet: no such client"))
 
 // Authenticate identifies the client of a request by exactly one method:
-// client_secret_basic, client_secret_post or none (a public client).
-// Every failure that could help guess a secret has the same answer, and an
-// unknown client costs the same hash and compare as a wrong secret. Errors
-// are *Error.
+// client_secret_basic, client_secret_post, private_key_jwt or none (a
+// public client). Every failure that could help guess a secret has the
+// same answer, and an unknown client costs the same hash and compare as a
+// wrong secret. Errors are *Error.
 func (a *Authenticator) Authenticate(ctx context.Context, req Request) (*clients.Entry, error) {
+	if req.Assertion != "" || req.AssertionType != "" {
+		if req.Authorization != "" || req.ClientSecret != "" {
+			return nil, invalidRequest("client authenticated with a client assertion and another method: use one method")
+		}
+		return a.authenticateAssertion(ctx, req)
+	}
 	var id, secret string
 	basic := false
 	if h := req.Authorization; h != "" {
