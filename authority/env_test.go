@@ -22,6 +22,7 @@ import (
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
+	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
 	"github.com/signet-auth/signet/users"
@@ -118,6 +119,10 @@ type envOptions struct {
 	realHash bool
 	// store, when set, is the store to run on instead of a bolt file.
 	store storage.Store
+	// outbound, when set, fetches clients' jwks_uri (test CA, allowed networks).
+	outbound *outbound.Fetcher
+	// noAdmin skips creating the admin client (a second replica on a shared store).
+	noAdmin bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -172,6 +177,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		LoginRateLimit: o.login,
 		Password:       o.password,
 		TokenMetrics:   o.metrics,
+		Outbound:       o.outbound,
 		Logger:         logger,
 		Now:            e.clock.Now,
 	})
@@ -185,6 +191,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		_ = e.keys.Close()
 		_ = st.Close()
 	})
+	if o.noAdmin {
+		return e
+	}
 	_, e.adminSecret, err = e.srv.Clients().Create(t.Context(), clients.Client{
 		ID: "admin", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience},
 	})

@@ -448,6 +448,13 @@ func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, erro
 		setIf(&cl.ApplicationType, p.ApplicationType)
 		setIf(&cl.IDTokenSignedResponseAlg, p.IDTokenSignedResponseAlg)
 		setIf(&cl.ClientName, p.ClientName)
+		// A client has jwks or jwks_uri: setting one replaces the other.
+		if p.JWKS != nil && p.JWKSURI == nil && len(*p.JWKS) > 0 {
+			cl.JWKSURI = ""
+		}
+		if p.JWKSURI != nil && p.JWKS == nil && *p.JWKSURI != "" {
+			cl.JWKS = nil
+		}
 		setIf(&cl.JWKS, p.JWKS)
 		setIf(&cl.JWKSURI, p.JWKSURI)
 		setIf(&cl.AssertionAlgs, p.AssertionAlgs)
