@@ -38,6 +38,9 @@ type Config struct {
 	Audit   auditConfig   `yaml:"audit"`
 	Dev     bool          `yaml:"dev"`
 
+	ClientAuth clientAuthConfig `yaml:"client_auth"` // outboundcfg.go
+	Outbound   outboundConfig   `yaml:"outbound"`
+
 	// Parsed by Validate.
 	parsed parsedConfig `yaml:"-"`
 }
@@ -170,6 +173,9 @@ func defaultConfig() Config {
 		UI:    uiConfig{ProductName: "Signet"},
 		Log:   logConfig{Level: "info", Format: "json", Access: "all"},
 		Audit: defaultAuditConfig(),
+
+		ClientAuth: defaultClientAuthConfig(),
+		Outbound:   defaultOutboundConfig(),
 	}
 }
 
@@ -434,6 +440,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateAudit(bad)
+	c.validateOutbound(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -155,8 +155,14 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	jh := jwksdoc.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
 	jwksHandler := countRequests(jh, jwksRequests)
+	fetcher, err := c.outboundFetcher(log.With("component", "outbound"))
+	if err != nil {
+		return err
+	}
 	m.Server, err = authority.New(root, authority.Config{
 		Issuer:             c.Issuer,
+		AssertionLifetime:  c.ClientAuth.lifetime,
+		Outbound:           fetcher,
 		Store:              st,
 		JWKS:               jwksHandler,
 		Signer:             m.Keys,
