@@ -23,6 +23,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clientauth"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/outbound"
@@ -597,5 +598,27 @@ func TestPrivateKeyJWT_PurgeJTIs(t *testing.T) {
 	}
 	if count() != 0 {
 		t.Fatalf("%d jtis left after purge, want 0", count())
+	}
+}
+
+// TestPrivateKeyJWT_RateLimited: failed assertions count against the same
+// limits as wrong secrets; the holder of the key still gets through the
+// per-client limit.
+func TestPrivateKeyJWT_RateLimited(t *testing.T) {
+	e := newEnv(t, envOptions{rateLimit: authority.RateLimit{PerClient: 3, PerIP: 100, Window: time.Minute}})
+	k := newClientKey(t, "ES256", "k1")
+	stranger := newClientKey(t, "ES256", "k1")
+	e.keyJWTClient("svc", jwksOf(t, k), nil)
+	for i := range 3 {
+		if status, _, body := e.tokenRequest(assertionForm(signJWT(t, stranger, nil, e.claimsFor("svc"))), "", ""); status != 401 {
+			t.Fatalf("forged assertion %d = %d %v, want 401", i, status, body)
+		}
+	}
+	status, hdr, body := e.tokenRequest(assertionForm(signJWT(t, stranger, nil, e.claimsFor("svc"))), "", "")
+	if status != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
+		t.Fatalf("forged assertion past the limit = %d %v, want 429 with Retry-After", status, body)
+	}
+	if status, _, body := e.tokenRequest(assertionForm(signJWT(t, k, nil, e.claimsFor("svc"))), "", ""); status != 200 {
+		t.Fatalf("the key holder past the per-client limit = %d %v, want 200", status, body)
 	}
 }
