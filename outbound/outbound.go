@@ -112,6 +112,7 @@ type entry struct {
 	value   any // decode(body)
 	etag    string
 	expires time.Time // fresh until
+	stale   time.Time // the last good document is served, on failures, until then
 	fetched time.Time // last network attempt
 	err     error     // last failure, remembered until fetched+RefetchEvery
 }
@@ -318,8 +319,14 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, force bool, decode fun
 	err := f.fetch(ctx, rawURL, e, decode)
 	if err != nil {
 		f.o.Logger.LogAttrs(ctx, slog.LevelWarn, "outbound fetch failed", slog.String("url", rawURL), slog.String("err", err.Error()))
-		if e.value != nil && now.Sub(e.expires) < f.o.MaxTTL {
-			return e.value, nil // the last good document, for at most MaxTTL past its lifetime
+		if e.value != nil && now.Before(e.stale) {
+			// The last good document, for at most MaxTTL past its
+			// lifetime, tried again no sooner than RefetchEvery.
+			e.expires = now.Add(f.o.RefetchEvery)
+			if e.expires.After(e.stale) {
+				e.expires = e.stale
+			}
+			return e.value, nil
 		}
 		e.err, e.value, e.body, e.etag = err, nil, nil, ""
 		return nil, err
@@ -349,6 +356,7 @@ func (f *Fetcher) fetch(ctx context.Context, rawURL string, e *entry, decode fun
 	switch {
 	case resp.StatusCode == http.StatusNotModified && e.value != nil:
 		e.expires = f.o.Now().Add(f.ttl(resp.Header))
+		e.stale = e.expires.Add(f.o.MaxTTL)
 		return nil
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return fmt.Errorf("fetch %s: %w (status %d)", rawURL, ErrRedirect, resp.StatusCode)
@@ -371,6 +379,7 @@ func (f *Fetcher) fetch(ctx context.Context, rawURL string, e *entry, decode fun
 	}
 	e.body, e.value, e.etag = body, v, resp.Header.Get("ETag")
 	e.expires = f.o.Now().Add(f.ttl(resp.Header))
+	e.stale = e.expires.Add(f.o.MaxTTL)
 	return nil
 }
 

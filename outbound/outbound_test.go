@@ -254,3 +254,37 @@ func gzipped(t *testing.T, s string) []byte {
 	}
 	return b.Bytes()
 }
+
+// TestFetcher_StaleOnFailure: when the owner's server fails, the last good
+// document is served for at most MaxTTL past its lifetime, refetched no
+// more than once per RefetchEvery meanwhile; then the failure shows.
+func TestFetcher_StaleOnFailure(t *testing.T) {
+	var down atomic.Bool
+	srv, pool, n := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		_, _ = w.Write([]byte("doc"))
+	})
+	c := &clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	f := outbound.New(outbound.Options{RootCAs: pool, AllowNetworks: loopbackNet, MinTTL: time.Minute, MaxTTL: time.Hour, RefetchEvery: 30 * time.Second, Now: c.Now})
+	if _, err := outbound.Get(t.Context(), f, srv.URL, ident); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true)
+	c.Add(2 * time.Minute)
+	for range 10 {
+		if got, err := outbound.Get(t.Context(), f, srv.URL, ident); err != nil || got != "doc" {
+			t.Fatalf("Get while the server fails = %q, %v, want the last good document", got, err)
+		}
+	}
+	if n.Load() != 2 {
+		t.Fatalf("%d fetches, want 2 (one failed refetch, then the stale copy)", n.Load())
+	}
+	c.Add(time.Hour)
+	if _, err := outbound.Get(t.Context(), f, srv.URL, ident); !errors.Is(err, outbound.ErrStatus) {
+		t.Fatalf("Get past MaxTTL of staleness = %v, want ErrStatus", err)
+	}
+}
