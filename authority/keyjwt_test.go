@@ -163,6 +163,7 @@ func TestPrivateKeyJWT_ClientCredentials(t *testing.T) {
 		"client_id matches":  func(_, _ map[string]any, f url.Values) { f.Set("client_id", "svc") },
 		"no kid":             func(_, h map[string]any, _ url.Values) { h["kid"] = nil },
 		"no typ":             func(_, h map[string]any, _ url.Values) { h["typ"] = nil },
+		"RFC 7523bis typ":    func(_, h map[string]any, _ url.Values) { h["typ"] = "client-authentication+jwt" },
 	} {
 		c, h := e.claimsFor("svc"), map[string]any{}
 		f := url.Values{}
@@ -245,6 +246,8 @@ func TestPrivateKeyJWT_Attacks(t *testing.T) {
 		{name: "assertion and client_secret", assertion: signJWT(t, k, nil, e.claimsFor("svc")), extra: url.Values{"client_secret": {secret}}, status: 400, desc: "one method"},
 		{name: "padded base64", assertion: strings.Replace(signJWT(t, k, nil, e.claimsFor("svc")), ".", "=.", 1), status: 401, desc: "malformed"},
 		{name: "four parts", assertion: signJWT(t, k, nil, e.claimsFor("svc")) + ".e30", status: 401, desc: "malformed"},
+		{name: "typ of a DPoP proof", assertion: signJWT(t, k, map[string]any{"typ": "dpop+jwt"}, e.claimsFor("svc")), status: 401, desc: "typ"},
+		{name: "typ of an access token", assertion: signJWT(t, k, map[string]any{"typ": "at+jwt"}, e.claimsFor("svc")), status: 401, desc: "typ"},
 		{name: "crit header", assertion: signJWT(t, k, map[string]any{"crit": []string{"exp"}}, e.claimsFor("svc")), status: 401, desc: "crit"},
 		{name: "signature of other bytes", assertion: func() string {
 			a := strings.Split(signJWT(t, k, nil, e.claimsFor("svc")), ".")

@@ -111,6 +111,13 @@ func parseCompact(tok string) (*compactJWS, error) {
 	if len(j.header.Crit) > 0 {
 		return nil, errors.New("crit header parameters are not supported")
 	}
+	// A JWT of another kind (an access token, a DPoP proof, an ID token
+	// with its own typ) is never a client assertion (RFC 8725 §3.11).
+	switch strings.ToLower(strings.TrimPrefix(j.header.Typ, "application/")) {
+	case "", "jwt", "client-authentication+jwt":
+	default:
+		return nil, errors.New("typ must be absent, JWT or client-authentication+jwt")
+	}
 	if err := json.Unmarshal(raw[1], &j.claims); err != nil || raw[1][0] != '{' {
 		return nil, errors.New("payload is not a JSON object of JWT claims")
 	}
