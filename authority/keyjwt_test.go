@@ -625,3 +625,56 @@ func TestPrivateKeyJWT_RateLimited(t *testing.T) {
 		t.Fatalf("the key holder past the per-client limit = %d %v, want 200", status, body)
 	}
 }
+
+// FuzzClientAssertion sends assertions with arbitrary headers and claims,
+// signed with the registered key (so the fuzzer reaches past the
+// signature), to the token endpoint: never a 5xx, always JSON with a known
+// error, and a token only for claims that name the client.
+func FuzzClientAssertion(f *testing.F) {
+	e := newEnv(f, envOptions{algs: []string{"EdDSA"}})
+	k := newClientKey(f, "ES256", "k1")
+	e.keyJWTClient("svc", jwksOf(f, k), nil)
+	now := e.clock.Now().Unix()
+	claims := func(c map[string]any) []byte { b, _ := json.Marshal(c); return b }
+	f.Add([]byte(`{"alg":"ES256","kid":"k1"}`), claims(map[string]any{"iss": "svc", "sub": "svc", "aud": e.issuer, "exp": now + 60, "jti": "a"}), true)
+	f.Add([]byte(`{"alg":"ES256"}`), claims(map[string]any{"iss": "svc", "sub": "svc", "aud": []any{e.issuer, 1}, "exp": 1e300, "jti": "b"}), true)
+	f.Add([]byte(`{"alg":"none"}`), claims(map[string]any{"iss": "svc", "sub": "svc", "aud": e.issuer, "exp": -1, "nbf": "x", "jti": "c"}), false)
+	f.Add([]byte(`{"alg":"ES256","crit":[]}`), []byte(`{"iss":"svc","sub":"svc","exp":null}`), true)
+	f.Add([]byte(`[]`), []byte(`"x"`), true)
+	f.Fuzz(func(t *testing.T, header, payload []byte, sign bool) {
+		if len(header) == 0 || len(payload) == 0 {
+			return
+		}
+		in := b64(header) + "." + b64(payload)
+		sig := []byte("not a signature")
+		if sign {
+			s, err := jws.NewSigner(jwa.ES256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sig, err = s.Sign([]byte(in), k.priv); err != nil {
+				t.Fatal(err)
+			}
+		}
+		req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(assertionForm(in+"."+b64(sig)).Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = "192.0.2.1:1234"
+		w := httptest.NewRecorder()
+		e.srv.ServeHTTP(w, req)
+		var m map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+			t.Fatalf("%d: body is not JSON: %q", w.Code, w.Body)
+		}
+		switch {
+		case w.Code >= 500:
+			t.Fatalf("%d %v", w.Code, m)
+		case w.Code == http.StatusOK:
+			var c map[string]any
+			if json.Unmarshal(payload, &c) != nil || c["iss"] != "svc" || c["sub"] != "svc" {
+				t.Fatalf("token issued for claims %s", payload)
+			}
+		case !knownErrors[m["error"].(string)]:
+			t.Fatalf("%d unknown error %v", w.Code, m)
+		}
+	})
+}
