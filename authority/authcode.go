@@ -1,7 +1,6 @@
 package authority
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -34,16 +33,6 @@ const reasonCodeReuse = "authorization_code_reuse"
 // of another client, sent to another redirect URI or with a wrong verifier.
 func errBadCode() *Error {
 	return errInvalidGrant("authorization code is invalid, expired or already used, or does not match this request")
-}
-
-// publicClient returns the client id as a public client (auth method none),
-// or nil when it is not one: then the ordinary secret check runs and fails.
-func (s *Server) publicClient(ctx context.Context, id string) *clients.Entry {
-	ent, err := s.clients.Lookup(ctx, id)
-	if err != nil || ent.Record.Disabled || !ent.Record.Public || !slices.Contains(ent.Record.AuthMethods, clients.AuthNone) {
-		return nil
-	}
-	return ent
 }
 
 // allowBrowserOrigin lets a public client's own web origins (those of its

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/signet-auth/signet/clientauth"
 	"github.com/signet-auth/signet/clients"
 )
 
@@ -23,10 +24,13 @@ type metadata struct {
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationAuthSigningAlgs         []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionAuthSigningAlgs      []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	// RevocationFeed is where verifiers read the denylist (jwks.RevocationFeed).
 	RevocationFeed                   string   `json:"revocation_feed"`
 	ScopesSupported                  []string `json:"scopes_supported"`
@@ -72,11 +76,14 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		JWKSURI:                           base + "/.well-known/jwks.json",
 		GrantTypesSupported:               clients.SupportedGrants(),
 		ResponseTypesSupported:            []string{"code"},
-		TokenEndpointAuthMethodsSupported: []string{clients.AuthSecretBasic, clients.AuthSecretPost, clients.AuthNone},
+		TokenEndpointAuthMethodsSupported: append(clientauth.Methods(), clients.AuthNone),
+		TokenEndpointAuthSigningAlgs:      clientauth.SigningAlgs(),
 		RevocationEndpoint:                base + "/oauth2/revoke",
-		RevocationAuthMethodsSupported:    []string{clients.AuthSecretBasic, clients.AuthSecretPost},
+		RevocationAuthMethodsSupported:    clientauth.Methods(),
+		RevocationAuthSigningAlgs:         clientauth.SigningAlgs(),
 		IntrospectionEndpoint:             base + "/oauth2/introspect",
-		IntrospectionAuthMethodsSupported: []string{clients.AuthSecretBasic, clients.AuthSecretPost},
+		IntrospectionAuthMethodsSupported: clientauth.Methods(),
+		IntrospectionAuthSigningAlgs:      clientauth.SigningAlgs(),
 		RevocationFeed:                    base + "/oauth2/revocations",
 		ScopesSupported:                   scopes,
 		IDTokenSigningAlgValuesSupported:  idTokenAlgs(cfg.Algorithms),

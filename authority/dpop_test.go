@@ -398,7 +398,7 @@ func TestDPoP_UserGrants(t *testing.T) {
 	alice := e.createUser("alice")
 	conf := e.createClient(clients.Client{ID: "conf", Scopes: []string{"read"}, Audiences: []string{"api"},
 		GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken}})
-	e.createClient(clients.Client{ID: "pub", Public: true, Scopes: []string{"read"}, Audiences: []string{"api"},
+	e.createClient(clients.Client{ID: "pub", Public: true, FirstParty: true, Scopes: []string{"read"}, Audiences: []string{"api"},
 		GrantTypes: []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken}, RedirectURIs: []string{"https://app.example/cb"}})
 	client := newDPoPClient(t, e.clock.Now)
 	tokenURL := e.issuer + "/oauth2/token"

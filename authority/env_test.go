@@ -23,6 +23,7 @@ import (
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
+	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
 	"github.com/signet-auth/signet/users"
@@ -122,6 +123,10 @@ type envOptions struct {
 	// dpop, when set, replaces the DPoP checker signet serve builds (its
 	// replay cache in the store).
 	dpop func(now func() time.Time) *jwks.DPoPChecker
+	// outbound, when set, fetches clients' jwks_uri (test CA, allowed networks).
+	outbound *outbound.Fetcher
+	// noAdmin skips creating the admin client (a second replica on a shared store).
+	noAdmin bool
 }
 
 // testFeedKey keys the revocation feed's subject hashes in tests.
@@ -184,6 +189,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Password:       o.password,
 		FeedSubjectKey: testFeedKey,
 		TokenMetrics:   o.metrics,
+		Outbound:       o.outbound,
 		Logger:         logger,
 		Now:            e.clock.Now,
 		DPoP:           dpop,
@@ -198,6 +204,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		_ = e.keys.Close()
 		_ = st.Close()
 	})
+	if o.noAdmin {
+		return e
+	}
 	_, e.adminSecret, err = e.srv.Clients().Create(t.Context(), clients.Client{
 		ID: "admin", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience},
 	})

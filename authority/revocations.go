@@ -229,7 +229,11 @@ func (s *Server) Purge(ctx context.Context) (int, error) {
 	if feedChanged {
 		s.feed.invalidate()
 	}
-	return n, nil
+	m, err := s.auth.Purge(ctx) // private_key_jwt jtis past their exp
+	if err != nil {
+		return n, err
+	}
+	return n + m, nil
 }
 
 // purgeChunk bounds the deletes of one purge transaction, below etcd's

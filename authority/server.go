@@ -20,8 +20,10 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/signet-auth/signet/clientauth"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
@@ -103,6 +105,13 @@ type Config struct {
 	Scopes []string
 	// RateLimit bounds failed client authentications.
 	RateLimit RateLimit
+	// AssertionLifetime caps how far ahead a private_key_jwt assertion's
+	// exp may be (default 5m).
+	AssertionLifetime time.Duration
+	// Outbound fetches clients' jwks_uri documents; nil means a fetcher
+	// with the defaults (public addresses only; loopback too when the
+	// issuer is on loopback).
+	Outbound *outbound.Fetcher
 	// LoginRateLimit bounds failed password logins.
 	LoginRateLimit LoginRateLimit
 	// Password are the argon2id parameters of new password hashes.
@@ -172,7 +181,7 @@ type Server struct {
 	audit   *AuditLog
 	keys    keyCache
 	idKeys  idKeyCache // ID tokens (typ JWT); idtoken.go
-	limits  struct{ client, ip *failureCounter }
+	auth    *clientauth.Authenticator
 	users   *users.Registry
 	login   *loginLimiter
 	feed    feedCache
@@ -197,9 +206,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("authority: %w", err)
 	}
 	s.audit = NewAuditLog(cfg.Store, cfg.Now)
-	rl := cfg.RateLimit
-	s.limits.client = newFailureCounter(rl.PerClient, rl.Window, rl.MaxEntries)
-	s.limits.ip = newFailureCounter(rl.PerIP, rl.Window, rl.MaxEntries)
+	fetcher := cfg.Outbound
+	if fetcher == nil {
+		fetcher = outbound.New(outbound.Options{AllowLoopback: outbound.IsLoopbackURL(cfg.Issuer), Logger: cfg.Logger})
+	}
+	auth, err := clientauth.New(clientauth.Config{Clients: s.clients, RateLimit: cfg.RateLimit, Store: cfg.Store, Issuer: cfg.Issuer,
+		AssertionLifetime: cfg.AssertionLifetime, Fetcher: fetcher, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("authority: %w", err)
+	}
+	s.auth = auth
 	s.login = newLoginLimiter(cfg.LoginRateLimit)
 	s.users = users.New(cfg.Store, cfg.Password, cfg.Now)
 	s.dummyHash = users.HashPassword(newJTI(), cfg.Password)
@@ -287,7 +303,6 @@ func (cfg *Config) applyDefaults() error {
 	if cfg.DefaultTokenTTL > cfg.MaxTokenTTL {
 		return fmt.Errorf("authority: default token TTL %s is longer than the maximum %s", cfg.DefaultTokenTTL, cfg.MaxTokenTTL)
 	}
-	cfg.RateLimit.applyDefaults()
 	cfg.LoginRateLimit.applyDefaults()
 	cfg.Password.ApplyDefaults()
 	if err := cfg.Password.Validate(); err != nil {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -29,16 +27,11 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/clients"
-	"github.com/signet-auth/signet/storage"
 )
 
 // maxTokenBody caps the token request body: a client_credentials request
 // is a few hundred bytes, and net/http would otherwise read 10 MB of form.
 const maxTokenBody = 64 << 10
-
-// dummyHash is compared against when the client is unknown, so that an
-// unknown client id costs the same as a wrong secret.
-var dummyHash = sha256.Sum256([]byte("signet: no such client"))
 
 // bodyPool recycles token request body buffers.
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -48,6 +41,7 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 type tokenParams struct {
 	grantType, scope, audience string
 	clientID, clientSecret     string
+	assertion, assertionType   string // private_key_jwt
 	resources                  []string
 	username, password         string
 	refreshToken               string
@@ -182,6 +176,7 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 	}
 	p.grantType, p.scope, p.audience = get("grant_type"), get("scope"), get("audience")
 	p.clientID, p.clientSecret = get("client_id"), get("client_secret")
+	p.assertion, p.assertionType = get("client_assertion"), get("client_assertion_type")
 	p.username, p.password, p.refreshToken = get("username"), get("password"), get("refresh_token")
 	p.token, p.tokenTypeHint = get("token"), get("token_type_hint")
 	p.code, p.redirectURI, p.codeVerifier = get("code"), get("redirect_uri"), get("code_verifier")
@@ -195,123 +190,10 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 
 func isTokenParam(k string) bool {
 	switch k {
-	case "grant_type", "scope", "audience", "client_id", "client_secret", "username", "password", "refresh_token", "token", "token_type_hint", "code", "redirect_uri", "code_verifier":
+	case "grant_type", "scope", "audience", "client_id", "client_secret", "username", "password", "refresh_token", "token", "token_type_hint", "code", "redirect_uri", "code_verifier", "client_assertion", "client_assertion_type":
 		return true
 	}
 	return false
-}
-
-// authenticate identifies the client by client_secret_basic or
-// client_secret_post (exactly one), with the failed-auth rate limit. Every
-// failure that could help guess a secret has the same answer, and an
-// unknown client costs the same hash and compare as a wrong secret.
-func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (*clients.Entry, error) {
-	var id, secret string
-	basic := false
-	h, herr := authorizationField(r)
-	if herr != nil {
-		return nil, herr
-	}
-	if h != "" {
-		basic = true
-		scheme, cred, _ := strings.Cut(h, " ")
-		if !strings.EqualFold(scheme, "Basic") {
-			return nil, errInvalidClient("unsupported Authorization scheme: use HTTP Basic or client_secret_post", true, nil)
-		}
-		if p.clientSecret != "" {
-			return nil, errInvalidRequest("client authenticated with both HTTP Basic and client_secret_post: use one method")
-		}
-		var ok bool
-		if id, secret, ok = parseBasic(cred); !ok {
-			return nil, errInvalidClient("malformed HTTP Basic credentials (RFC 6749 section 2.3.1)", true, nil)
-		}
-		if p.clientID != "" && p.clientID != id {
-			return nil, errInvalidRequest("client_id in the body does not match the Authorization header")
-		}
-	} else {
-		id, secret = p.clientID, p.clientSecret
-		if id == "" {
-			return nil, errInvalidClient("client authentication required (HTTP Basic or client_secret_post)", true, nil)
-		}
-	}
-
-	if !basic && secret == "" {
-		if ent := s.publicClient(r.Context(), id); ent != nil {
-			return ent, nil // nothing to guess, so nothing to rate-limit
-		}
-	}
-	now := s.cfg.Now()
-	ip := c.RealIP()
-	tooMany := func(wait time.Duration) error {
-		return &Error{Code: "temporarily_unavailable", Description: "too many failed authentication attempts; retry later", Status: http.StatusTooManyRequests, retryAfter: int((wait + time.Second - 1) / time.Second)}
-	}
-	if wait := s.limits.ip.retryAfter(ip, now); wait > 0 {
-		return nil, tooMany(wait)
-	}
-	// The per-client limit only answers wrong secrets: anyone who knows a
-	// client id could otherwise lock that client out from anywhere. The
-	// holder of the right secret always gets through (its own address's
-	// limit aside); a guesser past the limit learns nothing but 429.
-	clientWait := s.limits.client.retryAfter(id, now)
-	fail := func(desc string, err error) (*clients.Entry, error) {
-		if clientWait > 0 {
-			return nil, tooMany(clientWait)
-		}
-		if clients.ValidID(id) { // no client has another id: bounded keys only
-			s.limits.client.fail(id, now)
-		}
-		s.limits.ip.fail(ip, now)
-		return nil, errInvalidClient(desc, basic, err)
-	}
-
-	ent, err := s.clients.Lookup(r.Context(), id)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, errServer(fmt.Errorf("authenticate client: %w", err))
-	}
-	sum := sha256.Sum256([]byte(secret))
-	if ent == nil {
-		subtle.ConstantTimeCompare(sum[:], dummyHash[:])
-		return fail("client authentication failed", err)
-	}
-	ok := subtle.ConstantTimeCompare(sum[:], ent.Record.SecretHash) == 1
-	if !ok && len(ent.Record.PreviousSecretHash) > 0 && now.Before(ent.Record.PreviousSecretExpiresAt) {
-		ok = subtle.ConstantTimeCompare(sum[:], ent.Record.PreviousSecretHash) == 1
-	}
-	if !ok || secret == "" {
-		return fail("client authentication failed", nil)
-	}
-	// Past this point the caller holds the secret: precise answers help it
-	// and tell a stranger nothing.
-	if ent.Record.Disabled {
-		return fail("client is disabled", nil)
-	}
-	if basic && !ent.Basic {
-		return fail("client is not registered for client_secret_basic", nil)
-	}
-	if !basic && !ent.Post {
-		return fail("client is not registered for client_secret_post", nil)
-	}
-	return ent, nil
-}
-
-// parseBasic decodes HTTP Basic credentials whose id and secret are each
-// application/x-www-form-urlencoded (RFC 6749 §2.3.1).
-func parseBasic(cred string) (id, secret string, ok bool) {
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
-	if err != nil {
-		return "", "", false
-	}
-	u, pw, found := strings.Cut(string(raw), ":")
-	if !found {
-		return "", "", false
-	}
-	if id, err = url.QueryUnescape(u); err != nil || id == "" {
-		return "", "", false
-	}
-	if secret, err = url.QueryUnescape(pw); err != nil {
-		return "", "", false
-	}
-	return id, secret, true
 }
 
 // grantScope checks the requested scope against the client's and returns

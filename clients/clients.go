@@ -189,6 +189,13 @@ type Client struct {
 	RequirePKCE *bool `json:"require_pkce,omitempty"`
 	// ClientName is shown to users on the consent page.
 	ClientName string `json:"client_name,omitempty"`
+
+	// private_key_jwt (keys.go): the client's public keys, inline (a JWK
+	// Set) or at an https URL, and the algorithms its assertions may use
+	// (default: every asymmetric one).
+	JWKS          json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI       string          `json:"jwks_uri,omitempty"`
+	AssertionAlgs []string        `json:"token_endpoint_auth_signing_algs,omitempty"`
 }
 
 // Patch changes the fields that are set and leaves the others alone.
@@ -217,6 +224,10 @@ type Patch struct {
 	IDTokenSignedResponseAlg *string   `json:"id_token_signed_response_alg,omitempty"`
 	RequirePKCE              *bool     `json:"require_pkce,omitempty"`
 	ClientName               *string   `json:"client_name,omitempty"`
+
+	JWKS          *json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI       *string          `json:"jwks_uri,omitempty"`
+	AssertionAlgs *[]string        `json:"token_endpoint_auth_signing_algs,omitempty"`
 }
 
 // Record is what is stored: the client plus its secret hashes.
@@ -313,6 +324,8 @@ func (c *Registry) create(ctx context.Context, spec Client, onlyFirst bool) (Cli
 		cl.AuthMethods = []string{AuthSecretBasic, AuthSecretPost}
 		if cl.Public {
 			cl.AuthMethods = []string{AuthNone}
+		} else if len(cl.JWKS) > 0 || cl.JWKSURI != "" {
+			cl.AuthMethods = []string{AuthPrivateKeyJWT}
 		}
 	}
 
@@ -332,8 +345,8 @@ func (c *Registry) create(ctx context.Context, spec Client, onlyFirst bool) (Cli
 		return Client{}, "", err
 	}
 	secret, hash := newSecret()
-	if cl.Public {
-		secret, hash = "", nil // nothing to authenticate with
+	if !slices.Contains(cl.AuthMethods, AuthSecretBasic) && !slices.Contains(cl.AuthMethods, AuthSecretPost) {
+		secret, hash = "", nil // public or private_key_jwt: no secret to authenticate with
 	}
 	rec := Record{Client: cl, SecretHash: hash, Instance: newClientInstance()}
 	val, err := json.Marshal(rec)
@@ -435,6 +448,16 @@ func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, erro
 		setIf(&cl.ApplicationType, p.ApplicationType)
 		setIf(&cl.IDTokenSignedResponseAlg, p.IDTokenSignedResponseAlg)
 		setIf(&cl.ClientName, p.ClientName)
+		// A client has jwks or jwks_uri: setting one replaces the other.
+		if p.JWKS != nil && p.JWKSURI == nil && len(*p.JWKS) > 0 {
+			cl.JWKSURI = ""
+		}
+		if p.JWKSURI != nil && p.JWKS == nil && *p.JWKSURI != "" {
+			cl.JWKS = nil
+		}
+		setIf(&cl.JWKS, p.JWKS)
+		setIf(&cl.JWKSURI, p.JWKSURI)
+		setIf(&cl.AssertionAlgs, p.AssertionAlgs)
 		if p.RequirePKCE != nil {
 			cl.RequirePKCE = p.RequirePKCE
 		}
@@ -556,10 +579,11 @@ func (c *Registry) validate(cl *Client) error {
 		bad("token_endpoint_auth_methods", "at least one method is required")
 	}
 	for _, m := range cl.AuthMethods {
-		if m != AuthSecretBasic && m != AuthSecretPost && m != AuthNone {
-			bad("token_endpoint_auth_methods", "unsupported method "+QuoteValue(m)+" (supported: "+AuthSecretBasic+", "+AuthSecretPost+", "+AuthNone+" for public clients)")
+		if m != AuthSecretBasic && m != AuthSecretPost && m != AuthNone && m != AuthPrivateKeyJWT {
+			bad("token_endpoint_auth_methods", "unsupported method "+QuoteValue(m)+" (supported: "+AuthSecretBasic+", "+AuthSecretPost+", "+AuthPrivateKeyJWT+", "+AuthNone+" for public clients)")
 		}
 	}
+	validateKeyJWT(cl, bad)
 	c.validateLogin(cl, bad)
 	for _, s := range cl.Scopes {
 		if !ValidScopeToken(s) {
@@ -689,15 +713,27 @@ type Entry struct {
 	// client_secret_post; GrantCC, GrantPW and GrantRT the allowed
 	// client_credentials, password and refresh_token grants.
 	Basic, Post bool
-	GrantCC     bool
-	GrantPW     bool
-	GrantRT     bool
+	// KeyJWT is the allowed private_key_jwt; Keys are the client's inline
+	// public keys (nil when it registered a jwks_uri).
+	KeyJWT  bool
+	Keys    []PublicKey
+	GrantCC bool
+	GrantPW bool
+	GrantRT bool
 }
 
 func newEntry(rec Record) (*Entry, error) {
 	e := &Entry{Record: rec, DefaultScope: strings.Join(rec.DefaultScopes, " ")}
 	e.Basic = slices.Contains(rec.AuthMethods, AuthSecretBasic)
 	e.Post = slices.Contains(rec.AuthMethods, AuthSecretPost)
+	e.KeyJWT = slices.Contains(rec.AuthMethods, AuthPrivateKeyJWT)
+	if e.KeyJWT && len(rec.JWKS) > 0 {
+		keys, err := ParsePublicKeys(rec.JWKS)
+		if err != nil {
+			return nil, fmt.Errorf("keys of %s: %w", rec.ID, err)
+		}
+		e.Keys = keys
+	}
 	e.GrantCC = slices.Contains(rec.GrantTypes, GrantClientCredentials)
 	e.GrantPW = slices.Contains(rec.GrantTypes, GrantPassword)
 	e.GrantRT = slices.Contains(rec.GrantTypes, GrantRefreshToken)

@@ -40,6 +40,9 @@ type Config struct {
 	Audit   Audit   `yaml:"audit"`
 	Dev     bool    `yaml:"dev"`
 
+	ClientAuth ClientAuth `yaml:"client_auth"` // outbound.go
+	Outbound   Outbound   `yaml:"outbound"`
+
 	// Parsed is filled in by Validate.
 	Parsed Parsed `yaml:"-"`
 }
@@ -212,6 +215,9 @@ func Default() Config {
 		UI:    UI{ProductName: "Signet"},
 		Log:   Log{Level: "info", Format: "json", Access: "all"},
 		Audit: Audit{Retention: "2160h"},
+
+		ClientAuth: defaultClientAuth(),
+		Outbound:   defaultOutbound(),
 	}
 }
 

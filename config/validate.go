@@ -206,6 +206,7 @@ func (c *Config) Validate() error {
 	default:
 		p.AuditRetention = d
 	}
+	c.validateOutbound(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -109,3 +109,20 @@ func anchors(md string) []string {
 	}
 	return out
 }
+
+// TestQuotedKeyJWTExample: docs/private-key-jwt.md quotes the Authlib
+// example verbatim, so the program a reader copies is the one
+// interop/run.sh runs against a real Signet.
+func TestQuotedKeyJWTExample(t *testing.T) {
+	doc, err := os.ReadFile("private-key-jwt.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../interop/python/private_key_jwt.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```python\n"+string(src)+"```\n") {
+		t.Error("docs/private-key-jwt.md does not quote interop/python/private_key_jwt.py verbatim: copy the file into its python block")
+	}
+}

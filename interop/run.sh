@@ -8,7 +8,11 @@
 #   node/rotation.mjs  jose createRemoteJWKSet and express-oauth2-jwt-bearer,
 #                      tokens signed before and after a key rotation
 #   python/check.py    PyJWT PyJWKClient (Debian python3-jwt), same rotation
-# Needs node, npm, and /usr/bin/python3 with python3-jwt and python3-cryptography.
+#   node/keyjwt.mjs    openid-client PrivateKeyJwt: private_key_jwt for
+#                      client_credentials, introspection and revocation
+#   python/keyjwt_check.py  Authlib PrivateKeyJWT (Debian python3-authlib)
+# Needs node, npm, and /usr/bin/python3 with python3-jwt, python3-cryptography,
+# python3-authlib and python3-requests.
 set -euo pipefail
 cd "$(dirname "$0")"
 (cd node && npm install --no-audit --no-fund --silent)
@@ -27,6 +31,12 @@ for alg in RS256 ES256 EdDSA; do
 	clients+="{\"id\":\"interop-$alg\",\"secret\":\"$secret\",\"alg\":\"$alg\"},"
 done
 clients="${clients%,}]"
+# private_key_jwt: each library makes its own ES256 key; only the public
+# JWK Set is registered.
+node node/keyjwt.mjs keygen "$work/node-key.json" "$work/node-jwks.json"
+/usr/bin/python3 python/private_key_jwt.py keygen "$work/authlib-key.json" "$work/authlib-jwks.json"
+"$work/signet" clients create --id interop-keyjwt-node --scope load --audience api --introspect --jwks-file "$work/node-jwks.json" >/dev/null 2>&1
+"$work/signet" clients create --id interop-keyjwt-authlib --scope load --audience api --jwks-file "$work/authlib-jwks.json" >/dev/null 2>&1
 # Browser login: a first-party web client with the code flow and a user.
 code_secret=$("$work/signet" clients create --id interop-web --grant authorization_code --grant refresh_token \
 	--scope "openid profile email offline_access" --audience api --first-party --redirect-uri "http://127.0.0.1:$port/interop-cb" 2>/dev/null | secret_of)
@@ -45,3 +55,7 @@ echo "-- node: jose and express-oauth2-jwt-bearer across a rotation"
 node node/rotation.mjs
 echo "-- python: PyJWT PyJWKClient across a rotation"
 /usr/bin/python3 python/check.py
+echo "-- node: openid-client PrivateKeyJwt (private_key_jwt)"
+CLIENT_ID=interop-keyjwt-node KEY_FILE=$work/node-key.json node node/keyjwt.mjs
+echo "-- python: Authlib PrivateKeyJWT (private_key_jwt)"
+CLIENT_ID=interop-keyjwt-authlib KEY_FILE=$work/authlib-key.json /usr/bin/python3 python/keyjwt_check.py

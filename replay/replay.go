@@ -1,7 +1,8 @@
 // Package replay remembers single-use identifiers in the store until they
 // expire, so that an identifier one replica has accepted is refused by
 // every replica. Signet spends DPoP proof jtis here (the jwks module's
-// DPoPReplayCache, shared through the store instead of memory).
+// DPoPReplayCache, shared through the store instead of memory) and the jtis
+// of private_key_jwt client assertions (package clientauth).
 package replay
 
 import (

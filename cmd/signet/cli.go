@@ -31,6 +31,7 @@ func subcommands() map[string][]subcommand {
 			{"create", "--id ID --audience AUD ...", "create a client and print its secret once"},
 			{"list", "", "list the clients"},
 			{"get", "ID", "show one client"},
+			{"update", "ID [--auth-method M] [--jwks-file F | --jwks-uri URL] ...", "change how a client authenticates (private_key_jwt keys)"},
 			{"delete", "ID", "delete a client"},
 			{"rotate-secret", "ID [--keep-old D]", "issue a new client secret"},
 		},

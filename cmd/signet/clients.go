@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,7 +21,7 @@ import (
 	"github.com/signet-auth/signet/storage"
 )
 
-const clientsUsage = "usage: signet clients create|list|get|delete|rotate-secret [ID] [--data-dir DIR | --server URL] [--json]"
+const clientsUsage = "usage: signet clients create|list|get|update|delete|rotate-secret [ID] [--data-dir DIR | --server URL] [--json]"
 
 // clientOps is what the clients command does, offline on a store or
 // online through the admin API.
@@ -27,6 +29,7 @@ type clientOps interface {
 	create(ctx context.Context, spec clients.Client) (authority.ClientWithSecret, error)
 	list(ctx context.Context) ([]clients.Client, error)
 	get(ctx context.Context, id string) (clients.Client, error)
+	update(ctx context.Context, id string, p clients.Patch) (clients.Client, error)
 	remove(ctx context.Context, id string) error
 	rotate(ctx context.Context, id string, keep time.Duration) (authority.ClientWithSecret, error)
 }
@@ -79,14 +82,14 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	server := fs.String("server", "", "talk to a running server at URL (admin credentials from SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET)")
 	asJSON := new(bool)
 	switch sub {
-	case "list", "get":
+	case "list", "get", "update":
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	case "create", "rotate-secret":
 		// Accepted so that scripts written for list and get work here too.
 		fs.BoolVar(asJSON, "json", false, "no effect: the id and the one-time secret are always printed as JSON")
 	}
 	setUsage(fs, map[string]string{"create": "--id ID --audience AUD [flags]", "list": "[flags]", "get": "ID [flags]",
-		"delete": "ID [flags]", "rotate-secret": "ID [flags]"}[sub])
+		"update": "ID [flags]", "delete": "ID [flags]", "rotate-secret": "ID [flags]"}[sub])
 	var spec clients.Client
 	var grants, scopes, defScopes, auds, methods listFlag
 	claims := claimFlag{}
@@ -94,6 +97,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var redirects, logoutRedirects listFlag
 	requirePKCE := true
 	var ttl, keep, rIdle, rAbs, rGrace time.Duration
+	var kf keyFlags
 	nargs := 1
 	switch sub {
 	case "create":
@@ -106,7 +110,8 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.StringVar(&spec.DefaultAudience, "default-audience", "", "audience used when none is asked (default: the first)")
 		fs.StringVar(&alg, "alg", "", "signing algorithm, one of the live ones (default RS256 when live)")
 		fs.DurationVar(&ttl, "ttl", 0, "access-token lifetime (default tokens.default_ttl)")
-		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post (default both)")
+		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post, private_key_jwt (default both secret methods; private_key_jwt when --jwks-file or --jwks-uri is given)")
+		kf.register(fs)
 		fs.Var(claims, "claim", "extra claim NAME=VALUE for every token, repeatable (VALUE is JSON or a string)")
 		fs.DurationVar(&rIdle, "refresh-idle", 0, "refresh session idle lifetime (default tokens.refresh.idle_ttl; can only shorten it)")
 		fs.DurationVar(&rAbs, "refresh-absolute", 0, "refresh session absolute lifetime (default tokens.refresh.absolute_ttl; can only shorten it)")
@@ -123,6 +128,9 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.BoolVar(&requirePKCE, "require-pkce", true, "require PKCE (S256) for the authorization code flow (--require-pkce=false for a legacy confidential client)")
 	case "list":
 		nargs = 0
+	case "update":
+		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post, private_key_jwt (replaces the list)")
+		kf.register(fs)
 	case "get", "delete":
 	case "rotate-secret":
 		fs.DurationVar(&keep, "keep-old", 0, "keep accepting the old secret for this long (default: not at all)")
@@ -142,6 +150,24 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{"create needs --id"}
 	}
 	spec.GrantTypes, spec.Scopes, spec.DefaultScopes, spec.Audiences, spec.AuthMethods = grants, scopes, defScopes, auds, methods
+	jwks, err := kf.jwks()
+	if err != nil {
+		return err
+	}
+	spec.JWKS, spec.JWKSURI, spec.AssertionAlgs = jwks, kf.uri, kf.algs
+	var patch clients.Patch
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "auth-method":
+			patch.AuthMethods = &spec.AuthMethods
+		case "jwks-file":
+			patch.JWKS = &spec.JWKS
+		case "jwks-uri":
+			patch.JWKSURI = &spec.JWKSURI
+		case "auth-signing-alg":
+			patch.AssertionAlgs = &spec.AssertionAlgs
+		}
+	})
 	spec.SigningAlg, spec.AccessTokenTTL = alg, clients.Duration(ttl)
 	spec.RefreshIdleTTL, spec.RefreshAbsoluteTTL, spec.RefreshReuseGrace = clients.Duration(rIdle), clients.Duration(rAbs), clients.Duration(rGrace)
 	if len(claims) > 0 {
@@ -157,14 +183,14 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer done()
-	err = clientsDo(ctx, sub, ops, fs.Arg(0), spec, keep, *asJSON, stdout, stderr)
+	err = clientsDo(ctx, sub, ops, fs.Arg(0), spec, patch, keep, *asJSON, stdout, stderr)
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("client %q not found (signet clients list shows them)", fs.Arg(0))
 	}
 	return err
 }
 
-func clientsDo(ctx context.Context, sub string, ops clientOps, id string, spec clients.Client, keep time.Duration, asJSON bool, stdout, stderr io.Writer) error {
+func clientsDo(ctx context.Context, sub string, ops clientOps, id string, spec clients.Client, patch clients.Patch, keep time.Duration, asJSON bool, stdout, stderr io.Writer) error {
 
 	switch sub {
 	case "create":
@@ -187,6 +213,15 @@ func clientsDo(ctx context.Context, sub string, ops clientOps, id string, spec c
 		return printClients(stdout, list, asJSON)
 	case "get":
 		c, err := ops.get(ctx, id)
+		if err != nil {
+			return err
+		}
+		return printClients(stdout, []clients.Client{c}, asJSON)
+	case "update":
+		if patch == (clients.Patch{}) {
+			return usageError{"update needs at least one flag to change (signet clients update --help lists them)"}
+		}
+		c, err := ops.update(ctx, id, patch)
 		if err != nil {
 			return err
 		}
@@ -236,11 +271,11 @@ func printSecret(stdout, stderr io.Writer, cs authority.ClientWithSecret) error 
 	}{cs.ID, cs.ClientSecret, cs.PreviousSecretExpiresAt}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	if cs.Public {
+	if cs.Public || cs.ClientSecret == "" { // public or private_key_jwt: nothing secret to show
 		return enc.Encode(struct {
 			ClientID string `json:"client_id"`
-			Public   bool   `json:"public"`
-		}{cs.ID, true})
+			Public   bool   `json:"public,omitempty"`
+		}{cs.ID, cs.Public})
 	}
 	if err := enc.Encode(out); err != nil {
 		return err
@@ -308,6 +343,12 @@ func (o offlineClients) get(ctx context.Context, id string) (clients.Client, err
 	return o.c.Get(ctx, id)
 }
 
+func (o offlineClients) update(ctx context.Context, id string, p clients.Patch) (clients.Client, error) {
+	c, err := o.c.Update(ctx, id, p)
+	o.record(ctx, "clients.update", id, err)
+	return c, err
+}
+
 func (o offlineClients) remove(ctx context.Context, id string) error {
 	err := o.c.Delete(ctx, id)
 	o.record(ctx, "clients.delete", id, err)
@@ -343,6 +384,12 @@ func (o onlineClients) get(ctx context.Context, id string) (clients.Client, erro
 	return out, err
 }
 
+func (o onlineClients) update(ctx context.Context, id string, p clients.Patch) (clients.Client, error) {
+	var out clients.Client
+	err := o.a.Do(ctx, http.MethodPatch, "/admin/clients/"+url.PathEscape(id), p, &out)
+	return out, err
+}
+
 func (o onlineClients) remove(ctx context.Context, id string) error {
 	return o.a.Do(ctx, http.MethodDelete, "/admin/clients/"+url.PathEscape(id), nil, nil)
 }
@@ -351,4 +398,41 @@ func (o onlineClients) rotate(ctx context.Context, id string, keep time.Duration
 	var out authority.ClientWithSecret
 	err := o.a.Do(ctx, http.MethodPost, "/admin/clients/"+url.PathEscape(id)+"/secret", authority.SecretRotation{KeepPrevious: clients.Duration(keep)}, &out)
 	return out, err
+}
+
+// keyFlags are the private_key_jwt flags of create and update.
+type keyFlags struct {
+	file, uri string
+	algs      listFlag
+}
+
+func (k *keyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.file, "jwks-file", "", "private_key_jwt: a file with the client's public keys as a JWK Set ({\"keys\":[...]}); - reads stdin")
+	fs.StringVar(&k.uri, "jwks-uri", "", "private_key_jwt: an https URL serving the client's JWK Set (fetched under the outbound: rules)")
+	fs.Var(&k.algs, "auth-signing-alg", "private_key_jwt: an algorithm the client's assertions may use, repeatable (default every asymmetric one)")
+}
+
+// jwks reads --jwks-file, nil when it is not set.
+func (k *keyFlags) jwks() (json.RawMessage, error) {
+	if k.file == "" {
+		return nil, nil
+	}
+	var b []byte
+	var err error
+	if k.file == "-" {
+		b, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+	} else {
+		b, err = os.ReadFile(k.file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--jwks-file: %w", err)
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("--jwks-file %s: not JSON; expected a JWK Set such as {\"keys\":[{\"kty\":\"EC\",...}]}", k.file)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		return nil, fmt.Errorf("--jwks-file %s: %w", k.file, err)
+	}
+	return compact.Bytes(), nil
 }

@@ -167,8 +167,14 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	jh := jwksdoc.NewHandler(m.Keys, c.Parsed.JWKSMaxAge, log.With("component", "jwks"))
 	jwksHandler := countRequests(jh, jwksRequests)
+	fetcher, err := c.OutboundFetcher(log.With("component", "outbound"))
+	if err != nil {
+		return err
+	}
 	m.Server, err = authority.New(root, authority.Config{
 		Issuer:             c.Issuer,
+		AssertionLifetime:  c.ClientAuth.Lifetime,
+		Outbound:           fetcher,
 		Store:              st,
 		JWKS:               jwksHandler,
 		Signer:             m.Keys,

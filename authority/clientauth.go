@@ -1,0 +1,46 @@
+package authority
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/clientauth"
+	"github.com/signet-auth/signet/clients"
+)
+
+// authenticate identifies the client of a token, revocation or
+// introspection request through clientauth, the one implementation of
+// client authentication, and answers its refusals as RFC 6749 errors.
+func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (*clients.Entry, error) {
+	h, herr := authorizationField(r)
+	if herr != nil {
+		return nil, herr
+	}
+	ent, err := s.auth.Authenticate(r.Context(), clientauth.Request{
+		Authorization: h,
+		ClientID:      p.clientID,
+		ClientSecret:  p.clientSecret,
+		Assertion:     p.assertion,
+		AssertionType: p.assertionType,
+		Endpoint:      strings.TrimSuffix(s.cfg.Issuer, "/") + r.URL.Path,
+		IP:            c.RealIP(),
+	})
+	if err != nil {
+		return nil, authError(err)
+	}
+	return ent, nil
+}
+
+// authError maps a clientauth refusal to the error the handlers render.
+func authError(err error) error {
+	var ae *clientauth.Error
+	if !errors.As(err, &ae) {
+		return errServer(err)
+	}
+	return &Error{Code: ae.Code, Description: ae.Description, Status: ae.Status, Err: ae.Err,
+		basic: ae.Basic, retryAfter: int((ae.RetryAfter + time.Second - 1) / time.Second)}
+}

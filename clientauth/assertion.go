@@ -1,0 +1,318 @@
+package clientauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/outbound"
+	"github.com/signet-auth/signet/storage"
+)
+
+// AssertionType is the client_assertion_type of private_key_jwt (RFC 7523 §2.2).
+const AssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// Defaults and limits of assertions.
+const (
+	// DefaultAssertionLifetime is how far ahead an assertion's exp may be.
+	DefaultAssertionLifetime = 5 * time.Minute
+	// DefaultLeeway is the clock skew allowed on exp, nbf and iat.
+	DefaultLeeway   = 30 * time.Second
+	maxAssertionLen = 16 << 10
+	maxJTILen       = 256
+)
+
+// JTIBucket holds the jti of every accepted assertion until it expires:
+// sha256(client id NUL jti) in hex → exp (unix seconds, decimal). It is in
+// the store, not in memory, so an assertion replayed at another replica is
+// refused too.
+const JTIBucket = "client_assertion_jtis"
+
+// base64url without padding, and refusing non-zero trailing bits: one
+// spelling per assertion.
+var strictB64 = base64.RawURLEncoding.Strict()
+
+// verifiers are jwx's verifiers of the algorithms private_key_jwt accepts,
+// made once.
+var verifiers = func() map[string]jws.Verifier {
+	m := map[string]jws.Verifier{}
+	for _, a := range clients.AssertionAlgorithms() {
+		v, err := jws.NewVerifier(jwa.SignatureAlgorithm(a))
+		if err != nil {
+			panic(fmt.Sprintf("clientauth: verifier for %s: %v", a, err)) // a programming error: the list is ours
+		}
+		m[a] = v
+	}
+	return m
+}()
+
+type assertionHeader struct {
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Typ  string          `json:"typ"`
+	Crit json.RawMessage `json:"crit"`
+}
+
+type assertionClaims struct {
+	Iss string          `json:"iss"`
+	Sub string          `json:"sub"`
+	Aud json.RawMessage `json:"aud"`
+	Exp *float64        `json:"exp"`
+	Nbf *float64        `json:"nbf"`
+	Iat *float64        `json:"iat"`
+	Jti string          `json:"jti"`
+}
+
+// compactJWS is a parsed compact JWS: the exact signing input, the decoded
+// signature, header and claims.
+type compactJWS struct {
+	input  []byte
+	sig    []byte
+	header assertionHeader
+	claims assertionClaims
+}
+
+// parseCompact parses a compact JWS strictly: three parts of canonical
+// base64url, a JSON object header with a string alg and no crit, a JSON
+// object payload. The signature is later checked over the exact text.
+func parseCompact(tok string) (*compactJWS, error) {
+	if len(tok) > maxAssertionLen {
+		return nil, errors.New("longer than 16 KiB")
+	}
+	if strings.Count(tok, ".") != 2 || strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
+		return nil, errors.New("not a compact JWS (three base64url parts)")
+	}
+	parts := strings.SplitN(tok, ".", 3)
+	var raw [3][]byte
+	for i, p := range parts {
+		b, err := strictB64.DecodeString(p)
+		if err != nil || len(b) == 0 {
+			return nil, errors.New("a part is empty or not canonical base64url")
+		}
+		raw[i] = b
+	}
+	j := &compactJWS{input: []byte(tok[:len(parts[0])+1+len(parts[1])]), sig: raw[2]}
+	if err := json.Unmarshal(raw[0], &j.header); err != nil || raw[0][0] != '{' {
+		return nil, errors.New("header is not a JSON object")
+	}
+	if len(j.header.Crit) > 0 {
+		return nil, errors.New("crit header parameters are not supported")
+	}
+	// A JWT of another kind (an access token, a DPoP proof, an ID token
+	// with its own typ) is never a client assertion (RFC 8725 §3.11).
+	switch strings.ToLower(strings.TrimPrefix(j.header.Typ, "application/")) {
+	case "", "jwt", "client-authentication+jwt":
+	default:
+		return nil, errors.New("typ must be absent, JWT or client-authentication+jwt")
+	}
+	if err := json.Unmarshal(raw[1], &j.claims); err != nil || raw[1][0] != '{' {
+		return nil, errors.New("payload is not a JSON object of JWT claims")
+	}
+	return j, nil
+}
+
+// audiences reads aud as a string or an array of strings.
+func audiences(raw json.RawMessage) []string {
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		return []string{one}
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err == nil {
+		return many
+	}
+	return nil
+}
+
+func unix(f float64) int64 {
+	if math.IsNaN(f) || f > math.MaxInt32*4 || f < 0 {
+		return math.MaxInt64 // absurd: treated as far future by every check
+	}
+	return int64(f)
+}
+
+// authenticateAssertion is private_key_jwt: RFC 7523 §3 checks, the
+// signature with the client's registered key (the algorithm comes from
+// the key and the client's allowed list, never from the token alone) and
+// the single use of jti in the store.
+func (a *Authenticator) authenticateAssertion(ctx context.Context, req Request) (*clients.Entry, error) {
+	if req.AssertionType != AssertionType {
+		return nil, invalidClient("client_assertion_type must be "+AssertionType, false, nil)
+	}
+	if req.Assertion == "" {
+		return nil, invalidRequest("client_assertion is required with client_assertion_type")
+	}
+	j, perr := parseCompact(req.Assertion)
+	id := ""
+	if perr == nil {
+		id = j.claims.Sub
+	}
+	now := a.cfg.Now()
+	g, err := a.guard(id, req.IP, false, now)
+	if err != nil {
+		return nil, err
+	}
+	if perr != nil {
+		return g.fail("malformed client assertion: "+perr.Error(), nil)
+	}
+	c := j.claims
+	if c.Iss == "" || c.Iss != c.Sub {
+		return g.fail("client assertion iss and sub must both be the client id", nil)
+	}
+	if req.ClientID != "" && req.ClientID != c.Sub {
+		return nil, invalidRequest("client_id does not match the sub of the client assertion")
+	}
+	alg := j.header.Alg
+	if alg == "none" || strings.HasPrefix(strings.ToUpper(alg), "HS") || verifiers[alg] == nil {
+		return g.fail("client assertion alg must be one of "+strings.Join(clients.AssertionAlgorithms(), ", "), nil)
+	}
+	if problem := a.checkClaims(c, req.Endpoint, now); problem != "" {
+		return g.fail(problem, nil)
+	}
+
+	ent, err := a.cfg.Clients.Lookup(ctx, id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, serverError(fmt.Errorf("authenticate client: %w", err))
+	}
+	if ent == nil || !ent.KeyJWT {
+		return g.fail("client authentication failed", nil)
+	}
+	if !slices.Contains(ent.Record.AssertionAlgs, alg) {
+		return g.fail("client assertion alg "+alg+" is not allowed for this client (allowed: "+strings.Join(ent.Record.AssertionAlgs, ", ")+")", nil)
+	}
+	ok, err := a.verify(ctx, ent, j)
+	if err != nil {
+		a.log.WarnContext(ctx, "client keys unavailable", "client_id", id, "err", err.Error())
+		return g.fail("the client's keys could not be fetched from its jwks_uri", err)
+	}
+	if !ok {
+		return g.fail("client assertion signature does not verify with the client's registered keys", nil)
+	}
+	if ent.Record.Disabled {
+		return g.fail("client is disabled", nil)
+	}
+	replay, err := a.useJTI(ctx, id, c.Jti, unix(*c.Exp), now)
+	if err != nil {
+		return nil, serverError(fmt.Errorf("record client assertion: %w", err))
+	}
+	if replay {
+		return g.fail("client assertion was already used (its jti is single use)", nil)
+	}
+	return ent, nil
+}
+
+// checkClaims is RFC 7523 §3 for a client assertion: "" when it passes.
+func (a *Authenticator) checkClaims(c assertionClaims, endpoint string, now time.Time) string {
+	leeway := int64(a.cfg.Leeway / time.Second)
+	t := now.Unix()
+	switch {
+	case c.Exp == nil:
+		return "client assertion has no exp"
+	case unix(*c.Exp) < t-leeway:
+		return "client assertion has expired"
+	case unix(*c.Exp) > t+int64(a.cfg.AssertionLifetime/time.Second)+leeway:
+		return "client assertion exp is more than " + a.cfg.AssertionLifetime.String() + " ahead"
+	case c.Nbf != nil && unix(*c.Nbf) > t+leeway:
+		return "client assertion is not valid yet (nbf)"
+	case c.Iat != nil && unix(*c.Iat) > t+leeway:
+		return "client assertion iat is in the future"
+	case c.Jti == "":
+		return "client assertion has no jti"
+	case len(c.Jti) > maxJTILen:
+		return "client assertion jti is longer than 256 characters"
+	}
+	for _, aud := range audiences(c.Aud) {
+		if aud == a.cfg.Issuer || aud == a.tokenEndpoint || (endpoint != "" && aud == endpoint) {
+			return ""
+		}
+	}
+	return "client assertion aud must name this server: its issuer or the endpoint URL"
+}
+
+// verify checks the signature with the client's keys that fit the alg
+// (and the kid, when the assertion names one). A jwks_uri client whose
+// document lacks the kid gets one rate-limited refetch: it may just have
+// rotated.
+func (a *Authenticator) verify(ctx context.Context, ent *clients.Entry, j *compactJWS) (bool, error) {
+	keys := ent.Keys
+	uri := ent.Record.JWKSURI
+	if uri != "" {
+		if a.cfg.Fetcher == nil {
+			return false, errors.New("no outbound fetcher configured")
+		}
+		var err error
+		if keys, err = outbound.Get(ctx, a.cfg.Fetcher, uri, clients.ParsePublicKeys); err != nil {
+			return false, err
+		}
+	}
+	alg, kid := j.header.Alg, j.header.Kid
+	ok, known := verifyWith(keys, alg, kid, j)
+	if !ok && !known && kid != "" && uri != "" {
+		fresh, err := outbound.Refresh(ctx, a.cfg.Fetcher, uri, clients.ParsePublicKeys)
+		if err != nil {
+			return false, err
+		}
+		ok, _ = verifyWith(fresh, alg, kid, j)
+	}
+	return ok, nil
+}
+
+// verifyWith reports whether a key of keys fitting alg and kid verifies
+// j, and whether any key had that kid.
+func verifyWith(keys []clients.PublicKey, alg, kid string, j *compactJWS) (ok, known bool) {
+	v := verifiers[alg]
+	for _, k := range keys {
+		if kid != "" && k.KID != kid {
+			continue
+		}
+		known = true
+		if !slices.Contains(k.Algs, alg) {
+			continue
+		}
+		if v.Verify(j.input, j.sig, k.Key) == nil {
+			return true, true
+		}
+	}
+	return false, known
+}
+
+func jtiKey(clientID, jti string) string {
+	h := sha256.Sum256([]byte(clientID + "\x00" + jti))
+	return hex.EncodeToString(h[:])
+}
+
+// useJTI records the jti of an accepted assertion and reports whether it
+// had been used before, in the store's replay cache (package replay, the
+// one DPoP proofs use too), so of two replicas racing with the same
+// assertion exactly one wins. The record outlives exp by the leeway, as
+// long as the assertion could still be accepted.
+func (a *Authenticator) useJTI(ctx context.Context, clientID, jti string, exp int64, _ time.Time) (bool, error) {
+	fresh, err := a.jtis.Remember(ctx, jtiKey(clientID, jti), time.Unix(exp, 0).Add(a.cfg.Leeway))
+	return !fresh, err
+}
+
+// Purge deletes the jti records of assertions that can no longer be
+// accepted (past exp and the leeway). Run it on a schedule; signet serve
+// runs it with the session purge.
+func (a *Authenticator) Purge(ctx context.Context) (int, error) {
+	if a.jtis == nil {
+		return 0, nil
+	}
+	n, err := a.jtis.Purge(ctx)
+	if err != nil {
+		return n, fmt.Errorf("purge client assertion jtis: %w", err)
+	}
+	return n, nil
+}
