@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/audit"
+	"github.com/signet-auth/signet/storage"
 )
 
 // auditConfig is the audit: section.
@@ -80,18 +81,22 @@ func cliContext(ctx context.Context) context.Context {
 
 // purgeAudit deletes the audit events older than audit.retention and records
 // that it did.
-func (m *Main) purgeAudit(ctx context.Context) (int, error) {
+func (m *Main) purgeAudit(ctx context.Context) storage.Purged {
 	log := audit.New(m.Store, m.Now)
-	cutoff := m.Now().Add(-m.Config.parsed.auditRetention)
-	n, err := log.Purge(ctx, cutoff)
-	if n > 0 {
+	retention := m.Config.parsed.auditRetention
+	cutoff := m.Now().Add(-retention)
+	r := log.Purge(ctx, cutoff)
+	if !r.Oldest.IsZero() {
+		r.Oldest = r.Oldest.Add(retention) // when the oldest event expired
+	}
+	if r.Deleted > 0 {
 		ev := audit.Attribute(ctx, audit.Event{Action: "audit.purge", Outcome: audit.OutcomeOK,
-			Detail: fmt.Sprintf("deleted=%d before=%s", n, cutoff.UTC().Format(time.RFC3339))})
-		if rerr := log.Record(ctx, ev); rerr != nil && err == nil {
-			err = rerr
+			Detail: fmt.Sprintf("deleted=%d before=%s", r.Deleted, cutoff.UTC().Format(time.RFC3339))})
+		if err := log.Record(ctx, ev); err != nil && r.Err == nil {
+			r.Err = fmt.Errorf("record the audit purge: %w", err)
 		}
 	}
-	return n, err
+	return r
 }
 
 // auditPageSize is what one admin API call returns at most.

@@ -85,6 +85,7 @@ type Main struct {
 
 	leader scheduleLeader // decides whether this replica runs the jobs
 	fresh  *freshness     // nil on bolt: how recently etcd answered
+	purges *purgeMetrics  // what the purge job did (signet_purge_*)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -146,6 +147,7 @@ func (m *Main) open(ctx context.Context) error {
 		publicMetrics = metricsHandler
 	}
 	jwksRequests := registerMetrics(reg, m.Keys, m.nextRotation, m.Now)
+	m.purges = newPurgeMetrics(reg)
 	m.leader = startLeader(root, st, c, reg, log)
 	var canIssue func() error
 	if c.Storage.Backend == "etcd" {
@@ -452,30 +454,28 @@ func (m *Main) purgeJob(root context.Context) {
 	root = lead
 	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
 	defer cancel()
-	if _, err := m.Keys.Purge(ctx); err != nil {
-		m.Logger.LogAttrs(ctx, slog.LevelError, "purge failed", slog.String("err", err.Error()))
-		m.stepDownIfFenced(err)
-	}
-	if _, err := m.purgeAudit(ctx); err != nil {
-		m.Logger.LogAttrs(ctx, slog.LevelError, "audit purge failed", slog.String("err", err.Error()))
-		m.stepDownIfFenced(err)
-	}
-	// Expired or revoked refresh token families, denylist entries and
-	// subject cutoffs that can no longer affect a token.
-	if k, err := m.Sessions.Purge(ctx); err != nil {
-		m.Logger.LogAttrs(ctx, slog.LevelError, "browser session purge failed", slog.String("err", err.Error()))
-		m.stepDownIfFenced(err)
-	} else if k > 0 {
-		m.Logger.LogAttrs(ctx, slog.LevelInfo, "browser session purge", slog.Int("deleted", k))
-	}
-	n, err := m.Server.Purge(ctx)
+	n, err := m.Keys.Purge(ctx)
 	if err != nil {
-		m.Logger.LogAttrs(ctx, slog.LevelError, "session purge failed", slog.String("err", err.Error()))
-		m.stepDownIfFenced(err)
-		return
+		err = fmt.Errorf("purge keys: %w", err)
 	}
-	if n > 0 {
-		m.Logger.LogAttrs(ctx, slog.LevelInfo, "session purge", slog.Int("deleted", n))
+	reports := []storage.Purged{{Kind: "keys", Deleted: n, Err: err}, m.purgeAudit(ctx)}
+	// Browser sessions, login transactions and codes; refresh token
+	// families, denylist entries and subject cutoffs that can no longer
+	// affect a token.
+	reports = append(reports, m.Sessions.Purge(ctx)...)
+	reports = append(reports, m.Server.Purge(ctx)...)
+	for _, r := range reports {
+		m.purges.observe(r, m.Now())
+		switch {
+		case r.Err != nil:
+			// Retried at the next run; signet_purge_failures_total and
+			// signet_purge_oldest_expired_seconds say when it keeps failing.
+			m.Logger.LogAttrs(ctx, slog.LevelWarn, "purge failed", slog.String("kind", r.Kind),
+				slog.Int("deleted", r.Deleted), slog.String("err", r.Err.Error()))
+			m.stepDownIfFenced(r.Err)
+		case r.Deleted > 0:
+			m.Logger.LogAttrs(ctx, slog.LevelInfo, "purge", slog.String("kind", r.Kind), slog.Int("deleted", r.Deleted))
+		}
 	}
 }
 
