@@ -167,6 +167,8 @@ type Server struct {
 	users   *users.Registry
 	login   *loginLimiter
 	feed    feedCache
+	// refusals logs deliberate refusals once per episode (error.go).
+	refusals refusalLog
 	// dummyHash is verified against when a login names no user, so that
 	// an unknown user costs the same argon2id run as a wrong password.
 	dummyHash string
@@ -442,7 +444,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if oe.allow != "" {
 			h.Set(echo.HeaderAllow, oe.allow)
 		}
-		if oe.Status >= 500 {
+		if oe.refusal != "" {
+			s.refusals.note(ctx, s.log, oe, reqID, s.cfg.Now())
+		} else if oe.Status >= 500 {
 			msg := oe.Description
 			if oe.Err != nil {
 				msg = oe.Err.Error()

@@ -78,8 +78,8 @@ func (s *Server) token(c echo.Context) error {
 
 func (s *Server) tokenRequest(c echo.Context) error {
 	r := c.Request()
-	if s.cfg.CanIssue != nil && s.cfg.CanIssue() != nil {
-		return &Error{Code: "temporarily_unavailable", Description: "this replica has lost its store; retry on another replica or later", Status: http.StatusServiceUnavailable, retryAfter: 1}
+	if err := s.canIssue(); err != nil {
+		return errRefused("store_stale", "temporarily_unavailable", "this replica has lost its store; retry on another replica or later", http.StatusServiceUnavailable, 1, err)
 	}
 	if r.Method != http.MethodPost {
 		return &Error{Code: "invalid_request", Description: "the token endpoint accepts only POST", Status: http.StatusMethodNotAllowed, allow: http.MethodPost}
@@ -234,7 +234,7 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 	now := s.cfg.Now()
 	ip := c.RealIP()
 	tooMany := func(wait time.Duration) error {
-		return &Error{Code: "temporarily_unavailable", Description: "too many failed authentication attempts; retry later", Status: http.StatusTooManyRequests, retryAfter: int((wait + time.Second - 1) / time.Second)}
+		return errRefused("auth_rate_limit", "temporarily_unavailable", "too many failed authentication attempts; retry later", http.StatusTooManyRequests, int((wait+time.Second-1)/time.Second), nil)
 	}
 	if wait := s.limits.ip.retryAfter(ip, now); wait > 0 {
 		return nil, tooMany(wait)

@@ -17,6 +17,11 @@ var (
 	ErrConflict = errors.New("storage: conflict")
 	// ErrClosed is returned by every call on a store after Close.
 	ErrClosed = errors.New("storage: closed")
+	// ErrUnavailable is wrapped by the errors of a shared backend that did
+	// not answer in time or had no leader (etcd: a request timeout, a lost
+	// leader, no quorum). It passes: callers answer "retry later". A write
+	// that fails with it may or may not have been committed.
+	ErrUnavailable = errors.New("storage: unavailable")
 )
 
 // Store is a transactional key-value store organised in buckets.

@@ -170,6 +170,17 @@ func TestReplica_Etcd_Staleness(t *testing.T) {
 	if code := status("/readyz"); code == http.StatusOK {
 		t.Error("/readyz is 200 while tokens are refused")
 	}
+	for range 5 {
+		token()
+	}
+	// A deliberate refusal: one WARN line for the episode, not an ERROR
+	// "internal error" per request (issue 17).
+	if n := strings.Count(logs.String(), `"msg":"internal error"`); n > 0 {
+		t.Errorf("%d internal error lines for the staleness refusal", n)
+	}
+	if n := strings.Count(logs.String(), `"condition":"store_stale"`); n != 1 {
+		t.Errorf("store_stale logged %d times, want once:\n%s", n, logs)
+	}
 	if code := status("/.well-known/jwks.json"); code != http.StatusOK {
 		t.Errorf("JWKS answers %d while etcd is down, want 200 (verifiers need it most then)", code)
 	}

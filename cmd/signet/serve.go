@@ -204,7 +204,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	m.Server.Register(ui.Register)
-	m.Server.Use(newHTTPMetrics(reg).middleware)
+	m.Server.Use(newHTTPMetrics(reg).middleware, storeDeadline)
 
 	if c.Dev {
 		if err := m.ensureDemoClient(ctx); err != nil {
@@ -401,9 +401,13 @@ func (m *Main) close() error {
 
 func (m *Main) ready(ctx context.Context) error {
 	if m.fresh != nil {
+		// At once, from the last known state: the freshness probe asks
+		// etcd all the time, and a probe here would hang for as long as
+		// etcd does not answer (a load balancer gives up first).
 		if err := m.fresh.Check(); err != nil {
 			return err
 		}
+		return m.Keys.Ready()
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
