@@ -78,7 +78,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	m, err := keys.Open(ctx, keys.Options{
 		Store: st, KEK: kek, Algorithms: cfg.Keys.Algorithms, RSABits: cfg.Keys.RSABits,
-		MaxTokenTTL: cfg.parsed.maxTTL, PurgeLeeway: cfg.parsed.purgeLeeway, MinPublishAge: cfg.parsed.jwksMaxAge,
+		MaxTokenTTL: cfg.parsed.maxTTL, PurgeLeeway: cfg.parsed.purgeLeeway, MinPublishAge: cfg.parsed.jwksMaxAge, Schedule: cfg.parsed.rotation.Next,
 		Logger: log,
 	})
 	if err != nil {

@@ -22,6 +22,12 @@ import (
 // startEtcdReplica runs the real wiring in process on a shared etcd store.
 func startEtcdReplica(t *testing.T, cl *etcdtest.Cluster, name, prefix string, kek []byte, edit func(c *Config)) (*Main, *syncBuffer) {
 	t.Helper()
+	return startEtcdReplicaAt(t, cl, name, prefix, kek, nil, edit)
+}
+
+// startEtcdReplicaAt is startEtcdReplica on the clock now (nil: time.Now).
+func startEtcdReplicaAt(t *testing.T, cl *etcdtest.Cluster, name, prefix string, kek []byte, now func() time.Time, edit func(c *Config)) (*Main, *syncBuffer) {
+	t.Helper()
 	c := testConfig(t, func(c *Config) {
 		c.Storage.Backend = "etcd"
 		c.Storage.Etcd.Endpoints = cl.Endpoints()
@@ -33,7 +39,7 @@ func startEtcdReplica(t *testing.T, cl *etcdtest.Cluster, name, prefix string, k
 	})
 	enc := base64.StdEncoding.EncodeToString(kek)
 	logs := &syncBuffer{}
-	m := &Main{Config: c, LogOutput: logs, Getenv: func(k string) string {
+	m := &Main{Config: c, LogOutput: logs, Now: now, Getenv: func(k string) string {
 		if k == "SIGNET_KEK" {
 			return enc
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -82,6 +83,7 @@ type Main struct {
 	pre     preflight // listeners bound and files found before the first write
 
 	rotationJob cron.EntryID // the rotation's cron entry, for nextRotation
+	postponed   atomic.Int64 // the due time (unix ns) whose rotation was last postponed, to warn once
 
 	leader scheduleLeader // decides whether this replica runs the jobs
 	fresh  *freshness     // nil on bolt: how recently etcd answered
@@ -133,6 +135,7 @@ func (m *Main) open(ctx context.Context) error {
 		MaxTokenTTL:   c.parsed.maxTTL,
 		PurgeLeeway:   c.parsed.purgeLeeway,
 		MinPublishAge: c.parsed.jwksMaxAge,
+		Schedule:      c.parsed.rotation.Next,
 		Logger:        log.With("component", "keys"),
 		Now:           m.Now,
 	})
@@ -214,7 +217,7 @@ func (m *Main) open(ctx context.Context) error {
 
 	m.cron = cron.New(cron.WithLogger(cronLogger{log.With("component", "cron")}),
 		cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	m.rotationJob = m.cron.Schedule(c.parsed.rotation, cron.FuncJob(func() { m.rotateJob(root) }))
+	m.rotationJob = m.cron.Schedule(storedSchedule{m.Keys, c.parsed.rotation}, cron.FuncJob(func() { m.rotateJob(root) }))
 	m.cron.Schedule(c.parsed.purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -425,6 +428,9 @@ func (m *Main) rotateJob(root context.Context) {
 	}
 	defer done()
 	root = lead
+	if !m.rotationDue() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.replica()}), time.Minute)
 	defer cancel()
 	err := m.Keys.RotateScheduled(ctx)
@@ -433,16 +439,23 @@ func (m *Main) rotateJob(root context.Context) {
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "scheduled rotation refused: no longer the leader", slog.String("err", err.Error()))
 		m.leader.StepDown(err)
 	case errors.Is(err, keys.ErrPendingTooYoung):
-		m.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation postponed to the next run", slog.String("reason", err.Error()))
+		if m.postponed.Swap(m.Keys.NextRotation().UnixNano()) != m.Keys.NextRotation().UnixNano() { // once per due time
+			m.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation postponed until the pending key has been published long enough", slog.String("reason", err.Error()))
+		}
 	case err != nil:
 		m.Logger.LogAttrs(ctx, slog.LevelError, "scheduled rotation failed", slog.String("err", err.Error()))
 	}
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "next rotation", slog.Time("at", m.nextRotation()))
 }
 
-// nextRotation is when cron runs the rotation job next: zero before cron
-// has started.
+// nextRotation is when the next scheduled rotation is due: the time
+// stored with the keys, the same on every replica; before the first
+// scheduled rotation stored one, when cron runs the job next (zero before
+// cron has started).
 func (m *Main) nextRotation() time.Time {
+	if t := m.Keys.NextRotation(); !t.IsZero() {
+		return t
+	}
 	if m.cron == nil {
 		return time.Time{}
 	}
