@@ -145,7 +145,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		st, err := openBolt(cfg.BoltPath(), cfg.parsed.lockTimeout)
+		st, err := openConfigStore(ctx, &cfg, nil) // storage.backend: bolt or etcd
 		if err != nil {
 			return err
 		}
