@@ -194,7 +194,7 @@ func (s *Store) commitGroup(group []*commitReq) {
 func (s *Store) commitOne(cmps []clientv3.Cmp, ops []clientv3.Op) error {
 	ctx, cancel := s.reqCtx(context.Background())
 	defer cancel()
-	resp, err := s.cl.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	resp, err := s.send(s.cl.Txn(ctx).If(cmps...).Then(ops...).Commit)
 	if err != nil {
 		return fmt.Errorf("commit %d writes: %w", len(ops), err)
 	}

@@ -135,6 +135,9 @@ type Store struct {
 	committers   int          // at most that many
 
 	beforeGroupCommit func() // test hook: runs before each commit of the committer
+	// commitHook, a test hook, sends each commit of Update and Batch in
+	// place of calling send: to lose an answer, or to send late.
+	commitHook func(send func() (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error)
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -292,7 +295,7 @@ func (s *Store) mapErr(err error) error {
 	if s.closed.Load() {
 		return fmt.Errorf("%w (%w)", storage.ErrClosed, err)
 	}
-	if unavailable(err) {
+	if unavailable(err) && !errors.Is(err, storage.ErrUnavailable) {
 		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 	}
 	return err
@@ -376,6 +379,10 @@ func (s *Store) run(ctx context.Context, op string, fn func(storage.Tx) error, c
 			return nil // read-only, linearizable snapshot: nothing to check
 		default:
 			err = commit(t)
+			if err != nil && unavailable(err) && !s.closed.Load() {
+				// No answer: the commit may or may not have happened.
+				err = s.resolve(t, err)
+			}
 			if err == nil {
 				return nil
 			}
