@@ -64,7 +64,15 @@ func (s *Store) groupCommit(t *tx) error {
 		go s.commitLoop()
 	}
 	s.mu.Unlock()
-	return <-r.done
+	select {
+	case err := <-r.done:
+		return err
+	case <-t.ctx.Done():
+		// The caller's deadline comes first: it stops waiting, and run
+		// resolves the commit still in flight (resolve), so it neither
+		// waits past its deadline nor reports a commit that happens.
+		return fmt.Errorf("commit: %w", t.ctx.Err())
+	}
 }
 
 // commitLoop commits queued transactions until the queue is empty.
