@@ -3,10 +3,7 @@ package authority
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/signet-auth/signet/storage"
 )
@@ -32,7 +29,7 @@ type Error struct {
 	allow string
 	// refusal names the condition of a refusal Signet makes on purpose
 	// (store_stale, store_unavailable, auth_rate_limit, login_rate_limit):
-	// logged once per episode of the condition (refusalLog), not per
+	// logged once per episode of the condition (package refusal), not per
 	// request and never as an internal error.
 	refusal string
 }
@@ -85,40 +82,14 @@ func errRefused(condition, code, desc string, status, retryAfter int, err error)
 	return &Error{Code: code, Description: desc, Status: status, retryAfter: retryAfter, refusal: condition, Err: err}
 }
 
-// refusalQuiet is how long a condition must go without refusals before its
-// next refusal is logged again.
-const refusalQuiet = time.Minute
-
-// refusalLog logs the first refusal of each episode of a condition: at
-// WARN when the server cannot serve (5xx), at INFO when it limits a client
-// (429). One line per episode, however many requests it refuses.
-type refusalLog struct {
-	mu   sync.Mutex
-	last map[string]time.Time // condition → last refusal
-}
-
-func (r *refusalLog) note(ctx context.Context, log *slog.Logger, e *Error, reqID string, now time.Time) {
-	r.mu.Lock()
-	if r.last == nil {
-		r.last = map[string]time.Time{}
-	}
-	prev, seen := r.last[e.refusal]
-	r.last[e.refusal] = now
-	r.mu.Unlock()
-	if seen && now.Sub(prev) < refusalQuiet {
-		return
-	}
-	level := slog.LevelInfo
-	if e.Status >= 500 {
-		level = slog.LevelWarn
-	}
+// noteRefusal logs e, a deliberate refusal, once per episode of its
+// condition (package refusal).
+func (s *Server) noteRefusal(ctx context.Context, e *Error, reqID string) {
 	reason := e.Description
 	if e.Err != nil {
 		reason = e.Err.Error()
 	}
-	log.LogAttrs(ctx, level, "refusing requests", slog.String("condition", e.refusal), slog.Int("status", e.Status),
-		slog.String("reason", reason), slog.String("request_id", reqID),
-		slog.String("note", "further refusals for this condition are not logged until it has been quiet for "+refusalQuiet.String()))
+	s.refusals.Note(ctx, s.log, e.refusal, e.Status, reason, reqID, s.cfg.Now())
 }
 
 // canIssue is cfg.CanIssue, nil when unset.

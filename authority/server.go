@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/signet-auth/signet/authority/refusal"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
@@ -168,7 +169,7 @@ type Server struct {
 	login   *loginLimiter
 	feed    feedCache
 	// refusals logs deliberate refusals once per episode (error.go).
-	refusals refusalLog
+	refusals refusal.Log
 	// dummyHash is verified against when a login names no user, so that
 	// an unknown user costs the same argon2id run as a wrong password.
 	dummyHash string
@@ -445,7 +446,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 			h.Set(echo.HeaderAllow, oe.allow)
 		}
 		if oe.refusal != "" {
-			s.refusals.note(ctx, s.log, oe, reqID, s.cfg.Now())
+			s.noteRefusal(ctx, oe, reqID)
 		} else if oe.Status >= 500 {
 			msg := oe.Description
 			if oe.Err != nil {
