@@ -94,6 +94,19 @@ func (s storedSchedule) Next(t time.Time) time.Time {
 // time has come, or none is stored yet (the job then runs on the cron
 // spec, as before the first scheduled rotation).
 func (m *Main) rotationDue() bool {
-	next := m.Keys.NextRotation()
-	return next.IsZero() || !m.Now().Before(next)
+	next, now := m.Keys.NextRotation(), m.Now()
+	if !next.IsZero() && now.Before(next) {
+		return false
+	}
+	// Already postponed at this due time (a pending key too young, as
+	// after a revocation): wait until every pending key has been published
+	// long enough, rather than make new keys every rotationRecheck.
+	if m.postponed.Load() == next.UnixNano() {
+		for _, k := range m.Keys.Current() {
+			if k.State == keys.StatePending && now.Before(k.CreatedAt.Add(m.Config.parsed.jwksMaxAge)) {
+				return false
+			}
+		}
+	}
+	return true
 }

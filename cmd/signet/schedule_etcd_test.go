@@ -98,3 +98,42 @@ func nextRotationMetric(t *testing.T, m *Main) int64 {
 	t.Fatal("no signet_next_rotation_timestamp_seconds")
 	return 0
 }
+
+// TestServe_RotationPostponedWaits: a rotation due while the pending key is
+// too young (a revocation just made it) is postponed with one warning, and
+// the leader then waits for the key to be old enough instead of trying,
+// and making keys, every second; it rotates as soon as it is.
+func TestServe_RotationPostponedWaits(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	c := testConfig(t, func(c *Config) {
+		c.Keys.Algorithms = []string{"ES256"}
+		c.Keys.Rotation.Schedule = "@every 10m"
+		c.JWKS.MaxAge = "60s"
+	})
+	m, logs := startMain(t, c, clk.Now)
+	ctx := t.Context()
+	clk.Add(10 * time.Minute)
+	m.rotateJob(ctx) // stores the next rotation: 10 minutes on
+	clk.Add(10*time.Minute - 30*time.Second)
+	active, _ := m.Keys.SigningKey("ES256")
+	if err := m.Keys.Revoke(ctx, active.KeyID()); err != nil { // promotes the pending key, makes a new one
+		t.Fatal(err)
+	}
+	clk.Add(30 * time.Second) // due; the new pending key is 30s old of the 60s it needs
+	before, _ := m.Keys.SigningKey("ES256")
+	for range 5 {
+		m.rotateJob(ctx)
+		clk.Add(time.Second)
+	}
+	if now, _ := m.Keys.SigningKey("ES256"); now.KeyID() != before.KeyID() {
+		t.Fatal("rotated with a pending key younger than jwks.max_age")
+	}
+	if n := strings.Count(logs.String(), "rotation postponed"); n != 1 {
+		t.Errorf("%d postponement warnings for one due time, want 1", n)
+	}
+	clk.Add(30 * time.Second) // the pending key is old enough
+	m.rotateJob(ctx)
+	if now, _ := m.Keys.SigningKey("ES256"); now.KeyID() == before.KeyID() {
+		t.Error("did not rotate once the pending key was old enough")
+	}
+}
