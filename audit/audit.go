@@ -310,44 +310,35 @@ func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
 	return p, nil
 }
 
-// purgeBatch bounds the deletions of one transaction.
-const purgeBatch = 1000
-
-// Purge deletes the events older than before and returns how many it
-// deleted. It works in transactions of at most 1000 deletions, so a large
-// backlog does not hold the write lock for long.
-func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
+// Purge deletes the events older than before and reports it as the purge
+// kind "audit"; Oldest is the time of the oldest such event (the caller
+// knows the retention that made it expire). It reads them in one snapshot
+// and deletes each on a check of its own (storage.PurgeExpired), so events
+// appended meanwhile do not make it conflict.
+func (l *Log) Purge(ctx context.Context, before time.Time) storage.Purged {
 	limit := fmt.Sprintf("%020d-", before.UnixNano())
-	total := 0
-	for {
-		n := 0
-		err := l.store.Update(ctx, func(tx storage.Tx) error {
-			var old []string
-			errStop := errors.New("stop")
-			err := tx.Scan(Bucket, "", func(k string, _ []byte) error {
-				if k >= limit || len(old) == purgeBatch {
-					return errStop
-				}
-				old = append(old, k)
-				return nil
-			})
-			if err != nil && !errors.Is(err, errStop) {
-				return err
+	old := storage.Expired{Bucket: Bucket}
+	errStop := errors.New("stop")
+	err := l.store.View(ctx, func(tx storage.Tx) error {
+		old = storage.Expired{Bucket: Bucket}
+		err := tx.Scan(Bucket, "", func(k string, v []byte) error {
+			if k >= limit {
+				return errStop // keys are in time order
 			}
-			for _, k := range old {
-				if err := tx.Delete(Bucket, k); err != nil {
-					return err
-				}
+			t, ok := keyTime(k)
+			if !ok {
+				t = before
 			}
-			n = len(old)
+			old.Add(k, v, t)
 			return nil
 		})
-		if err != nil {
-			return total, fmt.Errorf("purge audit events before %s: %w", before.UTC().Format(time.RFC3339), err)
+		if errors.Is(err, errStop) {
+			return nil
 		}
-		total += n
-		if n < purgeBatch {
-			return total, nil
-		}
+		return err
+	})
+	if err != nil {
+		return storage.Purged{Kind: "audit", Err: fmt.Errorf("purge audit events before %s: %w", before.UTC().Format(time.RFC3339), err)}
 	}
+	return storage.PurgeExpired(ctx, l.store, "audit", &old)
 }

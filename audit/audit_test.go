@@ -133,9 +133,9 @@ func TestPurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := l.Purge(t.Context(), t0.Add(2100*time.Millisecond))
-	if err != nil || n != 2100 {
-		t.Fatalf("purge = %d, %v; want 2100", n, err)
+	r := l.Purge(t.Context(), t0.Add(2100*time.Millisecond))
+	if r.Err != nil || r.Deleted != 2100 || !r.Oldest.Equal(t0) {
+		t.Fatalf("purge = %d, oldest %v, %v; want 2100, %v", r.Deleted, r.Oldest, r.Err, t0)
 	}
 	p, _ := l.Query(t.Context(), audit.Query{})
 	if len(p.Events) != 400 || p.Events[len(p.Events)-1].Time.Before(t0.Add(2100*time.Millisecond)) {

@@ -41,6 +41,10 @@ func authError(err error) error {
 	if !errors.As(err, &ae) {
 		return errServer(err)
 	}
+	retryAfter := int((ae.RetryAfter + time.Second - 1) / time.Second)
+	if ae.Status == http.StatusTooManyRequests { // a deliberate refusal: logged once per episode
+		return errRefused("auth_rate_limit", ae.Code, ae.Description, ae.Status, retryAfter, ae.Err)
+	}
 	return &Error{Code: ae.Code, Description: ae.Description, Status: ae.Status, Err: ae.Err,
-		basic: ae.Basic, retryAfter: int((ae.RetryAfter + time.Second - 1) / time.Second)}
+		basic: ae.Basic, retryAfter: retryAfter}
 }

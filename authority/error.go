@@ -1,8 +1,11 @@
 package authority
 
 import (
+	"context"
 	"errors"
 	"net/http"
+
+	"github.com/signet-auth/signet/storage"
 )
 
 // Error is an OAuth 2.0 error (RFC 6749 §5.2) or an admin API error.
@@ -24,6 +27,11 @@ type Error struct {
 	retryAfter int
 	// allow is the Allow header for 405 answers.
 	allow string
+	// refusal names the condition of a refusal Signet makes on purpose
+	// (store_stale, store_unavailable, auth_rate_limit, login_rate_limit):
+	// logged once per episode of the condition (package refusal), not per
+	// request and never as an internal error.
+	refusal string
 }
 
 func (e *Error) Error() string { return "oauth2 " + e.Code + ": " + e.Description }
@@ -51,6 +59,43 @@ func errInvalidTarget(desc string) *Error {
 	return &Error{Code: "invalid_target", Description: desc, Status: http.StatusBadRequest}
 }
 
+// errServer is the answer to a failure on Signet's side: 500 server_error,
+// except when the store did not answer in time, lost its leader or kept
+// conflicting: that passes, and the client may retry here or at another
+// replica, so it is 503 temporarily_unavailable with Retry-After (RFC 6749
+// §5.2 allows the code from the token endpoint as from authorize).
 func errServer(err error) *Error {
+	if storeUnavailable(err) {
+		return errRefused("store_unavailable", "temporarily_unavailable", "the store did not answer in time; retry later or on another replica",
+			http.StatusServiceUnavailable, 1, err)
+	}
 	return &Error{Code: "server_error", Description: "internal error", Status: http.StatusInternalServerError, Err: err}
+}
+
+// storeUnavailable says whether err is a store condition that passes.
+func storeUnavailable(err error) bool {
+	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// errRefused is a refusal Signet makes on purpose, for condition.
+func errRefused(condition, code, desc string, status, retryAfter int, err error) *Error {
+	return &Error{Code: code, Description: desc, Status: status, retryAfter: retryAfter, refusal: condition, Err: err}
+}
+
+// noteRefusal logs e, a deliberate refusal, once per episode of its
+// condition (package refusal).
+func (s *Server) noteRefusal(ctx context.Context, e *Error, reqID string) {
+	reason := e.Description
+	if e.Err != nil {
+		reason = e.Err.Error()
+	}
+	s.refusals.Note(ctx, s.log, e.refusal, e.Status, reason, reqID, s.cfg.Now())
+}
+
+// canIssue is cfg.CanIssue, nil when unset.
+func (s *Server) canIssue() error {
+	if s.cfg.CanIssue == nil {
+		return nil
+	}
+	return s.cfg.CanIssue()
 }

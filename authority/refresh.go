@@ -315,8 +315,8 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 	now := s.cfg.Now()
 	ip := c.RealIP()
 	if wait := s.login.retryAfter(p.username, ip, now); wait > 0 {
-		return &Error{Code: "temporarily_unavailable", Description: "too many failed logins; retry later", Status: http.StatusTooManyRequests,
-			retryAfter: int((wait + time.Second - 1) / time.Second)}
+		return errRefused("login_rate_limit", "temporarily_unavailable", "too many failed logins; retry later", http.StatusTooManyRequests,
+			int((wait+time.Second-1)/time.Second), nil)
 	}
 
 	var rec users.Record

@@ -6,11 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -157,130 +155,4 @@ func etagMatch(header, etag string) bool {
 		}
 	}
 	return false
-}
-
-// Purge deletes what can no longer matter: refresh token families that
-// expired or were revoked (with their tokens and user index entries),
-// denylist entries whose token has expired, and subject cutoffs older than
-// the longest access token. It returns how many records it deleted. Run it
-// on a schedule (signet serve runs it with the key purge).
-func (s *Server) Purge(ctx context.Context) (int, error) {
-	now := s.cfg.Now()
-	// Find what is dead in one consistent read, then delete it in small
-	// transactions that each check again what they delete: a remote store
-	// bounds the writes of one transaction (etcd's --max-txn-ops, 128 by
-	// default), and one huge transaction over every session bucket would
-	// conflict with every refresh under load.
-	var dead []purgeItem
-	err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
-		dead = dead[:0]
-		for _, bucket := range []string{refreshTokensBucket, userFamiliesBucket, refreshFamiliesBucket, denylistBucket, cutoffsBucket} {
-			if err := tx.Scan(bucket, "", func(k string, v []byte) error {
-				gone, err := s.purgeable(tx, bucket, k, v, now)
-				if gone {
-					dead = append(dead, purgeItem{bucket, k})
-				}
-				return err
-			}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("purge sessions: %w", err)
-	}
-	n, feedChanged := 0, false
-	for chunk := range slices.Chunk(dead, purgeChunk) {
-		m, fc := 0, false
-		err := s.cfg.Store.Update(ctx, func(tx storage.Tx) error {
-			m, fc = 0, false
-			for _, it := range chunk {
-				v, err := tx.Get(it.bucket, it.key)
-				if errors.Is(err, storage.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				gone, err := s.purgeable(tx, it.bucket, it.key, v, now)
-				if err != nil {
-					return err
-				}
-				if !gone {
-					continue
-				}
-				if err := tx.Delete(it.bucket, it.key); err != nil {
-					return err
-				}
-				m++
-				fc = fc || it.bucket == denylistBucket || it.bucket == cutoffsBucket
-			}
-			return nil
-		})
-		if err != nil {
-			if feedChanged {
-				s.feed.invalidate()
-			}
-			return n, fmt.Errorf("purge sessions: %w", err)
-		}
-		n, feedChanged = n+m, feedChanged || fc
-	}
-	if feedChanged {
-		s.feed.invalidate()
-	}
-	m, err := s.auth.Purge(ctx) // private_key_jwt jtis past their exp
-	if err != nil {
-		return n, err
-	}
-	return n + m, nil
-}
-
-// purgeChunk bounds the deletes of one purge transaction, below etcd's
-// default --max-txn-ops (128).
-const purgeChunk = 100
-
-type purgeItem struct{ bucket, key string }
-
-// purgeable says whether the record key=v of bucket is dead at now: a
-// family revoked or expired; a refresh token or user index entry whose
-// family is gone or dead; a denylist entry or cutoff past every token it
-// can affect.
-func (s *Server) purgeable(tx storage.Tx, bucket, key string, v []byte, now time.Time) (bool, error) {
-	familyDead := func(id string) (bool, error) {
-		f, err := getFamily(tx, id)
-		if errors.Is(err, storage.ErrNotFound) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		live, err := f.live(tx, now)
-		return !live, err
-	}
-	switch bucket {
-	case refreshFamiliesBucket:
-		var f familyRecord
-		if err := json.Unmarshal(v, &f); err != nil {
-			return false, fmt.Errorf("decode refresh family %s: %w", key, err)
-		}
-		live, err := f.live(tx, now)
-		return !live, err
-	case refreshTokensBucket:
-		var r refreshRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return true, nil
-		}
-		return familyDead(r.Family)
-	case userFamiliesBucket:
-		_, fam, _ := strings.Cut(key, "/")
-		return familyDead(fam)
-	case denylistBucket:
-		exp, err := strconv.ParseInt(string(v), 10, 64)
-		return err != nil || s.jtiDrop(exp) <= now.Unix(), nil
-	case cutoffsBucket:
-		c, err := strconv.ParseInt(string(v), 10, 64)
-		return err != nil || s.cutoffDrop(c) <= now.Unix(), nil
-	}
-	return false, nil
 }

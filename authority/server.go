@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/signet-auth/signet/authority/refusal"
 	"github.com/signet-auth/signet/clientauth"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
@@ -185,6 +186,8 @@ type Server struct {
 	users   *users.Registry
 	login   *loginLimiter
 	feed    feedCache
+	// refusals logs deliberate refusals once per episode (error.go).
+	refusals refusal.Log
 	// dummyHash is verified against when a login names no user, so that
 	// an unknown user costs the same argon2id run as a wrong password.
 	dummyHash string
@@ -466,7 +469,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if oe.allow != "" {
 			h.Set(echo.HeaderAllow, oe.allow)
 		}
-		if oe.Status >= 500 {
+		if oe.refusal != "" {
+			s.noteRefusal(ctx, oe, reqID)
+		} else if oe.Status >= 500 {
 			msg := oe.Description
 			if oe.Err != nil {
 				msg = oe.Err.Error()

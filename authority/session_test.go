@@ -556,13 +556,13 @@ func TestPurge(t *testing.T) {
 	if _, err := e.srv.Logout(t.Context(), alice); err != nil {
 		t.Fatal(err)
 	}
-	n, err := e.srv.Purge(t.Context())
+	n, err := purge(t, e)
 	if err != nil || n != 3 { // alice's family: record, token, index entry
 		t.Errorf("Purge = %d, %v; want 3 (the logged-out family)", n, err)
 	}
 	_, live := e.login("app", sec, "bob", nil)
 	e.clock.Add(2 * time.Hour) // bob's short family idles out; the access token and cutoff too
-	n, err = e.srv.Purge(t.Context())
+	n, err = purge(t, e)
 	if err != nil || n != 5 { // bob's short family (3), alice's jti and cutoff
 		t.Errorf("Purge later = %d, %v; want 5", n, err)
 	}

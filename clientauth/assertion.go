@@ -306,13 +306,9 @@ func (a *Authenticator) useJTI(ctx context.Context, clientID, jti string, exp in
 // Purge deletes the jti records of assertions that can no longer be
 // accepted (past exp and the leeway). Run it on a schedule; signet serve
 // runs it with the session purge.
-func (a *Authenticator) Purge(ctx context.Context) (int, error) {
+func (a *Authenticator) Purge(ctx context.Context) storage.Purged {
 	if a.jtis == nil {
-		return 0, nil
+		return storage.Purged{Kind: JTIBucket}
 	}
-	n, err := a.jtis.Purge(ctx)
-	if err != nil {
-		return n, fmt.Errorf("purge client assertion jtis: %w", err)
-	}
-	return n, nil
+	return a.jtis.Purge(ctx, JTIBucket)
 }

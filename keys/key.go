@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -29,6 +30,28 @@ const (
 
 // Bucket is the storage bucket holding key records, one per kid.
 const Bucket = "keys"
+
+// scheduleKey holds, in Bucket, the time of the next scheduled rotation
+// (unix nanoseconds, decimal). No kid can take it: a kid is base64url.
+const scheduleKey = "~next_rotation"
+
+func encodeSchedule(t time.Time) []byte {
+	if t.IsZero() {
+		return []byte("0")
+	}
+	return strconv.AppendInt(nil, t.UnixNano(), 10)
+}
+
+func decodeSchedule(b []byte) (time.Time, error) {
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("decode the stored rotation schedule %q: %w", b, err)
+	}
+	if n == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(0, n).UTC(), nil
+}
 
 // Info is the public description of a key: everything but private material.
 type Info struct {

@@ -53,9 +53,15 @@ type Options struct {
 	// MinPublishAge is how long a pending key must have been published before
 	// a non-forced Rotate may activate it: the JWKS cache lifetime. Default 0.
 	MinPublishAge time.Duration
-	Logger        *slog.Logger
-	Now           func() time.Time
-	Rand          io.Reader
+	// Schedule, when set, gives the time of the next scheduled rotation
+	// after a rotation at t (the cron spec's Next). Every rotation stores
+	// it with the keys, so the schedule belongs to the fleet: a new leader
+	// reads when the next rotation is due (NextRotation) rather than
+	// starting a period of its own.
+	Schedule func(t time.Time) time.Time
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Rand     io.Reader
 }
 
 // Manager owns the key set in storage and an in-memory snapshot of it.
@@ -82,6 +88,7 @@ type snapshot struct {
 	infos   []Info             // every stored key, active first
 	signers map[string]jwk.Key // alg → private key of the active key
 	public  jwk.Set            // pending + active + retired, public members only
+	next    time.Time          // the stored next scheduled rotation; zero if none
 }
 
 // Open loads the key set from storage, creates what is missing (one active and
@@ -274,7 +281,7 @@ func (m *Manager) List(ctx context.Context) ([]Info, error) {
 	var recs []record
 	err := m.opts.Store.View(ctx, func(tx storage.Tx) error {
 		var err error
-		recs, err = loadRecords(tx)
+		recs, _, err = loadRecords(tx)
 		return err
 	})
 	if err != nil {
@@ -304,7 +311,7 @@ func CheckKEK(ctx context.Context, st storage.Store, kek []byte) error {
 	var recs []record
 	err := st.View(ctx, func(tx storage.Tx) error {
 		var err error
-		recs, err = loadRecords(tx)
+		recs, _, err = loadRecords(tx)
 		return err
 	})
 	if err != nil {
@@ -322,9 +329,15 @@ func CheckKEK(ctx context.Context, st storage.Store, kek []byte) error {
 	return nil
 }
 
-func loadRecords(tx storage.Tx) ([]record, error) {
+func loadRecords(tx storage.Tx) ([]record, time.Time, error) {
 	var recs []record
+	var next time.Time
 	err := tx.Scan(Bucket, "", func(kid string, v []byte) error {
+		if kid == scheduleKey {
+			var err error
+			next, err = decodeSchedule(v)
+			return err
+		}
 		r, err := decodeRecord(kid, v)
 		if err != nil {
 			return err
@@ -332,7 +345,7 @@ func loadRecords(tx storage.Tx) ([]record, error) {
 		recs = append(recs, r)
 		return nil
 	})
-	return recs, err
+	return recs, next, err
 }
 
 // reload reads the key set and swaps the snapshot. It runs after every
@@ -341,9 +354,10 @@ func (m *Manager) reload(ctx context.Context) error {
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
 	var recs []record
+	var next time.Time
 	err := m.opts.Store.View(ctx, func(tx storage.Tx) error {
 		var err error
-		recs, err = loadRecords(tx)
+		recs, next, err = loadRecords(tx)
 		return err
 	})
 	if err != nil {
@@ -353,6 +367,7 @@ func (m *Manager) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.next = next
 	s.version = m.version.Add(1)
 	m.snap.Store(s)
 	return nil
@@ -478,3 +493,8 @@ func sortInfos(infos []Info) {
 		)
 	})
 }
+
+// NextRotation is the stored time of the next scheduled rotation, as every
+// replica sees it (the snapshot follows the store); zero before the first
+// rotation that stored one.
+func (m *Manager) NextRotation() time.Time { return m.snap.Load().next }

@@ -30,14 +30,18 @@ var errAlreadyRotated = errors.New("keys: already rotated")
 // operations below.
 type keySet struct {
 	recs map[string]record
+	// next is the stored time of the next scheduled rotation (zero: none
+	// stored yet), which every rotation moves on (Options.Schedule). A
+	// pointer, so that the functions given a keySet by value can set it.
+	next *time.Time
 }
 
 func readSet(tx storage.Tx) (keySet, error) {
-	recs, err := loadRecords(tx)
+	recs, next, err := loadRecords(tx)
 	if err != nil {
 		return keySet{}, err
 	}
-	ks := keySet{recs: make(map[string]record, len(recs))}
+	ks := keySet{recs: make(map[string]record, len(recs)), next: &next}
 	for _, r := range recs {
 		ks.recs[r.KID] = r
 	}
@@ -110,6 +114,12 @@ func writeSet(tx storage.Tx, before, after keySet) (bool, error) {
 			changed = true
 		}
 	}
+	if !after.next.Equal(*before.next) {
+		if err := tx.Put(Bucket, scheduleKey, encodeSchedule(*after.next)); err != nil {
+			return false, fmt.Errorf("put the rotation schedule: %w", err)
+		}
+		changed = true
+	}
 	return changed, nil
 }
 
@@ -130,7 +140,8 @@ func sameRecord(a, b record) bool {
 }
 
 func (ks keySet) clone() keySet {
-	c := keySet{recs: make(map[string]record, len(ks.recs))}
+	next := *ks.next
+	c := keySet{recs: make(map[string]record, len(ks.recs)), next: &next}
 	for k, v := range ks.recs {
 		c.recs[k] = v
 	}
@@ -368,6 +379,10 @@ func (m *Manager) rotate(ctx context.Context, force bool, reason Reason) error {
 			n.CreatedAt = now
 			ks.addPending(n)
 			activated = append(activated, ks.recs[p.KID].Info)
+		}
+		if m.opts.Schedule != nil {
+			*ks.next = m.opts.Schedule(now)
+			return fmt.Sprintf("force=%t next_rotation=%s", force, ks.next.UTC().Format(time.RFC3339)), nil
 		}
 		return fmt.Sprintf("force=%t", force), nil
 	})

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -65,59 +64,18 @@ func (c *Cache) Remember(ctx context.Context, id string, expires time.Time) (boo
 	return fresh, nil
 }
 
-// purgeChunk bounds the deletes of one transaction, below etcd's default
-// --max-txn-ops (128).
-const purgeChunk = 100
-
-// Purge deletes the records that have expired and returns how many. Run it
-// on a schedule (signet serve runs it with the other purges); each delete
-// re-checks its record in the deleting transaction.
-func (c *Cache) Purge(ctx context.Context) (int, error) {
-	now := c.now().Unix()
-	dead := func(v []byte) bool {
+// Purge deletes the records that have expired (storage.PurgeBucket: each
+// delete checks its record's value, so it never conflicts with a Remember)
+// and reports them under kind, the metrics label. An unreadable record is
+// kept: Remember treats it as seen, and forgetting it would allow a replay.
+// Run it on a schedule (signet serve runs it with the other purges).
+func (c *Cache) Purge(ctx context.Context, kind string) storage.Purged {
+	now := c.now()
+	return storage.PurgeBucket(ctx, c.store, kind, c.bucket, func(_ string, v []byte) (time.Time, bool) {
 		until, err := strconv.ParseInt(string(v), 10, 64)
-		return err == nil && until < now
-	}
-	var keys []string
-	err := c.store.View(ctx, func(tx storage.Tx) error {
-		keys = keys[:0]
-		return tx.Scan(c.bucket, "", func(k string, v []byte) error {
-			if dead(v) {
-				keys = append(keys, k)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return 0, fmt.Errorf("replay: purge %s: %w", c.bucket, err)
-	}
-	n := 0
-	for chunk := range slices.Chunk(keys, purgeChunk) {
-		m := 0
-		err := c.store.Update(ctx, func(tx storage.Tx) error {
-			m = 0
-			for _, k := range chunk {
-				v, err := tx.Get(c.bucket, k)
-				if errors.Is(err, storage.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				if !dead(v) {
-					continue
-				}
-				if err := tx.Delete(c.bucket, k); err != nil {
-					return err
-				}
-				m++
-			}
-			return nil
-		})
-		if err != nil {
-			return n, fmt.Errorf("replay: purge %s: %w", c.bucket, err)
+		if err != nil || until >= now.Unix() {
+			return time.Time{}, false
 		}
-		n += m
-	}
-	return n, nil
+		return time.Unix(until, 0), true
+	})
 }

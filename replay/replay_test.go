@@ -66,9 +66,8 @@ func TestCache_Bolt(t *testing.T) {
 		t.Fatal("a accepted again inside its window")
 	}
 	clk.Add(time.Minute)
-	n, err := c.Purge(ctx)
-	if err != nil || n != 1 {
-		t.Fatalf("Purge = %d, %v, want 1 (a)", n, err)
+	if p := c.Purge(ctx, "test"); p.Err != nil || p.Deleted != 1 || p.Kind != "test" {
+		t.Fatalf("Purge = %+v, want 1 deleted (a)", p)
 	}
 	if remember("b", time.Minute) {
 		t.Fatal("b was purged early")

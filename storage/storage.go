@@ -17,6 +17,11 @@ var (
 	ErrConflict = errors.New("storage: conflict")
 	// ErrClosed is returned by every call on a store after Close.
 	ErrClosed = errors.New("storage: closed")
+	// ErrUnavailable is wrapped by the errors of a shared backend that did
+	// not answer in time or had no leader (etcd: a request timeout, a lost
+	// leader, no quorum). It passes: callers answer "retry later". A write
+	// that fails with it may or may not have been committed.
+	ErrUnavailable = errors.New("storage: unavailable")
 )
 
 // Store is a transactional key-value store organised in buckets.
@@ -44,8 +49,24 @@ type Store interface {
 	// that subscribes and then loads misses nothing (storagetest checks it).
 	// Call Watch synchronously, before the load, never from a goroutine.
 	Watch(ctx context.Context, bucket string) <-chan Event
+	// DeleteUnchanged deletes each record of recs from bucket whose value is
+	// still recs[i].Value, each on a check of its own key only: a record
+	// that changed or vanished since the caller read it is left alone and
+	// does not stop the others. It returns how many it deleted. It is what
+	// the purge jobs use: an Update that scanned a bucket to delete from it
+	// conflicts with every write to that bucket, so on a shared backend
+	// under load it never commits; this commits whatever it can, in as few
+	// round trips as the backend allows (it splits recs itself). Honours a
+	// Fence in ctx like Update. Watchers see each delete.
+	DeleteUnchanged(ctx context.Context, bucket string, recs []Record) (int, error)
 	// Close releases the store. Watch channels are closed.
 	Close() error
+}
+
+// Record is a key and the value a caller read for it (DeleteUnchanged).
+type Record struct {
+	Key   string
+	Value []byte
 }
 
 // Tx is a transaction. Values returned by Get and passed to Scan's fn are

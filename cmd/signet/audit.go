@@ -16,6 +16,7 @@ import (
 
 	"github.com/signet-auth/signet/adminclient"
 	"github.com/signet-auth/signet/audit"
+	"github.com/signet-auth/signet/storage"
 )
 
 // withReplica names this server in the audit events that admin and OAuth
@@ -44,18 +45,22 @@ func cliContext(ctx context.Context) context.Context {
 
 // purgeAudit deletes the audit events older than audit.retention and records
 // that it did.
-func (m *Main) purgeAudit(ctx context.Context) (int, error) {
+func (m *Main) purgeAudit(ctx context.Context) storage.Purged {
 	log := audit.New(m.Store, m.Now)
-	cutoff := m.Now().Add(-m.Config.Parsed.AuditRetention)
-	n, err := log.Purge(ctx, cutoff)
-	if n > 0 {
+	retention := m.Config.Parsed.AuditRetention
+	cutoff := m.Now().Add(-retention)
+	r := log.Purge(ctx, cutoff)
+	if !r.Oldest.IsZero() {
+		r.Oldest = r.Oldest.Add(retention) // when the oldest event expired
+	}
+	if r.Deleted > 0 {
 		ev := audit.Attribute(ctx, audit.Event{Action: "audit.purge", Outcome: audit.OutcomeOK,
-			Detail: fmt.Sprintf("deleted=%d before=%s", n, cutoff.UTC().Format(time.RFC3339))})
-		if rerr := log.Record(ctx, ev); rerr != nil && err == nil {
-			err = rerr
+			Detail: fmt.Sprintf("deleted=%d before=%s", r.Deleted, cutoff.UTC().Format(time.RFC3339))})
+		if err := log.Record(ctx, ev); err != nil && r.Err == nil {
+			r.Err = fmt.Errorf("record the audit purge: %w", err)
 		}
 	}
-	return n, err
+	return r
 }
 
 // auditPageSize is what one admin API call returns at most.
@@ -104,7 +109,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		st, err := openBolt(cfg.BoltPath(), cfg.Parsed.LockTimeout)
+		st, err := openConfigStore(ctx, &cfg, nil) // storage.backend: bolt or etcd
 		if err != nil {
 			return err
 		}

@@ -91,6 +91,21 @@ func TestAudit_CronRotationAndRetention(t *testing.T) {
 	if !ok || ap.Actor != audit.ActorCron || ap.Replica != "node-a" || !strings.Contains(ap.Detail, "deleted=2") {
 		t.Errorf("audit purge event = %+v (found %t); all: %+v", ap, ok, all)
 	}
+	// The purge metrics say what the run did, and how long the oldest
+	// expired record had waited: the first key set event, made at the
+	// start, expired 11 minutes before this run (retention 1h, run at 71m).
+	_, text := scrape(t, m.URL())
+	for _, want := range []string{
+		`signet_purge_deleted_total{kind="audit"} 2`,
+		`signet_purge_deleted_total{kind="keys"} 1`,
+		`signet_purge_failures_total{kind="refresh_sessions"} 0`,
+		`signet_purge_oldest_expired_seconds{kind="audit"} 660`,
+		`signet_purge_oldest_expired_seconds{kind="refresh_sessions"} 0`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, text)
+		}
+	}
 }
 
 func mustAll(t *testing.T, l *audit.Log) []audit.Event {

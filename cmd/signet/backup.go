@@ -137,7 +137,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func backupOffline(ctx context.Context, cfg *config.Config, out string) (int64, error) {
-	st, err := openBolt(cfg.BoltPath(), cfg.Parsed.LockTimeout)
+	st, err := openConfigStore(ctx, cfg, nil) // storage.backend: bolt or etcd
 	if err != nil {
 		return 0, err
 	}
@@ -176,6 +176,14 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg, err := cf.load(fs)
 	if err != nil {
 		return err
+	}
+	if cfg.Storage.Backend == "etcd" {
+		// Restore writes a new bolt file and swaps it in; it cannot replace
+		// a shared store under running replicas. Said plainly rather than
+		// writing a bolt file no replica reads.
+		return fmt.Errorf("storage.backend etcd: signet restore writes a bolt data directory, not etcd: " +
+			"restore into a bolt data directory (a configuration with storage.backend bolt, or --data-dir DIR without this configuration), " +
+			"stop the replicas, then copy it into an empty etcd prefix with signet migrate --from BOLT_CONFIG --to ETCD_CONFIG")
 	}
 	dbPath := cfg.BoltPath()
 	dir := filepath.Dir(dbPath)

@@ -95,7 +95,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	m, err := keys.Open(ctx, keys.Options{
 		Store: st, KEK: kek, Algorithms: cfg.Keys.Algorithms, RSABits: cfg.Keys.RSABits,
-		MaxTokenTTL: cfg.Parsed.MaxTTL, PurgeLeeway: cfg.Parsed.PurgeLeeway, MinPublishAge: cfg.Parsed.JWKSMaxAge,
+		MaxTokenTTL: cfg.Parsed.MaxTTL, PurgeLeeway: cfg.Parsed.PurgeLeeway, MinPublishAge: cfg.Parsed.JWKSMaxAge, Schedule: cfg.Parsed.Rotation.Next,
 		Logger: log,
 	})
 	if err != nil {

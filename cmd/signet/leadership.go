@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
 
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/etcd"
 	"github.com/signet-auth/signet/storage/etcd/leader"
@@ -60,4 +62,52 @@ func startLeader(ctx context.Context, st storage.Store, c *config.Config, reg *p
 		return 0
 	}))
 	return l
+}
+
+// storedSchedule is the rotation job's cron schedule: the next rotation
+// time stored with the keys (keys.Options.Schedule), so that every replica,
+// and a newly elected leader, runs the job when the fleet's rotation is
+// due rather than a period after its own start. When it is due or past,
+// the job runs within rotationRecheck (a new leader rotates at once); with
+// nothing stored yet (before the first scheduled rotation), the cron spec.
+type storedSchedule struct {
+	km   *keys.Manager
+	spec cron.Schedule
+}
+
+// rotationRecheck is how soon the job runs again while a rotation is due
+// but not done (another replica leads, or the pending key is too young).
+const rotationRecheck = time.Second
+
+func (s storedSchedule) Next(t time.Time) time.Time {
+	next := s.km.NextRotation()
+	switch {
+	case next.IsZero():
+		return s.spec.Next(t)
+	case next.After(t):
+		return next
+	default:
+		return t.Add(rotationRecheck)
+	}
+}
+
+// rotationDue says whether the scheduled rotation is due now: the stored
+// time has come, or none is stored yet (the job then runs on the cron
+// spec, as before the first scheduled rotation).
+func (m *Main) rotationDue() bool {
+	next, now := m.Keys.NextRotation(), m.Now()
+	if !next.IsZero() && now.Before(next) {
+		return false
+	}
+	// Already postponed at this due time (a pending key too young, as
+	// after a revocation): wait until every pending key has been published
+	// long enough, rather than make new keys every rotationRecheck.
+	if m.postponed.Load() == next.UnixNano() {
+		for _, k := range m.Keys.Current() {
+			if k.State == keys.StatePending && now.Before(k.CreatedAt.Add(m.Config.Parsed.JWKSMaxAge)) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/storage"
 )
 
 // registerMetrics puts Signet's collectors on reg and returns the JWKS
@@ -184,4 +185,50 @@ func statusClass(code int) string {
 		return "other"
 	}
 	return strconv.Itoa(code/100) + "xx"
+}
+
+// purgeMetrics are what the purge job did, by kind of record (keys, audit,
+// browser_sessions, login_transactions, authorization_codes,
+// refresh_sessions, denylist). Every replica registers them; only the
+// leader's move.
+type purgeMetrics struct {
+	deleted, failures *prometheus.CounterVec
+	oldest            *prometheus.GaugeVec
+}
+
+func newPurgeMetrics(reg *prometheus.Registry) *purgeMetrics {
+	p := &purgeMetrics{
+		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_purge_deleted_total",
+			Help: "Expired records the purge job deleted, by kind.",
+		}, []string{"kind"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_purge_failures_total",
+			Help: "Purge runs that failed (and are retried at the next run), by kind.",
+		}, []string{"kind"}),
+		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "signet_purge_oldest_expired_seconds",
+			Help: "When the last purge run read the store, how long ago the oldest expired record had expired, by kind; 0 when there was none. It stays below the period of keys.purge.schedule while the purge keeps up.",
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(p.deleted, p.failures, p.oldest)
+	return p
+}
+
+// observe records one run's report.
+func (p *purgeMetrics) observe(r storage.Purged, now time.Time) {
+	p.deleted.WithLabelValues(r.Kind).Add(float64(r.Deleted))
+	if r.Err != nil {
+		p.failures.WithLabelValues(r.Kind).Inc()
+		if r.Oldest.IsZero() {
+			return // the run could not read: the last known age stands
+		}
+	} else {
+		p.failures.WithLabelValues(r.Kind) // present at 0
+	}
+	age := 0.0
+	if !r.Oldest.IsZero() {
+		age = max(0, now.Sub(r.Oldest).Seconds())
+	}
+	p.oldest.WithLabelValues(r.Kind).Set(age)
 }

@@ -23,6 +23,12 @@ import (
 // startEtcdReplica runs the real wiring in process on a shared etcd store.
 func startEtcdReplica(t *testing.T, cl *etcdtest.Cluster, name, prefix string, kek []byte, edit func(c *config.Config)) (*Main, *syncBuffer) {
 	t.Helper()
+	return startEtcdReplicaAt(t, cl, name, prefix, kek, nil, edit)
+}
+
+// startEtcdReplicaAt is startEtcdReplica on the clock now (nil: time.Now).
+func startEtcdReplicaAt(t *testing.T, cl *etcdtest.Cluster, name, prefix string, kek []byte, now func() time.Time, edit func(c *config.Config)) (*Main, *syncBuffer) {
+	t.Helper()
 	c := testConfig(t, func(c *config.Config) {
 		c.Storage.Backend = "etcd"
 		c.Storage.Etcd.Endpoints = cl.Endpoints()
@@ -34,7 +40,7 @@ func startEtcdReplica(t *testing.T, cl *etcdtest.Cluster, name, prefix string, k
 	})
 	enc := base64.StdEncoding.EncodeToString(kek)
 	logs := &syncBuffer{}
-	m := &Main{Config: c, LogOutput: logs, Getenv: func(k string) string {
+	m := &Main{Config: c, LogOutput: logs, Now: now, Getenv: func(k string) string {
 		if k == "SIGNET_KEK" {
 			return enc
 		}
@@ -170,6 +176,17 @@ func TestReplica_Etcd_Staleness(t *testing.T) {
 	})
 	if code := status("/readyz"); code == http.StatusOK {
 		t.Error("/readyz is 200 while tokens are refused")
+	}
+	for range 5 {
+		token()
+	}
+	// A deliberate refusal: one WARN line for the episode, not an ERROR
+	// "internal error" per request (issue 17).
+	if n := strings.Count(logs.String(), `"msg":"internal error"`); n > 0 {
+		t.Errorf("%d internal error lines for the staleness refusal", n)
+	}
+	if n := strings.Count(logs.String(), `"condition":"store_stale"`); n != 1 {
+		t.Errorf("store_stale logged %d times, want once:\n%s", n, logs)
 	}
 	if code := status("/.well-known/jwks.json"); code != http.StatusOK {
 		t.Errorf("JWKS answers %d while etcd is down, want 200 (verifiers need it most then)", code)

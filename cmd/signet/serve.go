@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -85,11 +86,13 @@ type Main struct {
 	pre     preflight // listeners bound and files found before the first write
 
 	rotationJob cron.EntryID // the rotation's cron entry, for nextRotation
+	postponed   atomic.Int64 // the due time (unix ns) whose rotation was last postponed, to warn once
 
 	leader scheduleLeader // decides whether this replica runs the jobs
 	fresh  *freshness     // nil on bolt: how recently etcd answered
 	// dpopReplay spends DPoP proof jtis in the store, for every replica.
 	dpopReplay *replay.Cache
+	purges     *purgeMetrics // what the purge job did (signet_purge_*)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -137,6 +140,7 @@ func (m *Main) open(ctx context.Context) error {
 		MaxTokenTTL:   c.Parsed.MaxTTL,
 		PurgeLeeway:   c.Parsed.PurgeLeeway,
 		MinPublishAge: c.Parsed.JWKSMaxAge,
+		Schedule:      c.Parsed.Rotation.Next,
 		Logger:        log.With("component", "keys"),
 		Now:           m.Now,
 	})
@@ -151,6 +155,7 @@ func (m *Main) open(ctx context.Context) error {
 		publicMetrics = metricsHandler
 	}
 	jwksRequests := registerMetrics(reg, m.Keys, m.nextRotation, m.Now)
+	m.purges = newPurgeMetrics(reg)
 	m.leader = startLeader(root, st, c, reg, log)
 	var canIssue func() error
 	if c.Storage.Backend == "etcd" {
@@ -222,7 +227,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	m.Server.Register(ui.Register)
-	m.Server.Use(newHTTPMetrics(reg).middleware)
+	m.Server.Use(newHTTPMetrics(reg).middleware, storeDeadline)
 
 	if err := m.ensureFirstClients(ctx); err != nil {
 		return err
@@ -230,7 +235,7 @@ func (m *Main) open(ctx context.Context) error {
 
 	m.cron = cron.New(cron.WithLogger(cronLogger{log.With("component", "cron")}),
 		cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	m.rotationJob = m.cron.Schedule(c.Parsed.Rotation, cron.FuncJob(func() { m.rotateJob(root) }))
+	m.rotationJob = m.cron.Schedule(storedSchedule{m.Keys, c.Parsed.Rotation}, cron.FuncJob(func() { m.rotateJob(root) }))
 	m.cron.Schedule(c.Parsed.Purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -426,9 +431,13 @@ func (m *Main) close() error {
 
 func (m *Main) ready(ctx context.Context) error {
 	if m.fresh != nil {
+		// At once, from the last known state: the freshness probe asks
+		// etcd all the time, and a probe here would hang for as long as
+		// etcd does not answer (a load balancer gives up first).
 		if err := m.fresh.Check(); err != nil {
 			return err
 		}
+		return m.Keys.Ready()
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -446,6 +455,9 @@ func (m *Main) rotateJob(root context.Context) {
 	}
 	defer done()
 	root = lead
+	if !m.rotationDue() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.ReplicaName()}), time.Minute)
 	defer cancel()
 	err := m.Keys.RotateScheduled(ctx)
@@ -454,16 +466,23 @@ func (m *Main) rotateJob(root context.Context) {
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "scheduled rotation refused: no longer the leader", slog.String("err", err.Error()))
 		m.leader.StepDown(err)
 	case errors.Is(err, keys.ErrPendingTooYoung):
-		m.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation postponed to the next run", slog.String("reason", err.Error()))
+		if m.postponed.Swap(m.Keys.NextRotation().UnixNano()) != m.Keys.NextRotation().UnixNano() { // once per due time
+			m.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation postponed until the pending key has been published long enough", slog.String("reason", err.Error()))
+		}
 	case err != nil:
 		m.Logger.LogAttrs(ctx, slog.LevelError, "scheduled rotation failed", slog.String("err", err.Error()))
 	}
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "next rotation", slog.Time("at", m.nextRotation()))
 }
 
-// nextRotation is when cron runs the rotation job next: zero before cron
-// has started.
+// nextRotation is when the next scheduled rotation is due: the time
+// stored with the keys, the same on every replica; before the first
+// scheduled rotation stored one, when cron runs the job next (zero before
+// cron has started).
 func (m *Main) nextRotation() time.Time {
+	if t := m.Keys.NextRotation(); !t.IsZero() {
+		return t
+	}
 	if m.cron == nil {
 		return time.Time{}
 	}
@@ -479,35 +498,29 @@ func (m *Main) purgeJob(root context.Context) {
 	root = lead
 	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.ReplicaName()}), time.Minute)
 	defer cancel()
-	if _, err := m.Keys.Purge(ctx); err != nil {
-		m.Logger.LogAttrs(ctx, slog.LevelError, "purge failed", slog.String("err", err.Error()))
-		m.stepDownIfFenced(err)
-	}
-	if _, err := m.purgeAudit(ctx); err != nil {
-		m.Logger.LogAttrs(ctx, slog.LevelError, "audit purge failed", slog.String("err", err.Error()))
-		m.stepDownIfFenced(err)
-	}
-	// Expired or revoked refresh token families, denylist entries and
-	// subject cutoffs that can no longer affect a token.
-	if k, err := m.Sessions.Purge(ctx); err != nil {
-		m.Logger.LogAttrs(ctx, slog.LevelError, "browser session purge failed", slog.String("err", err.Error()))
-		m.stepDownIfFenced(err)
-	} else if k > 0 {
-		m.Logger.LogAttrs(ctx, slog.LevelInfo, "browser session purge", slog.Int("deleted", k))
-	}
-	if k, err := m.dpopReplay.Purge(ctx); err != nil {
-		m.Logger.LogAttrs(ctx, slog.LevelError, "DPoP proof purge failed", slog.String("err", err.Error()))
-	} else if k > 0 {
-		m.Logger.LogAttrs(ctx, slog.LevelInfo, "DPoP proof purge", slog.Int("deleted", k))
-	}
-	n, err := m.Server.Purge(ctx)
+	n, err := m.Keys.Purge(ctx)
 	if err != nil {
-		m.Logger.LogAttrs(ctx, slog.LevelError, "session purge failed", slog.String("err", err.Error()))
-		m.stepDownIfFenced(err)
-		return
+		err = fmt.Errorf("purge keys: %w", err)
 	}
-	if n > 0 {
-		m.Logger.LogAttrs(ctx, slog.LevelInfo, "session purge", slog.Int("deleted", n))
+	reports := []storage.Purged{{Kind: "keys", Deleted: n, Err: err}, m.purgeAudit(ctx)}
+	// Browser sessions, login transactions and codes; refresh token
+	// families, denylist entries and subject cutoffs that can no longer
+	// affect a token.
+	reports = append(reports, m.Sessions.Purge(ctx)...)
+	reports = append(reports, m.Server.Purge(ctx)...)
+	reports = append(reports, m.dpopReplay.Purge(ctx, replay.DPoPBucket))
+	for _, r := range reports {
+		m.purges.observe(r, m.Now())
+		switch {
+		case r.Err != nil:
+			// Retried at the next run; signet_purge_failures_total and
+			// signet_purge_oldest_expired_seconds say when it keeps failing.
+			m.Logger.LogAttrs(ctx, slog.LevelWarn, "purge failed", slog.String("kind", r.Kind),
+				slog.Int("deleted", r.Deleted), slog.String("err", r.Err.Error()))
+			m.stepDownIfFenced(r.Err)
+		case r.Deleted > 0:
+			m.Logger.LogAttrs(ctx, slog.LevelInfo, "purge", slog.String("kind", r.Kind), slog.Int("deleted", r.Deleted))
+		}
 	}
 }
 

@@ -151,7 +151,7 @@ func TestRun_Users_Online(t *testing.T) {
 			t.Errorf("server logs contain a password or refresh token")
 		}
 	}
-	if strings.Contains(logs.String(), "session purge failed") {
+	if strings.Contains(logs.String(), "purge failed") {
 		t.Errorf("purge failed: %s", logs)
 	}
 	if len(created) != 1 || created[0].Username != "alice" {

@@ -248,6 +248,43 @@ func (s *Store) Batch(ctx context.Context, fn func(storage.Tx) error) error {
 	return s.result(c, "bolt batch", err)
 }
 
+// pruneChunk bounds the deletes of one DeleteUnchanged transaction, so a
+// large purge does not hold bbolt's write lock for long.
+const pruneChunk = 1000
+
+// DeleteUnchanged deletes the records of recs whose value is unchanged, in
+// write transactions of at most pruneChunk records.
+func (s *Store) DeleteUnchanged(ctx context.Context, bucket string, recs []storage.Record) (int, error) {
+	n := 0
+	for len(recs) > 0 {
+		chunk := recs[:min(len(recs), pruneChunk)]
+		recs = recs[len(chunk):]
+		m := 0
+		err := s.Update(ctx, func(t storage.Tx) error {
+			m = 0
+			for _, r := range chunk {
+				v, err := t.Get(bucket, r.Key)
+				if errors.Is(err, storage.ErrNotFound) || (err == nil && !bytes.Equal(v, r.Value)) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if err := t.Delete(bucket, r.Key); err != nil {
+					return err
+				}
+				m++
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("bolt delete unchanged in %s: %w", bucket, err)
+		}
+		n += m
+	}
+	return n, nil
+}
+
 // call is one View, Update or Batch invocation; its fn may run in several
 // bbolt transactions (Batch).
 type call struct {

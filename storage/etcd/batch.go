@@ -64,7 +64,15 @@ func (s *Store) groupCommit(t *tx) error {
 		go s.commitLoop()
 	}
 	s.mu.Unlock()
-	return <-r.done
+	select {
+	case err := <-r.done:
+		return err
+	case <-t.ctx.Done():
+		// The caller's deadline comes first: it stops waiting, and run
+		// resolves the commit still in flight (resolve), so it neither
+		// waits past its deadline nor reports a commit that happens.
+		return fmt.Errorf("commit: %w", t.ctx.Err())
+	}
 }
 
 // commitLoop commits queued transactions until the queue is empty.
@@ -194,7 +202,7 @@ func (s *Store) commitGroup(group []*commitReq) {
 func (s *Store) commitOne(cmps []clientv3.Cmp, ops []clientv3.Op) error {
 	ctx, cancel := s.reqCtx(context.Background())
 	defer cancel()
-	resp, err := s.cl.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	resp, err := s.send(s.cl.Txn(ctx).If(cmps...).Then(ops...).Commit)
 	if err != nil {
 		return fmt.Errorf("commit %d writes: %w", len(ops), err)
 	}

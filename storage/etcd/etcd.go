@@ -45,10 +45,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/signet-auth/signet/storage"
 )
@@ -132,6 +135,9 @@ type Store struct {
 	committers   int          // at most that many
 
 	beforeGroupCommit func() // test hook: runs before each commit of the committer
+	// commitHook, a test hook, sends each commit of Update and Batch in
+	// place of calling send: to lose an answer, or to send late.
+	commitHook func(send func() (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error)
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -289,7 +295,31 @@ func (s *Store) mapErr(err error) error {
 	if s.closed.Load() {
 		return fmt.Errorf("%w (%w)", storage.ErrClosed, err)
 	}
+	if unavailable(err) && !errors.Is(err, storage.ErrUnavailable) {
+		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+	}
 	return err
+}
+
+// unavailable says whether err means that etcd did not answer in time or
+// had no leader: a condition that passes, which a caller answers with
+// "retry", not as a failure of its own.
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrTimeout) ||
+		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost) ||
+		errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrLeaderChanged) ||
+		errors.Is(err, rpctypes.ErrNotCapable) || errors.Is(err, rpctypes.ErrStopped) {
+		return true
+	}
+	switch status.Code(errors.Unwrap(err)) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
 }
 
 // View runs fn in a read-only transaction at one revision. A View whose fn
@@ -349,6 +379,10 @@ func (s *Store) run(ctx context.Context, op string, fn func(storage.Tx) error, c
 			return nil // read-only, linearizable snapshot: nothing to check
 		default:
 			err = commit(t)
+			if err != nil && unavailable(err) && !s.closed.Load() {
+				// No answer: the commit may or may not have happened.
+				err = s.resolve(t, err)
+			}
 			if err == nil {
 				return nil
 			}

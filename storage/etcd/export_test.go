@@ -1,6 +1,10 @@
 package etcd
 
-import "context"
+import (
+	"context"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
 
 // OpenWithRecvLimit is Open with a client that refuses responses larger
 // than limit bytes: a test that Scan and Watch read in pages.
@@ -27,4 +31,10 @@ func BatchQueueLen(s *Store) int {
 func SetBeforeGroupCommit(s *Store, fn func()) {
 	s.beforeGroupCommit = fn
 	s.committers = 1
+}
+
+// SetCommitHook makes every commit of Update and Batch go through hook,
+// which may call send (or not, or later) and return any outcome.
+func SetCommitHook(s *Store, hook func(send func() (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error)) {
+	s.commitHook = hook
 }

@@ -45,7 +45,8 @@ type tx struct {
 
 type read struct {
 	bucket string
-	modRev int64 // 0: absent
+	modRev int64  // 0: absent
+	value  []byte // as read (resolve re-puts it)
 }
 
 type scanned struct {
@@ -119,7 +120,7 @@ func (t *tx) Get(bucket, key string) ([]byte, error) {
 		return nil, storage.ErrNotFound
 	}
 	kv := resp.Kvs[0]
-	t.reads[k] = read{bucket: bucket, modRev: kv.ModRevision}
+	t.reads[k] = read{bucket: bucket, modRev: kv.ModRevision, value: kv.Value}
 	return clone(kv.Value), nil
 }
 
@@ -250,7 +251,7 @@ func (t *tx) commit() error {
 	ctx, cancel := t.s.reqCtx(t.ctx)
 	defer cancel()
 	txn, fence := t.s.fencedTxn(ctx, t.ctx, cmps, ops)
-	resp, err := txn.Commit()
+	resp, err := t.s.send(txn.Commit)
 	if err != nil {
 		return fmt.Errorf("commit %d writes: %w", len(ops), err)
 	}

@@ -92,6 +92,8 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store, opts ...Option) {
 		{"Update_ScanInsertConflict", testUpdateScanInsertConflict},
 		{"Update_ScanDeleteConflict", testUpdateScanDeleteConflict},
 		{"Batch_Increment", testBatchIncrement},
+		{"DeleteUnchanged", testDeleteUnchanged},
+		{"DeleteUnchanged_Many", testDeleteUnchangedMany},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1118,5 +1120,67 @@ func testBuckets(t *testing.T, s storage.Store) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testDeleteUnchanged: only records whose value is still the one given are
+// deleted; a changed or absent one is skipped without stopping the others,
+// and watchers see each delete.
+func testDeleteUnchanged(t *testing.T, s storage.Store) {
+	for _, k := range []string{"a", "b", "c", "d"} {
+		put(t, s, "p", k, []byte("v"+k))
+	}
+	put(t, s, "p", "e", []byte{})
+	ch := s.Watch(t.Context(), "p")
+	n, err := s.DeleteUnchanged(t.Context(), "p", []storage.Record{
+		{Key: "a", Value: []byte("va")},
+		{Key: "b", Value: []byte("changed since it was read")},
+		{Key: "absent", Value: []byte("x")},
+		{Key: "c", Value: []byte("vc")},
+		{Key: "e", Value: []byte{}},
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteUnchanged = %d, %v; want 3 (a, c, e), nil", n, err)
+	}
+	if keys, _ := scan(t, s, "p", ""); !slices.Equal(keys, []string{"b", "d"}) {
+		t.Errorf("left after DeleteUnchanged: %v, want [b d]", keys)
+	}
+	expectEvents(t, ch, []storage.Event{{Bucket: "p", Key: "a", Deleted: true}, {Bucket: "p", Key: "c", Deleted: true}, {Bucket: "p", Key: "e", Deleted: true}})
+	if n, err := s.DeleteUnchanged(t.Context(), "p", nil); n != 0 || err != nil {
+		t.Errorf("DeleteUnchanged(nothing) = %d, %v", n, err)
+	}
+}
+
+// testDeleteUnchangedMany: more records than one transaction of a remote
+// backend may carry (etcd's --max-txn-ops is 128 by default).
+func testDeleteUnchangedMany(t *testing.T, s storage.Store) {
+	const n = 1100
+	var recs []storage.Record
+	for lo := 0; lo < n; lo += 100 {
+		err := s.Update(t.Context(), func(tx storage.Tx) error {
+			for i := lo; i < lo+100; i++ {
+				if err := tx.Put("many", fmt.Sprintf("k%05d", i), []byte(fmt.Sprint(i))); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if i%10 != 0 { // every tenth stays: its value below is not what is stored
+			recs = append(recs, storage.Record{Key: fmt.Sprintf("k%05d", i), Value: []byte(fmt.Sprint(i))})
+		} else {
+			recs = append(recs, storage.Record{Key: fmt.Sprintf("k%05d", i), Value: []byte("other")})
+		}
+	}
+	got, err := s.DeleteUnchanged(t.Context(), "many", recs)
+	if err != nil || got != n-n/10 {
+		t.Fatalf("DeleteUnchanged = %d, %v; want %d", got, err, n-n/10)
+	}
+	if keys, _ := scan(t, s, "many", ""); len(keys) != n/10 {
+		t.Errorf("%d records left, want %d", len(keys), n/10)
 	}
 }

@@ -1,0 +1,47 @@
+// Package refusal logs the refusals a server makes on purpose (a store it
+// cannot reach, a rate limit, draining) once per episode of each
+// condition, not once per refused request: an operator paged at night
+// reads one line saying what is refused and why, and the error log keeps
+// only real failures.
+package refusal
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Quiet is how long a condition must go without refusals before its next
+// refusal is logged again.
+const Quiet = time.Minute
+
+// Log remembers when each condition last refused a request. The zero value
+// is ready to use; it is safe for concurrent use.
+type Log struct {
+	mu   sync.Mutex
+	last map[string]time.Time // condition → last refusal
+}
+
+// Note records a refusal for condition at now and logs it if it begins an
+// episode: at WARN when the server cannot serve (status 5xx), at INFO when
+// it limits a client (429).
+func (r *Log) Note(ctx context.Context, log *slog.Logger, condition string, status int, reason, requestID string, now time.Time) {
+	r.mu.Lock()
+	if r.last == nil {
+		r.last = map[string]time.Time{}
+	}
+	prev, seen := r.last[condition]
+	r.last[condition] = now
+	r.mu.Unlock()
+	if seen && now.Sub(prev) < Quiet {
+		return
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	log.LogAttrs(ctx, level, "refusing requests", slog.String("condition", condition), slog.Int("status", status),
+		slog.String("reason", reason), slog.String("request_id", requestID),
+		slog.String("note", "further refusals for this condition are not logged until it has been quiet for "+Quiet.String()))
+}
