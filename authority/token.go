@@ -24,9 +24,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
@@ -523,10 +521,9 @@ var (
 // signingKey is an active key prepared for the hot path: the raw private
 // key, jwx's signer for its algorithm and the encoded JOSE header.
 type signingKey struct {
-	kid    string
-	raw    any
-	signer jws.Signer
-	header string // base64url(header) + "."
+	kid       string
+	signature signFunc
+	header    string // base64url(header) + "."
 }
 
 func (k *signingKey) sign(payload []byte) (string, error) {
@@ -534,7 +531,7 @@ func (k *signingKey) sign(payload []byte) (string, error) {
 	in := make([]byte, n, n+1+base64.RawURLEncoding.EncodedLen(512))
 	copy(in, k.header)
 	base64.RawURLEncoding.Encode(in[len(k.header):], payload)
-	sig, err := k.signer.Sign(in, k.raw)
+	sig, err := k.signature(in)
 	if err != nil {
 		return "", err
 	}
@@ -601,7 +598,7 @@ func prepareKey(alg string, jk jwk.Key) (*signingKey, error) {
 			return nil, fmt.Errorf("signing key %s: %w", jk.KeyID(), err)
 		}
 	}
-	signer, err := jws.NewSigner(jwa.SignatureAlgorithm(alg))
+	signer, err := newSignFunc(alg, raw)
 	if err != nil {
 		return nil, fmt.Errorf("signer for %s: %w", alg, err)
 	}
@@ -613,5 +610,5 @@ func prepareKey(alg string, jk jwk.Key) (*signingKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &signingKey{kid: jk.KeyID(), raw: raw, signer: signer, header: base64.RawURLEncoding.EncodeToString(hdr) + "."}, nil
+	return &signingKey{kid: jk.KeyID(), signature: signer, header: base64.RawURLEncoding.EncodeToString(hdr) + "."}, nil
 }
