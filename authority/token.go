@@ -135,9 +135,13 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 	if r.URL.RawQuery != "" {
 		return p, errInvalidRequest("parameters must be sent in the request body, not in the URL")
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
-	if err != nil || mt != echo.MIMEApplicationForm {
-		return p, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+	// The exact form every client sends needs no parsing (ParseMediaType
+	// allocates its parameter map).
+	if ct := r.Header.Get(echo.HeaderContentType); ct != echo.MIMEApplicationForm {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != echo.MIMEApplicationForm {
+			return p, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+		}
 	}
 	if r.ContentLength > maxTokenBody {
 		return p, errInvalidRequest("request body is larger than 64 KiB")
@@ -368,6 +372,69 @@ func (a audience) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string(a))
 }
 
+// appendJSON appends c as json.Marshal encodes it, byte for byte, without
+// reflection: this runs for every token issued.
+func (c *accessClaims) appendJSON(b []byte) []byte {
+	b = append(b, `{"iss":`...)
+	b = appendJSONString(b, c.Iss)
+	b = append(b, `,"sub":`...)
+	b = appendJSONString(b, c.Sub)
+	b = append(b, `,"aud":`...)
+	switch {
+	case c.Aud == nil:
+		b = append(b, "null"...)
+	case len(c.Aud) == 0:
+		b = append(b, "[]"...)
+	case len(c.Aud) == 1:
+		b = appendJSONString(b, c.Aud[0])
+	default:
+		for i, a := range c.Aud {
+			if i == 0 {
+				b = append(b, '[')
+			} else {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, a)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, c.Exp, 10)
+	b = append(b, `,"nbf":`...)
+	b = strconv.AppendInt(b, c.Nbf, 10)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, c.Iat, 10)
+	b = append(b, `,"jti":`...)
+	b = appendJSONString(b, c.Jti)
+	b = append(b, `,"client_id":`...)
+	b = appendJSONString(b, c.ClientID)
+	if c.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendJSONString(b, c.Scope)
+	}
+	if c.Instance != "" {
+		b = append(b, `,"client_instance":`...)
+		b = appendJSONString(b, c.Instance)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as json.Marshal encodes a string. Printable
+// ASCII other than the characters encoding/json escapes (quote, backslash
+// and its HTML-safe <, >, &) is copied; anything else goes through
+// json.Marshal, so the output is the same in every case.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 // keyFor is the active key of the client's algorithm. A client whose
 // algorithm is no longer live (keys.algorithms changed after it was made)
 // is a configuration mistake the client cannot fix: it gets a clear 400,
@@ -435,11 +502,10 @@ func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signe
 		Exp: sp.iat + int64(ttl/time.Second), Nbf: sp.iat, Iat: sp.iat,
 		Jti: sp.jti, ClientID: ent.Record.ID, Scope: sp.scope, Instance: ent.Record.Instance,
 	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return signedAccess{}, errServer(fmt.Errorf("encode claims: %w", err))
-	}
+	var buf [512]byte
+	payload := claims.appendJSON(buf[:0])
 	extra := ent.Extra
+	var err error
 	if sp.user != nil {
 		extra, err = mergeClaims(ent.Record.ExtraClaims, sp.user)
 		if err != nil {
@@ -509,13 +575,15 @@ func writeTokenResponse(c echo.Context, tok string, ttl time.Duration, scope, re
 	h := c.Response().Header()
 	h["Cache-Control"] = noStore
 	h["Pragma"] = noCache
-	return c.JSONBlob(http.StatusOK, b)
+	h["Content-Type"] = jsonType // c.JSONBlob would allocate it per token
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 }
 
 // Header values shared by every token response; net/http does not modify them.
 var (
-	noStore = []string{"no-store"}
-	noCache = []string{"no-cache"}
+	noStore  = []string{"no-store"}
+	noCache  = []string{"no-cache"}
+	jsonType = []string{echo.MIMEApplicationJSON}
 )
 
 // signingKey is an active key prepared for the hot path: the raw private
