@@ -99,3 +99,32 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestJWKS_NoAllocations: a JWKS request through the handler `signet
+// serve` listens with allocates nothing: the body, the ETag and every
+// header value are made once per key change (BenchmarkJWKS measures the
+// CPU against a bare echo handler).
+func TestJWKS_NoAllocations(t *testing.T) {
+	c := testConfig(t, func(c *Config) { c.Keys.Algorithms = []string{"ES256", "EdDSA"} })
+	m := &Main{Config: c, LogOutput: io.Discard, Getenv: func(string) string { return "" }}
+	if err := m.Open(t.Context()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	h := m.public.srv.Handler
+	r := httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil)
+	w := &discardWriter{h: make(http.Header, 8)}
+	serve := func() {
+		clear(w.h)
+		w.code = 0
+		h.ServeHTTP(w, r)
+	}
+	serve()
+	if w.code != http.StatusOK || w.h.Get("Etag") == "" {
+		t.Fatalf("JWKS: status %d, headers %v", w.code, w.h)
+	}
+	if a := testing.AllocsPerRun(100, serve); a != 0 {
+		t.Errorf("%.1f allocations per JWKS request, want 0", a)
+	}
+}
