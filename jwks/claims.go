@@ -241,7 +241,9 @@ func topLevelMembers(data []byte, dst []member) ([]member, error) {
 	for data[i] != '}' {
 		end := skipString(data, i)
 		name := data[i+1 : end-1]
-		if bytes.IndexByte(name, '\\') >= 0 {
+		if bytes.IndexByte(name, '\\') >= 0 || !utf8.Valid(name) {
+			// Compare names as encoding/json reads them: escapes decoded,
+			// invalid UTF-8 replaced (so "a\xff" and "a\xfe" are the same).
 			var s string
 			_ = json.Unmarshal(data[i:end], &s) // valid: json.Valid said so
 			name = []byte(s)

@@ -53,7 +53,7 @@ func FuzzParseClaims(f *testing.F) {
 		`{"iss":"a","sub":"b","aud":["x","y"],"exp":1e9,"iat":1,"nbf":2.5,"jti":"j","client_id":"c","scope":"r w"}`,
 		`{"iss":"a","iss":"b"}`, `{"iss":"a","\u0069ss":"b"}`, `{"a\"b":1,"a\"b":2}`, `{"aud":"x"} x`, `[1]`, `"s"`,
 		` { "n" : { "iss" : [1, {"}": "]"}] } , "iss" : "q\"\\" } `, `{"sub":"\u00e9\ud83d\ude00"}`, `{"exp":null}`,
-		`{"aud":[null]}`, `{"x":1,}`, `{"sub":"caf` + "\xff" + `"}`, `{}`, `{"exp":-0}`, `{"exp":1E400}`,
+		`{"aud":[null]}`, "{\"a\xff\":1,\"a\xfe\":2}", "{\"a\xff\":1,\"a\\ufffd\":2}", `{"x":1,}`, `{"sub":"caf` + "\xff" + `"}`, `{}`, `{"exp":-0}`, `{"exp":1E400}`,
 	} {
 		f.Add([]byte(s))
 	}
