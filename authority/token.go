@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -24,9 +23,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/keys/jwssign"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -439,7 +438,7 @@ func appendJSONString(b []byte, s string) []byte {
 // algorithm is no longer live (keys.algorithms changed after it was made)
 // is a configuration mistake the client cannot fix: it gets a clear 400,
 // and the log says what the operator must change.
-func (s *Server) keyFor(ent *clients.Entry) (*signingKey, error) {
+func (s *Server) keyFor(ent *clients.Entry) (*jwssign.Key, error) {
 	key, err := s.keys.get(ent.Record.SigningAlg)
 	if err == nil {
 		return key, nil
@@ -495,7 +494,7 @@ func (s *Server) accessTTL(ent *clients.Entry) time.Duration {
 }
 
 // sign builds the claims of sp for ent and signs them with key.
-func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signedAccess, error) {
+func (s *Server) sign(key *jwssign.Key, ent *clients.Entry, sp accessSpec) (signedAccess, error) {
 	ttl := s.accessTTL(ent)
 	claims := accessClaims{
 		Iss: s.cfg.Issuer, Sub: sp.sub, Aud: sp.aud,
@@ -517,7 +516,7 @@ func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signe
 		payload = append(payload, extra...)
 		payload = append(payload, '}')
 	}
-	tok, err := key.sign(payload)
+	tok, err := key.Sign(payload)
 	if err != nil {
 		return signedAccess{}, errServer(fmt.Errorf("sign token for %s: %w", ent.Record.ID, err))
 	}
@@ -586,28 +585,6 @@ var (
 	jsonType = []string{echo.MIMEApplicationJSON}
 )
 
-// signingKey is an active key prepared for the hot path: the raw private
-// key, jwx's signer for its algorithm and the encoded JOSE header.
-type signingKey struct {
-	kid       string
-	signature signFunc
-	header    string // base64url(header) + "."
-}
-
-func (k *signingKey) sign(payload []byte) (string, error) {
-	n := len(k.header) + base64.RawURLEncoding.EncodedLen(len(payload))
-	in := make([]byte, n, n+1+base64.RawURLEncoding.EncodedLen(512))
-	copy(in, k.header)
-	base64.RawURLEncoding.Encode(in[len(k.header):], payload)
-	sig, err := k.signature(in)
-	if err != nil {
-		return "", err
-	}
-	out := append(in, '.')
-	out = base64.RawURLEncoding.AppendEncode(out, sig)
-	return string(out), nil
-}
-
 // keyCache prepares each active key once: converting a JWK to a raw key
 // and encoding the header per token would cost more than an Ed25519
 // signature. The Signer stays the source of truth; a new kid from it
@@ -615,27 +592,27 @@ func (k *signingKey) sign(payload []byte) (string, error) {
 type keyCache struct {
 	src Signer
 	mu  sync.Mutex
-	m   atomic.Pointer[map[string]*signingKey]
+	m   atomic.Pointer[map[string]*jwssign.Key]
 }
 
-func (kc *keyCache) get(alg string) (*signingKey, error) {
+func (kc *keyCache) get(alg string) (*jwssign.Key, error) {
 	jk, err := kc.src.SigningKey(alg)
 	if err != nil {
 		return nil, err
 	}
 	kid := jk.KeyID()
 	if m := kc.m.Load(); m != nil {
-		if k := (*m)[alg]; k != nil && k.kid == kid {
+		if k := (*m)[alg]; k != nil && k.KID() == kid {
 			return k, nil
 		}
 	}
-	k, err := prepareKey(alg, jk)
+	k, err := jwssign.Prepare(alg, "at+jwt", jk)
 	if err != nil {
 		return nil, err
 	}
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
-	next := map[string]*signingKey{}
+	next := map[string]*jwssign.Key{}
 	if m := kc.m.Load(); m != nil {
 		for a, v := range *m {
 			next[a] = v
@@ -644,39 +621,4 @@ func (kc *keyCache) get(alg string) (*signingKey, error) {
 	next[alg] = k
 	kc.m.Store(&next)
 	return k, nil
-}
-
-func prepareKey(alg string, jk jwk.Key) (*signingKey, error) {
-	if got := jk.Algorithm().String(); got != alg {
-		return nil, fmt.Errorf("signing key %s has alg %q, want %q", jk.KeyID(), got, alg)
-	}
-	if jk.KeyID() == "" {
-		return nil, fmt.Errorf("signing key for %s has no kid", alg)
-	}
-	var raw any
-	if err := jk.Raw(&raw); err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", jk.KeyID(), err)
-	}
-	// jwx's Raw builds an rsa.PrivateKey without crypto/rsa's precomputed
-	// form, which crypto/rsa would then rebuild and re-check on every
-	// signature. Build it once here; Validate reports a key it cannot build.
-	if rk, ok := raw.(*rsa.PrivateKey); ok {
-		rk.Precompute()
-		if err := rk.Validate(); err != nil {
-			return nil, fmt.Errorf("signing key %s: %w", jk.KeyID(), err)
-		}
-	}
-	signer, err := newSignFunc(alg, raw)
-	if err != nil {
-		return nil, fmt.Errorf("signer for %s: %w", alg, err)
-	}
-	hdr, err := json.Marshal(struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}{alg, jk.KeyID(), "at+jwt"})
-	if err != nil {
-		return nil, err
-	}
-	return &signingKey{kid: jk.KeyID(), signature: signer, header: base64.RawURLEncoding.EncodeToString(hdr) + "."}, nil
 }

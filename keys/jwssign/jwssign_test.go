@@ -1,4 +1,4 @@
-package authority
+package jwssign
 
 import (
 	"bytes"
@@ -30,13 +30,13 @@ func TestPrepareKey_RSAPrecomputed(t *testing.T) {
 	}
 	_ = jk.Set(jwk.KeyIDKey, "k1")
 	_ = jk.Set(jwk.AlgorithmKey, jwa.RS256)
-	k, err := prepareKey("RS256", jk)
+	k, err := Prepare("RS256", "at+jwt", jk)
 	if err != nil {
 		t.Fatal(err)
 	}
 	payload := []byte(`{"sub":"x"}`)
 	prepared := testing.AllocsPerRun(10, func() {
-		if _, err := k.sign(payload); err != nil {
+		if _, err := k.Sign(payload); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -57,7 +57,7 @@ func TestPrepareKey_RSAPrecomputed(t *testing.T) {
 	if prepared*3 > fromJWX {
 		t.Errorf("signing with the prepared key allocates %.0f per token, jwx's raw key %.0f: the prepared key is not precomputed", prepared, fromJWX)
 	}
-	tok, err := k.sign(payload)
+	tok, err := k.Sign(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestPrepareKey_EveryAlgorithm(t *testing.T) {
 			}
 			_ = jk.Set(jwk.KeyIDKey, "k1")
 			_ = jk.Set(jwk.AlgorithmKey, jwa.SignatureAlgorithm(tc.alg))
-			k, err := prepareKey(tc.alg, jk)
+			k, err := Prepare(tc.alg, "at+jwt", jk)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func TestPrepareKey_EveryAlgorithm(t *testing.T) {
 			// Enough signatures that an r or s with leading zero bytes
 			// (1 in 128 per ECDSA signature) is likely among them.
 			for range 200 {
-				tok, err := k.sign(payload)
+				tok, err := k.Sign(payload)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -140,7 +140,7 @@ func TestPrepareKey_EveryAlgorithm(t *testing.T) {
 					t.Fatalf("signature of %d bytes, want %d", n, tc.sigLen)
 				}
 			}
-			if a := testing.AllocsPerRun(20, func() { _, _ = k.sign(payload) }); a > tc.maxAllocs {
+			if a := testing.AllocsPerRun(20, func() { _, _ = k.Sign(payload) }); a > tc.maxAllocs {
 				t.Errorf("%.0f allocations per signature, want at most %.0f", a, tc.maxAllocs)
 			}
 			if _, err := newSignFunc(tc.alg, "not a key"); err == nil {

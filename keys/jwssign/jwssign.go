@@ -1,4 +1,9 @@
-package authority
+// Package jwssign signs JWTs on the hot path: a key is prepared once (raw
+// key, precomputed RSA, encoded header) and each token is one signature
+// with crypto directly. jwx's signers copy the key on every call, which
+// defeats crypto/ecdsa's per-key cache; signing here keeps the same key
+// pointer.
+package jwssign
 
 import (
 	"crypto"
@@ -8,9 +13,76 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
 )
+
+// Key is a private signing key prepared for the hot path: the raw key in
+// the form crypto signs fastest with, and the encoded JOSE header.
+type Key struct {
+	kid    string
+	header string // base64url(header) + "."
+	sign   signFunc
+}
+
+// Prepare converts jk, whose algorithm must be alg, once, for tokens with
+// header typ typ ("at+jwt" for access tokens, "JWT" for ID tokens).
+func Prepare(alg, typ string, jk jwk.Key) (*Key, error) {
+	if got := jk.Algorithm().String(); got != alg {
+		return nil, fmt.Errorf("signing key %s has alg %q, want %q", jk.KeyID(), got, alg)
+	}
+	if jk.KeyID() == "" {
+		return nil, fmt.Errorf("signing key for %s has no kid", alg)
+	}
+	var raw any
+	if err := jk.Raw(&raw); err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", jk.KeyID(), err)
+	}
+	// jwx's Raw builds an rsa.PrivateKey without crypto/rsa's precomputed
+	// form, which crypto/rsa would then rebuild and re-check on every
+	// signature. Build it once here; Validate reports a key it cannot build.
+	if rk, ok := raw.(*rsa.PrivateKey); ok {
+		rk.Precompute()
+		if err := rk.Validate(); err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", jk.KeyID(), err)
+		}
+	}
+	sign, err := newSignFunc(alg, raw)
+	if err != nil {
+		return nil, fmt.Errorf("signer for %s: %w", alg, err)
+	}
+	hdr, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{alg, jk.KeyID(), typ})
+	if err != nil {
+		return nil, err
+	}
+	return &Key{kid: jk.KeyID(), sign: sign, header: base64.RawURLEncoding.EncodeToString(hdr) + "."}, nil
+}
+
+// KID is the key's id, as in the header.
+func (k *Key) KID() string { return k.kid }
+
+// Sign returns the compact JWS (RFC 7515 §7.1) of payload, a JSON object.
+func (k *Key) Sign(payload []byte) (string, error) {
+	n := len(k.header) + base64.RawURLEncoding.EncodedLen(len(payload))
+	in := make([]byte, n, n+1+base64.RawURLEncoding.EncodedLen(512)) // room for the largest signature, RSA 4096
+	copy(in, k.header)
+	base64.RawURLEncoding.Encode(in[len(k.header):], payload)
+	sig, err := k.sign(in)
+	if err != nil {
+		return "", err
+	}
+	out := append(in, '.')
+	out = base64.RawURLEncoding.AppendEncode(out, sig)
+	return string(out), nil
+}
 
 // signFunc signs a JWS signing input (RFC 7515 §5.1) and returns the JWS
 // signature in its JOSE form (RFC 7518 §3).
