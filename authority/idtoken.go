@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/keys/jwssign"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
@@ -28,34 +29,25 @@ import (
 // mistaken for one, nor one for an ID token.
 type idKeyCache struct {
 	mu sync.Mutex
-	m  map[string]*signingKey // alg → key
+	m  map[string]*jwssign.Key // alg → key
 }
 
-func (kc *idKeyCache) get(src Signer, alg string) (*signingKey, error) {
+func (kc *idKeyCache) get(src Signer, alg string) (*jwssign.Key, error) {
 	jk, err := src.SigningKey(alg)
 	if err != nil {
 		return nil, err
 	}
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
-	if k := kc.m[alg]; k != nil && k.kid == jk.KeyID() {
+	if k := kc.m[alg]; k != nil && k.KID() == jk.KeyID() {
 		return k, nil
 	}
-	k, err := prepareKey(alg, jk)
+	k, err := jwssign.Prepare(alg, "JWT", jk)
 	if err != nil {
 		return nil, err
 	}
-	hdr, err := json.Marshal(struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}{alg, k.kid, "JWT"})
-	if err != nil {
-		return nil, err
-	}
-	k.header = base64.RawURLEncoding.EncodeToString(hdr) + "."
 	if kc.m == nil {
-		kc.m = map[string]*signingKey{}
+		kc.m = map[string]*jwssign.Key{}
 	}
 	kc.m[alg] = k
 	return k, nil
@@ -126,7 +118,7 @@ func (s *Server) idToken(ent *clients.Entry, sp idTokenSpec) (string, error) {
 	if err != nil {
 		return "", errServer(err)
 	}
-	tok, err := key.sign(payload)
+	tok, err := key.Sign(payload)
 	if err != nil {
 		return "", errServer(fmt.Errorf("sign ID token for %s: %w", ent.Record.ID, err))
 	}

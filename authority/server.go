@@ -346,30 +346,7 @@ func (s *Server) newEcho() *echo.Echo {
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(securityHeaders)
 	e.Use(middleware.RequestID())
-	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		Skipper:      func(echo.Context) bool { return s.cfg.AccessLog == AccessLogOff },
-		LogStatus:    true,
-		LogMethod:    true,
-		LogURIPath:   true, // the path only: a query string could carry a token
-		LogRequestID: true,
-		LogLatency:   true,
-		LogRemoteIP:  true,
-		HandleError:  true,
-		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			if !s.accessLogged(c.Path(), v.Status) {
-				return nil
-			}
-			s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
-				slog.String("request_id", v.RequestID),
-				slog.String("method", v.Method),
-				slog.String("path", v.URIPath),
-				slog.Int("status", v.Status),
-				slog.Float64("latency_ms", float64(v.Latency.Microseconds())/1000),
-				slog.String("remote_ip", v.RemoteIP),
-			)
-			return nil
-		},
-	}))
+	e.Use(s.accessLog)
 	e.Use(middleware.Recover())
 	return e
 }
@@ -393,6 +370,45 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 var noSniff = []string{"nosniff"}
+
+// accessLog writes the "request" line of each request accessLogged
+// chooses. It does what echo's RequestLogger did with HandleError (the
+// error handler runs first, so the line has the status sent; the error
+// still goes up, where echo ignores it for a committed response) without
+// its per-request closure and values struct: it runs on every token.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.cfg.AccessLog == AccessLogOff {
+			return next(c)
+		}
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		req, res := c.Request(), c.Response()
+		if !s.accessLogged(c.Path(), res.Status) || !s.log.Enabled(req.Context(), slog.LevelInfo) {
+			return err
+		}
+		id := req.Header.Get(echo.HeaderXRequestID)
+		if id == "" {
+			id = res.Header().Get(echo.HeaderXRequestID)
+		}
+		path := req.URL.Path // the path only: a query string could carry a token
+		if path == "" {
+			path = "/"
+		}
+		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request",
+			slog.String("request_id", id),
+			slog.String("method", req.Method),
+			slog.String("path", path),
+			slog.Int("status", res.Status),
+			slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.String("remote_ip", c.RealIP()),
+		)
+		return err
+	}
+}
 
 // accessLogged says whether a request to route (echo's route template) that
 // answered status gets an access log line.

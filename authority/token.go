@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -22,11 +21,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/keys/jwssign"
 )
 
 // maxTokenBody caps the token request body: a client_credentials request
@@ -140,9 +137,13 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 	if r.URL.RawQuery != "" {
 		return p, errInvalidRequest("parameters must be sent in the request body, not in the URL")
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
-	if err != nil || mt != echo.MIMEApplicationForm {
-		return p, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+	// The exact form every client sends needs no parsing (ParseMediaType
+	// allocates its parameter map).
+	if ct := r.Header.Get(echo.HeaderContentType); ct != echo.MIMEApplicationForm {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != echo.MIMEApplicationForm {
+			return p, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+		}
 	}
 	if r.ContentLength > maxTokenBody {
 		return p, errInvalidRequest("request body is larger than 64 KiB")
@@ -263,11 +264,79 @@ func (a audience) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string(a))
 }
 
+// appendJSON appends c as json.Marshal encodes it, byte for byte, without
+// reflection: this runs for every token issued.
+func (c *accessClaims) appendJSON(b []byte) []byte {
+	b = append(b, `{"iss":`...)
+	b = appendJSONString(b, c.Iss)
+	b = append(b, `,"sub":`...)
+	b = appendJSONString(b, c.Sub)
+	b = append(b, `,"aud":`...)
+	switch {
+	case c.Aud == nil:
+		b = append(b, "null"...)
+	case len(c.Aud) == 0:
+		b = append(b, "[]"...)
+	case len(c.Aud) == 1:
+		b = appendJSONString(b, c.Aud[0])
+	default:
+		for i, a := range c.Aud {
+			if i == 0 {
+				b = append(b, '[')
+			} else {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, a)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, c.Exp, 10)
+	b = append(b, `,"nbf":`...)
+	b = strconv.AppendInt(b, c.Nbf, 10)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, c.Iat, 10)
+	b = append(b, `,"jti":`...)
+	b = appendJSONString(b, c.Jti)
+	b = append(b, `,"client_id":`...)
+	b = appendJSONString(b, c.ClientID)
+	if c.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendJSONString(b, c.Scope)
+	}
+	if c.Instance != "" {
+		b = append(b, `,"client_instance":`...)
+		b = appendJSONString(b, c.Instance)
+	}
+	if c.Cnf != nil {
+		b = append(b, `,"cnf":{"jkt":`...)
+		b = appendJSONString(b, c.Cnf.JKT)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as json.Marshal encodes a string. Printable
+// ASCII other than the characters encoding/json escapes (quote, backslash
+// and its HTML-safe <, >, &) is copied; anything else goes through
+// json.Marshal, so the output is the same in every case.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 // keyFor is the active key of the client's algorithm. A client whose
 // algorithm is no longer live (keys.algorithms changed after it was made)
 // is a configuration mistake the client cannot fix: it gets a clear 400,
 // and the log says what the operator must change.
-func (s *Server) keyFor(ent *clients.Entry) (*signingKey, error) {
+func (s *Server) keyFor(ent *clients.Entry) (*jwssign.Key, error) {
 	key, err := s.keys.get(ent.Record.SigningAlg)
 	if err == nil {
 		return key, nil
@@ -335,7 +404,7 @@ func (s *Server) accessTTL(ent *clients.Entry) time.Duration {
 }
 
 // sign builds the claims of sp for ent and signs them with key.
-func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signedAccess, error) {
+func (s *Server) sign(key *jwssign.Key, ent *clients.Entry, sp accessSpec) (signedAccess, error) {
 	ttl := s.accessTTL(ent)
 	claims := accessClaims{
 		Iss: s.cfg.Issuer, Sub: sp.sub, Aud: sp.aud,
@@ -345,11 +414,10 @@ func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signe
 	if sp.jkt != "" {
 		claims.Cnf = &confirmation{JKT: sp.jkt}
 	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return signedAccess{}, errServer(fmt.Errorf("encode claims: %w", err))
-	}
+	var buf [512]byte
+	payload := claims.appendJSON(buf[:0])
 	extra := ent.Extra
+	var err error
 	if sp.user != nil {
 		extra, err = mergeClaims(ent.Record.ExtraClaims, sp.user)
 		if err != nil {
@@ -361,7 +429,7 @@ func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signe
 		payload = append(payload, extra...)
 		payload = append(payload, '}')
 	}
-	tok, err := key.sign(payload)
+	tok, err := key.Sign(payload)
 	if err != nil {
 		return signedAccess{}, errServer(fmt.Errorf("sign token for %s: %w", ent.Record.ID, err))
 	}
@@ -427,37 +495,16 @@ func writeTokenResponseType(c echo.Context, tokenType, tok string, ttl time.Dura
 	h := c.Response().Header()
 	h["Cache-Control"] = noStore
 	h["Pragma"] = noCache
-	return c.JSONBlob(http.StatusOK, b)
+	h["Content-Type"] = jsonType // c.JSONBlob would allocate it per token
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 }
 
 // Header values shared by every token response; net/http does not modify them.
 var (
-	noStore = []string{"no-store"}
-	noCache = []string{"no-cache"}
+	noStore  = []string{"no-store"}
+	noCache  = []string{"no-cache"}
+	jsonType = []string{echo.MIMEApplicationJSON}
 )
-
-// signingKey is an active key prepared for the hot path: the raw private
-// key, jwx's signer for its algorithm and the encoded JOSE header.
-type signingKey struct {
-	kid    string
-	raw    any
-	signer jws.Signer
-	header string // base64url(header) + "."
-}
-
-func (k *signingKey) sign(payload []byte) (string, error) {
-	n := len(k.header) + base64.RawURLEncoding.EncodedLen(len(payload))
-	in := make([]byte, n, n+1+base64.RawURLEncoding.EncodedLen(512))
-	copy(in, k.header)
-	base64.RawURLEncoding.Encode(in[len(k.header):], payload)
-	sig, err := k.signer.Sign(in, k.raw)
-	if err != nil {
-		return "", err
-	}
-	out := append(in, '.')
-	out = base64.RawURLEncoding.AppendEncode(out, sig)
-	return string(out), nil
-}
 
 // keyCache prepares each active key once: converting a JWK to a raw key
 // and encoding the header per token would cost more than an Ed25519
@@ -466,27 +513,27 @@ func (k *signingKey) sign(payload []byte) (string, error) {
 type keyCache struct {
 	src Signer
 	mu  sync.Mutex
-	m   atomic.Pointer[map[string]*signingKey]
+	m   atomic.Pointer[map[string]*jwssign.Key]
 }
 
-func (kc *keyCache) get(alg string) (*signingKey, error) {
+func (kc *keyCache) get(alg string) (*jwssign.Key, error) {
 	jk, err := kc.src.SigningKey(alg)
 	if err != nil {
 		return nil, err
 	}
 	kid := jk.KeyID()
 	if m := kc.m.Load(); m != nil {
-		if k := (*m)[alg]; k != nil && k.kid == kid {
+		if k := (*m)[alg]; k != nil && k.KID() == kid {
 			return k, nil
 		}
 	}
-	k, err := prepareKey(alg, jk)
+	k, err := jwssign.Prepare(alg, "at+jwt", jk)
 	if err != nil {
 		return nil, err
 	}
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
-	next := map[string]*signingKey{}
+	next := map[string]*jwssign.Key{}
 	if m := kc.m.Load(); m != nil {
 		for a, v := range *m {
 			next[a] = v
@@ -495,39 +542,4 @@ func (kc *keyCache) get(alg string) (*signingKey, error) {
 	next[alg] = k
 	kc.m.Store(&next)
 	return k, nil
-}
-
-func prepareKey(alg string, jk jwk.Key) (*signingKey, error) {
-	if got := jk.Algorithm().String(); got != alg {
-		return nil, fmt.Errorf("signing key %s has alg %q, want %q", jk.KeyID(), got, alg)
-	}
-	if jk.KeyID() == "" {
-		return nil, fmt.Errorf("signing key for %s has no kid", alg)
-	}
-	var raw any
-	if err := jk.Raw(&raw); err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", jk.KeyID(), err)
-	}
-	// jwx's Raw builds an rsa.PrivateKey without crypto/rsa's precomputed
-	// form, which crypto/rsa would then rebuild and re-check on every
-	// signature. Build it once here; Validate reports a key it cannot build.
-	if rk, ok := raw.(*rsa.PrivateKey); ok {
-		rk.Precompute()
-		if err := rk.Validate(); err != nil {
-			return nil, fmt.Errorf("signing key %s: %w", jk.KeyID(), err)
-		}
-	}
-	signer, err := jws.NewSigner(jwa.SignatureAlgorithm(alg))
-	if err != nil {
-		return nil, fmt.Errorf("signer for %s: %w", alg, err)
-	}
-	hdr, err := json.Marshal(struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}{alg, jk.KeyID(), "at+jwt"})
-	if err != nil {
-		return nil, err
-	}
-	return &signingKey{kid: jk.KeyID(), raw: raw, signer: signer, header: base64.RawURLEncoding.EncodeToString(hdr) + "."}, nil
 }

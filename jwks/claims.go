@@ -3,14 +3,15 @@ package jwks
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Claims are the claims of a verified access token (RFC 9068 §2.2).
@@ -26,7 +27,36 @@ type Claims struct {
 	ClientID  string
 	Scope     string // space-separated, as in the token
 
-	raw map[string]any
+	// bound: the token has a cnf claim (RFC 7800), and jkt is its
+	// cnf.jkt (RFC 9449 §6.1) when that is a string; read while the
+	// registered claims are, so the DPoP checks cost no full decode.
+	bound bool
+	jkt   string
+
+	raw *rawClaims
+}
+
+// rawClaims is every claim, decoded from the payload on the first Get or
+// Raw: most requests only read the registered fields, and decoding every
+// member into a map cost more than the rest of Verify together.
+type rawClaims struct {
+	once    sync.Once
+	payload []byte
+	m       map[string]any
+}
+
+func (r *rawClaims) get() map[string]any {
+	if r == nil {
+		return nil
+	}
+	r.once.Do(func() {
+		// parseClaims has validated the payload and rejected duplicate
+		// members, so this decode cannot fail or keep a member twice.
+		dec := json.NewDecoder(bytes.NewReader(r.payload))
+		dec.UseNumber()
+		_ = dec.Decode(&r.m)
+	})
+	return r.m
 }
 
 // Scopes splits Scope on spaces, as HasScope does. Only the space
@@ -57,104 +87,127 @@ func (c *Claims) HasScope(s string) bool {
 // Get returns a claim as decoded by encoding/json, except that numbers are
 // json.Number so large integers keep their precision.
 func (c *Claims) Get(name string) (any, bool) {
-	v, ok := c.raw[name]
+	v, ok := c.raw.get()[name]
 	return v, ok
 }
 
 // Raw returns a shallow copy of every claim, registered ones included.
-func (c *Claims) Raw() map[string]any { return maps.Clone(c.raw) }
+func (c *Claims) Raw() map[string]any { return maps.Clone(c.raw.get()) }
 
 // parseClaims decodes the payload strictly (an object, no duplicate
 // members: a parser that kept the first and one that kept the last would
-// read different claims) and fills the registered fields with type checks. It does not judge times or values: checkClaims does.
-func parseClaims(payload []byte) (*Claims, error) {
-	c := &Claims{raw: make(map[string]any, 12)}
-	err := walkObject(payload, func(name string, dec *json.Decoder) error {
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return fmt.Errorf("claim %q: %w", name, ErrMalformed)
-		}
-		c.raw[name] = v
-		return nil
-	})
+// read different claims) and fills the registered fields with type checks.
+// It does not judge times or values: checkClaims does. It also returns
+// which requiredClaims are present (a null counts as present, and fails
+// its type check).
+func parseClaims(payload []byte) (*Claims, uint, error) {
+	var buf [16]member
+	members, err := topLevelMembers(payload, buf[:0])
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"iss", &c.Issuer}, {"sub", &c.Subject}, {"jti", &c.JWTID}, {"client_id", &c.ClientID}, {"scope", &c.Scope}} {
-		if err := stringClaim(c.raw, f.name, f.dst); err != nil {
-			return nil, err
-		}
-	}
-	for _, f := range []struct {
-		name string
-		dst  *time.Time
-	}{{"exp", &c.Expiry}, {"iat", &c.IssuedAt}, {"nbf", &c.NotBefore}} {
-		if err := timeClaim(c.raw, f.name, f.dst); err != nil {
-			return nil, err
-		}
-	}
-	switch aud := c.raw["aud"].(type) {
-	case nil:
-	case string:
-		c.Audience = []string{aud}
-	case []any:
-		c.Audience = make([]string, 0, len(aud))
-		for _, a := range aud {
-			s, ok := a.(string)
-			if !ok {
-				return nil, fmt.Errorf("aud element is not a string: %w", ErrMalformed)
+	c := &Claims{raw: &rawClaims{payload: payload}}
+	var present uint
+	for _, m := range members {
+		for i, r := range requiredClaims {
+			if string(m.name) == r {
+				present |= 1 << i
 			}
-			c.Audience = append(c.Audience, s)
 		}
-	default:
-		return nil, fmt.Errorf("aud is neither string nor array: %w", ErrMalformed)
+		var err error
+		switch string(m.name) {
+		case "iss":
+			c.Issuer, err = stringValue(m)
+		case "sub":
+			c.Subject, err = stringValue(m)
+		case "jti":
+			c.JWTID, err = stringValue(m)
+		case "client_id":
+			c.ClientID, err = stringValue(m)
+		case "scope":
+			c.Scope, err = stringValue(m)
+		case "exp":
+			c.Expiry, err = timeValue(m)
+		case "iat":
+			c.IssuedAt, err = timeValue(m)
+		case "nbf":
+			c.NotBefore, err = timeValue(m)
+		case "aud":
+			c.Audience, err = audienceValue(m)
+		case "cnf":
+			c.bound = true
+			var cnf struct {
+				JKT any `json:"jkt"`
+			}
+			if json.Unmarshal(m.value, &cnf) == nil {
+				c.jkt, _ = cnf.JKT.(string)
+			}
+		}
+		if err != nil {
+			return nil, 0, err
+		}
 	}
-	return c, nil
+	return c, present, nil
 }
 
-func stringClaim(raw map[string]any, name string, dst *string) error {
-	v, ok := raw[name]
-	if !ok {
-		return nil
+// requiredClaims must be present in every access token (RFC 9068 §2.2).
+var requiredClaims = [...]string{"iss", "sub", "aud", "exp", "iat", "jti", "client_id"}
+
+func stringValue(m member) (string, error) {
+	v := m.value
+	if len(v) >= 2 && v[0] == '"' && !bytes.ContainsAny(v[1:len(v)-1], "\"\\") && utf8.Valid(v) {
+		return string(v[1 : len(v)-1]), nil
 	}
-	s, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("claim %q is not a string: %w", name, ErrMalformed)
+	var s string
+	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+		return "", fmt.Errorf("claim %q is not a string: %w", m.name, ErrMalformed)
 	}
-	*dst = s
-	return nil
+	return s, nil
 }
 
 // maxNumericDate is 9999-12-31T23:59:59Z; larger values are an attack or a
 // bug, and they would overflow time arithmetic.
 const maxNumericDate = 253402300799
 
-func timeClaim(raw map[string]any, name string, dst *time.Time) error {
-	v, ok := raw[name]
-	if !ok {
-		return nil
+func timeValue(m member) (time.Time, error) {
+	if len(m.value) == 0 || (m.value[0] != '-' && (m.value[0] < '0' || m.value[0] > '9')) {
+		return time.Time{}, fmt.Errorf("claim %q is not a number: %w", m.name, ErrMalformed)
 	}
-	n, ok := v.(json.Number)
-	if !ok {
-		return fmt.Errorf("claim %q is not a number: %w", name, ErrMalformed)
-	}
-	f, err := n.Float64()
+	f, err := strconv.ParseFloat(string(m.value), 64)
 	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return fmt.Errorf("claim %q is out of range: %w", name, ErrMalformed)
+		return time.Time{}, fmt.Errorf("claim %q is out of range: %w", m.name, ErrMalformed)
 	}
 	sec, frac := math.Modf(f)
-	*dst = time.Unix(int64(sec), int64(frac*1e9))
-	return nil
+	return time.Unix(int64(sec), int64(frac*1e9)), nil
+}
+
+func audienceValue(m member) ([]string, error) {
+	if len(m.value) > 0 && m.value[0] == '"' {
+		s, err := stringValue(m)
+		if err != nil {
+			return nil, err
+		}
+		return []string{s}, nil
+	}
+	var list []any
+	if len(m.value) == 0 || m.value[0] != '[' || json.Unmarshal(m.value, &list) != nil {
+		return nil, fmt.Errorf("aud is neither string nor array: %w", ErrMalformed)
+	}
+	out := make([]string, 0, len(list))
+	for _, a := range list {
+		s, ok := a.(string)
+		if !ok {
+			return nil, fmt.Errorf("aud element is not a string: %w", ErrMalformed)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // checkClaims applies RFC 9068 §4 and RFC 7519 §4.1 to verified claims.
-func (v *Verifier) checkClaims(c *Claims) error {
-	for _, name := range [...]string{"iss", "sub", "aud", "exp", "iat", "jti", "client_id"} {
-		if _, ok := c.raw[name]; !ok {
+func (v *Verifier) checkClaims(c *Claims, present uint) error {
+	for i, name := range requiredClaims {
+		if present&(1<<i) == 0 {
 			return fmt.Errorf("claim %q: %w", name, ErrMissingClaim)
 		}
 	}
@@ -177,60 +230,110 @@ func (v *Verifier) checkClaims(c *Claims) error {
 	return nil
 }
 
-// walkObject calls fn for each member of the JSON object in data, in order,
-// with dec positioned before the member's value; fn must consume exactly
-// that value. Duplicate member names, trailing data and non-objects are
-// ErrMalformed.
-func walkObject(data []byte, fn func(name string, dec *json.Decoder) error) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return fmt.Errorf("not a JSON object: %w", ErrMalformed)
+// member is one top-level member of a JSON object: its name, unescaped,
+// and its value's JSON text.
+type member struct{ name, value []byte }
+
+// topLevelMembers appends the members of the JSON object in data to dst,
+// in order. Invalid JSON, a non-object, trailing data, duplicate member
+// names (compared unescaped) are ErrMalformed. It allocates only for a
+// name with escapes, and for a set of names past 16.
+func topLevelMembers(data []byte, dst []member) ([]member, error) {
+	// json.Valid checks the whole text (trailing data included) without
+	// allocating; the scan below then only has to find the boundaries.
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("bad JSON: %w", ErrMalformed)
 	}
-	// A slice is cheapest for the dozen members a token has; a map keeps a
-	// header stuffed with thousands of members linear.
-	seen := make([]string, 0, 16)
-	var seenMap map[string]bool
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("bad JSON: %w", ErrMalformed)
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
+		return nil, fmt.Errorf("not a JSON object: %w", ErrMalformed)
+	}
+	i = skipSpace(data, i+1)
+	// A scan of dst is cheapest for the dozen members a token has; a map
+	// keeps a header stuffed with thousands of members linear.
+	var seen map[string]bool
+	for data[i] != '}' {
+		end := skipString(data, i)
+		name := data[i+1 : end-1]
+		if bytes.IndexByte(name, '\\') >= 0 || !utf8.Valid(name) {
+			// Compare names as encoding/json reads them: escapes decoded,
+			// invalid UTF-8 replaced (so "a\xff" and "a\xfe" are the same).
+			var s string
+			_ = json.Unmarshal(data[i:end], &s) // valid: json.Valid said so
+			name = []byte(s)
 		}
-		name, _ := t.(string)
+		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
+		vend := skipValue(data, i)
 		dup := false
-		if seenMap != nil {
-			dup = seenMap[name]
-			seenMap[name] = true
+		if seen != nil {
+			dup = seen[string(name)]
+			seen[string(name)] = true
 		} else {
-			dup = slices.Contains(seen, name)
-			seen = append(seen, name)
-			if len(seen) == cap(seen) {
-				seenMap = make(map[string]bool, 2*len(seen))
-				for _, s := range seen {
-					seenMap[s] = true
+			for _, m := range dst {
+				dup = dup || bytes.Equal(m.name, name)
+			}
+			if len(dst) == 16 {
+				seen = make(map[string]bool, 64)
+				for _, m := range dst {
+					seen[string(m.name)] = true
 				}
+				seen[string(name)] = true
 			}
 		}
 		if dup {
-			return fmt.Errorf("duplicate member %q: %w", safeForMessage(name), ErrMalformed)
+			return nil, fmt.Errorf("duplicate member %q: %w", safeForMessage(string(name)), ErrMalformed)
 		}
-		if err := fn(name, dec); err != nil {
-			return err
+		dst = append(dst, member{name: name, value: data[i:vend]})
+		i = skipSpace(data, vend)
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return fmt.Errorf("bad JSON: %w", ErrMalformed)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("data after JSON object: %w", ErrMalformed)
-	}
-	return nil
+	return dst, nil
 }
 
-func skipValue(dec *json.Decoder) error {
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		return fmt.Errorf("bad JSON: %w", ErrMalformed)
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
 	}
-	return nil
+	return i
+}
+
+// skipString returns the index after the valid JSON string starting at i.
+func skipString(data []byte, i int) int {
+	for i++; data[i] != '"'; i++ {
+		if data[i] == '\\' {
+			i++
+		}
+	}
+	return i + 1
+}
+
+// skipValue returns the index after the valid JSON value starting at i.
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	}
+	for i < len(data) && !strings.ContainsRune(",}] \t\n\r", rune(data[i])) {
+		i++
+	}
+	return i
 }

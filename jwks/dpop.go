@@ -1,6 +1,7 @@
 package jwks
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -468,7 +469,7 @@ func parseDPoPHeader(seg string) (dpopHeader, error) {
 				return fmt.Errorf("header jwk: %w", ErrDPoPProof)
 			}
 		default:
-			if err := skipValue(dec); err != nil {
+			if err := skipMember(dec); err != nil {
 				return fmt.Errorf("header: %w", ErrDPoPProof)
 			}
 		}
@@ -516,7 +517,7 @@ func parseDPoPKey(raw json.RawMessage, alg dpopAlg) (any, string, error) {
 			}
 			m[name] = s
 		default: // alg, use, key_ops, kid, ext: not used
-			if err := skipValue(dec); err != nil {
+			if err := skipMember(dec); err != nil {
 				return fmt.Errorf("jwk: %w", ErrDPoPProof)
 			}
 		}
@@ -632,13 +633,14 @@ func parseDPoPClaims(payload []byte) (*dpopClaims, error) {
 			if !ok {
 				return fmt.Errorf("claim iat is not a number: %w", ErrDPoPProof)
 			}
-			if err := timeClaim(map[string]any{"iat": n}, "iat", &c.iat); err != nil {
+			var err error
+			if c.iat, err = timeValue(member{name: []byte("iat"), value: []byte(n.String())}); err != nil {
 				return fmt.Errorf("claim iat: %w: %w", ErrDPoPProof, err)
 			}
 			hasIat = true
 			return nil
 		default:
-			if err := skipValue(dec); err != nil {
+			if err := skipMember(dec); err != nil {
 				return fmt.Errorf("claims: %w", ErrDPoPProof)
 			}
 			return nil
@@ -781,4 +783,34 @@ func removeDotSegments(p string) string {
 		}
 	}
 	return strings.Join(out, "/")
+}
+
+// walkObject calls fn for each member of the JSON object in data, in
+// order, with a decoder over that member's value alone. The object is
+// split by topLevelMembers, the one strict scanner tokens are read with
+// too: duplicate member names, trailing data and non-objects are
+// ErrMalformed.
+func walkObject(data []byte, fn func(name string, dec *json.Decoder) error) error {
+	var buf [16]member
+	ms, err := topLevelMembers(data, buf[:0])
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		dec := json.NewDecoder(bytes.NewReader(m.value))
+		dec.UseNumber()
+		if err := fn(string(m.name), dec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipMember consumes a member's value that walkObject's caller ignores.
+func skipMember(dec *json.Decoder) error {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return fmt.Errorf("bad JSON: %w", ErrMalformed)
+	}
+	return nil
 }

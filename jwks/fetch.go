@@ -21,7 +21,6 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // metadata is the part of RFC 8414 / OpenID discovery the verifier reads.
@@ -416,10 +415,10 @@ func (v *Verifier) Healthy() error {
 // JWKS, the parsed crypto key and jwx's verifier for that algorithm, all
 // built once per fetch rather than once per token.
 type verifyKey struct {
-	kid      string
-	alg      jwa.SignatureAlgorithm
-	raw      any // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
-	verifier jws.Verifier
+	kid    string
+	alg    jwa.SignatureAlgorithm
+	raw    any // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+	verify sigCheck
 }
 
 // keySnapshot is an immutable key set. A kid may map to several keys with
@@ -541,11 +540,11 @@ func (v *Verifier) acceptKey(raw json.RawMessage) (*verifyKey, error) {
 	default:
 		return nil, fmt.Errorf("kid %s: unsupported key type %T", kid, pub)
 	}
-	ver, err := jws.NewVerifier(alg)
+	check, err := newSigCheck(alg, pub)
 	if err != nil {
 		return nil, fmt.Errorf("kid %s: %w", kid, err)
 	}
-	return &verifyKey{kid: kid, alg: alg, raw: pub, verifier: ver}, nil
+	return &verifyKey{kid: kid, alg: alg, raw: pub, verify: check}, nil
 }
 
 func containsOp(ops jwk.KeyOperationList, op jwk.KeyOperation) bool {

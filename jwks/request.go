@@ -42,7 +42,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, bound := cl.raw["cnf"]; bound {
+	if cl.bound {
 		return nil, fmt.Errorf("token bound to a key (cnf) presented as bearer: %w", ErrDPoPBinding)
 	}
 	return cl, nil
@@ -53,9 +53,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 // returned by VerifyRequest with a non-empty JKT were presented with a
 // valid proof made with that key.
 func (c *Claims) JKT() string {
-	cnf, _ := c.raw["cnf"].(map[string]any)
-	jkt, _ := cnf["jkt"].(string)
-	return jkt
+	return c.jkt
 }
 
 // VerifyRequest verifies the access token of r and returns its claims:

@@ -3,7 +3,6 @@ package jwks
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -405,7 +404,7 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (*Claims, erro
 	if err != nil {
 		return nil, fmt.Errorf("decode signature: %w", ErrMalformed)
 	}
-	if err := key.verifier.Verify([]byte(token[:d2]), sig, key.raw); err != nil {
+	if !key.verify([]byte(token[:d2]), sig) {
 		return nil, fmt.Errorf("kid %q: %w", h.kid, ErrInvalidSignature)
 	}
 
@@ -413,11 +412,11 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (*Claims, erro
 	if err != nil {
 		return nil, fmt.Errorf("decode payload: %w", ErrMalformed)
 	}
-	cl, err := parseClaims(payload)
+	cl, present, err := parseClaims(payload)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.checkClaims(cl); err != nil {
+	if err := v.checkClaims(cl, present); err != nil {
 		return nil, err
 	}
 	if d := v.deny.Load(); d != nil {
@@ -469,13 +468,18 @@ func parseHeader(seg string) (header, error) {
 	if err != nil {
 		return h, fmt.Errorf("decode header: %w", ErrMalformed)
 	}
+	var buf [8]member
+	members, err := topLevelMembers(raw, buf[:0])
+	if err != nil {
+		return h, err
+	}
 	var hasAlg bool
-	err = walkObject(raw, func(name string, dec *json.Decoder) error {
-		if forbiddenHeaders[name] {
-			return fmt.Errorf("header %q: %w", name, ErrForbiddenHeader)
+	for _, m := range members {
+		if forbiddenHeaders[string(m.name)] {
+			return h, fmt.Errorf("header %q: %w", m.name, ErrForbiddenHeader)
 		}
 		var dst *string
-		switch name {
+		switch string(m.name) {
 		case "alg":
 			dst, hasAlg = &h.alg, true
 		case "kid":
@@ -483,15 +487,11 @@ func parseHeader(seg string) (header, error) {
 		case "typ":
 			dst, h.hasTyp = &h.typ, true
 		default:
-			return skipValue(dec)
+			continue
 		}
-		if err := dec.Decode(dst); err != nil {
-			return fmt.Errorf("header %q is not a string: %w", name, ErrMalformed)
+		if *dst, err = stringValue(m); err != nil {
+			return h, fmt.Errorf("header %q is not a string: %w", m.name, ErrMalformed)
 		}
-		return nil
-	})
-	if err != nil {
-		return h, err
 	}
 	if !hasAlg {
 		return h, fmt.Errorf("no alg in header: %w", ErrMalformed)

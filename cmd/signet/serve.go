@@ -96,6 +96,7 @@ type Main struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	logBuf    *logBuffer // nil unless the log goes to a file; access_log.go
 }
 
 // open starts everything after preflight (see Open in startup.go).
@@ -107,8 +108,7 @@ func (m *Main) open(ctx context.Context) error {
 		m.Now = time.Now
 	}
 	c := &m.Config
-	m.Logger = newLogger(m.LogOutput, c.Log)
-	log := m.Logger
+	log := m.Logger // made by Open
 
 	st, err := openStoreUnchecked(ctx, c, log)
 	if err != nil {
@@ -426,6 +426,7 @@ func (m *Main) close() error {
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())
 	}
+	_ = m.logBuf.Close() // last: every line above, and the requests' lines, are out
 	return errors.Join(errs...)
 }
 

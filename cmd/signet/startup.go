@@ -31,12 +31,13 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Getenv == nil {
 		m.Getenv = os.Getenv
 	}
-	m.Logger = newLogger(m.LogOutput, m.Config.Log)
+	m.Logger = m.startLog()
 	err := m.preflight(ctx)
 	if err == nil {
 		err = m.open(ctx)
 	}
 	if err == nil {
+		_ = m.logBuf.Flush() // the startup lines, at once
 		return nil
 	}
 	held := m.Store != nil // this start held the database lock
