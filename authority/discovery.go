@@ -23,6 +23,7 @@ type metadata struct {
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
@@ -66,6 +67,7 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		GrantTypesSupported:               clients.SupportedGrants(),
 		ResponseTypesSupported:            []string{"code"},
 		TokenEndpointAuthMethodsSupported: []string{clients.AuthSecretBasic, clients.AuthSecretPost, clients.AuthNone},
+		DeviceAuthorizationEndpoint:       base + "/oauth2/device_authorization",
 		RevocationEndpoint:                base + "/oauth2/revoke",
 		RevocationAuthMethodsSupported:    []string{clients.AuthSecretBasic, clients.AuthSecretPost},
 		IntrospectionEndpoint:             base + "/oauth2/introspect",

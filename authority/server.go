@@ -164,9 +164,11 @@ type Server struct {
 	keys    keyCache
 	idKeys  idKeyCache // ID tokens (typ JWT); idtoken.go
 	limits  struct{ client, ip *failureCounter }
-	users   *users.Registry
-	login   *loginLimiter
-	feed    feedCache
+	// userCodes counts wrong user codes per address (devicegrant.go).
+	userCodes *failureCounter
+	users     *users.Registry
+	login     *loginLimiter
+	feed      feedCache
 	// dummyHash is verified against when a login names no user, so that
 	// an unknown user costs the same argon2id run as a wrong password.
 	dummyHash string
@@ -191,6 +193,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	rl := cfg.RateLimit
 	s.limits.client = newFailureCounter(rl.PerClient, rl.Window, rl.MaxEntries)
 	s.limits.ip = newFailureCounter(rl.PerIP, rl.Window, rl.MaxEntries)
+	s.userCodes = newFailureCounter(userCodeFailures, userCodeWindow, rl.MaxEntries)
 	s.login = newLoginLimiter(cfg.LoginRateLimit)
 	s.users = users.New(cfg.Store, cfg.Password, cfg.Now)
 	s.dummyHash = users.HashPassword(newJTI(), cfg.Password)
@@ -210,6 +213,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		e.HEAD(p, s.discovery)
 	}
 	e.Any("/oauth2/token", s.token)
+	e.Any("/oauth2/device_authorization", s.deviceAuthorization)
 	e.Any("/oauth2/revoke", s.revoke)
 	e.Any("/oauth2/introspect", s.introspect)
 	e.Any("/oauth2/userinfo", s.userinfo)

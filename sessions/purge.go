@@ -15,8 +15,9 @@ import (
 // presented again within this time still revokes what it issued.
 const usedCodeKeep = time.Hour
 
-// Purge deletes expired sessions, transactions and codes and returns how
-// many records it deleted. Consents do not expire.
+// Purge deletes expired sessions, transactions, authorization codes and
+// device codes and returns how many records it deleted. Consents do not
+// expire.
 func (m *Manager) Purge(ctx context.Context) (int, error) {
 	now := m.opts.Now()
 	n := 0
@@ -92,7 +93,9 @@ func (m *Manager) Purge(ctx context.Context) (int, error) {
 				}
 			}
 		}
-		return nil
+		dn, err := purgeDeviceCodesTx(tx, now, usedCodeKeep)
+		n += dn
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("purge browser sessions: %w", err)
