@@ -93,7 +93,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 		return errInvalidRequest("grant_type is required")
 	}
 	if !clients.SupportedGrant(p.grantType) {
-		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be authorization_code, client_credentials, password, refresh_token or "+clients.GrantDeviceCode, Status: http.StatusBadRequest}
+		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be authorization_code, client_credentials, password, refresh_token or " + clients.GrantDeviceCode, Status: http.StatusBadRequest}
 	}
 	ent, err := s.authenticate(c, r, &p)
 	if err != nil {

@@ -34,8 +34,8 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	// GrantDeviceCode is the RFC 8628 device authorization grant.
 	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
-	AuthSecretBasic        = "client_secret_basic"
-	AuthSecretPost         = "client_secret_post"
+	AuthSecretBasic = "client_secret_basic"
+	AuthSecretPost  = "client_secret_post"
 	// AuthNone is a public client's method: client_id only, no secret.
 	AuthNone = "none"
 )

@@ -164,14 +164,14 @@ func NewDeviceCode(ctx context.Context, store storage.Store, d DeviceCode) (devi
 
 // PendingDevice returns the pending, unexpired authorization of a user
 // code (as the user typed it) and its storage key, or ErrNotFound.
-func PendingDevice(ctx context.Context, store storage.Store, userCode string, now time.Time) (DeviceCode, string, error) {
+func (m *Manager) PendingDevice(ctx context.Context, userCode string) (DeviceCode, string, error) {
 	norm, ok := NormalizeUserCode(userCode)
 	if !ok {
 		return DeviceCode{}, "", ErrNotFound
 	}
 	var d DeviceCode
 	var key string
-	err := store.View(ctx, func(tx storage.Tx) error {
+	err := m.store.View(ctx, func(tx storage.Tx) error {
 		k, err := tx.Get(deviceUsersBucket, Hash(norm))
 		if err != nil {
 			return err
@@ -185,7 +185,7 @@ func PendingDevice(ctx context.Context, store storage.Store, userCode string, no
 	if err != nil {
 		return DeviceCode{}, "", fmt.Errorf("read device code: %w", err)
 	}
-	if d.Status != DevicePending || now.UnixNano() >= d.ExpiresAt {
+	if d.Status != DevicePending || m.opts.Now().UnixNano() >= d.ExpiresAt {
 		return DeviceCode{}, "", ErrNotFound
 	}
 	return d, key, nil
@@ -206,8 +206,9 @@ type DeviceDecision struct {
 // stored under key, once: the user code stops working in the same
 // transaction. ErrNotFound when it is no longer pending, has expired or
 // is not what the page showed.
-func DecideDevice(ctx context.Context, store storage.Store, key string, dd DeviceDecision, now time.Time) error {
-	err := store.Update(ctx, func(tx storage.Tx) error {
+func (m *Manager) DecideDevice(ctx context.Context, key string, dd DeviceDecision) error {
+	now := m.opts.Now()
+	err := m.store.Update(ctx, func(tx storage.Tx) error {
 		var d DeviceCode
 		if err := getJSON(tx, deviceCodesBucket, key, &d); err != nil {
 			return err
