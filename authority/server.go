@@ -164,11 +164,12 @@ type Server struct {
 	keys    keyCache
 	idKeys  idKeyCache // ID tokens (typ JWT); idtoken.go
 	limits  struct{ client, ip *failureCounter }
-	// userCodes counts wrong user codes per address (devicegrant.go).
-	userCodes *failureCounter
-	users     *users.Registry
-	login     *loginLimiter
-	feed      feedCache
+	// userCodes counts wrong user codes, deviceStarts device
+	// authorizations, per address (devicegrant.go).
+	userCodes, deviceStarts *failureCounter
+	users                   *users.Registry
+	login                   *loginLimiter
+	feed                    feedCache
 	// dummyHash is verified against when a login names no user, so that
 	// an unknown user costs the same argon2id run as a wrong password.
 	dummyHash string
@@ -194,6 +195,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.limits.client = newFailureCounter(rl.PerClient, rl.Window, rl.MaxEntries)
 	s.limits.ip = newFailureCounter(rl.PerIP, rl.Window, rl.MaxEntries)
 	s.userCodes = newFailureCounter(userCodeFailures, userCodeWindow, rl.MaxEntries)
+	s.deviceStarts = newFailureCounter(deviceStartsPerIP, userCodeWindow, rl.MaxEntries)
 	s.login = newLoginLimiter(cfg.LoginRateLimit)
 	s.users = users.New(cfg.Store, cfg.Password, cfg.Now)
 	s.dummyHash = users.HashPassword(newJTI(), cfg.Password)

@@ -386,3 +386,23 @@ func TestDevice_Purge(t *testing.T) {
 	wantError(t, "purged code", e.poll("tv", "", old.DeviceCode), "invalid_grant")
 	wantError(t, "live code", e.poll("tv", "", live.DeviceCode), "authorization_pending")
 }
+
+// TestDevice_StartFlood: one address cannot fill the store (or the user
+// code space) with device authorizations.
+func TestDevice_StartFlood(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.deviceClient("tv", nil)
+	for i := range 30 {
+		if status, _, body := e.startDevice("tv", "", nil); status != http.StatusOK {
+			t.Fatalf("authorization %d = %d %v", i, status, body)
+		}
+	}
+	status, _, body := e.startDevice("tv", "", nil)
+	if status != http.StatusTooManyRequests || body["error"] != "temporarily_unavailable" {
+		t.Fatalf("31st authorization in a minute = %d %v, want 429", status, body)
+	}
+	e.clock.Add(time.Minute)
+	if status, _, _ := e.startDevice("tv", "", nil); status != http.StatusOK {
+		t.Fatalf("after the window = %d", status)
+	}
+}
