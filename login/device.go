@@ -311,16 +311,14 @@ func (h *Handler) deviceConsent(c echo.Context) error {
 			"The application changed what it asks for since this page was shown. Nothing was allowed. Start again on your device.", "")
 	}
 	allow := c.Request().PostFormValue("decision") == "allow"
-	if allow && !cl.FirstParty {
+	dd := sessions.DeviceDecision{Approve: allow, ClientInstance: d.ClientInstance, Scope: d.Scope,
+		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime, Offline: tx.Offline}
+	if !cl.FirstParty {
 		// Remembered as a browser login's consent is: refreshes of a
 		// third-party client need it, and withdrawing it ends them.
-		if err := h.sess.GrantConsent(ctx, sessions.Consent{UserID: sess.UserID, ClientID: cl.ID, ClientInstance: d.ClientInstance,
-			Scopes: tx.Scopes, Offline: tx.Offline}); err != nil {
-			return h.serverError(c, err)
-		}
+		dd.Consent = &sessions.Consent{UserID: sess.UserID, ClientID: cl.ID, ClientInstance: d.ClientInstance, Scopes: tx.Scopes, Offline: tx.Offline}
 	}
-	err = h.sess.DecideDevice(ctx, d.key, sessions.DeviceDecision{Approve: allow, ClientInstance: d.ClientInstance, Scope: d.Scope,
-		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime, Offline: tx.Offline})
+	err = h.sess.DecideDevice(ctx, d.key, dd)
 	if errors.Is(err, sessions.ErrNotFound) {
 		return h.errorPage(c, http.StatusBadRequest, "This code has expired",
 			"The code has expired or was already used. Start again on your device to get a new code.", "")

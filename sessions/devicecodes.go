@@ -200,6 +200,9 @@ type DeviceDecision struct {
 	UserID, SID, Session  string
 	AuthTime              int64
 	Offline               bool
+	// Consent, when set, is remembered in the same transaction as an
+	// approval (a third-party client's).
+	Consent *Consent
 }
 
 // DecideDevice records the user's decision on the pending authorization
@@ -220,6 +223,11 @@ func (m *Manager) DecideDevice(ctx context.Context, key string, dd DeviceDecisio
 		if dd.Approve {
 			d.Status = DeviceApproved
 			d.UserID, d.SID, d.Session, d.AuthTime, d.Offline = dd.UserID, dd.SID, dd.Session, dd.AuthTime, dd.Offline
+			if dd.Consent != nil {
+				if err := grantConsentTx(tx, dd.Consent, now.UTC()); err != nil {
+					return err
+				}
+			}
 		}
 		if err := tx.Delete(deviceUsersBucket, d.UserCodeKey); err != nil {
 			return err
