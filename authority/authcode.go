@@ -303,26 +303,36 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 // revokeCodeTokens revokes what a reused code issued: its access token
 // (denylist) and its refresh family with every token rotated from it.
 func (s *Server) revokeCodeTokens(tx storage.Tx, out *codeOutcome, code *sessions.Code, now time.Time) error {
-	if code.AccessJTI != "" && code.AccessExp > now.Unix() {
-		if err := tx.Put(denylistBucket, code.AccessJTI, strconv.AppendInt(nil, code.AccessExp, 10)); err != nil {
-			return err
+	denied, err := revokeIssued(tx, code.AccessJTI, code.AccessExp, code.Family, reasonCodeReuse, now)
+	out.denied = out.denied || denied
+	return err
+}
+
+// revokeIssued revokes what a single-use grant (a code, a device code)
+// issued when it is presented again: its access token jti (denylisted
+// until exp) and its refresh family with every token rotated from it.
+// denied says the denylist changed.
+func revokeIssued(tx storage.Tx, jti string, exp int64, family, reason string, now time.Time) (denied bool, err error) {
+	if jti != "" && exp > now.Unix() {
+		if err := tx.Put(denylistBucket, jti, strconv.AppendInt(nil, exp, 10)); err != nil {
+			return false, err
 		}
-		out.denied = true
+		denied = true
 	}
-	if code.Family == "" {
-		return nil
+	if family == "" {
+		return denied, nil
 	}
-	f, err := getFamily(tx, code.Family)
+	f, err := getFamily(tx, family)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil
+		return denied, nil
 	}
 	if err != nil {
-		return err
+		return denied, err
 	}
 	if len(f.Access) > 0 {
-		out.denied = true
+		denied = true
 	}
-	return revokeFamily(tx, &f, reasonCodeReuse, now)
+	return denied, revokeFamily(tx, &f, reason, now)
 }
 
 func hasScope(scope, want string) bool {

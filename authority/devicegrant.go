@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -151,6 +152,10 @@ func errAccessDenied() *Error {
 	return &Error{Code: "access_denied", Description: "the user denied this device", Status: http.StatusBadRequest}
 }
 
+// reasonDeviceCodeReuse is the family revocation reason when its device
+// code is presented again.
+const reasonDeviceCodeReuse = "device_code_reuse"
+
 func errBadDeviceCode() *Error {
 	return errInvalidGrant("device code is invalid or already used, or was issued to another client")
 }
@@ -158,6 +163,8 @@ func errBadDeviceCode() *Error {
 // deviceOutcome is what one run of the poll transaction decided.
 type deviceOutcome struct {
 	err    *Error
+	reuse  bool
+	denied bool
 	d      sessions.DeviceCode
 	user   users.Record
 	claims []byte
@@ -204,6 +211,15 @@ func (s *Server) deviceGrant(c echo.Context, ent *clients.Entry, p *tokenParams)
 	if err != nil {
 		return errServer(fmt.Errorf("poll device code: %w", err))
 	}
+	if out.denied {
+		s.feed.invalidate()
+	}
+	if out.reuse {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "device code reuse: its tokens are revoked",
+			slog.String("client_id", ent.Record.ID), slog.String("user_id", out.d.UserID), slog.String("family", out.d.Family))
+		s.record(c, AuditEvent{Actor: ent.Record.ID, Action: "device_code.reuse_detected", Target: out.d.UserID, Outcome: "tokens_revoked",
+			Detail: fmt.Sprintf("family=%s: a device code was presented again; the tokens issued from it are revoked", out.d.Family)})
+	}
 	if out.err != nil {
 		return out.err
 	}
@@ -249,8 +265,12 @@ func (s *Server) pollTx(tx storage.Tx, out *deviceOutcome, r redemption) error {
 	}
 	now := r.now.UnixNano()
 	if d.UsedAt != 0 {
-		out.err = errBadDeviceCode()
-		return nil
+		// Presented again: the device code leaked, so what it issued is
+		// revoked (as for a reused authorization code, RFC 6749 §4.1.2).
+		out.err, out.reuse = errBadDeviceCode(), d.Family != "" || d.AccessJTI != ""
+		out.d = d
+		out.denied, err = revokeIssued(tx, d.AccessJTI, d.AccessExp, d.Family, reasonDeviceCodeReuse, r.now)
+		return err
 	}
 	if now >= d.ExpiresAt {
 		out.err = errExpiredToken()
@@ -299,6 +319,7 @@ func (s *Server) pollTx(tx storage.Tx, out *deviceOutcome, r redemption) error {
 	}
 	out.d, out.user = d, user
 	out.iat = max(r.now.Unix(), cutoff)
+	d.AccessJTI, d.AccessExp = r.jti, out.iat+int64(r.ttl/time.Second)
 	var scope []string
 	for _, sc := range splitScope(d.Scope) {
 		if slices.Contains(r.ent.Record.Scopes, sc) { // the client may have lost it since
@@ -312,13 +333,12 @@ func (s *Server) pollTx(tx storage.Tx, out *deviceOutcome, r redemption) error {
 	}
 	if r.refreshHash != "" && (r.ent.Record.FirstParty || d.Offline) {
 		idle, absolute := s.refreshTTLs(r.ent)
-		accessExp := out.iat + int64(r.ttl/time.Second)
 		// flowCode: a user approved it on a page, so a third-party
 		// client's refreshes need that consent still (refresh.go).
 		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: out.scope, Aud: []string{r.ent.Record.DefaultAudience},
 			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
 			AuthTime: d.AuthTime, SID: d.SID, LoginCutoff: &cutoff, Flow: flowCode}
-		fam.addAccess(r.jti, accessExp, r.now.Unix())
+		fam.addAccess(r.jti, d.AccessExp, r.now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
 		if err != nil {
 			return err
@@ -332,7 +352,8 @@ func (s *Server) pollTx(tx storage.Tx, out *deviceOutcome, r redemption) error {
 		if err := putJSON(tx, refreshFamiliesBucket, fam.ID, &fam); err != nil {
 			return err
 		}
-		out.family = fam.ID
+		out.family, d.Family = fam.ID, fam.ID
 	}
+	out.d = d
 	return sessions.PutDeviceCodeTx(tx, dkey, &d)
 }

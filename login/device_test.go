@@ -201,11 +201,22 @@ func TestDevice_Attacks(t *testing.T) {
 		e.deviceClient("tv", nil)
 		_, da, _ := e.startDevice("tv", "", nil)
 		e.browser().approve(da.UserCode, "allow")
-		if tr := e.poll("tv", "", da.DeviceCode); tr.status != http.StatusOK {
+		tr := e.poll("tv", "", da.DeviceCode)
+		if tr.status != http.StatusOK {
 			t.Fatalf("first redemption = %d %s", tr.status, tr.raw)
+		}
+		if status, _, _ := e.userinfo(tr.str("access_token")); status != http.StatusOK {
+			t.Fatalf("userinfo before the replay = %d", status)
 		}
 		e.clock.Add(10 * time.Second)
 		wantError(t, "replay", e.poll("tv", "", da.DeviceCode), "invalid_grant")
+		// The code leaked: what it issued is revoked.
+		if status, _, _ := e.userinfo(tr.str("access_token")); status != http.StatusUnauthorized {
+			t.Errorf("userinfo with the access token after the replay = %d, want 401", status)
+		}
+		if rt := e.token("tv", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.str("refresh_token")}}); rt.status != http.StatusBadRequest {
+			t.Errorf("refresh after the replay = %d %s, want 400", rt.status, rt.raw)
+		}
 		// The user code is spent too.
 		if p := e.browser().enterCode(da.UserCode); p.status != http.StatusBadRequest {
 			t.Fatalf("spent user code entered again: %d\n%s", p.status, p.body)

@@ -73,6 +73,10 @@ type DeviceCode struct {
 	LastPoll  int64 `json:"last_poll,omitempty"` // unix nanoseconds
 	ExpiresAt int64 `json:"expires_at"`          // unix nanoseconds
 	UsedAt    int64 `json:"used_at,omitempty"`   // unix nanoseconds: redeemed
+	// Set by the redemption: a second redemption revokes these.
+	Family    string `json:"family,omitempty"`
+	AccessJTI string `json:"access_jti,omitempty"`
+	AccessExp int64  `json:"access_exp,omitempty"`
 }
 
 // NewUserCode returns a random user code, normalized (eight letters).
@@ -134,6 +138,7 @@ func NewDeviceCode(ctx context.Context, store storage.Store, d DeviceCode) (devi
 	deviceCode = NewSecret()
 	key := Hash(deviceCode)
 	d.Status, d.UsedAt, d.LastPoll = DevicePending, 0, 0
+	d.Family, d.AccessJTI, d.AccessExp = "", "", 0
 	d.UserID, d.SID, d.Session, d.AuthTime, d.Offline = "", "", "", 0, false
 	for range 8 {
 		userCode = NewUserCode()
