@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -99,11 +101,26 @@ func TestBrowserDeviceFlow(t *testing.T) {
 			t.Fatalf("%s: %v\npage: %s\nsignet logs:\n%s", name, err, body, logs)
 		}
 	}
+	// SIGNET_UPDATE_SCREENSHOTS=1 refreshes the pictures in docs/login.md.
+	shot := func(file string) {
+		t.Helper()
+		if os.Getenv("SIGNET_UPDATE_SCREENSHOTS") != "1" {
+			return
+		}
+		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", file, err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", file), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The user types the code as read from the terminal: lower case, no dash.
 	typed := strings.ToLower(strings.ReplaceAll(da.UserCode, "-", ""))
 	step("open the device page", chromedp.Navigate(da.VerificationURI), chromedp.WaitVisible(chromedp.CSS("#user_code")))
-	step("enter the code", chromedp.SendKeys(chromedp.CSS("#user_code"), typed),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#password")))
+	step("type the code", chromedp.SendKeys(chromedp.CSS("#user_code"), typed))
+	shot("device.png")
+	step("enter the code", chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#password")))
 	step("sign in", chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
 		chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#user-code")))
@@ -111,6 +128,7 @@ func TestBrowserDeviceFlow(t *testing.T) {
 	if err != nil || shown != da.UserCode {
 		t.Fatalf("confirmation shows code %q (%v), want %q", shown, err, da.UserCode)
 	}
+	shot("device-confirm.png")
 	step("allow", chromedp.Click(chromedp.CSS(`button[value=allow]`)), chromedp.WaitVisible(chromedp.CSS("#device-done")))
 
 	var r result
