@@ -204,7 +204,9 @@ func (s *Server) deviceGrant(c echo.Context, ent *clients.Entry, p *tokenParams)
 	}
 	famID := newFamilyID()
 	var out deviceOutcome
-	err = s.cfg.Store.Update(ctx, func(tx storage.Tx) error {
+	// Batch: many devices poll at once, and each poll is a write; the
+	// function reports refusals in out, so one never rolls back another.
+	err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
 		out = deviceOutcome{}
 		return s.pollTx(tx, &out, redemption{ent: ent, p: p, now: now, jti: jti, ttl: ttl, refreshHash: refreshHash, famID: famID})
 	})
