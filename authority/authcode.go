@@ -276,28 +276,38 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	// and the user allowed it (the code records it); refreshes check the
 	// consent again.
 	if r.refreshHash != "" && (r.ent.Record.FirstParty || code.Offline) {
-		idle, absolute := s.refreshTTLs(r.ent)
-		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: out.scope, Aud: []string{r.ent.Record.DefaultAudience},
-			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
-			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff, Flow: flowCode}
-		fam.addAccess(r.jti, code.AccessExp, r.now.Unix())
-		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
-		if err != nil {
+		if err := s.startLoginFamilyTx(tx, r, user.ID, out.scope, code.AccessExp, code.AuthTime, code.SID, cutoff); err != nil {
 			return err
 		}
-		if err := tx.Put(refreshTokensBucket, r.refreshHash, tr); err != nil {
-			return err
-		}
-		if err := tx.Put(userFamiliesBucket, user.ID+"/"+fam.ID, nil); err != nil {
-			return err
-		}
-		if err := putJSON(tx, refreshFamiliesBucket, fam.ID, &fam); err != nil {
-			return err
-		}
-		code.Family, out.family = fam.ID, fam.ID
+		code.Family, out.family = r.famID, r.famID
 	}
 	out.code = code
 	return sessions.PutCodeTx(tx, ckey, &code)
+}
+
+// startLoginFamilyTx stores the refresh family a user's login starts (the
+// code and device flows): the family with its first access token, its
+// first refresh token and the user's index entry. flowCode: the user
+// approved the client on a page, so a third-party client's refreshes need
+// that consent still (refresh.go).
+func (s *Server) startLoginFamilyTx(tx storage.Tx, r redemption, userID, scope string, accessExp, authTime int64, sid string, cutoff int64) error {
+	now := r.now.UnixNano()
+	idle, absolute := s.refreshTTLs(r.ent)
+	fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: userID, Scope: scope, Aud: []string{r.ent.Record.DefaultAudience},
+		CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
+		AuthTime: authTime, SID: sid, LoginCutoff: &cutoff, Flow: flowCode}
+	fam.addAccess(r.jti, accessExp, r.now.Unix())
+	tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(refreshTokensBucket, r.refreshHash, tr); err != nil {
+		return err
+	}
+	if err := tx.Put(userFamiliesBucket, userID+"/"+fam.ID, nil); err != nil {
+		return err
+	}
+	return putJSON(tx, refreshFamiliesBucket, fam.ID, &fam)
 }
 
 // revokeCodeTokens revokes what a reused code issued: its access token

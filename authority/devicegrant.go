@@ -334,27 +334,10 @@ func (s *Server) pollTx(tx storage.Tx, out *deviceOutcome, r redemption) error {
 		return err
 	}
 	if r.refreshHash != "" && (r.ent.Record.FirstParty || d.Offline) {
-		idle, absolute := s.refreshTTLs(r.ent)
-		// flowCode: a user approved it on a page, so a third-party
-		// client's refreshes need that consent still (refresh.go).
-		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: out.scope, Aud: []string{r.ent.Record.DefaultAudience},
-			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
-			AuthTime: d.AuthTime, SID: d.SID, LoginCutoff: &cutoff, Flow: flowCode}
-		fam.addAccess(r.jti, d.AccessExp, r.now.Unix())
-		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
-		if err != nil {
+		if err := s.startLoginFamilyTx(tx, r, user.ID, out.scope, d.AccessExp, d.AuthTime, d.SID, cutoff); err != nil {
 			return err
 		}
-		if err := tx.Put(refreshTokensBucket, r.refreshHash, tr); err != nil {
-			return err
-		}
-		if err := tx.Put(userFamiliesBucket, user.ID+"/"+fam.ID, nil); err != nil {
-			return err
-		}
-		if err := putJSON(tx, refreshFamiliesBucket, fam.ID, &fam); err != nil {
-			return err
-		}
-		out.family, d.Family = fam.ID, fam.ID
+		out.family, d.Family = r.famID, r.famID
 	}
 	out.d = d
 	return sessions.PutDeviceCodeTx(tx, dkey, &d)
