@@ -289,6 +289,16 @@ func TestDevice_Attacks(t *testing.T) {
 			t.Fatalf("code of a deleted instance: %d\n%s", p.status, p.body)
 		}
 	})
+	t.Run("the approving session ended before the poll", func(t *testing.T) {
+		e := newEnv(t, envOptions{})
+		e.deviceClient("tv", nil)
+		_, da, _ := e.startDevice("tv", "", nil)
+		e.browser().approve(da.UserCode, "allow")
+		if _, err := sessions.EndUser(context.Background(), e.store, e.alice.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, "poll after logout", e.poll("tv", "", da.DeviceCode), "invalid_grant")
+	})
 	t.Run("confirmation without the browser cookie", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
 		e.deviceClient("tv", nil)
