@@ -261,53 +261,73 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	// and the user allowed it (the code records it); refreshes check the
 	// consent again.
 	if r.refreshHash != "" && (r.ent.Record.FirstParty || code.Offline) {
-		idle, absolute := s.refreshTTLs(r.ent)
-		fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: user.ID, Scope: out.scope, Aud: []string{r.ent.Record.DefaultAudience},
-			CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
-			AuthTime: code.AuthTime, SID: code.SID, LoginCutoff: &cutoff, Flow: flowCode, JKT: familyJKT(r.ent, r.p)}
-		fam.addAccess(r.jti, code.AccessExp, r.now.Unix())
-		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
-		if err != nil {
+		if err := s.startLoginFamilyTx(tx, r, user.ID, out.scope, code.AccessExp, code.AuthTime, code.SID, cutoff); err != nil {
 			return err
 		}
-		if err := tx.Put(refreshTokensBucket, r.refreshHash, tr); err != nil {
-			return err
-		}
-		if err := tx.Put(userFamiliesBucket, user.ID+"/"+fam.ID, nil); err != nil {
-			return err
-		}
-		if err := putJSON(tx, refreshFamiliesBucket, fam.ID, &fam); err != nil {
-			return err
-		}
-		code.Family, out.family = fam.ID, fam.ID
+		code.Family, out.family = r.famID, r.famID
 	}
 	out.code = code
 	return sessions.PutCodeTx(tx, ckey, &code)
 }
 
-// revokeCodeTokens revokes what a reused code issued: its access token
-// (denylist) and its refresh family with every token rotated from it.
-func (s *Server) revokeCodeTokens(tx storage.Tx, out *codeOutcome, code *sessions.Code, now time.Time) error {
-	if code.AccessJTI != "" && code.AccessExp > now.Unix() {
-		if err := tx.Put(denylistBucket, code.AccessJTI, strconv.AppendInt(nil, code.AccessExp, 10)); err != nil {
-			return err
-		}
-		out.denied = true
-	}
-	if code.Family == "" {
-		return nil
-	}
-	f, err := getFamily(tx, code.Family)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil
-	}
+// startLoginFamilyTx stores the refresh family a user's login starts (the
+// code and device flows): the family with its first access token, its
+// first refresh token and the user's index entry. flowCode: the user
+// approved the client on a page, so a third-party client's refreshes need
+// that consent still (refresh.go).
+func (s *Server) startLoginFamilyTx(tx storage.Tx, r redemption, userID, scope string, accessExp, authTime int64, sid string, cutoff int64) error {
+	now := r.now.UnixNano()
+	idle, absolute := s.refreshTTLs(r.ent)
+	fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: userID, Scope: scope, Aud: []string{r.ent.Record.DefaultAudience},
+		CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
+		AuthTime: authTime, SID: sid, LoginCutoff: &cutoff, Flow: flowCode, JKT: familyJKT(r.ent, r.p)}
+	fam.addAccess(r.jti, accessExp, r.now.Unix())
+	tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
 	if err != nil {
 		return err
 	}
-	if len(f.Access) > 0 {
-		out.denied = true
+	if err := tx.Put(refreshTokensBucket, r.refreshHash, tr); err != nil {
+		return err
 	}
-	return revokeFamily(tx, &f, reasonCodeReuse, now)
+	if err := tx.Put(userFamiliesBucket, userID+"/"+fam.ID, nil); err != nil {
+		return err
+	}
+	return putJSON(tx, refreshFamiliesBucket, fam.ID, &fam)
+}
+
+// revokeCodeTokens revokes what a reused code issued: its access token
+// (denylist) and its refresh family with every token rotated from it.
+func (s *Server) revokeCodeTokens(tx storage.Tx, out *codeOutcome, code *sessions.Code, now time.Time) error {
+	denied, err := revokeIssued(tx, code.AccessJTI, code.AccessExp, code.Family, reasonCodeReuse, now)
+	out.denied = out.denied || denied
+	return err
+}
+
+// revokeIssued revokes what a single-use grant (a code, a device code)
+// issued when it is presented again: its access token jti (denylisted
+// until exp) and its refresh family with every token rotated from it.
+// denied says the denylist changed.
+func revokeIssued(tx storage.Tx, jti string, exp int64, family, reason string, now time.Time) (denied bool, err error) {
+	if jti != "" && exp > now.Unix() {
+		if err := tx.Put(denylistBucket, jti, strconv.AppendInt(nil, exp, 10)); err != nil {
+			return false, err
+		}
+		denied = true
+	}
+	if family == "" {
+		return denied, nil
+	}
+	f, err := getFamily(tx, family)
+	if errors.Is(err, storage.ErrNotFound) {
+		return denied, nil
+	}
+	if err != nil {
+		return denied, err
+	}
+	if len(f.Access) > 0 {
+		denied = true
+	}
+	return denied, revokeFamily(tx, &f, reason, now)
 }
 
 func hasScope(scope, want string) bool {

@@ -25,6 +25,7 @@ type metadata struct {
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 	RevocationAuthSigningAlgs         []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
@@ -78,6 +79,7 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		ResponseTypesSupported:            []string{"code"},
 		TokenEndpointAuthMethodsSupported: append(clientauth.Methods(), clients.AuthNone),
 		TokenEndpointAuthSigningAlgs:      clientauth.SigningAlgs(),
+		DeviceAuthorizationEndpoint:       base + "/oauth2/device_authorization",
 		RevocationEndpoint:                base + "/oauth2/revoke",
 		RevocationAuthMethodsSupported:    clientauth.Methods(),
 		RevocationAuthSigningAlgs:         clientauth.SigningAlgs(),

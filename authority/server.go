@@ -25,6 +25,7 @@ import (
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/outbound"
+	"github.com/signet-auth/signet/ratelimit"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
@@ -183,9 +184,12 @@ type Server struct {
 	keys    keyCache
 	idKeys  idKeyCache // ID tokens (typ JWT); idtoken.go
 	auth    *clientauth.Authenticator
-	users   *users.Registry
-	login   *loginLimiter
-	feed    feedCache
+	// userCodes counts wrong user codes, deviceStarts device
+	// authorizations, per address (devicegrant.go).
+	userCodes, deviceStarts *ratelimit.Counter
+	users                   *users.Registry
+	login                   *loginLimiter
+	feed                    feedCache
 	// refusals logs deliberate refusals once per episode (error.go).
 	refusals refusal.Log
 	// dummyHash is verified against when a login names no user, so that
@@ -219,6 +223,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("authority: %w", err)
 	}
 	s.auth = auth
+	maxEntries := cfg.RateLimit.MaxEntries
+	if maxEntries <= 0 {
+		maxEntries = 10000
+	}
+	s.userCodes = ratelimit.NewCounter(userCodeFailures, userCodeWindow, maxEntries)
+	s.deviceStarts = ratelimit.NewCounter(deviceStartsPerIP, userCodeWindow, maxEntries)
 	s.login = newLoginLimiter(cfg.LoginRateLimit)
 	s.users = users.New(cfg.Store, cfg.Password, cfg.Now)
 	s.dummyHash = users.HashPassword(newJTI(), cfg.Password)
@@ -238,6 +248,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		e.HEAD(p, s.discovery)
 	}
 	e.Any("/oauth2/token", s.token)
+	e.Any("/oauth2/device_authorization", s.deviceAuthorization)
 	e.Any("/oauth2/revoke", s.revoke)
 	e.Any("/oauth2/introspect", s.introspect)
 	e.Any("/oauth2/userinfo", s.userinfo)

@@ -47,7 +47,8 @@ type tokenParams struct {
 	codeVerifier               string
 	// dpopJKT is the thumbprint of the request's checked DPoP proof key
 	// ("" without a proof): the access token is bound to it.
-	dpopJKT string
+	dpopJKT    string
+	deviceCode string // RFC 8628 device_code
 }
 
 // token is POST /oauth2/token (RFC 6749 §4.4 client_credentials).
@@ -86,7 +87,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 		return errInvalidRequest("grant_type is required")
 	}
 	if !clients.SupportedGrant(p.grantType) {
-		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be authorization_code, client_credentials, password or refresh_token", Status: http.StatusBadRequest}
+		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be authorization_code, client_credentials, password, refresh_token or " + clients.GrantDeviceCode, Status: http.StatusBadRequest}
 	}
 	ent, err := s.authenticate(c, r, &p)
 	if err != nil {
@@ -103,6 +104,8 @@ func (s *Server) tokenRequest(c echo.Context) error {
 		return s.refreshGrant(c, ent, &p)
 	case clients.GrantAuthorizationCode:
 		return s.codeGrant(c, ent, &p)
+	case clients.GrantDeviceCode:
+		return s.deviceGrant(c, ent, &p)
 	}
 	if !ent.GrantCC {
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed the client_credentials grant", Status: http.StatusBadRequest}
@@ -181,6 +184,7 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 	p.username, p.password, p.refreshToken = get("username"), get("password"), get("refresh_token")
 	p.token, p.tokenTypeHint = get("token"), get("token_type_hint")
 	p.code, p.redirectURI, p.codeVerifier = get("code"), get("redirect_uri"), get("code_verifier")
+	p.deviceCode = get("device_code")
 	for _, v := range form["resource"] {
 		if v != "" && !slices.Contains(p.resources, v) {
 			p.resources = append(p.resources, v)
@@ -191,7 +195,7 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 
 func isTokenParam(k string) bool {
 	switch k {
-	case "grant_type", "scope", "audience", "client_id", "client_secret", "username", "password", "refresh_token", "token", "token_type_hint", "code", "redirect_uri", "code_verifier", "client_assertion", "client_assertion_type":
+	case "grant_type", "scope", "audience", "client_id", "client_secret", "username", "password", "refresh_token", "token", "token_type_hint", "code", "redirect_uri", "code_verifier", "client_assertion", "client_assertion_type", "device_code":
 		return true
 	}
 	return false

@@ -32,8 +32,10 @@ const (
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
 	GrantAuthorizationCode = "authorization_code"
-	AuthSecretBasic        = "client_secret_basic"
-	AuthSecretPost         = "client_secret_post"
+	// GrantDeviceCode is the RFC 8628 device authorization grant.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+	AuthSecretBasic = "client_secret_basic"
+	AuthSecretPost  = "client_secret_post"
 	// AuthNone is a public client's method: client_id only, no secret.
 	AuthNone = "none"
 )
@@ -59,7 +61,7 @@ var (
 // supportedAlgorithms are the asymmetric JWS algorithms Signet can sign
 // with. HS* never: a symmetric key cannot be published.
 // supportedGrants are the grant types a client may be allowed.
-var supportedGrants = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantAuthorizationCode}
+var supportedGrants = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantAuthorizationCode, GrantDeviceCode}
 
 // maxRefreshReuseGrace caps Client.RefreshReuseGrace.
 const maxRefreshReuseGrace = time.Minute
@@ -555,8 +557,8 @@ func (c *Registry) validate(cl *Client) error {
 			bad("grant_types", "unsupported grant type "+QuoteValue(g)+" (supported: "+strings.Join(supportedGrants, ", ")+")")
 		}
 	}
-	if slices.Contains(cl.GrantTypes, GrantRefreshToken) && !slices.Contains(cl.GrantTypes, GrantPassword) && !slices.Contains(cl.GrantTypes, GrantAuthorizationCode) {
-		bad("grant_types", "refresh_token needs a grant that issues refresh tokens (authorization_code or password)")
+	if slices.Contains(cl.GrantTypes, GrantRefreshToken) && !slices.Contains(cl.GrantTypes, GrantPassword) && !slices.Contains(cl.GrantTypes, GrantAuthorizationCode) && !slices.Contains(cl.GrantTypes, GrantDeviceCode) {
+		bad("grant_types", "refresh_token needs a grant that issues refresh tokens (authorization_code, password or "+GrantDeviceCode+")")
 	}
 	for _, f := range []struct {
 		name string

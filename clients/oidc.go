@@ -215,8 +215,8 @@ func (c *Registry) validateLogin(cl *Client, bad func(field, problem string)) {
 			bad("token_endpoint_auth_methods", "a public client authenticates with none only")
 		}
 		for _, g := range cl.GrantTypes {
-			if g != GrantAuthorizationCode && g != GrantRefreshToken {
-				bad("grant_types", fmt.Sprintf("a public client may use authorization_code and refresh_token only, not %s", g))
+			if g != GrantAuthorizationCode && g != GrantRefreshToken && g != GrantDeviceCode {
+				bad("grant_types", fmt.Sprintf("a public client may use authorization_code, %s and refresh_token only, not %s", GrantDeviceCode, g))
 			}
 		}
 		if cl.RequirePKCE != nil && !*cl.RequirePKCE {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/signet-auth/signet/clients"
@@ -115,6 +116,35 @@ func BenchmarkLoginPage(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			serve(b, e, httptest.NewRequest(http.MethodGet, target, nil), "")
+		}
+	})
+}
+
+// BenchmarkDevicePoll measures a device's poll of a pending code
+// (authorization_pending or slow_down): one committed write each, since
+// the poll time is kept in the store for every replica to see. Many
+// devices poll at once, as a fleet of terminals waiting for their users.
+func BenchmarkDevicePoll(b *testing.B) {
+	e := newEnv(b, envOptions{})
+	e.deviceClient("tv", nil)
+	var bodies []string
+	for range 25 {
+		_, da, _ := e.startDevice("tv", "", nil)
+		bodies = append(bodies, url.Values{"grant_type": {clients.GrantDeviceCode}, "device_code": {da.DeviceCode}, "client_id": {"tv"}}.Encode())
+	}
+	b.SetParallelism(benchParallelism)
+	b.ResetTimer()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(bodies[next.Add(1)%int64(len(bodies))]))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w := &discardWriter{h: http.Header{}}
+			e.srv.ServeHTTP(w, req)
+			if w.status != http.StatusBadRequest {
+				b.Errorf("poll status %d, want 400 authorization_pending or slow_down", w.status)
+				return
+			}
 		}
 	})
 }

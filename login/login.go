@@ -118,6 +118,9 @@ func New(cfg Config) (*Handler, error) {
 			return nil, fmt.Errorf("login: templates: %s is missing", name)
 		}
 	}
+	if err := h.addDeviceTemplate(); err != nil {
+		return nil, fmt.Errorf("login: templates: device.html: %w", err)
+	}
 	if h.css, err = embedded.ReadFile("static/signet.css"); err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
@@ -139,6 +142,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/oauth2/logout", h.endSession, sec)
 	e.POST("/oauth2/logout", h.endSession, sec)
 	e.POST("/oauth2/logout/confirm", h.confirmLogout, sec)
+	h.registerDevice(e, sec)
 	e.GET("/login/static/signet.css", h.stylesheet(h.css), sec)
 	if h.customCSS != nil {
 		e.GET("/login/static/custom.css", h.stylesheet(h.customCSS), sec)

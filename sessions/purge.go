@@ -16,9 +16,9 @@ import (
 const usedCodeKeep = time.Hour
 
 // Purge deletes expired browser sessions (with their user index entries),
-// finished login transactions and old authorization codes, and reports one
-// storage.Purged per kind ("browser_sessions", "login_transactions",
-// "authorization_codes"). Each record is deleted on a check of its own
+// finished login transactions, old authorization codes and device codes,
+// and reports one storage.Purged per kind ("browser_sessions",
+// "login_transactions", "authorization_codes", "device_codes"). Each record is deleted on a check of its own
 // value, so a session touched meanwhile is left for the next run and
 // nothing else makes the purge conflict. Consents do not expire.
 func (m *Manager) Purge(ctx context.Context) []storage.Purged {
@@ -33,6 +33,7 @@ func (m *Manager) Purge(ctx context.Context) []storage.Purged {
 			return time.Unix(0, exp), now.UnixNano() >= exp
 		}),
 		m.purgeCodes(ctx, now),
+		m.purgeDeviceCodes(ctx, now, usedCodeKeep),
 	}
 }
 

@@ -78,27 +78,32 @@ func ConsentedTx(tx storage.Tx, want *Consent) (bool, error) {
 func (m *Manager) GrantConsent(ctx context.Context, g Consent) error {
 	now := m.opts.Now().UTC()
 	err := m.store.Update(ctx, func(tx storage.Tx) error {
-		c := Consent{UserID: g.UserID, ClientID: g.ClientID, ClientInstance: g.ClientInstance}
-		k := g.UserID + "/" + g.ClientID
-		var old Consent
-		if err := getJSON(tx, consentsBucket, k, &old); err == nil && old.ClientInstance == g.ClientInstance {
-			c = old
-		} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return err
-		}
-		for _, s := range g.Scopes {
-			if !slices.Contains(c.Scopes, s) {
-				c.Scopes = append(c.Scopes, s)
-			}
-		}
-		c.Offline = c.Offline || g.Offline
-		c.GrantedAt = now
-		return putJSON(tx, consentsBucket, k, &c)
+		return grantConsentTx(tx, &g, now)
 	})
 	if err != nil {
 		return fmt.Errorf("grant consent: %w", err)
 	}
 	return nil
+}
+
+// grantConsentTx is GrantConsent inside tx.
+func grantConsentTx(tx storage.Tx, g *Consent, now time.Time) error {
+	c := Consent{UserID: g.UserID, ClientID: g.ClientID, ClientInstance: g.ClientInstance}
+	k := g.UserID + "/" + g.ClientID
+	var old Consent
+	if err := getJSON(tx, consentsBucket, k, &old); err == nil && old.ClientInstance == g.ClientInstance {
+		c = old
+	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	for _, s := range g.Scopes {
+		if !slices.Contains(c.Scopes, s) {
+			c.Scopes = append(c.Scopes, s)
+		}
+	}
+	c.Offline = c.Offline || g.Offline
+	c.GrantedAt = now
+	return putJSON(tx, consentsBucket, k, &c)
 }
 
 // Consents lists what userID has allowed, by client id.

@@ -103,7 +103,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "create":
 		nargs = 0
 		fs.StringVar(&spec.ID, "id", "", "client id (required): letters, digits, - . _ ~")
-		fs.Var(&grants, "grant", "allowed grant type, repeatable: authorization_code (browser login), client_credentials, refresh_token (default client_credentials)")
+		fs.Var(&grants, "grant", "allowed grant type, repeatable: authorization_code (browser login), urn:ietf:params:oauth:grant-type:device_code (terminals, RFC 8628), client_credentials, refresh_token (default client_credentials)")
 		fs.Var(&scopes, "scope", `allowed scopes, space-separated or repeated ("a b")`)
 		fs.Var(&defScopes, "default-scope", "scopes granted when none is asked (default: all allowed scopes)")
 		fs.Var(&auds, "audience", "allowed audience, repeatable; the first is the default (required)")
