@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/storage/etcd/etcdtest"
 )
 
@@ -43,8 +44,11 @@ func es256Proof(t *testing.T, key *ecdsa.PrivateKey, jti, method, u string) stri
 func TestReplicas_Etcd_DPoPReplay(t *testing.T) {
 	cl := etcdtest.Start(t, etcdtest.Options{})
 	kek := newKEK(t)
-	a, _ := startEtcdReplica(t, cl, "a", "dpop/", kek, nil)
-	b, _ := startEtcdReplica(t, cl, "b", "dpop/", kek, nil)
+	// A fleet shares one issuer (an unset one would follow each replica's
+	// own port).
+	sameIssuer := func(c *config.Config) { c.Issuer = "http://signet.test" }
+	a, _ := startEtcdReplica(t, cl, "a", "dpop/", kek, sameIssuer)
+	b, _ := startEtcdReplica(t, cl, "b", "dpop/", kek, sameIssuer)
 	cfg := writeConfig(t, fmt.Sprintf("data_dir: %s\nstorage:\n  backend: etcd\n  etcd:\n    endpoints: [%s]\n    prefix: dpop/\nkeys:\n  algorithms: [ES256, EdDSA]\n",
 		t.TempDir(), strings.Join(cl.Endpoints(), ", ")))
 	out, _, err := clientsCmd(t, "create", "--config", cfg, "--id", "svc", "--grant", "client_credentials", "--scope", "read", "--audience", "api")

@@ -85,7 +85,7 @@ func TestRun_Clients_PrivateKeyJWT(t *testing.T) {
 	if strings.Contains(out, "client_secret") || strings.Contains(errOut, "secret") {
 		t.Errorf("create printed a secret for a private_key_jwt client: %s %s", out, errOut)
 	}
-	if status, body := assertionToken(t, m.URL(), c.Issuer, "svc", k1); status != 200 {
+	if status, body := assertionToken(t, m.URL(), m.Config.Issuer, "svc", k1); status != 200 {
 		t.Fatalf("token with k1 = %d %v", status, body)
 	}
 
@@ -96,10 +96,10 @@ func TestRun_Clients_PrivateKeyJWT(t *testing.T) {
 	if err != nil || !strings.Contains(out, keysrv.URL) || strings.Contains(out, `"jwks":`) {
 		t.Fatalf("update --jwks-uri = %v\n%s", err, out)
 	}
-	if status, body := assertionToken(t, m.URL(), c.Issuer, "svc", k2); status != 200 {
+	if status, body := assertionToken(t, m.URL(), m.Config.Issuer, "svc", k2); status != 200 {
 		t.Fatalf("token with k2 from jwks_uri = %d %v", status, body)
 	}
-	if status, _ := assertionToken(t, m.URL(), c.Issuer, "svc", k1); status != 401 {
+	if status, _ := assertionToken(t, m.URL(), m.Config.Issuer, "svc", k1); status != 401 {
 		t.Fatalf("token with the replaced k1 = %d, want 401", status)
 	}
 	if _, _, err := clientsCmd(t, "update", "--server", m.URL(), "svc", "--jwks-uri", "http://keys.example.com/jwks.json"); err == nil || !strings.Contains(err.Error(), "jwks_uri") {

@@ -117,7 +117,7 @@ func TestOffline_Etcd_EveryCommand(t *testing.T) {
 			}
 		}},
 	}
-	online := []string{"serve", "drill", "version", "health"}
+	online := []string{"serve", "drill", "version", "health", "verify"} // verify reads an issuer's JWKS over HTTP
 	covered := map[string]bool{}
 	for _, s := range steps {
 		covered[s.cmd] = true
