@@ -126,7 +126,8 @@ func (ks keySet) activeKIDs() string {
 }
 
 func sameRecord(a, b record) bool {
-	return a.Info == b.Info && string(a.Public) == string(b.Public) && string(a.Private) == string(b.Private)
+	return a.Info == b.Info && string(a.Public) == string(b.Public) && string(a.Private) == string(b.Private) &&
+		string(a.Handle) == string(b.Handle)
 }
 
 func (ks keySet) clone() keySet {
@@ -186,10 +187,10 @@ func kidList(infos []Info) string {
 }
 
 // generateN makes n keys of alg.
-func (m *Manager) generateN(alg string, n int) ([]generated, error) {
+func (m *Manager) generateN(ctx context.Context, alg string, n int) ([]generated, error) {
 	out := make([]generated, 0, n)
 	for range n {
-		g, err := generate(m.opts.Rand, alg, m.opts.RSABits, m.opts.KEK, m.opts.Now())
+		g, err := generate(ctx, m.custodyFor(alg), alg, m.opts.RSABits, m.opts.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -224,7 +225,7 @@ func (m *Manager) ensure(ctx context.Context) error {
 		}
 		fresh := make(map[string][]generated)
 		for alg, n := range need {
-			if fresh[alg], err = m.generateN(alg, n); err != nil {
+			if fresh[alg], err = m.generateN(ctx, alg, n); err != nil {
 				return fmt.Errorf("ensure keys: %w", err)
 			}
 		}
@@ -337,7 +338,7 @@ func (m *Manager) rotate(ctx context.Context, force bool, reason Reason) error {
 		if _, ok := ks.find(alg, StatePending); !ok {
 			n = 2 // the new key activates at once and another waits
 		}
-		if fresh[alg], err = m.generateN(alg, n); err != nil {
+		if fresh[alg], err = m.generateN(ctx, alg, n); err != nil {
 			return fmt.Errorf("rotate: %w", err)
 		}
 	}
@@ -407,7 +408,7 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 	}
 	var fresh []generated
 	if r.State == StateActive || r.State == StatePending {
-		if fresh, err = m.generateN(r.Alg, 1); err != nil {
+		if fresh, err = m.generateN(ctx, r.Alg, 1); err != nil {
 			return fmt.Errorf("revoke %s: %w", kid, err)
 		}
 	}
@@ -467,12 +468,14 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 // token they could have signed has expired. It returns how many it deleted.
 func (m *Manager) Purge(ctx context.Context) (int, error) {
 	var purged []Info
+	var purgedRecs []record
 	err := m.update(ctx, "keys.purge", "", func(ks keySet, now time.Time) (string, error) {
-		purged = purged[:0]
+		purged, purgedRecs = purged[:0], purgedRecs[:0]
 		for kid, r := range ks.recs {
 			if (r.State == StateRetired || r.State == StateRevoked) && !r.ExpiresAt.After(now) {
 				delete(ks.recs, kid)
 				purged = append(purged, r.Info)
+				purgedRecs = append(purgedRecs, r)
 			}
 		}
 		return "purged=" + kidList(purged), nil
@@ -486,5 +489,28 @@ func (m *Manager) Purge(ctx context.Context) (int, error) {
 	for _, info := range purged {
 		m.log.LogAttrs(ctx, slog.LevelInfo, "key purged", slog.Any("key", info))
 	}
+	m.destroyPurged(ctx, purgedRecs)
 	return len(purged), m.reload(ctx)
+}
+
+// destroyPurged destroys the private halves that external custodies still
+// hold for keys whose records a purge deleted. It runs after the commit, so
+// no record ever names a destroyed object; a crash before it leaves an
+// orphan that Orphans reports and DestroyOrphans removes.
+func (m *Manager) destroyPurged(ctx context.Context, recs []record) {
+	for _, r := range recs {
+		if len(r.Handle) == 0 {
+			continue
+		}
+		c, err := m.custodyOf(r)
+		if err == nil {
+			err = c.Destroy(ctx, r.KID, r.Handle)
+		}
+		if err != nil {
+			m.log.LogAttrs(ctx, slog.LevelError, "destroy purged key (left as an orphan: signet keys orphans)",
+				slog.String("kid", r.KID), slog.String("custody", r.Custody), slog.String("err", err.Error()))
+			continue
+		}
+		m.log.LogAttrs(ctx, slog.LevelInfo, "key destroyed in custody", slog.String("kid", r.KID), slog.String("custody", r.Custody))
+	}
 }
