@@ -58,10 +58,10 @@ type Options struct {
 	// custody. Keys already stored stay where they are: a rotation moves
 	// the next key into a newly configured custody. Every custody a stored
 	// key names must be here (under any algorithm) for the key to load.
-	Custody       map[string]custody.Custody
-	Logger        *slog.Logger
-	Now           func() time.Time
-	Rand          io.Reader
+	Custody map[string]custody.Custody
+	Logger  *slog.Logger
+	Now     func() time.Time
+	Rand    io.Reader
 }
 
 // Manager owns the key set in storage and an in-memory snapshot of it.
