@@ -21,6 +21,7 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/keys/custody"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
@@ -118,6 +119,9 @@ type envOptions struct {
 	realHash bool
 	// store, when set, is the store to run on instead of a bolt file.
 	store storage.Store
+	// custody, when set, holds the keys of the algorithms it names
+	// (keys.Options.Custody).
+	custody map[string]custody.Custody
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -152,7 +156,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	var err error
 	e.store = st
 	e.keys, err = keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: o.algs,
-		MaxTokenTTL: time.Hour, MinPublishAge: o.minAge, Now: e.clock.Now, Logger: logger})
+		MaxTokenTTL: time.Hour, MinPublishAge: o.minAge, Now: e.clock.Now, Logger: logger, Custody: o.custody})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -196,7 +196,7 @@ func (m *Manager) custodyOf(r record) (custody.Custody, error) {
 	name := cmp.Or(r.Custody, custody.Store)
 	c, ok := m.custodies[name]
 	if !ok {
-		return nil, fmt.Errorf("key %s is held in custody %q, which is not configured (keys.custody)", r.KID, name)
+		return nil, fmt.Errorf("key %s is held in custody %q, which is not configured (keys.custody.pkcs11 in the config)", r.KID, name)
 	}
 	return c, nil
 }

@@ -24,8 +24,14 @@ type Orphan struct {
 // Orphans lists the orphans of every configured custody that can list its
 // objects.
 func (m *Manager) Orphans(ctx context.Context) ([]Orphan, error) {
+	return Orphans(ctx, m.opts.Store, m.custodies)
+}
+
+// Orphans lists the objects of the custodies (by name) that no key record in
+// st names: what `signet keys orphans` needs without a KEK.
+func Orphans(ctx context.Context, st storage.Store, custodies map[string]custody.Custody) ([]Orphan, error) {
 	var recs []record
-	err := m.opts.Store.View(ctx, func(tx storage.Tx) error {
+	err := st.View(ctx, func(tx storage.Tx) error {
 		var err error
 		recs, err = loadRecords(tx)
 		return err
@@ -34,13 +40,13 @@ func (m *Manager) Orphans(ctx context.Context) ([]Orphan, error) {
 		return nil, fmt.Errorf("orphans: %w", err)
 	}
 	var out []Orphan
-	names := make([]string, 0, len(m.custodies))
-	for n := range m.custodies {
+	names := make([]string, 0, len(custodies))
+	for n := range custodies {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		l, ok := m.custodies[name].(custody.Lister)
+		l, ok := custodies[name].(custody.Lister)
 		if !ok {
 			continue
 		}
@@ -71,20 +77,24 @@ func named(recs []record, custodyName string, handle []byte) bool {
 // has generated and is about to commit; Orphans re-reads the store right
 // before, so a key committed meanwhile is not an orphan any more.
 func (m *Manager) DestroyOrphans(ctx context.Context, minAge time.Duration) ([]Orphan, error) {
-	orphans, err := m.Orphans(ctx)
+	return DestroyOrphans(ctx, m.opts.Store, m.custodies, minAge, m.opts.Now(), m.log)
+}
+
+// DestroyOrphans is Manager.DestroyOrphans without a Manager (no KEK).
+func DestroyOrphans(ctx context.Context, st storage.Store, custodies map[string]custody.Custody, minAge time.Duration, now time.Time, log *slog.Logger) ([]Orphan, error) {
+	orphans, err := Orphans(ctx, st, custodies)
 	if err != nil {
 		return nil, err
 	}
-	now := m.opts.Now()
 	var done []Orphan
 	for _, o := range orphans {
 		if o.Created.IsZero() || now.Sub(o.Created) < minAge {
 			continue
 		}
-		if err := m.custodies[o.Custody].Destroy(ctx, "", o.Handle); err != nil {
+		if err := custodies[o.Custody].Destroy(ctx, "", o.Handle); err != nil {
 			return done, fmt.Errorf("destroy orphan %x in %s custody: %w", o.Handle, o.Custody, err)
 		}
-		m.log.LogAttrs(ctx, slog.LevelWarn, "orphan key destroyed", slog.String("custody", o.Custody),
+		log.LogAttrs(ctx, slog.LevelWarn, "orphan key destroyed", slog.String("custody", o.Custody),
 			slog.String("label", o.Label))
 		done = append(done, o)
 	}

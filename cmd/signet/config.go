@@ -67,6 +67,7 @@ type keysConfig struct {
 	EncryptionKeyFile string         `yaml:"encryption_key_file"`
 	Rotation          scheduleConfig `yaml:"rotation"`
 	Purge             purgeConfig    `yaml:"purge"`
+	Custody           custodyConfig  `yaml:"custody"`
 }
 
 type scheduleConfig struct {
@@ -374,6 +375,7 @@ func (c *Config) Validate() error {
 	}
 
 	errs = append(errs, c.Storage.validate()...)
+	errs = append(errs, c.Keys.Custody.validate(c.Keys.Algorithms)...)
 
 	if len(c.Keys.Algorithms) == 0 {
 		bad("keys.algorithms", "empty: list at least one of %v (RS256 is what every verifier supports)", keys.Algorithms())

@@ -19,7 +19,10 @@ import (
 // serve.
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"usage: signet keys list|rotate|revoke KID [--data-dir DIR | --server URL] [--json] [--force]"}
+		return usageError{"usage: signet keys list|rotate|revoke KID|orphans [--destroy] [--data-dir DIR | --server URL] [--json] [--force]"}
+	}
+	if args[0] == "orphans" {
+		return runKeysOrphans(ctx, args[1:], stdout, stderr)
 	}
 	if args[0] != "list" && args[0] != "rotate" && args[0] != "revoke" {
 		return unknownSubcommand("keys", args[0])
@@ -64,7 +67,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		return printKeys(stdout, infos, *asJSON)
+		if err := printKeys(stdout, infos, *asJSON); err != nil {
+			return err
+		}
+		return warnOrphans(ctx, &cfg, st, stderr)
 	}
 	infos, err := keys.List(ctx, st)
 	if err != nil {
@@ -76,8 +82,14 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	custodies, closeCustody, err := openCustody(&cfg, os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer closeCustody()
 	m, err := keys.Open(ctx, keys.Options{
-		Store: st, KEK: kek, Algorithms: cfg.Keys.Algorithms, RSABits: cfg.Keys.RSABits,
+		Custody: custodies,
+		Store:   st, KEK: kek, Algorithms: cfg.Keys.Algorithms, RSABits: cfg.Keys.RSABits,
 		MaxTokenTTL: cfg.parsed.maxTTL, PurgeLeeway: cfg.parsed.purgeLeeway, MinPublishAge: cfg.parsed.jwksMaxAge,
 		Logger: log,
 	})

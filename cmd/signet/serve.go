@@ -71,9 +71,10 @@ type Main struct {
 	// Sessions keeps browser logins (SSO sessions, consents, codes).
 	Sessions *sessions.Manager
 
-	kek    []byte // for the fingerprint in backup headers
-	public *listener
-	admin  *listener // nil unless http.admin_addr is set
+	kek          []byte       // for the fingerprint in backup headers
+	closeCustody func() error // logs out of a key custody (keys.custody)
+	public       *listener
+	admin        *listener // nil unless http.admin_addr is set
 	// metrics serves only /metrics; nil unless http.metrics_addr names
 	// an address of its own.
 	metrics *listener
@@ -124,7 +125,13 @@ func (m *Main) open(ctx context.Context) error {
 	m.cancel = cancel
 	// Changes the server makes on its own (the first key set) name it.
 	root = audit.WithActor(root, audit.Actor{Name: audit.ActorSystem, Replica: c.replica()})
+	custodies, closeCustody, err := openCustody(c, m.Getenv)
+	if err != nil {
+		return err
+	}
+	m.closeCustody = closeCustody
 	m.Keys, err = keys.Open(root, keys.Options{
+		Custody:       custodies,
 		Store:         st,
 		KEK:           kek,
 		Algorithms:    c.Keys.Algorithms,
@@ -390,6 +397,9 @@ func (m *Main) close() error {
 	}
 	if m.Keys != nil {
 		errs = append(errs, m.Keys.Close())
+	}
+	if m.closeCustody != nil {
+		errs = append(errs, m.closeCustody())
 	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/keys/custody"
+	"github.com/signet-auth/signet/keys/custody/pkcs11"
+	"github.com/signet-auth/signet/storage"
+)
+
+// custodyConfig is keys.custody: where new keys of each algorithm are
+// generated (docs/key-custody.md). Empty: every key sealed in the store.
+type custodyConfig struct {
+	PKCS11 pkcs11Config `yaml:"pkcs11"`
+}
+
+type pkcs11Config struct {
+	// Algorithms whose new keys are generated in the token.
+	Algorithms []string `yaml:"algorithms"`
+	Module     string   `yaml:"module"`
+	TokenLabel string   `yaml:"token_label"`
+	// PINFile holds the user PIN; SIGNET_PKCS11_PIN overrides it.
+	PINFile string `yaml:"pin_file"`
+}
+
+var pkcs11Algorithms = []string{"RS256", "PS256", "ES256", "ES384", "ES512"}
+
+func (c *custodyConfig) validate(live []string) []error {
+	p := c.PKCS11
+	if len(p.Algorithms) == 0 {
+		if p.Module != "" || p.TokenLabel != "" {
+			return []error{fmt.Errorf("keys.custody.pkcs11.algorithms: empty: list the algorithms whose keys the token holds, such as [RS256, ES256]")}
+		}
+		return nil
+	}
+	var errs []error
+	for _, a := range p.Algorithms {
+		switch {
+		case !slices.Contains(pkcs11Algorithms, a):
+			errs = append(errs, fmt.Errorf("keys.custody.pkcs11.algorithms: %q: a PKCS#11 token can hold %v", a, pkcs11Algorithms))
+		case !slices.Contains(live, a):
+			errs = append(errs, fmt.Errorf("keys.custody.pkcs11.algorithms: %q is not in keys.algorithms %v: add it there or remove it here", a, live))
+		}
+	}
+	if p.Module == "" {
+		errs = append(errs, fmt.Errorf("keys.custody.pkcs11.module: empty: the path of the PKCS#11 library, such as /usr/lib/softhsm/libsofthsm2.so"))
+	}
+	if p.TokenLabel == "" {
+		errs = append(errs, fmt.Errorf("keys.custody.pkcs11.token_label: empty: the label of the token that holds the keys"))
+	}
+	return errs
+}
+
+// openCustody opens the configured custodies: for keys.Options.Custody, and
+// a close function for shutdown. No custody configured: nil, no error.
+func openCustody(c *Config, getenv func(string) string) (map[string]custody.Custody, func() error, error) {
+	p := c.Keys.Custody.PKCS11
+	if len(p.Algorithms) == 0 {
+		return nil, func() error { return nil }, nil
+	}
+	pin := getenv("SIGNET_PKCS11_PIN")
+	if pin == "" && p.PINFile != "" {
+		b, err := os.ReadFile(p.PINFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("keys.custody.pkcs11.pin_file: %w", err)
+		}
+		pin = strings.TrimSpace(string(b))
+	}
+	if pin == "" {
+		return nil, nil, fmt.Errorf("keys.custody.pkcs11: no PIN: set SIGNET_PKCS11_PIN or keys.custody.pkcs11.pin_file")
+	}
+	hsm, err := pkcs11.Open(pkcs11.Config{Module: p.Module, TokenLabel: p.TokenLabel, PIN: pin})
+	if err != nil {
+		return nil, nil, fmt.Errorf("keys.custody.pkcs11: %w", err)
+	}
+	m := map[string]custody.Custody{}
+	for _, a := range p.Algorithms {
+		m[a] = hsm
+	}
+	return m, hsm.Close, nil
+}
+
+// byName indexes custodies (by algorithm, as keys.Options takes them) by
+// their names, as keys.Orphans takes them.
+func byName(byAlg map[string]custody.Custody) map[string]custody.Custody {
+	out := map[string]custody.Custody{}
+	for _, c := range byAlg {
+		out[c.Name()] = c
+	}
+	return out
+}
+
+// warnOrphans tells `signet keys list` about orphans: key pairs a custody
+// holds that no key record names (a rotation that crashed before its
+// commit). It says nothing when no external custody is configured.
+func warnOrphans(ctx context.Context, cfg *Config, st storage.Store, stderr io.Writer) error {
+	cs, closeCustody, err := openCustody(cfg, os.Getenv)
+	if err != nil || len(cs) == 0 {
+		return err
+	}
+	defer closeCustody()
+	orphans, err := keys.Orphans(ctx, st, byName(cs))
+	if err != nil {
+		return err
+	}
+	if len(orphans) > 0 {
+		fmt.Fprintf(stderr, "warning: %d orphan key(s) in a key custody, generated but never committed (they never sign); signet keys orphans lists them, signet keys orphans --destroy removes them\n", len(orphans))
+	}
+	return nil
+}
+
+// runKeysOrphans is `signet keys orphans [--destroy [--min-age D]]`.
+func runKeysOrphans(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("keys orphans", stderr)
+	var cf configFlags
+	cf.registerOffline(fs)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	destroy := fs.Bool("destroy", false, "destroy the orphans older than --min-age")
+	minAge := fs.Duration("min-age", 10*time.Minute, "spare orphans younger than this: a rotation on another replica may be about to commit them")
+	setUsage(fs, "[--destroy [--min-age 10m]] [flags]")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	cfg, err := cf.load(fs)
+	if err != nil {
+		return err
+	}
+	cs, closeCustody, err := openCustody(&cfg, os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer closeCustody()
+	if len(cs) == 0 {
+		return fmt.Errorf("no key custody holds keys outside the store (keys.custody is empty): there can be no orphans")
+	}
+	st, err := openConfigStore(ctx, &cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var orphans []keys.Orphan
+	if *destroy {
+		orphans, err = keys.DestroyOrphans(cliContext(ctx), st, byName(cs), *minAge, time.Now(), newLogger(stderr, cfg.Log))
+	} else {
+		orphans, err = keys.Orphans(ctx, st, byName(cs))
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if orphans == nil {
+			orphans = []keys.Orphan{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(orphans)
+	}
+	verb := "ORPHAN"
+	if *destroy {
+		verb = "DESTROYED"
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, verb+"\tCUSTODY\tLABEL\tCREATED")
+	for _, o := range orphans {
+		fmt.Fprintf(tw, "%x\t%s\t%s\t%s\n", o.Handle, o.Custody, o.Label, fmtTime(o.Created))
+	}
+	return tw.Flush()
+}
