@@ -49,6 +49,7 @@ type signedState struct {
 	pins map[string]*verifyKey
 	mu   sync.Mutex
 	iat  time.Time // of the last accepted set: never go back
+	last string    // the last accepted document: the one set that may share its iat
 }
 
 // NewSignedSetVerifier is a verifier for a service that cannot reach the
@@ -132,7 +133,7 @@ func (v *Verifier) ReloadSignedSet(ctx context.Context) error {
 	}
 	snap.expires = exp
 	v.keys.Store(snap)
-	st.iat = iat
+	st.iat, st.last = iat, strings.TrimSpace(string(body))
 	return nil
 }
 
@@ -227,7 +228,9 @@ func (v *Verifier) openSignedSet(body []byte, st *signedState) (keys []byte, iat
 	if iat.After(now.Add(v.leeway)) {
 		return nil, iat, exp, fmt.Errorf("%w: issued in the future: %w", ErrSignedSet, ErrIssuedInFuture)
 	}
-	if iat.Before(st.iat) {
+	// Signet's exporter gives every set a strictly newer iat, so a second,
+	// different set with the iat already seen is a replay too.
+	if iat.Before(st.iat) || (st.last != "" && !iat.After(st.iat) && doc != st.last) {
 		return nil, iat, exp, fmt.Errorf("%w: issued at %s, before the set already accepted (%s): a replay of an older set",
 			ErrSignedSet, iat.UTC().Format(time.RFC3339), st.iat.UTC().Format(time.RFC3339))
 	}

@@ -233,6 +233,12 @@ func TestSignedSet_ReplayAfterRevocation(t *testing.T) {
 	if _, err := f.open(SignedSetOptions{MinIssuedAt: v.SignedSetIssuedAt()}); !errors.Is(err, ErrSignedSet) {
 		t.Errorf("restarted verifier with the persisted iat accepted the older set: %v", err)
 	}
+	// A different set with the same iat as the one accepted: a replay too
+	// (Signet never issues two sets in one second).
+	f.write(f.signedSet(f.signer, v.SignedSetIssuedAt(), 24*time.Hour, f.es, f.rs))
+	if err := v.ReloadSignedSet(t.Context()); !errors.Is(err, ErrSignedSet) {
+		t.Errorf("another set with the accepted iat: %v, want a refusal", err)
+	}
 	// The same set again is not a replay.
 	f.write(revokedES)
 	if err := v.ReloadSignedSet(t.Context()); err != nil {

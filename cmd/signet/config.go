@@ -82,6 +82,14 @@ type purgeConfig struct {
 
 type jwksConfig struct {
 	MaxAge string `yaml:"max_age"`
+	// Export writes the key set signed to a file on every key change
+	// (docs/jwks-export.md).
+	Export jwksExportConfig `yaml:"export"`
+}
+
+type jwksExportConfig struct {
+	File string `yaml:"file"`
+	TTL  string `yaml:"ttl"`
 }
 
 type tokensConfig struct {
@@ -136,6 +144,7 @@ type parsedConfig struct {
 	purge           cron.Schedule
 	purgeLeeway     time.Duration
 	jwksMaxAge      time.Duration
+	exportTTL       time.Duration // jwks.export.ttl
 	defaultTTL      time.Duration
 	maxTTL          time.Duration
 	refreshIdle     time.Duration
@@ -164,7 +173,7 @@ func defaultConfig() Config {
 			Rotation:   scheduleConfig{Schedule: "@every 24h", Timezone: "UTC"},
 			Purge:      purgeConfig{Schedule: "@every 10m", Leeway: "5m"},
 		},
-		JWKS:   jwksConfig{MaxAge: "300s"},
+		JWKS:   jwksConfig{MaxAge: "300s", Export: jwksExportConfig{TTL: "24h"}},
 		Tokens: tokensConfig{DefaultTTL: "15m", MaxTTL: "1h", Refresh: refreshConfig{IdleTTL: "336h", AbsoluteTTL: "2160h"}},
 		Login: loginConfig{RateLimit: loginRateLimitConfig{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20},
 			CodeTTL: "60s", TransactionTTL: "15m", Session: loginSessionConfig{IdleTTL: "24h", AbsoluteTTL: "168h"}},
@@ -338,6 +347,7 @@ func (c *Config) Validate() error {
 	duration("storage.bolt.lock_timeout", c.Storage.Bolt.LockTimeout, &p.lockTimeout, 10*time.Millisecond, "1s")
 	duration("keys.purge.leeway", c.Keys.Purge.Leeway, &p.purgeLeeway, time.Second, "5m")
 	duration("jwks.max_age", c.JWKS.MaxAge, &p.jwksMaxAge, 0, "300s (0s: verifiers must not cache)")
+	duration("jwks.export.ttl", c.JWKS.Export.TTL, &p.exportTTL, time.Minute, "24h")
 	duration("tokens.default_ttl", c.Tokens.DefaultTTL, &p.defaultTTL, time.Second, "15m")
 	duration("tokens.max_ttl", c.Tokens.MaxTTL, &p.maxTTL, time.Second, "1h")
 	if p.defaultTTL > 0 && p.maxTTL > 0 && p.defaultTTL > p.maxTTL {

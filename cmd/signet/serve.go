@@ -22,6 +22,7 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
+	"github.com/signet-auth/signet/keys/setsign"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/sessions"
@@ -71,8 +72,10 @@ type Main struct {
 	// Sessions keeps browser logins (SSO sessions, consents, codes).
 	Sessions *sessions.Manager
 
-	kek          []byte       // for the fingerprint in backup headers
-	closeCustody func() error // logs out of a key custody (keys.custody)
+	kek          []byte        // for the fingerprint in backup headers
+	closeCustody func() error  // logs out of a key custody (keys.custody)
+	setSigners   *keys.Manager // the set-signing keys, when jwks.export.file is set
+	exportDone   chan struct{} // closed when the export loop has stopped
 	public       *listener
 	admin        *listener // nil unless http.admin_addr is set
 	// metrics serves only /metrics; nil unless http.metrics_addr names
@@ -159,6 +162,20 @@ func (m *Main) open(ctx context.Context) error {
 		maxStale, _ := time.ParseDuration(c.Storage.Etcd.MaxStaleness) // validated
 		m.fresh = startFreshness(root, st, maxStale)
 		canIssue = m.fresh.Check
+	}
+	if c.JWKS.Export.File != "" {
+		signers, err := setsign.Open(root, st, keys.Options{
+			Store: st, KEK: kek, Custody: custodies, Logger: log.With("component", "set-signing-keys"), Now: m.Now,
+		})
+		if err != nil {
+			return kekError(err, c, m.Getenv)
+		}
+		m.setSigners = signers
+		m.exportDone = make(chan struct{})
+		go func() {
+			defer close(m.exportDone)
+			exportLoop(root, m.Keys, signers, c.Issuer, c.JWKS.Export.File, c.parsed.exportTTL, m.Now, log.With("component", "jwks-export"))
+		}()
 	}
 	jh := jwksdoc.NewHandler(m.Keys, c.parsed.jwksMaxAge, log.With("component", "jwks"))
 	jwksHandler := countRequests(jh, jwksRequests)
@@ -395,8 +412,14 @@ func (m *Main) close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	if m.exportDone != nil {
+		<-m.exportDone
+	}
 	if m.Keys != nil {
 		errs = append(errs, m.Keys.Close())
+	}
+	if m.setSigners != nil {
+		errs = append(errs, m.setSigners.Close())
 	}
 	if m.closeCustody != nil {
 		errs = append(errs, m.closeCustody())
