@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/keys/custody"
+	"github.com/signet-auth/signet/keys/custody/pkcs11"
 	"github.com/signet-auth/signet/keys/custody/pkcs11/softhsmtest"
 )
 
@@ -107,5 +109,33 @@ func BenchmarkClientCredentialsCustody(b *testing.B) {
 				done()
 			})
 		}
+	}
+}
+
+// TestPKCS11_ModuleGone: when the token cannot be reached, the token
+// endpoint answers 503 temporarily_unavailable (as a replica cut off from
+// its store does; never a 500, never a token from another key) and the
+// JWKS keeps being served.
+func TestPKCS11_ModuleGone(t *testing.T) {
+	cfg := softhsmtest.NewToken(t, "signet-gone")
+	hsm, err := pkcs11.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{algs: []string{"ES256"}, custody: tokenCustody(hsm, "ES256")})
+	secret := e.createClient(clients.Client{ID: "c", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}, SigningAlg: "ES256"})
+	e.token("c", secret, nil)
+	hsm.Close() // the module's sessions are gone
+	status, _, body := e.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, "c", secret)
+	if status != http.StatusServiceUnavailable || body["error"] != "temporarily_unavailable" || body["access_token"] != nil {
+		t.Fatalf("token with the module gone: %d %v, want 503 temporarily_unavailable and no token", status, body)
+	}
+	resp, err := http.Get(e.issuer + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("JWKS with the module gone: %d, want 200", resp.StatusCode)
 	}
 }

@@ -455,7 +455,7 @@ func (s *Server) sign(key *signingKey, ent *clients.Entry, sp accessSpec) (signe
 	}
 	tok, err := key.sign(payload)
 	if err != nil {
-		return signedAccess{}, errServer(fmt.Errorf("sign token for %s: %w", ent.Record.ID, err))
+		return signedAccess{}, errSigning(fmt.Errorf("sign token for %s: %w", ent.Record.ID, err))
 	}
 	return signedAccess{token: tok, ttl: ttl, exp: claims.Exp}, nil
 }
