@@ -1,0 +1,103 @@
+//go:build pkcs11
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/keys/custody/pkcs11"
+	"github.com/signet-auth/signet/keys/custody/pkcs11/softhsmtest"
+)
+
+// TestPKCS11_Serve: signet serve configured with keys.custody.pkcs11 keeps
+// its keys in a SoftHSM2 token and issues tokens signed there; offline,
+// `signet keys rotate` works on the token, `signet keys list` warns about an
+// orphan (a key pair a crashed rotation left), `signet keys orphans` lists
+// it and `--destroy` removes it once it is older than --min-age.
+func TestPKCS11_Serve(t *testing.T) {
+	hsm := softhsmtest.NewToken(t, "signet-serve")
+	pinFile := filepath.Join(t.TempDir(), "pin")
+	if err := os.WriteFile(pinFile, []byte(hsm.PIN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig(t, func(c *Config) {
+		c.Keys.Algorithms = []string{"RS256", "ES256"}
+		c.Keys.Custody.PKCS11 = pkcs11Config{Algorithms: []string{"RS256", "ES256"}, Module: hsm.Module, TokenLabel: hsm.TokenLabel, PINFile: pinFile}
+	})
+	m, _ := startMain(t, c, nil)
+	for _, k := range m.Keys.Current() {
+		if k.Custody != pkcs11.Name {
+			t.Errorf("key %s %s custody %q, want pkcs11", k.Alg, k.KID, k.Custody)
+		}
+	}
+	if _, _, err := m.Server.Clients().Create(t.Context(), clients.Client{ID: "svc", Scopes: []string{"signet:admin"}, Audiences: []string{"signet-admin"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := m.Server.Clients().RotateSecret(t.Context(), "svc", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := issueToken(t.Context(), m.URL(), "svc", secret); err != nil {
+		t.Fatalf("token signed in the HSM: %v", err)
+	}
+	m.Close()
+
+	// A rotation that crashed after generating in the token: an orphan an
+	// hour old.
+	old, err := pkcs11.Open(pkcs11.Config{Module: hsm.Module, TokenLabel: hsm.TokenLabel, PIN: hsm.PIN,
+		Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Generate(context.Background(), "ES256", 0, func(crypto.PublicKey) (string, error) { return "x", nil }); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	cli := func(args ...string) (string, string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := run(t.Context(), append(args, "--data-dir", c.DataDir), &out, &errOut); code != 0 {
+			t.Fatalf("signet %v: code %d: %s", args, code, errOut.String())
+		}
+		return out.String(), errOut.String()
+	}
+	cfgPath := filepath.Join(t.TempDir(), "signet.yaml")
+	yaml := "keys:\n  algorithms: [RS256, ES256]\n  custody:\n    pkcs11:\n      algorithms: [RS256, ES256]\n" +
+		"      module: " + hsm.Module + "\n      token_label: " + hsm.TokenLabel + "\n      pin_file: " + pinFile + "\n"
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SIGNET_CONFIG", cfgPath)
+	cli("keys", "rotate", "--force")
+	if _, stderr := cli("keys", "list"); !strings.Contains(stderr, "1 orphan key") {
+		t.Errorf("keys list did not warn about the orphan: %q", stderr)
+	}
+	out, _ := cli("keys", "orphans", "--json")
+	var orphans []keys.Orphan
+	if err := json.Unmarshal([]byte(out), &orphans); err != nil || len(orphans) != 1 {
+		t.Fatalf("keys orphans --json: %v %s", err, out)
+	}
+	if out, _ := cli("keys", "orphans", "--destroy", "--min-age", "2h"); strings.Contains(out, orphans[0].Label) {
+		t.Errorf("an orphan younger than --min-age was destroyed: %s", out)
+	}
+	if out, _ := cli("keys", "orphans", "--destroy", "--min-age", "30m"); !strings.Contains(out, orphans[0].Label) {
+		t.Errorf("keys orphans --destroy did not report the orphan: %s", out)
+	}
+	if out, _ := cli("keys", "orphans", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("orphans after --destroy: %s", out)
+	}
+	if _, stderr := cli("keys", "list"); strings.Contains(stderr, "orphan") {
+		t.Errorf("keys list still warns: %q", stderr)
+	}
+}
