@@ -172,6 +172,7 @@ func defaultConfig() Config {
 			RSABits:    2048,
 			Rotation:   scheduleConfig{Schedule: "@every 24h", Timezone: "UTC"},
 			Purge:      purgeConfig{Schedule: "@every 10m", Leeway: "5m"},
+			Custody:    custodyConfig{PKCS11: pkcs11Config{Algorithms: []string{}}},
 		},
 		JWKS:   jwksConfig{MaxAge: "300s", Export: jwksExportConfig{TTL: "24h"}},
 		Tokens: tokensConfig{DefaultTTL: "15m", MaxTTL: "1h", Refresh: refreshConfig{IdleTTL: "336h", AbsoluteTTL: "2160h"}},
