@@ -87,11 +87,6 @@ type jwksConfig struct {
 	Export jwksExportConfig `yaml:"export"`
 }
 
-type jwksExportConfig struct {
-	File string `yaml:"file"`
-	TTL  string `yaml:"ttl"`
-}
-
 type tokensConfig struct {
 	DefaultTTL string        `yaml:"default_ttl"`
 	MaxTTL     string        `yaml:"max_ttl"`
