@@ -260,6 +260,7 @@ func (m *Manager) ensure(ctx context.Context) error {
 			}
 			return detail, nil
 		})
+		m.discardUnused(ctx, err, flatten(fresh))
 		if errors.Is(err, errStale) && attempt < 3 {
 			continue
 		}
@@ -372,6 +373,7 @@ func (m *Manager) rotate(ctx context.Context, force bool, reason Reason) error {
 		}
 		return fmt.Sprintf("force=%t", force), nil
 	})
+	m.discardUnused(ctx, err, flatten(fresh))
 	if errors.Is(err, errAlreadyRotated) {
 		m.log.LogAttrs(ctx, slog.LevelInfo, "rotation skipped: another caller rotated first")
 		m.record(ctx, "keys.rotate", "", fmt.Sprintf("force=%t skipped: another caller rotated first", force))
@@ -446,6 +448,7 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 		ks.recs[kid] = cur
 		return fmt.Sprintf("alg=%s was=%s", cur.Alg, r.State), nil
 	})
+	m.discardUnused(ctx, err, fresh)
 	if errors.Is(err, errStale) {
 		return m.Revoke(ctx, kid) // its state moved (a rotation): decide again
 	}
@@ -513,4 +516,38 @@ func (m *Manager) destroyPurged(ctx context.Context, recs []record) {
 		}
 		m.log.LogAttrs(ctx, slog.LevelInfo, "key destroyed in custody", slog.String("kid", r.KID), slog.String("custody", r.Custody))
 	}
+}
+
+// discardUnused destroys keys generated for a transaction that certainly
+// did not commit them: one its own function refused (another caller rotated
+// first, the set changed, the pending key is too young). A storage error
+// proves nothing (a commit may have happened before a timeout), so those
+// keys are left alone: orphans at worst, which Orphans reports and
+// DestroyOrphans removes after checking the store. In-store keys need
+// nothing: they were never anywhere else.
+func (m *Manager) discardUnused(ctx context.Context, err error, gens []generated) {
+	if !errors.Is(err, errAlreadyRotated) && !errors.Is(err, errStale) && !errors.Is(err, ErrPendingTooYoung) {
+		return
+	}
+	for _, g := range gens {
+		if len(g.rec.Handle) == 0 {
+			continue
+		}
+		c, cerr := m.custodyOf(g.rec)
+		if cerr == nil {
+			cerr = c.Destroy(ctx, g.rec.KID, g.rec.Handle)
+		}
+		if cerr != nil {
+			m.log.LogAttrs(ctx, slog.LevelWarn, "destroy an unused generated key (left as an orphan)",
+				slog.String("kid", g.rec.KID), slog.String("err", cerr.Error()))
+		}
+	}
+}
+
+func flatten(byAlg map[string][]generated) []generated {
+	var out []generated
+	for _, gs := range byAlg {
+		out = append(out, gs...)
+	}
+	return out
 }
