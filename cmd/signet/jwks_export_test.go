@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -124,6 +125,26 @@ func TestRun_JWKSExport_Offline(t *testing.T) {
 	}
 	if !v.SignedSetIssuedAt().After(first) {
 		t.Errorf("second export iat %v is not after the first %v", v.SignedSetIssuedAt(), first)
+	}
+	// The pins now hold the new active and a new pending signer, not the
+	// retired one: a verifier given them refuses a set the old signer made.
+	var newPins struct{ Keys []map[string]any }
+	if err := json.Unmarshal(cli("jwks", "signers"), &newPins); err != nil || len(newPins.Keys) != 2 {
+		t.Fatalf("pins after a rotation: %v, %d keys, want 2 (active, pending)", err, len(newPins.Keys))
+	}
+	var oldPins struct{ Keys []map[string]any }
+	_ = json.Unmarshal(pins, &oldPins)
+	if len(oldPins.Keys) != 2 {
+		t.Fatalf("first pins hold %d keys, want 2 (active, pending)", len(oldPins.Keys))
+	}
+	fresh := 0
+	for _, k := range newPins.Keys {
+		if k["kid"] != oldPins.Keys[0]["kid"] && k["kid"] != oldPins.Keys[1]["kid"] {
+			fresh++
+		}
+	}
+	if fresh != 1 {
+		t.Errorf("the new pins hold %d keys not pinned before, want 1 (the new pending signer)", fresh)
 	}
 	var errOut bytes.Buffer
 	if code := run(t.Context(), []string{"keys", "orphans", "--data-dir", c.DataDir}, io.Discard, &errOut); code == 0 || !strings.Contains(errOut.String(), "keys.custody") {

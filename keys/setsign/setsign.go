@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/keys"
@@ -98,11 +99,27 @@ func Export(signer *keys.Manager, issuer string, jwksDoc []byte, now time.Time, 
 	return out, nil
 }
 
-// Signers is the JWK Set of the set-signing public keys (pending, active,
-// retired): what verifiers pin.
+// Signers is the JWK Set of the set-signing public keys that may sign sets
+// (active and pending): what verifiers pin. A retired set-signing key is
+// left out: nothing should be accepted from it any more.
 func Signers(signer *keys.Manager) ([]byte, error) {
+	live := map[string]bool{}
+	for _, i := range signer.Current() {
+		if i.State == keys.StateActive || i.State == keys.StatePending {
+			live[i.KID] = true
+		}
+	}
 	set, _ := signer.PublicSet()
-	return json.MarshalIndent(set, "", "  ")
+	out := jwk.NewSet()
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		if live[k.KeyID()] {
+			if err := out.AddKey(k); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return json.MarshalIndent(out, "", "  ")
 }
 
 // renamed is st with the keys bucket moved to Bucket, so that a
