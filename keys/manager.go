@@ -38,6 +38,12 @@ func (e *DecryptError) Unwrap() error { return e.Err }
 // Options configure a Manager. Zero values mean the documented defaults.
 type Options struct {
 	Store storage.Store
+	// Custody chooses, per algorithm, where new keys of it are generated
+	// (keys/custody); an algorithm not named here uses the sealed-in-store
+	// custody. Keys already stored stay where they are: a rotation moves
+	// the next key into a newly configured custody. Every custody a stored
+	// key names must be here (under any algorithm) for the key to load.
+	Custody map[string]custody.Custody
 	// KEK encrypts private keys at rest (AES-256-GCM); exactly 32 bytes.
 	KEK []byte
 	// Algorithms are the live signing algorithms; default [RS256].
@@ -53,15 +59,9 @@ type Options struct {
 	// MinPublishAge is how long a pending key must have been published before
 	// a non-forced Rotate may activate it: the JWKS cache lifetime. Default 0.
 	MinPublishAge time.Duration
-	// Custody chooses, per algorithm, where new keys of it are generated
-	// (keys/custody); an algorithm not named here uses the sealed-in-store
-	// custody. Keys already stored stay where they are: a rotation moves
-	// the next key into a newly configured custody. Every custody a stored
-	// key names must be here (under any algorithm) for the key to load.
-	Custody map[string]custody.Custody
-	Logger  *slog.Logger
-	Now     func() time.Time
-	Rand    io.Reader
+	Logger        *slog.Logger
+	Now           func() time.Time
+	Rand          io.Reader
 }
 
 // Manager owns the key set in storage and an in-memory snapshot of it.
