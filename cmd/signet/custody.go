@@ -134,3 +134,9 @@ func runKeysOrphans(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	return tw.Flush()
 }
+
+// withCustody is o with its custodies set.
+func withCustody(c map[string]custody.Custody, o keys.Options) keys.Options {
+	o.Custody = c
+	return o
+}

@@ -87,12 +87,11 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer closeCustody()
-	m, err := keys.Open(ctx, keys.Options{
-		Custody: custodies,
-		Store:   st, KEK: kek, Algorithms: cfg.Keys.Algorithms, RSABits: cfg.Keys.RSABits,
+	m, err := keys.Open(ctx, withCustody(custodies, keys.Options{
+		Store: st, KEK: kek, Algorithms: cfg.Keys.Algorithms, RSABits: cfg.Keys.RSABits,
 		MaxTokenTTL: cfg.parsed.maxTTL, PurgeLeeway: cfg.parsed.purgeLeeway, MinPublishAge: cfg.parsed.jwksMaxAge,
 		Logger: log,
-	})
+	}))
 	if err != nil {
 		return kekError(err, &cfg, os.Getenv)
 	}
