@@ -21,6 +21,10 @@ type Orphan struct {
 	custody.Object
 }
 
+// SetSignBucket holds the set-signing keys (keys/setsign): named here so
+// that Orphans counts the objects they name as in use.
+const SetSignBucket = "set_signing_keys"
+
 // Orphans lists the orphans of every configured custody that can list its
 // objects.
 func (m *Manager) Orphans(ctx context.Context) ([]Orphan, error) {
@@ -30,11 +34,24 @@ func (m *Manager) Orphans(ctx context.Context) ([]Orphan, error) {
 // Orphans lists the objects of the custodies (by name) that no key record in
 // st names: what `signet keys orphans` needs without a KEK.
 func Orphans(ctx context.Context, st storage.Store, custodies map[string]custody.Custody) ([]Orphan, error) {
+	// Every bucket that holds key records names objects: the token keys and
+	// the set-signing keys (keys/setsign), which may share a token.
 	var recs []record
 	err := st.View(ctx, func(tx storage.Tx) error {
-		var err error
-		recs, err = loadRecords(tx)
-		return err
+		for _, b := range []string{Bucket, SetSignBucket} {
+			err := tx.Scan(b, "", func(kid string, v []byte) error {
+				r, err := decodeRecord(kid, v)
+				if err != nil {
+					return err
+				}
+				recs = append(recs, r)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("orphans: %w", err)

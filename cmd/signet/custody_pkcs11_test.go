@@ -37,6 +37,9 @@ func TestPKCS11_Serve(t *testing.T) {
 	c := testConfig(t, func(c *Config) {
 		c.Keys.Algorithms = []string{"RS256", "ES256"}
 		c.Keys.Custody.PKCS11 = pkcs11Config{Algorithms: []string{"RS256", "ES256"}, Module: hsm.Module, TokenLabel: hsm.TokenLabel, PINFile: pinFile}
+		// The set-signing keys (ES256) go into the token too: they are
+		// not orphans.
+		c.JWKS.Export.File = filepath.Join(c.DataDir, "jwks.jws")
 	})
 	m, _ := startMain(t, c, nil)
 	for _, k := range m.Keys.Current() {
@@ -54,6 +57,7 @@ func TestPKCS11_Serve(t *testing.T) {
 	if _, err := issueToken(t.Context(), m.URL(), "svc", secret); err != nil {
 		t.Fatalf("token signed in the HSM: %v", err)
 	}
+	waitFile(t, c.JWKS.Export.File, nil) // signed by the set-signing key in the token
 	m.Close()
 
 	// A rotation that crashed after generating in the token: an orphan an

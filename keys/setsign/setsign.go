@@ -31,7 +31,7 @@ import (
 )
 
 // Bucket holds the set-signing key records.
-const Bucket = "set_signing_keys"
+const Bucket = keys.SetSignBucket
 
 // Alg is the set-signing algorithm: ES256, small and supported by every
 // JOSE library (and by PKCS#11 tokens).
@@ -122,14 +122,20 @@ func Signers(signer *keys.Manager) ([]byte, error) {
 	return json.MarshalIndent(out, "", "  ")
 }
 
-// renamed is st with the keys bucket moved to Bucket, so that a
+// renamed is st with the keys bucket swapped with Bucket, so that a
 // keys.Manager keeps the set-signing keys apart from the token keys. Every
 // other bucket (the audit trail) is st's own.
 type renamed struct{ storage.Store }
 
+// rename swaps the two key buckets, so that a Manager's reads of "keys"
+// reach the set-signing keys, and keys.Orphans, which reads both, still
+// sees both through this store.
 func rename(b string) string {
-	if b == keys.Bucket {
+	switch b {
+	case keys.Bucket:
 		return Bucket
+	case Bucket:
+		return keys.Bucket
 	}
 	return b
 }
