@@ -22,6 +22,7 @@ import (
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/keys/custody"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/storage"
@@ -127,6 +128,9 @@ type envOptions struct {
 	outbound *outbound.Fetcher
 	// noAdmin skips creating the admin client (a second replica on a shared store).
 	noAdmin bool
+	// custody, when set, holds the keys of the algorithms it names
+	// (keys.Options.Custody).
+	custody map[string]custody.Custody
 }
 
 // testFeedKey keys the revocation feed's subject hashes in tests.
@@ -164,7 +168,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	var err error
 	e.store = st
 	e.keys, err = keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: o.algs,
-		MaxTokenTTL: time.Hour, MinPublishAge: o.minAge, Now: e.clock.Now, Logger: logger})
+		MaxTokenTTL: time.Hour, MinPublishAge: o.minAge, Now: e.clock.Now, Logger: logger, Custody: o.custody})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,7 +120,7 @@ func (s *Server) idToken(ent *clients.Entry, sp idTokenSpec) (string, error) {
 	}
 	tok, err := key.Sign(payload)
 	if err != nil {
-		return "", errServer(fmt.Errorf("sign ID token for %s: %w", ent.Record.ID, err))
+		return "", errSigning(fmt.Errorf("sign ID token for %s: %w", ent.Record.ID, err))
 	}
 	return tok, nil
 }

@@ -435,7 +435,7 @@ func (s *Server) sign(key *jwssign.Key, ent *clients.Entry, sp accessSpec) (sign
 	}
 	tok, err := key.Sign(payload)
 	if err != nil {
-		return signedAccess{}, errServer(fmt.Errorf("sign token for %s: %w", ent.Record.ID, err))
+		return signedAccess{}, errSigning(fmt.Errorf("sign token for %s: %w", ent.Record.ID, err))
 	}
 	return signedAccess{token: tok, ttl: ttl, exp: claims.Exp, bound: sp.jkt != ""}, nil
 }

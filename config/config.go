@@ -91,6 +91,7 @@ type Keys struct {
 	EncryptionKeyFile string   `yaml:"encryption_key_file"`
 	Rotation          Schedule `yaml:"rotation"`
 	Purge             Purge    `yaml:"purge"`
+	Custody           Custody  `yaml:"custody"` // custody.go
 }
 
 type Schedule struct {
@@ -105,6 +106,9 @@ type Purge struct {
 
 type JWKS struct {
 	MaxAge string `yaml:"max_age"`
+	// Export writes the key set signed to a file on every key change
+	// (docs/jwks-export.md).
+	Export JWKSExport `yaml:"export"`
 }
 
 type Tokens struct {
@@ -170,6 +174,7 @@ type Parsed struct {
 	Purge           cron.Schedule
 	PurgeLeeway     time.Duration
 	JWKSMaxAge      time.Duration
+	ExportTTL       time.Duration // jwks.export.ttl
 	DefaultTTL      time.Duration
 	MaxTTL          time.Duration
 	RefreshIdle     time.Duration
@@ -207,8 +212,9 @@ func Default() Config {
 			RSABits:    2048,
 			Rotation:   Schedule{Schedule: "@every 24h", Timezone: "UTC"},
 			Purge:      Purge{Schedule: "@every 10m", Leeway: "5m"},
+			Custody:    Custody{PKCS11: PKCS11{Algorithms: []string{}}},
 		},
-		JWKS:   JWKS{MaxAge: "300s"},
+		JWKS:   JWKS{MaxAge: "300s", Export: JWKSExport{TTL: "24h"}},
 		Tokens: Tokens{DefaultTTL: "15m", MaxTTL: "1h", Refresh: Refresh{IdleTTL: "336h", AbsoluteTTL: "2160h"}},
 		Login: Login{RateLimit: LoginRateLimit{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20},
 			CodeTTL: "60s", TransactionTTL: "15m", Session: LoginSession{IdleTTL: "24h", AbsoluteTTL: "168h"}},

@@ -89,7 +89,7 @@ func SplitList(v string) []string {
 // KnownEnv lists every SIGNET_* variable signet reads: the config overrides
 // and the ones read where they are used.
 func KnownEnv() []string {
-	names := []string{"SIGNET_CONFIG", "SIGNET_KEK", "SIGNET_CLIENT_ID", "SIGNET_CLIENT_SECRET"}
+	names := []string{"SIGNET_CONFIG", "SIGNET_KEK", "SIGNET_PKCS11_PIN", "SIGNET_CLIENT_ID", "SIGNET_CLIENT_SECRET"}
 	for _, o := range envOverrides() {
 		names = append(names, o.name)
 	}

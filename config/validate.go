@@ -94,6 +94,7 @@ func (c *Config) Validate() error {
 	duration("storage.bolt.lock_timeout", c.Storage.Bolt.LockTimeout, &p.LockTimeout, 10*time.Millisecond, "1s")
 	duration("keys.purge.leeway", c.Keys.Purge.Leeway, &p.PurgeLeeway, time.Second, "5m")
 	duration("jwks.max_age", c.JWKS.MaxAge, &p.JWKSMaxAge, 0, "300s (0s: verifiers must not cache)")
+	duration("jwks.export.ttl", c.JWKS.Export.TTL, &p.ExportTTL, time.Minute, "24h")
 	duration("tokens.default_ttl", c.Tokens.DefaultTTL, &p.DefaultTTL, time.Second, "15m")
 	duration("tokens.max_ttl", c.Tokens.MaxTTL, &p.MaxTTL, time.Second, "1h")
 	if p.DefaultTTL > 0 && p.MaxTTL > 0 && p.DefaultTTL > p.MaxTTL {
@@ -138,6 +139,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("storage.backend", "%q: expected bolt or etcd", c.Storage.Backend)
 	}
+	errs = append(errs, c.Keys.Custody.validate(c.Keys.Algorithms)...)
 
 	if len(c.Keys.Algorithms) == 0 {
 		bad("keys.algorithms", "empty: list at least one of %v (RS256 is what every verifier supports)", keys.Algorithms())

@@ -371,7 +371,9 @@ type Stats struct {
 func (v *Verifier) Stats() Stats {
 	var s Stats
 	s.Keys = v.keys.Load().count
-	s.JWKS = v.jwksSrc.snapshot()
+	if v.jwksSrc != nil {
+		s.JWKS = v.jwksSrc.snapshot()
+	}
 	if v.feedSrc != nil {
 		s.Denylist = v.feedSrc.snapshot()
 		if d := v.deny.Load(); d != nil {
@@ -397,6 +399,9 @@ func (v *Verifier) Healthy() error {
 	var errs []error
 	if p := v.stopCause.Load(); p != nil {
 		errs = append(errs, *p)
+	}
+	if exp := v.keys.Load().expires; !exp.IsZero() && !v.now().Before(exp) {
+		errs = append(errs, fmt.Errorf("signed key set expired at %s: %w", exp.UTC().Format(time.RFC3339), ErrSetExpired))
 	}
 	for _, src := range []*source{v.jwksSrc, v.feedSrc} {
 		if src == nil {
@@ -426,6 +431,9 @@ type verifyKey struct {
 type keySnapshot struct {
 	byKID map[string][]*verifyKey
 	count int
+	// expires is the exp of a signed key set (NewSignedSetVerifier); zero
+	// for a fetched JWKS.
+	expires time.Time
 }
 
 func (s *keySnapshot) find(kid string, alg jwa.SignatureAlgorithm) (*verifyKey, error) {

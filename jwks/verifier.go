@@ -183,7 +183,8 @@ type Verifier struct {
 	deny atomic.Pointer[denySnapshot] // nil when the denylist is off
 
 	jwksSrc *source
-	feedSrc *source // nil when the denylist is off
+	feedSrc *source      // nil when the denylist is off
+	signed  *signedState // set by NewSignedSetVerifier: no jwksSrc, no refresher
 
 	mu        sync.Mutex
 	lastFetch time.Time     // start of the latest JWKS fetch of any kind
@@ -534,9 +535,13 @@ func safeForMessage(s string) string {
 // lookup finds the key for kid pinned to alg, refetching the key set once
 // (rate-limited, shared with every concurrent caller) when kid is unknown.
 func (v *Verifier) lookup(ctx context.Context, kid string, alg jwa.SignatureAlgorithm) (*verifyKey, error) {
-	k, err := v.keys.Load().find(kid, alg)
-	if !errors.Is(err, ErrUnknownKey) {
-		return k, err
+	snap := v.keys.Load()
+	if !snap.expires.IsZero() && !v.now().Before(snap.expires.Add(v.leeway)) {
+		return nil, fmt.Errorf("set expired at %s: %w", snap.expires.UTC().Format(time.RFC3339), ErrSetExpired)
+	}
+	k, err := snap.find(kid, alg)
+	if !errors.Is(err, ErrUnknownKey) || v.signed != nil {
+		return k, err // a signed set is all there is: nothing to refetch
 	}
 	if !v.refetchForUnknownKID(ctx) {
 		return nil, err

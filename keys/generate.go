@@ -1,22 +1,19 @@
 package keys
 
 import (
+	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"sort"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/signet-auth/signet/keys/custody"
 )
 
 // algorithms lists the signature algorithms Signet can generate keys for.
@@ -58,54 +55,47 @@ type generated struct {
 	priv crypto.Signer
 }
 
-// generate makes a key pair for alg outside any transaction (RSA generation
-// takes long enough to block every writer if done inside one), computes its
-// kid as the RFC 7638 thumbprint, and seals the private half under kek.
-func generate(rand io.Reader, alg string, rsaBits int, kek []byte, now time.Time) (generated, error) {
-	var priv crypto.Signer
-	var err error
-	switch alg {
-	case "RS256", "PS256":
-		priv, err = rsa.GenerateKey(rand, rsaBits)
-	case "ES256":
-		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand)
-	case "ES384":
-		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand)
-	case "ES512":
-		priv, err = ecdsa.GenerateKey(elliptic.P521(), rand)
-	case "EdDSA":
-		_, priv, err = ed25519.GenerateKey(rand)
-	default:
-		return generated{}, fmt.Errorf("generate: unknown algorithm %q", alg)
+// generate makes a key pair for alg in custody c outside any transaction
+// (RSA generation, or a round trip to an HSM, takes long enough to block
+// every writer if done inside one) and computes its kid as the RFC 7638
+// thumbprint. What the custody hands back as the private half's handle goes
+// into the record: sealed PKCS #8 in Private for the store custody, the
+// object's id in Handle for an external one. A key of an external custody
+// that is never committed is an orphan (Manager.Orphans).
+func generate(ctx context.Context, c custody.Custody, alg string, rsaBits int, now time.Time) (generated, error) {
+	var pub jwk.Key
+	kidOf := func(p crypto.PublicKey) (string, error) {
+		var err error
+		pub, err = publicJWK(p, alg)
+		if err != nil {
+			return "", err
+		}
+		return pub.KeyID(), nil
 	}
+	k, err := c.Generate(ctx, alg, rsaBits, kidOf)
 	if err != nil {
-		return generated{}, fmt.Errorf("generate %s: %w", alg, err)
+		return generated{}, fmt.Errorf("generate %s in %s custody: %w", alg, c.Name(), err)
 	}
-	pub, err := publicJWK(priv.Public(), alg)
-	if err != nil {
-		return generated{}, fmt.Errorf("generate %s: %w", alg, err)
+	if pub == nil { // the custody did not ask: compute it here
+		if _, err := kidOf(k.Signer.Public()); err != nil {
+			return generated{}, fmt.Errorf("generate %s: %w", alg, err)
+		}
 	}
 	pubJSON, err := json.Marshal(pub)
 	if err != nil {
 		return generated{}, fmt.Errorf("generate %s: encode public key: %w", alg, err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return generated{}, fmt.Errorf("generate %s: encode private key: %w", alg, err)
+	rec := record{
+		Info:   Info{KID: pub.KeyID(), Alg: alg, State: StatePending, CreatedAt: now.UTC()},
+		Public: pubJSON,
 	}
-	sealed, err := seal(rand, kek, pub.KeyID(), der)
-	clear(der)
-	if err != nil {
-		return generated{}, fmt.Errorf("generate %s: %w", alg, err)
+	if c.Name() == custody.Store {
+		rec.Private = k.Handle
+	} else {
+		rec.Custody = c.Name()
+		rec.Handle = k.Handle
 	}
-	return generated{
-		rec: record{
-			Info:    Info{KID: pub.KeyID(), Alg: alg, State: StatePending, CreatedAt: now.UTC()},
-			Public:  pubJSON,
-			Private: sealed,
-		},
-		priv: priv,
-	}, nil
+	return generated{rec: rec, priv: k.Signer}, nil
 }
 
 // publicJWK builds the published form of a key: public members only, with

@@ -65,6 +65,9 @@ type Info struct {
 	// ExpiresAt is when the purge job may delete a retired or revoked key:
 	// retired_at + max token TTL + leeway.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Custody names where the private half lives (keys/custody); empty is
+	// the sealed-in-store custody.
+	Custody string `json:"custody,omitempty"`
 }
 
 // LogValue keeps log lines to what identifies the key.
@@ -75,10 +78,14 @@ func (i Info) LogValue() slog.Value {
 // record is the stored form of a key. Public is the public JWK as JSON;
 // Private is the PKCS #8 private key sealed with AES-256-GCM under the KEK
 // (see seal), present only while the key may still sign (pending, active).
+// Handle is the private half's handle in an external custody (a PKCS#11
+// object's CKA_ID); it stays until the purge job deletes the record and then
+// destroys the object, so no record ever names an object that is gone.
 type record struct {
 	Info
 	Public  json.RawMessage `json:"public"`
 	Private []byte          `json:"private,omitempty"`
+	Handle  []byte          `json:"handle,omitempty"`
 }
 
 // LogValue never prints key material.

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/signet-auth/signet/keys/custody"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -38,6 +38,12 @@ func (e *DecryptError) Unwrap() error { return e.Err }
 // Options configure a Manager. Zero values mean the documented defaults.
 type Options struct {
 	Store storage.Store
+	// Custody chooses, per algorithm, where new keys of it are generated
+	// (keys/custody); an algorithm not named here uses the sealed-in-store
+	// custody. Keys already stored stay where they are: a rotation moves
+	// the next key into a newly configured custody. Every custody a stored
+	// key names must be here (under any algorithm) for the key to load.
+	Custody map[string]custody.Custody
 	// KEK encrypts private keys at rest (AES-256-GCM); exactly 32 bytes.
 	KEK []byte
 	// Algorithms are the live signing algorithms; default [RS256].
@@ -67,8 +73,9 @@ type Options struct {
 // Manager owns the key set in storage and an in-memory snapshot of it.
 // All methods are safe for concurrent use.
 type Manager struct {
-	opts Options
-	log  *slog.Logger
+	opts      Options
+	log       *slog.Logger
+	custodies map[string]custody.Custody // by name; "store" always
 
 	snap      atomic.Pointer[snapshot]
 	reloadMu  sync.Mutex // serialises reloads so the last one reads the newest state
@@ -169,7 +176,36 @@ func newManager(opts Options) (*Manager, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	return &Manager{opts: opts, log: opts.Logger}, nil
+	m := &Manager{opts: opts, log: opts.Logger, custodies: map[string]custody.Custody{}}
+	m.custodies[custody.Store] = sealedCustody{kek: opts.KEK, rand: opts.Rand}
+	for alg, c := range opts.Custody {
+		if !ValidAlgorithm(alg) {
+			return nil, fmt.Errorf("keys: custody for unknown algorithm %q (supported: %v)", alg, Algorithms())
+		}
+		if prev, ok := m.custodies[c.Name()]; ok && c.Name() != custody.Store && prev != c {
+			return nil, fmt.Errorf("keys: two custodies named %q", c.Name())
+		}
+		m.custodies[c.Name()] = c
+	}
+	return m, nil
+}
+
+// custodyFor is where new keys of alg are generated.
+func (m *Manager) custodyFor(alg string) custody.Custody {
+	if c, ok := m.opts.Custody[alg]; ok {
+		return c
+	}
+	return m.custodies[custody.Store]
+}
+
+// custodyOf is where the private half of a stored key lives.
+func (m *Manager) custodyOf(r record) (custody.Custody, error) {
+	name := cmp.Or(r.Custody, custody.Store)
+	c, ok := m.custodies[name]
+	if !ok {
+		return nil, fmt.Errorf("key %s is held in custody %q, which is not configured (keys.custody.pkcs11 in the config)", r.KID, name)
+	}
+	return c, nil
 }
 
 // Close stops following changes. It does not close the store.
@@ -317,12 +353,13 @@ func CheckKEK(ctx context.Context, st storage.Store, kek []byte) error {
 	if err != nil {
 		return fmt.Errorf("load keys: %w", err)
 	}
-	m := &Manager{opts: Options{Store: st, KEK: kek}}
+	sealed := sealedCustody{kek: kek}
 	for _, r := range recs {
-		if r.State != StateActive && r.State != StatePending {
+		// Keys held in another custody (an HSM) have no sealed half to open.
+		if (r.State != StateActive && r.State != StatePending) || len(r.Private) == 0 {
 			continue
 		}
-		if _, err := m.decrypt(r); err != nil {
+		if _, err := sealed.Load(ctx, r.KID, r.Alg, r.Private); err != nil {
 			return err
 		}
 	}
@@ -363,7 +400,7 @@ func (m *Manager) reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load keys: %w", err)
 	}
-	s, err := m.build(recs)
+	s, err := m.build(ctx, recs)
 	if err != nil {
 		return err
 	}
@@ -376,7 +413,7 @@ func (m *Manager) reload(ctx context.Context) error {
 // build decrypts the keys that may sign (active and pending: a pending key
 // that cannot be opened must fail now, not at promotion) and assembles the
 // public set.
-func (m *Manager) build(recs []record) (*snapshot, error) {
+func (m *Manager) build(ctx context.Context, recs []record) (*snapshot, error) {
 	s := &snapshot{signers: make(map[string]jwk.Key), public: jwk.NewSet()}
 	infos := make([]Info, 0, len(recs))
 	for _, r := range recs {
@@ -406,7 +443,7 @@ func (m *Manager) build(recs []record) (*snapshot, error) {
 		if r.State != StateActive && r.State != StatePending {
 			continue
 		}
-		priv, err := m.decrypt(r)
+		priv, err := m.signingKey(ctx, r, pub)
 		if err != nil {
 			return nil, err
 		}
@@ -420,24 +457,31 @@ func (m *Manager) build(recs []record) (*snapshot, error) {
 	return s, nil
 }
 
-func (m *Manager) decrypt(r record) (jwk.Key, error) {
-	if len(r.Private) == 0 {
-		return nil, &DecryptError{KID: r.KID, Err: errors.New("no private key stored")}
-	}
-	der, err := open(m.opts.KEK, r.KID, r.Private)
+// signingKey loads the private half of r from its custody. A key held in
+// memory becomes a private JWK, what the token hot path signs with directly;
+// a key held elsewhere becomes an externalKey whose every signature is a
+// call into its custody.
+func (m *Manager) signingKey(ctx context.Context, r record, pub jwk.Key) (jwk.Key, error) {
+	c, err := m.custodyOf(r)
 	if err != nil {
-		return nil, &DecryptError{KID: r.KID, Err: err}
+		return nil, err
 	}
-	raw, err := x509.ParsePKCS8PrivateKey(der)
-	clear(der)
+	if c.Name() == custody.Store {
+		priv, err := c.Load(ctx, r.KID, r.Alg, r.Private)
+		if err != nil {
+			return nil, err
+		}
+		k, err := privateJWK(priv, r.KID, r.Alg)
+		if err != nil {
+			return nil, &DecryptError{KID: r.KID, Err: err}
+		}
+		return k, nil
+	}
+	signer, err := c.Load(ctx, r.KID, r.Alg, r.Handle)
 	if err != nil {
-		return nil, &DecryptError{KID: r.KID, Err: fmt.Errorf("parse private key: %w", err)}
+		return nil, fmt.Errorf("load key %s from %s custody: %w", r.KID, c.Name(), err)
 	}
-	k, err := privateJWK(raw, r.KID, r.Alg)
-	if err != nil {
-		return nil, &DecryptError{KID: r.KID, Err: err}
-	}
-	return k, nil
+	return newExternalKey(pub, signer)
 }
 
 // watch reloads the snapshot when another replica changes the key set.

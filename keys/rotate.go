@@ -136,7 +136,8 @@ func (ks keySet) activeKIDs() string {
 }
 
 func sameRecord(a, b record) bool {
-	return a.Info == b.Info && string(a.Public) == string(b.Public) && string(a.Private) == string(b.Private)
+	return a.Info == b.Info && string(a.Public) == string(b.Public) && string(a.Private) == string(b.Private) &&
+		string(a.Handle) == string(b.Handle)
 }
 
 func (ks keySet) clone() keySet {
@@ -197,10 +198,10 @@ func kidList(infos []Info) string {
 }
 
 // generateN makes n keys of alg.
-func (m *Manager) generateN(alg string, n int) ([]generated, error) {
+func (m *Manager) generateN(ctx context.Context, alg string, n int) ([]generated, error) {
 	out := make([]generated, 0, n)
 	for range n {
-		g, err := generate(m.opts.Rand, alg, m.opts.RSABits, m.opts.KEK, m.opts.Now())
+		g, err := generate(ctx, m.custodyFor(alg), alg, m.opts.RSABits, m.opts.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -235,7 +236,7 @@ func (m *Manager) ensure(ctx context.Context) error {
 		}
 		fresh := make(map[string][]generated)
 		for alg, n := range need {
-			if fresh[alg], err = m.generateN(alg, n); err != nil {
+			if fresh[alg], err = m.generateN(ctx, alg, n); err != nil {
 				return fmt.Errorf("ensure keys: %w", err)
 			}
 		}
@@ -270,6 +271,7 @@ func (m *Manager) ensure(ctx context.Context) error {
 			}
 			return detail, nil
 		})
+		m.discardUnused(ctx, err, flatten(fresh))
 		if errors.Is(err, errStale) && attempt < 3 {
 			continue
 		}
@@ -348,7 +350,7 @@ func (m *Manager) rotate(ctx context.Context, force bool, reason Reason) error {
 		if _, ok := ks.find(alg, StatePending); !ok {
 			n = 2 // the new key activates at once and another waits
 		}
-		if fresh[alg], err = m.generateN(alg, n); err != nil {
+		if fresh[alg], err = m.generateN(ctx, alg, n); err != nil {
 			return fmt.Errorf("rotate: %w", err)
 		}
 	}
@@ -386,6 +388,7 @@ func (m *Manager) rotate(ctx context.Context, force bool, reason Reason) error {
 		}
 		return fmt.Sprintf("force=%t", force), nil
 	})
+	m.discardUnused(ctx, err, flatten(fresh))
 	if errors.Is(err, errAlreadyRotated) {
 		m.log.LogAttrs(ctx, slog.LevelInfo, "rotation skipped: another caller rotated first")
 		m.record(ctx, "keys.rotate", "", fmt.Sprintf("force=%t skipped: another caller rotated first", force))
@@ -422,7 +425,7 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 	}
 	var fresh []generated
 	if r.State == StateActive || r.State == StatePending {
-		if fresh, err = m.generateN(r.Alg, 1); err != nil {
+		if fresh, err = m.generateN(ctx, r.Alg, 1); err != nil {
 			return fmt.Errorf("revoke %s: %w", kid, err)
 		}
 	}
@@ -460,6 +463,7 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 		ks.recs[kid] = cur
 		return fmt.Sprintf("alg=%s was=%s", cur.Alg, r.State), nil
 	})
+	m.discardUnused(ctx, err, fresh)
 	if errors.Is(err, errStale) {
 		return m.Revoke(ctx, kid) // its state moved (a rotation): decide again
 	}
@@ -482,12 +486,14 @@ func (m *Manager) Revoke(ctx context.Context, kid string) error {
 // token they could have signed has expired. It returns how many it deleted.
 func (m *Manager) Purge(ctx context.Context) (int, error) {
 	var purged []Info
+	var purgedRecs []record
 	err := m.update(ctx, "keys.purge", "", func(ks keySet, now time.Time) (string, error) {
-		purged = purged[:0]
+		purged, purgedRecs = purged[:0], purgedRecs[:0]
 		for kid, r := range ks.recs {
 			if (r.State == StateRetired || r.State == StateRevoked) && !r.ExpiresAt.After(now) {
 				delete(ks.recs, kid)
 				purged = append(purged, r.Info)
+				purgedRecs = append(purgedRecs, r)
 			}
 		}
 		return "purged=" + kidList(purged), nil
@@ -501,5 +507,62 @@ func (m *Manager) Purge(ctx context.Context) (int, error) {
 	for _, info := range purged {
 		m.log.LogAttrs(ctx, slog.LevelInfo, "key purged", slog.Any("key", info))
 	}
+	m.destroyPurged(ctx, purgedRecs)
 	return len(purged), m.reload(ctx)
+}
+
+// destroyPurged destroys the private halves that external custodies still
+// hold for keys whose records a purge deleted. It runs after the commit, so
+// no record ever names a destroyed object; a crash before it leaves an
+// orphan that Orphans reports and DestroyOrphans removes.
+func (m *Manager) destroyPurged(ctx context.Context, recs []record) {
+	for _, r := range recs {
+		if len(r.Handle) == 0 {
+			continue
+		}
+		c, err := m.custodyOf(r)
+		if err == nil {
+			err = c.Destroy(ctx, r.KID, r.Handle)
+		}
+		if err != nil {
+			m.log.LogAttrs(ctx, slog.LevelError, "destroy purged key (left as an orphan: signet keys orphans)",
+				slog.String("kid", r.KID), slog.String("custody", r.Custody), slog.String("err", err.Error()))
+			continue
+		}
+		m.log.LogAttrs(ctx, slog.LevelInfo, "key destroyed in custody", slog.String("kid", r.KID), slog.String("custody", r.Custody))
+	}
+}
+
+// discardUnused destroys keys generated for a transaction that certainly
+// did not commit them: one its own function refused (another caller rotated
+// first, the set changed, the pending key is too young). A storage error
+// proves nothing (a commit may have happened before a timeout), so those
+// keys are left alone: orphans at worst, which Orphans reports and
+// DestroyOrphans removes after checking the store. In-store keys need
+// nothing: they were never anywhere else.
+func (m *Manager) discardUnused(ctx context.Context, err error, gens []generated) {
+	if !errors.Is(err, errAlreadyRotated) && !errors.Is(err, errStale) && !errors.Is(err, ErrPendingTooYoung) {
+		return
+	}
+	for _, g := range gens {
+		if len(g.rec.Handle) == 0 {
+			continue
+		}
+		c, cerr := m.custodyOf(g.rec)
+		if cerr == nil {
+			cerr = c.Destroy(ctx, g.rec.KID, g.rec.Handle)
+		}
+		if cerr != nil {
+			m.log.LogAttrs(ctx, slog.LevelWarn, "destroy an unused generated key (left as an orphan)",
+				slog.String("kid", g.rec.KID), slog.String("err", cerr.Error()))
+		}
+	}
+}
+
+func flatten(byAlg map[string][]generated) []generated {
+	var out []generated
+	for _, gs := range byAlg {
+		out = append(out, gs...)
+	}
+	return out
 }

@@ -26,6 +26,11 @@ func subcommands() map[string][]subcommand {
 			{"rotate", "[--force]", "activate each algorithm's pending key and publish a new one"},
 			{"revoke", "KID", "revoke a key at once (an emergency)"},
 			{"feed-key", "", "print the revocation feed's subject key for verifiers (offline: needs the KEK)"},
+			{"orphans", "[--destroy]", "list (or destroy) key pairs an HSM holds that no key names"},
+		},
+		"jwks": {
+			{"export", "--out FILE [--ttl 24h]", "write the key set as a signed document (JWS, iss/iat/exp)"},
+			{"signers", "[--rotate]", "print the set-signing public keys verifiers pin"},
 		},
 		"clients": {
 			{"create", "--id ID --audience AUD ...", "create a client and print its secret once"},

@@ -20,7 +20,10 @@ import (
 // serve.
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"usage: signet keys list|rotate|revoke KID|feed-key [--data-dir DIR | --server URL] [--json] [--force]"}
+		return usageError{"usage: signet keys list|rotate|revoke KID|feed-key|orphans [--destroy] [--data-dir DIR | --server URL] [--json] [--force]"}
+	}
+	if args[0] == "orphans" {
+		return runKeysOrphans(ctx, args[1:], stdout, stderr)
 	}
 	if args[0] != "list" && args[0] != "rotate" && args[0] != "revoke" && args[0] != "feed-key" {
 		return unknownSubcommand("keys", args[0])
@@ -81,7 +84,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		return printKeys(stdout, infos, *asJSON)
+		if err := printKeys(stdout, infos, *asJSON); err != nil {
+			return err
+		}
+		return warnOrphans(ctx, &cfg, st, stderr)
 	}
 	infos, err := keys.List(ctx, st)
 	if err != nil {
@@ -93,11 +99,16 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	m, err := keys.Open(ctx, keys.Options{
+	custodies, closeCustody, err := openCustody(&cfg, os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer closeCustody()
+	m, err := keys.Open(ctx, withCustody(custodies, keys.Options{
 		Store: st, KEK: kek, Algorithms: cfg.Keys.Algorithms, RSABits: cfg.Keys.RSABits,
 		MaxTokenTTL: cfg.Parsed.MaxTTL, PurgeLeeway: cfg.Parsed.PurgeLeeway, MinPublishAge: cfg.Parsed.JWKSMaxAge, Schedule: cfg.Parsed.Rotation.Next,
 		Logger: log,
-	})
+	}))
 	if err != nil {
 		return kekError(err, &cfg, os.Getenv)
 	}

@@ -28,6 +28,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the authority", runServe},
 		"keys":    {"list, rotate or revoke signing keys", runKeys},
+		"jwks":    {"export the key set signed, for verifiers that cannot reach Signet", runJWKS},
 		"clients": {"create, list, delete clients or rotate a client secret", runClients},
 		"users":   {"create, list, delete users or set a password", runUsers},
 		"init":    {"create the first admin client on an empty store", runInit},

@@ -25,6 +25,7 @@ import (
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
+	"github.com/signet-auth/signet/keys/setsign"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/replay"
 	"github.com/signet-auth/signet/schema"
@@ -75,9 +76,12 @@ type Main struct {
 	// Sessions keeps browser logins (SSO sessions, consents, codes).
 	Sessions *sessions.Manager
 
-	kek    []byte // for the fingerprint in backup headers
-	public *listener
-	admin  *listener // nil unless http.admin_addr is set
+	kek          []byte        // for the fingerprint in backup headers
+	closeCustody func() error  // logs out of a key custody (keys.custody)
+	setSigners   *keys.Manager // the set-signing keys, when jwks.export.file is set
+	exportDone   chan struct{} // closed when the export loop has stopped
+	public       *listener
+	admin        *listener // nil unless http.admin_addr is set
 	// metrics serves only /metrics; nil unless http.metrics_addr names
 	// an address of its own.
 	metrics *listener
@@ -132,7 +136,13 @@ func (m *Main) open(ctx context.Context) error {
 	m.cancel = cancel
 	// Changes the server makes on its own (the first key set) name it.
 	root = audit.WithActor(root, audit.Actor{Name: audit.ActorSystem, Replica: c.ReplicaName()})
+	custodies, closeCustody, err := openCustody(c, m.Getenv)
+	if err != nil {
+		return err
+	}
+	m.closeCustody = closeCustody
 	m.Keys, err = keys.Open(root, keys.Options{
+		Custody:       custodies,
 		Store:         st,
 		KEK:           kek,
 		Algorithms:    c.Keys.Algorithms,
@@ -169,6 +179,20 @@ func (m *Main) open(ctx context.Context) error {
 	dpop, err := jwks.NewDPoPChecker(jwks.WithDPoPClock(m.Now), jwks.WithDPoPReplayCache(m.dpopReplay))
 	if err != nil {
 		return err
+	}
+	if c.JWKS.Export.File != "" {
+		signers, err := setsign.Open(root, st, keys.Options{
+			Store: st, KEK: kek, Custody: custodies, Logger: log.With("component", "set-signing-keys"), Now: m.Now,
+		})
+		if err != nil {
+			return kekError(err, c, m.Getenv)
+		}
+		m.setSigners = signers
+		m.exportDone = make(chan struct{})
+		go func() {
+			defer close(m.exportDone)
+			exportLoop(root, m.Keys, signers, c.Issuer, c.JWKS.Export.File, c.Parsed.ExportTTL, m.Now, log.With("component", "jwks-export"))
+		}()
 	}
 	jh := jwksdoc.NewHandler(m.Keys, c.Parsed.JWKSMaxAge, log.With("component", "jwks"))
 	jwksHandler := countRequests(jh, jwksRequests)
@@ -420,8 +444,17 @@ func (m *Main) close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	if m.exportDone != nil {
+		<-m.exportDone
+	}
 	if m.Keys != nil {
 		errs = append(errs, m.Keys.Close())
+	}
+	if m.setSigners != nil {
+		errs = append(errs, m.setSigners.Close())
+	}
+	if m.closeCustody != nil {
+		errs = append(errs, m.closeCustody())
 	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())

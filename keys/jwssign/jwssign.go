@@ -133,8 +133,51 @@ func newSignFunc(alg string, raw any) (signFunc, error) {
 		if alg == "EdDSA" {
 			return func(in []byte) ([]byte, error) { return ed25519.Sign(k, in), nil }, nil
 		}
+	case crypto.Signer:
+		return externalSignFunc(alg, k)
 	}
 	return nil, fmt.Errorf("no signer for a %T key with alg %s", raw, alg)
+}
+
+// externalSignFunc signs through s, a key held outside this process (an
+// HSM, keys/custody): the input is hashed here and s signs the digest, as
+// crypto.Signer asks; an ECDSA answer (ASN.1 DER) becomes its JOSE form.
+func externalSignFunc(alg string, s crypto.Signer) (signFunc, error) {
+	var h crypto.Hash
+	var opts crypto.SignerOpts
+	size := 0
+	switch pub := s.Public().(type) {
+	case *rsa.PublicKey:
+		switch alg {
+		case "RS256":
+			h, opts = crypto.SHA256, crypto.SHA256
+		case "PS256":
+			h, opts = crypto.SHA256, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}
+		}
+	case *ecdsa.PublicKey:
+		size = (pub.Curve.Params().BitSize + 7) / 8
+		switch {
+		case alg == "ES256" && size == 32:
+			h = crypto.SHA256
+		case alg == "ES384" && size == 48:
+			h = crypto.SHA384
+		case alg == "ES512" && size == 66:
+			h = crypto.SHA512
+		}
+		opts = h
+	}
+	if h == 0 {
+		return nil, fmt.Errorf("no signer for an external %T key with alg %s", s.Public(), alg)
+	}
+	return func(in []byte) ([]byte, error) {
+		d := h.New()
+		d.Write(in)
+		sig, err := s.Sign(rand.Reader, d.Sum(nil), opts)
+		if err != nil || size == 0 {
+			return sig, err
+		}
+		return ecdsaJOSE(sig, size)
+	}, nil
 }
 
 // ecdsaJOSE turns an ASN.1 DER ECDSA signature, SEQUENCE { INTEGER r,
