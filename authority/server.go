@@ -1,6 +1,7 @@
 // Package authority is Signet's HTTP surface: the echo server, the OAuth 2.0
-// endpoints, the admin API, health and readiness, and the mapping of errors
-// to RFC 6749 §5.2 JSON. It takes what it needs from the key manager through
+// endpoints, health and readiness, and the mapping of errors to RFC 6749
+// §5.2 JSON. The admin API is package authority/admin, mounted through
+// Config.Admin. It takes what it needs from the key manager through
 // the small interfaces it defines (Signer, KeySet, KeyAdmin), so it never
 // imports keys.
 package authority
