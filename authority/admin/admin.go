@@ -94,7 +94,7 @@ func (s *api) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// verifyAdmin is the shared bearer check (verifyBearer) for the admin
+// verifyAdmin is the shared bearer check (Server.VerifyBearer) for the admin
 // audience, plus the admin scope: the token must carry it and its client
 // must still be allowed it. A user's token (sub is not its client_id)
 // also needs the user, as stored now, to hold the admin role
