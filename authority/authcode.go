@@ -95,7 +95,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed the authorization_code grant", Status: http.StatusBadRequest}
 	}
 	if p.code == "" {
-		return errInvalidRequest("code is required")
+		return InvalidRequest("code is required")
 	}
 	if p.codeVerifier != "" && !validVerifier(p.codeVerifier) {
 		return errInvalidGrant("code_verifier must be 43 to 128 unreserved characters (RFC 7636)")
@@ -108,7 +108,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 	// client its code.
 	if slices.Contains(ent.Record.Scopes, "openid") {
 		if _, err := s.idKeys.get(s.cfg.Signer, s.idTokenAlg(ent)); err != nil {
-			return errServer(fmt.Errorf("ID token key for %s: %w", ent.Record.ID, err))
+			return ServerError(fmt.Errorf("ID token key for %s: %w", ent.Record.ID, err))
 		}
 	}
 	ctx := c.Request().Context()
@@ -128,7 +128,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 		return s.redeemTx(tx, &out, redemption{ent: ent, p: p, now: now, jti: jti, ttl: ttl, refreshHash: refreshHash, famID: famID})
 	})
 	if err != nil {
-		return errServer(fmt.Errorf("redeem authorization code: %w", err))
+		return ServerError(fmt.Errorf("redeem authorization code: %w", err))
 	}
 	if out.denied {
 		s.feed.invalidate()
@@ -136,7 +136,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 	if out.reuse {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "authorization code reuse: its tokens are revoked",
 			slog.String("client_id", ent.Record.ID), slog.String("user_id", out.code.UserID), slog.String("family", out.code.Family))
-		s.record(c, AuditEvent{Actor: ent.Record.ID, Action: "code.reuse_detected", Target: out.code.UserID, Outcome: "tokens_revoked",
+		s.Record(c, AuditEvent{Actor: ent.Record.ID, Action: "code.reuse_detected", Target: out.code.UserID, Outcome: "tokens_revoked",
 			Detail: fmt.Sprintf("family=%s: an authorization code was presented again; the tokens issued from it are revoked", out.code.Family)})
 	}
 	if out.err != nil {
@@ -247,7 +247,7 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	out.user = user
 	out.iat = max(r.now.Unix(), cutoff)
 	var scope []string
-	for _, sc := range splitScope(code.Scope) {
+	for _, sc := range SplitScope(code.Scope) {
 		if slices.Contains(r.ent.Record.Scopes, sc) { // the client may have lost it since
 			scope = append(scope, sc)
 		}

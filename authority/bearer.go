@@ -21,6 +21,39 @@ import (
 	"github.com/signet-auth/signet/storage"
 )
 
+// The admin API accepts access tokens from this Signet with this scope and
+// this audience only: an ordinary access token, even one with the scope,
+// is not an admin credential (RFC 8725 §3.9).
+const (
+	AdminScope    = clients.AdminScope
+	AdminAudience = "signet-admin"
+)
+
+const (
+	maxBearerLen = 4096
+	// adminLeeway is the clock skew allowed on nbf and iat of a bearer
+	// token and on a token at revocation.
+	adminLeeway = 30 * time.Second
+)
+
+// Bearer is what a verified bearer token says of who presents it.
+type Bearer struct {
+	ClientID string
+	Sub      string
+	Scope    string // space-separated, as Signet wrote it (SplitScope)
+}
+
+// VerifyBearer is verifyBearer for a handler outside this package (the
+// admin API): the token must be a live access token of this Signet for
+// audience; refusals carry the challenge realm.
+func (s *Server) VerifyBearer(r *http.Request, audience, realm string) (Bearer, error) {
+	at, err := s.verifyBearer(r, bearerCheck{audience: audience, realm: realm})
+	if err != nil {
+		return Bearer{}, err
+	}
+	return Bearer{ClientID: at.ClientID, Sub: at.Sub, Scope: at.Scope}, nil
+}
+
 // bearerCheck is what an endpoint asks of a bearer token beyond being a
 // live access token of this Signet.
 type bearerCheck struct {
@@ -91,7 +124,7 @@ func (s *Server) checkBearer(ctx context.Context, tok string, want bearerCheck) 
 	}
 	dead, err := s.tokenDead(ctx, &at)
 	if err != nil {
-		return nil, errServer(fmt.Errorf("verify bearer token: %w", err))
+		return nil, ServerError(fmt.Errorf("verify bearer token: %w", err))
 	}
 	if dead != "" {
 		return invalid(dead)
@@ -161,7 +194,7 @@ func authorizationField(r *http.Request) (string, *Error) {
 	case 1:
 		return v[0], nil
 	}
-	return "", errInvalidRequest("the Authorization header field appears more than once")
+	return "", InvalidRequest("the Authorization header field appears more than once")
 }
 
 // tokenError is why readAccessToken refused a token, in words fit for a

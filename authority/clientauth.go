@@ -39,7 +39,7 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 func authError(err error) error {
 	var ae *clientauth.Error
 	if !errors.As(err, &ae) {
-		return errServer(err)
+		return ServerError(err)
 	}
 	retryAfter := int((ae.RetryAfter + time.Second - 1) / time.Second)
 	if ae.Status == http.StatusTooManyRequests { // a deliberate refusal: logged once per episode

@@ -82,7 +82,7 @@ func (s *Server) deviceAuthorization(c echo.Context) error {
 		Interval: int64(sessions.DefaultDeviceInterval / time.Second), ExpiresAt: now.Add(ttl).UnixNano(),
 	})
 	if err != nil {
-		return errServer(err)
+		return ServerError(err)
 	}
 	verify := strings.TrimSuffix(s.cfg.Issuer, "/") + DevicePath
 	shown := sessions.FormatUserCode(userCode)
@@ -95,7 +95,7 @@ func (s *Server) deviceAuthorization(c echo.Context) error {
 		Interval                int64  `json:"interval"`
 	}{deviceCode, shown, verify, verify + "?user_code=" + shown, int64(ttl / time.Second), int64(sessions.DefaultDeviceInterval / time.Second)})
 	if err != nil {
-		return errServer(err)
+		return ServerError(err)
 	}
 	h := c.Response().Header()
 	h["Cache-Control"] = noStore
@@ -183,7 +183,7 @@ func (s *Server) deviceGrant(c echo.Context, ent *clients.Entry, p *tokenParams)
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed the device authorization grant", Status: http.StatusBadRequest}
 	}
 	if p.deviceCode == "" {
-		return errInvalidRequest("device_code is required")
+		return InvalidRequest("device_code is required")
 	}
 	key, err := s.keyFor(ent)
 	if err != nil {
@@ -191,7 +191,7 @@ func (s *Server) deviceGrant(c echo.Context, ent *clients.Entry, p *tokenParams)
 	}
 	if slices.Contains(ent.Record.Scopes, "openid") {
 		if _, err := s.idKeys.get(s.cfg.Signer, s.idTokenAlg(ent)); err != nil {
-			return errServer(fmt.Errorf("ID token key for %s: %w", ent.Record.ID, err))
+			return ServerError(fmt.Errorf("ID token key for %s: %w", ent.Record.ID, err))
 		}
 	}
 	ctx := c.Request().Context()
@@ -211,7 +211,7 @@ func (s *Server) deviceGrant(c echo.Context, ent *clients.Entry, p *tokenParams)
 		return s.pollTx(tx, &out, redemption{ent: ent, p: p, now: now, jti: jti, ttl: ttl, refreshHash: refreshHash, famID: famID})
 	})
 	if err != nil {
-		return errServer(fmt.Errorf("poll device code: %w", err))
+		return ServerError(fmt.Errorf("poll device code: %w", err))
 	}
 	if out.denied {
 		s.feed.invalidate()
@@ -219,7 +219,7 @@ func (s *Server) deviceGrant(c echo.Context, ent *clients.Entry, p *tokenParams)
 	if out.reuse {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "device code reuse: its tokens are revoked",
 			slog.String("client_id", ent.Record.ID), slog.String("user_id", out.d.UserID), slog.String("family", out.d.Family))
-		s.record(c, AuditEvent{Actor: ent.Record.ID, Action: "device_code.reuse_detected", Target: out.d.UserID, Outcome: "tokens_revoked",
+		s.Record(c, AuditEvent{Actor: ent.Record.ID, Action: "device_code.reuse_detected", Target: out.d.UserID, Outcome: "tokens_revoked",
 			Detail: fmt.Sprintf("family=%s: a device code was presented again; the tokens issued from it are revoked", out.d.Family)})
 	}
 	if out.err != nil {
@@ -323,7 +323,7 @@ func (s *Server) pollTx(tx storage.Tx, out *deviceOutcome, r redemption) error {
 	out.iat = max(r.now.Unix(), cutoff)
 	d.AccessJTI, d.AccessExp = r.jti, out.iat+int64(r.ttl/time.Second)
 	var scope []string
-	for _, sc := range splitScope(d.Scope) {
+	for _, sc := range SplitScope(d.Scope) {
 		if slices.Contains(r.ent.Record.Scopes, sc) { // the client may have lost it since
 			scope = append(scope, sc)
 		}

@@ -58,7 +58,7 @@ func (s *Server) dpopError(h http.Header, err error, status int, challenge bool)
 		}
 	case errors.Is(err, jwks.ErrDPoPReplay), errors.Is(err, jwks.ErrDPoPBinding):
 	case errors.Is(err, jwks.ErrDPoPReplayCacheFailed):
-		return errServer(err) // the store, not the proof: the client may retry
+		return ServerError(err) // the store, not the proof: the client may retry
 	}
 	e := &Error{Code: code, Description: desc, Status: status, Err: err}
 	if challenge {

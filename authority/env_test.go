@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
@@ -180,6 +181,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		dpop = o.dpop(e.clock.Now)
 	}
 	e.srv, err = authority.New(ctx, authority.Config{
+		Admin:          admin.Routes,
 		Issuer:         e.issuer,
 		Store:          st,
 		JWKS:           jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),

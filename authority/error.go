@@ -43,8 +43,15 @@ func (e *Error) Unwrap() error { return e.Err }
 // activate). The admin API answers 409 with the error text.
 var ErrKeyConflict = errors.New("authority: key state conflict")
 
-func errInvalidRequest(desc string) *Error {
+func InvalidRequest(desc string) *Error {
 	return &Error{Code: "invalid_request", Description: desc, Status: http.StatusBadRequest}
+}
+
+// BearerError is a refusal of a bearer token request that carries the
+// WWW-Authenticate challenge (RFC 6750 §3), e.g. `Bearer
+// realm="signet-admin", error="insufficient_scope"`.
+func BearerError(code, desc string, status int, challenge string) *Error {
+	return &Error{Code: code, Description: desc, Status: status, bearer: challenge}
 }
 
 func errInvalidClient(desc string, basic bool, err error) *Error {
@@ -59,12 +66,12 @@ func errInvalidTarget(desc string) *Error {
 	return &Error{Code: "invalid_target", Description: desc, Status: http.StatusBadRequest}
 }
 
-// errServer is the answer to a failure on Signet's side: 500 server_error,
+// ServerError is the answer to a failure on Signet's side: 500 server_error,
 // except when the store did not answer in time, lost its leader or kept
 // conflicting: that passes, and the client may retry here or at another
 // replica, so it is 503 temporarily_unavailable with Retry-After (RFC 6749
 // §5.2 allows the code from the token endpoint as from authorize).
-func errServer(err error) *Error {
+func ServerError(err error) *Error {
 	if storeUnavailable(err) {
 		return errRefused("store_unavailable", "temporarily_unavailable", "the store did not answer in time; retry later or on another replica",
 			http.StatusServiceUnavailable, 1, err)

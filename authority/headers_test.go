@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	adminapi "github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/users"
 )
@@ -26,6 +27,7 @@ func headerServer(t *testing.T, e *env) (srv *authority.Server, main, admin stri
 	mainHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(mainHTTP.Close)
 	srv, err := authority.New(ctx, authority.Config{
+		Admin:         adminapi.Routes,
 		Issuer:        mainHTTP.URL,
 		Store:         e.store,
 		JWKS:          jwksdoc.NewHandler(e.keys, 5*time.Minute, nil),

@@ -101,7 +101,7 @@ func (s *Server) idToken(ent *clients.Entry, sp idTokenSpec) (string, error) {
 	alg := s.idTokenAlg(ent)
 	key, err := s.idKeys.get(s.cfg.Signer, alg)
 	if err != nil {
-		return "", errServer(fmt.Errorf("ID token key for %s: %w", alg, err))
+		return "", ServerError(fmt.Errorf("ID token key for %s: %w", alg, err))
 	}
 	cl := idClaims{Iss: s.cfg.Issuer, Sub: sp.sub, Aud: ent.Record.ID, Iat: sp.iat, Exp: sp.iat + int64(s.accessTTL(ent)/time.Second),
 		AuthTime: sp.authTime, Nonce: sp.nonce, Azp: ent.Record.ID, AtHash: atHash(alg, sp.accessToken), Sid: sp.sid, Instance: ent.Record.Instance}
@@ -116,7 +116,7 @@ func (s *Server) idToken(ent *clients.Entry, sp idTokenSpec) (string, error) {
 	}
 	payload, err := json.Marshal(cl)
 	if err != nil {
-		return "", errServer(err)
+		return "", ServerError(err)
 	}
 	tok, err := key.Sign(payload)
 	if err != nil {

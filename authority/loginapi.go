@@ -174,3 +174,40 @@ func WithdrawConsent(ctx context.Context, store storage.Store, userID, clientID 
 	}
 	return found, n, nil
 }
+
+// WithdrawConsent is the package's WithdrawConsent on the server's store
+// and clock; a withdrawal that revoked families refreshes the revocation
+// feed at once.
+func (s *Server) WithdrawConsent(ctx context.Context, userID, clientID string) (bool, int, error) {
+	found, n, err := WithdrawConsent(ctx, s.cfg.Store, userID, clientID, s.cfg.Now())
+	if err == nil {
+		s.feed.invalidate()
+	}
+	return found, n, err
+}
+
+// Consents lists what userID allowed each client that still exists, as
+// the instance it is now. A consent given to a deleted client, or to an
+// earlier instance of its id, allows nothing (sessions.Consent) and is
+// not listed: for the user it ended with the client.
+func Consents(ctx context.Context, store storage.Store, userID string) ([]sessions.Consent, error) {
+	all, err := sessions.Consents(ctx, store, userID)
+	if err != nil {
+		return nil, err
+	}
+	reg := clients.New(store, clients.Options{})
+	live := all[:0]
+	for _, c := range all {
+		ent, err := reg.Lookup(ctx, c.ClientID)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list consents: %w", err)
+		}
+		if ent.Record.Instance == c.ClientInstance {
+			live = append(live, c)
+		}
+	}
+	return live, nil
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
@@ -200,7 +201,7 @@ func TestLogin_RacingLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer km.Close()
-	srv, err := authority.New(ctx, authority.Config{Issuer: "https://issuer.test", Store: hs,
+	srv, err := authority.New(ctx, authority.Config{Admin: admin.Routes, Issuer: "https://issuer.test", Store: hs,
 		JWKS: jwksdoc.NewHandler(km, time.Minute, nil), Signer: km, KeySet: km, Algorithms: []string{"EdDSA"},
 		Password: users.PasswordParams{Memory: 64, Time: 1, Threads: 1}, Now: now})
 	if err != nil {

@@ -78,9 +78,9 @@ const maxFamilyAccess = 16
 const (
 	reasonReuse       = "refresh_token_reuse"
 	reasonRevoked     = "revoked_by_client"
-	reasonLogout      = "logout"
-	reasonUserGone    = "user_disabled_or_deleted"
-	reasonUserChanged = "password_changed"
+	ReasonLogout      = "logout"
+	ReasonUserGone    = "user_disabled_or_deleted"
+	ReasonUserChanged = "password_changed"
 )
 
 type refreshRecord struct {
@@ -297,7 +297,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed the password grant", Status: http.StatusBadRequest}
 	}
 	if p.username == "" || p.password == "" {
-		return errInvalidRequest("username and password are required")
+		return InvalidRequest("username and password are required")
 	}
 	scope, err := grantScope(ent, p.scope)
 	if err != nil {
@@ -336,7 +336,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 		return err
 	})
 	if err != nil {
-		return errServer(fmt.Errorf("password grant: %w", err))
+		return ServerError(fmt.Errorf("password grant: %w", err))
 	}
 	hash := s.dummyHash
 	if found {
@@ -362,7 +362,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 	}
 	claims, err := userClaims(&rec, scope)
 	if err != nil {
-		return errServer(err)
+		return ServerError(err)
 	}
 	spec := accessSpec{sub: rec.ID, scope: scope, aud: aud, jti: newJTI(), iat: max(now.Unix(), cutoff), user: claims, jkt: p.dpopJKT}
 	refresh := ""
@@ -377,7 +377,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 		fam.addAccess(spec.jti, spec.iat+int64(s.accessTTL(ent)/time.Second), now.Unix())
 		tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: n})
 		if err != nil {
-			return errServer(err)
+			return ServerError(err)
 		}
 		raced := false
 		err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
@@ -397,7 +397,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 			return putJSON(tx, refreshFamiliesBucket, fam.ID, &fam)
 		})
 		if err != nil {
-			return errServer(fmt.Errorf("store refresh token: %w", err))
+			return ServerError(fmt.Errorf("store refresh token: %w", err))
 		}
 		if raced {
 			return errBadLogin()
@@ -454,7 +454,7 @@ func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams
 		}
 	}
 	if tok == "" {
-		return errInvalidRequest("refresh_token is required")
+		return InvalidRequest("refresh_token is required")
 	}
 	if !looksLikeRefreshToken(tok) {
 		return errBadRefresh()
@@ -464,7 +464,7 @@ func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams
 		return perr
 	}
 	if p.audience != "" && len(p.resources) > 0 {
-		return errInvalidRequest("use audience or resource, not both")
+		return InvalidRequest("use audience or resource, not both")
 	}
 	wantAud := p.resources
 	if p.audience != "" {
@@ -483,7 +483,7 @@ func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams
 	grace := int64(ent.Record.RefreshReuseGrace)
 	tr, err := json.Marshal(refreshRecord{IssuedAt: now.UnixNano()})
 	if err != nil {
-		return errServer(err)
+		return ServerError(err)
 	}
 	var out refreshOutcome
 	err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
@@ -492,7 +492,7 @@ func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams
 			requested: requested, aud: wantAud, now: now, tr: tr, jkt: p.dpopJKT})
 	})
 	if err != nil {
-		return errServer(fmt.Errorf("rotate refresh token: %w", err))
+		return ServerError(fmt.Errorf("rotate refresh token: %w", err))
 	}
 	if out.denied {
 		s.feed.invalidate()
@@ -500,7 +500,7 @@ func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams
 	if out.reuse {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse: family revoked",
 			slog.String("client_id", ent.Record.ID), slog.String("family", out.family.ID), slog.String("user_id", out.family.UserID))
-		s.record(c, AuditEvent{Actor: ent.Record.ID, Action: "refresh.reuse_detected", Target: out.family.UserID, Outcome: "family_revoked",
+		s.Record(c, AuditEvent{Actor: ent.Record.ID, Action: "refresh.reuse_detected", Target: out.family.UserID, Outcome: "family_revoked",
 			Detail: fmt.Sprintf("family=%s reason=%s: a refresh token that was already rotated was presented again; every token of the family is revoked", out.family.ID, reasonReuse)})
 	}
 	if out.mismatch {
@@ -602,7 +602,7 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	// that existed then (see the cutoff rules at the top).
 	if err != nil || user.Disabled {
 		out.err, out.denied = errBadRefresh(), len(f.Access) > 0
-		return revokeFamily(tx, &f, reasonUserGone, r.now)
+		return revokeFamily(tx, &f, ReasonUserGone, r.now)
 	}
 	if f.Flow == flowCode && !r.ent.Record.FirstParty {
 		ok, err := sessions.ConsentedTx(tx, &sessions.Consent{UserID: f.UserID, ClientID: f.ClientID, ClientInstance: f.ClientInstance, Offline: true})
@@ -618,7 +618,7 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	// §6), and never go beyond what the client is allowed today or (for a
 	// privileged scope) what the user may hold. What the client lost is
 	// dropped; asked for by name, it is refused.
-	scope := splitScope(f.Scope)
+	scope := SplitScope(f.Scope)
 	if r.requested != nil {
 		for _, sc := range r.requested {
 			if !slices.Contains(scope, sc) {
@@ -735,16 +735,17 @@ func logoutTx(tx storage.Tx, sub, reason string, now time.Time) (int, int64, err
 // sub until now (for verifiers that read the revocation feed). It returns
 // how many families were revoked.
 func (s *Server) Logout(ctx context.Context, sub string) (int, error) {
-	return s.logout(ctx, sub, reasonLogout)
+	return s.logout(ctx, sub, ReasonLogout)
 }
 
 func (s *Server) logout(ctx context.Context, sub, reason string) (int, error) {
-	n, _, err := s.logoutCutoff(ctx, sub, reason)
+	n, _, err := s.LogoutCutoff(ctx, sub, reason)
 	return n, err
 }
 
-// logoutCutoff is logout that also returns the subject's new cutoff.
-func (s *Server) logoutCutoff(ctx context.Context, sub, reason string) (int, int64, error) {
+// LogoutCutoff is logout that also returns the subject's new cutoff;
+// reason is one of the Reason constants.
+func (s *Server) LogoutCutoff(ctx context.Context, sub, reason string) (int, int64, error) {
 	n, cutoff, err := revokeSessions(ctx, s.cfg.Store, sub, reason, s.cfg.Now())
 	s.feed.invalidate()
 	return n, cutoff, err
@@ -753,7 +754,7 @@ func (s *Server) logoutCutoff(ctx context.Context, sub, reason string) (int, int
 // RevokeSessions is Logout on a store no server holds (the offline CLI):
 // it revokes every refresh token family of sub and records its cutoff.
 func RevokeSessions(ctx context.Context, store storage.Store, sub string, now time.Time) (int, error) {
-	n, _, err := revokeSessions(ctx, store, sub, reasonLogout, now)
+	n, _, err := revokeSessions(ctx, store, sub, ReasonLogout, now)
 	return n, err
 }
 

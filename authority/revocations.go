@@ -134,7 +134,7 @@ func (s *Server) feedDoc(ctx context.Context) ([]byte, string, error) {
 func (s *Server) revocations(c echo.Context) error {
 	body, etag, err := s.feedDoc(c.Request().Context())
 	if err != nil {
-		return errServer(err)
+		return ServerError(err)
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderCacheControl, "public, max-age="+strconv.Itoa(int(s.cfg.FeedMaxAge/time.Second)))

@@ -48,7 +48,7 @@ func (s *Server) readClientRequest(c echo.Context) (*clients.Entry, tokenParams,
 		return nil, p, err
 	}
 	if p.grantType != "" || p.username != "" || p.password != "" || p.refreshToken != "" {
-		return nil, p, errInvalidRequest("unexpected token endpoint parameters")
+		return nil, p, InvalidRequest("unexpected token endpoint parameters")
 	}
 	switch p.tokenTypeHint {
 	case "", hintAccess, hintRefresh:
@@ -79,7 +79,7 @@ func (s *Server) revoke(c echo.Context) error {
 		}
 	}
 	if tok == "" {
-		return errInvalidRequest("token is required")
+		return InvalidRequest("token is required")
 	}
 	ctx := c.Request().Context()
 	now := s.cfg.Now()
@@ -120,14 +120,14 @@ func (s *Server) revoke(c echo.Context) error {
 			return revokeFamily(tx, &fam, reasonRevoked, now)
 		})
 		if err != nil {
-			return errServer(fmt.Errorf("revoke refresh token: %w", err))
+			return ServerError(fmt.Errorf("revoke refresh token: %w", err))
 		}
 		if mismatch {
 			return notYours
 		}
 		if revoked {
 			s.feed.invalidate()
-			s.record(c, AuditEvent{Actor: ent.Record.ID, Action: "refresh.revoke", Target: fam.UserID, Outcome: "ok", Detail: "family=" + fam.ID})
+			s.Record(c, AuditEvent{Actor: ent.Record.ID, Action: "refresh.revoke", Target: fam.UserID, Outcome: "ok", Detail: "family=" + fam.ID})
 		}
 	default:
 		at, terr := s.readAccessToken(tok)
@@ -141,7 +141,7 @@ func (s *Server) revoke(c echo.Context) error {
 			return tx.Put(denylistBucket, at.Jti, strconv.AppendInt(nil, at.Exp, 10))
 		})
 		if err != nil {
-			return errServer(fmt.Errorf("revoke access token: %w", err))
+			return ServerError(fmt.Errorf("revoke access token: %w", err))
 		}
 		s.feed.invalidate()
 	}
@@ -183,7 +183,7 @@ func (s *Server) introspect(c echo.Context) error {
 		return &Error{Code: "unauthorized_client", Description: "client is not allowed to introspect tokens", Status: http.StatusForbidden}
 	}
 	if p.token == "" {
-		return errInvalidRequest("token is required")
+		return InvalidRequest("token is required")
 	}
 	res, err := s.inspect(c, p.token)
 	if err != nil {
@@ -240,7 +240,7 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 			return nil
 		})
 		if err != nil {
-			return inactive, errServer(fmt.Errorf("introspect: %w", err))
+			return inactive, ServerError(fmt.Errorf("introspect: %w", err))
 		}
 		if !res.Active {
 			return inactive, nil
@@ -251,7 +251,7 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 		case errors.Is(err, storage.ErrNotFound):
 			return inactive, nil
 		case err != nil:
-			return inactive, errServer(fmt.Errorf("introspect: %w", err))
+			return inactive, ServerError(fmt.Errorf("introspect: %w", err))
 		case ent.Record.Instance != instance, ent.Record.Disabled:
 			return inactive, nil
 		}
@@ -263,7 +263,7 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 	}
 	dead, err := s.tokenDead(ctx, &at)
 	if err != nil {
-		return inactive, errServer(fmt.Errorf("introspect: %w", err))
+		return inactive, ServerError(fmt.Errorf("introspect: %w", err))
 	}
 	if dead != "" {
 		return inactive, nil

@@ -13,7 +13,7 @@ import (
 // this request is refused with invalid_scope; one that came from the
 // client's defaults, a code or a refresh family is dropped.
 func userScope(u *users.User, scope string, named []string) (string, *Error) {
-	kept, refused := users.PermitScopes(u, splitScope(scope))
+	kept, refused := users.PermitScopes(u, SplitScope(scope))
 	if refused == "" {
 		return scope, nil
 	}
@@ -53,10 +53,10 @@ func parseScope(s string) ([]string, *Error) {
 	return out, nil
 }
 
-// splitScope splits a scope string Signet wrote itself (a granted scope
+// SplitScope splits a scope string Signet wrote itself (a granted scope
 // in a refresh family, a token's scope claim): tokens parseScope or client
 // validation accepted, joined by single spaces. Never use it on a request.
-func splitScope(s string) []string {
+func SplitScope(s string) []string {
 	if s == "" {
 		return nil
 	}

@@ -1,6 +1,7 @@
 // Package authority is Signet's HTTP surface: the echo server, the OAuth 2.0
-// endpoints, the admin API, health and readiness, and the mapping of errors
-// to RFC 6749 §5.2 JSON. It takes what it needs from the key manager through
+// endpoints, health and readiness, and the mapping of errors to RFC 6749
+// §5.2 JSON. The admin API is package authority/admin, mounted through
+// Config.Admin. It takes what it needs from the key manager through
 // the small interfaces it defines (Signer, KeySet, KeyAdmin), so it never
 // imports keys.
 package authority
@@ -139,6 +140,11 @@ type Config struct {
 	// serves it only from AdminHandler, for a loopback-only listener
 	// (SECURITY.md A1).
 	SeparateAdmin bool
+	// Admin mounts the admin API (package authority/admin, Routes) on the
+	// echo that serves /admin: the main one, or AdminHandler's when
+	// SeparateAdmin is set. Nil: no admin API (/admin answers 404). It is
+	// a func so that authority does not import the package that imports it.
+	Admin func(s *Server, e *echo.Echo)
 	// Backup writes a consistent snapshot of the store for GET /admin/backup;
 	// nil answers 501.
 	Backup func(ctx context.Context, w io.Writer) error
@@ -261,9 +267,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.SeparateAdmin {
 		s.admin = s.newEcho()
-		s.adminRoutes(s.admin)
-	} else {
-		s.adminRoutes(e)
+	}
+	if cfg.Admin != nil {
+		if s.admin != nil {
+			cfg.Admin(s, s.admin)
+		} else {
+			cfg.Admin(s, e)
+		}
 	}
 	s.echo = e
 	s.feed.watch(ctx, cfg.Store)
@@ -447,6 +457,21 @@ func (s *Server) AdminHandler() http.Handler {
 	}
 	return s.admin
 }
+
+// Logger is the server's logger (Config.Logger).
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// KeyAdmin is Config.Keys, nil when key administration is not configured.
+func (s *Server) KeyAdmin() KeyAdmin { return s.cfg.Keys }
+
+// Backup is Config.Backup, nil when backup is not configured.
+func (s *Server) Backup() func(ctx context.Context, w io.Writer) error { return s.cfg.Backup }
+
+// Store is the server's store.
+func (s *Server) Store() storage.Store { return s.cfg.Store }
+
+// Now is the server's clock.
+func (s *Server) Now() time.Time { return s.cfg.Now() }
 
 // Users is the server's user registry.
 func (s *Server) Users() *users.Registry { return s.users }

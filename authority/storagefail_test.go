@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
@@ -72,7 +73,7 @@ func TestRefresh_StorageFailure(t *testing.T) {
 	}
 	defer km.Close()
 	logs := &bytes.Buffer{}
-	srv, err := authority.New(ctx, authority.Config{Issuer: "https://issuer.test", Store: fs,
+	srv, err := authority.New(ctx, authority.Config{Admin: admin.Routes, Issuer: "https://issuer.test", Store: fs,
 		JWKS: jwksdoc.NewHandler(km, time.Minute, nil), Signer: km, KeySet: km, Algorithms: []string{"EdDSA"},
 		Password: users.PasswordParams{Memory: 64, Time: 1, Threads: 1},
 		Logger:   slog.New(slog.NewJSONHandler(logs, nil))})

@@ -84,7 +84,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 		return err
 	}
 	if p.grantType == "" {
-		return errInvalidRequest("grant_type is required")
+		return InvalidRequest("grant_type is required")
 	}
 	if !clients.SupportedGrant(p.grantType) {
 		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be authorization_code, client_credentials, password, refresh_token or " + clients.GrantDeviceCode, Status: http.StatusBadRequest}
@@ -138,38 +138,38 @@ func (s *Server) tokenRequest(c echo.Context) error {
 func readTokenParams(r *http.Request) (tokenParams, error) {
 	var p tokenParams
 	if r.URL.RawQuery != "" {
-		return p, errInvalidRequest("parameters must be sent in the request body, not in the URL")
+		return p, InvalidRequest("parameters must be sent in the request body, not in the URL")
 	}
 	// The exact form every client sends needs no parsing (ParseMediaType
 	// allocates its parameter map).
 	if ct := r.Header.Get(echo.HeaderContentType); ct != echo.MIMEApplicationForm {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != echo.MIMEApplicationForm {
-			return p, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+			return p, InvalidRequest("Content-Type must be application/x-www-form-urlencoded")
 		}
 	}
 	if r.ContentLength > maxTokenBody {
-		return p, errInvalidRequest("request body is larger than 64 KiB")
+		return p, InvalidRequest("request body is larger than 64 KiB")
 	}
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bodyPool.Put(buf)
 	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxTokenBody+1)); err != nil {
-		return p, errInvalidRequest("could not read the request body")
+		return p, InvalidRequest("could not read the request body")
 	}
 	if buf.Len() > maxTokenBody {
-		return p, errInvalidRequest("request body is larger than 64 KiB")
+		return p, InvalidRequest("request body is larger than 64 KiB")
 	}
 	form, err := url.ParseQuery(buf.String())
 	if err != nil {
-		return p, errInvalidRequest("malformed application/x-www-form-urlencoded body")
+		return p, InvalidRequest("malformed application/x-www-form-urlencoded body")
 	}
 	for k, v := range form {
 		if len(v) > 1 && k != "resource" { // RFC 8707 §2: resource may repeat
 			if isTokenParam(k) {
-				return p, errInvalidRequest("parameter " + k + " is repeated")
+				return p, InvalidRequest("parameter " + k + " is repeated")
 			}
-			return p, errInvalidRequest("a parameter is repeated")
+			return p, InvalidRequest("a parameter is repeated")
 		}
 	}
 	get := func(k string) string {
@@ -223,7 +223,7 @@ func grantScope(ent *clients.Entry, requested string) (string, error) {
 // client's; none asked means the default audience.
 func grantAudience(ent *clients.Entry, audience string, resources []string) ([]string, error) {
 	if audience != "" && len(resources) > 0 {
-		return nil, errInvalidRequest("use audience or resource, not both")
+		return nil, InvalidRequest("use audience or resource, not both")
 	}
 	if audience != "" {
 		resources = []string{audience}
@@ -351,7 +351,7 @@ func (s *Server) keyFor(ent *clients.Entry) (*jwssign.Key, error) {
 		return nil, &Error{Code: "unauthorized_client", Status: http.StatusBadRequest,
 			Description: fmt.Sprintf("this client signs with %s, which this server no longer has a key for; an operator must change the client's signing algorithm", ent.Record.SigningAlg)}
 	}
-	return nil, errServer(fmt.Errorf("issue token for %s: %w", ent.Record.ID, err))
+	return nil, ServerError(fmt.Errorf("issue token for %s: %w", ent.Record.ID, err))
 }
 
 // issue builds and signs an access token for ent (client_credentials: the
@@ -425,7 +425,7 @@ func (s *Server) sign(key *jwssign.Key, ent *clients.Entry, sp accessSpec) (sign
 	if sp.user != nil {
 		extra, err = mergeClaims(ent.Record.ExtraClaims, sp.user)
 		if err != nil {
-			return signedAccess{}, errServer(fmt.Errorf("encode claims: %w", err))
+			return signedAccess{}, ServerError(fmt.Errorf("encode claims: %w", err))
 		}
 	}
 	if len(extra) > 0 {

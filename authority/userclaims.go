@@ -11,7 +11,7 @@ import (
 // access token with the given scope.
 func userClaims(rec *users.Record, scope string) ([]byte, error) {
 	m := map[string]any{}
-	scopes := splitScope(scope)
+	scopes := SplitScope(scope)
 	if len(rec.Roles) > 0 {
 		m["roles"] = rec.Roles
 	}

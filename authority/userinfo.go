@@ -51,11 +51,11 @@ func (s *Server) userinfoToken(r *http.Request) (userinfoCaller, error) {
 		if mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); mt == echo.MIMEApplicationForm {
 			r.Body = http.MaxBytesReader(nil, r.Body, maxTokenBody)
 			if err := r.ParseForm(); err != nil {
-				return userinfoCaller{}, errInvalidRequest("malformed form body")
+				return userinfoCaller{}, InvalidRequest("malformed form body")
 			}
 			if v := r.PostForm["access_token"]; len(v) > 0 {
 				if tok != "" || len(v) > 1 {
-					return userinfoCaller{}, errInvalidRequest("send the access token once, in the header or the body")
+					return userinfoCaller{}, InvalidRequest("send the access token once, in the header or the body")
 				}
 				tok = v[0]
 			}
@@ -97,7 +97,7 @@ func (s *Server) userinfo(c echo.Context) error {
 		return errUserinfoToken("the token's user no longer exists")
 	}
 	if err != nil {
-		return errServer(fmt.Errorf("userinfo: %w", err))
+		return ServerError(fmt.Errorf("userinfo: %w", err))
 	}
 	if rec.Disabled {
 		return errUserinfoToken("the token's user is disabled")

@@ -28,7 +28,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 )
@@ -169,7 +169,7 @@ func (d *runner) run(ctx context.Context) (*Report, error) {
 	var sources []clientcredentials.Config
 	for _, alg := range algs {
 		id := "signet-drill-" + strings.ToLower(alg) + "-" + base64.RawURLEncoding.EncodeToString(suffix[:])
-		var created authority.ClientWithSecret
+		var created admin.ClientWithSecret
 		spec := clients.Client{ID: id, GrantTypes: []string{clients.GrantClientCredentials}, Audiences: []string{Audience}, SigningAlg: alg}
 		if err := ac.Do(ctx, http.MethodPost, "/admin/clients", spec, &created); err != nil {
 			return nil, fmt.Errorf("create drill client: %w", err)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
@@ -102,6 +103,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		o.login.PerUserIP, o.login.PerIP, o.login.PerUser = -1, -1, -1
 	}
 	e.srv, err = authority.New(ctx, authority.Config{
+		Admin:  admin.Routes,
 		Issuer: e.issuer, Store: st, JWKS: jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
 		Signer: e.keys, KeySet: e.keys, Algorithms: algs, Scopes: []string{"read"},
 		Password: pw, LoginRateLimit: o.login, Logger: logger, Now: e.clock.Now,

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
@@ -41,7 +42,7 @@ func TestDemo(t *testing.T) {
 	var h http.Handler
 	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	defer as.Close()
-	srv, err := authority.New(ctx, authority.Config{Issuer: as.URL, Store: st, JWKS: jwksdoc.NewHandler(km, time.Minute, slog.New(slog.DiscardHandler)),
+	srv, err := authority.New(ctx, authority.Config{Admin: admin.Routes, Issuer: as.URL, Store: st, JWKS: jwksdoc.NewHandler(km, time.Minute, slog.New(slog.DiscardHandler)),
 		Signer: km, KeySet: km, Algorithms: []string{"RS256"}})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/signet-auth/signet/adminclient"
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
 )
@@ -26,12 +27,12 @@ const clientsUsage = "usage: signet clients create|list|get|update|delete|rotate
 // clientOps is what the clients command does, offline on a store or
 // online through the admin API.
 type clientOps interface {
-	create(ctx context.Context, spec clients.Client) (authority.ClientWithSecret, error)
+	create(ctx context.Context, spec clients.Client) (admin.ClientWithSecret, error)
 	list(ctx context.Context) ([]clients.Client, error)
 	get(ctx context.Context, id string) (clients.Client, error)
 	update(ctx context.Context, id string, p clients.Patch) (clients.Client, error)
 	remove(ctx context.Context, id string) error
-	rotate(ctx context.Context, id string, keep time.Duration) (authority.ClientWithSecret, error)
+	rotate(ctx context.Context, id string, keep time.Duration) (admin.ClientWithSecret, error)
 }
 
 // listFlag is a repeatable string flag; each value may also hold several
@@ -263,7 +264,7 @@ func openClientOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, serve
 }
 
 // printSecret prints the one-time secret as JSON on stdout.
-func printSecret(stdout, stderr io.Writer, cs authority.ClientWithSecret) error {
+func printSecret(stdout, stderr io.Writer, cs admin.ClientWithSecret) error {
 	out := struct {
 		ClientID                string    `json:"client_id"`
 		ClientSecret            string    `json:"client_secret"`
@@ -328,13 +329,13 @@ func (o offlineClients) record(ctx context.Context, action, target string, err e
 	_ = o.audit.Record(ctx, ev) // best effort: the action itself is done
 }
 
-func (o offlineClients) create(ctx context.Context, spec clients.Client) (authority.ClientWithSecret, error) {
+func (o offlineClients) create(ctx context.Context, spec clients.Client) (admin.ClientWithSecret, error) {
 	c, secret, err := o.c.Create(ctx, spec)
 	o.record(ctx, "clients.create", spec.ID, err)
 	if errors.Is(err, clients.ErrExists) {
 		err = fmt.Errorf("client %q already exists (signet clients rotate-secret %s gives it a new secret)", spec.ID, spec.ID)
 	}
-	return authority.ClientWithSecret{Client: c, ClientSecret: secret}, err
+	return admin.ClientWithSecret{Client: c, ClientSecret: secret}, err
 }
 
 func (o offlineClients) list(ctx context.Context) ([]clients.Client, error) { return o.c.List(ctx) }
@@ -355,17 +356,17 @@ func (o offlineClients) remove(ctx context.Context, id string) error {
 	return err
 }
 
-func (o offlineClients) rotate(ctx context.Context, id string, keep time.Duration) (authority.ClientWithSecret, error) {
+func (o offlineClients) rotate(ctx context.Context, id string, keep time.Duration) (admin.ClientWithSecret, error) {
 	c, secret, err := o.c.RotateSecret(ctx, id, keep)
 	o.record(ctx, "clients.rotate_secret", id, err)
-	return authority.ClientWithSecret{Client: c, ClientSecret: secret}, err
+	return admin.ClientWithSecret{Client: c, ClientSecret: secret}, err
 }
 
 // onlineClients goes through the admin API.
 type onlineClients struct{ a *adminclient.Client }
 
-func (o onlineClients) create(ctx context.Context, spec clients.Client) (authority.ClientWithSecret, error) {
-	var out authority.ClientWithSecret
+func (o onlineClients) create(ctx context.Context, spec clients.Client) (admin.ClientWithSecret, error) {
+	var out admin.ClientWithSecret
 	err := o.a.Do(ctx, http.MethodPost, "/admin/clients", spec, &out)
 	return out, err
 }
@@ -394,9 +395,9 @@ func (o onlineClients) remove(ctx context.Context, id string) error {
 	return o.a.Do(ctx, http.MethodDelete, "/admin/clients/"+url.PathEscape(id), nil, nil)
 }
 
-func (o onlineClients) rotate(ctx context.Context, id string, keep time.Duration) (authority.ClientWithSecret, error) {
-	var out authority.ClientWithSecret
-	err := o.a.Do(ctx, http.MethodPost, "/admin/clients/"+url.PathEscape(id)+"/secret", authority.SecretRotation{KeepPrevious: clients.Duration(keep)}, &out)
+func (o onlineClients) rotate(ctx context.Context, id string, keep time.Duration) (admin.ClientWithSecret, error) {
+	var out admin.ClientWithSecret
+	err := o.a.Do(ctx, http.MethodPost, "/admin/clients/"+url.PathEscape(id)+"/secret", admin.SecretRotation{KeepPrevious: clients.Duration(keep)}, &out)
 	return out, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
 )
 
@@ -50,5 +51,5 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	_ = authority.NewAuditLog(st, nil).Record(ctx, authority.AuditEvent{Actor: "cli", OSUser: osUserName(), Action: "clients.create", Target: c.ID, Outcome: "ok", Detail: "signet init"})
-	return printSecret(stdout, stderr, authority.ClientWithSecret{Client: c, ClientSecret: secret})
+	return printSecret(stdout, stderr, admin.ClientWithSecret{Client: c, ClientSecret: secret})
 }

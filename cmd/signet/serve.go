@@ -21,6 +21,7 @@ import (
 
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
@@ -201,6 +202,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	m.Server, err = authority.New(root, authority.Config{
+		Admin:              admin.Routes,
 		Issuer:             c.Issuer,
 		AssertionLifetime:  c.ClientAuth.Lifetime,
 		Outbound:           fetcher,

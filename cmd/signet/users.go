@@ -19,6 +19,7 @@ import (
 
 	"github.com/signet-auth/signet/adminclient"
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
@@ -41,7 +42,7 @@ type userOps interface {
 	// consents lists what the user allowed third-party clients.
 	consents(ctx context.Context, id string) ([]sessions.Consent, error)
 	// withdraw forgets a consent and revokes that client's refresh tokens.
-	withdraw(ctx context.Context, id, client string) (authority.ConsentWithdrawal, error)
+	withdraw(ctx context.Context, id, client string) (admin.ConsentWithdrawal, error)
 }
 
 // runUsers is `signet users create|list|delete|set-password|logout`.
@@ -335,10 +336,10 @@ func (o offlineUsers) consents(ctx context.Context, id string) ([]sessions.Conse
 	return authority.Consents(ctx, o.store, id) // live ones: of clients that still exist, as the instance they are now
 }
 
-func (o offlineUsers) withdraw(ctx context.Context, id, client string) (authority.ConsentWithdrawal, error) {
+func (o offlineUsers) withdraw(ctx context.Context, id, client string) (admin.ConsentWithdrawal, error) {
 	found, n, err := authority.WithdrawConsent(ctx, o.store, id, client, time.Now())
 	o.record(ctx, "users.consent_withdraw", id, fmt.Sprintf("client=%s withdrawn=%t families_revoked=%d", client, found, n), err)
-	return authority.ConsentWithdrawal{Withdrawn: found, FamiliesRevoked: n}, err
+	return admin.ConsentWithdrawal{Withdrawn: found, FamiliesRevoked: n}, err
 }
 
 // onlineUsers goes through the admin API.
@@ -386,7 +387,7 @@ func (o onlineUsers) setPassword(ctx context.Context, id, password string) error
 }
 
 func (o onlineUsers) logout(ctx context.Context, id string) (int, error) {
-	var out authority.LogoutResult
+	var out admin.LogoutResult
 	err := o.a.Do(ctx, http.MethodPost, "/admin/users/"+url.PathEscape(id)+"/logout", nil, &out)
 	return out.FamiliesRevoked, err
 }
@@ -399,8 +400,8 @@ func (o onlineUsers) consents(ctx context.Context, id string) ([]sessions.Consen
 	return out.Consents, err
 }
 
-func (o onlineUsers) withdraw(ctx context.Context, id, client string) (authority.ConsentWithdrawal, error) {
-	var out authority.ConsentWithdrawal
+func (o onlineUsers) withdraw(ctx context.Context, id, client string) (admin.ConsentWithdrawal, error) {
+	var out admin.ConsentWithdrawal
 	err := o.a.Do(ctx, http.MethodDelete, "/admin/users/"+url.PathEscape(id)+"/consents/"+url.PathEscape(client), nil, &out)
 	return out, err
 }

@@ -1,12 +1,17 @@
-package authority
+// Package admin is Signet's admin API: clients, users, consents, keys, the
+// audit trail and backups over HTTP, for bearer tokens of the admin audience
+// with the admin scope. authority.Server mounts it through Config.Admin
+// (Routes), so that it uses the server's one bearer check, error writer and
+// audit log without authority importing it.
+package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
 	"slices"
@@ -17,30 +22,28 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/audit"
+	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
 
-// The admin API accepts access tokens from this Signet with this scope and
-// this audience only: an ordinary access token, even one with the scope,
-// is not an admin credential (RFC 8725 §3.9).
 const (
-	AdminScope    = clients.AdminScope
-	AdminAudience = "signet-admin"
-)
-
-const (
-	maxBearerLen  = 4096
 	maxAdminBody  = 64 << 10
-	adminLeeway   = 30 * time.Second
 	actorKey      = "signet.actor"
 	bearerRealm   = `Bearer realm="signet-admin"`
 	defaultAudits = 100
 	maxAudits     = 1000
 )
 
-func (s *Server) adminRoutes(e *echo.Echo) {
+// api is the admin API of one authority server.
+type api struct{ srv *authority.Server }
+
+// Routes mounts the admin API of srv on e; it is the value of
+// authority.Config.Admin.
+func Routes(srv *authority.Server, e *echo.Echo) { (&api{srv}).adminRoutes(e) }
+
+func (s *api) adminRoutes(e *echo.Echo) {
 	// Middleware per route, not per group: an echo group's middleware
 	// turns a wrong method into 404 instead of 405.
 	auth := s.requireAdmin
@@ -69,14 +72,14 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 // requireAdmin authenticates the bearer token, checks the scope, and
 // refuses state-changing requests that are not JSON: a cross-site form can
 // send text/plain or form bodies without a preflight, never JSON.
-func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *api) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		who, err := s.verifyAdmin(r)
 		if err != nil {
-			var oe *Error
+			var oe *authority.Error
 			if errors.As(err, &oe) && oe.Status == http.StatusForbidden {
-				s.record(c, AuditEvent{Actor: who.Name, Client: who.Client, Action: "admin.access", Target: r.Method + " " + r.URL.Path, Outcome: "denied", Detail: oe.Description})
+				s.record(c, authority.AuditEvent{Actor: who.Name, Client: who.Client, Action: "admin.access", Target: r.Method + " " + r.URL.Path, Outcome: "denied", Detail: oe.Description})
 			}
 			return err
 		}
@@ -84,50 +87,50 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if r.Method == http.MethodPost || r.Method == http.MethodPatch || r.Method == http.MethodPut {
 			mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 			if err != nil || mt != echo.MIMEApplicationJSON {
-				return &Error{Code: "invalid_request", Description: "Content-Type must be application/json", Status: http.StatusUnsupportedMediaType}
+				return &authority.Error{Code: "invalid_request", Description: "Content-Type must be application/json", Status: http.StatusUnsupportedMediaType}
 			}
 		}
 		return next(c)
 	}
 }
 
-// verifyAdmin is the shared bearer check (verifyBearer) for the admin
+// verifyAdmin is the shared bearer check (Server.VerifyBearer) for the admin
 // audience, plus the admin scope: the token must carry it and its client
 // must still be allowed it. A user's token (sub is not its client_id)
 // also needs the user, as stored now, to hold the admin role
 // (users.PermitScopes): a role taken away ends the user's admin access at
 // once, not when the token expires. It returns who acts (the user, or the
 // client for its own token) also when it refuses for lack of scope.
-func (s *Server) verifyAdmin(r *http.Request) (audit.Actor, error) {
-	at, err := s.verifyBearer(r, bearerCheck{audience: AdminAudience, realm: bearerRealm})
+func (s *api) verifyAdmin(r *http.Request) (audit.Actor, error) {
+	at, err := s.srv.VerifyBearer(r, authority.AdminAudience, bearerRealm)
 	if err != nil {
 		return audit.Actor{}, err
 	}
-	gone := &Error{Code: "invalid_token", Description: "the token's client or user no longer exists", Status: http.StatusUnauthorized, bearer: bearerRealm + `, error="invalid_token"`}
-	ent, err := s.clients.Lookup(r.Context(), at.ClientID)
+	gone := authority.BearerError("invalid_token", "the token's client or user no longer exists", http.StatusUnauthorized, bearerRealm+`, error="invalid_token"`)
+	ent, err := s.srv.Clients().Lookup(r.Context(), at.ClientID)
 	if err != nil { // deleted since verifyBearer looked: refuse as it would
 		return audit.Actor{}, gone
 	}
 	who := audit.Actor{Name: at.ClientID}
-	allowed := slices.Contains(splitScope(at.Scope), AdminScope) && slices.Contains(ent.Record.Scopes, AdminScope)
+	allowed := slices.Contains(authority.SplitScope(at.Scope), authority.AdminScope) && slices.Contains(ent.Record.Scopes, authority.AdminScope)
 	if at.Sub != at.ClientID {
 		who = audit.Actor{Name: audit.UserActor(at.Sub), Client: at.ClientID}
 	}
 	if allowed && at.Sub != at.ClientID {
-		u, err := s.users.Get(r.Context(), at.Sub)
+		u, err := s.srv.Users().Get(r.Context(), at.Sub)
 		if errors.Is(err, storage.ErrNotFound) {
 			return audit.Actor{}, gone
 		}
 		if err != nil {
-			return audit.Actor{}, errServer(fmt.Errorf("admin token user: %w", err))
+			return audit.Actor{}, authority.ServerError(fmt.Errorf("admin token user: %w", err))
 		}
-		if _, refused := users.PermitScopes(&u, []string{AdminScope}); refused != "" {
+		if _, refused := users.PermitScopes(&u, []string{authority.AdminScope}); refused != "" {
 			allowed = false
 		}
 	}
 	if !allowed {
-		return who, &Error{Code: "insufficient_scope", Description: "token lacks scope " + AdminScope, Status: http.StatusForbidden,
-			bearer: bearerRealm + `, error="insufficient_scope", scope="` + AdminScope + `"`}
+		return who, authority.BearerError("insufficient_scope", "token lacks scope "+authority.AdminScope, http.StatusForbidden,
+			bearerRealm+`, error="insufficient_scope", scope="`+authority.AdminScope+`"`)
 	}
 	return who, nil
 }
@@ -140,23 +143,25 @@ func actorOf(c echo.Context) audit.Actor {
 	return a
 }
 
-// record writes an audit event; a failure is logged, not returned, since
-// the action it describes has already happened. An admin request's
-// event names the client a user acted through.
-func (s *Server) record(c echo.Context, ev AuditEvent) {
+// record writes an audit event (Server.Record); an admin request's event
+// names the client a user acted through.
+func (s *api) record(c echo.Context, ev authority.AuditEvent) {
 	if a := actorOf(c); ev.Client == "" && ev.Actor == a.Name {
 		ev.Client = a.Client
 	}
-	ev.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
-	if err := s.audit.Record(c.Request().Context(), ev); err != nil {
-		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "audit", slog.String("request_id", ev.RequestID), slog.String("action", ev.Action), slog.String("err", err.Error()))
-	}
+	s.srv.Record(c, ev)
+}
+
+// logout ends every session of the user id for reason.
+func (s *api) logout(ctx context.Context, id, reason string) (int, error) {
+	n, _, err := s.srv.LogoutCutoff(ctx, id, reason)
+	return n, err
 }
 
 // audited runs fn and records its outcome.
-func (s *Server) audited(c echo.Context, action, target string, fn func() (detail string, err error)) error {
+func (s *api) audited(c echo.Context, action, target string, fn func() (detail string, err error)) error {
 	detail, err := fn()
-	ev := AuditEvent{Actor: actor(c), Action: action, Target: target, Outcome: "ok", Detail: detail}
+	ev := authority.AuditEvent{Actor: actor(c), Action: action, Target: target, Outcome: "ok", Detail: detail}
 	if err != nil {
 		ev.Outcome = "error"
 		ev.Detail = auditError(err)
@@ -168,7 +173,7 @@ func (s *Server) audited(c echo.Context, action, target string, fn func() (detai
 // auditError is what the audit trail says about a failed action: the
 // client-facing text of a refusal, or only "internal error".
 func auditError(err error) string {
-	var oe *Error
+	var oe *authority.Error
 	if errors.As(err, &oe) {
 		return oe.Code + ": " + oe.Description
 	}
@@ -184,19 +189,19 @@ func adminError(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &cve), errors.As(err, &uve):
-		return &Error{Code: "invalid_request", Description: validationText(err), Status: http.StatusBadRequest, Err: err}
+		return &authority.Error{Code: "invalid_request", Description: validationText(err), Status: http.StatusBadRequest, Err: err}
 	case errors.Is(err, storage.ErrNotFound):
-		return &Error{Code: "not_found", Description: "no such object", Status: http.StatusNotFound, Err: err}
+		return &authority.Error{Code: "not_found", Description: "no such object", Status: http.StatusNotFound, Err: err}
 	case errors.Is(err, clients.ErrExists):
-		return &Error{Code: "conflict", Description: "client id already exists", Status: http.StatusConflict, Err: err}
+		return &authority.Error{Code: "conflict", Description: "client id already exists", Status: http.StatusConflict, Err: err}
 	case errors.Is(err, users.ErrExists):
-		return &Error{Code: "conflict", Description: "username already exists", Status: http.StatusConflict, Err: err}
+		return &authority.Error{Code: "conflict", Description: "username already exists", Status: http.StatusConflict, Err: err}
 	case errors.As(err, &look):
-		return &Error{Code: "conflict", Description: "username looks like an existing username (confusable characters)", Status: http.StatusConflict, Err: err}
-	case errors.Is(err, ErrKeyConflict):
-		return &Error{Code: "conflict", Description: err.Error(), Status: http.StatusConflict, Err: err}
+		return &authority.Error{Code: "conflict", Description: "username looks like an existing username (confusable characters)", Status: http.StatusConflict, Err: err}
+	case errors.Is(err, authority.ErrKeyConflict):
+		return &authority.Error{Code: "conflict", Description: err.Error(), Status: http.StatusConflict, Err: err}
 	}
-	return errServer(err)
+	return authority.ServerError(err)
 }
 
 // validationText joins the field problems in err (a tree of wrapped and
@@ -231,14 +236,14 @@ func validationText(err error) string {
 func decodeJSON(c echo.Context, v any) error {
 	r := c.Request()
 	if r.ContentLength > maxAdminBody {
-		return &Error{Code: "invalid_request", Description: "request body is larger than 64 KiB", Status: http.StatusRequestEntityTooLarge}
+		return &authority.Error{Code: "invalid_request", Description: "request body is larger than 64 KiB", Status: http.StatusRequestEntityTooLarge}
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
 	if err != nil {
-		return errInvalidRequest("could not read the request body")
+		return authority.InvalidRequest("could not read the request body")
 	}
 	if len(b) > maxAdminBody {
-		return &Error{Code: "invalid_request", Description: "request body is larger than 64 KiB", Status: http.StatusRequestEntityTooLarge}
+		return &authority.Error{Code: "invalid_request", Description: "request body is larger than 64 KiB", Status: http.StatusRequestEntityTooLarge}
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
@@ -246,26 +251,26 @@ func decodeJSON(c echo.Context, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return errInvalidRequest("invalid JSON body: " + err.Error())
+		return authority.InvalidRequest("invalid JSON body: " + err.Error())
 	}
 	if dec.More() {
-		return errInvalidRequest("invalid JSON body: trailing data")
+		return authority.InvalidRequest("invalid JSON body: trailing data")
 	}
 	return nil
 }
 
-func (s *Server) keyAdmin() (KeyAdmin, error) {
-	if s.cfg.Keys == nil {
-		return nil, &Error{Code: "not_implemented", Description: "key administration is not configured", Status: http.StatusNotImplemented}
+func (s *api) keyAdmin() (authority.KeyAdmin, error) {
+	if s.srv.KeyAdmin() == nil {
+		return nil, &authority.Error{Code: "not_implemented", Description: "key administration is not configured", Status: http.StatusNotImplemented}
 	}
-	return s.cfg.Keys, nil
+	return s.srv.KeyAdmin(), nil
 }
 
 type keysResponse struct {
-	Keys []KeyInfo `json:"keys"`
+	Keys []authority.KeyInfo `json:"keys"`
 }
 
-func (s *Server) adminListKeys(c echo.Context) error {
+func (s *api) adminListKeys(c echo.Context) error {
 	ka, err := s.keyAdmin()
 	if err != nil {
 		return err
@@ -277,7 +282,7 @@ func (s *Server) adminListKeys(c echo.Context) error {
 	return c.JSON(http.StatusOK, keysResponse{infos})
 }
 
-func (s *Server) adminRotateKeys(c echo.Context) error {
+func (s *api) adminRotateKeys(c echo.Context) error {
 	ka, err := s.keyAdmin()
 	if err != nil {
 		return err
@@ -285,14 +290,14 @@ func (s *Server) adminRotateKeys(c echo.Context) error {
 	force := false
 	if v := c.QueryParam("force"); v != "" {
 		if force, err = strconv.ParseBool(v); err != nil {
-			return errInvalidRequest("force must be true or false")
+			return authority.InvalidRequest("force must be true or false")
 		}
 	}
 	if err := decodeJSON(c, &struct{}{}); err != nil {
 		return err
 	}
 	ctx := s.actorContext(c)
-	var after []KeyInfo
+	var after []authority.KeyInfo
 	err = s.auditedFailure(c, "keys.rotate", "", func() error {
 		if err := ka.Rotate(ctx, force); err != nil {
 			return adminError(err)
@@ -306,7 +311,7 @@ func (s *Server) adminRotateKeys(c echo.Context) error {
 	return c.JSON(http.StatusOK, keysResponse{after})
 }
 
-func (s *Server) adminRevokeKey(c echo.Context) error {
+func (s *api) adminRevokeKey(c echo.Context) error {
 	ka, err := s.keyAdmin()
 	if err != nil {
 		return err
@@ -316,7 +321,7 @@ func (s *Server) adminRevokeKey(c echo.Context) error {
 	}
 	ctx := s.actorContext(c)
 	kid := c.Param("kid")
-	var after []KeyInfo
+	var after []authority.KeyInfo
 	err = s.auditedFailure(c, "keys.revoke", kid, func() error {
 		if err := ka.Revoke(ctx, kid); err != nil {
 			return adminError(err)
@@ -341,8 +346,8 @@ type ClientWithSecret struct {
 	ClientSecret string `json:"client_secret"`
 }
 
-func (s *Server) adminListClients(c echo.Context) error {
-	list, err := s.clients.List(c.Request().Context())
+func (s *api) adminListClients(c echo.Context) error {
+	list, err := s.srv.Clients().List(c.Request().Context())
 	if err != nil {
 		return adminError(err)
 	}
@@ -352,14 +357,14 @@ func (s *Server) adminListClients(c echo.Context) error {
 	return c.JSON(http.StatusOK, clientsResponse{list})
 }
 
-func (s *Server) adminCreateClient(c echo.Context) error {
+func (s *api) adminCreateClient(c echo.Context) error {
 	var spec clients.Client
 	if err := decodeJSON(c, &spec); err != nil {
 		return err
 	}
 	var out ClientWithSecret
 	err := s.audited(c, "clients.create", spec.ID, func() (string, error) {
-		cl, secret, err := s.clients.Create(c.Request().Context(), spec)
+		cl, secret, err := s.srv.Clients().Create(c.Request().Context(), spec)
 		out = ClientWithSecret{cl, secret}
 		return "", adminError(err)
 	})
@@ -369,15 +374,15 @@ func (s *Server) adminCreateClient(c echo.Context) error {
 	return c.JSON(http.StatusCreated, out)
 }
 
-func (s *Server) adminGetClient(c echo.Context) error {
-	cl, err := s.clients.Get(c.Request().Context(), c.Param("id"))
+func (s *api) adminGetClient(c echo.Context) error {
+	cl, err := s.srv.Clients().Get(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return adminError(err)
 	}
 	return c.JSON(http.StatusOK, cl)
 }
 
-func (s *Server) adminUpdateClient(c echo.Context) error {
+func (s *api) adminUpdateClient(c echo.Context) error {
 	var p clients.Patch
 	if err := decodeJSON(c, &p); err != nil {
 		return err
@@ -385,7 +390,7 @@ func (s *Server) adminUpdateClient(c echo.Context) error {
 	id := c.Param("id")
 	var out clients.Client
 	err := s.audited(c, "clients.update", id, func() (string, error) {
-		cl, err := s.clients.Update(c.Request().Context(), id, p)
+		cl, err := s.srv.Clients().Update(c.Request().Context(), id, p)
 		out = cl
 		return patchedFields(p), adminError(err)
 	})
@@ -408,10 +413,10 @@ func patchedFields(p any) string {
 	return "fields=" + strings.Join(names, ",")
 }
 
-func (s *Server) adminDeleteClient(c echo.Context) error {
+func (s *api) adminDeleteClient(c echo.Context) error {
 	id := c.Param("id")
 	err := s.audited(c, "clients.delete", id, func() (string, error) {
-		return "", adminError(s.clients.Delete(c.Request().Context(), id))
+		return "", adminError(s.srv.Clients().Delete(c.Request().Context(), id))
 	})
 	if err != nil {
 		return err
@@ -425,7 +430,7 @@ type SecretRotation struct {
 	KeepPrevious clients.Duration `json:"keep_previous"`
 }
 
-func (s *Server) adminRotateSecret(c echo.Context) error {
+func (s *api) adminRotateSecret(c echo.Context) error {
 	var req SecretRotation
 	if err := decodeJSON(c, &req); err != nil {
 		return err
@@ -433,7 +438,7 @@ func (s *Server) adminRotateSecret(c echo.Context) error {
 	id := c.Param("id")
 	var out ClientWithSecret
 	err := s.audited(c, "clients.rotate_secret", id, func() (string, error) {
-		cl, secret, err := s.clients.RotateSecret(c.Request().Context(), id, time.Duration(req.KeepPrevious))
+		cl, secret, err := s.srv.Clients().RotateSecret(c.Request().Context(), id, time.Duration(req.KeepPrevious))
 		out = ClientWithSecret{cl, secret}
 		return "keep_previous=" + time.Duration(req.KeepPrevious).String(), adminError(err)
 	})
@@ -450,15 +455,15 @@ type usersResponse struct {
 // userError is adminError with the validation text about a user.
 func userError(err error) error {
 	e := adminError(err)
-	var oe *Error
+	var oe *authority.Error
 	if errors.As(e, &oe) && oe.Code == "invalid_request" {
 		oe.Description = "invalid user: " + strings.TrimPrefix(oe.Description, "invalid client: ")
 	}
 	return e
 }
 
-func (s *Server) adminListUsers(c echo.Context) error {
-	list, err := s.users.List(c.Request().Context())
+func (s *api) adminListUsers(c echo.Context) error {
+	list, err := s.srv.Users().List(c.Request().Context())
 	if err != nil {
 		return adminError(err)
 	}
@@ -468,14 +473,14 @@ func (s *Server) adminListUsers(c echo.Context) error {
 	return c.JSON(http.StatusOK, usersResponse{list})
 }
 
-func (s *Server) adminCreateUser(c echo.Context) error {
+func (s *api) adminCreateUser(c echo.Context) error {
 	var nu users.NewUser
 	if err := decodeJSON(c, &nu); err != nil {
 		return err
 	}
 	var out users.User
 	err := s.audited(c, "users.create", nu.Username, func() (string, error) {
-		u, err := s.users.Create(c.Request().Context(), nu)
+		u, err := s.srv.Users().Create(c.Request().Context(), nu)
 		out = u
 		return "id=" + u.ID, userError(err)
 	})
@@ -485,15 +490,15 @@ func (s *Server) adminCreateUser(c echo.Context) error {
 	return c.JSON(http.StatusCreated, out)
 }
 
-func (s *Server) adminGetUser(c echo.Context) error {
-	u, err := s.users.Get(c.Request().Context(), c.Param("id"))
+func (s *api) adminGetUser(c echo.Context) error {
+	u, err := s.srv.Users().Get(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return adminError(err)
 	}
 	return c.JSON(http.StatusOK, u)
 }
 
-func (s *Server) adminUpdateUser(c echo.Context) error {
+func (s *api) adminUpdateUser(c echo.Context) error {
 	var p users.Patch
 	if err := decodeJSON(c, &p); err != nil {
 		return err
@@ -502,16 +507,16 @@ func (s *Server) adminUpdateUser(c echo.Context) error {
 	ctx := c.Request().Context()
 	var out users.User
 	err := s.audited(c, "users.update", id, func() (string, error) {
-		u, disabled, err := s.users.Update(ctx, id, p)
+		u, disabled, err := s.srv.Users().Update(ctx, id, p)
 		if err != nil {
 			return "", userError(err)
 		}
 		out = u
 		detail := patchedFields(p)
 		if disabled {
-			n, err := s.logout(ctx, id, reasonUserGone)
+			n, err := s.logout(ctx, id, authority.ReasonUserGone)
 			if err != nil {
-				return "", errServer(err)
+				return "", authority.ServerError(err)
 			}
 			detail += fmt.Sprintf(" disabled: families_revoked=%d", n)
 		}
@@ -523,16 +528,16 @@ func (s *Server) adminUpdateUser(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func (s *Server) adminDeleteUser(c echo.Context) error {
+func (s *api) adminDeleteUser(c echo.Context) error {
 	id := c.Param("id")
 	ctx := c.Request().Context()
 	err := s.audited(c, "users.delete", id, func() (string, error) {
-		if err := s.users.Delete(ctx, id); err != nil {
+		if err := s.srv.Users().Delete(ctx, id); err != nil {
 			return "", adminError(err)
 		}
-		n, err := s.logout(ctx, id, reasonUserGone)
+		n, err := s.logout(ctx, id, authority.ReasonUserGone)
 		if err != nil {
-			return "", errServer(err)
+			return "", authority.ServerError(err)
 		}
 		return fmt.Sprintf("families_revoked=%d", n), nil
 	})
@@ -544,7 +549,7 @@ func (s *Server) adminDeleteUser(c echo.Context) error {
 
 // adminSetPassword sets a new password and ends the user's sessions: a
 // password is reset because it may be known to someone else.
-func (s *Server) adminSetPassword(c echo.Context) error {
+func (s *api) adminSetPassword(c echo.Context) error {
 	var pc users.PasswordChange
 	if err := decodeJSON(c, &pc); err != nil {
 		return err
@@ -552,12 +557,12 @@ func (s *Server) adminSetPassword(c echo.Context) error {
 	id := c.Param("id")
 	ctx := c.Request().Context()
 	err := s.audited(c, "users.set_password", id, func() (string, error) {
-		if err := s.users.SetPassword(ctx, id, pc); err != nil {
+		if err := s.srv.Users().SetPassword(ctx, id, pc); err != nil {
 			return "", userError(err)
 		}
-		n, err := s.logout(ctx, id, reasonUserChanged)
+		n, err := s.logout(ctx, id, authority.ReasonUserChanged)
 		if err != nil {
-			return "", errServer(err)
+			return "", authority.ServerError(err)
 		}
 		return fmt.Sprintf("families_revoked=%d", n), nil
 	})
@@ -573,7 +578,7 @@ type LogoutResult struct {
 	Cutoff          int64 `json:"cutoff"`
 }
 
-func (s *Server) adminLogout(c echo.Context) error {
+func (s *api) adminLogout(c echo.Context) error {
 	if err := decodeJSON(c, &struct{}{}); err != nil {
 		return err
 	}
@@ -581,12 +586,12 @@ func (s *Server) adminLogout(c echo.Context) error {
 	ctx := c.Request().Context()
 	var out LogoutResult
 	err := s.audited(c, "users.logout", id, func() (string, error) {
-		if _, err := s.users.Get(ctx, id); err != nil {
+		if _, err := s.srv.Users().Get(ctx, id); err != nil {
 			return "", adminError(err)
 		}
-		n, cutoff, err := s.logoutCutoff(ctx, id, reasonLogout)
+		n, cutoff, err := s.srv.LogoutCutoff(ctx, id, authority.ReasonLogout)
 		if err != nil {
-			return "", errServer(err)
+			return "", authority.ServerError(err)
 		}
 		out = LogoutResult{FamiliesRevoked: n, Cutoff: cutoff}
 		return fmt.Sprintf("families_revoked=%d", n), nil
