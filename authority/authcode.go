@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/keys/jwssign"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
@@ -74,15 +75,11 @@ func S256(verifier string) string {
 
 // codeOutcome is what one run of the redemption transaction decided.
 type codeOutcome struct {
-	err    *Error
-	reuse  bool
-	denied bool
-	code   sessions.Code
-	user   users.Record
-	claims []byte
-	iat    int64
-	family string
-	scope  string // the code's scope as the client and user may hold it now
+	err      *Error
+	reuse    bool
+	denied   bool
+	code     sessions.Code
+	redeemed // scope: the code's scope as the client and user may hold it now
 }
 
 // codeGrant is grant_type=authorization_code (RFC 6749 §4.1.3, RFC 7636
@@ -100,32 +97,17 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 	if p.codeVerifier != "" && !validVerifier(p.codeVerifier) {
 		return errInvalidGrant("code_verifier must be 43 to 128 unreserved characters (RFC 7636)")
 	}
-	key, err := s.keyFor(ent)
+	key, r, refresh, err := s.prepareRedemption(ent, p)
 	if err != nil {
 		return err
 	}
-	// Both keys before the code is spent: a missing key must not cost the
-	// client its code.
-	if slices.Contains(ent.Record.Scopes, "openid") {
-		if _, err := s.idKeys.get(s.cfg.Signer, s.idTokenAlg(ent)); err != nil {
-			return ServerError(fmt.Errorf("ID token key for %s: %w", ent.Record.ID, err))
-		}
-	}
 	ctx := c.Request().Context()
-	now := s.cfg.Now()
-	jti := newJTI()
-	ttl := s.accessTTL(ent)
-	refresh, refreshHash := "", ""
-	if ent.GrantRT {
-		refresh, refreshHash = newRefreshToken()
-	}
-	famID := newFamilyID()
 	var out codeOutcome
 	// Batch: concurrent redemptions share a commit; the function reports
 	// refusals in out, so one refusal never rolls back another's success.
 	err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
 		out = codeOutcome{}
-		return s.redeemTx(tx, &out, redemption{ent: ent, p: p, now: now, jti: jti, ttl: ttl, refreshHash: refreshHash, famID: famID})
+		return s.redeemTx(tx, &out, r)
 	})
 	if err != nil {
 		return ServerError(fmt.Errorf("redeem authorization code: %w", err))
@@ -142,26 +124,65 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 	if out.err != nil {
 		return out.err
 	}
-	spec := accessSpec{sub: out.code.UserID, scope: out.scope, aud: []string{ent.Record.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims, jkt: p.dpopJKT}
+	return s.issueRedeemed(c, ent, key, r, refresh, out.redeemed, clients.GrantAuthorizationCode,
+		idTokenSpec{sub: out.code.UserID, nonce: out.code.Nonce, sid: out.code.SID, authTime: out.code.AuthTime})
+}
+
+// redeemed is what a single-use user grant (a code, a device code) decided
+// in its transaction: the user as stored, their claims, the iat, the
+// refresh family started ("" for none) and the scope granted now.
+type redeemed struct {
+	user   users.Record
+	claims []byte
+	iat    int64
+	family string
+	scope  string
+}
+
+// prepareRedemption checks what a single-use user grant needs before the
+// grant is spent, the access and ID token keys (a missing key must not cost
+// the client its code), and draws the ids of what it will issue.
+func (s *Server) prepareRedemption(ent *clients.Entry, p *tokenParams) (*jwssign.Key, redemption, string, error) {
+	key, err := s.keyFor(ent)
+	if err != nil {
+		return nil, redemption{}, "", err
+	}
+	if slices.Contains(ent.Record.Scopes, "openid") {
+		if _, err := s.idKeys.get(s.cfg.Signer, s.idTokenAlg(ent)); err != nil {
+			return nil, redemption{}, "", ServerError(fmt.Errorf("ID token key for %s: %w", ent.Record.ID, err))
+		}
+	}
+	refresh, refreshHash := "", ""
+	if ent.GrantRT {
+		refresh, refreshHash = newRefreshToken()
+	}
+	r := redemption{ent: ent, p: p, now: s.cfg.Now(), jti: newJTI(), ttl: s.accessTTL(ent), refreshHash: refreshHash, famID: newFamilyID()}
+	return key, r, refresh, nil
+}
+
+// issueRedeemed signs the access token (bound to the request's DPoP key,
+// when it had a proof) and the ID token of a redeemed grant, and writes
+// the answer. id names the ID token's login (sub, nonce, sid, auth_time).
+func (s *Server) issueRedeemed(c echo.Context, ent *clients.Entry, key *jwssign.Key, r redemption, refresh string, g redeemed, grant string, id idTokenSpec) error {
+	spec := accessSpec{sub: id.sub, scope: g.scope, aud: []string{ent.Record.DefaultAudience}, jti: r.jti, iat: g.iat, user: g.claims, jkt: r.p.dpopJKT}
 	at, err := s.sign(key, ent, spec)
 	if err != nil {
 		return err
 	}
 	idTok := ""
-	if hasScope(out.scope, "openid") {
-		idTok, err = s.idToken(ent, idTokenSpec{sub: out.code.UserID, nonce: out.code.Nonce, sid: out.code.SID,
-			authTime: out.code.AuthTime, iat: out.iat, accessToken: at.token, scope: out.scope, user: &out.user})
-		if err != nil {
+	if hasScope(g.scope, "openid") {
+		id.iat, id.accessToken, id.scope, id.user = g.iat, at.token, g.scope, &g.user
+		if idTok, err = s.idToken(ent, id); err != nil {
 			return err
 		}
 	}
 	if s.cfg.TokenMetrics != nil {
-		s.cfg.TokenMetrics.Issued(clients.GrantAuthorizationCode, ent.Record.SigningAlg, ent.Record.ID)
+		s.cfg.TokenMetrics.Issued(grant, ent.Record.SigningAlg, ent.Record.ID)
 	}
-	if out.family == "" {
+	if g.family == "" {
 		refresh = ""
 	}
-	return s.writeOIDCTokens(c, ent, at, out.scope, refresh, idTok)
+	return s.writeOIDCTokens(c, ent, at, g.scope, refresh, idTok)
 }
 
 type redemption struct {

@@ -166,11 +166,7 @@ type deviceOutcome struct {
 	reuse  bool
 	denied bool
 	d      sessions.DeviceCode
-	user   users.Record
-	claims []byte
-	iat    int64
-	family string
-	scope  string
+	redeemed
 }
 
 // deviceGrant is grant_type=urn:ietf:params:oauth:grant-type:device_code
@@ -185,30 +181,17 @@ func (s *Server) deviceGrant(c echo.Context, ent *clients.Entry, p *tokenParams)
 	if p.deviceCode == "" {
 		return InvalidRequest("device_code is required")
 	}
-	key, err := s.keyFor(ent)
+	key, r, refresh, err := s.prepareRedemption(ent, p)
 	if err != nil {
 		return err
 	}
-	if slices.Contains(ent.Record.Scopes, "openid") {
-		if _, err := s.idKeys.get(s.cfg.Signer, s.idTokenAlg(ent)); err != nil {
-			return ServerError(fmt.Errorf("ID token key for %s: %w", ent.Record.ID, err))
-		}
-	}
 	ctx := c.Request().Context()
-	now := s.cfg.Now()
-	jti := newJTI()
-	ttl := s.accessTTL(ent)
-	refresh, refreshHash := "", ""
-	if ent.GrantRT {
-		refresh, refreshHash = newRefreshToken()
-	}
-	famID := newFamilyID()
 	var out deviceOutcome
 	// Batch: many devices poll at once, and each poll is a write; the
 	// function reports refusals in out, so one never rolls back another.
 	err = s.cfg.Store.Batch(ctx, func(tx storage.Tx) error {
 		out = deviceOutcome{}
-		return s.pollTx(tx, &out, redemption{ent: ent, p: p, now: now, jti: jti, ttl: ttl, refreshHash: refreshHash, famID: famID})
+		return s.pollTx(tx, &out, r)
 	})
 	if err != nil {
 		return ServerError(fmt.Errorf("poll device code: %w", err))
@@ -225,26 +208,8 @@ func (s *Server) deviceGrant(c echo.Context, ent *clients.Entry, p *tokenParams)
 	if out.err != nil {
 		return out.err
 	}
-	spec := accessSpec{sub: out.d.UserID, scope: out.scope, aud: []string{ent.Record.DefaultAudience}, jti: jti, iat: out.iat, user: out.claims}
-	at, err := s.sign(key, ent, spec)
-	if err != nil {
-		return err
-	}
-	idTok := ""
-	if hasScope(out.scope, "openid") {
-		idTok, err = s.idToken(ent, idTokenSpec{sub: out.d.UserID, sid: out.d.SID,
-			authTime: out.d.AuthTime, iat: out.iat, accessToken: at.token, scope: out.scope, user: &out.user})
-		if err != nil {
-			return err
-		}
-	}
-	if s.cfg.TokenMetrics != nil {
-		s.cfg.TokenMetrics.Issued(clients.GrantDeviceCode, ent.Record.SigningAlg, ent.Record.ID)
-	}
-	if out.family == "" {
-		refresh = ""
-	}
-	return s.writeOIDCTokens(c, ent, at, out.scope, refresh, idTok)
+	return s.issueRedeemed(c, ent, key, r, refresh, out.redeemed, clients.GrantDeviceCode,
+		idTokenSpec{sub: out.d.UserID, sid: out.d.SID, authTime: out.d.AuthTime})
 }
 
 // pollTx is the body of the poll transaction. Refusals go in out (with

@@ -215,26 +215,12 @@ func (h *Handler) deviceLogin(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	r := c.Request()
-	ctx := r.Context()
-	username, password := r.PostFormValue("username"), r.PostFormValue("password")
-	switch {
-	case username == "":
-		return h.deviceShowLogin(c, cl, code, username, "Enter your username.", "username", http.StatusBadRequest)
-	case password == "":
-		return h.deviceShowLogin(c, cl, code, username, "Enter your password.", "password", http.StatusBadRequest)
-	}
-	user, err := h.auth.AuthenticateUser(ctx, username, password, c.RealIP())
-	var locked *authority.LockedOutError
-	switch {
-	case errors.As(err, &locked):
-		secs := int(math.Ceil(locked.Until.Sub(h.cfg.Now()).Seconds()))
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		return h.deviceShowLogin(c, cl, code, username, fmt.Sprintf("Too many failed sign-in attempts. Try again in %d seconds.", secs), "", http.StatusTooManyRequests)
-	case errors.Is(err, authority.ErrBadLogin):
-		return h.deviceShowLogin(c, cl, code, username, "The username or password is incorrect.", "password", http.StatusUnauthorized)
-	case err != nil:
-		return h.serverError(c, err)
+	ctx := c.Request().Context()
+	user, ok, err := h.checkPassword(c, func(username, msg, field string, status int) error {
+		return h.deviceShowLogin(c, cl, code, username, msg, field, status)
+	})
+	if !ok {
+		return err
 	}
 	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
 		return h.serverError(c, err)
@@ -246,23 +232,6 @@ func (h *Handler) deviceLogin(c echo.Context) error {
 		return h.serverError(c, err)
 	}
 	return h.deviceShowConsent(c, cl, d, sess)
-}
-
-// startSession starts a new SSO session for userID (a new id on every
-// login, no fixation: the browser's old session ends) and sets its cookie.
-func (h *Handler) startSession(c echo.Context, userID string) (sessions.Session, error) {
-	ctx := c.Request().Context()
-	if old, err := c.Cookie(SessionCookie); err == nil {
-		if err := h.sess.End(ctx, old.Value); err != nil {
-			return sessions.Session{}, err
-		}
-	}
-	cookie, sess, err := h.sess.Start(ctx, userID, h.cfg.Now())
-	if err != nil {
-		return sessions.Session{}, err
-	}
-	c.SetCookie(h.cookie(SessionCookie, cookie, 0))
-	return sess, nil
 }
 
 // deviceShowConsent renders the confirmation: the application, the code,

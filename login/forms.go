@@ -13,6 +13,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/sessions"
+	"github.com/signet-auth/signet/users"
 )
 
 // parseForm reads a bounded form body.
@@ -58,28 +59,12 @@ func (h *Handler) submitLogin(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	r := c.Request()
-	ctx := r.Context()
-	username, password := r.PostFormValue("username"), r.PostFormValue("password")
-	switch {
-	case username == "":
-		return h.renderLogin(c, req, tx, username, "Enter your username.", "username", http.StatusBadRequest)
-	case password == "":
-		return h.renderLogin(c, req, tx, username, "Enter your password.", "password", http.StatusBadRequest)
-	}
-	user, err := h.auth.AuthenticateUser(ctx, username, password, c.RealIP())
-	var locked *authority.LockedOutError
-	switch {
-	case errors.As(err, &locked):
-		wait := locked.Until.Sub(h.cfg.Now())
-		secs := int(math.Ceil(wait.Seconds()))
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		msg := fmt.Sprintf("Too many failed sign-in attempts. Try again in %d seconds (after %s UTC).", secs, locked.Until.UTC().Format("15:04:05"))
-		return h.renderLogin(c, req, tx, username, msg, "", http.StatusTooManyRequests)
-	case errors.Is(err, authority.ErrBadLogin):
-		return h.renderLogin(c, req, tx, username, "The username or password is incorrect.", "password", http.StatusUnauthorized)
-	case err != nil:
-		return h.serverError(c, err)
+	ctx := c.Request().Context()
+	user, ok, err := h.checkPassword(c, func(username, msg, field string, status int) error {
+		return h.renderLogin(c, req, tx, username, msg, field, status)
+	})
+	if !ok {
+		return err
 	}
 	// One completion per transaction: a resubmitted form finds it gone.
 	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
@@ -88,18 +73,56 @@ func (h *Handler) submitLogin(c echo.Context) error {
 		return h.errorPage(c, http.StatusBadRequest, "This page has expired",
 			"This sign-in was already completed. Start again to continue.", tx.Query)
 	}
-	// A new session id on every login (no fixation): the old one ends.
-	if old, ok := h.readCookie(c, SessionCookie); ok {
-		if err := h.sess.End(ctx, old); err != nil {
-			return h.serverError(c, err)
-		}
-	}
-	cookie, sess, err := h.sess.Start(ctx, user.ID, h.cfg.Now())
+	sess, err := h.startSession(c, user.ID)
 	if err != nil {
 		return h.serverError(c, err)
 	}
-	c.SetCookie(h.cookie(SessionCookie, cookie, 0))
 	return h.afterLogin(c, req, sess)
+}
+
+// checkPassword checks the sign-in form's username and password (the
+// failed-login limits included). A refusal is answered through again, the
+// form shown once more with a message on a field, and ok is false.
+func (h *Handler) checkPassword(c echo.Context, again func(username, msg, field string, status int) error) (user users.User, ok bool, err error) {
+	r := c.Request()
+	username, password := r.PostFormValue("username"), r.PostFormValue("password")
+	switch {
+	case username == "":
+		return user, false, again(username, "Enter your username.", "username", http.StatusBadRequest)
+	case password == "":
+		return user, false, again(username, "Enter your password.", "password", http.StatusBadRequest)
+	}
+	user, err = h.auth.AuthenticateUser(r.Context(), username, password, c.RealIP())
+	var locked *authority.LockedOutError
+	switch {
+	case errors.As(err, &locked):
+		secs := int(math.Ceil(locked.Until.Sub(h.cfg.Now()).Seconds()))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		msg := fmt.Sprintf("Too many failed sign-in attempts. Try again in %d seconds (after %s UTC).", secs, locked.Until.UTC().Format("15:04:05"))
+		return user, false, again(username, msg, "", http.StatusTooManyRequests)
+	case errors.Is(err, authority.ErrBadLogin):
+		return user, false, again(username, "The username or password is incorrect.", "password", http.StatusUnauthorized)
+	case err != nil:
+		return user, false, h.serverError(c, err)
+	}
+	return user, true, nil
+}
+
+// startSession starts a new SSO session for userID (a new id on every
+// login, no fixation: the browser's old session ends) and sets its cookie.
+func (h *Handler) startSession(c echo.Context, userID string) (sessions.Session, error) {
+	ctx := c.Request().Context()
+	if old, ok := h.readCookie(c, SessionCookie); ok {
+		if err := h.sess.End(ctx, old); err != nil {
+			return sessions.Session{}, err
+		}
+	}
+	cookie, sess, err := h.sess.Start(ctx, userID, h.cfg.Now())
+	if err != nil {
+		return sessions.Session{}, err
+	}
+	c.SetCookie(h.cookie(SessionCookie, cookie, 0))
+	return sess, nil
 }
 
 // submitConsent is POST /login/consent.
