@@ -184,7 +184,7 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, req Request) 
 
 	ent, err := a.cfg.Clients.Lookup(ctx, id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, serverError(fmt.Errorf("authenticate client: %w", err))
+		return nil, fmt.Errorf("authenticate client: %w", err) // not a refusal: the endpoint maps it (a store that did not answer is 503)
 	}
 	if ent == nil || !ent.KeyJWT {
 		return g.fail("client authentication failed", nil)
@@ -205,7 +205,7 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, req Request) 
 	}
 	replay, err := a.useJTI(ctx, id, c.Jti, unix(*c.Exp), now)
 	if err != nil {
-		return nil, serverError(fmt.Errorf("record client assertion: %w", err))
+		return nil, fmt.Errorf("record client assertion: %w", err) // not a refusal: the endpoint maps it (a store that did not answer is 503)
 	}
 	if replay {
 		return g.fail("client assertion was already used (its jti is single use)", nil)

@@ -183,10 +183,6 @@ func invalidClient(desc string, basic bool, err error) *Error {
 	return &Error{Code: "invalid_client", Description: desc, Status: http.StatusUnauthorized, Basic: basic, Err: err}
 }
 
-func serverError(err error) *Error {
-	return &Error{Code: "server_error", Description: "internal error", Status: http.StatusInternalServerError, Err: err}
-}
-
 // dummyHash is compared against when the client is unknown, so that an
 // unknown client id costs the same as a wrong secret.
 var dummyHash = sha256.Sum256([]byte("signet: no such client"))
@@ -240,7 +236,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, req Request) (*clients
 	}
 	ent, err := a.cfg.Clients.Lookup(ctx, id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, serverError(fmt.Errorf("authenticate client: %w", err))
+		return nil, fmt.Errorf("authenticate client: %w", err) // not a refusal: the endpoint maps it (a store that did not answer is 503)
 	}
 	sum := sha256.Sum256([]byte(secret))
 	if ent == nil {

@@ -276,6 +276,11 @@ type Registry struct {
 	cached bool
 	cache  sync.Map
 	mu     sync.Mutex
+	// unread holds the ids whose refresh failed on a store error (id →
+	// struct{}): they are out of cache (fail closed) and Lookup reads them
+	// from the store until a read succeeds, since no watch event may come
+	// again to bring them back.
+	unread sync.Map
 }
 
 // New returns a registry over store.
@@ -796,13 +801,17 @@ func (c *Registry) refresh(ctx context.Context, id string) {
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		c.cache.Delete(id)
+		c.unread.Delete(id)
 		return
 	case err != nil:
-		// Fail closed: a client we cannot read cannot authenticate.
+		// Fail closed: a client we cannot read cannot authenticate, until
+		// Lookup reads it again.
 		c.cache.Delete(id)
-		c.log.LogAttrs(ctx, slog.LevelError, "refresh client cache", slog.String("client_id", id), slog.String("err", err.Error()))
+		c.unread.Store(id, struct{}{})
+		c.log.LogAttrs(ctx, slog.LevelWarn, "refresh client cache: read again at its next use", slog.String("client_id", id), slog.String("err", err.Error()))
 		return
 	}
+	c.unread.Delete(id)
 	e, err := newEntry(rec)
 	if err != nil {
 		c.cache.Delete(id)
@@ -812,11 +821,41 @@ func (c *Registry) refresh(ctx context.Context, id string) {
 	c.cache.Store(id, e)
 }
 
+// readAgain reads a client whose cache refresh failed, under the refresh
+// lock so that it cannot store an older value over a newer refresh's. A
+// store error is returned as such (the caller answers 503, and counts no
+// failed authentication).
+func (c *Registry) readAgain(ctx context.Context, id string) (*Entry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.cache.Load(id); ok { // a refresh got there first
+		return v.(*Entry), nil
+	}
+	rec, err := c.load(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		c.unread.Delete(id)
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	e, err := newEntry(rec)
+	if err != nil {
+		return nil, err
+	}
+	c.cache.Store(id, e)
+	c.unread.Delete(id)
+	return e, nil
+}
+
 // Lookup returns the prepared client for the token endpoint.
 func (c *Registry) Lookup(ctx context.Context, id string) (*Entry, error) {
 	if c.cached {
 		if v, ok := c.cache.Load(id); ok {
 			return v.(*Entry), nil
+		}
+		if _, ok := c.unread.Load(id); ok {
+			return c.readAgain(ctx, id)
 		}
 		return nil, fmt.Errorf("client %s: %w", id, storage.ErrNotFound)
 	}

@@ -1,12 +1,14 @@
 package clients_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,5 +216,54 @@ func TestRegistry_Watch(t *testing.T) {
 	}
 	if _, err := server.Lookup(ctx, "svc"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Lookup(svc) after delete = %v, want ErrNotFound", err)
+	}
+}
+
+// unreadableStore fails every read while fail is set, as a store that has
+// lost its quorum does; writes still go through (they were committed before
+// the outage, or by another replica).
+type unreadableStore struct {
+	storage.Store
+	fail atomic.Bool
+}
+
+func (s *unreadableStore) View(ctx context.Context, fn func(storage.Tx) error) error {
+	if s.fail.Load() {
+		return fmt.Errorf("etcd scan: %w", storage.ErrUnavailable)
+	}
+	return s.Store.View(ctx, fn)
+}
+
+// TestRegistry_RefreshFailureRecovers: a client whose cache refresh failed
+// on a store error is out of the cache (fail closed: a store error, never
+// "no such client", which would count as a failed authentication), and is
+// read again at its next lookup once the store answers, though no watch
+// event ever comes for it again (TestReplica_Etcd_Staleness saw 401s and
+// then 429s for a valid client after etcd returned).
+func TestRegistry_RefreshFailureRecovers(t *testing.T) {
+	st := &unreadableStore{Store: newStore(t)}
+	ctx := t.Context()
+	server := clients.New(st, clients.Options{})
+	if err := server.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := server.Create(ctx, clients.Client{ID: "svc", Audiences: []string{"api"}}); err != nil {
+		t.Fatal(err)
+	}
+	st.fail.Store(true)
+	// The update commits (writes go through); the refresh after it cannot
+	// read the client back, as a watch event's refresh during an outage.
+	disabled := true
+	if _, err := server.Update(ctx, "svc", clients.Patch{Disabled: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := server.Lookup(ctx, "svc")
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Lookup while the store cannot be read = %v, want the store's error (not ErrNotFound)", err)
+	}
+	st.fail.Store(false)
+	e, err := server.Lookup(ctx, "svc")
+	if err != nil || !e.Record.Disabled {
+		t.Fatalf("Lookup after the store answers again = %+v, %v; want the client as committed (disabled)", e, err)
 	}
 }

@@ -93,6 +93,7 @@ func TestOffline_Etcd_EveryCommand(t *testing.T) {
 				}
 			}
 		}},
+		{cmd: "jwks", args: []string{"jwks", "signers", "--config", cfg}, check: ok(`"keys"`)},
 		{cmd: "audit", args: []string{"audit", "--config", cfg}, check: ok("clients.create", "users.create", "keys.rotate")},
 		{cmd: "backup", args: []string{"backup", "--config", cfg, "--out", bak}, check: func(t *testing.T, out, errOut string, code int) {
 			ok()(t, out, errOut, code)
