@@ -69,9 +69,43 @@ func (c *Custody) Name() string { return Name }
 // refused: PKCS#11 2.40 modules (SoftHSM2's crypto11 binding) have no
 // Ed25519 signing that crypto11 exposes.
 func (c *Custody) Generate(_ context.Context, alg string, rsaBits int, kidOf func(crypto.PublicKey) (string, error)) (custody.Key, error) {
+	var s crypto11.Signer
+	var id []byte
+	var err error
+	// A failed C_GenerateKeyPair creates no object (PKCS#11 §5.14), so a
+	// refused generation is tried again under a new id: SoftHSM2 on
+	// Debian 12 refuses some EC generations at random
+	// (CKR_TEMPLATE_INCONSISTENT, CKR_GENERAL_ERROR).
+	for attempt := 0; attempt < generateAttempts; attempt++ {
+		if s, id, err = c.generateOnce(alg, rsaBits); err == nil || errors.Is(err, errUnsupported) {
+			break
+		}
+	}
+	if errors.Is(err, errUnsupported) {
+		return custody.Key{}, fmt.Errorf("pkcs11: %s keys cannot be held in PKCS#11 custody (RS256, PS256, ES256, ES384, ES512 can)", alg)
+	}
+	if err != nil {
+		return custody.Key{}, fmt.Errorf("pkcs11: generate %s: %w: %w", alg, custody.ErrUnavailable, err)
+	}
+	if _, err := kidOf(s.Public()); err != nil {
+		// Not committed, so an orphan; try to leave none behind.
+		_ = s.Delete()
+		return custody.Key{}, err
+	}
+	return custody.Key{Signer: s, Handle: id}, nil
+}
+
+// generateAttempts bounds the tries of one key generation (see Generate).
+const generateAttempts = 4
+
+var errUnsupported = errors.New("algorithm not supported")
+
+// generateOnce asks the token for one key pair of alg under a new random
+// CKA_ID, labelled with the time (so orphans can be aged).
+func (c *Custody) generateOnce(alg string, rsaBits int) (crypto11.Signer, []byte, error) {
 	id := make([]byte, 16)
 	if _, err := io.ReadFull(c.rand, id); err != nil {
-		return custody.Key{}, fmt.Errorf("pkcs11: object id: %w", err)
+		return nil, nil, fmt.Errorf("object id: %w", err)
 	}
 	label := []byte(labelPrefix + strconv.FormatInt(c.now().Unix(), 10))
 	var s crypto11.Signer
@@ -86,17 +120,9 @@ func (c *Custody) Generate(_ context.Context, alg string, rsaBits int, kidOf fun
 	case "ES512":
 		s, err = c.ctx.GenerateECDSAKeyPairWithLabel(id, label, elliptic.P521())
 	default:
-		return custody.Key{}, fmt.Errorf("pkcs11: %s keys cannot be held in PKCS#11 custody (RS256, PS256, ES256, ES384, ES512 can)", alg)
+		return nil, nil, errUnsupported
 	}
-	if err != nil {
-		return custody.Key{}, fmt.Errorf("pkcs11: generate %s: %w: %w", alg, custody.ErrUnavailable, err)
-	}
-	if _, err := kidOf(s.Public()); err != nil {
-		// Not committed, so an orphan; try to leave none behind.
-		_ = s.Delete()
-		return custody.Key{}, err
-	}
-	return custody.Key{Signer: s, Handle: id}, nil
+	return s, id, err
 }
 
 // Load finds the key pair whose CKA_ID is handle.
