@@ -27,6 +27,9 @@ import (
 	"github.com/signet-auth/signet/users"
 )
 
+// browserNote is empty: the browser tests are built (browser_off_test.go).
+const browserNote = ""
+
 // chromiumPath finds the system Chromium. Built with -tags browser, the
 // test never skips: .ci/run installs Debian's chromium and runs it.
 func chromiumPath(t *testing.T) string {

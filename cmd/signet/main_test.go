@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -35,6 +36,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SIGNET_TEST_RUN_MAIN") == "1" {
 		main()
 		return
+	}
+	if browserNote != "" {
+		fmt.Fprintln(os.Stderr, browserNote)
 	}
 	os.Exit(m.Run())
 }
