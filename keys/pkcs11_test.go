@@ -277,37 +277,7 @@ func TestPKCS11_NoExtractablePrivateKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := mp11.New(cfg.Module)
-	if p == nil {
-		t.Fatal("load module")
-	}
-	// crypto11 already initialised the module in this process.
-	if err := p.Initialize(); err != nil && !errors.Is(err, mp11.Error(mp11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
-		t.Fatal(err)
-	}
-	slots, err := p.GetSlotList(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var slot uint
-	found := false
-	for _, s := range slots {
-		ti, err := p.GetTokenInfo(s)
-		if err == nil && strings.TrimRight(ti.Label, " \x00") == cfg.TokenLabel {
-			slot, found = s, true
-		}
-	}
-	if !found {
-		t.Fatalf("token %q not found", cfg.TokenLabel)
-	}
-	sh, err := p.OpenSession(slot, mp11.CKF_SERIAL_SESSION)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.CloseSession(sh)
-	if err := p.Login(sh, mp11.CKU_USER, cfg.PIN); err != nil && !errors.Is(err, mp11.Error(mp11.CKR_USER_ALREADY_LOGGED_IN)) {
-		t.Fatal(err)
-	}
+	p, sh := rawSession(t, cfg)
 	if err := p.FindObjectsInit(sh, []*mp11.Attribute{mp11.NewAttribute(mp11.CKA_CLASS, mp11.CKO_PRIVATE_KEY)}); err != nil {
 		t.Fatal(err)
 	}
@@ -341,4 +311,102 @@ func TestPKCS11_NoExtractablePrivateKey(t *testing.T) {
 			}
 		}
 	}
+}
+
+// rawSession is a logged-in session on cfg's token through the PKCS#11 API
+// itself, for reading and planting objects as another program would.
+func rawSession(t *testing.T, cfg pkcs11.Config) (*mp11.Ctx, mp11.SessionHandle) {
+	t.Helper()
+	p := mp11.New(cfg.Module)
+	if p == nil {
+		t.Fatal("load module")
+	}
+	// crypto11 already initialised the module in this process.
+	if err := p.Initialize(); err != nil && !errors.Is(err, mp11.Error(mp11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+		t.Fatal(err)
+	}
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slot uint
+	found := false
+	for _, s := range slots {
+		ti, err := p.GetTokenInfo(s)
+		if err == nil && strings.TrimRight(ti.Label, " \x00") == cfg.TokenLabel {
+			slot, found = s, true
+		}
+	}
+	if !found {
+		t.Fatalf("token %q not found", cfg.TokenLabel)
+	}
+	sh, err := p.OpenSession(slot, mp11.CKF_SERIAL_SESSION|mp11.CKF_RW_SESSION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.CloseSession(sh) })
+	if err := p.Login(sh, mp11.CKU_USER, cfg.PIN); err != nil && !errors.Is(err, mp11.Error(mp11.CKR_USER_ALREADY_LOGGED_IN)) {
+		t.Fatal(err)
+	}
+	return p, sh
+}
+
+// TestPKCS11_UnnamedObjectReported: a private-key object with neither id nor
+// label (what a key generation interrupted by a crash leaves in SoftHSM2's
+// file store, and what crypto11 refuses to list at all) does not hide the
+// real orphans: it is reported as an orphan, never destroyed, and the keys
+// in use keep signing.
+func TestPKCS11_UnnamedObjectReported(t *testing.T) {
+	clk := newClock()
+	cfg := softhsmtest.NewToken(t, "signet-unnamed")
+	cfg.Now = clk.Now
+	hsm, err := pkcs11.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hsm.Close()
+	st, _ := openStore(t)
+	m := openManager(t, st, keys.Options{Algorithms: []string{"ES256"}, Custody: hsmCustody(hsm), Now: clk.Now})
+	signAndVerify(t, m, "ES256")
+	// A real orphan (generated, never committed)...
+	if _, err := hsm.Generate(t.Context(), "ES256", 0, func(crypto.PublicKey) (string, error) { return "x", nil }); err != nil {
+		t.Fatal(err)
+	}
+	// ...and an unnamed private key planted as another program would.
+	p, sh := rawSession(t, cfg)
+	p256 := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
+	if _, err := p.CreateObject(sh, []*mp11.Attribute{
+		mp11.NewAttribute(mp11.CKA_CLASS, mp11.CKO_PRIVATE_KEY),
+		mp11.NewAttribute(mp11.CKA_KEY_TYPE, mp11.CKK_EC),
+		mp11.NewAttribute(mp11.CKA_TOKEN, true),
+		mp11.NewAttribute(mp11.CKA_EC_PARAMS, p256),
+		mp11.NewAttribute(mp11.CKA_VALUE, []byte(strings.Repeat("\x01", 32))),
+	}); err != nil {
+		t.Fatalf("plant an unnamed object: %v", err)
+	}
+	orphans, err := m.Orphans(t.Context())
+	if err != nil {
+		t.Fatalf("Orphans with an unnamed object in the token: %v", err)
+	}
+	var named, unnamed int
+	for _, o := range orphans {
+		switch {
+		case o.Handle == nil && o.Label == "":
+			unnamed++
+		case strings.HasPrefix(o.Label, "signet:"):
+			named++
+		}
+	}
+	if named != 1 || unnamed != 1 || len(orphans) != 2 {
+		t.Fatalf("orphans = %+v, want the generated key and the unnamed object", orphans)
+	}
+	clk.Add(time.Hour)
+	gone, err := m.DestroyOrphans(t.Context(), time.Minute)
+	if err != nil || len(gone) != 1 || gone[0].Handle == nil {
+		t.Fatalf("DestroyOrphans = %+v, %v; want only the named orphan destroyed", gone, err)
+	}
+	if orphans, err := m.Orphans(t.Context()); err != nil || len(orphans) != 1 || orphans[0].Handle != nil {
+		t.Fatalf("after DestroyOrphans: %+v, %v; want the unnamed object left alone", orphans, err)
+	}
+	signAndVerify(t, m, "ES256")
 }

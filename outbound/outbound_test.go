@@ -119,6 +119,7 @@ func TestFetcher_NoRedirects(t *testing.T) {
 func TestFetcher_SizeAndTime(t *testing.T) {
 	big := strings.Repeat("x", 2<<20)
 	zipped := gzipped(t, big)
+	release := make(chan struct{})
 	srv, pool, _ := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/declared":
@@ -132,10 +133,15 @@ func TestFetcher_SizeAndTime(t *testing.T) {
 			w.Header().Set("Content-Encoding", "gzip")
 			_, _ = w.Write(zipped)
 		case "/slow":
+			// Never a 200: if this handler ever answers, it answers an
+			// error the fetcher must report, so only the timeout can
+			// make Get fail the way the test wants.
 			select {
 			case <-r.Context().Done():
+			case <-release:
 			case <-time.After(5 * time.Second):
 			}
+			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
 	f := outbound.New(outbound.Options{RootCAs: pool, AllowNetworks: loopbackNet, MaxBody: 64 << 10})
@@ -145,9 +151,12 @@ func TestFetcher_SizeAndTime(t *testing.T) {
 		}
 	}
 	f = outbound.New(outbound.Options{RootCAs: pool, AllowNetworks: loopbackNet, Timeout: 300 * time.Millisecond})
+	t.Cleanup(func() { close(release) }) // runs before srv.Close, which waits for handlers
 	start := time.Now()
-	if _, err := outbound.Get(t.Context(), f, srv.URL+"/slow", ident); err == nil {
-		t.Error("Get(/slow) succeeded")
+	_, err := outbound.Get(t.Context(), f, srv.URL+"/slow", ident)
+	var timeout interface{ Timeout() bool }
+	if !errors.As(err, &timeout) || !timeout.Timeout() {
+		t.Errorf("Get(/slow) = %v, want a timeout", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Get(/slow) took %s, want about the 300ms timeout", d)

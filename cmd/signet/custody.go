@@ -131,6 +131,11 @@ func runKeysOrphans(ctx context.Context, args []string, stdout, stderr io.Writer
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, verb+"\tCUSTODY\tLABEL\tCREATED")
 	for _, o := range orphans {
+		if o.Handle == nil && o.Label == "" {
+			// keys.Orphan with neither: never destroyed (see pkcs11.Objects).
+			fmt.Fprintf(tw, "-\t%s\t(no id, no label: an interrupted key generation; signet leaves it, remove it with the token's own tool)\t-\n", o.Custody)
+			continue
+		}
 		fmt.Fprintf(tw, "%x\t%s\t%s\t%s\n", o.Handle, o.Custody, o.Label, fmtTime(o.Created))
 	}
 	return tw.Flush()
