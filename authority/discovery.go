@@ -75,7 +75,7 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		Issuer:                            cfg.Issuer,
 		TokenEndpoint:                     base + "/oauth2/token",
 		JWKSURI:                           base + "/.well-known/jwks.json",
-		GrantTypesSupported:               clients.SupportedGrants(),
+		GrantTypesSupported:               grantTypes(cfg),
 		ResponseTypesSupported:            []string{"code"},
 		TokenEndpointAuthMethodsSupported: append(clientauth.Methods(), clients.AuthNone),
 		TokenEndpointAuthSigningAlgs:      clientauth.SigningAlgs(),

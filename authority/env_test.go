@@ -132,6 +132,8 @@ type envOptions struct {
 	// custody, when set, holds the keys of the algorithms it names
 	// (keys.Options.Custody).
 	custody map[string]custody.Custody
+	// grants are extension grants (authority.Config.Grants).
+	grants map[string]authority.Grant
 }
 
 // testFeedKey keys the revocation feed's subject hashes in tests.
@@ -199,6 +201,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Logger:         logger,
 		Now:            e.clock.Now,
 		DPoP:           dpop,
+		Grants:         o.grants,
 	})
 	if err != nil {
 		t.Fatal(err)

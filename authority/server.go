@@ -153,6 +153,10 @@ type Config struct {
 	// TokenMetrics receives token endpoint events (cmd wires it to
 	// Prometheus, so authority stays free of a metrics library); nil: none.
 	TokenMetrics TokenMetrics
+	// Grants are the grant types served by other packages, by grant_type
+	// (clients.GrantJWTBearer, clients.GrantTokenExchange). A type not
+	// here answers unsupported_grant_type.
+	Grants map[string]Grant
 	// Ready reports whether the server can do its job (store reachable, an
 	// active key loaded). Nil means always ready.
 	Ready func(ctx context.Context) error

@@ -49,6 +49,9 @@ type tokenParams struct {
 	// ("" without a proof): the access token is bound to it.
 	dpopJKT    string
 	deviceCode string // RFC 8628 device_code
+	// form is the whole body, for a grant served by another package
+	// (Config.Grants).
+	form url.Values
 }
 
 // token is POST /oauth2/token (RFC 6749 §4.4 client_credentials).
@@ -86,8 +89,9 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if p.grantType == "" {
 		return InvalidRequest("grant_type is required")
 	}
-	if !clients.SupportedGrant(p.grantType) {
-		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be authorization_code, client_credentials, password, refresh_token or " + clients.GrantDeviceCode, Status: http.StatusBadRequest}
+	ext := s.cfg.Grants[p.grantType]
+	if ext == nil && (!clients.SupportedGrant(p.grantType) || clients.ExtensionGrant(p.grantType)) {
+		return &Error{Code: "unsupported_grant_type", Description: "grant_type must be one of " + strings.Join(grantTypes(s.cfg), ", "), Status: http.StatusBadRequest}
 	}
 	ent, err := s.authenticate(c, r, &p)
 	if err != nil {
@@ -97,6 +101,9 @@ func (s *Server) tokenRequest(c echo.Context) error {
 		return err
 	}
 	s.allowBrowserOrigin(c, ent)
+	if ext != nil {
+		return s.extensionGrant(c, ext, ent, &p)
+	}
 	switch p.grantType {
 	case clients.GrantPassword:
 		return s.passwordGrant(c, ent, &p)
@@ -185,6 +192,7 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 	p.token, p.tokenTypeHint = get("token"), get("token_type_hint")
 	p.code, p.redirectURI, p.codeVerifier = get("code"), get("redirect_uri"), get("code_verifier")
 	p.deviceCode = get("device_code")
+	p.form = form
 	for _, v := range form["resource"] {
 		if v != "" && !slices.Contains(p.resources, v) {
 			p.resources = append(p.resources, v)
@@ -379,6 +387,8 @@ type accessSpec struct {
 	// jkt is the thumbprint of the DPoP key the token is bound to; "" for
 	// a bearer token.
 	jkt string
+	// expires caps exp (unix seconds); 0: the client's lifetime.
+	expires int64
 }
 
 type signedAccess struct {
@@ -414,6 +424,10 @@ func (s *Server) sign(key *jwssign.Key, ent *clients.Entry, sp accessSpec) (sign
 		Iss: s.cfg.Issuer, Sub: sp.sub, Aud: sp.aud,
 		Exp: sp.iat + int64(ttl/time.Second), Nbf: sp.iat, Iat: sp.iat,
 		Jti: sp.jti, ClientID: ent.Record.ID, Scope: sp.scope, Instance: ent.Record.Instance,
+	}
+	if sp.expires != 0 && sp.expires < claims.Exp {
+		claims.Exp = sp.expires
+		ttl = time.Duration(claims.Exp-sp.iat) * time.Second
 	}
 	if sp.jkt != "" {
 		claims.Cnf = &confirmation{JKT: sp.jkt}

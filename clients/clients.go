@@ -34,8 +34,12 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	// GrantDeviceCode is the RFC 8628 device authorization grant.
 	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
-	AuthSecretBasic = "client_secret_basic"
-	AuthSecretPost  = "client_secret_post"
+	// GrantJWTBearer is the RFC 7523 §2.1 JWT authorization grant.
+	GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	// GrantTokenExchange is the RFC 8693 token exchange grant.
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	AuthSecretBasic    = "client_secret_basic"
+	AuthSecretPost     = "client_secret_post"
 	// AuthNone is a public client's method: client_id only, no secret.
 	AuthNone = "none"
 )
@@ -61,7 +65,15 @@ var (
 // supportedAlgorithms are the asymmetric JWS algorithms Signet can sign
 // with. HS* never: a symmetric key cannot be published.
 // supportedGrants are the grant types a client may be allowed.
-var supportedGrants = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantAuthorizationCode, GrantDeviceCode}
+var supportedGrants = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantAuthorizationCode, GrantDeviceCode, GrantJWTBearer, GrantTokenExchange}
+
+// extensionGrants are served by packages of their own through
+// authority.Config.Grants; a server without them configured refuses them.
+var extensionGrants = []string{GrantJWTBearer, GrantTokenExchange}
+
+// ExtensionGrant reports whether g is served outside the authority
+// package (authority.Config.Grants).
+func ExtensionGrant(g string) bool { return slices.Contains(extensionGrants, g) }
 
 // maxRefreshReuseGrace caps Client.RefreshReuseGrace.
 const maxRefreshReuseGrace = time.Minute
