@@ -1,146 +1,16 @@
 package main
 
 import (
-	"context"
-	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
+
+	"github.com/signet-auth/signet/logbuf"
 )
-
-// Log buffering. With the access log on, every request writes a line; one
-// write system call per line cost about 19 µs of CPU per token on the
-// loopback load run (issue 18), more than everything else the request does
-// besides HTTP and signing. So when the log goes to a file descriptor,
-// lines collect in memory and go out in one write:
-//   - every logFlushInterval, so a tail of the log lags by at most that;
-//   - at once after a line at warn or above (errors are never held back,
-//     and are out before a crash that may follow them);
-//   - when the buffer holds logBufferSize bytes;
-//   - when startup ends (the "signet serving" line) and at Close, after the
-//     listeners have finished their requests, so SIGTERM loses no line.
-//
-// What a SIGKILL or an unrecovered panic can lose is the info lines of
-// the last logFlushInterval. An in-memory writer (tests, io.Discard)
-// costs no system call and is left unbuffered.
-const (
-	logFlushInterval = time.Second
-	logBufferSize    = 64 << 10
-)
-
-// logBuffer is an io.Writer that holds whole lines (slog writes one line
-// per Write) until Flush.
-type logBuffer struct {
-	mu     sync.Mutex
-	w      io.Writer
-	buf    []byte
-	closed bool
-	stop   chan struct{}
-	done   chan struct{}
-}
-
-// newLogBuffer buffers writes to w and flushes on every receive from tick;
-// stopTick is called at Close (a time.Ticker's Stop).
-func newLogBuffer(w io.Writer, tick <-chan time.Time, stopTick func()) *logBuffer {
-	b := &logBuffer{w: w, buf: make([]byte, 0, logBufferSize), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(b.done)
-		defer stopTick()
-		for {
-			select {
-			case <-tick:
-				_ = b.Flush()
-			case <-b.stop:
-				return
-			}
-		}
-	}()
-	return b
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return b.w.Write(p)
-	}
-	if len(b.buf)+len(p) > cap(b.buf) {
-		if err := b.flushLocked(); err != nil {
-			return 0, err
-		}
-		if len(p) > cap(b.buf) {
-			return b.w.Write(p)
-		}
-	}
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-// Flush writes out what is buffered.
-func (b *logBuffer) Flush() error {
-	if b == nil {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.flushLocked()
-}
-
-func (b *logBuffer) flushLocked() error {
-	if len(b.buf) == 0 {
-		return nil
-	}
-	_, err := b.w.Write(b.buf)
-	b.buf = b.buf[:0] // a failed write is not retried: the next lines would pile up behind it
-	return err
-}
-
-// Close stops the timer and flushes; later writes go straight through, so
-// a line logged after Close is not lost either.
-func (b *logBuffer) Close() error {
-	if b == nil {
-		return nil
-	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.closed = true
-	err := b.flushLocked()
-	b.mu.Unlock()
-	close(b.stop)
-	<-b.done
-	return err
-}
-
-// flushOnWarn flushes the buffer after every record at warn or above.
-type flushOnWarn struct {
-	slog.Handler
-	b *logBuffer
-}
-
-func (h flushOnWarn) Handle(ctx context.Context, r slog.Record) error {
-	err := h.Handler.Handle(ctx, r)
-	if r.Level >= slog.LevelWarn {
-		if ferr := h.b.Flush(); err == nil {
-			err = ferr
-		}
-	}
-	return err
-}
-
-func (h flushOnWarn) WithAttrs(as []slog.Attr) slog.Handler {
-	return flushOnWarn{h.Handler.WithAttrs(as), h.b}
-}
-
-func (h flushOnWarn) WithGroup(name string) slog.Handler {
-	return flushOnWarn{h.Handler.WithGroup(name), h.b}
-}
 
 // startLog makes the server's logger on m.LogOutput (stderr when nil),
-// buffered when that is a file (see above).
+// buffered when that is a file: one write system call per line cost about
+// 19 µs of CPU per token on the loopback load run (issue 18); see logbuf.
 func (m *Main) startLog() *slog.Logger {
 	w := m.LogOutput
 	if w == nil {
@@ -150,8 +20,8 @@ func (m *Main) startLog() *slog.Logger {
 	if !ok {
 		return newLogger(w, m.Config.Log)
 	}
-	t := time.NewTicker(logFlushInterval)
-	m.logBuf = newLogBuffer(f, t.C, t.Stop)
+	t := time.NewTicker(logbuf.FlushInterval)
+	m.logBuf = logbuf.New(f, t.C, t.Stop)
 	l := newLogger(m.logBuf, m.Config.Log)
-	return slog.New(flushOnWarn{l.Handler(), m.logBuf})
+	return slog.New(logbuf.FlushOnWarn{Handler: l.Handler(), B: m.logBuf})
 }

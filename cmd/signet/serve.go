@@ -27,7 +27,9 @@ import (
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/keys/setsign"
+	"github.com/signet-auth/signet/logbuf"
 	"github.com/signet-auth/signet/login"
+	"github.com/signet-auth/signet/metrics"
 	"github.com/signet-auth/signet/replay"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/sessions"
@@ -97,11 +99,11 @@ type Main struct {
 	fresh  *freshness     // nil on bolt: how recently etcd answered
 	// dpopReplay spends DPoP proof jtis in the store, for every replica.
 	dpopReplay *replay.Cache
-	purges     *purgeMetrics // what the purge job did (signet_purge_*)
+	purges     *metrics.Purges // what the purge job did (signet_purge_*)
 
 	closeOnce sync.Once
 	closeErr  error
-	logBuf    *logBuffer // nil unless the log goes to a file; access_log.go
+	logBuf    *logbuf.Buffer // nil unless the log goes to a file; access_log.go
 }
 
 // open starts everything after preflight (see Open in startup.go).
@@ -165,8 +167,8 @@ func (m *Main) open(ctx context.Context) error {
 	if metricsOn(c.HTTP) == metricsPublic {
 		publicMetrics = metricsHandler
 	}
-	jwksRequests := registerMetrics(reg, m.Keys, m.nextRotation, m.Now)
-	m.purges = newPurgeMetrics(reg)
+	jwksRequests := metrics.Register(reg, m.Keys, buildLabels(), m.nextRotation, m.Now)
+	m.purges = metrics.NewPurges(reg)
 	m.leader = startLeader(root, st, c, reg, log)
 	var canIssue func() error
 	if c.Storage.Backend == "etcd" {
@@ -196,7 +198,7 @@ func (m *Main) open(ctx context.Context) error {
 		}()
 	}
 	jh := jwksdoc.NewHandler(m.Keys, c.Parsed.JWKSMaxAge, log.With("component", "jwks"))
-	jwksHandler := countRequests(jh, jwksRequests)
+	jwksHandler := metrics.CountRequests(jh, jwksRequests)
 	fetcher, err := c.OutboundFetcher(log.With("component", "outbound"))
 	if err != nil {
 		return err
@@ -226,7 +228,7 @@ func (m *Main) open(ctx context.Context) error {
 		},
 		Backup:        m.backupTo,
 		Metrics:       publicMetrics,
-		TokenMetrics:  newTokenMetrics(reg),
+		TokenMetrics:  metrics.NewTokens(reg),
 		IPExtractor:   ipExtractor(c.Parsed.TrustedProxies),
 		SeparateAdmin: c.HTTP.AdminAddr != "",
 		Ready:         m.ready,
@@ -253,7 +255,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	m.Server.Register(ui.Register)
-	m.Server.Use(newHTTPMetrics(reg).middleware, storeDeadline)
+	m.Server.Use(metrics.NewHTTP(reg).Middleware, storeDeadline)
 
 	if err := m.ensureFirstClients(ctx); err != nil {
 		return err
@@ -546,7 +548,7 @@ func (m *Main) purgeJob(root context.Context) {
 	reports = append(reports, m.Server.Purge(ctx)...)
 	reports = append(reports, m.dpopReplay.Purge(ctx, replay.DPoPBucket))
 	for _, r := range reports {
-		m.purges.observe(r, m.Now())
+		m.purges.Observe(r, m.Now())
 		switch {
 		case r.Err != nil:
 			// Retried at the next run; signet_purge_failures_total and

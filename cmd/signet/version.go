@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/signet-auth/signet/metrics"
+
 	"context"
 	"fmt"
 	"io"
@@ -84,4 +86,10 @@ func printVersion(w io.Writer, b buildInfo) {
 		commit += " (modified)"
 	}
 	fmt.Fprintf(w, "signet %s\ncommit:   %s\nbuilt:    %s\ngo:       %s\nplatform: %s\n", b.Version, commit, b.Date, b.GoVersion, b.Platform)
+}
+
+// buildLabels are the labels of signet_build_info.
+func buildLabels() metrics.Build {
+	bi := readBuildInfo()
+	return metrics.Build{Version: bi.Version, Commit: bi.Commit, GoVersion: bi.GoVersion}
 }

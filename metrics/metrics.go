@@ -1,4 +1,8 @@
-package main
+// Package metrics is Signet's Prometheus instrumentation: the key set, the
+// token endpoint (authority.TokenMetrics), HTTP requests by route template,
+// and the purge job. Labels are bounded by construction: route templates,
+// grant types, algorithms, error codes, never a client id or a URL.
+package metrics
 
 import (
 	"net/http"
@@ -12,12 +16,14 @@ import (
 	"github.com/signet-auth/signet/storage"
 )
 
-// registerMetrics puts Signet's collectors on reg and returns the JWKS
-// request counter for countRequests. nextRotation tells when the
-// rotation job runs next (zero if not scheduled).
-func registerMetrics(reg *prometheus.Registry, km *keys.Manager, nextRotation, now func() time.Time) prometheus.Counter {
+// Build names the running build in signet_build_info.
+type Build struct{ Version, Commit, GoVersion string }
+
+// Register puts Signet's collectors on reg and returns the JWKS request
+// counter for CountRequests. nextRotation tells when the rotation job runs
+// next (zero if not scheduled).
+func Register(reg *prometheus.Registry, km *keys.Manager, bi Build, nextRotation, now func() time.Time) prometheus.Counter {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	bi := readBuildInfo()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "signet_build_info",
 		Help:        "Always 1; the labels say which build is running.",
@@ -47,9 +53,9 @@ func registerMetrics(reg *prometheus.Registry, km *keys.Manager, nextRotation, n
 	return jwksRequests
 }
 
-// countRequests counts requests to h without wrapping the ResponseWriter, so
+// CountRequests counts requests to h without wrapping the ResponseWriter, so
 // it adds no allocation to the JWKS path.
-func countRequests(h http.Handler, c prometheus.Counter) http.Handler {
+func CountRequests(h http.Handler, c prometheus.Counter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.Inc()
 		h.ServeHTTP(w, r)
@@ -93,18 +99,19 @@ func (c keyCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// tokenMetrics implements authority.TokenMetrics with Prometheus. Client
+// Tokens implements authority.TokenMetrics with Prometheus. Client
 // ids are left out of the labels on purpose: the registry can hold any
 // number of clients, and per-client series would grow without bound.
-type tokenMetrics struct {
+type Tokens struct {
 	issued  *prometheus.CounterVec
 	admin   *prometheus.CounterVec
 	failed  *prometheus.CounterVec
 	latency prometheus.Histogram
 }
 
-func newTokenMetrics(reg *prometheus.Registry) *tokenMetrics {
-	m := &tokenMetrics{
+// NewTokens registers the token endpoint metrics on reg.
+func NewTokens(reg *prometheus.Registry) *Tokens {
+	m := &Tokens{
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_tokens_issued_total",
 			Help: "Access tokens issued, by grant type and signing algorithm.",
@@ -127,24 +134,25 @@ func newTokenMetrics(reg *prometheus.Registry) *tokenMetrics {
 	return m
 }
 
-func (m *tokenMetrics) Issued(grant, alg, _ string) { m.issued.WithLabelValues(grant, alg).Inc() }
-func (m *tokenMetrics) IssuedAdmin(alg string)      { m.admin.WithLabelValues(alg).Inc() }
-func (m *tokenMetrics) Failed(code string)          { m.failed.WithLabelValues(code).Inc() }
-func (m *tokenMetrics) Observe(d time.Duration)     { m.latency.Observe(d.Seconds()) }
+func (m *Tokens) Issued(grant, alg, _ string) { m.issued.WithLabelValues(grant, alg).Inc() }
+func (m *Tokens) IssuedAdmin(alg string)      { m.admin.WithLabelValues(alg).Inc() }
+func (m *Tokens) Failed(code string)          { m.failed.WithLabelValues(code).Inc() }
+func (m *Tokens) Observe(d time.Duration)     { m.latency.Observe(d.Seconds()) }
 
-// httpMetrics counts the requests that reach echo by route template
+// HTTP counts the requests that reach echo by route template
 // (echo's c.Path(), such as /admin/clients/:id: never an id from the URL,
 // so the series stay bounded whatever clients send) and status class.
 // Requests that match no route share the route "unmatched". The JWKS is
 // served before echo and counted by signet_jwks_requests_total alone, so
 // its hot path pays nothing here.
-type httpMetrics struct {
+type HTTP struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
-	h := &httpMetrics{
+// NewHTTP registers the HTTP request metrics on reg.
+func NewHTTP(reg *prometheus.Registry) *HTTP {
+	h := &HTTP{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_http_requests_total",
 			Help: "HTTP requests by route template and status class (2xx, 3xx, 4xx, 5xx); the JWKS is in signet_jwks_requests_total.",
@@ -159,10 +167,10 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 	return h
 }
 
-// middleware observes one request. A handler's error is answered here
+// Middleware observes one request. A handler's error is answered here
 // (c.Error), so that its status is known; the server's error handler then
 // leaves the committed response alone when the error reaches it again.
-func (h *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+func (h *HTTP) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		err := next(c)
@@ -186,17 +194,18 @@ func statusClass(code int) string {
 	return statusClasses[code/100-1] // constants: no string built per request
 }
 
-// purgeMetrics are what the purge job did, by kind of record (keys, audit,
+// Purges are what the purge job did, by kind of record (keys, audit,
 // browser_sessions, login_transactions, authorization_codes,
 // refresh_sessions, denylist). Every replica registers them; only the
 // leader's move.
-type purgeMetrics struct {
+type Purges struct {
 	deleted, failures *prometheus.CounterVec
 	oldest            *prometheus.GaugeVec
 }
 
-func newPurgeMetrics(reg *prometheus.Registry) *purgeMetrics {
-	p := &purgeMetrics{
+// NewPurges registers the purge job metrics on reg.
+func NewPurges(reg *prometheus.Registry) *Purges {
+	p := &Purges{
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_purge_deleted_total",
 			Help: "Expired records the purge job deleted, by kind.",
@@ -214,8 +223,8 @@ func newPurgeMetrics(reg *prometheus.Registry) *purgeMetrics {
 	return p
 }
 
-// observe records one run's report.
-func (p *purgeMetrics) observe(r storage.Purged, now time.Time) {
+// Observe records one run's report.
+func (p *Purges) Observe(r storage.Purged, now time.Time) {
 	p.deleted.WithLabelValues(r.Kind).Add(float64(r.Deleted))
 	if r.Err != nil {
 		p.failures.WithLabelValues(r.Kind).Inc()

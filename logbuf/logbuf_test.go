@@ -1,4 +1,4 @@
-package main
+package logbuf
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// lockedBuffer is the file under a logBuffer: it counts writes.
+// lockedBuffer is the file under a Buffer: it counts writes.
 type lockedBuffer struct {
 	mu     sync.Mutex
 	b      bytes.Buffer
@@ -39,7 +39,7 @@ func TestLogBuffer_Ticker(t *testing.T) {
 	out := &lockedBuffer{}
 	tick := make(chan time.Time)
 	stopped := make(chan struct{})
-	b := newLogBuffer(out, tick, func() { close(stopped) })
+	b := New(out, tick, func() { close(stopped) })
 
 	for i := range 100 {
 		fmt.Fprintf(b, "line %d\n", i)
@@ -64,13 +64,13 @@ func TestLogBuffer_Ticker(t *testing.T) {
 
 	// Filling the buffer flushes it before the line that does not fit.
 	line := strings.Repeat("x", 1023) + "\n"
-	for range logBufferSize/len(line) + 1 {
+	for range BufferSize/len(line) + 1 {
 		b.Write([]byte(line))
 	}
 	if _, n := out.get(); n != 2 {
 		t.Errorf("after filling the buffer: %d writes, want 2", n)
 	}
-	huge := strings.Repeat("y", logBufferSize+1)
+	huge := strings.Repeat("y", BufferSize+1)
 	b.Write([]byte(huge))
 	if got, n := out.get(); n != 4 || !strings.HasSuffix(got, huge) {
 		t.Errorf("a line larger than the buffer: %d writes (want 4: the buffered lines, then it)", n)
@@ -102,9 +102,9 @@ func TestLogBuffer_Ticker(t *testing.T) {
 // with attributes and groups too.
 func TestLogBuffer_WarnFlushes(t *testing.T) {
 	out := &lockedBuffer{}
-	b := newLogBuffer(out, nil, func() {})
+	b := New(out, nil, func() {})
 	defer b.Close()
-	log := slog.New(flushOnWarn{slog.NewJSONHandler(b, nil), b}).With("component", "x").WithGroup("g")
+	log := slog.New(FlushOnWarn{slog.NewJSONHandler(b, nil), b}).With("component", "x").WithGroup("g")
 	log.Info("request", "path", "/a")
 	if got, _ := out.get(); got != "" {
 		t.Fatalf("an info line was written at once: %s", got)
