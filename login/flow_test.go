@@ -234,3 +234,41 @@ func TestMaxAgeZero(t *testing.T) {
 		t.Fatalf("max_age=0 = %d %v", p.status, p.location)
 	}
 }
+
+// TestLogout_FromTheRelyingPartyServer: oauth2-proxy's backend logout calls
+// the end-session endpoint from its server with the ID token and no browser
+// cookie. That ends the session the token came from (its sid), so the
+// browser is asked to log in again; the page says so only when it did,
+// and another session of the same user lives on. (It answered "You have
+// been signed out" while the browser's session lived on: issue 21.)
+func TestLogout_FromTheRelyingPartyServer(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	secret := e.webClient("web", nil)
+	b, other := e.browser(), e.browser()
+	tr, _ := e.flow(b, "web", secret, nil)
+	e.flow(other, "web", secret, nil) // the same user in a second browser
+	idt := tr.str("id_token")
+	if claims(t, idt)["sid"] == nil {
+		t.Fatal("the ID token has no sid")
+	}
+	server := e.browser() // no cookie: the relying party's server
+	logout := e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {idt}}.Encode()
+	p := server.get(logout)
+	if p.status != http.StatusOK || !strings.Contains(p.body, "The session is ended") {
+		t.Fatalf("server-side logout = %d %s", p.status, p.body)
+	}
+	verifier, challenge := pkce()
+	q := url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://app.example/cb"},
+		"scope": {"openid"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	_ = verifier
+	if ap := b.authorize(q); ap.location != nil {
+		t.Fatalf("after the server-side logout the browser still had its session: sent to %s", ap.location)
+	}
+	if ap := other.authorize(q); ap.location == nil {
+		t.Fatalf("the user's other session was ended too: %d", ap.status)
+	}
+	// Again: nothing left to end, and the page says so.
+	if p := server.get(logout); p.status != http.StatusOK || !strings.Contains(p.body, "No session was ended") || strings.Contains(p.body, "signed out of") {
+		t.Fatalf("second server-side logout = %d %s", p.status, p.body)
+	}
+}

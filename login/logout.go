@@ -75,8 +75,11 @@ func (h *Handler) endSession(c echo.Context) error {
 	// A valid hint for the session's own user is the RP speaking for the
 	// user: no question. Otherwise the user confirms (a cross-site link
 	// must not log anyone out).
-	if lr.hint != nil && (!ok || sess.UserID == lr.hint.Sub) {
+	if lr.hint != nil && ok && sess.UserID == lr.hint.Sub {
 		return h.finishLogout(c, lr, cookie)
+	}
+	if lr.hint != nil && !ok {
+		return h.logoutWithoutBrowser(c, lr)
 	}
 	browser, err := h.browserID(c)
 	if err != nil {
@@ -140,5 +143,30 @@ func (h *Handler) finishLogout(c echo.Context, lr *logoutRequest, cookie string)
 	}
 	p := h.newPage("Signed out")
 	p.Heading, p.Message = "You are signed out", "You have been signed out of "+h.cfg.ProductName+". You can close this page."
+	return h.render(c, http.StatusOK, "loggedout.html", p)
+}
+
+// logoutWithoutBrowser answers a valid id_token_hint that arrives with no
+// browser session: a relying party's server calling the end-session
+// endpoint (oauth2-proxy's backend logout), or a browser whose cookie is
+// gone. It ends the session the ID token came from (its sid, for its
+// user) and says truthfully whether one was ended: "signed out" only when
+// a session was. Anyone holding the ID token can do this, which is as much
+// as they could do with the browser that holds it; an ID token without sid
+// ends nothing.
+func (h *Handler) logoutWithoutBrowser(c echo.Context, lr *logoutRequest) error {
+	ended, err := h.sess.EndSID(c.Request().Context(), lr.hint.Sub, lr.hint.SID)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	if lr.redirect != "" {
+		return h.finishLogout(c, lr, "")
+	}
+	p := h.newPage("Signed out")
+	if ended {
+		p.Heading, p.Message = "The session is ended", "The "+h.cfg.ProductName+" session this application's sign-in came from has ended."
+	} else {
+		p.Heading, p.Message = "No session was ended", "The "+h.cfg.ProductName+" session this application's sign-in came from had already ended, or this request could not name it. No other session was changed."
+	}
 	return h.render(c, http.StatusOK, "loggedout.html", p)
 }

@@ -238,6 +238,52 @@ func (m *Manager) End(ctx context.Context, cookie string) error {
 	return nil
 }
 
+// EndSID deletes userID's session whose public id (the ID token's sid) is
+// sid, and reports whether there was one: a relying party that logs out
+// from its server, with the ID token and no browser, ends the session that
+// token came from and no other. The user's index names the candidates (a
+// user has a handful of sessions), so nothing scans all sessions.
+func (m *Manager) EndSID(ctx context.Context, userID, sid string) (bool, error) {
+	if userID == "" || sid == "" || strings.Contains(userID, "/") {
+		return false, nil
+	}
+	ended := false
+	err := m.store.Update(ctx, func(tx storage.Tx) error {
+		ended = false
+		var keys []string
+		err := tx.Scan(userSessionsBucket, userID+"/", func(k string, _ []byte) error {
+			keys = append(keys, k)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			key := strings.TrimPrefix(k, userID+"/")
+			var cur Session
+			if err := getJSON(tx, sessionsBucket, key, &cur); err != nil {
+				if errors.Is(err, storage.ErrNotFound) {
+					continue // the purge deletes the stale index entry
+				}
+				return err
+			}
+			if cur.SID != sid || cur.UserID != userID {
+				continue
+			}
+			if err := tx.Delete(userSessionsBucket, k); err != nil {
+				return err
+			}
+			ended = m.alive(&cur, m.opts.Now())
+			return tx.Delete(sessionsBucket, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("end session %s: %w", sid, err)
+	}
+	return ended, nil
+}
+
 // EndUser deletes every session of userID (force logout) and returns how
 // many there were. It takes the store, not a Manager, so that the offline
 // CLI and the authority's logout hook can call it.
