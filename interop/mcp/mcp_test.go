@@ -296,6 +296,21 @@ func TestMCP_TypeScriptSDK(t *testing.T) {
 	a := startMCPServer(t, s.issuer)
 	b := startMCPServer(t, s.issuer)
 	bctx := startBrowser(t)
+	// Each server has its host to itself, so it answers at the root
+	// well-known name too, for clients older than RFC 9728 §3.1's paths.
+	for _, m := range []*mcpServer{a, b} {
+		root := strings.TrimSuffix(m.resource, "/mcp") + jwks.WellKnownProtectedResource
+		resp, err := http.Get(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var md jwks.ResourceMetadata
+		err = json.NewDecoder(resp.Body).Decode(&md)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || md.Resource != m.resource || !slices.Equal(md.AuthorizationServers, []string{s.issuer}) {
+			t.Errorf("GET %s: %d %+v %v, want the metadata of %s naming %s", root, resp.StatusCode, md, err, m.resource, s.issuer)
+		}
+	}
 
 	for _, row := range []struct {
 		name string

@@ -59,6 +59,11 @@ func newHandler(v *jwks.Verifier, resource string) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(pr.MetadataPath(), pr)
+	if pr.MetadataPath() != jwks.WellKnownProtectedResource {
+		// The host has this one resource: clients written before RFC 9728
+		// §3.1's path rule look only at the root name.
+		mux.Handle(jwks.WellKnownProtectedResource, pr)
+	}
 	mux.Handle(path, jwks.HTTPMiddleware(v, jwks.WithProtectedResource(pr), jwks.RequireScopes(scope))(
 		withTokenInfo(mcpHandler)))
 	return mux, nil
