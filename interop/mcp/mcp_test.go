@@ -262,7 +262,7 @@ func (nc *nodeClient) next(t *testing.T, want string) event {
 			}
 			nc.all = append(nc.all, e)
 			switch e.Event {
-			case "fetch", "tokens":
+			case "fetch", "tokens", "client":
 				continue
 			case want:
 				return e

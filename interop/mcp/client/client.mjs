@@ -8,9 +8,11 @@
 //   SERVER_A, SERVER_B  the MCP endpoints of two servers with different
 //                       resource URIs; the token got for A must not open B
 //   REDIRECT_URI        the loopback redirect URI the Go test listens on
-//   CLIENT_ID           a client registered at Signet beforehand (the
-//                       provider's clientInformation(); dynamic
-//                       registration and CIMD rows come with those features)
+//   CLIENT_ID           a client registered at Signet beforehand, returned
+//                       by the provider's clientInformation(); unset, the
+//                       SDK registers one (RFC 7591) or, with
+//   CLIENT_METADATA_URL set, uses that client ID metadata document URL as
+//                       its client_id when Signet advertises support
 import readline from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -24,7 +26,8 @@ const env = (name) => {
 const serverA = env('SERVER_A');
 const serverB = env('SERVER_B');
 const redirectUri = env('REDIRECT_URI');
-const clientId = env('CLIENT_ID');
+const clientId = process.env.CLIENT_ID;
+const clientMetadataUrl = process.env.CLIENT_METADATA_URL;
 
 const emit = (event, fields = {}) => process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
 
@@ -46,6 +49,7 @@ class MemoryProvider {
 		this._client = clientInformation;
 		this._tokens = tokens;
 		this.authorizationURL = undefined;
+		if (clientMetadataUrl) this.clientMetadataUrl = clientMetadataUrl;
 	}
 	get redirectUrl() { return redirectUri; }
 	get clientMetadata() {
@@ -58,7 +62,7 @@ class MemoryProvider {
 		};
 	}
 	clientInformation() { return this._client; }
-	saveClientInformation(info) { this._client = info; }
+	saveClientInformation(info) { this._client = info; emit('client', { client_id: info.client_id }); }
 	tokens() { return this._tokens; }
 	saveTokens(tokens) { this._tokens = tokens; emit('tokens', { tokens: summary(tokens) }); }
 	redirectToAuthorization(url) { this.authorizationURL = url; emit('authorize', { url: String(url) }); }
@@ -91,7 +95,7 @@ const whoami = async (client) => {
 };
 
 async function main() {
-	const provider = new MemoryProvider({ clientInformation: { client_id: clientId } });
+	const provider = new MemoryProvider({ clientInformation: clientId ? { client_id: clientId } : undefined });
 
 	// 1. No token: the server's 401 sends the SDK through RFC 9728 and
 	// RFC 8414 discovery to Signet's authorization endpoint.
@@ -132,7 +136,7 @@ async function main() {
 
 	// The SDK, holding only A's access token, goes back to Signet for a
 	// token for B rather than using A's.
-	const pb = new MemoryProvider({ clientInformation: { client_id: clientId },
+	const pb = new MemoryProvider({ clientInformation: provider.clientInformation(),
 		tokens: { access_token: token, token_type: 'Bearer' } });
 	try {
 		await connect(serverB, pb);
