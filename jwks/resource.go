@@ -123,6 +123,13 @@ func canonicalResource(raw string, plainHTTP bool) (string, error) {
 	if u.Fragment != "" || strings.Contains(raw, "#") || u.RawQuery != "" || u.ForceQuery || u.User != nil || u.Opaque != "" {
 		return "", fmt.Errorf("resource %q: want scheme://host[:port][/path], without fragment, query or user information (RFC 8707 §2, RFC 9728 §1.2)", raw)
 	}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			// A client would send it as written; the metadata path and
+			// the mux would see it cleaned: two names for one resource.
+			return "", fmt.Errorf("resource %q: want a path without . or .. segments", raw)
+		}
+	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	u.Host = strings.ToLower(u.Host)
 	if port := u.Port(); (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {

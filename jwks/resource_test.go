@@ -25,6 +25,7 @@ func TestProtectedResource_Metadata(t *testing.T) {
 		{"slash only", "https://mcp.example.com/", "https://mcp.example.com", "/.well-known/oauth-protected-resource", false},
 		{"case and default port", "HTTPS://MCP.Example.COM:443/Tools/v1", "https://mcp.example.com/Tools/v1", "/.well-known/oauth-protected-resource/Tools/v1", false},
 		{"other port kept", "https://mcp.example.com:8443/mcp/", "https://mcp.example.com:8443/mcp/", "/.well-known/oauth-protected-resource/mcp/", false},
+		{"IPv6, default port", "https://[2001:DB8::1]:443/mcp", "https://[2001:db8::1]/mcp", "/.well-known/oauth-protected-resource/mcp", false},
 		{"loopback http", "http://127.0.0.1:9000/mcp", "http://127.0.0.1:9000/mcp", "/.well-known/oauth-protected-resource/mcp", false},
 		{"with DPoP", "https://mcp.example.com/mcp", "https://mcp.example.com/mcp", "/.well-known/oauth-protected-resource/mcp", true},
 	} {
@@ -119,6 +120,7 @@ func TestNewProtectedResource_Config(t *testing.T) {
 		{"user info", ResourceMetadata{Resource: "https://u:p@mcp.example.com/mcp"}, "user information"},
 		{"relative", ResourceMetadata{Resource: "/mcp"}, "no host"},
 		{"not http", ResourceMetadata{Resource: "urn:example:mcp"}, "without fragment"},
+		{"dot segment", ResourceMetadata{Resource: "https://mcp.example.com/a/../mcp"}, "without . or .. segments"},
 		{"plain http off loopback", ResourceMetadata{Resource: "http://mcp.internal/mcp"}, "not https"},
 		{"not an audience", ResourceMetadata{Resource: "https://other.example.com/mcp"}, `add jwks.WithAudience("https://other.example.com/mcp")`},
 		{"authorization server http", ResourceMetadata{Resource: "https://mcp.example.com/mcp",
