@@ -105,3 +105,35 @@ func BenchmarkHTTPMiddleware(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHTTPMiddlewareProtectedResource is BenchmarkHTTPMiddleware with
+// WithProtectedResource: the resource's own aud check on top.
+func BenchmarkHTTPMiddlewareProtectedResource(b *testing.B) {
+	const resource = "https://mcp.example.com/mcp"
+	k := newTestKey(b, "RS256")
+	f := newFakeIssuer(b, k)
+	v, err := NewVerifier(b.Context(), f.URL(), WithAudience(resource))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = v.Close() })
+	pr, err := NewProtectedResource(v, ResourceMetadata{Resource: resource})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := f.claims(time.Now())
+	c["exp"], c["aud"] = time.Now().Add(time.Hour).Unix(), resource
+	h := HTTPMiddleware(v, WithProtectedResource(pr), RequireScopes("read"))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("Authorization", "Bearer "+sign(b, k, c, nil))
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNoContent {
+			b.Fatalf("status %d", rec.Code)
+		}
+	}
+}

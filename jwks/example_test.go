@@ -131,3 +131,62 @@ func ExampleClaims_HasScope() {
 	// false
 	// false
 }
+
+// A resource server (an MCP server, say) that clients discover on their
+// own: its 401 points at its RFC 9728 metadata, which names the
+// authorization server to get a token from and the scopes to ask for.
+func ExampleNewProtectedResource() {
+	authority := testauthority.Start()
+	defer authority.Close()
+	const resource = "https://mcp.example.com/mcp" // what clients send as RFC 8707 resource
+	v, err := jwks.NewVerifier(context.Background(), authority.Issuer(), jwks.WithAudience(resource))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer v.Close()
+	pr, err := jwks.NewProtectedResource(v, jwks.ResourceMetadata{
+		Resource:        resource,
+		ScopesSupported: []string{"tools"},
+	}) // authorization_servers: the verifier's issuer
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	tools := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, _ := jwks.ClaimsFromContext(r.Context())
+		fmt.Fprintf(w, "tools for %s", claims.Subject)
+	})
+	mux := http.NewServeMux()
+	mux.Handle(pr.MetadataPath(), pr) // /.well-known/oauth-protected-resource/mcp, outside the middleware
+	mux.Handle("/mcp", jwks.HTTPMiddleware(v, jwks.WithProtectedResource(pr), jwks.RequireScopes("tools"))(tools))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	for _, token := range []string{
+		"",
+		authority.Token("alice", "https://other.example.com/mcp", "tools"), // another resource's token
+		authority.Token("alice", resource, "profile"),
+		authority.Token("alice", resource, "tools"),
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			fmt.Println(resp.StatusCode, string(body))
+			continue
+		}
+		fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	// Output:
+	// 401 Bearer scope="tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+	// 401 Bearer error="invalid_token", error_description="the access token is invalid", scope="tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+	// 403 Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+	// 200 tools for alice
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -24,8 +26,9 @@ func RequireScopes(scopes ...string) MiddlewareOption {
 // HTTPMiddleware wraps it for net/http and package echojwt for echo; a
 // middleware for another framework wraps it the same way.
 type Authenticator struct {
-	v      *Verifier
-	scopes []string
+	v        *Verifier
+	scopes   []string
+	resource *ProtectedResource // WithProtectedResource; nil: none
 }
 
 // NewAuthenticator returns an Authenticator that verifies with v.
@@ -33,6 +36,9 @@ func NewAuthenticator(v *Verifier, opts ...MiddlewareOption) *Authenticator {
 	a := &Authenticator{v: v}
 	for _, o := range opts {
 		o(a)
+	}
+	if a.resource != nil && a.resource.v != v {
+		panic("jwks: WithProtectedResource: the ProtectedResource was built on another Verifier")
 	}
 	return a
 }
@@ -61,7 +67,9 @@ type Refusal struct {
 	Code string
 	// Description is the error_description sent to the client.
 	Description string
-	// Scope lists the required scopes with insufficient_scope.
+	// Scope lists the required scopes: with insufficient_scope, and on a
+	// 401 of a protected resource (WithProtectedResource), so that the
+	// client knows what to ask for.
 	Scope string
 	// Err is why: a verification error wrapping one of the Err* values,
 	// or a description of the missing header or scopes.
@@ -75,6 +83,9 @@ type Refusal struct {
 	DPoPAlgs string
 	// Nonce, when set, is sent in a DPoP-Nonce header (use_dpop_nonce).
 	Nonce string
+	// ResourceMetadata, when set, is the URL of the resource's RFC 9728
+	// metadata, sent as resource_metadata in each challenge (RFC 9728 §5.1).
+	ResourceMetadata string
 }
 
 // Error describes the refusal with its cause, for logs.
@@ -93,37 +104,50 @@ type ErrorBody struct {
 
 // WWWAuthenticate is the value of the WWW-Authenticate header to send.
 // With DPoPAlgs it holds two challenges (RFC 9110 §11.6.1), the one with
-// the error first.
+// the error first; resource_metadata, when set, is in each.
 func (r *Refusal) WWWAuthenticate() string {
 	scheme := r.Scheme
 	if scheme == "" {
 		scheme = "Bearer"
 	}
+	var params []string
+	if r.Code != "" {
+		params = append(params, `error="`+r.Code+`"`, `error_description="`+quoteSafe(r.Description)+`"`)
+	}
+	if r.Scope != "" {
+		params = append(params, `scope="`+quoteSafe(r.Scope)+`"`)
+	}
+	var dpopParams []string
+	if r.DPoPAlgs != "" {
+		dpopParams = append(dpopParams, `algs="`+quoteSafe(r.DPoPAlgs)+`"`)
+	}
+	rm := ""
+	if r.ResourceMetadata != "" {
+		rm = `resource_metadata="` + quoteSafe(r.ResourceMetadata) + `"`
+	}
+	if scheme == "DPoP" {
+		return challenge(scheme, append(append(params, dpopParams...), rm))
+	}
+	out := challenge(scheme, append(params, rm))
+	if dpopParams != nil {
+		out += ", " + challenge("DPoP", append(dpopParams, rm))
+	}
+	return out
+}
+
+// challenge is one RFC 9110 §11.3 challenge: the scheme, then the
+// non-empty parameters separated by commas.
+func challenge(scheme string, params []string) string {
 	var b strings.Builder
 	b.WriteString(scheme)
-	if r.Code != "" {
-		b.WriteString(` error="`)
-		b.WriteString(r.Code)
-		b.WriteString(`", error_description="`)
-		b.WriteString(quoteSafe(r.Description))
-		b.WriteString(`"`)
-		if r.Scope != "" {
-			b.WriteString(`, scope="`)
-			b.WriteString(quoteSafe(r.Scope))
-			b.WriteString(`"`)
+	sep := " "
+	for _, p := range params {
+		if p == "" {
+			continue
 		}
-	}
-	if r.DPoPAlgs != "" {
-		switch {
-		case scheme != "DPoP":
-			b.WriteString(`, DPoP algs="`)
-		case r.Code != "":
-			b.WriteString(`, algs="`)
-		default:
-			b.WriteString(` algs="`)
-		}
-		b.WriteString(quoteSafe(r.DPoPAlgs))
-		b.WriteString(`"`)
+		b.WriteString(sep)
+		b.WriteString(p)
+		sep = ", "
 	}
 	return b.String()
 }
@@ -174,6 +198,11 @@ const maxAuthorizationHeader = MaxTokenSize + len("Bearer ") + 64
 // its context (see ClaimsFromContext), or the refusal to answer with.
 func (a *Authenticator) Authenticate(r *http.Request) (*http.Request, *Refusal) {
 	claims, err := a.v.VerifyRequest(r.Context(), r)
+	if err == nil && a.resource != nil && !slices.Contains(claims.Audience, a.resource.md.Resource) {
+		// The verifier may accept several audiences; this resource takes
+		// only tokens issued for it (RFC 8707 §2, RFC 9728 §7.4).
+		err = fmt.Errorf("aud does not name the resource %q: %w", a.resource.md.Resource, ErrAudience)
+	}
 	if err != nil {
 		return nil, a.refusal(r, err)
 	}
@@ -191,6 +220,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*http.Request, *Refusal) 
 			ref.Scheme = "DPoP" // only a DPoP-presented token gets here bound
 		}
 		a.addDPoP(ref)
+		a.addResource(ref)
 		return nil, ref
 	}
 	return r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)), nil
@@ -219,7 +249,20 @@ func (a *Authenticator) refusal(r *http.Request, err error) *Refusal {
 		}
 	}
 	a.addDPoP(ref)
+	a.addResource(ref)
 	return ref
+}
+
+// addResource points a 401 or 403 at the resource's metadata, and tells a
+// 401 which scopes to ask for.
+func (a *Authenticator) addResource(ref *Refusal) {
+	if a.resource == nil || (ref.Status != http.StatusUnauthorized && ref.Status != http.StatusForbidden) {
+		return
+	}
+	ref.ResourceMetadata = a.resource.metadataURL
+	if ref.Scope == "" && ref.Status == http.StatusUnauthorized {
+		ref.Scope = strings.Join(a.scopes, " ")
+	}
 }
 
 // addDPoP advertises DPoP in the answer when the verifier takes it.

@@ -196,6 +196,8 @@ type Verifier struct {
 	stopCause atomic.Pointer[error]
 
 	dpop *DPoPChecker // nil: DPoP-bound tokens are refused
+
+	plainHTTP bool // WithInsecureHTTP, for the URLs of a ProtectedResource
 }
 
 // NewVerifier discovers the issuer's metadata (unless WithJWKSURL is
@@ -337,6 +339,7 @@ func newVerifier(issuer string, c config) (*Verifier, error) {
 		kick:       make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
 		dpop:       c.dpop,
+		plainHTTP:  c.plainHTTP,
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +176,58 @@ func BenchmarkMiddleware(b *testing.B) {
 		if rec.Code != http.StatusNoContent {
 			b.Fatalf("status %d", rec.Code)
 		}
+	}
+}
+
+// TestMiddleware_ProtectedResource: with jwks.WithProtectedResource the
+// echo middleware's refusals point at the RFC 9728 metadata, as the
+// net/http one's do, and a token for another resource is refused.
+func TestMiddleware_ProtectedResource(t *testing.T) {
+	a := testauthority.Start()
+	t.Cleanup(a.Close)
+	const resource, other = "https://mcp.example.com/mcp", "https://other.example.com/mcp"
+	v, err := jwks.NewVerifier(t.Context(), a.Issuer(), jwks.WithAudience(resource, other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pr, err := jwks.NewProtectedResource(v, jwks.ResourceMetadata{Resource: resource, ScopesSupported: []string{"tools"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	e.GET(pr.MetadataPath(), echo.WrapHandler(pr))
+	e.POST("/mcp", func(c echo.Context) error { return c.String(http.StatusOK, "ok") },
+		Middleware(v, jwks.WithProtectedResource(pr), jwks.RequireScopes("tools")))
+	const rm = `resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"`
+	for _, tc := range []struct {
+		name, token string
+		status      int
+		auth        string
+	}{
+		{"no token", "", 401, `Bearer scope="tools", ` + rm},
+		{"other resource", a.Token("user-1", other, "tools"), 401,
+			`Bearer error="invalid_token", error_description="the access token is invalid", scope="tools", ` + rm},
+		{"missing scope", a.Token("user-1", resource, "read"), 403,
+			`Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="tools", ` + rm},
+		{"valid", a.Token("user-1", resource, "tools"), 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, req)
+			if rec.Code != tc.status || rec.Header().Get("WWW-Authenticate") != tc.auth {
+				t.Errorf("%d %q, want %d %q", rec.Code, rec.Header().Get("WWW-Authenticate"), tc.status, tc.auth)
+			}
+		})
+	}
+	req := httptest.NewRequest(http.MethodGet, pr.MetadataPath(), nil)
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"resource":"https://mcp.example.com/mcp"`) {
+		t.Errorf("metadata: %d %s", rec.Code, rec.Body)
 	}
 }
