@@ -38,7 +38,7 @@ func (s *Server) LoginClient(ctx context.Context, id string) (clients.Client, er
 // authorization codes carry so that a client deleted and recreated with
 // the same id cannot redeem the old one's codes.
 func (s *Server) LoginClientInstance(ctx context.Context, id string) (clients.Client, string, error) {
-	if !clients.ValidID(id) {
+	if !clients.ValidID(id) && !clients.IsMetadataDocumentID(id) {
 		return clients.Client{}, "", fmt.Errorf("client: %w", storage.ErrNotFound)
 	}
 	ent, err := s.clients.Lookup(ctx, id)

@@ -145,6 +145,12 @@ type Config struct {
 	// SeparateAdmin is set. Nil: no admin API (/admin answers 404). It is
 	// a func so that authority does not import the package that imports it.
 	Admin func(s *Server, e *echo.Echo)
+	// Registration advertises clients that arrive on their own (package
+	// registration, whose routes cmd/signet adds with Register).
+	Registration struct {
+		Endpoint          string // registration_endpoint; "" when off
+		MetadataDocuments bool   // client_id_metadata_document_supported
+	}
 	// Backup writes a consistent snapshot of the store for GET /admin/backup;
 	// nil answers 501.
 	Backup func(ctx context.Context, w io.Writer) error
