@@ -216,12 +216,13 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Endpoint is the registration_endpoint to advertise, "" when off.
-func (s *Service) Endpoint() string {
-	if !s.cfg.Policy.Registration {
+// Endpoint is the registration_endpoint the issuer advertises under
+// policy p (authority.Config.Registration), "" when registration is off.
+func Endpoint(p Policy, issuer string) string {
+	if !p.Registration {
 		return ""
 	}
-	return s.cfg.Issuer + Path
+	return strings.TrimSuffix(issuer, "/") + Path
 }
 
 // Register adds the routes to the server's echo (authority.Server.Register).
