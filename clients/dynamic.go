@@ -328,4 +328,3 @@ func (c *Registry) PrepareExternal(cl Client) (*Entry, error) {
 
 // resolverSlot and the use-tracking fields live on Registry (clients.go).
 type resolverSlot = atomic.Pointer[Resolver]
-
