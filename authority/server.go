@@ -147,10 +147,7 @@ type Config struct {
 	Admin func(s *Server, e *echo.Echo)
 	// Registration advertises clients that arrive on their own (package
 	// registration, whose routes cmd/signet adds with Register).
-	Registration struct {
-		Endpoint          string // registration_endpoint; "" when off
-		MetadataDocuments bool   // client_id_metadata_document_supported
-	}
+	Registration RegistrationMetadata
 	// Backup writes a consistent snapshot of the store for GET /admin/backup;
 	// nil answers 501.
 	Backup func(ctx context.Context, w io.Writer) error
@@ -186,6 +183,13 @@ type Config struct {
 	// bearer tokens. Give it a replay cache in the store
 	// (replay.DPoPBucket) when replicas share one.
 	DPoP *jwks.DPoPChecker
+}
+
+// RegistrationMetadata is what discovery says of clients that arrive on
+// their own.
+type RegistrationMetadata struct {
+	Endpoint          string // registration_endpoint; "" when off
+	MetadataDocuments bool   // client_id_metadata_document_supported
 }
 
 // Server is the echo application. It is an http.Handler; run it under an

@@ -145,11 +145,11 @@ func (p *Policy) Check() error {
 		bad("audiences", "empty: name the resources (audiences) dynamic clients may get tokens for, such as https://mcp.example.com")
 	}
 	if p.PerIP < -1 || p.MaxClients < -1 {
-		bad("per_ip", "use a positive number, or -1 for no limit")
+		bad("registration.per_ip", "use a positive number, or -1 for no limit")
 	}
 	for _, h := range append(append([]string{}, p.AllowHosts...), p.DenyHosts...) {
 		if h == "" || strings.ContainsAny(h, "/:@ ") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")) {
-			bad("allow_hosts", "%q: expected a host name such as mcp.example.com or *.example.com", h)
+			bad("metadata_documents.allow_hosts", "%q: expected a host name such as mcp.example.com or *.example.com", h)
 		}
 	}
 	return errors.Join(errs...)
