@@ -71,6 +71,7 @@ type env struct {
 	reg    *registration.Service
 	http   *httptest.Server
 	issuer string
+	alice  users.User
 
 	docs    *httptest.Server
 	docMu   sync.Mutex
@@ -167,7 +168,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		_ = e.keys.Close()
 		_ = st.Close()
 	})
-	if _, err := e.srv.Users().Create(ctx, users.NewUser{Username: "alice", Password: alicePassword, Email: "alice@example.com", Name: "Alice"}); err != nil {
+	if e.alice, err = e.srv.Users().Create(ctx, users.NewUser{Username: "alice", Password: alicePassword, Email: "alice@example.com", Name: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	return e
