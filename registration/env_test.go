@@ -350,6 +350,15 @@ func (b *browser) submit(p page, extra url.Values) page {
 // check, allows, and redeems the code with PKCE (public client).
 func (e *env) codeFlow(b *browser, clientID, authzRedirect, scope string, check func(consent string)) answer {
 	e.t.Helper()
+	code, verifier := e.authorizeCode(b, clientID, authzRedirect, scope, check)
+	return e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {authzRedirect}, "code_verifier": {verifier}, "client_id": {clientID}}, "", "")
+}
+
+// authorizeCode runs the browser part of codeFlow and returns the code
+// and the PKCE verifier.
+func (e *env) authorizeCode(b *browser, clientID, authzRedirect, scope string, check func(consent string)) (string, string) {
+	e.t.Helper()
 	verifier, challenge := pkce()
 	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {authzRedirect},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
@@ -372,8 +381,7 @@ func (e *env) codeFlow(b *browser, clientID, authzRedirect, scope string, check 
 	if p.location == nil || p.location.Query().Get("code") == "" {
 		e.t.Fatalf("no code (status %d): %v\n%s", p.status, p.location, p.body)
 	}
-	return e.token(url.Values{"grant_type": {"authorization_code"}, "code": {p.location.Query().Get("code")},
-		"redirect_uri": {authzRedirect}, "code_verifier": {verifier}, "client_id": {clientID}}, "", "")
+	return p.location.Query().Get("code"), verifier
 }
 
 // claims decodes a JWT payload without verifying it.

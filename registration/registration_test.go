@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/audit"
+	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/registration"
 	"github.com/signet-auth/signet/storage"
@@ -201,6 +202,11 @@ func TestCIMDCodeFlow(t *testing.T) {
 	}
 	if n := e.fetchCount("/clients/tool.json"); n != 1 {
 		t.Fatalf("document fetched %d times, want 1 (cached)", n)
+	}
+	// The user's consents list it (the admin API and signet users consents).
+	list, err := authority.Consents(context.Background(), e.store, e.alice.ID)
+	if err != nil || len(list) != 1 || list[0].ClientID != id {
+		t.Fatalf("consents = %+v, %v", list, err)
 	}
 	if tr := e.codeFlow(b, id, "http://127.0.0.1:40001/cb", "mcp:tools", nil); tr.status != http.StatusOK {
 		t.Fatalf("second flow = %d %s", tr.status, tr.raw)
