@@ -199,9 +199,7 @@ func Consents(ctx context.Context, store storage.Store, userID string) ([]sessio
 	live := all[:0]
 	for _, c := range all {
 		if clients.IsMetadataDocumentID(c.ClientID) { // not stored: its identity is its URL
-			if c.ClientInstance == clients.MetadataDocumentInstance {
-				live = append(live, c)
-			}
+			live = append(live, c)
 			continue
 		}
 		ent, err := reg.Lookup(ctx, c.ClientID)
