@@ -144,6 +144,11 @@ func TestAttackRegistrationMetadata(t *testing.T) {
 	if pg.location == nil || pg.location.Query().Get("error") != "invalid_scope" {
 		t.Fatalf("authorize signet:admin: %d %v", pg.status, pg.location)
 	}
+	// A public dynamic client must use PKCE.
+	pg = e.browser().authorize(url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:5000/callback"}, "scope": {"mcp:tools"}})
+	if pg.location == nil || pg.location.Query().Get("error") != "invalid_request" {
+		t.Fatalf("authorize without PKCE: %d %v", pg.status, pg.location)
+	}
 	// Whoever edits it later (the admin API's patch), a dynamic client is
 	// never first-party, never client_credentials, never signet:*.
 	ctx := context.Background()
@@ -200,6 +205,19 @@ func TestAttackRegistrationTokenOtherClient(t *testing.T) {
 	}
 	if r := e.call(http.MethodGet, uriB, b.str("registration_access_token"), nil); r.status != http.StatusOK {
 		t.Fatalf("B's own token = %d %s", r.status, r.raw)
+	}
+	// Guessing tokens: past the address's limit, 429 whatever is sent.
+	p := defaultPolicy()
+	p.PerIP = 3
+	g := newEnv(t, envOptions{policy: p})
+	c := g.register(publicClient())
+	for i := range 3 {
+		if r := g.call(http.MethodGet, c.str("registration_client_uri"), "guess", nil); r.status != http.StatusUnauthorized {
+			t.Fatalf("guess %d = %d %s", i, r.status, r.raw)
+		}
+	}
+	if r := g.call(http.MethodGet, c.str("registration_client_uri"), "guess", nil); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("guess past the limit = %d %s", r.status, r.raw)
 	}
 }
 
