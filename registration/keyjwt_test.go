@@ -1,6 +1,7 @@
 package registration_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -75,5 +76,45 @@ func TestCIMDPrivateKeyJWT(t *testing.T) {
 	}
 	if c := claims(t, a.str("access_token")); c["client_id"] != id {
 		t.Fatalf("claims = %v", c)
+	}
+}
+
+// TestAttackCacheConfusion: a client whose jwks_uri is another client's
+// metadata document URL neither breaks that client (a failed key set
+// remembered for the document's URL) nor crashes the token endpoint (a
+// cached client where a key set was expected): the fetcher keeps what
+// each reader decoded apart.
+func TestAttackCacheConfusion(t *testing.T) {
+	for _, order := range []string{"key set first", "document first"} {
+		t.Run(order, func(t *testing.T) {
+			e := newEnv(t, envOptions{})
+			doc := e.serveJSON("/victim.json", map[string]any{"client_name": "Victim", "redirect_uris": []string{"https://victim.example/cb"}, "token_endpoint_auth_method": "none"})
+			a := e.register(map[string]any{"client_name": "Mallory", "redirect_uris": []string{"https://mallory.example/cb"},
+				"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": doc})
+			if a.status != http.StatusCreated {
+				t.Fatalf("register = %d %s", a.status, a.raw)
+			}
+			k := newES256Key(t)
+			authenticate := func() {
+				form := url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {"https://mallory.example/cb"},
+					"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+					"client_assertion":      {k.assertion(t, a.str("client_id"), e.issuer+"/oauth2/token", e.clock.Now())}}
+				if r := e.token(form, "", ""); r.status != http.StatusUnauthorized || r.str("error") != "invalid_client" {
+					t.Fatalf("mallory's assertion = %d %s", r.status, r.raw)
+				}
+			}
+			lookup := func() {
+				if _, err := e.srv.Clients().Lookup(context.Background(), doc); err != nil {
+					t.Fatalf("the victim's document: %v", err)
+				}
+			}
+			if order == "key set first" {
+				authenticate()
+				lookup()
+			} else {
+				lookup()
+				authenticate()
+			}
+		})
 	}
 }
