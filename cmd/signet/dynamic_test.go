@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/config"
 )
 
@@ -84,6 +85,26 @@ func TestServe_DynamicClients(t *testing.T) {
 	out, _, err = clientsCmd(t, "get", "--server", m.URL(), id, "--json")
 	if err != nil || !bytes.Contains([]byte(out), []byte(`"dynamic": true`)) {
 		t.Fatalf("get --json = %v\n%s", err, out)
+	}
+
+	// The admin API's audit events say the client was dynamic too.
+	_, other := register(token)
+	otherID, _ := other["client_id"].(string)
+	if _, _, err := clientsCmd(t, "delete", "--server", m.URL(), otherID); err != nil {
+		t.Fatal(err)
+	}
+	page, err := audit.New(m.Store, nil).Query(t.Context(), audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, ev := range page.Events {
+		if ev.Target == otherID {
+			seen[ev.Action] = ev.Detail
+		}
+	}
+	if !strings.Contains(seen["clients.register"], "dynamic client") || !strings.Contains(seen["clients.delete"], "dynamic client") {
+		t.Fatalf("audit of %s = %v", otherID, seen)
 	}
 
 	mu.Lock()
