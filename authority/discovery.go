@@ -53,6 +53,9 @@ type metadata struct {
 	// DPoPSigningAlgValuesSupported lists the DPoP proof algorithms
 	// (RFC 9449 §5.1); absent when DPoP is off.
 	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// RFC 7591 registration and client ID metadata documents (Config.Registration).
+	RegistrationEndpoint              string `json:"registration_endpoint,omitempty"`
+	ClientIDMetadataDocumentSupported bool   `json:"client_id_metadata_document_supported,omitempty"`
 }
 
 // oidcScopes are the OpenID Connect scopes every Signet advertises.
@@ -101,6 +104,8 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		AuthorizationResponseIssParameterSupported: true,
 		PromptValuesSupported:                      []string{"none", "login", "consent"},
 		DPoPSigningAlgValuesSupported:              dpopAlgs,
+		RegistrationEndpoint:                       cfg.Registration.Endpoint,
+		ClientIDMetadataDocumentSupported:          cfg.Registration.MetadataDocuments,
 	})
 }
 

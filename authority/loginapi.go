@@ -38,7 +38,7 @@ func (s *Server) LoginClient(ctx context.Context, id string) (clients.Client, er
 // authorization codes carry so that a client deleted and recreated with
 // the same id cannot redeem the old one's codes.
 func (s *Server) LoginClientInstance(ctx context.Context, id string) (clients.Client, string, error) {
-	if !clients.ValidID(id) {
+	if !clients.ValidID(id) && !clients.IsMetadataDocumentID(id) {
 		return clients.Client{}, "", fmt.Errorf("client: %w", storage.ErrNotFound)
 	}
 	ent, err := s.clients.Lookup(ctx, id)
@@ -198,6 +198,10 @@ func Consents(ctx context.Context, store storage.Store, userID string) ([]sessio
 	reg := clients.New(store, clients.Options{})
 	live := all[:0]
 	for _, c := range all {
+		if clients.IsMetadataDocumentID(c.ClientID) { // not stored: its identity is its URL
+			live = append(live, c)
+			continue
+		}
 		ent, err := reg.Lookup(ctx, c.ClientID)
 		if errors.Is(err, storage.ErrNotFound) {
 			continue

@@ -145,6 +145,9 @@ type Config struct {
 	// SeparateAdmin is set. Nil: no admin API (/admin answers 404). It is
 	// a func so that authority does not import the package that imports it.
 	Admin func(s *Server, e *echo.Echo)
+	// Registration advertises clients that arrive on their own (package
+	// registration, whose routes cmd/signet adds with Register).
+	Registration RegistrationMetadata
 	// Backup writes a consistent snapshot of the store for GET /admin/backup;
 	// nil answers 501.
 	Backup func(ctx context.Context, w io.Writer) error
@@ -180,6 +183,13 @@ type Config struct {
 	// bearer tokens. Give it a replay cache in the store
 	// (replay.DPoPBucket) when replicas share one.
 	DPoP *jwks.DPoPChecker
+}
+
+// RegistrationMetadata is what discovery says of clients that arrive on
+// their own.
+type RegistrationMetadata struct {
+	Endpoint          string // registration_endpoint; "" when off
+	MetadataDocuments bool   // client_id_metadata_document_supported
 }
 
 // Server is the echo application. It is an http.Handler; run it under an

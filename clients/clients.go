@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/signet-auth/signet/storage"
@@ -203,6 +204,11 @@ type Client struct {
 	RequirePKCE *bool `json:"require_pkce,omitempty"`
 	// ClientName is shown to users on the consent page.
 	ClientName string `json:"client_name,omitempty"`
+	// Dynamic marks a client that registered itself (RFC 7591) or is
+	// known by its metadata document (dynamic.go): never first-party,
+	// never client_credentials, never a signet:* scope. Only the
+	// registration endpoint sets it.
+	Dynamic bool `json:"dynamic,omitempty"`
 
 	// private_key_jwt (keys.go): the client's public keys, inline (a JWK
 	// Set) or at an https URL, and the algorithms its assertions may use
@@ -252,6 +258,9 @@ type Record struct {
 	// Instance is this life of the client id (instance.go): set by create,
 	// never changed; "" for records older than instances.
 	Instance string `json:"instance,omitempty"`
+	// RegistrationTokenHash is the SHA-256 of a dynamic client's
+	// registration access token (RFC 7592).
+	RegistrationTokenHash []byte `json:"registration_token_sha256,omitempty"`
 }
 
 // Options configure a client registry.
@@ -293,6 +302,12 @@ type Registry struct {
 	// from the store until a read succeeds, since no watch event may come
 	// again to bring them back.
 	unread sync.Map
+
+	// resolver builds metadata-document clients; touchEvery and touched
+	// note the use of dynamic clients (dynamic.go).
+	resolver   resolverSlot
+	touchEvery atomic.Int64
+	touched    sync.Map
 }
 
 // New returns a registry over store.
@@ -333,9 +348,24 @@ func (c *Registry) CreateFirst(ctx context.Context, spec Client) (Client, string
 }
 
 func (c *Registry) create(ctx context.Context, spec Client, onlyFirst bool) (Client, string, error) {
-	now := c.now().UTC()
-	cl := spec
-	cl.CreatedAt, cl.UpdatedAt, cl.PreviousSecretExpiresAt = now, now, time.Time{}
+	spec.Dynamic = false // only CreateDynamic makes dynamic clients
+	return c.createWith(ctx, spec, func(tx storage.Tx, _ *Record) error {
+		if !onlyFirst {
+			return nil
+		}
+		found := false
+		if err := tx.Scan(clientsBucket, "", func(string, []byte) error { found = true; return errStopScan }); err != nil && !errors.Is(err, errStopScan) {
+			return err
+		}
+		if found {
+			return ErrNotEmpty
+		}
+		return nil
+	})
+}
+
+// fillDefaults sets what a new client leaves out.
+func (c *Registry) fillDefaults(cl *Client) {
 	if len(cl.GrantTypes) == 0 {
 		cl.GrantTypes = []string{GrantClientCredentials}
 	}
@@ -360,6 +390,15 @@ func (c *Registry) create(ctx context.Context, spec Client, onlyFirst bool) (Cli
 	if cl.AccessTokenTTL == 0 {
 		cl.AccessTokenTTL = Duration(c.defaultTTL)
 	}
+}
+
+// createWith validates and stores a new client; inTx runs in the
+// transaction before the record is written and may change it.
+func (c *Registry) createWith(ctx context.Context, spec Client, inTx func(tx storage.Tx, rec *Record) error) (Client, string, error) {
+	now := c.now().UTC()
+	cl := spec
+	cl.CreatedAt, cl.UpdatedAt, cl.PreviousSecretExpiresAt = now, now, time.Time{}
+	c.fillDefaults(&cl)
 	if err := c.validate(&cl); err != nil {
 		return Client{}, "", err
 	}
@@ -367,25 +406,19 @@ func (c *Registry) create(ctx context.Context, spec Client, onlyFirst bool) (Cli
 	if !slices.Contains(cl.AuthMethods, AuthSecretBasic) && !slices.Contains(cl.AuthMethods, AuthSecretPost) {
 		secret, hash = "", nil // public or private_key_jwt: no secret to authenticate with
 	}
-	rec := Record{Client: cl, SecretHash: hash, Instance: newClientInstance()}
-	val, err := json.Marshal(rec)
-	if err != nil {
-		return Client{}, "", fmt.Errorf("encode client %s: %w", cl.ID, err)
-	}
-	err = c.store.Update(ctx, func(tx storage.Tx) error {
-		if onlyFirst {
-			found := false
-			if err := tx.Scan(clientsBucket, "", func(string, []byte) error { found = true; return errStopScan }); err != nil && !errors.Is(err, errStopScan) {
-				return err
-			}
-			if found {
-				return ErrNotEmpty
-			}
+	err := c.store.Update(ctx, func(tx storage.Tx) error {
+		rec := Record{Client: cl, SecretHash: hash, Instance: newClientInstance()}
+		if err := inTx(tx, &rec); err != nil {
+			return err
 		}
 		if _, err := tx.Get(clientsBucket, cl.ID); err == nil {
 			return fmt.Errorf("%w: %s", ErrExists, cl.ID)
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
+		}
+		val, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encode client %s: %w", cl.ID, err)
 		}
 		return tx.Put(clientsBucket, cl.ID, val)
 	})
@@ -520,19 +553,7 @@ func (c *Registry) RotateSecret(ctx context.Context, id string, keepPrevious tim
 }
 
 // Delete removes the client; an unknown id is an error wrapping storage.ErrNotFound.
-func (c *Registry) Delete(ctx context.Context, id string) error {
-	err := c.store.Update(ctx, func(tx storage.Tx) error {
-		if _, err := tx.Get(clientsBucket, id); err != nil {
-			return err
-		}
-		return tx.Delete(clientsBucket, id)
-	})
-	if err != nil {
-		return fmt.Errorf("delete client %s: %w", id, err)
-	}
-	c.refresh(ctx, id)
-	return nil
-}
+func (c *Registry) Delete(ctx context.Context, id string) error { return c.DeleteWith(ctx, id, nil) }
 
 // modify runs fn on the stored record inside one transaction.
 func (c *Registry) modify(ctx context.Context, id string, fn func(*Record) error) error {
@@ -563,12 +584,17 @@ func (c *Registry) modify(ctx context.Context, id string, fn func(*Record) error
 }
 
 // validate checks every field and reports all problems at once.
-func (c *Registry) validate(cl *Client) error {
+func (c *Registry) validate(cl *Client) error { return c.validateAs(cl, false) }
+
+// validateAs is validate; external allows the metadata-document URL ids
+// of clients that are not stored (PrepareExternal).
+func (c *Registry) validateAs(cl *Client, external bool) error {
 	var errs []error
 	bad := func(field, problem string) { errs = append(errs, &ValidationError{Field: field, Problem: problem}) }
-	if !ValidID(cl.ID) {
+	if !ValidID(cl.ID) && !(external && IsMetadataDocumentID(cl.ID)) {
 		bad("client_id", "must be 1 to 128 characters of A-Z a-z 0-9 - . _ ~")
 	}
+	validateDynamic(cl, bad)
 	for _, g := range cl.GrantTypes {
 		if !slices.Contains(supportedGrants, g) {
 			bad("grant_types", "unsupported grant type "+QuoteValue(g)+" (supported: "+strings.Join(supportedGrants, ", ")+")")
@@ -860,11 +886,17 @@ func (c *Registry) readAgain(ctx context.Context, id string) (*Entry, error) {
 	return e, nil
 }
 
-// Lookup returns the prepared client for the token endpoint.
+// Lookup returns the prepared client for the token endpoint: a stored
+// one, or one built from its metadata document (SetResolver).
 func (c *Registry) Lookup(ctx context.Context, id string) (*Entry, error) {
+	if e, ok, err := c.resolve(ctx, id); ok {
+		return e, err
+	}
 	if c.cached {
 		if v, ok := c.cache.Load(id); ok {
-			return v.(*Entry), nil
+			e := v.(*Entry)
+			c.used(e)
+			return e, nil
 		}
 		if _, ok := c.unread.Load(id); ok {
 			return c.readAgain(ctx, id)

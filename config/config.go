@@ -42,6 +42,8 @@ type Config struct {
 
 	ClientAuth ClientAuth `yaml:"client_auth"` // outbound.go
 	Outbound   Outbound   `yaml:"outbound"`
+	// DynamicClients: registration and metadata documents (registration.go).
+	DynamicClients DynamicClients `yaml:"dynamic_clients"`
 
 	// Parsed is filled in by Validate.
 	Parsed Parsed `yaml:"-"`
@@ -224,6 +226,8 @@ func Default() Config {
 
 		ClientAuth: defaultClientAuth(),
 		Outbound:   defaultOutbound(),
+
+		DynamicClients: defaultDynamicClients(),
 	}
 }
 

@@ -261,7 +261,7 @@ func (h *Handler) proceed(c echo.Context, req *authzRequest) error {
 
 // afterLogin asks for consent when the client needs it, else issues the code.
 func (h *Handler) afterLogin(c echo.Context, req *authzRequest, sess sessions.Session) error {
-	if !req.client.FirstParty {
+	if !req.client.FirstParty || req.client.Dynamic { // a dynamic client is never first-party
 		ok, err := h.sess.Consented(c.Request().Context(), req.consent(sess.UserID))
 		if err != nil {
 			return h.serverError(c, err)
@@ -383,6 +383,15 @@ func (h *Handler) showConsent(c echo.Context, req *authzRequest, sess sessions.S
 	p := h.newPage("Allow access")
 	p.ClientName = clientName(req.client)
 	p.Heading = p.ClientName + " wants to access your account"
+	// A client that registered itself, or that its own document names,
+	// chose its name: the page says so and where its identity comes from.
+	if p.Unverified = req.client.Dynamic; p.Unverified {
+		p.Heading = p.ClientName + " (unverified) wants to access your account"
+		p.ClientSource = "registered dynamically"
+		if host := req.client.MetadataDocumentHost(); host != "" {
+			p.ClientSource = host
+		}
+	}
 	p.ActionURL, p.TxID, p.CSRF, p.Restart = h.path+"/login/consent", tx.ID, tx.CSRF, req.query
 	for _, s := range req.scopes {
 		if s != "offline_access" { // it means what keepsAccess says, listed once below

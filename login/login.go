@@ -189,7 +189,12 @@ type page struct {
 	ErrorField string // "username", "password" or "" (whole form)
 	// Consent.
 	ClientName string
-	Scopes     []scopeText
+	// Unverified: the client named itself (clients.Client.Dynamic);
+	// ClientSource is where its identity comes from: its metadata
+	// document's host, or "registered dynamically".
+	Unverified   bool
+	ClientSource string
+	Scopes       []scopeText
 	// Offline: the client keeps access while the user is away (it gets
 	// refresh tokens); Scopes lists it too.
 	Offline bool

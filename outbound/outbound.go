@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,7 +102,16 @@ type Fetcher struct {
 	client *http.Client
 
 	mu      sync.Mutex
-	entries map[string]*entry
+	entries map[entryKey]*entry
+}
+
+// entryKey is what a document is cached under: its URL and the type its
+// reader decodes it to. One URL may be read as two things (a client's
+// jwks_uri naming another client's metadata document): each reader gets
+// its own entry, so neither sees the other's value or remembered failure.
+type entryKey struct {
+	kind reflect.Type
+	url  string
 }
 
 // entry is one URL's cached document. mu is held across a fetch, so one
@@ -144,7 +154,7 @@ func New(o Options) *Fetcher {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := &Fetcher{o: o, entries: map[string]*entry{}}
+	f := &Fetcher{o: o, entries: map[entryKey]*entry{}}
 	dialer := &net.Dialer{Timeout: o.Timeout, Control: f.control}
 	f.client = &http.Client{
 		Timeout: o.Timeout,
@@ -258,9 +268,10 @@ func (f *Fetcher) allowed(ip netip.Addr) bool {
 
 // Get returns decode of the document at rawURL, from the cache while it
 // is fresh. decode runs once per fetched body; a body it refuses is an
-// error like a failed fetch. Callers of one URL must pass the same decode.
+// error like a failed fetch. Callers of one URL that decode to the same
+// type must pass the same decode; other types are cached apart.
 func Get[T any](ctx context.Context, f *Fetcher, rawURL string, decode func([]byte) (T, error)) (T, error) {
-	v, err := f.get(ctx, rawURL, false, func(b []byte) (any, error) { return decode(b) })
+	v, err := f.get(ctx, entryKey{reflect.TypeFor[T](), rawURL}, false, func(b []byte) (any, error) { return decode(b) })
 	if err != nil {
 		var zero T
 		return zero, err
@@ -273,7 +284,7 @@ func Get[T any](ctx context.Context, f *Fetcher, rawURL string, decode func([]by
 // was less than RefetchEvery ago, so a stream of unknown kids costs the
 // owner of the URL at most one request per RefetchEvery.
 func Refresh[T any](ctx context.Context, f *Fetcher, rawURL string, decode func([]byte) (T, error)) (T, error) {
-	v, err := f.get(ctx, rawURL, true, func(b []byte) (any, error) { return decode(b) })
+	v, err := f.get(ctx, entryKey{reflect.TypeFor[T](), rawURL}, true, func(b []byte) (any, error) { return decode(b) })
 	if err != nil {
 		var zero T
 		return zero, err
@@ -281,10 +292,10 @@ func Refresh[T any](ctx context.Context, f *Fetcher, rawURL string, decode func(
 	return v.(T), nil
 }
 
-func (f *Fetcher) entry(rawURL string) *entry {
+func (f *Fetcher) entry(k entryKey) *entry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	e := f.entries[rawURL]
+	e := f.entries[k]
 	if e == nil {
 		if len(f.entries) >= f.o.MaxEntries {
 			for k := range f.entries { // an arbitrary one: the map is a bound, not an LRU
@@ -293,16 +304,17 @@ func (f *Fetcher) entry(rawURL string) *entry {
 			}
 		}
 		e = &entry{}
-		f.entries[rawURL] = e
+		f.entries[k] = e
 	}
 	return e
 }
 
-func (f *Fetcher) get(ctx context.Context, rawURL string, force bool, decode func([]byte) (any, error)) (any, error) {
+func (f *Fetcher) get(ctx context.Context, k entryKey, force bool, decode func([]byte) (any, error)) (any, error) {
+	rawURL := k.url
 	if err := f.CheckURL(rawURL); err != nil {
 		return nil, err
 	}
-	e := f.entry(rawURL)
+	e := f.entry(k)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := f.o.Now()

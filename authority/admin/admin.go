@@ -392,12 +392,21 @@ func (s *api) adminUpdateClient(c echo.Context) error {
 	err := s.audited(c, "clients.update", id, func() (string, error) {
 		cl, err := s.srv.Clients().Update(c.Request().Context(), id, p)
 		out = cl
-		return patchedFields(p), adminError(err)
+		return dynamicNote(cl) + patchedFields(p), adminError(err)
 	})
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// dynamicNote marks, in the audit trail, a change to a client that
+// registered itself (package registration).
+func dynamicNote(cl clients.Client) string {
+	if cl.Dynamic {
+		return "dynamic client; "
+	}
+	return ""
 }
 
 // patchedFields names the fields a patch sets, for the audit trail.
@@ -416,7 +425,8 @@ func patchedFields(p any) string {
 func (s *api) adminDeleteClient(c echo.Context) error {
 	id := c.Param("id")
 	err := s.audited(c, "clients.delete", id, func() (string, error) {
-		return "", adminError(s.srv.Clients().Delete(c.Request().Context(), id))
+		cl, _ := s.srv.Clients().Get(c.Request().Context(), id)
+		return strings.TrimSuffix(dynamicNote(cl), "; "), adminError(s.srv.Clients().Delete(c.Request().Context(), id))
 	})
 	if err != nil {
 		return err

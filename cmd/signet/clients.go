@@ -301,6 +301,9 @@ func printClients(w io.Writer, list []clients.Client, asJSON bool) error {
 		if c.Disabled {
 			status = "disabled"
 		}
+		if c.Dynamic { // registered itself (RFC 7591)
+			status += ",dynamic"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(strings.Join(c.GrantTypes, ",")),
 			orDash(strings.Join(c.Scopes, " ")), strings.Join(c.Audiences, ","), c.SigningAlg,
 			time.Duration(c.AccessTokenTTL), status, fmtTime(c.UpdatedAt))

@@ -30,6 +30,7 @@ import (
 	"github.com/signet-auth/signet/logbuf"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/metrics"
+	"github.com/signet-auth/signet/registration"
 	"github.com/signet-auth/signet/replay"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/sessions"
@@ -99,7 +100,8 @@ type Main struct {
 	fresh  *freshness     // nil on bolt: how recently etcd answered
 	// dpopReplay spends DPoP proof jtis in the store, for every replica.
 	dpopReplay *replay.Cache
-	purges     *metrics.Purges // what the purge job did (signet_purge_*)
+	purges     *metrics.Purges       // what the purge job did (signet_purge_*)
+	dynamic    *registration.Service // dynamic clients (RFC 7591, metadata documents)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -203,7 +205,12 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	regPolicy, err := c.RegistrationPolicy()
+	if err != nil {
+		return err
+	}
 	m.Server, err = authority.New(root, authority.Config{
+		Registration:       authority.RegistrationMetadata{Endpoint: registration.Endpoint(regPolicy, c.Issuer), MetadataDocuments: regPolicy.MetadataDocuments},
 		Admin:              admin.Routes,
 		Issuer:             c.Issuer,
 		AssertionLifetime:  c.ClientAuth.Lifetime,
@@ -242,6 +249,12 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 
+	m.dynamic, err = registration.New(registration.Config{Policy: regPolicy, Clients: m.Server.Clients(), Store: st, Fetcher: fetcher,
+		Issuer: c.Issuer, Now: m.Now, Logger: log.With("component", "registration")})
+	if err != nil {
+		return err
+	}
+	m.Server.Register(m.dynamic.Register)
 	m.Sessions = sessions.New(st, sessions.Options{
 		IdleTTL: c.Parsed.SessionIdle, AbsoluteTTL: c.Parsed.SessionAbsolute,
 		CodeTTL: c.Parsed.CodeTTL, TransactionTTL: c.Parsed.TransactionTTL, Now: m.Now,
@@ -547,6 +560,7 @@ func (m *Main) purgeJob(root context.Context) {
 	reports = append(reports, m.Sessions.Purge(ctx)...)
 	reports = append(reports, m.Server.Purge(ctx)...)
 	reports = append(reports, m.dpopReplay.Purge(ctx, replay.DPoPBucket))
+	reports = append(reports, m.dynamic.Purge(ctx)) // dynamic clients unused too long
 	for _, r := range reports {
 		m.purges.Observe(r, m.Now())
 		switch {
