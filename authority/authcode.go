@@ -213,7 +213,10 @@ func redeemAudience(r redemption, g *redeemed, granted []string, what string) *E
 	}
 	var err error
 	if g.aud, err = resource.Narrow(granted, r.want, r.ent.Record.Audiences, what); err == nil {
-		g.famAud, err = resource.Narrow(granted, nil, r.ent.Record.Audiences, what)
+		g.famAud = g.aud
+		if len(r.want) > 0 {
+			g.famAud, err = resource.Narrow(granted, nil, r.ent.Record.Audiences, what)
+		}
 	}
 	if err != nil {
 		return targetError(err)
