@@ -18,6 +18,7 @@ import (
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/keys/jwssign"
+	"github.com/signet-auth/signet/resource"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
@@ -137,6 +138,8 @@ type redeemed struct {
 	iat    int64
 	family string
 	scope  string
+	// aud is the access token's audience, famAud the refresh family's.
+	aud, famAud []string
 }
 
 // prepareRedemption checks what a single-use user grant needs before the
@@ -152,11 +155,15 @@ func (s *Server) prepareRedemption(ent *clients.Entry, p *tokenParams) (*jwssign
 			return nil, redemption{}, "", ServerError(fmt.Errorf("ID token key for %s: %w", ent.Record.ID, err))
 		}
 	}
+	want, err := resource.Requested(p.audience, p.resources)
+	if err != nil {
+		return nil, redemption{}, "", targetError(err)
+	}
 	refresh, refreshHash := "", ""
 	if ent.GrantRT {
 		refresh, refreshHash = newRefreshToken()
 	}
-	r := redemption{ent: ent, p: p, now: s.cfg.Now(), jti: newJTI(), ttl: s.accessTTL(ent), refreshHash: refreshHash, famID: newFamilyID()}
+	r := redemption{ent: ent, p: p, now: s.cfg.Now(), jti: newJTI(), ttl: s.accessTTL(ent), refreshHash: refreshHash, famID: newFamilyID(), want: want}
 	return key, r, refresh, nil
 }
 
@@ -164,7 +171,7 @@ func (s *Server) prepareRedemption(ent *clients.Entry, p *tokenParams) (*jwssign
 // when it had a proof) and the ID token of a redeemed grant, and writes
 // the answer. id names the ID token's login (sub, nonce, sid, auth_time).
 func (s *Server) issueRedeemed(c echo.Context, ent *clients.Entry, key *jwssign.Key, r redemption, refresh string, g redeemed, grant string, id idTokenSpec) error {
-	spec := accessSpec{sub: id.sub, scope: g.scope, aud: []string{ent.Record.DefaultAudience}, jti: r.jti, iat: g.iat, user: g.claims, jkt: r.p.dpopJKT}
+	spec := accessSpec{sub: id.sub, scope: g.scope, aud: g.aud, jti: r.jti, iat: g.iat, user: g.claims, jkt: r.p.dpopJKT}
 	at, err := s.sign(key, ent, spec)
 	if err != nil {
 		return err
@@ -193,6 +200,28 @@ type redemption struct {
 	ttl         time.Duration
 	refreshHash string
 	famID       string
+	want        []string // the audience the request names (resource.Requested)
+}
+
+// redeemAudience sets g's audiences from those a single-use user grant
+// authorized (the client's default audience when it named none): the
+// access token's, which the token request may narrow (RFC 8707 §2.2), and
+// the refresh family's, all of them the client may still hold.
+func redeemAudience(r redemption, g *redeemed, granted []string, what string) *Error {
+	if len(granted) == 0 {
+		granted = []string{r.ent.Record.DefaultAudience}
+	}
+	var err error
+	if g.aud, err = resource.Narrow(granted, r.want, r.ent.Record.Audiences, what); err == nil {
+		g.famAud = g.aud
+		if len(r.want) > 0 {
+			g.famAud, err = resource.Narrow(granted, nil, r.ent.Record.Audiences, what)
+		}
+	}
+	if err != nil {
+		return targetError(err)
+	}
+	return nil
 }
 
 // redeemTx is the body of the redemption transaction. Refusals go in out;
@@ -274,6 +303,9 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 		}
 	}
 	out.scope, _ = userScope(&user.User, strings.Join(scope, " "), nil)
+	if out.err = redeemAudience(r, &out.redeemed, code.Resources, "authorization code"); out.err != nil {
+		return sessions.PutCodeTx(tx, ckey, &code) // spent, as by every refusal after its checks began
+	}
 	if out.claims, err = userClaims(&user, out.scope); err != nil {
 		return err
 	}
@@ -282,7 +314,7 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	// and the user allowed it (the code records it); refreshes check the
 	// consent again.
 	if r.refreshHash != "" && (r.ent.Record.FirstParty || code.Offline) {
-		if err := s.startLoginFamilyTx(tx, r, user.ID, out.scope, code.AccessExp, code.AuthTime, code.SID, cutoff); err != nil {
+		if err := s.startLoginFamilyTx(tx, r, user.ID, out.scope, out.famAud, code.AccessExp, code.AuthTime, code.SID, cutoff); err != nil {
 			return err
 		}
 		code.Family, out.family = r.famID, r.famID
@@ -296,10 +328,10 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 // first refresh token and the user's index entry. flowCode: the user
 // approved the client on a page, so a third-party client's refreshes need
 // that consent still (refresh.go).
-func (s *Server) startLoginFamilyTx(tx storage.Tx, r redemption, userID, scope string, accessExp, authTime int64, sid string, cutoff int64) error {
+func (s *Server) startLoginFamilyTx(tx storage.Tx, r redemption, userID, scope string, aud []string, accessExp, authTime int64, sid string, cutoff int64) error {
 	now := r.now.UnixNano()
 	idle, absolute := s.refreshTTLs(r.ent)
-	fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: userID, Scope: scope, Aud: []string{r.ent.Record.DefaultAudience},
+	fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: userID, Scope: scope, Aud: aud,
 		CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
 		AuthTime: authTime, SID: sid, LoginCutoff: &cutoff, Flow: flowCode, JKT: familyJKT(r.ent, r.p)}
 	fam.addAccess(r.jti, accessExp, r.now.Unix())

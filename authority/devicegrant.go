@@ -69,6 +69,12 @@ func (s *Server) deviceAuthorization(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	var aud []string // the default audience unless the device names one
+	if p.audience != "" || len(p.resources) > 0 {
+		if aud, err = grantAudience(ent, &p); err != nil {
+			return err
+		}
+	}
 	now := s.cfg.Now()
 	ip := c.RealIP()
 	if wait := s.deviceStarts.RetryAfter(ip, now); wait > 0 {
@@ -78,7 +84,7 @@ func (s *Server) deviceAuthorization(c echo.Context) error {
 	s.deviceStarts.Fail(ip, now)
 	ttl := sessions.DefaultDeviceCodeTTL
 	deviceCode, userCode, err := sessions.NewDeviceCode(r.Context(), s.cfg.Store, sessions.DeviceCode{
-		ClientID: ent.Record.ID, ClientInstance: ent.Record.Instance, Scope: scope,
+		ClientID: ent.Record.ID, ClientInstance: ent.Record.Instance, Scope: scope, Resources: aud,
 		Interval: int64(sessions.DefaultDeviceInterval / time.Second), ExpiresAt: now.Add(ttl).UnixNano(),
 	})
 	if err != nil {
@@ -295,11 +301,14 @@ func (s *Server) pollTx(tx storage.Tx, out *deviceOutcome, r redemption) error {
 	}
 	// The privileged-scope rule (users.PermitScopes), as every grant.
 	out.scope, _ = userScope(&user.User, strings.Join(scope, " "), nil)
+	if out.err = redeemAudience(r, &out.redeemed, d.Resources, "device code"); out.err != nil {
+		return sessions.PutDeviceCodeTx(tx, dkey, &d)
+	}
 	if out.claims, err = userClaims(&user, out.scope); err != nil {
 		return err
 	}
 	if r.refreshHash != "" && (r.ent.Record.FirstParty || d.Offline) {
-		if err := s.startLoginFamilyTx(tx, r, user.ID, out.scope, d.AccessExp, d.AuthTime, d.SID, cutoff); err != nil {
+		if err := s.startLoginFamilyTx(tx, r, user.ID, out.scope, out.famAud, d.AccessExp, d.AuthTime, d.SID, cutoff); err != nil {
 			return err
 		}
 		out.family, d.Family = r.famID, r.famID

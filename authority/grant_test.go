@@ -65,6 +65,9 @@ func TestExtensionGrant(t *testing.T) {
 		{"grant sets iss", authority.Issue{Claims: map[string]any{"iss": "evil"}}, "svc", secret, form, 500, "server_error"},
 		{"grant sets cnf in another case", authority.Issue{Claims: map[string]any{"CNF": "x"}}, "svc", secret, form, 500, "server_error"},
 		{"no lifetime left", authority.Issue{Expires: e.clock.Now().Add(-time.Second)}, "svc", secret, form, 400, "invalid_grant"},
+		// RFC 8707 §2, checked for every grant before the grant runs.
+		{"relative resource", g.issue, "svc", secret, url.Values{"grant_type": {clients.GrantTokenExchange}, "subject": {"alice"}, "resource": {"/api"}}, 400, "invalid_target"},
+		{"resource with fragment", g.issue, "svc", secret, url.Values{"grant_type": {clients.GrantTokenExchange}, "subject": {"alice"}, "resource": {"https://api.example.com", "https://api.example.com/#x"}}, 400, "invalid_target"},
 		{"not configured", g.issue, "svc", secret, url.Values{"grant_type": {clients.GrantJWTBearer}, "assertion": {"x"}}, 400, "unsupported_grant_type"},
 	} {
 		g.issue = tc.issue

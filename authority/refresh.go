@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/resource"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
@@ -303,7 +304,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 	if err != nil {
 		return err
 	}
-	aud, err := grantAudience(ent, p.audience, p.resources)
+	aud, err := grantAudience(ent, p)
 	if err != nil {
 		return err
 	}
@@ -463,12 +464,9 @@ func (s *Server) refreshGrant(c echo.Context, ent *clients.Entry, p *tokenParams
 	if perr != nil {
 		return perr
 	}
-	if p.audience != "" && len(p.resources) > 0 {
-		return InvalidRequest("use audience or resource, not both")
-	}
-	wantAud := p.resources
-	if p.audience != "" {
-		wantAud = []string{p.audience}
+	wantAud, err := resource.Requested(p.audience, p.resources)
+	if err != nil {
+		return targetError(err)
 	}
 	key, err := s.keyFor(ent)
 	if err != nil {
@@ -642,26 +640,8 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 		out.err = oe
 		return nil
 	}
-	aud := f.Aud
-	if len(r.aud) > 0 {
-		for _, a := range r.aud {
-			if !slices.Contains(f.Aud, a) {
-				out.err = errInvalidTarget("the requested audience was not granted to this refresh token")
-				return nil
-			}
-		}
-		aud = r.aud
-	}
-	for _, a := range aud {
-		if slices.Contains(r.ent.Record.Audiences, a) {
-			out.aud = append(out.aud, a)
-		} else if len(r.aud) > 0 {
-			out.err = errInvalidTarget("the requested audience is no longer allowed for this client")
-			return nil
-		}
-	}
-	if len(out.aud) == 0 {
-		out.err = errInvalidTarget("no audience this refresh token was granted is still allowed for this client")
+	if out.aud, err = resource.Narrow(f.Aud, r.aud, r.ent.Record.Audiences, "refresh token"); err != nil {
+		out.err = targetError(err)
 		return nil
 	}
 	out.iat = max(r.now.Unix(), cutoff)

@@ -25,32 +25,13 @@ func userScope(u *users.User, scope string, named []string) (string, *Error) {
 	return strings.Join(kept, " "), nil
 }
 
-// errMalformedScope is the answer to a scope parameter that is not RFC
-// 6749 §3.3 syntax.
-const errMalformedScope = "malformed scope: scope tokens are printable ASCII without double quote or backslash, separated by one space (RFC 6749 section 3.3)"
-
-// parseScope is the one parser of a scope parameter a client sends (RFC
-// 6749 §3.3): scope = scope-token *( SP scope-token ), scope-token =
-// 1*( %x21 / %x23-5B / %x5D-7E ). Only a single SP separates tokens: a
-// TAB, a line break, a no-break or em space, two spaces, or a space at
-// either end make the whole scope malformed rather than being read as a
-// separator, so Signet and whoever else reads the same string cannot
-// disagree about which scopes it names. It returns the tokens in order
-// without repeats; "" gives none.
+// parseScope is clients.ParseScope with its RFC 6749 §5.2 answer.
 func parseScope(s string) ([]string, *Error) {
-	if s == "" {
-		return nil, nil
+	toks, err := clients.ParseScope(s)
+	if err != nil {
+		return nil, errInvalidScope(err.Error())
 	}
-	var out []string
-	for tok := range strings.SplitSeq(s, " ") {
-		if !clients.ValidScopeToken(tok) {
-			return nil, errInvalidScope(errMalformedScope)
-		}
-		if !slices.Contains(out, tok) {
-			out = append(out, tok)
-		}
-	}
-	return out, nil
+	return toks, nil
 }
 
 // SplitScope splits a scope string Signet wrote itself (a granted scope

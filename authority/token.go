@@ -24,6 +24,7 @@ import (
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/keys/jwssign"
+	"github.com/signet-auth/signet/resource"
 )
 
 // maxTokenBody caps the token request body: a client_credentials request
@@ -101,6 +102,11 @@ func (s *Server) tokenRequest(c echo.Context) error {
 		return err
 	}
 	s.allowBrowserOrigin(c, ent)
+	for _, v := range p.resources { // every grant, extension grants too (RFC 8707 §2)
+		if err := resource.Check(v); err != nil {
+			return targetError(err)
+		}
+	}
 	if ext != nil {
 		return s.extensionGrant(c, ext, ent, &p)
 	}
@@ -121,7 +127,7 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	aud, err := grantAudience(ent, p.audience, p.resources)
+	aud, err := grantAudience(ent, &p)
 	if err != nil {
 		return err
 	}
@@ -209,42 +215,30 @@ func isTokenParam(k string) bool {
 	return false
 }
 
-// grantScope checks the requested scope against the client's and returns
-// the granted scope string; no scope asked means the default scopes.
+// grantScope is ent.GrantScope with its RFC 6749 §5.2 answer.
 func grantScope(ent *clients.Entry, requested string) (string, error) {
-	if requested == "" {
-		return ent.DefaultScope, nil
+	scope, err := ent.GrantScope(requested)
+	if err != nil {
+		return "", errInvalidScope(err.Error())
 	}
-	toks, perr := parseScope(requested)
-	if perr != nil {
-		return "", perr
-	}
-	for _, t := range toks {
-		if !slices.Contains(ent.Record.Scopes, t) {
-			return "", errInvalidScope("scope " + t + " is not allowed for this client")
-		}
-	}
-	return strings.Join(toks, " "), nil
+	return scope, nil
 }
 
-// grantAudience checks the audience (or RFC 8707 resources) against the
-// client's; none asked means the default audience.
-func grantAudience(ent *clients.Entry, audience string, resources []string) ([]string, error) {
-	if audience != "" && len(resources) > 0 {
-		return nil, InvalidRequest("use audience or resource, not both")
+// grantAudience is the audience a new grant gives ent (resource.Grant).
+func grantAudience(ent *clients.Entry, p *tokenParams) ([]string, error) {
+	aud, err := resource.Grant(ent.Record.Audiences, ent.Record.DefaultAudience, p.audience, p.resources)
+	if err != nil {
+		return nil, targetError(err)
 	}
-	if audience != "" {
-		resources = []string{audience}
+	return aud, nil
+}
+
+// targetError is a refusal of package resource as the RFC 6749 §5.2 answer.
+func targetError(err error) *Error {
+	if re, ok := err.(*resource.Error); ok {
+		return &Error{Code: re.Code, Description: re.Description, Status: http.StatusBadRequest}
 	}
-	if len(resources) == 0 {
-		return []string{ent.Record.DefaultAudience}, nil
-	}
-	for _, a := range resources {
-		if !slices.Contains(ent.Record.Audiences, a) {
-			return nil, errInvalidTarget("the requested audience is not allowed for this client")
-		}
-	}
-	return resources, nil
+	return ServerError(err)
 }
 
 // accessClaims are the RFC 9068 §2.2 claims, in the order they appear.

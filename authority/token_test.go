@@ -18,7 +18,7 @@ import (
 func tokenClients(t *testing.T, e *env) map[string]string {
 	t.Helper()
 	sec := map[string]string{}
-	base := clients.Client{Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"}, Audiences: []string{"api1", "api2"}}
+	base := clients.Client{Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"}, Audiences: []string{"api1", "api2", "https://api3.example.com"}}
 	for _, id := range []string{"svc", "other", "disabled", "nogrant"} {
 		c := base
 		c.ID = id
@@ -107,13 +107,18 @@ func TestTokenEndpoint_BadRequests(t *testing.T) {
 		{name: "malformed scope", ctype: form, body: cc + "&scope=%22read%22", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_scope"},
 		{name: "audience escalation", ctype: form, body: cc + "&audience=signet-admin", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_target"},
 		{name: "resource escalation", ctype: form, body: cc + "&resource=api1&resource=https://evil.example", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_target"},
-		{name: "audience and resource", ctype: form, body: cc + "&audience=api1&resource=api2", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_request"},
+		{name: "audience and resource", ctype: form, body: cc + "&audience=api1&resource=https://api3.example.com", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_request"},
 		// RFC 6749 §3.2: unknown parameters are ignored, empty ones are absent.
 		{name: "unknown parameter ignored", ctype: form, body: cc + "&foo=bar", auth: basic("svc", sec["svc"]), status: 200},
 		{name: "empty scope is omitted", ctype: form, body: cc + "&scope=", auth: basic("svc", sec["svc"]), status: 200},
 		{name: "charset parameter accepted", ctype: form + "; charset=utf-8", body: cc, auth: basic("svc", sec["svc"]), status: 200},
 		{name: "percent-encoded basic id", ctype: form, body: cc, auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("%73vc:"+sec["svc"])), status: 200},
-		{name: "post client", ctype: form, body: post("post-only") + "&resource=api2", status: 200},
+		{name: "post client", ctype: form, body: post("post-only") + "&resource=https://api3.example.com", status: 200},
+		// RFC 8707 §2: a resource is an absolute URI without a fragment,
+		// even when a client's audience has the same (logical) name.
+		{name: "resource not a URI", ctype: form, body: cc + "&resource=api2", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_target"},
+		{name: "resource relative URI", ctype: form, body: cc + "&resource=/api3", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_target"},
+		{name: "resource with fragment", ctype: form, body: cc + "&resource=https://api3.example.com%23x", auth: basic("svc", sec["svc"]), status: 400, code: "invalid_target"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,7 +194,8 @@ func TestTokenEndpoint_ScopeAudienceDefaults(t *testing.T) {
 		{url.Values{}, "read", `"api1"`},
 		{url.Values{"scope": {"write read write"}}, "write read", `"api1"`},
 		{url.Values{"audience": {"api2"}}, "read", `"api2"`},
-		{url.Values{"resource": {"api2", "api1"}}, "read", `["api2","api1"]`},
+		{url.Values{"resource": {"https://api3.example.com"}}, "read", `"https://api3.example.com"`},
+		{url.Values{"resource": {"https://api3.example.com", "https://api3.example.com"}}, "read", `"https://api3.example.com"`},
 	}
 	for _, tc := range tests {
 		tok := e.token("svc", sec["svc"], tc.form)

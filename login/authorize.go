@@ -15,6 +15,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/resource"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 )
@@ -28,6 +29,7 @@ type authzRequest struct {
 	redirectGiven  bool
 	state, nonce   string
 	scopes         []string
+	resources      []string // RFC 8707; nil: the client's default audience
 	challenge      string
 	promptNone     bool
 	promptLogin    bool
@@ -143,6 +145,16 @@ func (h *Handler) parseRequest(c echo.Context, q url.Values) (*authzRequest, *pa
 	}
 	if slices.Contains(req.scopes, authority.AdminScope) {
 		return req, nil, &oauthError{"invalid_scope", "the admin scope cannot be granted to a browser login"}
+	}
+	// RFC 8707 §2: each resource an absolute URI the client may have as an
+	// audience; the code remembers them for the token request to narrow.
+	aud, err := resource.Grant(client.Audiences, "", "", q["resource"])
+	var re *resource.Error
+	switch {
+	case errors.As(err, &re):
+		return req, nil, &oauthError{re.Code, re.Description}
+	case aud[0] != "": // "": none named (empty values are absent, RFC 6749 §3.1)
+		req.resources = aud
 	}
 	method, challenge := q.Get("code_challenge_method"), q.Get("code_challenge")
 	switch {
@@ -299,7 +311,7 @@ func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Ses
 	ctx := c.Request().Context()
 	code, err := h.sess.IssueCode(ctx, sessions.Code{
 		ClientID: req.client.ID, ClientInstance: req.clientInstance, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
-		Challenge: req.challenge, Nonce: req.nonce, Scope: strings.Join(req.scopes, " "),
+		Challenge: req.challenge, Nonce: req.nonce, Scope: strings.Join(req.scopes, " "), Resources: req.resources,
 		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime,
 		// First party, or the consent just checked covers it.
 		Offline: keepsAccess(req.client),

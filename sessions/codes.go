@@ -25,8 +25,11 @@ type Code struct {
 	Challenge string `json:"challenge,omitempty"`
 	Nonce     string `json:"nonce,omitempty"`
 	Scope     string `json:"scope"`
-	UserID    string `json:"user_id"`
-	SID       string `json:"sid"`
+	// Resources are the RFC 8707 resources the request named, each one of
+	// the client's audiences; none means the client's default audience.
+	Resources []string `json:"resources,omitempty"`
+	UserID    string   `json:"user_id"`
+	SID       string   `json:"sid"`
 	// Session is the storage key of the SSO session that issued the code:
 	// a code whose session ended (logout, force logout) is refused.
 	Session string `json:"session"`

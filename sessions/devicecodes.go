@@ -57,6 +57,9 @@ type DeviceCode struct {
 	// same id cannot poll the old one's codes.
 	ClientInstance string `json:"client_instance,omitempty"`
 	Scope          string `json:"scope"`
+	// Resources are the RFC 8707 resources (or the audience) the device
+	// named; none means the client's default audience.
+	Resources []string `json:"resources,omitempty"`
 	// UserCodeKey is the deviceUsersBucket key, so the purge and the
 	// decision remove it.
 	UserCodeKey string `json:"user_code_key"`
