@@ -90,8 +90,9 @@ type Main struct {
 	cancel  context.CancelFunc
 	pre     preflight // listeners bound and files found before the first write
 
-	rotationJob cron.EntryID // the rotation's cron entry, for nextRotation
-	postponed   atomic.Int64 // the due time (unix ns) whose rotation was last postponed, to warn once
+	rotationJob cron.EntryID   // the rotation's cron entry, for nextRotation
+	rotation    *keys.Schedule // when it runs; retries a failed rotation
+	postponed   atomic.Int64   // the due time (unix ns) whose rotation was last postponed, to warn once
 
 	leader scheduleLeader // decides whether this replica runs the jobs
 	fresh  *freshness     // nil on bolt: how recently etcd answered
@@ -261,7 +262,8 @@ func (m *Main) open(ctx context.Context) error {
 
 	m.cron = cron.New(cron.WithLogger(cronLogger{log.With("component", "cron")}),
 		cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	m.rotationJob = m.cron.Schedule(storedSchedule{m.Keys, c.Parsed.Rotation}, cron.FuncJob(func() { m.rotateJob(root) }))
+	m.rotation = keys.NewSchedule(m.Keys, keys.ScheduleOptions{})
+	m.rotationJob = m.cron.Schedule(m.rotation, cron.FuncJob(func() { m.rotateJob(root) }))
 	m.cron.Schedule(c.Parsed.Purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -438,6 +440,7 @@ func (m *Main) close() error {
 		}
 	}
 	if m.cron != nil {
+		m.rotation.Close() // a rotation waiting to retry stops now
 		<-m.cron.Stop().Done()
 	}
 	if m.leader != nil {
@@ -483,16 +486,23 @@ func (m *Main) ready(ctx context.Context) error {
 	return m.Keys.Ready()
 }
 
+// rotateJob runs the scheduled rotation, tried again with back-off while
+// it fails (keys.Schedule.Run), each attempt fenced as the leader's.
 func (m *Main) rotateJob(root context.Context) {
+	m.rotation.Run(root, m.rotateOnce)
+}
+
+// rotateOnce is one attempt; an error is a failure to try again.
+func (m *Main) rotateOnce(root context.Context) error {
 	lead, done, ok := m.leader.Lead(root)
 	if !ok {
 		m.Logger.LogAttrs(root, slog.LevelDebug, "rotation left to the leader")
-		return
+		return nil
 	}
 	defer done()
 	root = lead
 	if !m.rotationDue() {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.ReplicaName()}), time.Minute)
 	defer cancel()
@@ -506,9 +516,10 @@ func (m *Main) rotateJob(root context.Context) {
 			m.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation postponed until the pending key has been published long enough", slog.String("reason", err.Error()))
 		}
 	case err != nil:
-		m.Logger.LogAttrs(ctx, slog.LevelError, "scheduled rotation failed", slog.String("err", err.Error()))
+		return err // logged by Run
 	}
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "next rotation", slog.Time("at", m.nextRotation()))
+	return nil
 }
 
 // nextRotation is when the next scheduled rotation is due: the time
