@@ -90,9 +90,10 @@ type Main struct {
 	cancel  context.CancelFunc
 	pre     preflight // listeners bound and files found before the first write
 
-	rotationJob cron.EntryID   // the rotation's cron entry, for nextRotation
-	rotation    *keys.Schedule // when it runs; retries a failed rotation
-	postponed   atomic.Int64   // the due time (unix ns) whose rotation was last postponed, to warn once
+	rotationJob cron.EntryID // the rotation's cron entry, for nextRotation
+	postponed   atomic.Int64 // the due time (unix ns) whose rotation was last postponed, to warn once
+	// rotation is when the rotation job runs; it retries a failed rotation.
+	rotation *keys.Schedule
 
 	leader scheduleLeader // decides whether this replica runs the jobs
 	fresh  *freshness     // nil on bolt: how recently etcd answered
