@@ -48,8 +48,8 @@ const deviceStartsPerIP = 30
 // §3.2).
 func (s *Server) deviceAuthorization(c echo.Context) error {
 	r := c.Request()
-	if s.cfg.CanIssue != nil && s.cfg.CanIssue() != nil {
-		return &Error{Code: "temporarily_unavailable", Description: "this replica has lost its store; retry on another replica or later", Status: http.StatusServiceUnavailable, retryAfter: 1}
+	if err := s.canIssue(); err != nil {
+		return errStale(err)
 	}
 	if r.Method != http.MethodPost {
 		return &Error{Code: "invalid_request", Description: "the device authorization endpoint accepts only POST", Status: http.StatusMethodNotAllowed, allow: http.MethodPost}

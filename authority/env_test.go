@@ -134,6 +134,8 @@ type envOptions struct {
 	custody map[string]custody.Custody
 	// grants are extension grants (authority.Config.Grants).
 	grants map[string]authority.Grant
+	// canIssue is authority.Config.CanIssue (a replica's staleness check).
+	canIssue func() error
 }
 
 // testFeedKey keys the revocation feed's subject hashes in tests.
@@ -202,6 +204,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Now:            e.clock.Now,
 		DPoP:           dpop,
 		Grants:         o.grants,
+		CanIssue:       o.canIssue,
 	})
 	if err != nil {
 		t.Fatal(err)

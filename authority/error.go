@@ -5,7 +5,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/authority/refusal"
 )
 
 // Error is an OAuth 2.0 error (RFC 6749 §5.2) or an admin API error.
@@ -72,16 +72,11 @@ func errInvalidTarget(desc string) *Error {
 // replica, so it is 503 temporarily_unavailable with Retry-After (RFC 6749
 // §5.2 allows the code from the token endpoint as from authorize).
 func ServerError(err error) *Error {
-	if storeUnavailable(err) {
+	if refusal.StoreUnavailable(err) {
 		return errRefused("store_unavailable", "temporarily_unavailable", "the store did not answer in time; retry later or on another replica",
 			http.StatusServiceUnavailable, 1, err)
 	}
 	return &Error{Code: "server_error", Description: "internal error", Status: http.StatusInternalServerError, Err: err}
-}
-
-// storeUnavailable says whether err is a store condition that passes.
-func storeUnavailable(err error) bool {
-	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // errRefused is a refusal Signet makes on purpose, for condition.
@@ -97,6 +92,13 @@ func (s *Server) noteRefusal(ctx context.Context, e *Error, reqID string) {
 		reason = e.Err.Error()
 	}
 	s.refusals.Note(ctx, s.log, e.refusal, e.Status, reason, reqID, s.cfg.Now())
+}
+
+// errStale refuses to issue on a replica that has lost its store
+// (cfg.CanIssue), at the token and device authorization endpoints alike:
+// a deliberate refusal, logged once per episode.
+func errStale(err error) *Error {
+	return errRefused("store_stale", "temporarily_unavailable", "this replica has lost its store; retry on another replica or later", http.StatusServiceUnavailable, 1, err)
 }
 
 // canIssue is cfg.CanIssue, nil when unset.

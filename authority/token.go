@@ -78,7 +78,7 @@ func (s *Server) token(c echo.Context) error {
 func (s *Server) tokenRequest(c echo.Context) error {
 	r := c.Request()
 	if err := s.canIssue(); err != nil {
-		return errRefused("store_stale", "temporarily_unavailable", "this replica has lost its store; retry on another replica or later", http.StatusServiceUnavailable, 1, err)
+		return errStale(err)
 	}
 	if r.Method != http.MethodPost {
 		return &Error{Code: "invalid_request", Description: "the token endpoint accepts only POST", Status: http.StatusMethodNotAllowed, allow: http.MethodPost}

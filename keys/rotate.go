@@ -357,6 +357,13 @@ func (m *Manager) rotate(ctx context.Context, force bool, reason Reason) error {
 	var activated []Info
 	err = m.update(ctx, "keys.rotate", "", func(ks keySet, now time.Time) (string, error) {
 		activated = activated[:0]
+		// A scheduled rotation happens once per due time: one whose stored
+		// time has not come was done already (by another leader, or by an
+		// earlier attempt of this one whose answer the store lost), and a
+		// retry must not rotate again.
+		if reason == ReasonSchedule && now.Before(*ks.next) {
+			return "", errAlreadyRotated
+		}
 		for _, alg := range m.opts.Algorithms {
 			a, ok := ks.find(alg, StateActive)
 			if !ok || a.KID != expected[alg] {

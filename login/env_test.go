@@ -27,6 +27,7 @@ import (
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/sessions"
+	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
 	"github.com/signet-auth/signet/users"
 )
@@ -69,6 +70,11 @@ type envOptions struct {
 	login    authority.LoginRateLimit
 	realHash bool
 	tls      bool // an https issuer (httptest's TLS server)
+	// wrap, when set, is the store the authority and the sessions run on,
+	// made from the bolt file (the keys stay on the file); log, when set,
+	// receives the JSON log.
+	wrap func(storage.Store) storage.Store
+	log  io.Writer
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -76,11 +82,18 @@ func newEnv(t testing.TB, o envOptions) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, clock: &testClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}}
 	logger := slog.New(slog.DiscardHandler)
+	if o.log != nil {
+		logger = slog.New(slog.NewJSONHandler(o.log, nil))
+	}
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "signet.db"), bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.store = st
+	var shared storage.Store = st
+	if o.wrap != nil {
+		shared = o.wrap(st)
+	}
 	algs := []string{"RS256", "ES256"}
 	e.keys, err = keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: algs,
 		MaxTokenTTL: time.Hour, Now: e.clock.Now, Logger: logger})
@@ -104,14 +117,14 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	e.srv, err = authority.New(ctx, authority.Config{
 		Admin:  admin.Routes,
-		Issuer: e.issuer, Store: st, JWKS: jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
+		Issuer: e.issuer, Store: shared, JWKS: jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
 		Signer: e.keys, KeySet: e.keys, Algorithms: algs, Scopes: []string{"read"},
 		Password: pw, LoginRateLimit: o.login, Logger: logger, Now: e.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.sess = sessions.New(st, sessions.Options{Now: e.clock.Now, IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
+	e.sess = sessions.New(shared, sessions.Options{Now: e.clock.Now, IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
 	ui, err := login.New(login.Config{Authority: e.srv, Sessions: e.sess, Now: e.clock.Now, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

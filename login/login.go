@@ -26,6 +26,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/authority/refusal"
 	"github.com/signet-auth/signet/sessions"
 )
 
@@ -77,6 +78,9 @@ type Handler struct {
 	base      string // issuer without trailing slash
 	path      string // issuer path: cookie Path and the prefix of form actions
 	secure    bool   // issuer is https: cookies are Secure
+
+	// refusals logs store outages once per episode (unavailable.go).
+	refusals refusal.Log
 }
 
 // New loads the templates and stylesheets.
@@ -326,11 +330,6 @@ func validRestart(q string) bool {
 	return err == nil && v.Get("client_id") != ""
 }
 
-func (h *Handler) serverError(c echo.Context, err error) error {
-	h.log.LogAttrs(c.Request().Context(), slog.LevelError, "login", slog.String("err", err.Error()))
-	return h.errorPage(c, http.StatusInternalServerError, "Something went wrong", "The server could not complete this request. Try again in a moment.", "")
-}
-
 // currentSession returns the browser's live SSO session whose user is
 // still active, with its cookie value; ok is false when there is none.
 func (h *Handler) currentSession(ctx context.Context, c echo.Context) (sessions.Session, string, bool, error) {
@@ -346,7 +345,10 @@ func (h *Handler) currentSession(ctx context.Context, c echo.Context) (sessions.
 		return sessions.Session{}, "", false, err
 	}
 	if _, err := h.auth.ActiveUser(ctx, s.UserID); err != nil {
-		return sessions.Session{}, "", false, nil
+		if isNotFound(err) { // deleted or disabled
+			return sessions.Session{}, "", false, nil
+		}
+		return sessions.Session{}, "", false, err // a store that did not answer is not a logged-out user
 	}
 	return s, cv, true, nil
 }

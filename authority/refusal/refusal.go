@@ -7,14 +7,27 @@ package refusal
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/signet-auth/signet/storage"
 )
 
 // Quiet is how long a condition must go without refusals before its next
 // refusal is logged again.
 const Quiet = time.Minute
+
+// StoreUnavailable says whether err is a store condition that passes: the
+// store did not answer in time (a request deadline, etcd's lost leader or
+// quorum, wrapped as storage.ErrUnavailable) or kept conflicting. A server
+// answers it 503 with Retry-After, never 500: the client may retry here or
+// at another replica. It is the one classification of the JSON endpoints
+// (authority.ServerError) and the hosted pages (package login).
+func StoreUnavailable(err error) bool {
+	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) || errors.Is(err, context.DeadlineExceeded)
+}
 
 // Log remembers when each condition last refused a request. The zero value
 // is ready to use; it is safe for concurrent use.

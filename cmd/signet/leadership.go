@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/robfig/cron/v3"
 
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/keys"
@@ -62,33 +61,6 @@ func startLeader(ctx context.Context, st storage.Store, c *config.Config, reg *p
 		return 0
 	}))
 	return l
-}
-
-// storedSchedule is the rotation job's cron schedule: the next rotation
-// time stored with the keys (keys.Options.Schedule), so that every replica,
-// and a newly elected leader, runs the job when the fleet's rotation is
-// due rather than a period after its own start. When it is due or past,
-// the job runs within rotationRecheck (a new leader rotates at once); with
-// nothing stored yet (before the first scheduled rotation), the cron spec.
-type storedSchedule struct {
-	km   *keys.Manager
-	spec cron.Schedule
-}
-
-// rotationRecheck is how soon the job runs again while a rotation is due
-// but not done (another replica leads, or the pending key is too young).
-const rotationRecheck = time.Second
-
-func (s storedSchedule) Next(t time.Time) time.Time {
-	next := s.km.NextRotation()
-	switch {
-	case next.IsZero():
-		return s.spec.Next(t)
-	case next.After(t):
-		return next
-	default:
-		return t.Add(rotationRecheck)
-	}
 }
 
 // rotationDue says whether the scheduled rotation is due now: the stored

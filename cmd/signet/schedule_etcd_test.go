@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/storage/etcd/etcdtest"
 )
 
@@ -48,7 +49,7 @@ func TestReplicas_Etcd_ScheduleSurvivesFailover(t *testing.T) {
 	a.Close()
 	waitFor(t, "b leads", func() bool { return b.leader.Leading() })
 	before, _ := b.Keys.SigningKey("ES256")
-	spec := storedSchedule{b.Keys, b.Config.Parsed.Rotation}
+	spec := b.rotation
 	if got := spec.Next(clk.Now()); !got.Equal(next) {
 		t.Errorf("new leader's next run = %v, want the stored %v (not a period from its own start)", got, next)
 	}
@@ -68,8 +69,8 @@ func TestReplicas_Etcd_ScheduleSurvivesFailover(t *testing.T) {
 	}
 	// A leader that finds the stored time past runs the job at once.
 	clk.Add(25 * time.Minute)
-	if got := spec.Next(clk.Now()); got.After(clk.Now().Add(rotationRecheck)) {
-		t.Errorf("rotation overdue: next run %v, want within %s of %v", got, rotationRecheck, clk.Now())
+	if got := spec.Next(clk.Now()); got.After(clk.Now().Add(keys.RotationRecheck)) {
+		t.Errorf("rotation overdue: next run %v, want within %s of %v", got, keys.RotationRecheck, clk.Now())
 	}
 }
 

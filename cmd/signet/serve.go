@@ -95,6 +95,8 @@ type Main struct {
 
 	rotationJob cron.EntryID // the rotation's cron entry, for nextRotation
 	postponed   atomic.Int64 // the due time (unix ns) whose rotation was last postponed, to warn once
+	// rotation is when the rotation job runs; it retries a failed rotation.
+	rotation *keys.Schedule
 
 	leader scheduleLeader // decides whether this replica runs the jobs
 	fresh  *freshness     // nil on bolt: how recently etcd answered
@@ -276,7 +278,8 @@ func (m *Main) open(ctx context.Context) error {
 
 	m.cron = cron.New(cron.WithLogger(cronLogger{log.With("component", "cron")}),
 		cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	m.rotationJob = m.cron.Schedule(storedSchedule{m.Keys, c.Parsed.Rotation}, cron.FuncJob(func() { m.rotateJob(root) }))
+	m.rotation = keys.NewSchedule(m.Keys, keys.ScheduleOptions{})
+	m.rotationJob = m.cron.Schedule(m.rotation, cron.FuncJob(func() { m.rotateJob(root) }))
 	m.cron.Schedule(c.Parsed.Purge, cron.FuncJob(func() { m.purgeJob(root) }))
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -453,6 +456,7 @@ func (m *Main) close() error {
 		}
 	}
 	if m.cron != nil {
+		m.rotation.Close() // a rotation waiting to retry stops now
 		<-m.cron.Stop().Done()
 	}
 	if m.leader != nil {
@@ -498,16 +502,23 @@ func (m *Main) ready(ctx context.Context) error {
 	return m.Keys.Ready()
 }
 
+// rotateJob runs the scheduled rotation, tried again with back-off while
+// it fails (keys.Schedule.Run), each attempt fenced as the leader's.
 func (m *Main) rotateJob(root context.Context) {
+	m.rotation.Run(root, m.rotateOnce)
+}
+
+// rotateOnce is one attempt; an error is a failure to try again.
+func (m *Main) rotateOnce(root context.Context) error {
 	lead, done, ok := m.leader.Lead(root)
 	if !ok {
 		m.Logger.LogAttrs(root, slog.LevelDebug, "rotation left to the leader")
-		return
+		return nil
 	}
 	defer done()
 	root = lead
 	if !m.rotationDue() {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(audit.WithActor(root, audit.Actor{Name: audit.ActorCron, Replica: m.Config.ReplicaName()}), time.Minute)
 	defer cancel()
@@ -521,9 +532,10 @@ func (m *Main) rotateJob(root context.Context) {
 			m.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation postponed until the pending key has been published long enough", slog.String("reason", err.Error()))
 		}
 	case err != nil:
-		m.Logger.LogAttrs(ctx, slog.LevelError, "scheduled rotation failed", slog.String("err", err.Error()))
+		return err // logged by Run
 	}
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "next rotation", slog.Time("at", m.nextRotation()))
+	return nil
 }
 
 // nextRotation is when the next scheduled rotation is due: the time
