@@ -47,6 +47,7 @@ type deployOptions struct {
 	etcd     *etcdCluster
 	algs     string // keys.algorithms
 	rotation string // keys.rotation.schedule; empty: the default
+	purge    string // keys.purge.schedule; empty: the default
 	maxAge   string // jwks.max_age; empty: the default
 }
 
@@ -72,6 +73,9 @@ func (l *lab) deploy(ctx context.Context, name string, o deployOptions) (*deploy
 		}
 		cfg := fmt.Sprintf("issuer: %s\ndata_dir: %s\nhttp:\n  addr: %s\nkeys:\n  algorithms: [%s]\nlogin:\n  code_ttl: 10m\naudit:\n  replica: r%d\n",
 			d.issuer, filepath.Join(dir, "data"), a, o.algs, i)
+		if o.purge != "" {
+			cfg = strings.Replace(cfg, "keys:\n", fmt.Sprintf("keys:\n  purge:\n    schedule: %q\n", o.purge), 1)
+		}
 		if o.rotation != "" {
 			cfg = strings.Replace(cfg, "keys:\n", fmt.Sprintf("keys:\n  rotation:\n    schedule: %q\n", o.rotation), 1)
 		}

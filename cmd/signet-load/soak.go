@@ -46,6 +46,7 @@ type soakFlags struct {
 	tokens, refreshes, codes, introspect float64
 	jwksRate, revocations                float64
 	keep                                 bool
+	purge                                string // keys.purge.schedule
 }
 
 // kindStats counts the answers of one kind of request.
@@ -93,6 +94,7 @@ func runSoak(ctx context.Context, args []string) error {
 	fs.Float64Var(&f.jwksRate, "jwks", 20, "JWKS fetches per second")
 	fs.Float64Var(&f.revocations, "revocations", 2, "revoke-then-introspect checks per second")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (logs, data)")
+	fs.StringVar(&f.purge, "purge", "@every 1m", "keys.purge.schedule of the replicas: shorter than the time between kills, so that purges run under load")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,7 +114,7 @@ func runSoak(ctx context.Context, args []string) error {
 	}
 	// A 20 s rotation (jwks.max_age 5 s), so that keys rotate all through
 	// the run and across every leader change.
-	d, err := l.deploy(ctx, "soak", deployOptions{replicas: 3, etcd: ec, algs: "RS256, ES256", rotation: "@every 20s", maxAge: "5s"})
+	d, err := l.deploy(ctx, "soak", deployOptions{replicas: 3, etcd: ec, algs: "RS256, ES256", rotation: "@every 20s", maxAge: "5s", purge: f.purge})
 	if err != nil {
 		return err
 	}
