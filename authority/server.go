@@ -198,7 +198,7 @@ type Server struct {
 	// authorizations, per address (devicegrant.go).
 	userCodes, deviceStarts *ratelimit.Counter
 	users                   *users.Registry
-	login                   *loginLimiter
+	login                   *ratelimit.LoginLimiter
 	feed                    feedCache
 	// refusals logs deliberate refusals once per episode (error.go).
 	refusals refusal.Log
@@ -239,7 +239,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.userCodes = ratelimit.NewCounter(userCodeFailures, userCodeWindow, maxEntries)
 	s.deviceStarts = ratelimit.NewCounter(deviceStartsPerIP, userCodeWindow, maxEntries)
-	s.login = newLoginLimiter(cfg.LoginRateLimit)
+	s.login = ratelimit.NewLoginLimiter(cfg.LoginRateLimit)
 	s.users = users.New(cfg.Store, cfg.Password, cfg.Now)
 	s.dummyHash = users.HashPassword(newJTI(), cfg.Password)
 	md, err := buildMetadata(cfg)
@@ -331,7 +331,6 @@ func (cfg *Config) applyDefaults() error {
 	if cfg.DefaultTokenTTL > cfg.MaxTokenTTL {
 		return fmt.Errorf("authority: default token TTL %s is longer than the maximum %s", cfg.DefaultTokenTTL, cfg.MaxTokenTTL)
 	}
-	cfg.LoginRateLimit.applyDefaults()
 	cfg.Password.ApplyDefaults()
 	if err := cfg.Password.Validate(); err != nil {
 		return fmt.Errorf("authority: %w", err)

@@ -263,6 +263,9 @@ type accessClaims struct {
 	Instance string `json:"client_instance,omitempty"`
 	// Cnf binds the token to the client's DPoP key (RFC 9449 §6.1).
 	Cnf *confirmation `json:"cnf,omitempty"`
+	// Act is read only (readClaims): the RFC 8693 delegation chain of an
+	// exchanged token, written by its grant among the extra claims.
+	Act json.RawMessage `json:"-"`
 }
 
 // audience is a single string when there is one value (the common form

@@ -210,6 +210,11 @@ type Client struct {
 	JWKS          json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI       string          `json:"jwks_uri,omitempty"`
 	AssertionAlgs []string        `json:"token_endpoint_auth_signing_algs,omitempty"`
+
+	// ExchangeAudiences are the audiences (or RFC 8707 resources) the
+	// client may exchange a token into (RFC 8693, package exchange); a
+	// client with the token exchange grant needs at least one.
+	ExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 }
 
 // Patch changes the fields that are set and leaves the others alone.
@@ -242,6 +247,8 @@ type Patch struct {
 	JWKS          *json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI       *string          `json:"jwks_uri,omitempty"`
 	AssertionAlgs *[]string        `json:"token_endpoint_auth_signing_algs,omitempty"`
+
+	ExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
 }
 
 // Record is what is stored: the client plus its secret hashes.
@@ -477,6 +484,7 @@ func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, erro
 		setIf(&cl.JWKS, p.JWKS)
 		setIf(&cl.JWKSURI, p.JWKSURI)
 		setIf(&cl.AssertionAlgs, p.AssertionAlgs)
+		setIf(&cl.ExchangeAudiences, p.ExchangeAudiences)
 		if p.RequirePKCE != nil {
 			cl.RequirePKCE = p.RequirePKCE
 		}
@@ -627,6 +635,20 @@ func (c *Registry) validate(cl *Client) error {
 	}
 	if hasDup(cl.Audiences) {
 		bad("audiences", "duplicate value")
+	}
+	exchange := slices.Contains(cl.GrantTypes, GrantTokenExchange)
+	switch {
+	case exchange && len(cl.ExchangeAudiences) == 0:
+		bad("token_exchange_audiences", "the "+GrantTokenExchange+" grant needs at least one audience the client may exchange tokens into")
+	case !exchange && len(cl.ExchangeAudiences) > 0:
+		bad("token_exchange_audiences", "is only used with the grant type "+GrantTokenExchange)
+	case hasDup(cl.ExchangeAudiences):
+		bad("token_exchange_audiences", "duplicate value")
+	}
+	for _, a := range cl.ExchangeAudiences {
+		if !validAudience(a) {
+			bad("token_exchange_audiences", QuoteValue(a)+" must be 1 to 256 printable characters without spaces")
+		}
 	}
 	if !slices.Contains(cl.Audiences, cl.DefaultAudience) {
 		bad("default_audience", QuoteValue(cl.DefaultAudience)+" is not one of the client's audiences")
