@@ -22,7 +22,9 @@ import (
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/authority/admin"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/exchange"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
@@ -201,6 +203,7 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	tokenExchange := &exchange.Grant{} // RFC 8693; its Tokens are the server below
 	m.Server, err = authority.New(root, authority.Config{
 		Admin:              admin.Routes,
 		Issuer:             c.Issuer,
@@ -235,10 +238,12 @@ func (m *Main) open(ctx context.Context) error {
 		AccessLog:     c.Log.Access,
 		Now:           m.Now,
 		DPoP:          dpop,
+		Grants:        map[string]authority.Grant{clients.GrantTokenExchange: tokenExchange},
 	})
 	if err != nil {
 		return err
 	}
+	tokenExchange.Tokens = m.Server
 
 	m.Sessions = sessions.New(st, sessions.Options{
 		IdleTTL: c.Parsed.SessionIdle, AbsoluteTTL: c.Parsed.SessionAbsolute,
