@@ -100,6 +100,9 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if p.dpopJKT, err = s.tokenDPoP(c); err != nil {
 		return err
 	}
+	if p.dpopJKT == "" && ent.Record.DPoPBoundAccessTokens {
+		return &Error{Code: "invalid_dpop_proof", Description: "this client must send a DPoP proof (dpop_bound_access_tokens)", Status: http.StatusBadRequest}
+	}
 	s.allowBrowserOrigin(c, ent)
 	if ext != nil {
 		return s.extensionGrant(c, ext, ent, &p)

@@ -215,6 +215,10 @@ type Client struct {
 	// client may exchange a token into (RFC 8693, package exchange); a
 	// client with the token exchange grant needs at least one.
 	ExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
+
+	// DPoPBoundAccessTokens (RFC 9449 §5.2) refuses the client's token
+	// requests that carry no DPoP proof: its tokens are always bound.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // Patch changes the fields that are set and leaves the others alone.
@@ -248,7 +252,8 @@ type Patch struct {
 	JWKSURI       *string          `json:"jwks_uri,omitempty"`
 	AssertionAlgs *[]string        `json:"token_endpoint_auth_signing_algs,omitempty"`
 
-	ExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
+	ExchangeAudiences     *[]string `json:"token_exchange_audiences,omitempty"`
+	DPoPBoundAccessTokens *bool     `json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // Record is what is stored: the client plus its secret hashes.
@@ -485,6 +490,7 @@ func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, erro
 		setIf(&cl.JWKSURI, p.JWKSURI)
 		setIf(&cl.AssertionAlgs, p.AssertionAlgs)
 		setIf(&cl.ExchangeAudiences, p.ExchangeAudiences)
+		setIf(&cl.DPoPBoundAccessTokens, p.DPoPBoundAccessTokens)
 		if p.RequirePKCE != nil {
 			cl.RequirePKCE = p.RequirePKCE
 		}

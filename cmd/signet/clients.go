@@ -109,6 +109,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Var(&defScopes, "default-scope", "scopes granted when none is asked (default: all allowed scopes)")
 		fs.Var(&auds, "audience", "allowed audience, repeatable; the first is the default (required)")
 		fs.Var(&exchangeAuds, "exchange-audience", "token exchange (grant "+clients.GrantTokenExchange+"): an audience the client may exchange tokens into, repeatable")
+		fs.BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound", false, "refuse the client's token requests without a DPoP proof (RFC 9449 dpop_bound_access_tokens)")
 		fs.StringVar(&spec.DefaultAudience, "default-audience", "", "audience used when none is asked (default: the first)")
 		fs.StringVar(&alg, "alg", "", "signing algorithm, one of the live ones (default RS256 when live)")
 		fs.DurationVar(&ttl, "ttl", 0, "access-token lifetime (default tokens.default_ttl)")
@@ -133,6 +134,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "update":
 		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post, private_key_jwt (replaces the list)")
 		fs.Var(&exchangeAuds, "exchange-audience", "token exchange: an audience the client may exchange tokens into, repeatable (replaces the list)")
+		fs.BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound", false, "refuse the client's token requests without a DPoP proof (--dpop-bound=false lifts it)")
 		kf.register(fs)
 	case "get", "delete":
 	case "rotate-secret":
@@ -172,6 +174,8 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			patch.AssertionAlgs = &spec.AssertionAlgs
 		case "exchange-audience":
 			patch.ExchangeAudiences = &spec.ExchangeAudiences
+		case "dpop-bound":
+			patch.DPoPBoundAccessTokens = &spec.DPoPBoundAccessTokens
 		}
 	})
 	spec.SigningAlg, spec.AccessTokenTTL = alg, clients.Duration(ttl)
