@@ -518,6 +518,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		case oe.bearer != "":
 			h.Set(echo.HeaderWWWAuthenticate, oe.bearer)
 		}
+		if oe.Code == "use_dpop_nonce" && s.cfg.DPoP != nil { // RFC 9449 §8, §9: the nonce to use
+			h.Set("DPoP-Nonce", s.cfg.DPoP.Nonce())
+		}
 		if oe.retryAfter > 0 {
 			h.Set(echo.HeaderRetryAfter, strconv.Itoa(oe.retryAfter))
 		}

@@ -42,6 +42,7 @@ type Config struct {
 
 	ClientAuth ClientAuth `yaml:"client_auth"` // outbound.go
 	Outbound   Outbound   `yaml:"outbound"`
+	DPoP       DPoP       `yaml:"dpop"` // dpop.go
 
 	// Parsed is filled in by Validate.
 	Parsed Parsed `yaml:"-"`
@@ -224,6 +225,7 @@ func Default() Config {
 
 		ClientAuth: defaultClientAuth(),
 		Outbound:   defaultOutbound(),
+		DPoP:       defaultDPoP(),
 	}
 }
 

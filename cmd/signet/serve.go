@@ -179,7 +179,15 @@ func (m *Main) open(ctx context.Context) error {
 	// DPoP proofs (RFC 9449) are checked by the jwks module's checker, the
 	// one services use, with its replay cache in the store.
 	m.dpopReplay = replay.New(st, replay.DPoPBucket, m.Now)
-	dpop, err := jwks.NewDPoPChecker(jwks.WithDPoPClock(m.Now), jwks.WithDPoPReplayCache(m.dpopReplay))
+	dpopOpts := []jwks.DPoPOption{jwks.WithDPoPClock(m.Now), jwks.WithDPoPReplayCache(m.dpopReplay)}
+	if c.DPoP.Nonce { // keyed from the KEK: every replica takes the others' nonces
+		nonces, err := jwks.NewKeyedNonces(kekSubkey(kek, dpopNonceInfo), c.DPoP.Period, m.Now)
+		if err != nil {
+			return err
+		}
+		dpopOpts = append(dpopOpts, jwks.WithDPoPNonces(nonces))
+	}
+	dpop, err := jwks.NewDPoPChecker(dpopOpts...)
 	if err != nil {
 		return err
 	}
