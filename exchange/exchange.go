@@ -17,12 +17,14 @@
 //     (invalid_target otherwise); its scope is the intersection of the
 //     subject token's and the client's (asking for more is invalid_scope);
 //     it expires no later than the subject (and actor) token; its act
-//     claim names the actor and nests the subject token's act (§4.1).
+//     claim names the actor and nests the subject token's act (§4.1), at
+//     most MaxChain actors deep.
 //   - a DPoP-bound subject token is exchanged only with a proof of its key.
 package exchange
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -37,6 +39,25 @@ const (
 	TypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
 	TypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
 )
+
+// MaxChain bounds the actors an act claim nests: each exchange adds one,
+// and a token longer than Signet reads (4 KiB) would be useless anyway.
+const MaxChain = 8
+
+// chainDepth is the number of actors act names (0 for none).
+func chainDepth(act json.RawMessage) int {
+	n := 0
+	for len(act) > 0 && n < MaxChain {
+		var a struct {
+			Act json.RawMessage `json:"act"`
+		}
+		if json.Unmarshal(act, &a) != nil {
+			break
+		}
+		n, act = n+1, a.Act
+	}
+	return n
+}
 
 // Tokens verifies Signet's own tokens: *authority.Server.
 type Tokens interface {
@@ -87,6 +108,9 @@ func (g *Grant) Grant(ctx context.Context, req authority.GrantRequest) (authorit
 	scope, err := narrowScope(req, subject.Scope)
 	if err != nil {
 		return authority.Issue{}, err
+	}
+	if chainDepth(subject.Act) >= MaxChain {
+		return authority.Issue{}, authority.InvalidRequest(fmt.Sprintf("the delegation chain of subject_token is already %d actors long", MaxChain))
 	}
 	act := map[string]any{"sub": actor}
 	if len(subject.Act) > 0 {

@@ -312,3 +312,33 @@ func dpopProof(t *testing.T, key *ecdsa.PrivateKey, u string, now time.Time) str
 	}
 	return string(out)
 }
+
+// TestExchangeChainBound: two services exchanging a user's token back and
+// forth build an act chain one actor longer each time, up to MaxChain;
+// the exchange that would go past it is refused.
+func TestExchangeChainBound(t *testing.T) {
+	e := newEnv(t)
+	web := e.client(clients.Client{ID: "web", GrantTypes: []string{clients.GrantPassword}, Scopes: []string{"read"}, Audiences: []string{"ping"}})
+	secrets := map[string]string{}
+	for id, peer := range map[string]string{"ping": "pong", "pong": "ping"} {
+		secrets[id] = e.client(clients.Client{ID: id, GrantTypes: []string{clients.GrantTokenExchange}, Scopes: []string{"read"},
+			Audiences: []string{id + "-self"}, ExchangeAudiences: []string{peer}})
+	}
+	tok := e.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {password}, "scope": {"read"}}, "web", web)
+	who, peer := "ping", "pong"
+	for depth := 1; depth <= exchange.MaxChain; depth++ {
+		tok = e.token(exchangeForm(tok, "audience", peer), who, secrets[who])
+		n := 0
+		for act, _ := claims(t, tok)["act"].(map[string]any); act != nil; act, _ = act["act"].(map[string]any) {
+			n++
+		}
+		if n != depth {
+			t.Fatalf("exchange %d: the act chain has %d actors", depth, n)
+		}
+		who, peer = peer, who
+	}
+	code, body := e.post("/oauth2/token", exchangeForm(tok, "audience", peer), who, secrets[who], nil)
+	if code != http.StatusBadRequest || body["error"] != "invalid_request" || !strings.Contains(body["error_description"].(string), "delegation chain") {
+		t.Fatalf("exchange past MaxChain = %d %v", code, body)
+	}
+}
