@@ -41,6 +41,9 @@ func (s *Server) tokenDPoP(c echo.Context) (string, error) {
 	if err != nil {
 		return "", s.dpopError(err, http.StatusBadRequest, false)
 	}
+	if n := s.cfg.DPoP.Nonce(); n != "" { // the nonce for the next proof (RFC 9449 §8.2)
+		c.Response().Header().Set("DPoP-Nonce", n)
+	}
 	return p.Thumbprint, nil
 }
 

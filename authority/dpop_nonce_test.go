@@ -16,7 +16,8 @@ import (
 // current nonce is answered use_dpop_nonce with the nonce in a DPoP-Nonce
 // header (RFC 9449 §8) at the token endpoint, and with a 401 DPoP
 // challenge and the header at Signet's protected endpoints (§9); a proof
-// carrying it is accepted; a nonce two periods old is refused again.
+// carrying it is accepted, and the answer names the nonce for the next
+// (§8.2); a nonce two periods old is refused again.
 func TestDPoP_Nonces(t *testing.T) {
 	key := bytes.Repeat([]byte{3}, 32)
 	e := newEnv(t, envOptions{algs: []string{"ES256"}, dpop: func(now func() time.Time) *jwks.DPoPChecker {
@@ -40,9 +41,9 @@ func TestDPoP_Nonces(t *testing.T) {
 	if status != http.StatusBadRequest || body["error"] != "use_dpop_nonce" || nonce == "" {
 		t.Fatalf("proof without a nonce = %d %v, DPoP-Nonce %q", status, body, nonce)
 	}
-	status, _, body = e.dpopTokenRequest(e.adminID, e.adminSecret, admin, client.proof(t, "POST", tokenURL, "", withNonce(nonce)))
-	if status != http.StatusOK || body["token_type"] != "DPoP" {
-		t.Fatalf("proof with the nonce = %d %v", status, body)
+	status, hdr, body = e.dpopTokenRequest(e.adminID, e.adminSecret, admin, client.proof(t, "POST", tokenURL, "", withNonce(nonce)))
+	if status != http.StatusOK || body["token_type"] != "DPoP" || hdr.Get("DPoP-Nonce") != nonce {
+		t.Fatalf("proof with the nonce = %d %v, DPoP-Nonce %q (the nonce for the next proof)", status, body, hdr.Get("DPoP-Nonce"))
 	}
 	tok := body["access_token"].(string)
 
