@@ -273,6 +273,9 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	case r.p.codeVerifier != "":
 		return fail() // a verifier without a challenge: PKCE downgrade (RFC 9700 §4.8.2)
 	}
+	if code.DPoPJKT != "" && code.DPoPJKT != r.p.dpopJKT { // RFC 9449 §10
+		return fail()
+	}
 	user, err := users.Read(tx, code.UserID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return fail()

@@ -54,6 +54,59 @@ func (s *Server) VerifyBearer(r *http.Request, audience, realm string) (Bearer, 
 	return Bearer{ClientID: at.ClientID, Sub: at.Sub, Scope: at.Scope}, nil
 }
 
+// TokenKind is which of Signet's tokens VerifyToken expects.
+type TokenKind int
+
+const (
+	AccessToken TokenKind = iota
+	IDToken
+)
+
+// Token is a live token of this Signet, as VerifyToken read it.
+type Token struct {
+	Sub string
+	// ClientID is the client the token was issued to (an ID token's aud).
+	ClientID string
+	Aud      []string
+	Scope    string // "" for an ID token
+	Exp      time.Time
+	JKT      string          // cnf.jkt of a DPoP-bound access token
+	Act      json.RawMessage // the RFC 8693 act claim; nil when absent
+}
+
+// ErrTokenRefused is wrapped by VerifyToken's refusals, which say why.
+var ErrTokenRefused = errors.New("token refused")
+
+// VerifyToken checks that tok is a live access or ID token of this
+// Signet, for a package outside this one (token exchange), exactly as
+// Signet checks its own: the strict parser, a published key with the
+// algorithm taken from the key, typ, this issuer, exp, nbf and iat; and
+// not revoked, not issued before its subject's cutoff (a logout), its
+// client the same instance and enabled. Audience and DPoP binding are the
+// caller's to judge. Any error not wrapping ErrTokenRefused is a store
+// failure.
+func (s *Server) VerifyToken(ctx context.Context, tok string, kind TokenKind) (Token, error) {
+	var at *accessClaims
+	var why string
+	var err error
+	if kind == IDToken {
+		at, why, err = s.liveIDToken(ctx, tok)
+	} else {
+		at, why, err = s.liveAccessToken(ctx, tok)
+	}
+	if err != nil || why != "" {
+		if err == nil {
+			err = fmt.Errorf("%w: %s", ErrTokenRefused, why)
+		}
+		return Token{}, err
+	}
+	t := Token{Sub: at.Sub, ClientID: at.ClientID, Aud: at.Aud, Scope: at.Scope, Exp: time.Unix(at.Exp, 0), Act: at.Act}
+	if at.Cnf != nil {
+		t.JKT = at.Cnf.JKT
+	}
+	return t, nil
+}
+
 // bearerCheck is what an endpoint asks of a bearer token beyond being a
 // live access token of this Signet.
 type bearerCheck struct {
@@ -108,37 +161,48 @@ func (s *Server) checkBearer(ctx context.Context, tok string, want bearerCheck) 
 	invalid := func(desc string) (*accessClaims, error) {
 		return nil, &Error{Code: "invalid_token", Description: desc, Status: http.StatusUnauthorized, bearer: want.realm + `, error="invalid_token"`}
 	}
-	at, terr := s.readAccessToken(tok)
-	if terr != nil {
-		return invalid(terr.Description)
-	}
-	now := s.cfg.Now().Unix()
-	leeway := int64(adminLeeway / time.Second)
+	at, why, err := s.liveAccessToken(ctx, tok)
 	switch {
-	case at.Exp <= now:
-		return invalid("token is expired")
-	case at.Nbf > now+leeway, at.Iat > now+leeway:
-		return invalid("token is not valid yet")
+	case err != nil:
+		return nil, ServerError(fmt.Errorf("verify bearer token: %w", err))
+	case why != "":
+		return invalid(why)
 	case want.audience != "" && !slices.Contains(at.Aud, want.audience):
 		return invalid("token is not for this audience")
-	}
-	dead, err := s.tokenDead(ctx, &at)
-	if err != nil {
-		return nil, ServerError(fmt.Errorf("verify bearer token: %w", err))
-	}
-	if dead != "" {
-		return invalid(dead)
 	}
 	// Last, so a dead token does not spend its proof.
 	switch {
 	case want.dpop != nil:
-		if err := s.checkResourceProof(want.dpop, tok, &at); err != nil {
+		if err := s.checkResourceProof(want.dpop, tok, at); err != nil {
 			return nil, err
 		}
 	case at.Cnf != nil:
 		return invalid("the token is bound to a DPoP key: present it with the DPoP scheme and a proof")
 	}
-	return &at, nil
+	return at, nil
+}
+
+// liveAccessToken is the one liveness check of an access token of this
+// Signet (bearer, introspection, VerifyToken): readAccessToken, within
+// exp (no leeway: Signet's own clock issued it), nbf and iat, and not dead
+// (tokenDead). why says why it is refused ("" when live); err is a store
+// failure.
+func (s *Server) liveAccessToken(ctx context.Context, tok string) (at *accessClaims, why string, err error) {
+	a, terr := s.readAccessToken(tok)
+	if terr != nil {
+		return nil, terr.Description, nil
+	}
+	now, leeway := s.cfg.Now().Unix(), int64(adminLeeway/time.Second)
+	switch {
+	case a.Exp <= now:
+		return nil, "token is expired", nil
+	case a.Nbf > now+leeway, a.Iat > now+leeway:
+		return nil, "token is not valid yet", nil
+	}
+	if why, err = s.tokenDead(ctx, &a); err != nil || why != "" {
+		return nil, why, err
+	}
+	return &a, "", nil
 }
 
 // tokenDead says why a verified access token of this issuer is no longer
@@ -150,11 +214,13 @@ func (s *Server) tokenDead(ctx context.Context, at *accessClaims) (string, error
 	why := ""
 	err := s.cfg.Store.View(ctx, func(tx storage.Tx) error {
 		why = ""
-		if _, err := tx.Get(denylistBucket, at.Jti); err == nil {
-			why = "token has been revoked"
-			return nil
-		} else if !errors.Is(err, storage.ErrNotFound) {
-			return err
+		if at.Jti != "" { // an ID token has none: cutoffs alone end it
+			if _, err := tx.Get(denylistBucket, at.Jti); err == nil {
+				why = "token has been revoked"
+				return nil
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
 		}
 		cutoff, err := getInt(tx, cutoffsBucket, at.Sub)
 		if err != nil {
@@ -320,7 +386,7 @@ func readClaims(payload []byte) (accessClaims, error) {
 		{"exp", &at.Exp, true}, {"nbf", &at.Nbf, true}, {"iat", &at.Iat, true},
 		{"jti", &at.Jti, true}, {"client_id", &at.ClientID, true},
 		{"scope", &at.Scope, false}, {clients.ClaimClientInstance, &at.Instance, false},
-		{"cnf", &at.Cnf, false},
+		{"cnf", &at.Cnf, false}, {"act", &at.Act, false},
 	} {
 		v, ok := m[c.name]
 		if !ok {

@@ -39,23 +39,23 @@ func (s *Server) tokenDPoP(c echo.Context) (string, error) {
 		Proof: proofs[0], Method: r.Method, URL: strings.TrimSuffix(s.cfg.Issuer, "/") + "/oauth2/token",
 	})
 	if err != nil {
-		return "", s.dpopError(c.Response().Header(), err, http.StatusBadRequest, false)
+		return "", s.dpopError(err, http.StatusBadRequest, false)
+	}
+	if n := s.cfg.DPoP.Nonce(); n != "" { // the nonce for the next proof (RFC 9449 §8.2)
+		c.Response().Header().Set("DPoP-Nonce", n)
 	}
 	return p.Thumbprint, nil
 }
 
-// dpopError is the answer to a refused proof: use_dpop_nonce with a fresh
-// nonce in h (when not nil), or invalid_dpop_proof (a store failure of the
-// replay cache is a 500: the proof may be good). challenge adds the
+// dpopError is the answer to a refused proof: use_dpop_nonce (handleError
+// adds the DPoP-Nonce header), or invalid_dpop_proof (a store failure of
+// the replay cache is a 500: the proof may be good). challenge adds the
 // WWW-Authenticate DPoP challenge of protected resources (RFC 9449 §7.1).
-func (s *Server) dpopError(h http.Header, err error, status int, challenge bool) error {
+func (s *Server) dpopError(err error, status int, challenge bool) error {
 	code, desc := "invalid_dpop_proof", "the DPoP proof is invalid"
 	switch {
 	case errors.Is(err, jwks.ErrDPoPNonce):
 		code, desc = "use_dpop_nonce", "a nonce is required in the DPoP proof"
-		if h != nil {
-			h.Set("DPoP-Nonce", s.cfg.DPoP.Nonce())
-		}
 	case errors.Is(err, jwks.ErrDPoPReplay), errors.Is(err, jwks.ErrDPoPBinding):
 	case errors.Is(err, jwks.ErrDPoPReplayCacheFailed):
 		return ServerError(err) // the store, not the proof: the client may retry
@@ -79,13 +79,13 @@ func (s *Server) checkResourceProof(r *http.Request, tok string, at *accessClaim
 	}
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) != 1 {
-		return s.dpopError(nil, errors.New("not one DPoP header"), http.StatusUnauthorized, true)
+		return s.dpopError(errors.New("not one DPoP header"), http.StatusUnauthorized, true)
 	}
 	_, err := s.cfg.DPoP.Check(r.Context(), jwks.DPoPRequest{
 		Proof: proofs[0], Method: r.Method, URL: s.resourceURL(r), AccessToken: tok, BoundTo: at.Cnf.JKT,
 	})
 	if err != nil {
-		return s.dpopError(nil, err, http.StatusUnauthorized, true)
+		return s.dpopError(err, http.StatusUnauthorized, true)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func TestExtensionGrant(t *testing.T) {
 	g := &echoGrant{}
 	e := newEnv(t, envOptions{grants: map[string]authority.Grant{clients.GrantTokenExchange: g}})
 	secret := e.createClient(clients.Client{ID: "svc", Scopes: []string{"read"}, Audiences: []string{"api"},
-		GrantTypes: []string{clients.GrantClientCredentials, clients.GrantTokenExchange}})
+		GrantTypes: []string{clients.GrantClientCredentials, clients.GrantTokenExchange}, ExchangeAudiences: []string{"api"}})
 	other := e.createClient(clients.Client{ID: "plain", Scopes: []string{"read"}, Audiences: []string{"api"}})
 	form := url.Values{"grant_type": {clients.GrantTokenExchange}, "subject": {"alice"}}
 

@@ -209,6 +209,41 @@ var ErrBadIDTokenHint = errors.New("authority: id_token_hint is not an ID token 
 // deleted client speaks for no client created later under its id. Expiry
 // is ignored (OIDC Core §3.1.2.1: the hint may have expired).
 func (s *Server) VerifyIDTokenHint(ctx context.Context, tok string) (IDTokenHint, error) {
+	id, err := s.readIDToken(ctx, tok)
+	if err != nil {
+		return IDTokenHint{}, err
+	}
+	return IDTokenHint{Sub: id.Sub, Audience: []string{id.Aud}, SID: id.Sid}, nil
+}
+
+// liveIDToken is liveAccessToken for an ID token (VerifyToken): read as a
+// hint is, within exp and iat, and not dead (tokenDead: the cutoff, the
+// client). Its aud becomes ClientID; it has no jti, scope or cnf.
+func (s *Server) liveIDToken(ctx context.Context, tok string) (at *accessClaims, why string, err error) {
+	id, err := s.readIDToken(ctx, tok)
+	switch {
+	case errors.Is(err, ErrBadIDTokenHint):
+		return nil, "not an ID token of this issuer", nil
+	case err != nil:
+		return nil, "", err
+	}
+	now := s.cfg.Now().Unix()
+	switch {
+	case id.Exp <= now:
+		return nil, "token is expired", nil
+	case id.Iat > now+int64(adminLeeway/time.Second):
+		return nil, "token is not valid yet", nil
+	}
+	at = &accessClaims{Iss: id.Iss, Sub: id.Sub, Aud: audience{id.Aud}, Exp: id.Exp, Iat: id.Iat, ClientID: id.Aud, Instance: id.Instance}
+	if why, err = s.tokenDead(ctx, at); err != nil || why != "" {
+		return nil, why, err
+	}
+	return at, "", nil
+}
+
+// readIDToken is the check of VerifyIDTokenHint, shared with liveIDToken.
+func (s *Server) readIDToken(ctx context.Context, tok string) (idClaims, error) {
+	var id idClaims
 	payload, terr := s.verifyJWS(tok, func(typ string) *tokenError {
 		if typ != "JWT" {
 			return badToken("not an ID token (typ)")
@@ -216,38 +251,38 @@ func (s *Server) VerifyIDTokenHint(ctx context.Context, tok string) (IDTokenHint
 		return nil
 	})
 	if terr != nil {
-		return IDTokenHint{}, ErrBadIDTokenHint
+		return id, ErrBadIDTokenHint
 	}
 	m, err := jsonObject(payload)
 	if err != nil {
-		return IDTokenHint{}, ErrBadIDTokenHint
+		return id, ErrBadIDTokenHint
 	}
-	var iss, sub, sid, aud, instance string
 	for _, c := range []struct {
 		name     string
-		dst      *string
+		dst      any
 		required bool
-	}{{"iss", &iss, true}, {"sub", &sub, true}, {"aud", &aud, true}, {"sid", &sid, false}, {clients.ClaimClientInstance, &instance, false}} {
+	}{{"iss", &id.Iss, true}, {"sub", &id.Sub, true}, {"aud", &id.Aud, true}, {"exp", &id.Exp, true}, {"iat", &id.Iat, true},
+		{"sid", &id.Sid, false}, {clients.ClaimClientInstance, &id.Instance, false}} {
 		v, ok := m[c.name]
 		if !ok && !c.required {
 			continue
 		}
 		if !ok || json.Unmarshal(v, c.dst) != nil {
-			return IDTokenHint{}, ErrBadIDTokenHint // Signet writes aud as one string
+			return id, ErrBadIDTokenHint // Signet writes aud as one string
 		}
 	}
-	if iss != s.cfg.Issuer || sub == "" || aud == "" {
-		return IDTokenHint{}, ErrBadIDTokenHint
+	if id.Iss != s.cfg.Issuer || id.Sub == "" || id.Aud == "" {
+		return id, ErrBadIDTokenHint
 	}
-	ent, err := s.clients.Lookup(ctx, aud)
+	ent, err := s.clients.Lookup(ctx, id.Aud)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
-			return IDTokenHint{}, ErrBadIDTokenHint
+			return id, ErrBadIDTokenHint
 		}
-		return IDTokenHint{}, fmt.Errorf("id_token_hint client: %w", err)
+		return id, fmt.Errorf("id_token_hint client: %w", err)
 	}
-	if subtle.ConstantTimeCompare([]byte(ent.Record.Instance), []byte(instance)) != 1 {
-		return IDTokenHint{}, ErrBadIDTokenHint
+	if subtle.ConstantTimeCompare([]byte(ent.Record.Instance), []byte(id.Instance)) != 1 {
+		return id, ErrBadIDTokenHint
 	}
-	return IDTokenHint{Sub: sub, Audience: []string{aud}, SID: sid}, nil
+	return id, nil
 }

@@ -64,7 +64,7 @@ func (e *LockedOutError) Error() string { return "authority: too many failed log
 // a *LockedOutError.
 func (s *Server) AuthenticateUser(ctx context.Context, username, password, ip string) (users.User, error) {
 	now := s.cfg.Now()
-	if wait := s.login.retryAfter(username, ip, now); wait > 0 {
+	if wait := s.login.RetryAfter(users.NameKey(username), ip, now); wait > 0 {
 		return users.User{}, &LockedOutError{Until: now.Add(wait)}
 	}
 	var rec users.Record
@@ -87,10 +87,10 @@ func (s *Server) AuthenticateUser(ctx context.Context, username, password, ip st
 	}
 	ok, rehash := users.VerifyPassword(hash, password, s.cfg.Password)
 	if !found || !ok || rec.Disabled {
-		s.login.fail(username, ip, now)
+		s.login.Fail(users.NameKey(username), ip, now)
 		return users.User{}, ErrBadLogin
 	}
-	s.login.succeed(username, ip, now)
+	s.login.Succeed(users.NameKey(username), ip, now)
 	if rehash {
 		if err := s.users.Rehash(ctx, rec.ID, rec.PasswordHash, password); err != nil {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "password rehash", slog.String("user_id", rec.ID), slog.String("err", err.Error()))

@@ -315,7 +315,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 	ctx := c.Request().Context()
 	now := s.cfg.Now()
 	ip := c.RealIP()
-	if wait := s.login.retryAfter(p.username, ip, now); wait > 0 {
+	if wait := s.login.RetryAfter(users.NameKey(p.username), ip, now); wait > 0 {
 		return errRefused("login_rate_limit", "temporarily_unavailable", "too many failed logins; retry later", http.StatusTooManyRequests,
 			int((wait+time.Second-1)/time.Second), nil)
 	}
@@ -346,10 +346,10 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 	// Always one hash: an unknown user costs what a wrong password does.
 	ok, rehash := users.VerifyPassword(hash, p.password, s.cfg.Password)
 	if !found || !ok || rec.Disabled {
-		s.login.fail(p.username, ip, now)
+		s.login.Fail(users.NameKey(p.username), ip, now)
 		return errBadLogin()
 	}
-	s.login.succeed(p.username, ip, now)
+	s.login.Succeed(users.NameKey(p.username), ip, now)
 	if rehash {
 		if err := s.users.Rehash(ctx, rec.ID, rec.PasswordHash, p.password); err != nil {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "password rehash", slog.String("user_id", rec.ID), slog.String("err", err.Error()))

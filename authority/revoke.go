@@ -257,15 +257,11 @@ func (s *Server) inspect(c echo.Context, tok string) (introspection, error) {
 		}
 		return res, nil
 	}
-	at, terr := s.readAccessToken(tok)
-	if terr != nil || at.Exp <= now.Unix() || at.Nbf > now.Unix()+int64(adminLeeway/time.Second) {
-		return inactive, nil
-	}
-	dead, err := s.tokenDead(ctx, &at)
+	at, why, err := s.liveAccessToken(ctx, tok)
 	if err != nil {
 		return inactive, ServerError(fmt.Errorf("introspect: %w", err))
 	}
-	if dead != "" {
+	if why != "" {
 		return inactive, nil
 	}
 	tokenType := "Bearer"

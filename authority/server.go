@@ -208,7 +208,7 @@ type Server struct {
 	// authorizations, per address (devicegrant.go).
 	userCodes, deviceStarts *ratelimit.Counter
 	users                   *users.Registry
-	login                   *loginLimiter
+	login                   *ratelimit.LoginLimiter
 	feed                    feedCache
 	// refusals logs deliberate refusals once per episode (error.go).
 	refusals refusal.Log
@@ -249,7 +249,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.userCodes = ratelimit.NewCounter(userCodeFailures, userCodeWindow, maxEntries)
 	s.deviceStarts = ratelimit.NewCounter(deviceStartsPerIP, userCodeWindow, maxEntries)
-	s.login = newLoginLimiter(cfg.LoginRateLimit)
+	s.login = ratelimit.NewLoginLimiter(cfg.LoginRateLimit)
 	s.users = users.New(cfg.Store, cfg.Password, cfg.Now)
 	s.dummyHash = users.HashPassword(newJTI(), cfg.Password)
 	md, err := buildMetadata(cfg)
@@ -341,7 +341,6 @@ func (cfg *Config) applyDefaults() error {
 	if cfg.DefaultTokenTTL > cfg.MaxTokenTTL {
 		return fmt.Errorf("authority: default token TTL %s is longer than the maximum %s", cfg.DefaultTokenTTL, cfg.MaxTokenTTL)
 	}
-	cfg.LoginRateLimit.applyDefaults()
 	cfg.Password.ApplyDefaults()
 	if err := cfg.Password.Validate(); err != nil {
 		return fmt.Errorf("authority: %w", err)
@@ -528,6 +527,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 			h.Set(echo.HeaderWWWAuthenticate, `Basic realm="signet"`)
 		case oe.bearer != "":
 			h.Set(echo.HeaderWWWAuthenticate, oe.bearer)
+		}
+		if oe.Code == "use_dpop_nonce" && s.cfg.DPoP != nil { // RFC 9449 §8, §9: the nonce to use
+			h.Set("DPoP-Nonce", s.cfg.DPoP.Nonce())
 		}
 		if oe.retryAfter > 0 {
 			h.Set(echo.HeaderRetryAfter, strconv.Itoa(oe.retryAfter))

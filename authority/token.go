@@ -101,6 +101,9 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if p.dpopJKT, err = s.tokenDPoP(c); err != nil {
 		return err
 	}
+	if p.dpopJKT == "" && ent.Record.DPoPBoundAccessTokens {
+		return &Error{Code: "invalid_dpop_proof", Description: "this client must send a DPoP proof (dpop_bound_access_tokens)", Status: http.StatusBadRequest}
+	}
 	s.allowBrowserOrigin(c, ent)
 	for _, v := range p.resources { // every grant, extension grants too (RFC 8707 §2)
 		if err := resource.Check(v); err != nil {
@@ -257,6 +260,9 @@ type accessClaims struct {
 	Instance string `json:"client_instance,omitempty"`
 	// Cnf binds the token to the client's DPoP key (RFC 9449 §6.1).
 	Cnf *confirmation `json:"cnf,omitempty"`
+	// Act is read only (readClaims): the RFC 8693 delegation chain of an
+	// exchanged token, written by its grant among the extra claims.
+	Act json.RawMessage `json:"-"`
 }
 
 // audience is a single string when there is one value (the common form

@@ -216,6 +216,15 @@ type Client struct {
 	JWKS          json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI       string          `json:"jwks_uri,omitempty"`
 	AssertionAlgs []string        `json:"token_endpoint_auth_signing_algs,omitempty"`
+
+	// ExchangeAudiences are the audiences (or RFC 8707 resources) the
+	// client may exchange a token into (RFC 8693, package exchange); a
+	// client with the token exchange grant needs at least one.
+	ExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
+
+	// DPoPBoundAccessTokens (RFC 9449 §5.2) refuses the client's token
+	// requests that carry no DPoP proof: its tokens are always bound.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // Patch changes the fields that are set and leaves the others alone.
@@ -248,6 +257,9 @@ type Patch struct {
 	JWKS          *json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI       *string          `json:"jwks_uri,omitempty"`
 	AssertionAlgs *[]string        `json:"token_endpoint_auth_signing_algs,omitempty"`
+
+	ExchangeAudiences     *[]string `json:"token_exchange_audiences,omitempty"`
+	DPoPBoundAccessTokens *bool     `json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // Record is what is stored: the client plus its secret hashes.
@@ -510,6 +522,8 @@ func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, erro
 		setIf(&cl.JWKS, p.JWKS)
 		setIf(&cl.JWKSURI, p.JWKSURI)
 		setIf(&cl.AssertionAlgs, p.AssertionAlgs)
+		setIf(&cl.ExchangeAudiences, p.ExchangeAudiences)
+		setIf(&cl.DPoPBoundAccessTokens, p.DPoPBoundAccessTokens)
 		if p.RequirePKCE != nil {
 			cl.RequirePKCE = p.RequirePKCE
 		}
@@ -653,6 +667,20 @@ func (c *Registry) validateAs(cl *Client, external bool) error {
 	}
 	if hasDup(cl.Audiences) {
 		bad("audiences", "duplicate value")
+	}
+	exchange := slices.Contains(cl.GrantTypes, GrantTokenExchange)
+	switch {
+	case exchange && len(cl.ExchangeAudiences) == 0:
+		bad("token_exchange_audiences", "the "+GrantTokenExchange+" grant needs at least one audience the client may exchange tokens into")
+	case !exchange && len(cl.ExchangeAudiences) > 0:
+		bad("token_exchange_audiences", "is only used with the grant type "+GrantTokenExchange)
+	case hasDup(cl.ExchangeAudiences):
+		bad("token_exchange_audiences", "duplicate value")
+	}
+	for _, a := range cl.ExchangeAudiences {
+		if !validAudience(a) {
+			bad("token_exchange_audiences", QuoteValue(a)+" must be 1 to 256 printable characters without spaces")
+		}
 	}
 	if !slices.Contains(cl.Audiences, cl.DefaultAudience) {
 		bad("default_audience", QuoteValue(cl.DefaultAudience)+" is not one of the client's audiences")

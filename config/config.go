@@ -44,6 +44,7 @@ type Config struct {
 	Outbound   Outbound   `yaml:"outbound"`
 	// DynamicClients: registration and metadata documents (registration.go).
 	DynamicClients DynamicClients `yaml:"dynamic_clients"`
+	DPoP           DPoP           `yaml:"dpop"` // dpop.go
 
 	// Parsed is filled in by Validate.
 	Parsed Parsed `yaml:"-"`
@@ -228,6 +229,7 @@ func Default() Config {
 		Outbound:   defaultOutbound(),
 
 		DynamicClients: defaultDynamicClients(),
+		DPoP:           defaultDPoP(),
 	}
 }
 

@@ -1,6 +1,7 @@
 package jwks
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -650,5 +651,35 @@ func BenchmarkVerifyDPoP(b *testing.B) {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			})
 		}
+	}
+}
+
+// TestKeyedNonces: two replicas with the same key take each other's
+// nonces, the previous window's too; two periods on, neither; another key's
+// nonce never; a short key is refused.
+func TestKeyedNonces(t *testing.T) {
+	clk := newFakeClock()
+	key := bytes.Repeat([]byte{9}, 32)
+	a, err := NewKeyedNonces(key, time.Minute, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewKeyedNonces(key, time.Minute, clk.Now)
+	other, _ := NewKeyedNonces(bytes.Repeat([]byte{8}, 32), time.Minute, clk.Now)
+	first := a.Current()
+	if !b.Valid(first) || other.Valid(first) || a.Valid("") || a.Valid(first[:len(first)-1]) {
+		t.Fatal("first nonce")
+	}
+	clk.Advance(time.Minute)
+	second := b.Current()
+	if second == first || !a.Valid(first) || !a.Valid(second) {
+		t.Fatal("after one period the previous nonce must stay valid")
+	}
+	clk.Advance(2 * time.Minute)
+	if a.Valid(first) || b.Valid(second) {
+		t.Fatal("after two periods old nonces must be invalid")
+	}
+	if _, err := NewKeyedNonces(key[:31], time.Minute, nil); err == nil {
+		t.Fatal("a 31-byte key was taken")
 	}
 }

@@ -31,6 +31,7 @@ type authzRequest struct {
 	scopes         []string
 	resources      []string // RFC 8707; nil: the client's default audience
 	challenge      string
+	dpopJKT        string // RFC 9449 §10: the code is bound to this key
 	promptNone     bool
 	promptLogin    bool
 	promptConsent  bool
@@ -168,6 +169,12 @@ func (h *Handler) parseRequest(c echo.Context, q url.Values) (*authzRequest, *pa
 		return req, nil, &oauthError{"invalid_request", "code_challenge must be 43 base64url characters"}
 	}
 	req.challenge = challenge
+	if v := q["dpop_jkt"]; len(v) > 0 {
+		if len(v) > 1 || !validChallenge(v[0]) { // a SHA-256 thumbprint has a challenge's shape
+			return req, nil, &oauthError{"invalid_request", "dpop_jkt must be one RFC 7638 SHA-256 thumbprint (43 base64url characters)"}
+		}
+		req.dpopJKT = v[0]
+	}
 	for _, p := range strings.Fields(q.Get("prompt")) {
 		switch p {
 		case "none":
@@ -311,7 +318,7 @@ func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Ses
 	ctx := c.Request().Context()
 	code, err := h.sess.IssueCode(ctx, sessions.Code{
 		ClientID: req.client.ID, ClientInstance: req.clientInstance, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
-		Challenge: req.challenge, Nonce: req.nonce, Scope: strings.Join(req.scopes, " "), Resources: req.resources,
+		Challenge: req.challenge, Nonce: req.nonce, Scope: strings.Join(req.scopes, " "), Resources: req.resources, DPoPJKT: req.dpopJKT,
 		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime,
 		// First party, or the consent just checked covers it.
 		Offline: keepsAccess(req.client),

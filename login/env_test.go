@@ -119,7 +119,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Admin:  admin.Routes,
 		Issuer: e.issuer, Store: shared, JWKS: jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
 		Signer: e.keys, KeySet: e.keys, Algorithms: algs, Scopes: []string{"read"},
-		Password: pw, LoginRateLimit: o.login, Logger: logger, Now: e.clock.Now,
+		Password: pw, LoginRateLimit: o.login, Logger: logger, Now: e.clock.Now, DPoP: newDPoPChecker(t, st, e.clock.Now),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,9 @@ type Code struct {
 	Offline   bool  `json:"offline,omitempty"`
 	AuthTime  int64 `json:"auth_time"`  // unix seconds
 	ExpiresAt int64 `json:"expires_at"` // unix nanoseconds
+	// DPoPJKT is the dpop_jkt of the request (RFC 9449 §10): only a token
+	// request with a DPoP proof of that key redeems the code.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 
 	// Set by the redemption: a second redemption revokes these.
 	UsedAt    int64  `json:"used_at,omitempty"`

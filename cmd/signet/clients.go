@@ -92,7 +92,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	setUsage(fs, map[string]string{"create": "--id ID --audience AUD [flags]", "list": "[flags]", "get": "ID [flags]",
 		"update": "ID [flags]", "delete": "ID [flags]", "rotate-secret": "ID [flags]"}[sub])
 	var spec clients.Client
-	var grants, scopes, defScopes, auds, methods listFlag
+	var grants, scopes, defScopes, auds, methods, exchangeAuds listFlag
 	claims := claimFlag{}
 	var alg string
 	var redirects, logoutRedirects listFlag
@@ -108,6 +108,8 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Var(&scopes, "scope", `allowed scopes, space-separated or repeated ("a b")`)
 		fs.Var(&defScopes, "default-scope", "scopes granted when none is asked (default: all allowed scopes)")
 		fs.Var(&auds, "audience", "allowed audience, repeatable; the first is the default (required)")
+		fs.Var(&exchangeAuds, "exchange-audience", "token exchange (grant "+clients.GrantTokenExchange+"): an audience the client may exchange tokens into, repeatable")
+		fs.BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound", false, "refuse the client's token requests without a DPoP proof (RFC 9449 dpop_bound_access_tokens)")
 		fs.StringVar(&spec.DefaultAudience, "default-audience", "", "audience used when none is asked (default: the first)")
 		fs.StringVar(&alg, "alg", "", "signing algorithm, one of the live ones (default RS256 when live)")
 		fs.DurationVar(&ttl, "ttl", 0, "access-token lifetime (default tokens.default_ttl)")
@@ -131,6 +133,8 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		nargs = 0
 	case "update":
 		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post, private_key_jwt (replaces the list)")
+		fs.Var(&exchangeAuds, "exchange-audience", "token exchange: an audience the client may exchange tokens into, repeatable (replaces the list)")
+		fs.BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound", false, "refuse the client's token requests without a DPoP proof (--dpop-bound=false lifts it)")
 		kf.register(fs)
 	case "get", "delete":
 	case "rotate-secret":
@@ -151,6 +155,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{"create needs --id"}
 	}
 	spec.GrantTypes, spec.Scopes, spec.DefaultScopes, spec.Audiences, spec.AuthMethods = grants, scopes, defScopes, auds, methods
+	spec.ExchangeAudiences = exchangeAuds
 	jwks, err := kf.jwks()
 	if err != nil {
 		return err
@@ -167,6 +172,10 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			patch.JWKSURI = &spec.JWKSURI
 		case "auth-signing-alg":
 			patch.AssertionAlgs = &spec.AssertionAlgs
+		case "exchange-audience":
+			patch.ExchangeAudiences = &spec.ExchangeAudiences
+		case "dpop-bound":
+			patch.DPoPBoundAccessTokens = &spec.DPoPBoundAccessTokens
 		}
 	})
 	spec.SigningAlg, spec.AccessTokenTTL = alg, clients.Duration(ttl)

@@ -198,7 +198,15 @@ func feedSubjectKey(kek []byte) []byte {
 	if len(kek) == 0 {
 		return nil
 	}
+	return kekSubkey(kek, feedSubjectInfo)
+}
+
+// dpopNonceInfo is the HKDF info of the key of DPoP nonces (dpop.nonce).
+const dpopNonceInfo = "signet dpop nonce hmac v1"
+
+// kekSubkey derives a 32-byte key for purpose info from the KEK (HKDF).
+func kekSubkey(kek []byte, info string) []byte {
 	// hkdf.Key fails only for a length above 255 hashes; this is one.
-	k, _ := hkdf.Key(sha256.New, kek, nil, feedSubjectInfo, sha256.Size)
+	k, _ := hkdf.Key(sha256.New, kek, nil, info, sha256.Size)
 	return k
 }

@@ -22,7 +22,9 @@ import (
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/authority/admin"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/exchange"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
@@ -183,7 +185,15 @@ func (m *Main) open(ctx context.Context) error {
 	// DPoP proofs (RFC 9449) are checked by the jwks module's checker, the
 	// one services use, with its replay cache in the store.
 	m.dpopReplay = replay.New(st, replay.DPoPBucket, m.Now)
-	dpop, err := jwks.NewDPoPChecker(jwks.WithDPoPClock(m.Now), jwks.WithDPoPReplayCache(m.dpopReplay))
+	dpopOpts := []jwks.DPoPOption{jwks.WithDPoPClock(m.Now), jwks.WithDPoPReplayCache(m.dpopReplay)}
+	if c.DPoP.Nonce { // keyed from the KEK: every replica takes the others' nonces
+		nonces, err := jwks.NewKeyedNonces(kekSubkey(kek, dpopNonceInfo), c.DPoP.Period, m.Now)
+		if err != nil {
+			return err
+		}
+		dpopOpts = append(dpopOpts, jwks.WithDPoPNonces(nonces))
+	}
+	dpop, err := jwks.NewDPoPChecker(dpopOpts...)
 	if err != nil {
 		return err
 	}
@@ -211,6 +221,7 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	tokenExchange := &exchange.Grant{} // RFC 8693; its Tokens are the server below
 	m.Server, err = authority.New(root, authority.Config{
 		Registration:       authority.RegistrationMetadata{Endpoint: registration.Endpoint(regPolicy, c.Issuer), MetadataDocuments: regPolicy.MetadataDocuments},
 		Admin:              admin.Routes,
@@ -246,10 +257,12 @@ func (m *Main) open(ctx context.Context) error {
 		AccessLog:     c.Log.Access,
 		Now:           m.Now,
 		DPoP:          dpop,
+		Grants:        map[string]authority.Grant{clients.GrantTokenExchange: tokenExchange},
 	})
 	if err != nil {
 		return err
 	}
+	tokenExchange.Tokens = m.Server
 
 	m.dynamic, err = registration.New(registration.Config{Policy: regPolicy, Clients: m.Server.Clients(), Store: st, Fetcher: fetcher,
 		Issuer: c.Issuer, Now: m.Now, Logger: log.With("component", "registration")})
