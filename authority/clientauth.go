@@ -20,7 +20,12 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 	if herr != nil {
 		return nil, herr
 	}
+	var grantAssertion string
+	if p.grantType == clients.GrantJWTBearer {
+		grantAssertion = p.form.Get("assertion")
+	}
 	ent, err := s.auth.Authenticate(r.Context(), clientauth.Request{
+		GrantAssertion: grantAssertion,
 		Authorization: h,
 		ClientID:      p.clientID,
 		ClientSecret:  p.clientSecret,

@@ -78,8 +78,9 @@ type assertionClaims struct {
 // compactJWS is a parsed compact JWS: the exact signing input, the decoded
 // signature, header and claims.
 type compactJWS struct {
-	input  []byte
-	sig    []byte
+	input   []byte
+	sig     []byte
+	payload []byte
 	header assertionHeader
 	claims assertionClaims
 }
@@ -103,7 +104,7 @@ func parseCompact(tok string) (*compactJWS, error) {
 		}
 		raw[i] = b
 	}
-	j := &compactJWS{input: []byte(tok[:len(parts[0])+1+len(parts[1])]), sig: raw[2]}
+	j := &compactJWS{input: []byte(tok[:len(parts[0])+1+len(parts[1])]), sig: raw[2], payload: raw[1]}
 	if err := json.Unmarshal(raw[0], &j.header); err != nil || raw[0][0] != '{' {
 		return nil, errors.New("header is not a JSON object")
 	}
@@ -168,6 +169,9 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, req Request) 
 		return g.fail("malformed client assertion: "+perr.Error(), nil)
 	}
 	c := j.claims
+	if a.cfg.Federation != nil && c.Iss != c.Sub && a.cfg.Federation.Trusts(c.Iss) {
+		return a.authenticateFederated(ctx, req, req.Assertion, false)
+	}
 	if c.Iss == "" || c.Iss != c.Sub {
 		return g.fail("client assertion iss and sub must both be the client id", nil)
 	}
@@ -215,19 +219,10 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, req Request) 
 
 // checkClaims is RFC 7523 §3 for a client assertion: "" when it passes.
 func (a *Authenticator) checkClaims(c assertionClaims, endpoint string, now time.Time) string {
-	leeway := int64(a.cfg.Leeway / time.Second)
-	t := now.Unix()
+	if p := timeProblem("client assertion", c, now, a.cfg.Leeway, a.cfg.AssertionLifetime); p != "" {
+		return p
+	}
 	switch {
-	case c.Exp == nil:
-		return "client assertion has no exp"
-	case unix(*c.Exp) < t-leeway:
-		return "client assertion has expired"
-	case unix(*c.Exp) > t+int64(a.cfg.AssertionLifetime/time.Second)+leeway:
-		return "client assertion exp is more than " + a.cfg.AssertionLifetime.String() + " ahead"
-	case c.Nbf != nil && unix(*c.Nbf) > t+leeway:
-		return "client assertion is not valid yet (nbf)"
-	case c.Iat != nil && unix(*c.Iat) > t+leeway:
-		return "client assertion iat is in the future"
 	case c.Jti == "":
 		return "client assertion has no jti"
 	case len(c.Jti) > maxJTILen:
@@ -239,6 +234,27 @@ func (a *Authenticator) checkClaims(c assertionClaims, endpoint string, now time
 		}
 	}
 	return "client assertion aud must name this server: its issuer or the endpoint URL"
+}
+
+// timeProblem is the RFC 7523 §3 time rules for a JWT named what: exp
+// required, not past and at most lifetime ahead; nbf and iat not in the
+// future; each within leeway. "" when they pass.
+func timeProblem(what string, c assertionClaims, now time.Time, leeway, lifetime time.Duration) string {
+	skew := int64(leeway / time.Second)
+	t := now.Unix()
+	switch {
+	case c.Exp == nil:
+		return what + " has no exp"
+	case unix(*c.Exp) < t-skew:
+		return what + " has expired"
+	case unix(*c.Exp) > t+int64(lifetime/time.Second)+skew:
+		return what + " exp is more than " + lifetime.String() + " ahead"
+	case c.Nbf != nil && unix(*c.Nbf) > t+skew:
+		return what + " is not valid yet (nbf)"
+	case c.Iat != nil && unix(*c.Iat) > t+skew:
+		return what + " iat is in the future"
+	}
+	return ""
 }
 
 // verify checks the signature with the client's keys that fit the alg

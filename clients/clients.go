@@ -210,6 +210,9 @@ type Client struct {
 	JWKS          json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI       string          `json:"jwks_uri,omitempty"`
 	AssertionAlgs []string        `json:"token_endpoint_auth_signing_algs,omitempty"`
+	// Federated are the external workload identities that authenticate
+	// as this client (federated.go, package federation).
+	Federated []FederatedIdentity `json:"federated_identities,omitempty"`
 }
 
 // Patch changes the fields that are set and leaves the others alone.
@@ -239,9 +242,10 @@ type Patch struct {
 	RequirePKCE              *bool     `json:"require_pkce,omitempty"`
 	ClientName               *string   `json:"client_name,omitempty"`
 
-	JWKS          *json.RawMessage `json:"jwks,omitempty"`
-	JWKSURI       *string          `json:"jwks_uri,omitempty"`
-	AssertionAlgs *[]string        `json:"token_endpoint_auth_signing_algs,omitempty"`
+	JWKS          *json.RawMessage     `json:"jwks,omitempty"`
+	JWKSURI       *string              `json:"jwks_uri,omitempty"`
+	AssertionAlgs *[]string            `json:"token_endpoint_auth_signing_algs,omitempty"`
+	Federated     *[]FederatedIdentity `json:"federated_identities,omitempty"`
 }
 
 // Record is what is stored: the client plus its secret hashes.
@@ -477,6 +481,7 @@ func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, erro
 		setIf(&cl.JWKS, p.JWKS)
 		setIf(&cl.JWKSURI, p.JWKSURI)
 		setIf(&cl.AssertionAlgs, p.AssertionAlgs)
+		setIf(&cl.Federated, p.Federated)
 		if p.RequirePKCE != nil {
 			cl.RequirePKCE = p.RequirePKCE
 		}
@@ -603,6 +608,7 @@ func (c *Registry) validate(cl *Client) error {
 		}
 	}
 	validateKeyJWT(cl, bad)
+	validateFederated(cl, bad)
 	c.validateLogin(cl, bad)
 	for _, s := range cl.Scopes {
 		if !ValidScopeToken(s) {
