@@ -26,13 +26,13 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 	}
 	ent, err := s.auth.Authenticate(r.Context(), clientauth.Request{
 		GrantAssertion: grantAssertion,
-		Authorization: h,
-		ClientID:      p.clientID,
-		ClientSecret:  p.clientSecret,
-		Assertion:     p.assertion,
-		AssertionType: p.assertionType,
-		Endpoint:      strings.TrimSuffix(s.cfg.Issuer, "/") + r.URL.Path,
-		IP:            c.RealIP(),
+		Authorization:  h,
+		ClientID:       p.clientID,
+		ClientSecret:   p.clientSecret,
+		Assertion:      p.assertion,
+		AssertionType:  p.assertionType,
+		Endpoint:       strings.TrimSuffix(s.cfg.Issuer, "/") + r.URL.Path,
+		IP:             c.RealIP(),
 	})
 	if err != nil {
 		return nil, authError(err)

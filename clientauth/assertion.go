@@ -81,8 +81,8 @@ type compactJWS struct {
 	input   []byte
 	sig     []byte
 	payload []byte
-	header assertionHeader
-	claims assertionClaims
+	header  assertionHeader
+	claims  assertionClaims
 }
 
 // parseCompact parses a compact JWS strictly: three parts of canonical
