@@ -100,9 +100,6 @@ type Federation struct {
 
 // New checks cfg and returns a Federation.
 func New(cfg Config) (*Federation, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("federation: a store is required (single-use jti)")
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -112,7 +109,7 @@ func New(cfg Config) (*Federation, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := &Federation{cfg: cfg, issuers: map[string]*Issuer{}, jtis: replay.New(cfg.Store, clientauth.JTIBucket, cfg.Now), log: cfg.Logger}
+	f := &Federation{cfg: cfg, issuers: map[string]*Issuer{}, log: cfg.Logger}
 	signet := strings.TrimSuffix(cfg.Signet, "/")
 	for i := range cfg.Issuers {
 		is := cfg.Issuers[i]
@@ -124,6 +121,10 @@ func New(cfg Config) (*Federation, error) {
 		}
 		f.issuers[is.Issuer] = &is
 	}
+	if cfg.Store == nil {
+		return nil, errors.New("federation: a store is required (single-use jti)")
+	}
+	f.jtis = replay.New(cfg.Store, clientauth.JTIBucket, cfg.Now)
 	return f, nil
 }
 
