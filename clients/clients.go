@@ -347,7 +347,7 @@ func (c *Registry) create(ctx context.Context, spec Client, onlyFirst bool) (Cli
 		cl.AuthMethods = []string{AuthSecretBasic, AuthSecretPost}
 		if cl.Public {
 			cl.AuthMethods = []string{AuthNone}
-		} else if len(cl.JWKS) > 0 || cl.JWKSURI != "" {
+		} else if len(cl.JWKS) > 0 || cl.JWKSURI != "" || len(cl.Federated) > 0 {
 			cl.AuthMethods = []string{AuthPrivateKeyJWT}
 		}
 	}

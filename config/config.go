@@ -42,6 +42,7 @@ type Config struct {
 
 	ClientAuth ClientAuth `yaml:"client_auth"` // outbound.go
 	Outbound   Outbound   `yaml:"outbound"`
+	Federation Federation `yaml:"federation"` // federation.go
 
 	// Parsed is filled in by Validate.
 	Parsed Parsed `yaml:"-"`

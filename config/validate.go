@@ -209,6 +209,7 @@ func (c *Config) Validate() error {
 		p.AuditRetention = d
 	}
 	c.validateOutbound(bad)
+	c.validateFederation(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

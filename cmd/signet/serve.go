@@ -201,11 +201,17 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fed, fedGrants, err := federationFor(c, fetcher, st, m.Now, log)
+	if err != nil {
+		return err
+	}
 	m.Server, err = authority.New(root, authority.Config{
 		Admin:              admin.Routes,
 		Issuer:             c.Issuer,
 		AssertionLifetime:  c.ClientAuth.Lifetime,
 		Outbound:           fetcher,
+		Federation:         fed,
+		Grants:             fedGrants,
 		Store:              st,
 		JWKS:               jwksHandler,
 		Signer:             m.Keys,
