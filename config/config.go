@@ -224,6 +224,7 @@ func Default() Config {
 		Audit: Audit{Retention: "2160h"},
 
 		ClientAuth: defaultClientAuth(),
+		Federation: Federation{Issuers: []FederationIssuer{}},
 		Outbound:   defaultOutbound(),
 	}
 }
