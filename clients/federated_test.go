@@ -89,3 +89,23 @@ func TestFederatedIdentity_Validate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFederatedMatches: whatever the subject, a match of
+// system:serviceaccount:payments:* is that prefix and one segment of
+// [A-Za-z0-9._-] that is not "." or "..".
+func FuzzFederatedMatches(f *testing.F) {
+	for _, s := range []string{"system:serviceaccount:payments:api", "system:serviceaccount:payments:x:y", "system:serviceaccount:payments:..", "system:serviceaccount:payments:\u2236"} {
+		f.Add(s)
+	}
+	const prefix = "system:serviceaccount:payments:"
+	id := clients.FederatedIdentity{Issuer: "https://k", Subject: prefix + "*"}
+	f.Fuzz(func(t *testing.T, sub string) {
+		if !id.Matches("https://k", sub) {
+			return
+		}
+		seg, ok := strings.CutPrefix(sub, prefix)
+		if !ok || seg == "" || seg == "." || seg == ".." || strings.Trim(seg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+			t.Fatalf("%q matched %s", sub, id.Subject)
+		}
+	})
+}
