@@ -64,6 +64,12 @@ func TestFederatedIdentity_Validate(t *testing.T) {
 	if _, _, err := reg.Create(t.Context(), spec(ok)); err != nil {
 		t.Fatalf("valid: %v", err)
 	}
+	// Without an auth method, a client with federated identities gets
+	// private_key_jwt and no secret.
+	cl, secret, err := reg.Create(t.Context(), clients.Client{ID: "pod-default", Audiences: []string{"api"}, Federated: []clients.FederatedIdentity{ok}})
+	if err != nil || secret != "" || len(cl.AuthMethods) != 1 || cl.AuthMethods[0] != clients.AuthPrivateKeyJWT {
+		t.Fatalf("default = %v %q %v", cl.AuthMethods, secret, err)
+	}
 	for _, tc := range []struct {
 		name string
 		c    clients.Client
@@ -77,7 +83,7 @@ func TestFederatedIdentity_Validate(t *testing.T) {
 		{"non-ASCII subject", spec(clients.FederatedIdentity{Issuer: "https://k8s", Subject: "caf\u00e9"}), "printable ASCII"},
 		{"duplicate", spec(ok, ok), "duplicate"},
 		{"bad audience", spec(clients.FederatedIdentity{Issuer: "https://k8s", Subject: "a", Audience: "a b"}), "audience"},
-		{"without private_key_jwt", clients.Client{ID: "pod2", Audiences: []string{"api"}, Federated: []clients.FederatedIdentity{ok}}, "private_key_jwt"},
+		{"without private_key_jwt", clients.Client{ID: "pod2", Audiences: []string{"api"}, AuthMethods: []string{clients.AuthSecretBasic}, Federated: []clients.FederatedIdentity{ok}}, "private_key_jwt"},
 		{"public client", clients.Client{ID: "pod3", Audiences: []string{"api"}, Public: true, AuthMethods: []string{clients.AuthNone}, Federated: []clients.FederatedIdentity{ok}}, "public"},
 	} {
 		if tc.c.ID == "pod" {
