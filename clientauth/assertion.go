@@ -87,7 +87,8 @@ type compactJWS struct {
 
 // parseCompact parses a compact JWS strictly: three parts of canonical
 // base64url, a JSON object header with a string alg and no crit, a JSON
-// object payload. The signature is later checked over the exact text.
+// object payload. The signature is later checked over the exact text; the
+// typ by the caller, which knows what kind of JWT it expects (typOK).
 func parseCompact(tok string) (*compactJWS, error) {
 	if len(tok) > maxAssertionLen {
 		return nil, errors.New("longer than 16 KiB")
@@ -111,17 +112,17 @@ func parseCompact(tok string) (*compactJWS, error) {
 	if len(j.header.Crit) > 0 {
 		return nil, errors.New("crit header parameters are not supported")
 	}
-	// A JWT of another kind (an access token, a DPoP proof, an ID token
-	// with its own typ) is never a client assertion (RFC 8725 §3.11).
-	switch strings.ToLower(strings.TrimPrefix(j.header.Typ, "application/")) {
-	case "", "jwt", "client-authentication+jwt":
-	default:
-		return nil, errors.New("typ must be absent, JWT or client-authentication+jwt")
-	}
 	if err := json.Unmarshal(raw[1], &j.claims); err != nil || raw[1][0] != '{' {
 		return nil, errors.New("payload is not a JSON object of JWT claims")
 	}
 	return j, nil
+}
+
+// typOK reports whether typ (media type, application/ optional, any case)
+// is one of kinds. A JWT of another kind (an access token, a DPoP proof)
+// is never taken for the one expected (RFC 8725 §3.11).
+func typOK(typ string, kinds ...string) bool {
+	return slices.Contains(kinds, strings.ToLower(strings.TrimPrefix(typ, "application/")))
 }
 
 // audiences reads aud as a string or an array of strings.
@@ -171,6 +172,9 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, req Request) 
 	c := j.claims
 	if a.cfg.Federation != nil && c.Iss != c.Sub && a.cfg.Federation.Trusts(c.Iss) {
 		return a.authenticateFederated(ctx, req, req.Assertion, false)
+	}
+	if !typOK(j.header.Typ, "", "jwt", "client-authentication+jwt") {
+		return g.fail("malformed client assertion: typ must be absent, JWT or client-authentication+jwt", nil)
 	}
 	if c.Iss == "" || c.Iss != c.Sub {
 		return g.fail("client assertion iss and sub must both be the client id", nil)

@@ -2,6 +2,7 @@ package clientauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -62,9 +63,13 @@ func (a *Authenticator) authenticateFederated(ctx context.Context, req Request, 
 	return ent, nil
 }
 
-// JWT is a compact JWS parsed by the strict rules of client assertions:
-// canonical base64url, no crit, typ absent or JWT, at most 16 KiB. Its
-// claims are not checked until its Verify and TimeProblem say so.
+// JWT is a compact JWS parsed by the strict rules of client assertions
+// (canonical base64url, no crit, at most 16 KiB) whose typ is one an
+// external issuer's workload token has: absent (Kubernetes), JWT (GitHub
+// Actions, SPIRE), JOSE (the SPIFFE JWT-SVID specification) or at+jwt (an
+// RFC 9068 access token of another Signet); never a DPoP proof, a client
+// assertion or a logout token. Its claims are not checked until its
+// Verify and TimeProblem say so.
 type JWT struct {
 	Alg, Kid      string
 	Iss, Sub, Jti string
@@ -81,6 +86,9 @@ func ParseJWT(tok string) (*JWT, error) {
 	j, err := parseCompact(tok)
 	if err != nil {
 		return nil, err
+	}
+	if !typOK(j.header.Typ, "", "jwt", "jose", "at+jwt") {
+		return nil, errors.New("typ must be absent, JWT, JOSE or at+jwt")
 	}
 	c := j.claims
 	t := &JWT{Alg: j.header.Alg, Kid: j.header.Kid, Iss: c.Iss, Sub: c.Sub, Jti: c.Jti, Aud: audiences(c.Aud), Payload: j.payload, j: j}

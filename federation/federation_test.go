@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/federation"
+	"github.com/signet-auth/signet/outbound"
 )
 
 // TestKubernetesPod: a pod's projected service-account token, from an
@@ -98,7 +100,11 @@ func TestSPIFFE(t *testing.T) {
 	s.workload("x-y", clients.FederatedIdentity{Issuer: td, Subject: "spiffe://trust.domain/ns/x/sa/*"})
 	now := s.clock.Now()
 	svid := func(sub string) string {
-		return signES256(key, map[string]any{"alg": "ES256", "kid": "spire-1", "typ": "JWT"},
+		typ := "JWT"
+		if strings.HasSuffix(sub, "/z") {
+			typ = "JOSE" // the SPIFFE JWT-SVID specification allows both
+		}
+		return signES256(key, map[string]any{"alg": "ES256", "kid": "spire-1", "typ": typ},
 			map[string]any{"iss": td, "sub": sub, "aud": []string{s.issuer}, "exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix()})
 	}
 	for _, form := range []url.Values{assertionForm(svid("spiffe://trust.domain/ns/x/sa/y")), bearerForm(svid("spiffe://trust.domain/ns/x/sa/z"))} {
@@ -175,6 +181,7 @@ func TestAttacks(t *testing.T) {
 		{name: "no exp", tok: pod(func(c map[string]any) { delete(c, "exp") }), want: "no exp"},
 		{name: "far-future exp", tok: pod(func(c map[string]any) { c["exp"] = now.Add(365 * 24 * time.Hour).Unix() }), want: "ahead"},
 		{name: "not valid yet", tok: pod(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }), want: "nbf"},
+		{name: "typ of a DPoP proof", tok: signRS256(kube.key, map[string]any{"alg": "RS256", "kid": kube.kid, "typ": "dpop+jwt"}, payload(t, pod(nil))), want: "typ"},
 		{name: "alg none", tok: jsonB64(map[string]any{"alg": "none"}) + "." + jsonB64(payload(t, pod(nil))) + ".AA", want: "alg"},
 		{name: "HMAC with the public key (n)", tok: signHS256(pub.N.Bytes(), map[string]any{"alg": "HS256", "kid": kube.kid}, payload(t, pod(nil))), want: "alg"},
 		{name: "HMAC with the JWKS document", tok: signHS256(kube.jwksDoc(), map[string]any{"alg": "HS256", "kid": kube.kid}, payload(t, pod(nil))), want: "alg"},
@@ -336,5 +343,48 @@ func TestAdminAPI(t *testing.T) {
 	code, body = call(http.MethodPatch, "/admin/clients/pod", map[string]any{"federated_identities": []any{map[string]any{"issuer": "https://k", "subject": "spiffe://td/ns/a/sa/*", "audience": "https://signet.example"}}})
 	if code != http.StatusOK || len(body["federated_identities"].([]any)) != 1 {
 		t.Errorf("update: %d %v", code, body)
+	}
+}
+
+// TestPrivateKeyJWTTyp: the typ rule of client assertions still holds
+// beside federated tokens (it moved out of the shared parser): an
+// access token, a JOSE or a DPoP typ is refused for private_key_jwt.
+func TestPrivateKeyJWTTyp(t *testing.T) {
+	s := newSignet(t, nil)
+	key := newECKey(t)
+	if _, _, err := s.srv.Clients().Create(context.Background(), clients.Client{ID: "svc", Scopes: []string{"read"}, Audiences: []string{"https://api.example"},
+		JWKS: ecJWKS(key, "k1")}); err != nil {
+		t.Fatal(err)
+	}
+	now := s.clock.Now()
+	for i, typ := range []string{"JWT", "at+jwt", "JOSE", "dpop+jwt"} {
+		tok := signES256(key, map[string]any{"alg": "ES256", "kid": "k1", "typ": typ},
+			map[string]any{"iss": "svc", "sub": "svc", "aud": s.issuer, "exp": now.Add(time.Minute).Unix(), "jti": fmt.Sprint("j", i)})
+		code, body := s.post("/oauth2/token", assertionForm(tok), "", "")
+		if want := typ == "JWT"; (code == http.StatusOK) != want || !want && !strings.Contains(body["error_description"].(string), "typ") {
+			t.Errorf("typ %s: %d %v", typ, code, body)
+		}
+	}
+}
+
+// TestAnotherSignet: a client of one Signet (B) authenticates at another
+// (A) with B's access token (typ at+jwt), audienced to A and bound on A
+// to B's issuer and client id; keys by B's discovery document.
+func TestAnotherSignet(t *testing.T) {
+	loopback := outbound.New(outbound.Options{AllowLoopback: true})
+	b := newSignet(t, nil)
+	a := newSignet(t, loopback, federation.Issuer{Issuer: b.issuer})
+	a.workload("from-b", clients.FederatedIdentity{Issuer: b.issuer, Subject: "svc-b"})
+	_, secret, err := b.srv.Clients().Create(context.Background(), clients.Client{ID: "svc-b", Audiences: []string{a.issuer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := b.post("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, "svc-b", secret)
+	if code != http.StatusOK {
+		t.Fatalf("token at B: %d %v", code, body)
+	}
+	code, body = a.post("/oauth2/token", assertionForm(body["access_token"].(string)), "", "")
+	if code != http.StatusOK || payload(t, body["access_token"].(string))["sub"] != "from-b" {
+		t.Fatalf("B's token at A: %d %v", code, body)
 	}
 }
