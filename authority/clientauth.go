@@ -20,19 +20,17 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 	if herr != nil {
 		return nil, herr
 	}
-	var grantAssertion string
-	if p.grantType == clients.GrantJWTBearer {
-		grantAssertion = p.form.Get("assertion")
-	}
 	ent, err := s.auth.Authenticate(r.Context(), clientauth.Request{
-		GrantAssertion: grantAssertion,
-		Authorization:  h,
-		ClientID:       p.clientID,
-		ClientSecret:   p.clientSecret,
-		Assertion:      p.assertion,
-		AssertionType:  p.assertionType,
-		Endpoint:       strings.TrimSuffix(s.cfg.Issuer, "/") + r.URL.Path,
-		IP:             c.RealIP(),
+		Authorization: h,
+		ClientID:      p.clientID,
+		ClientSecret:  p.clientSecret,
+		Assertion:     p.assertion,
+		AssertionType: p.assertionType,
+		Endpoint:      strings.TrimSuffix(s.cfg.Issuer, "/") + r.URL.Path,
+		IP:            c.RealIP(),
+
+		// RFC 7523 §2.1: a JWT grant may identify its client (federation).
+		GrantType: p.grantType, GrantAssertion: p.form.Get("assertion"),
 	})
 	if err != nil {
 		return nil, authError(err)

@@ -2,16 +2,13 @@ package authority
 
 import "github.com/signet-auth/signet/clients"
 
-// GrantScope is the scope a client gets for the scope it asked (its
-// default scopes when it asked none), or an invalid_scope *Error: the one
-// rule every grant applies, for grants served by other packages.
+// GrantScope is grantScope, the scope rule of every grant, for grants
+// served by other packages (Config.Grants).
 func GrantScope(ent *clients.Entry, requested string) (string, error) {
 	return grantScope(ent, requested)
 }
 
-// GrantAudience is the audience a client gets for the audience or RFC
-// 8707 resources it asked (its default audience when none), or an
-// *Error (invalid_target, invalid_request).
+// GrantAudience is grantAudience, the audience and RFC 8707 resource rule.
 func GrantAudience(ent *clients.Entry, audience string, resources []string) ([]string, error) {
 	return grantAudience(ent, audience, resources)
 }

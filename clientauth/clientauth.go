@@ -138,11 +138,12 @@ type Request struct {
 	// Assertion and AssertionType are client_assertion and
 	// client_assertion_type (private_key_jwt).
 	Assertion, AssertionType string
-	// GrantAssertion is the assertion of an RFC 7523 §2.1 jwt-bearer
-	// grant request. Sent without client credentials, it identifies the
-	// client through its federated binding (RFC 7523 §3.1: client
-	// authentication is optional with a JWT grant).
-	GrantAssertion string
+	// GrantType and GrantAssertion are the token request's grant_type and
+	// assertion. The assertion of an RFC 7523 §2.1 jwt-bearer grant sent
+	// without client credentials identifies the client through its
+	// federated binding (RFC 7523 §3.1: client authentication is optional
+	// with a JWT grant).
+	GrantType, GrantAssertion string
 	// Endpoint is the absolute URL of the endpoint called, which an
 	// assertion's aud may name.
 	Endpoint string
@@ -207,7 +208,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, req Request) (*clients
 		}
 		return a.authenticateAssertion(ctx, req)
 	}
-	if req.GrantAssertion != "" && req.Authorization == "" && req.ClientSecret == "" && a.cfg.Federation != nil {
+	if req.GrantType == clients.GrantJWTBearer && req.GrantAssertion != "" && req.Authorization == "" && req.ClientSecret == "" && a.cfg.Federation != nil {
 		return a.authenticateFederated(ctx, req, req.GrantAssertion, true)
 	}
 	var id, secret string
