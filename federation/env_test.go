@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -33,6 +34,7 @@ import (
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/outbound"
+	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
 )
 
@@ -71,11 +73,20 @@ func fetcher(t testing.TB, tlsSrv *httptest.Server) *outbound.Fetcher {
 
 func newSignet(t testing.TB, f *outbound.Fetcher, issuers ...federation.Issuer) *signet {
 	t.Helper()
+	return newSignetOn(t, nil, f, issuers...)
+}
+
+// newSignetOn is newSignet on st (a replica of a fleet sharing it); nil
+// opens a bolt file of its own.
+func newSignetOn(t testing.TB, st storage.Store, f *outbound.Fetcher, issuers ...federation.Issuer) *signet {
+	t.Helper()
 	s := &signet{t: t, clock: &clock{t: time.Now().Truncate(time.Second)}, logs: &bytes.Buffer{}}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "signet.db"), bolt.Options{Timeout: time.Second, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
+	var err error
+	if st == nil {
+		if st, err = bolt.Open(filepath.Join(t.TempDir(), "signet.db"), bolt.Options{Timeout: time.Second, Logger: logger}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	km, err := keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: []string{"ES256"},
@@ -107,7 +118,7 @@ func newSignet(t testing.TB, f *outbound.Fetcher, issuers ...federation.Issuer) 
 		_ = st.Close()
 	})
 	_, s.adminKey, err = s.srv.Clients().Create(context.Background(), clients.Client{ID: "admin", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience}})
-	if err != nil {
+	if err != nil && !errors.Is(err, clients.ErrExists) { // a second replica
 		t.Fatal(err)
 	}
 	return s
