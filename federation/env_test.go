@@ -194,8 +194,11 @@ func payload(t testing.TB, tok string) map[string]any {
 // RSA key, RS256 tokens shaped as projected service-account tokens.
 type kubeIssuer struct {
 	srv *httptest.Server
+	mu  sync.Mutex // key and kid change when the cluster rotates (rotate)
 	key *rsa.PrivateKey
 	kid string
+	// discoveryIssuer overrides the discovery document's issuer.
+	discoveryIssuer string
 	// jwksURI overrides the discovery document's jwks_uri; jwks
 	// overrides the key set handler.
 	jwksURI string
@@ -215,8 +218,12 @@ func newKubeIssuer(t testing.TB, configure func(*kubeIssuer)) *kubeIssuer {
 		if uri == "" {
 			uri = k.srv.URL + "/openid/v1/jwks"
 		}
+		iss := k.srv.URL
+		if k.discoveryIssuer != "" {
+			iss = k.discoveryIssuer
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": k.srv.URL, "jwks_uri": uri,
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": iss, "jwks_uri": uri,
 			"response_types_supported": []string{"id_token"}, "subject_types_supported": []string{"public"},
 			"id_token_signing_alg_values_supported": []string{"RS256"}})
 	})
@@ -237,6 +244,8 @@ func newKubeIssuer(t testing.TB, configure func(*kubeIssuer)) *kubeIssuer {
 }
 
 func (k *kubeIssuer) jwksDoc() []byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	b, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{"use": "sig", "kty": "RSA", "kid": k.kid, "alg": "RS256",
 		"n": b64(k.key.N.Bytes()), "e": b64(big.NewInt(int64(k.key.E)).Bytes())}}})
 	return b
@@ -258,7 +267,21 @@ func (k *kubeIssuer) podToken(now time.Time, ns, sa, aud string, edit func(map[s
 	if edit != nil {
 		edit(claims)
 	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	return signRS256(k.key, map[string]any{"alg": "RS256", "kid": k.kid}, claims)
+}
+
+// rotate replaces the cluster's service-account signing key, as a
+// --service-account-signing-key-file change does.
+func (k *kubeIssuer) rotate(t testing.TB, kid string) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.key, k.kid = key, kid
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

@@ -2,12 +2,15 @@ package federation_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,6 +143,7 @@ func TestAttacks(t *testing.T) {
 			http.Redirect(w, r, "https://169.254.169.254/latest/meta-data/jwks", http.StatusFound)
 		}
 	})
+	impostor := newKubeIssuer(t, func(k *kubeIssuer) { k.discoveryIssuer = "https://kubernetes.default.svc.cluster.local" })
 	huge := newKubeIssuer(t, func(k *kubeIssuer) {
 		k.jwks = func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -147,12 +151,12 @@ func TestAttacks(t *testing.T) {
 		}
 	})
 	var trusted []federation.Issuer
-	for _, k := range []*kubeIssuer{kube, private, metadata, redirect, huge} {
+	for _, k := range []*kubeIssuer{kube, private, metadata, redirect, huge, impostor} {
 		trusted = append(trusted, federation.Issuer{Issuer: k.srv.URL})
 	}
 	s := newSignet(t, fetcher(t, kube.srv), trusted...)
 	s.workload("payments-api", clients.FederatedIdentity{Issuer: kube.srv.URL, Subject: "system:serviceaccount:payments:*"})
-	for _, k := range []*kubeIssuer{private, metadata, redirect, huge} {
+	for _, k := range []*kubeIssuer{private, metadata, redirect, huge, impostor} {
 		s.workload("victim-"+strings.TrimPrefix(k.srv.URL, "https://127.0.0.1:"), clients.FederatedIdentity{Issuer: k.srv.URL, Subject: "system:serviceaccount:payments:api"})
 	}
 	now := s.clock.Now()
@@ -202,6 +206,7 @@ func TestAttacks(t *testing.T) {
 		{name: "jwks_uri at a private address", tok: private.podToken(now, "payments", "api", s.issuer, nil), want: "could not be fetched"},
 		{name: "jwks_uri at the metadata address", tok: metadata.podToken(now, "payments", "api", s.issuer, nil), want: "could not be fetched"},
 		{name: "jwks_uri redirecting to the metadata address", tok: redirect.podToken(now, "payments", "api", s.issuer, nil), want: "could not be fetched"},
+		{name: "discovery naming another issuer", tok: impostor.podToken(now, "payments", "api", s.issuer, nil), want: "could not be fetched"},
 		{name: "huge JWKS body", tok: huge.podToken(now, "payments", "api", s.issuer, nil), want: "could not be fetched"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -386,5 +391,40 @@ func TestAnotherSignet(t *testing.T) {
 	code, body = a.post("/oauth2/token", assertionForm(body["access_token"].(string)), "", "")
 	if code != http.StatusOK || payload(t, body["access_token"].(string))["sub"] != "from-b" {
 		t.Fatalf("B's token at A: %d %v", code, body)
+	}
+}
+
+// TestClusterKeyRotation: a token signed with a key the cached key set
+// lacks (the cluster rotated) makes Signet fetch the set again, at most
+// once per refetch interval; an unknown kid before the interval has passed
+// is refused without a fetch.
+func TestClusterKeyRotation(t *testing.T) {
+	kube := newKubeIssuer(t, nil)
+	var fetches atomic.Int64
+	kube.jwks = func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_, _ = w.Write(kube.jwksDoc())
+	}
+	fetchClock := &clock{t: time.Now()}
+	pool := x509.NewCertPool()
+	pool.AddCert(kube.srv.Certificate())
+	f := outbound.New(outbound.Options{RootCAs: pool, AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, RefetchEvery: 30 * time.Second, Now: fetchClock.Now})
+	s := newSignet(t, f, federation.Issuer{Issuer: kube.srv.URL, AllowReuse: true})
+	s.workload("payments-api", clients.FederatedIdentity{Issuer: kube.srv.URL, Subject: "system:serviceaccount:payments:api"})
+	now := s.clock.Now()
+	if code, body := s.post("/oauth2/token", assertionForm(kube.podToken(now, "payments", "api", s.issuer, nil)), "", ""); code != http.StatusOK {
+		t.Fatalf("before rotation: %d %v", code, body)
+	}
+	kube.rotate(t, "kube-2")
+	rotated := kube.podToken(now, "payments", "api", s.issuer, nil)
+	if code, body := s.post("/oauth2/token", assertionForm(rotated), "", ""); code != http.StatusUnauthorized || fetches.Load() != 1 {
+		t.Fatalf("unknown kid within the refetch interval: %d %v, %d fetches", code, body, fetches.Load())
+	}
+	fetchClock.mu.Lock()
+	fetchClock.t = fetchClock.t.Add(31 * time.Second)
+	fetchClock.mu.Unlock()
+	if code, body := s.post("/oauth2/token", assertionForm(rotated), "", ""); code != http.StatusOK || fetches.Load() != 2 {
+		t.Fatalf("after rotation: %d %v, %d fetches", code, body, fetches.Load())
 	}
 }
