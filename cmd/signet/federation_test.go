@@ -152,6 +152,25 @@ func TestServe_FederatedWorkload(t *testing.T) {
 		t.Errorf("a tampered pod token: %d %v", status, body)
 	}
 
+	// update --federated replaces the bindings: the payments pod is out.
+	out, errOut, err = clientsCmd(t, "update", "--server", m.URL(), "payments", "--federated", kube.URL+"=system:serviceaccount:billing:*", "--json")
+	if err != nil || !strings.Contains(out, "system:serviceaccount:billing:*") || strings.Contains(out, "payments:*") {
+		t.Fatalf("update --federated: %v %s %s", err, out, errOut)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; { // the server's client cache follows the store's watch
+		status, body := post(assertion(pod()))
+		if status == http.StatusUnauthorized && strings.Contains(body["error_description"].(string), "bound") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod token after update: %d %v", status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, err := clientsCmd(t, "update", "--server", m.URL(), "payments", "--federated", kube.URL+"=system:serviceaccount:billing:x*"); err == nil || !strings.Contains(err.Error(), "federated_identities") {
+		t.Errorf("update with a partial-segment pattern = %v, want a federated_identities problem", err)
+	}
+
 	resp, err := http.Get(m.URL() + "/.well-known/openid-configuration")
 	if err != nil {
 		t.Fatal(err)
