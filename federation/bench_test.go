@@ -38,8 +38,8 @@ func processCPU() time.Duration {
 // through the server's handler (Signet signs ES256), authenticated by
 // client secret (HTTP Basic), by a Kubernetes pod token as client
 // assertion (RS256 by the issuer's key found by discovery and cached,
-// the jti spent in bolt), and by a SPIFFE JWT-SVID (ES256, static keys,
-// no jti). Tokens are minted before the timer; requests run in parallel
+// the jti spent in bolt, or not with allow_reuse), and by a SPIFFE
+// JWT-SVID (ES256, static keys, no jti). Tokens are minted before the timer; requests run in parallel
 // (64 per core) so bolt's Batch shares commits as under load. cpu-ns/op
 // is the process CPU per token, the figure to compare on a shared machine.
 func BenchmarkFederatedClientCredentials(b *testing.B) {
@@ -49,9 +49,10 @@ func BenchmarkFederatedClientCredentials(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, mode := range []string{"secret", "kubernetes-rs256", "spiffe-es256"} {
+	for _, mode := range []string{"secret", "kubernetes-rs256", "kubernetes-rs256-reuse", "spiffe-es256"} {
 		b.Run(mode, func(b *testing.B) {
-			s := newSignet(b, fetcher(b, kube.srv), federation.Issuer{Issuer: kube.srv.URL}, federation.Issuer{Issuer: "spiffe://td", Keys: spireKeys})
+			s := newSignet(b, fetcher(b, kube.srv), federation.Issuer{Issuer: kube.srv.URL, AllowReuse: mode == "kubernetes-rs256-reuse"},
+				federation.Issuer{Issuer: "spiffe://td", Keys: spireKeys})
 			_, secret, err := s.srv.Clients().Create(context.Background(), clients.Client{ID: "bench", Scopes: []string{"read"}, Audiences: []string{"https://api.example"}})
 			if err != nil {
 				b.Fatal(err)
@@ -65,7 +66,7 @@ func BenchmarkFederatedClientCredentials(b *testing.B) {
 				switch mode {
 				case "secret":
 					bodies[i] = "grant_type=client_credentials&scope=read"
-				case "kubernetes-rs256":
+				case "kubernetes-rs256", "kubernetes-rs256-reuse":
 					bodies[i] = assertionForm(kube.podToken(now, "payments", "api", s.issuer, nil)).Encode() + "&client_id=pod"
 				default:
 					bodies[i] = assertionForm(signES256(spire, map[string]any{"alg": "ES256", "kid": "spire-1"}, map[string]any{
