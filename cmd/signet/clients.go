@@ -417,6 +417,10 @@ type federatedFlag []clients.FederatedIdentity
 func (f *federatedFlag) String() string { return fmt.Sprint(len(*f)) }
 
 func (f *federatedFlag) Set(v string) error {
+	if v == "" { // update --federated '': no identity any more
+		*f = federatedFlag{}
+		return nil
+	}
 	iss, sub, ok := strings.Cut(v, "=")
 	if !ok || iss == "" || sub == "" {
 		return fmt.Errorf("expected ISSUER=SUBJECT, such as https://kubernetes.default.svc.cluster.local=system:serviceaccount:payments:api")
@@ -426,7 +430,7 @@ func (f *federatedFlag) Set(v string) error {
 }
 
 func (k *keyFlags) register(fs *flag.FlagSet) {
-	fs.Var(&k.federated, "federated", "workload identity: ISSUER=SUBJECT, a token of that trusted issuer (federation: section) for that subject authenticates as the client; SUBJECT may end in a whole-segment * (system:serviceaccount:payments:*); repeatable, replaces the list on update")
+	fs.Var(&k.federated, "federated", "workload identity: ISSUER=SUBJECT, a token of that trusted issuer (federation: section) for that subject authenticates as the client; SUBJECT may end in a whole-segment * (system:serviceaccount:payments:*); repeatable, replaces the list on update ('' empties it)")
 	fs.StringVar(&k.file, "jwks-file", "", "private_key_jwt: a file with the client's public keys as a JWK Set ({\"keys\":[...]}); - reads stdin")
 	fs.StringVar(&k.uri, "jwks-uri", "", "private_key_jwt: an https URL serving the client's JWK Set (fetched under the outbound: rules)")
 	fs.Var(&k.algs, "auth-signing-alg", "private_key_jwt: an algorithm the client's assertions may use, repeatable (default every asymmetric one)")

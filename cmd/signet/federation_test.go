@@ -171,6 +171,21 @@ func TestServe_FederatedWorkload(t *testing.T) {
 		t.Errorf("update with a partial-segment pattern = %v, want a federated_identities problem", err)
 	}
 
+	// --federated '' empties the list; private_key_jwt is then left with
+	// no key at all, refused unless keys come with it.
+	if _, _, err := clientsCmd(t, "update", "--server", m.URL(), "payments", "--federated", ""); err == nil || !strings.Contains(err.Error(), "jwks") {
+		t.Errorf("update --federated '' alone = %v, want the keys problem named", err)
+	}
+	_, set := esKey(t, "own-1")
+	keyFile := filepath.Join(dir, "own-jwks.json")
+	if err := os.WriteFile(keyFile, set, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = clientsCmd(t, "update", "--server", m.URL(), "payments", "--federated", "", "--jwks-file", keyFile, "--json")
+	if err != nil || strings.Contains(out, "federated_identities") || !strings.Contains(out, "own-1") {
+		t.Errorf("update --federated '' --jwks-file = %v %s", err, out)
+	}
+
 	resp, err := http.Get(m.URL() + "/.well-known/openid-configuration")
 	if err != nil {
 		t.Fatal(err)
