@@ -28,6 +28,9 @@ func (s *Server) authenticate(c echo.Context, r *http.Request, p *tokenParams) (
 		AssertionType: p.assertionType,
 		Endpoint:      strings.TrimSuffix(s.cfg.Issuer, "/") + r.URL.Path,
 		IP:            c.RealIP(),
+
+		// RFC 7523 §2.1: a JWT grant may identify its client (federation).
+		GrantType: p.grantType, GrantAssertion: p.form.Get("assertion"),
 	})
 	if err != nil {
 		return nil, authError(err)

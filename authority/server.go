@@ -160,6 +160,9 @@ type Config struct {
 	// (clients.GrantJWTBearer, clients.GrantTokenExchange). A type not
 	// here answers unsupported_grant_type.
 	Grants map[string]Grant
+	// Federation authenticates clients by tokens of trusted external
+	// issuers (package federation); nil: none.
+	Federation clientauth.Federation
 	// Ready reports whether the server can do its job (store reachable, an
 	// active key loaded). Nil means always ready.
 	Ready func(ctx context.Context) error
@@ -238,7 +241,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		fetcher = outbound.New(outbound.Options{AllowLoopback: outbound.IsLoopbackURL(cfg.Issuer), Logger: cfg.Logger})
 	}
 	auth, err := clientauth.New(clientauth.Config{Clients: s.clients, RateLimit: cfg.RateLimit, Store: cfg.Store, Issuer: cfg.Issuer,
-		AssertionLifetime: cfg.AssertionLifetime, Fetcher: fetcher, Now: cfg.Now, Logger: cfg.Logger})
+		AssertionLifetime: cfg.AssertionLifetime, Fetcher: fetcher, Now: cfg.Now, Logger: cfg.Logger, Federation: cfg.Federation})
 	if err != nil {
 		return nil, fmt.Errorf("authority: %w", err)
 	}

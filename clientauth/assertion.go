@@ -78,15 +78,17 @@ type assertionClaims struct {
 // compactJWS is a parsed compact JWS: the exact signing input, the decoded
 // signature, header and claims.
 type compactJWS struct {
-	input  []byte
-	sig    []byte
-	header assertionHeader
-	claims assertionClaims
+	input   []byte
+	sig     []byte
+	payload []byte
+	header  assertionHeader
+	claims  assertionClaims
 }
 
 // parseCompact parses a compact JWS strictly: three parts of canonical
 // base64url, a JSON object header with a string alg and no crit, a JSON
-// object payload. The signature is later checked over the exact text.
+// object payload. The signature is later checked over the exact text; the
+// typ by the caller, which knows what kind of JWT it expects (typOK).
 func parseCompact(tok string) (*compactJWS, error) {
 	if len(tok) > maxAssertionLen {
 		return nil, errors.New("longer than 16 KiB")
@@ -103,24 +105,24 @@ func parseCompact(tok string) (*compactJWS, error) {
 		}
 		raw[i] = b
 	}
-	j := &compactJWS{input: []byte(tok[:len(parts[0])+1+len(parts[1])]), sig: raw[2]}
+	j := &compactJWS{input: []byte(tok[:len(parts[0])+1+len(parts[1])]), sig: raw[2], payload: raw[1]}
 	if err := json.Unmarshal(raw[0], &j.header); err != nil || raw[0][0] != '{' {
 		return nil, errors.New("header is not a JSON object")
 	}
 	if len(j.header.Crit) > 0 {
 		return nil, errors.New("crit header parameters are not supported")
 	}
-	// A JWT of another kind (an access token, a DPoP proof, an ID token
-	// with its own typ) is never a client assertion (RFC 8725 §3.11).
-	switch strings.ToLower(strings.TrimPrefix(j.header.Typ, "application/")) {
-	case "", "jwt", "client-authentication+jwt":
-	default:
-		return nil, errors.New("typ must be absent, JWT or client-authentication+jwt")
-	}
 	if err := json.Unmarshal(raw[1], &j.claims); err != nil || raw[1][0] != '{' {
 		return nil, errors.New("payload is not a JSON object of JWT claims")
 	}
 	return j, nil
+}
+
+// typOK reports whether typ (media type, application/ optional, any case)
+// is one of kinds. A JWT of another kind (an access token, a DPoP proof)
+// is never taken for the one expected (RFC 8725 §3.11).
+func typOK(typ string, kinds ...string) bool {
+	return slices.Contains(kinds, strings.ToLower(strings.TrimPrefix(typ, "application/")))
 }
 
 // audiences reads aud as a string or an array of strings.
@@ -168,6 +170,12 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, req Request) 
 		return g.fail("malformed client assertion: "+perr.Error(), nil)
 	}
 	c := j.claims
+	if a.cfg.Federation != nil && c.Iss != c.Sub && a.cfg.Federation.Trusts(c.Iss) {
+		return a.authenticateFederated(ctx, req, req.Assertion, false)
+	}
+	if !typOK(j.header.Typ, "", "jwt", "client-authentication+jwt") {
+		return g.fail("malformed client assertion: typ must be absent, JWT or client-authentication+jwt", nil)
+	}
 	if c.Iss == "" || c.Iss != c.Sub {
 		return g.fail("client assertion iss and sub must both be the client id", nil)
 	}
@@ -215,19 +223,10 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, req Request) 
 
 // checkClaims is RFC 7523 §3 for a client assertion: "" when it passes.
 func (a *Authenticator) checkClaims(c assertionClaims, endpoint string, now time.Time) string {
-	leeway := int64(a.cfg.Leeway / time.Second)
-	t := now.Unix()
+	if p := timeProblem("client assertion", c, now, a.cfg.Leeway, a.cfg.AssertionLifetime); p != "" {
+		return p
+	}
 	switch {
-	case c.Exp == nil:
-		return "client assertion has no exp"
-	case unix(*c.Exp) < t-leeway:
-		return "client assertion has expired"
-	case unix(*c.Exp) > t+int64(a.cfg.AssertionLifetime/time.Second)+leeway:
-		return "client assertion exp is more than " + a.cfg.AssertionLifetime.String() + " ahead"
-	case c.Nbf != nil && unix(*c.Nbf) > t+leeway:
-		return "client assertion is not valid yet (nbf)"
-	case c.Iat != nil && unix(*c.Iat) > t+leeway:
-		return "client assertion iat is in the future"
 	case c.Jti == "":
 		return "client assertion has no jti"
 	case len(c.Jti) > maxJTILen:
@@ -239,6 +238,27 @@ func (a *Authenticator) checkClaims(c assertionClaims, endpoint string, now time
 		}
 	}
 	return "client assertion aud must name this server: its issuer or the endpoint URL"
+}
+
+// timeProblem is the RFC 7523 §3 time rules for a JWT named what: exp
+// required, not past and at most lifetime ahead; nbf and iat not in the
+// future; each within leeway. "" when they pass.
+func timeProblem(what string, c assertionClaims, now time.Time, leeway, lifetime time.Duration) string {
+	skew := int64(leeway / time.Second)
+	t := now.Unix()
+	switch {
+	case c.Exp == nil:
+		return what + " has no exp"
+	case unix(*c.Exp) < t-skew:
+		return what + " has expired"
+	case unix(*c.Exp) > t+int64(lifetime/time.Second)+skew:
+		return what + " exp is more than " + lifetime.String() + " ahead"
+	case c.Nbf != nil && unix(*c.Nbf) > t+skew:
+		return what + " is not valid yet (nbf)"
+	case c.Iat != nil && unix(*c.Iat) > t+skew:
+		return what + " iat is in the future"
+	}
+	return ""
 }
 
 // verify checks the signature with the client's keys that fit the alg

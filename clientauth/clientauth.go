@@ -83,6 +83,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives internal errors; nil discards.
 	Logger *slog.Logger
+	// Federation authenticates clients by tokens of trusted external
+	// issuers (package federation); nil: none are trusted.
+	Federation Federation
 }
 
 // Authenticator authenticates clients. It is safe for concurrent use.
@@ -135,6 +138,12 @@ type Request struct {
 	// Assertion and AssertionType are client_assertion and
 	// client_assertion_type (private_key_jwt).
 	Assertion, AssertionType string
+	// GrantType and GrantAssertion are the token request's grant_type and
+	// assertion. The assertion of an RFC 7523 §2.1 jwt-bearer grant sent
+	// without client credentials identifies the client through its
+	// federated binding (RFC 7523 §3.1: client authentication is optional
+	// with a JWT grant).
+	GrantType, GrantAssertion string
 	// Endpoint is the absolute URL of the endpoint called, which an
 	// assertion's aud may name.
 	Endpoint string
@@ -198,6 +207,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, req Request) (*clients
 			return nil, invalidRequest("client authenticated with a client assertion and another method: use one method")
 		}
 		return a.authenticateAssertion(ctx, req)
+	}
+	if req.GrantType == clients.GrantJWTBearer && req.GrantAssertion != "" && req.Authorization == "" && req.ClientSecret == "" && a.cfg.Federation != nil {
+		return a.authenticateFederated(ctx, req, req.GrantAssertion, true)
 	}
 	var id, secret string
 	basic := false

@@ -225,6 +225,9 @@ type Client struct {
 	// DPoPBoundAccessTokens (RFC 9449 §5.2) refuses the client's token
 	// requests that carry no DPoP proof: its tokens are always bound.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// Federated are the external workload identities that authenticate
+	// as this client (federated.go, package federation).
+	Federated []FederatedIdentity `json:"federated_identities,omitempty"`
 }
 
 // Patch changes the fields that are set and leaves the others alone.
@@ -258,8 +261,9 @@ type Patch struct {
 	JWKSURI       *string          `json:"jwks_uri,omitempty"`
 	AssertionAlgs *[]string        `json:"token_endpoint_auth_signing_algs,omitempty"`
 
-	ExchangeAudiences     *[]string `json:"token_exchange_audiences,omitempty"`
-	DPoPBoundAccessTokens *bool     `json:"dpop_bound_access_tokens,omitempty"`
+	ExchangeAudiences     *[]string            `json:"token_exchange_audiences,omitempty"`
+	DPoPBoundAccessTokens *bool                `json:"dpop_bound_access_tokens,omitempty"`
+	Federated             *[]FederatedIdentity `json:"federated_identities,omitempty"`
 }
 
 // Record is what is stored: the client plus its secret hashes.
@@ -385,7 +389,7 @@ func (c *Registry) fillDefaults(cl *Client) {
 		cl.AuthMethods = []string{AuthSecretBasic, AuthSecretPost}
 		if cl.Public {
 			cl.AuthMethods = []string{AuthNone}
-		} else if len(cl.JWKS) > 0 || cl.JWKSURI != "" {
+		} else if len(cl.JWKS) > 0 || cl.JWKSURI != "" || len(cl.Federated) > 0 {
 			cl.AuthMethods = []string{AuthPrivateKeyJWT}
 		}
 	}
@@ -524,6 +528,7 @@ func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, erro
 		setIf(&cl.AssertionAlgs, p.AssertionAlgs)
 		setIf(&cl.ExchangeAudiences, p.ExchangeAudiences)
 		setIf(&cl.DPoPBoundAccessTokens, p.DPoPBoundAccessTokens)
+		setIf(&cl.Federated, p.Federated)
 		if p.RequirePKCE != nil {
 			cl.RequirePKCE = p.RequirePKCE
 		}
@@ -643,6 +648,7 @@ func (c *Registry) validateAs(cl *Client, external bool) error {
 		}
 	}
 	validateKeyJWT(cl, bad)
+	validateFederated(cl, bad)
 	c.validateLogin(cl, bad)
 	for _, s := range cl.Scopes {
 		if !ValidScopeToken(s) {

@@ -234,7 +234,8 @@ func validateKeyJWT(cl *Client, bad func(field, problem string)) {
 		if p := validJWKSURI(cl.JWKSURI); p != "" {
 			bad("jwks_uri", p)
 		}
+	case len(cl.Federated) > 0: // the keys are the trusted issuer's (package federation)
 	default:
-		bad("jwks", AuthPrivateKeyJWT+" needs the client's public keys: set jwks (a JWK Set) or jwks_uri")
+		bad("jwks", AuthPrivateKeyJWT+" needs the client's public keys: set jwks (a JWK Set) or jwks_uri, or federated_identities")
 	}
 }

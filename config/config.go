@@ -44,7 +44,8 @@ type Config struct {
 	Outbound   Outbound   `yaml:"outbound"`
 	// DynamicClients: registration and metadata documents (registration.go).
 	DynamicClients DynamicClients `yaml:"dynamic_clients"`
-	DPoP           DPoP           `yaml:"dpop"` // dpop.go
+	DPoP           DPoP           `yaml:"dpop"`       // dpop.go
+	Federation     Federation     `yaml:"federation"` // federation.go
 
 	// Parsed is filled in by Validate.
 	Parsed Parsed `yaml:"-"`
@@ -226,6 +227,7 @@ func Default() Config {
 		Audit: Audit{Retention: "2160h"},
 
 		ClientAuth: defaultClientAuth(),
+		Federation: Federation{Issuers: []FederationIssuer{}},
 		Outbound:   defaultOutbound(),
 
 		DynamicClients: defaultDynamicClients(),

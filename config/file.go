@@ -106,6 +106,13 @@ func unknownFields(n *yaml.Node, t reflect.Type, path string, fieldAt map[int]st
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		return unknownFields(n.Content[0], t, path, fieldAt)
 	}
+	if n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice { // a list of sections (federation.issuers)
+		var out []unknownField
+		for i, item := range n.Content {
+			out = append(out, unknownFields(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), fieldAt)...)
+		}
+		return out
+	}
 	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
 		return nil // a type mismatch, which the decoder reports
 	}

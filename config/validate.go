@@ -211,6 +211,7 @@ func (c *Config) Validate() error {
 	c.validateOutbound(bad)
 	c.validateDynamicClients(bad)
 	c.validateDPoP(bad)
+	c.validateFederation(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -11,6 +11,9 @@
 #   node/keyjwt.mjs    openid-client PrivateKeyJwt: private_key_jwt for
 #                      client_credentials, introspection and revocation
 #   python/keyjwt_check.py  Authlib PrivateKeyJWT (Debian python3-authlib)
+#   node/federated.mjs openid-client with a Kubernetes-shaped pod token as
+#                      client_assertion and as the jwt-bearer grant (the
+#                      "cluster" is a key pair whose JWK Set is a jwks_file)
 # Needs node, npm, and /usr/bin/python3 with python3-jwt, python3-cryptography,
 # python3-authlib and python3-requests.
 set -euo pipefail
@@ -36,6 +39,14 @@ clients="${clients%,}]"
 node node/keyjwt.mjs keygen "$work/node-key.json" "$work/node-jwks.json"
 /usr/bin/python3 python/private_key_jwt.py keygen "$work/authlib-key.json" "$work/authlib-jwks.json"
 "$work/signet" clients create --id interop-keyjwt-node --scope load --audience api --introspect --jwks-file "$work/node-jwks.json" >/dev/null 2>&1
+# Federated workload identity: a cluster issuer trusted by its key set file.
+cluster=https://kubernetes.default.svc.cluster.local
+node node/federated.mjs keygen "$work/cluster-key.json" "$work/cluster-jwks.json"
+printf 'federation:\n  issuers:\n    - issuer: %s\n      jwks_file: %s\n      claims:\n        kubernetes.io.namespace: k8s_namespace\n' \
+	"$cluster" "$work/cluster-jwks.json" >"$work/signet.yaml"
+export SIGNET_CONFIG=$work/signet.yaml
+"$work/signet" clients create --id interop-federated --scope load --audience api --grant client_credentials \
+	--grant urn:ietf:params:oauth:grant-type:jwt-bearer --federated "$cluster=system:serviceaccount:payments:*" >/dev/null 2>&1
 "$work/signet" clients create --id interop-keyjwt-authlib --scope load --audience api --jwks-file "$work/authlib-jwks.json" >/dev/null 2>&1
 # Browser login: a first-party web client with the code flow and a user.
 code_secret=$("$work/signet" clients create --id interop-web --grant authorization_code --grant refresh_token \
@@ -59,3 +70,5 @@ echo "-- node: openid-client PrivateKeyJwt (private_key_jwt)"
 CLIENT_ID=interop-keyjwt-node KEY_FILE=$work/node-key.json node node/keyjwt.mjs
 echo "-- python: Authlib PrivateKeyJWT (private_key_jwt)"
 CLIENT_ID=interop-keyjwt-authlib KEY_FILE=$work/authlib-key.json /usr/bin/python3 python/keyjwt_check.py
+echo "-- node: openid-client with a federated pod token (workload identity)"
+CLUSTER=$cluster CLIENT_ID=interop-federated KEY_FILE=$work/cluster-key.json node node/federated.mjs

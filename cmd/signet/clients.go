@@ -113,7 +113,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.StringVar(&spec.DefaultAudience, "default-audience", "", "audience used when none is asked (default: the first)")
 		fs.StringVar(&alg, "alg", "", "signing algorithm, one of the live ones (default RS256 when live)")
 		fs.DurationVar(&ttl, "ttl", 0, "access-token lifetime (default tokens.default_ttl)")
-		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post, private_key_jwt (default both secret methods; private_key_jwt when --jwks-file or --jwks-uri is given)")
+		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post, private_key_jwt (default both secret methods; private_key_jwt when --jwks-file, --jwks-uri or --federated is given)")
 		kf.register(fs)
 		fs.Var(claims, "claim", "extra claim NAME=VALUE for every token, repeatable (VALUE is JSON or a string)")
 		fs.DurationVar(&rIdle, "refresh-idle", 0, "refresh session idle lifetime (default tokens.refresh.idle_ttl; can only shorten it)")
@@ -160,7 +160,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	spec.JWKS, spec.JWKSURI, spec.AssertionAlgs = jwks, kf.uri, kf.algs
+	spec.JWKS, spec.JWKSURI, spec.AssertionAlgs, spec.Federated = jwks, kf.uri, kf.algs, kf.federated
 	var patch clients.Patch
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -176,6 +176,8 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			patch.ExchangeAudiences = &spec.ExchangeAudiences
 		case "dpop-bound":
 			patch.DPoPBoundAccessTokens = &spec.DPoPBoundAccessTokens
+		case "federated":
+			patch.Federated = &spec.Federated
 		}
 	})
 	spec.SigningAlg, spec.AccessTokenTTL = alg, clients.Duration(ttl)
@@ -417,9 +419,30 @@ func (o onlineClients) rotate(ctx context.Context, id string, keep time.Duration
 type keyFlags struct {
 	file, uri string
 	algs      listFlag
+	federated federatedFlag
+}
+
+// federatedFlag collects --federated ISSUER=SUBJECT. An issuer is a URL
+// without query (OpenID Connect Discovery §3), so the first = ends it.
+type federatedFlag []clients.FederatedIdentity
+
+func (f *federatedFlag) String() string { return fmt.Sprint(len(*f)) }
+
+func (f *federatedFlag) Set(v string) error {
+	if v == "" { // update --federated '': no identity any more
+		*f = federatedFlag{}
+		return nil
+	}
+	iss, sub, ok := strings.Cut(v, "=")
+	if !ok || iss == "" || sub == "" {
+		return fmt.Errorf("expected ISSUER=SUBJECT, such as https://kubernetes.default.svc.cluster.local=system:serviceaccount:payments:api")
+	}
+	*f = append(*f, clients.FederatedIdentity{Issuer: iss, Subject: sub})
+	return nil
 }
 
 func (k *keyFlags) register(fs *flag.FlagSet) {
+	fs.Var(&k.federated, "federated", "workload identity: ISSUER=SUBJECT, a token of that trusted issuer (federation: section) for that subject authenticates as the client; SUBJECT may end in a whole-segment * (system:serviceaccount:payments:*); repeatable, replaces the list on update ('' empties it)")
 	fs.StringVar(&k.file, "jwks-file", "", "private_key_jwt: a file with the client's public keys as a JWK Set ({\"keys\":[...]}); - reads stdin")
 	fs.StringVar(&k.uri, "jwks-uri", "", "private_key_jwt: an https URL serving the client's JWK Set (fetched under the outbound: rules)")
 	fs.Var(&k.algs, "auth-signing-alg", "private_key_jwt: an algorithm the client's assertions may use, repeatable (default every asymmetric one)")

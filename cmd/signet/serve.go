@@ -222,12 +222,22 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	tokenExchange := &exchange.Grant{} // RFC 8693; its Tokens are the server below
+	fed, grants, err := federationFor(c, fetcher, st, m.Now, log)
+	if err != nil {
+		return err
+	}
+	if grants == nil {
+		grants = map[string]authority.Grant{}
+	}
+	grants[clients.GrantTokenExchange] = tokenExchange
 	m.Server, err = authority.New(root, authority.Config{
 		Registration:       authority.RegistrationMetadata{Endpoint: registration.Endpoint(regPolicy, c.Issuer), MetadataDocuments: regPolicy.MetadataDocuments},
 		Admin:              admin.Routes,
 		Issuer:             c.Issuer,
 		AssertionLifetime:  c.ClientAuth.Lifetime,
 		Outbound:           fetcher,
+		Federation:         fed,
+		Grants:             grants,
 		Store:              st,
 		JWKS:               jwksHandler,
 		Signer:             m.Keys,
@@ -257,7 +267,6 @@ func (m *Main) open(ctx context.Context) error {
 		AccessLog:     c.Log.Access,
 		Now:           m.Now,
 		DPoP:          dpop,
-		Grants:        map[string]authority.Grant{clients.GrantTokenExchange: tokenExchange},
 	})
 	if err != nil {
 		return err
