@@ -156,14 +156,18 @@ func TestLogin_UnknownUserCostsAHash(t *testing.T) {
 		return d
 	}
 	var known, unknown []time.Duration
-	for range 5 {
+	for range 7 {
 		known = append(known, timeLogin("alice"))
 		unknown = append(unknown, timeLogin("nobody"))
 	}
 	slices.Sort(known)
 	slices.Sort(unknown)
-	k, u := known[2], unknown[2]
-	if ratio := float64(u) / float64(k); ratio < 0.33 || ratio > 3 {
+	k, u := known[3], unknown[3]
+	// A login that skips the hash is thousands of times faster (no
+	// argon2id: microseconds against tens of milliseconds), so a bound of
+	// 10× either way catches it even on a machine whose load swings the
+	// medians by 5× (seen on the shared 2-core CI machine).
+	if ratio := float64(u) / float64(k); ratio < 0.1 || ratio > 10 {
 		t.Errorf("median login time: unknown user %s, wrong password %s (ratio %.2f); want about the same", u, k, ratio)
 	}
 	if k < time.Millisecond {

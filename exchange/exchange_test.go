@@ -89,7 +89,7 @@ func TestDelegationChain(t *testing.T) {
 	}
 
 	e.clock.Add(time.Minute)
-	code, body = e.post("/oauth2/token", exchangeForm(ta, "resource", "service-c"), "service-b", e.b, nil)
+	code, body = e.post("/oauth2/token", exchangeForm(ta, "audience", "service-c"), "service-b", e.b, nil)
 	if code != http.StatusOK || body["scope"] != "read" {
 		t.Fatalf("B's exchange = %d %v", code, body)
 	}
