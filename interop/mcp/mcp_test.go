@@ -319,12 +319,12 @@ func TestMCP_TypeScriptSDK(t *testing.T) {
 		setup func(t *testing.T, cb *callback) []string
 	}{
 		{"pre-registered public client", func(t *testing.T, cb *callback) []string {
-			// Signet ignores RFC 8707 resource at /authorize for now, so
-			// the token's aud is the client's default audience: set to A.
+			// B is the default audience, so an aud of A can only come
+			// from the RFC 8707 resource the SDK sent.
 			s.run(t, "", "clients", "create", "--server", s.issuer, "--id", "mcp-interop", "--name", "MCP Interop",
 				"--public", "--application-type", "native", "--redirect-uri", cb.uri,
 				"--grant", "authorization_code", "--grant", "refresh_token", "--scope", scope,
-				"--audience", a.resource, "--audience", b.resource, "--default-audience", a.resource)
+				"--audience", b.resource, "--audience", a.resource, "--default-audience", b.resource)
 			return []string{"CLIENT_ID=mcp-interop"}
 		}},
 	} {
