@@ -29,8 +29,9 @@ type clientMetadata struct {
 
 // toClient turns metadata into a client the policy allows, or the RFC 7591
 // §3.2.2 error saying why not. A metadata document (document true) has
-// stricter rules: redirect URIs matched exactly (no private-use schemes,
-// no loopback port freedom), public or private_key_jwt with a jwks_uri.
+// stricter rules: no private-use schemes, loopback port freedom only when
+// it says application_type native, public or private_key_jwt with a
+// jwks_uri.
 func (s *Service) toClient(md clientMetadata, document bool) (clients.Client, *regError) {
 	p := &s.cfg.Policy
 	var cl clients.Client
@@ -111,7 +112,13 @@ func (s *Service) toClient(md clientMetadata, document bool) (clients.Client, *r
 	}
 	cl.RedirectURIs = md.RedirectURIs
 	cl.ApplicationType = clients.AppWeb
-	if native && !document { // loopback on any port (RFC 8252 §7.3), private-use schemes
+	// Native: a loopback URI on 127.0.0.1 or [::1] matches on any port
+	// (RFC 8252 §7.3), and a registration may use private-use schemes. A
+	// document is published once, yet a native app (an MCP client on the
+	// user's machine) listens on whatever loopback port is free when it
+	// runs, so a document that says application_type native gets the
+	// port freedom too; one that does not is matched exactly.
+	if native && (!document || md.ApplicationType == clients.AppNative) {
 		cl.ApplicationType = clients.AppNative
 	}
 

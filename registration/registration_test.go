@@ -223,6 +223,54 @@ func TestCIMDCodeFlow(t *testing.T) {
 	}
 }
 
+// TestCIMDNativeLoopbackPort: a metadata document that says it is a
+// native app (application_type native) has its loopback redirect URIs on
+// 127.0.0.1 and [::1] matched on any port (RFC 8252 §7.3), as a native MCP
+// client listening on a free port needs; everything else in it stays
+// exact: its https URI, a localhost URI, another path, and every URI of a
+// document that does not say native.
+func TestCIMDNativeLoopbackPort(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	doc := func(path, appType string) string {
+		md := map[string]any{"client_name": "Native Tool", "redirect_uris": []string{"http://127.0.0.1/cb", "http://[::1]:7000/cb",
+			"http://localhost:7001/cb", "https://tool.example.com/cb"}, "grant_types": []string{"authorization_code"},
+			"token_endpoint_auth_method": "none", "scope": "mcp:tools"}
+		if appType != "" {
+			md["application_type"] = appType
+		}
+		return e.serveJSON(path, md)
+	}
+	native, web := doc("/clients/native.json", "native"), doc("/clients/web.json", "")
+	b := e.browser()
+	for _, row := range []struct {
+		id, redirect string
+		ok           bool
+	}{
+		{native, "http://127.0.0.1:51234/cb", true},
+		{native, "http://127.0.0.1/cb", true},
+		{native, "http://[::1]:51234/cb", true},
+		{native, "http://127.0.0.1:51234/other", false},
+		{native, "http://localhost:51234/cb", false}, // a name, not a loopback literal (RFC 8252 §8.3)
+		{native, "https://tool.example.com:8443/cb", false},
+		{native, "http://127.0.0.1.evil.example:51234/cb", false},
+		{web, "http://127.0.0.1/cb", true},
+		{web, "http://127.0.0.1:51234/cb", false},
+		{web, "http://[::1]:51234/cb", false},
+	} {
+		_, challenge := pkce()
+		p := b.authorize(url.Values{"response_type": {"code"}, "client_id": {row.id}, "redirect_uri": {row.redirect},
+			"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "scope": {"mcp:tools"}})
+		refused := p.location == nil && strings.Contains(p.body, "not registered for the application")
+		if refused == row.ok {
+			t.Errorf("%s with redirect_uri %s: status %d, refused %v, want allowed %v", row.id, row.redirect, p.status, refused, row.ok)
+		}
+	}
+	// Where it is allowed, the whole flow works with the port the app got.
+	if tr := e.codeFlow(b, native, "http://127.0.0.1:51235/cb", "mcp:tools", nil); tr.status != http.StatusOK {
+		t.Fatalf("code flow on another port = %d %s", tr.status, tr.raw)
+	}
+}
+
 // TestPurgeUnused: a registered client unused for the policy's time is
 // purged, with an audit event; one in use stays.
 func TestPurgeUnused(t *testing.T) {

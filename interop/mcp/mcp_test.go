@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"html"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -42,10 +44,15 @@ type signet struct {
 }
 
 // startSignet builds cmd/signet from this repository, initialises a data
-// directory, creates the user and starts signet serve.
-func startSignet(t *testing.T) *signet {
+// directory, creates the user and starts signet serve with the
+// configuration file config.
+func startSignet(t *testing.T, config string) *signet {
 	t.Helper()
 	dir := t.TempDir()
+	configFile := filepath.Join(dir, "signet.yaml")
+	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bin := filepath.Join(dir, "signet")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/signet")
 	build.Dir = filepath.Join("..", "..")
@@ -55,7 +62,7 @@ func startSignet(t *testing.T) *signet {
 	addr := freeAddr(t)
 	s := &signet{bin: bin, issuer: "http://" + addr, log: &lockedBuffer{}}
 	s.env = append(os.Environ(), "SIGNET_DATA_DIR="+filepath.Join(dir, "data"), "SIGNET_ADDR="+addr,
-		"SIGNET_ISSUER="+s.issuer, "SIGNET_LOG_LEVEL=warn")
+		"SIGNET_ISSUER="+s.issuer, "SIGNET_LOG_LEVEL=warn", "SIGNET_CONFIG="+configFile)
 	var admin struct {
 		ID     string `json:"client_id"`
 		Secret string `json:"client_secret"`
@@ -104,19 +111,28 @@ func (s *signet) run(t *testing.T, stdin string, args ...string) string {
 }
 
 // mcpServer is one MCP server of server.go on its own loopback port, with
-// the resource URI http://127.0.0.1:PORT/mcp.
+// the resource URI http://127.0.0.1:PORT/mcp. listenMCP takes the port
+// before Signet starts (Signet's policy names the resource URIs);
+// start serves on it once Signet runs.
 type mcpServer struct {
 	resource string
+	ln       net.Listener
 	srv      *http.Server
 }
 
-func startMCPServer(t *testing.T, issuer string) *mcpServer {
+func listenMCP(t *testing.T) *mcpServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	resource := "http://" + ln.Addr().String() + "/mcp"
+	t.Cleanup(func() { _ = ln.Close() })
+	return &mcpServer{resource: "http://" + ln.Addr().String() + "/mcp", ln: ln}
+}
+
+func (m *mcpServer) start(t *testing.T, issuer string) {
+	t.Helper()
+	resource := m.resource
 	v, err := jwks.NewVerifier(t.Context(), issuer, jwks.WithAudience(resource))
 	if err != nil {
 		t.Fatal(err)
@@ -126,10 +142,9 @@ func startMCPServer(t *testing.T, issuer string) *mcpServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &mcpServer{resource: resource, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
-	go func() { _ = m.srv.Serve(ln) }()
+	m.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = m.srv.Serve(m.ln) }()
 	t.Cleanup(func() { _ = m.srv.Close() })
-	return m
 }
 
 // callback is the client's loopback redirect URI: the Go test, not the
@@ -186,17 +201,21 @@ func startBrowser(t *testing.T) context.Context {
 
 // event is one line the Node script prints.
 type event struct {
-	Event   string          `json:"event"`
-	URL     string          `json:"url"`
-	Method  string          `json:"method"`
-	Status  int             `json:"status"`
-	Body    string          `json:"body"`
-	Server  string          `json:"server"`
-	After   string          `json:"after"`
-	Result  whoamiOut       `json:"result"`
-	Tokens  json.RawMessage `json:"tokens"`
-	WWWAuth string          `json:"www_authenticate"`
-	Message string          `json:"message"`
+	Event    string          `json:"event"`
+	URL      string          `json:"url"`
+	Method   string          `json:"method"`
+	Status   int             `json:"status"`
+	Body     string          `json:"body"`
+	Server   string          `json:"server"`
+	After    string          `json:"after"`
+	Result   whoamiOut       `json:"result"`
+	Tokens   json.RawMessage `json:"tokens"`
+	WWWAuth  string          `json:"www_authenticate"`
+	Message  string          `json:"message"`
+	ClientID string          `json:"client_id"`
+	// The client event: what the SDK saved from its registration.
+	AuthMethod string `json:"auth_method"`
+	HasSecret  bool   `json:"has_secret"`
 }
 
 // nodeClient is client/client.mjs running.
@@ -274,6 +293,31 @@ func (nc *nodeClient) next(t *testing.T, want string) event {
 	}
 }
 
+// fetch returns the first request the SDK made to url, or nil.
+func (nc *nodeClient) fetch(url string) *event {
+	for _, e := range nc.all {
+		if e.Event == "fetch" && e.URL == url {
+			return &e
+		}
+	}
+	return nil
+}
+
+// saved is what the SDK last saved with its provider's
+// saveClientInformation.
+func (nc *nodeClient) saved() event {
+	var last event
+	for _, e := range nc.all {
+		if e.Event == "client" {
+			last = e
+		}
+	}
+	return last
+}
+
+// savedClientID is the client_id the SDK last saved.
+func (nc *nodeClient) savedClientID() string { return nc.saved().ClientID }
+
 // fetches are the requests the SDK made, in order.
 func (nc *nodeClient) fetches() []event {
 	var out []event
@@ -289,13 +333,26 @@ func (nc *nodeClient) fetches() []event {
 // OAuth client provider, against two Go SDK MCP servers protected by the
 // jwks middleware and a real signet serve, the user logging in through the
 // hosted login page in Chromium. Each row is one way the client has its
-// client_id; dynamic registration (RFC 7591) and client ID metadata
-// documents join as rows when Signet has them.
+// client_id: registered beforehand, registered by the SDK itself (RFC
+// 7591), and a client ID metadata document the test serves.
 func TestMCP_TypeScriptSDK(t *testing.T) {
-	s := startSignet(t)
-	a := startMCPServer(t, s.issuer)
-	b := startMCPServer(t, s.issuer)
-	bctx := startBrowser(t)
+	a, b := listenMCP(t), listenMCP(t)
+	docs := startDocServer(t)
+	// The policy docs/mcp.md gives an operator, plus the test CA for the
+	// document server (a loopback issuer lets the fetcher dial loopback).
+	s := startSignet(t, fmt.Sprintf(`outbound:
+  ca_file: %s
+dynamic_clients:
+  registration:
+    enabled: true
+  metadata_documents:
+    enabled: true
+  auth_methods: [none, client_secret_post, private_key_jwt]
+  scopes: [%s]
+  audiences: [%s, %s]
+`, docs.caFile, scope, b.resource, a.resource))
+	a.start(t, s.issuer)
+	b.start(t, s.issuer)
 	// Each server has its host to itself, so it answers at the root
 	// well-known name too, for clients older than RFC 9728 §3.1's paths.
 	for _, m := range []*mcpServer{a, b} {
@@ -312,32 +369,162 @@ func TestMCP_TypeScriptSDK(t *testing.T) {
 		}
 	}
 
-	for _, row := range []struct {
+	docURL := docs.url + "/oauth/mcp-client.json"
+	type flowRow struct {
 		name string
 		// setup registers what the row needs at Signet and returns the
 		// Node client's environment for it.
 		setup func(t *testing.T, cb *callback) []string
-	}{
-		{"pre-registered public client", func(t *testing.T, cb *callback) []string {
-			// Signet ignores RFC 8707 resource at /authorize for now, so
-			// the token's aud is the client's default audience: set to A.
+		// identity is what the consent page says the client's identity
+		// is ("" for an operator's client, which is not marked).
+		identity string
+		// check looks at the SDK's requests and the client_id it used.
+		check func(t *testing.T, nc *nodeClient, clientID string)
+		shot  string
+	}
+	dcrRow := func(method string) flowRow {
+		return flowRow{name: "dynamic registration, " + method, setup: func(t *testing.T, cb *callback) []string {
+			return []string{"AUTH_METHOD=" + method}
+		}, identity: "registered dynamically", check: func(t *testing.T, nc *nodeClient, clientID string) {
+			f := nc.fetch(s.issuer + "/oauth2/register")
+			if f == nil {
+				t.Fatal("the SDK never posted to Signet's registration endpoint")
+			}
+			var body struct {
+				Scope      string `json:"scope"`
+				AuthMethod string `json:"token_endpoint_auth_method"`
+			}
+			_ = json.Unmarshal([]byte(f.Body), &body)
+			if f.Method != "POST" || f.Status != http.StatusCreated || body.Scope != scope || body.AuthMethod != method {
+				t.Errorf("registration %s %d %s: want POST 201 with scope %s and method %s", f.Method, f.Status, f.Body, scope, method)
+			}
+			saved := nc.saved()
+			if !strings.HasPrefix(clientID, "dcr-") || saved.ClientID != clientID || saved.AuthMethod != method ||
+				saved.HasSecret != (method != "none") {
+				t.Errorf("the tokens' client_id = %q, the SDK saved %+v: want the registered dcr-… id, method %s, a secret only if not none",
+					clientID, saved, method)
+			}
+			// Every token request authenticated as registered.
+			for _, f := range nc.fetches() {
+				if f.URL != s.issuer+"/oauth2/token" {
+					continue
+				}
+				form, _ := url.ParseQuery(f.Body)
+				if (form.Get("client_secret") != "") != (method == "client_secret_post") || form.Get("client_id") != clientID {
+					t.Errorf("token request %s for a %s client: client_id %q, client_secret sent %v", form.Get("grant_type"), method,
+						form.Get("client_id"), form.Get("client_secret") != "")
+				}
+			}
+		}}
+	}
+	for _, row := range []flowRow{
+		{name: "pre-registered public client", setup: func(t *testing.T, cb *callback) []string {
+			// B is the default audience, so an aud of A can only come
+			// from the RFC 8707 resource the SDK sent.
 			s.run(t, "", "clients", "create", "--server", s.issuer, "--id", "mcp-interop", "--name", "MCP Interop",
 				"--public", "--application-type", "native", "--redirect-uri", cb.uri,
 				"--grant", "authorization_code", "--grant", "refresh_token", "--scope", scope,
-				"--audience", a.resource, "--audience", b.resource, "--default-audience", a.resource)
+				"--audience", b.resource, "--audience", a.resource, "--default-audience", b.resource)
 			return []string{"CLIENT_ID=mcp-interop"}
+		}, check: func(t *testing.T, nc *nodeClient, clientID string) {
+			if clientID != "mcp-interop" {
+				t.Errorf("the tokens' client_id = %q, want mcp-interop", clientID)
+			}
+			if f := nc.fetch(s.issuer + "/oauth2/register"); f != nil {
+				t.Errorf("a registered client registered again: %+v", *f)
+			}
 		}},
+		// The SDK registers itself (no CLIENT_ID), as a public client, and
+		// as its own example clients do, with client_secret_post.
+		dcrRow("none"),
+		dcrRow("client_secret_post"),
+		{name: "client ID metadata document", setup: func(t *testing.T, cb *callback) []string {
+			// A native app listens on whatever loopback port is free, so
+			// its document, published once, names no port (RFC 8252 §7.3).
+			docs.set(map[string]any{"client_id": docURL, "client_name": "MCP Interop Tool",
+				"redirect_uris": []string{"http://127.0.0.1/callback"}, "application_type": "native",
+				"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
+				"token_endpoint_auth_method": "none", "scope": scope})
+			return []string{"CLIENT_METADATA_URL=" + docURL}
+		}, identity: strings.TrimPrefix(docs.url, "https://"), shot: "mcp-consent-cimd.png",
+			check: func(t *testing.T, nc *nodeClient, clientID string) {
+				if f := nc.fetch(s.issuer + "/oauth2/register"); f != nil {
+					t.Errorf("the SDK registered although Signet takes metadata documents: %+v", *f)
+				}
+				if clientID != docURL || nc.savedClientID() != docURL {
+					t.Errorf("the tokens' client_id = %q, the SDK saved %q: want %s", clientID, nc.savedClientID(), docURL)
+				}
+			}},
 	} {
 		t.Run(row.name, func(t *testing.T) {
 			cb := startCallback(t)
+			bctx := startBrowser(t) // its own, so the user logs in in each row
 			env := append(row.setup(t, cb), "SERVER_A="+a.resource, "SERVER_B="+b.resource, "REDIRECT_URI="+cb.uri)
 			nc := startNodeClient(t, env...)
-			checkFlow(t, nc, bctx, cb, s, a, b)
+			consent := func(t *testing.T, page string) {
+				marked := strings.Contains(page, "(unverified)")
+				if row.identity == "" && marked {
+					t.Errorf("the consent page marks an operator's client as unverified:\n%s", page)
+				}
+				if row.identity != "" && (!marked || !strings.Contains(page, "Identity: "+row.identity)) {
+					t.Errorf("the consent page lacks \"(unverified)\" and \"Identity: %s\":\n%s", row.identity, page)
+				}
+			}
+			clientID := checkFlow(t, nc, bctx, cb, s, a, b, consent, row.shot)
+			row.check(t, nc, clientID)
 		})
 	}
 }
 
-func checkFlow(t *testing.T, nc *nodeClient, bctx context.Context, cb *callback, s *signet, a, b *mcpServer) {
+// docServer serves client ID metadata documents over https on loopback
+// with a test CA, written to caFile for Signet's outbound.ca_file.
+type docServer struct {
+	url, caFile string
+	mu          sync.Mutex
+	doc         []byte
+}
+
+func startDocServer(t *testing.T) *docServer {
+	t.Helper()
+	d := &docServer{}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		doc := d.doc
+		d.mu.Unlock()
+		if r.URL.Path != "/oauth/mcp-client.json" || doc == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "max-age=300")
+		_, _ = w.Write(doc)
+	}))
+	t.Cleanup(srv.Close)
+	d.url = srv.URL
+	d.caFile = filepath.Join(t.TempDir(), "test-ca.pem")
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(d.caFile, ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (d *docServer) set(doc map[string]any) {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		panic(err)
+	}
+	d.mu.Lock()
+	d.doc = b
+	d.mu.Unlock()
+}
+
+// checkFlow follows the Node client through the whole flow and returns
+// the client_id the tool saw in the token. consent checks the consent
+// page's text; shot, if set, is the file in docs/img the consent page is
+// saved to when SIGNET_UPDATE_SCREENSHOTS=1.
+func checkFlow(t *testing.T, nc *nodeClient, bctx context.Context, cb *callback, s *signet, a, b *mcpServer,
+	consent func(t *testing.T, page string), shot string) string {
 	// 1. Discovery from A's 401 to Signet's authorization endpoint.
 	authz := nc.next(t, "authorize")
 	au, err := url.Parse(authz.URL)
@@ -378,6 +565,20 @@ func checkFlow(t *testing.T, nc *nodeClient, bctx context.Context, cb *callback,
 	step("login page", chromedp.Navigate(authz.URL), chromedp.WaitVisible(chromedp.CSS("#username")))
 	step("log in", chromedp.SendKeys(chromedp.CSS("#username"), username), chromedp.SendKeys(chromedp.CSS("#password"), password),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`button[value=allow]`)))
+	page, err := chromedp.Run(bctx, chromedp.Evaluate[string]("document.body.innerText"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consent(t, page)
+	if shot != "" && os.Getenv("SIGNET_UPDATE_SCREENSHOTS") == "1" {
+		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", shot, err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", shot), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	step("consent", chromedp.Click(chromedp.CSS(`button[value=allow]`)), chromedp.WaitReady(chromedp.CSS("#cb-done")))
 	var back url.Values
 	select {
@@ -462,6 +663,7 @@ func checkFlow(t *testing.T, nc *nodeClient, bctx context.Context, cb *callback,
 		log = append(log, fmt.Sprintf("%s %s %d", f.Method, f.URL, f.Status))
 	}
 	t.Logf("the SDK's requests:\n%s", strings.Join(log, "\n"))
+	return tool.Result.ClientID
 }
 
 // freeAddr returns a loopback address nothing listens on now.

@@ -13,6 +13,9 @@
 //                       SDK registers one (RFC 7591) or, with
 //   CLIENT_METADATA_URL set, uses that client ID metadata document URL as
 //                       its client_id when Signet advertises support
+//   AUTH_METHOD         the token_endpoint_auth_method it registers with:
+//                       none (default), or client_secret_post as the
+//                       SDK's own example clients do
 import readline from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -28,6 +31,7 @@ const serverB = env('SERVER_B');
 const redirectUri = env('REDIRECT_URI');
 const clientId = process.env.CLIENT_ID;
 const clientMetadataUrl = process.env.CLIENT_METADATA_URL;
+const authMethod = process.env.AUTH_METHOD || 'none';
 
 const emit = (event, fields = {}) => process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
 
@@ -58,11 +62,14 @@ class MemoryProvider {
 			redirect_uris: [redirectUri],
 			grant_types: ['authorization_code', 'refresh_token'],
 			response_types: ['code'],
-			token_endpoint_auth_method: 'none',
+			token_endpoint_auth_method: authMethod,
 		};
 	}
 	clientInformation() { return this._client; }
-	saveClientInformation(info) { this._client = info; emit('client', { client_id: info.client_id }); }
+	saveClientInformation(info) {
+		this._client = info;
+		emit('client', { client_id: info.client_id, auth_method: info.token_endpoint_auth_method, has_secret: Boolean(info.client_secret) });
+	}
 	tokens() { return this._tokens; }
 	saveTokens(tokens) { this._tokens = tokens; emit('tokens', { tokens: summary(tokens) }); }
 	redirectToAuthorization(url) { this.authorizationURL = url; emit('authorize', { url: String(url) }); }
