@@ -26,6 +26,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/sessions"
 )
 
@@ -60,8 +61,11 @@ type Config struct {
 	CSSFile string
 	// TemplatesDir replaces the embedded templates (same file names).
 	TemplatesDir string
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Factors are the users' second factors (package mfa); nil: none are
+	// asked and the account page is not served.
+	Factors *mfa.Factors
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Handler serves the login surface.
@@ -118,6 +122,9 @@ func New(cfg Config) (*Handler, error) {
 			return nil, fmt.Errorf("login: templates: %s is missing", name)
 		}
 	}
+	if err := h.addFactorTemplates(); err != nil {
+		return nil, fmt.Errorf("login: templates: %w", err)
+	}
 	if err := h.addDeviceTemplate(); err != nil {
 		return nil, fmt.Errorf("login: templates: device.html: %w", err)
 	}
@@ -143,6 +150,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/oauth2/logout", h.endSession, sec)
 	e.POST("/oauth2/logout/confirm", h.confirmLogout, sec)
 	h.registerDevice(e, sec)
+	h.registerFactors(e, sec)
 	e.GET("/login/static/signet.css", h.stylesheet(h.css), sec)
 	if h.customCSS != nil {
 		e.GET("/login/static/custom.css", h.stylesheet(h.customCSS), sec)
@@ -199,6 +207,8 @@ type page struct {
 	// never javascript:, data: or the like), trusted so that a native
 	// app's private-use scheme is not filtered out by html/template.
 	ContinueURL template.URL
+	// Factor is the second-factor pages' data (factors.go).
+	Factor *factorPage
 }
 
 type scopeText struct{ Name, Text string }

@@ -133,6 +133,24 @@ func (f *Factors) BeginTOTP(ctx context.Context, userID string) ([]byte, error) 
 	return secret, nil
 }
 
+// PendingTOTP returns the secret of userID's enrolment in progress (to
+// show it again after a mistyped first code), or ErrNoEnrolment.
+func (f *Factors) PendingTOTP(ctx context.Context, userID string) ([]byte, error) {
+	var rec totpRecord
+	err := f.store.View(ctx, func(tx storage.Tx) error { return getJSON(tx, totpBucket, userID, &rec) })
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && rec.Confirmed) {
+		return nil, ErrNoEnrolment
+	}
+	if err != nil {
+		return nil, fmt.Errorf("TOTP enrolment of %s: %w", userID, err)
+	}
+	secret, err := keys.OpenSecret(f.kek, "totp:"+userID, rec.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("open TOTP secret of %s: %w", userID, err)
+	}
+	return secret, nil
+}
+
 // ConfirmTOTP confirms the enrolment in progress with its first code and
 // returns the user's new recovery codes (the old ones are replaced); the
 // codes are shown once and only their hashes are kept.

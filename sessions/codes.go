@@ -36,6 +36,10 @@ type Code struct {
 	Offline   bool  `json:"offline,omitempty"`
 	AuthTime  int64 `json:"auth_time"`  // unix seconds
 	ExpiresAt int64 `json:"expires_at"` // unix nanoseconds
+	// AMR and ACR are the session's factors and level (factors.go), for
+	// the ID token's amr and acr claims.
+	AMR []string `json:"amr,omitempty"`
+	ACR string   `json:"acr,omitempty"`
 
 	// Set by the redemption: a second redemption revokes these.
 	UsedAt    int64  `json:"used_at,omitempty"`

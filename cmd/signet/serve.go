@@ -28,6 +28,7 @@ import (
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/keys/setsign"
 	"github.com/signet-auth/signet/login"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/replay"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/sessions"
@@ -247,7 +248,8 @@ func (m *Main) open(ctx context.Context) error {
 	ui, err := login.New(login.Config{
 		Authority: m.Server, Sessions: m.Sessions,
 		ProductName: c.UI.ProductName, LogoURL: c.UI.LogoURL, CSSFile: c.UI.CSSFile, TemplatesDir: c.UI.TemplatesDir,
-		Logger: log.With("component", "login"), Now: m.Now,
+		Factors: mfa.New(st, kek, m.Now),
+		Logger:  log.With("component", "login"), Now: m.Now,
 	})
 	if err != nil {
 		return err
