@@ -26,6 +26,7 @@ import (
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage/bolt"
 	"github.com/signet-auth/signet/users"
@@ -61,6 +62,7 @@ type env struct {
 	http   *httptest.Server
 	issuer string
 	alice  users.User
+	mfa    *mfa.Factors // nil unless envOptions.factors
 }
 
 const alicePassword = "correct horse battery"
@@ -69,6 +71,7 @@ type envOptions struct {
 	login    authority.LoginRateLimit
 	realHash bool
 	tls      bool // an https issuer (httptest's TLS server)
+	factors  bool // second factors on (package mfa; factors_test.go)
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -112,7 +115,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.sess = sessions.New(st, sessions.Options{Now: e.clock.Now, IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
-	ui, err := login.New(login.Config{Authority: e.srv, Sessions: e.sess, Now: e.clock.Now, Logger: logger})
+	if o.factors {
+		e.mfa = mfa.New(st, bytes.Repeat([]byte{7}, 32), e.clock.Now)
+	}
+	ui, err := login.New(login.Config{Authority: e.srv, Sessions: e.sess, Now: e.clock.Now, Logger: logger, Factors: e.mfa})
 	if err != nil {
 		t.Fatal(err)
 	}
