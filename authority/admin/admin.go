@@ -67,6 +67,8 @@ func (s *api) adminRoutes(e *echo.Echo) {
 	e.POST("/admin/users/:id/logout", s.adminLogout, auth)
 	e.GET("/admin/users/:id/consents", s.adminListConsents, auth)
 	e.DELETE("/admin/users/:id/consents/:client", s.adminWithdrawConsent, auth)
+	e.GET("/admin/users/:id/factors", s.adminGetFactors, auth)
+	e.DELETE("/admin/users/:id/factors", s.adminResetFactors, auth)
 }
 
 // requireAdmin authenticates the bearer token, checks the scope, and
