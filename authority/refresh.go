@@ -359,6 +359,9 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 
 	named, _ := parseScope(p.scope) // grantScope parsed it already
 	scope, oe := userScope(&rec.User, scope, named)
+	if oe == nil {
+		scope, oe = s.passwordGrantFactors(ctx, &rec.User, scope, named)
+	}
 	if oe != nil {
 		return oe
 	}

@@ -236,6 +236,8 @@ func (m *Main) open(ctx context.Context) error {
 		AccessLog:     c.Log.Access,
 		Now:           m.Now,
 		DPoP:          dpop,
+
+		AdminScopePasswordOnly: c.Login.AdminScopePasswordOnly,
 	})
 	if err != nil {
 		return err
