@@ -313,3 +313,26 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+// TestFactors_DeviceSignIn: the device page asks a user who set up an
+// authenticator app for a code after the password, before the
+// confirmation, and refuses a wrong one.
+func TestFactors_DeviceSignIn(t *testing.T) {
+	e := newEnv(t, envOptions{factors: true})
+	secret := e.webClient("web", nil)
+	key, _ := e.enrolTOTP(e.browser(), "web", secret)
+	e.deviceClient("tv", nil)
+	_, da, _ := e.startDevice("tv", "", nil)
+	b := e.browser()
+	p := b.login(b.enterCode(da.UserCode), "alice", alicePassword)
+	if !isOTPPage(p) || strings.Contains(p.body, `value="allow"`) {
+		t.Fatalf("device sign-in of a TOTP user: no code form (%d):\n%s", p.status, p.body)
+	}
+	if w := b.submit(p, url.Values{"code": {"999999"}}); w.status != http.StatusUnauthorized {
+		t.Fatalf("wrong code on the device page = %d", w.status)
+	}
+	p = b.submit(p, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
+	if !strings.Contains(p.body, `value="allow"`) || !strings.Contains(p.body, da.UserCode) {
+		t.Fatalf("after the code: no confirmation (%d):\n%s", p.status, p.body)
+	}
+}
