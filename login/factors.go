@@ -18,6 +18,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/totp"
@@ -37,6 +38,7 @@ const (
 	kindOTP       = "otp"
 	kindDeviceOTP = "device_otp"
 	kindStepUp    = "stepup"
+	kindDeviceUp  = "device_stepup"
 	kindAccount   = "account"
 	kindConfirm   = "account_confirm"
 )
@@ -146,6 +148,26 @@ func (h *Handler) stepUp(c echo.Context, req *authzRequest, sess sessions.Sessio
 	return h.showOTP(c, kindStepUp, user, req.query, req.clientInstance, "", http.StatusOK)
 }
 
+// deviceStepUp asks the user of a password session for their second
+// factor before the device page's confirmation, for a client that
+// requires one.
+func (h *Handler) deviceStepUp(c echo.Context, cl clients.Client, d device, sess sessions.Session) error {
+	ctx := c.Request().Context()
+	user, err := h.auth.ActiveUser(ctx, sess.UserID)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	has, err := h.hasTOTP(ctx, user.ID)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	if !has {
+		return h.errorPage(c, http.StatusForbidden, "A second factor is needed",
+			clientName(cl)+" needs you to sign in with a second factor, and your account has none. Set up an authenticator app at "+h.base+"/account, then enter the code from your device again.", "")
+	}
+	return h.showOTP(c, kindDeviceUp, user, url.Values{"user_code": {d.code}}.Encode(), d.ClientInstance, "", http.StatusOK)
+}
+
 // showOTP starts a code transaction for user and renders the code form.
 func (h *Handler) showOTP(c echo.Context, kind string, user users.User, query, instance, msg string, status int) error {
 	browser, err := h.browserID(c)
@@ -216,7 +238,7 @@ func (h *Handler) submitOTP(c echo.Context) error {
 		return h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Start again from the application.", "")
 	}
 	kind := c.Request().PostFormValue("kind")
-	if kind != kindOTP && kind != kindDeviceOTP && kind != kindStepUp {
+	if kind != kindOTP && kind != kindDeviceOTP && kind != kindStepUp && kind != kindDeviceUp {
 		kind = kindOTP // checkTransaction refuses the mismatch
 	}
 	tx, ok, err := h.checkTransaction(c, kind)
@@ -234,7 +256,8 @@ func (h *Handler) submitOTP(c echo.Context) error {
 	}
 	// Where the sign-in continues, resolved before the code is spent.
 	var next func(sessions.Session) error
-	if kind == kindDeviceOTP {
+	device, stepUp := kind == kindDeviceOTP || kind == kindDeviceUp, kind == kindStepUp || kind == kindDeviceUp
+	if device {
 		q, _ := url.ParseQuery(tx.Query)
 		d, found, err := h.pendingDevice(c, q.Get("user_code"))
 		if err != nil {
@@ -258,7 +281,7 @@ func (h *Handler) submitOTP(c echo.Context) error {
 	}
 	now := h.cfg.Now().Unix()
 	factors := []sessions.Factor{{Method: sessions.MethodPassword, At: now}}
-	if kind == kindStepUp {
+	if stepUp {
 		// The session the step-up was asked for must still be this user's.
 		sess, _, live, err := h.currentSession(ctx, c)
 		if err != nil {

@@ -316,11 +316,28 @@ func mustURL(s string) *url.URL {
 
 // TestFactors_DeviceSignIn: the device page asks a user who set up an
 // authenticator app for a code after the password, before the
-// confirmation, and refuses a wrong one.
+// confirmation, and refuses a wrong one; a client that requires a second
+// factor steps a password session up; the device's ID token says so.
 func TestFactors_DeviceSignIn(t *testing.T) {
 	e := newEnv(t, envOptions{factors: true})
 	secret := e.webClient("web", nil)
-	key, _ := e.enrolTOTP(e.browser(), "web", secret)
+	b0 := e.browser()
+	key, _ := e.enrolTOTP(b0, "web", secret) // b0 keeps a password session
+	e.deviceClient("strict-tv", func(c *clients.Client) { c.RequireSecondFactor = true })
+	_, strict, _ := e.startDevice("strict-tv", "", url.Values{"scope": {"openid"}})
+	p0 := b0.enterCode(strict.UserCode)
+	if !isOTPPage(p0) {
+		t.Fatalf("client requiring a second factor, password session: no code form (%d):\n%s", p0.status, p0.body)
+	}
+	p0 = b0.submit(p0, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
+	if p := b0.submit(p0, url.Values{"decision": {"allow"}}); !strings.Contains(p.body, "device-done") {
+		t.Fatalf("after step-up and allow: %d\n%s", p.status, p.body)
+	}
+	e.clock.Add(totp.Period)
+	tr := e.poll("strict-tv", "", strict.DeviceCode)
+	if c := claims(t, tr.str("id_token")); tr.status != http.StatusOK || c["acr"] != sessions.ACRMFA || len(amrOf(c)) != 3 {
+		t.Fatalf("device ID token after step-up = %d %s", tr.status, tr.raw)
+	}
 	e.deviceClient("tv", nil)
 	_, da, _ := e.startDevice("tv", "", nil)
 	b := e.browser()
