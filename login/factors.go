@@ -40,6 +40,8 @@ const (
 	kindStepUp    = "stepup"
 	kindDeviceUp  = "device_stepup"
 	kindAccount   = "account"
+	kindAcctLogin = "account_login"
+	kindAcctOTP   = "account_otp"
 	kindConfirm   = "account_confirm"
 )
 
@@ -55,7 +57,6 @@ type factorPage struct {
 	Secret        string       // grouped base32, to type by hand
 	URI           string
 	RecoveryCodes []string
-	SignedOut     bool
 	AccountURL    string
 }
 
@@ -81,6 +82,7 @@ func (h *Handler) registerFactors(e *echo.Echo, sec echo.MiddlewareFunc) {
 	}
 	e.POST("/login/otp", h.submitOTP, sec)
 	e.GET("/account", h.account, sec)
+	e.POST("/account/login", h.accountLogin, sec)
 	e.POST("/account/totp", h.beginTOTP, sec)
 	e.POST("/account/totp/confirm", h.confirmTOTP, sec)
 }
@@ -238,7 +240,7 @@ func (h *Handler) submitOTP(c echo.Context) error {
 		return h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Start again from the application.", "")
 	}
 	kind := c.Request().PostFormValue("kind")
-	if kind != kindOTP && kind != kindDeviceOTP && kind != kindStepUp && kind != kindDeviceUp {
+	if kind != kindOTP && kind != kindDeviceOTP && kind != kindStepUp && kind != kindDeviceUp && kind != kindAcctOTP {
 		kind = kindOTP // checkTransaction refuses the mismatch
 	}
 	tx, ok, err := h.checkTransaction(c, kind)
@@ -257,7 +259,10 @@ func (h *Handler) submitOTP(c echo.Context) error {
 	// Where the sign-in continues, resolved before the code is spent.
 	var next func(sessions.Session) error
 	device, stepUp := kind == kindDeviceOTP || kind == kindDeviceUp, kind == kindStepUp || kind == kindDeviceUp
-	if device {
+	switch {
+	case kind == kindAcctOTP:
+		next = func(sessions.Session) error { return c.Redirect(http.StatusSeeOther, h.path+"/account") }
+	case device:
 		q, _ := url.ParseQuery(tx.Query)
 		d, found, err := h.pendingDevice(c, q.Get("user_code"))
 		if err != nil {
@@ -272,7 +277,7 @@ func (h *Handler) submitOTP(c echo.Context) error {
 			return err
 		}
 		next = func(s sessions.Session) error { return h.deviceShowConsent(c, cl, d, s) }
-	} else {
+	default:
 		req, ok, err := h.reopen(c, tx)
 		if !ok {
 			return err
@@ -323,8 +328,7 @@ func (h *Handler) account(c echo.Context) error {
 	p.Heading = "Your account"
 	p.Factor = &factorPage{Step: "status"}
 	if !live {
-		p.Factor.SignedOut = true
-		return h.render(c, http.StatusOK, "account.html", p)
+		return h.showAccountLogin(c, "", "", "", http.StatusOK)
 	}
 	user, err := h.auth.ActiveUser(ctx, sess.UserID)
 	if err != nil {
@@ -350,6 +354,58 @@ func (h *Handler) account(c echo.Context) error {
 	}
 	p.ActionURL, p.TxID, p.CSRF = h.path+"/account/totp", tx.ID, tx.CSRF
 	return h.render(c, http.StatusOK, "account.html", p)
+}
+
+// showAccountLogin is the sign-in form of the account page, for a browser
+// without a session (the other sign-in forms belong to an application's
+// request).
+func (h *Handler) showAccountLogin(c echo.Context, username, msg, field string, status int) error {
+	browser, err := h.browserID(c)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: kindAcctLogin, Browser: sessions.Hash(browser)})
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	p := h.newPage("Sign in")
+	p.Heading, p.ClientName = "Sign in", "your account"
+	p.ActionURL, p.TxID, p.CSRF = h.path+"/account/login", tx.ID, tx.CSRF
+	p.Username, p.Error, p.ErrorField = username, msg, field
+	return h.render(c, status, "login.html", p)
+}
+
+// accountLogin is POST /account/login: the password, then the code when
+// the user has an app, then the account page.
+func (h *Handler) accountLogin(c echo.Context) error {
+	if err := parseForm(c); err != nil {
+		return h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Open your account page again.", "")
+	}
+	tx, ok, err := h.checkTransaction(c, kindAcctLogin)
+	if !ok {
+		return err
+	}
+	user, ok, err := h.checkPassword(c, func(username, msg, field string, status int) error {
+		return h.showAccountLogin(c, username, msg, field, status)
+	})
+	if !ok {
+		return err
+	}
+	ctx := c.Request().Context()
+	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
+		return h.serverError(c, err)
+	} else if !done {
+		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This sign-in was already completed. Open your account page again.", "")
+	}
+	if has, err := h.hasTOTP(ctx, user.ID); err != nil {
+		return h.serverError(c, err)
+	} else if has {
+		return h.showOTP(c, kindAcctOTP, user, "", "", "", http.StatusOK)
+	}
+	if _, err := h.startSession(c, user.ID); err != nil {
+		return h.serverError(c, err)
+	}
+	return c.Redirect(http.StatusSeeOther, h.path+"/account")
 }
 
 // accountUser checks an account form: its transaction, and that the

@@ -353,3 +353,47 @@ func TestFactors_DeviceSignIn(t *testing.T) {
 		t.Fatalf("after the code: no confirmation (%d):\n%s", p.status, p.body)
 	}
 }
+
+// TestFactors_AccountSignIn: the account page signs a browser without a
+// session in by itself (password, then the code once an app is set up)
+// and sends it back to the account page.
+func TestFactors_AccountSignIn(t *testing.T) {
+	e := newEnv(t, envOptions{factors: true})
+	b := e.browser()
+	p := b.get(e.issuer + "/account")
+	if p.status != http.StatusOK || !strings.Contains(p.body, `action="/account/login"`) {
+		t.Fatalf("account page without a session = %d:\n%s", p.status, p.body)
+	}
+	if w := b.login(p, "alice", "wrong password"); w.status != http.StatusUnauthorized {
+		t.Fatalf("wrong password = %d", w.status)
+	}
+	p = b.login(b.get(e.issuer+"/account"), "alice", alicePassword)
+	if p.status != http.StatusSeeOther || p.location == nil || p.location.Path != "/account" {
+		t.Fatalf("account sign-in = %d %v", p.status, p.location)
+	}
+	p = b.get(e.issuer + "/account")
+	if !strings.Contains(p.body, "Authenticator app: off") {
+		t.Fatalf("account page after sign-in:\n%s", p.body)
+	}
+	conf := b.submit(p, nil)
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ReplaceAll(secretRE.FindStringSubmatch(conf.body)[1], " ", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := b.submit(conf, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}); len(recoveryRE.FindAllString(done.body, -1)) != 10 {
+		t.Fatalf("set-up from the account sign-in:\n%s", done.body)
+	}
+	e.clock.Add(totp.Period)
+	b2 := e.browser()
+	otp := b2.login(b2.get(e.issuer+"/account"), "alice", alicePassword)
+	if !isOTPPage(otp) {
+		t.Fatalf("account sign-in with an app: no code form (%d)", otp.status)
+	}
+	p = b2.submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
+	if p.status != http.StatusSeeOther || p.location == nil || p.location.Path != "/account" {
+		t.Fatalf("account code = %d %v", p.status, p.location)
+	}
+	if p = b2.get(e.issuer + "/account"); !strings.Contains(p.body, "Authenticator app: on") {
+		t.Fatalf("account page after the code:\n%s", p.body)
+	}
+}
