@@ -24,6 +24,7 @@ import (
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
@@ -536,6 +537,9 @@ func (s *api) adminDeleteUser(c echo.Context) error {
 	err := s.audited(c, "users.delete", id, func() (string, error) {
 		if err := s.srv.Users().Delete(ctx, id); err != nil {
 			return "", adminError(err)
+		}
+		if _, err := mfa.Reset(ctx, s.srv.Store(), id); err != nil { // the sealed TOTP secret goes with the user
+			return "", authority.ServerError(err)
 		}
 		n, err := s.logout(ctx, id, authority.ReasonUserGone)
 		if err != nil {

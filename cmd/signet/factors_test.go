@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,17 @@ func TestRun_UsersFactors(t *testing.T) {
 	}
 	if o, _, err := usersCmd(t, "", "factors", "--server", m.URL(), "--reset", "alice"); err != nil || !strings.Contains(o, "had no second factor") {
 		t.Fatalf("second reset = %v %q", err, o)
+	}
+
+	// A deleted user's sealed secret goes with them.
+	if _, err := f.BeginTOTP(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := usersCmd(t, "", "delete", "--server", m.URL(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.PendingTOTP(t.Context(), u); !errors.Is(err, mfa.ErrNoEnrolment) {
+		t.Fatalf("TOTP record of a deleted user: %v", err)
 	}
 
 	if _, _, err := clientsCmd(t, "create", "--server", m.URL(), "--id", "web", "--grant", "authorization_code", "--scope", "openid",
