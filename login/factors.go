@@ -35,14 +35,15 @@ import (
 // session. The kind is inside the MAC'd transaction: a form cannot turn
 // a step-up into a fresh sign-in or the reverse.
 const (
-	kindOTP       = "otp"
-	kindDeviceOTP = "device_otp"
-	kindStepUp    = "stepup"
-	kindDeviceUp  = "device_stepup"
-	kindAccount   = "account"
-	kindAcctLogin = "account_login"
-	kindAcctOTP   = "account_otp"
-	kindConfirm   = "account_confirm"
+	kindOTP        = "otp"
+	kindDeviceOTP  = "device_otp"
+	kindStepUp     = "stepup"
+	kindDeviceUp   = "device_stepup"
+	kindAccount    = "account"
+	kindAcctLogin  = "account_login"
+	kindAcctOTP    = "account_otp"
+	kindConfirm    = "account_confirm"
+	kindPasskeyReg = "passkey_add"
 )
 
 // factorPage is the data of otp.html and account.html.
@@ -58,7 +59,18 @@ type factorPage struct {
 	URI           string
 	RecoveryCodes []string
 	AccountURL    string
+	// Passkeys (passkey.go): the ceremony's options for the form's
+	// data-options, and the user's passkeys.
+	PasskeysOn     bool
+	PasskeyOptions string
+	PasskeyTxID    string
+	PasskeyCSRF    string
+	PasskeyAction  string
+	Passkeys       []passkeyView
+	ScriptURL      string
 }
+
+type passkeyView struct{ Name, Created string }
 
 func (h *Handler) addFactorTemplates() error {
 	for _, name := range []string{"otp.html", "account.html"} {
@@ -85,6 +97,10 @@ func (h *Handler) registerFactors(e *echo.Echo, sec echo.MiddlewareFunc) {
 	e.POST("/account/login", h.accountLogin, sec)
 	e.POST("/account/totp", h.beginTOTP, sec)
 	e.POST("/account/totp/confirm", h.confirmTOTP, sec)
+	if h.passkeys != nil {
+		e.POST("/account/passkey", h.addPasskey, sec)
+		e.GET("/login/static/webauthn.js", h.serveWebAuthnJS, sec)
+	}
 }
 
 // needsSecondFactor reports whether req needs more than sess proved: the
@@ -95,12 +111,14 @@ func (h *Handler) needsSecondFactor(req *authzRequest, sess *sessions.Session) b
 	return need && !sess.HasSecondFactor()
 }
 
+// hasTOTP reports whether userID has a second factor: an authenticator
+// app, or a passkey while passkeys are on.
 func (h *Handler) hasTOTP(ctx context.Context, userID string) (bool, error) {
 	if h.cfg.Factors == nil {
 		return false, nil
 	}
 	st, err := h.cfg.Factors.Status(ctx, userID)
-	return st.TOTP, err
+	return st.TOTP || (st.Passkeys > 0 && h.passkeys != nil), err
 }
 
 // unmet is the answer to a request that needs a second factor the user has not set up.
@@ -176,8 +194,12 @@ func (h *Handler) showOTP(c echo.Context, kind string, user users.User, query, i
 	if err != nil {
 		return h.serverError(c, err)
 	}
+	data, err := h.beginAssertion(c.Request().Context(), user)
+	if err != nil {
+		return h.serverError(c, err)
+	}
 	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: kind, Browser: sessions.Hash(browser),
-		Query: query, UserID: user.ID, ClientInstance: instance})
+		Query: query, UserID: user.ID, ClientInstance: instance, Data: data})
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -192,14 +214,21 @@ func (h *Handler) renderOTP(c echo.Context, tx sessions.Transaction, user users.
 	if validRestart(tx.Query) {
 		p.Restart = tx.Query
 	}
-	p.Factor = &factorPage{Kind: tx.Kind}
+	st, err := h.cfg.Factors.Status(c.Request().Context(), user.ID)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	p.Factor = &factorPage{Kind: tx.Kind, HasTOTP: st.TOTP, PasskeyOptions: ceremonyOptions(tx.Data)}
+	if p.Factor.PasskeyOptions != "" {
+		p.Factor.ScriptURL = h.path + "/login/static/webauthn.js"
+		c.Response().Header().Set("Content-Security-Policy", cspScript)
+	}
 	return h.render(c, status, "otp.html", p)
 }
 
 // checkCode checks a one-time code or a recovery code of user under the
 // password's rate limits. A refusal is rendered by again and ok is false.
-func (h *Handler) checkCode(c echo.Context, user users.User, check func(code string) error, again func(msg string, status int) error) (bool, error) {
-	code := strings.TrimSpace(c.Request().PostFormValue("code"))
+func (h *Handler) checkCode(c echo.Context, user users.User, code string, check func(code string) error, again func(msg string, status int) error) (bool, error) {
 	if code == "" {
 		return false, again("Enter the code from your authenticator app, or one of your recovery codes.", http.StatusBadRequest)
 	}
@@ -297,7 +326,12 @@ func (h *Handler) submitOTP(c echo.Context) error {
 		}
 		factors = slices.Clone(sess.FactorList())
 	}
-	ok, err = h.checkCode(c, user, h.verify(ctx, user.ID), func(msg string, status int) error {
+	// A passkey's answer, or a code typed in.
+	method, input, check := sessions.MethodOTP, strings.TrimSpace(c.Request().PostFormValue("code")), h.verify(ctx, user.ID)
+	if cred := c.Request().PostFormValue("credential"); cred != "" {
+		method, input, check = sessions.MethodPasskey, cred, h.verifyPasskey(ctx, user, tx.Data)
+	}
+	ok, err = h.checkCode(c, user, input, check, func(msg string, status int) error {
 		return h.renderOTP(c, tx, user, msg, status)
 	})
 	if !ok {
@@ -310,7 +344,7 @@ func (h *Handler) submitOTP(c echo.Context) error {
 	}
 	// A new session (new cookie) with the factors: the password session
 	// before the step-up ends, so its cookie cannot be replayed.
-	sess, err := h.startSession(c, user.ID, append(factors, sessions.Factor{Method: sessions.MethodOTP, At: now})...)
+	sess, err := h.startSession(c, user.ID, append(factors, sessions.Factor{Method: method, At: now})...)
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -340,19 +374,35 @@ func (h *Handler) account(c echo.Context) error {
 	}
 	p.Username = user.Username
 	p.Factor.HasTOTP, p.Factor.RecoveryLeft = st.TOTP, st.RecoveryCodes
-	if st.TOTP {
-		p.Factor.TOTPSince = st.TOTPSince.UTC().Format(time.DateOnly)
-		return h.render(c, http.StatusOK, "account.html", p)
-	}
 	browser, err := h.browserID(c)
 	if err != nil {
 		return h.serverError(c, err)
 	}
-	tx, err := h.sess.NewTransaction(ctx, sessions.Transaction{Kind: kindAccount, Browser: sessions.Hash(browser), UserID: user.ID})
-	if err != nil {
-		return h.serverError(c, err)
+	if st.TOTP {
+		p.Factor.TOTPSince = st.TOTPSince.UTC().Format(time.DateOnly)
+	} else {
+		tx, err := h.sess.NewTransaction(ctx, sessions.Transaction{Kind: kindAccount, Browser: sessions.Hash(browser), UserID: user.ID})
+		if err != nil {
+			return h.serverError(c, err)
+		}
+		p.ActionURL, p.TxID, p.CSRF = h.path+"/account/totp", tx.ID, tx.CSRF
 	}
-	p.ActionURL, p.TxID, p.CSRF = h.path+"/account/totp", tx.ID, tx.CSRF
+	if h.passkeys != nil {
+		data, list, err := h.passkeyRegistration(ctx, user)
+		if err != nil {
+			return h.serverError(c, err)
+		}
+		tx, err := h.sess.NewTransaction(ctx, sessions.Transaction{Kind: kindPasskeyReg, Browser: sessions.Hash(browser), UserID: user.ID, Data: data})
+		if err != nil {
+			return h.serverError(c, err)
+		}
+		p.Factor.PasskeysOn, p.Factor.PasskeyOptions, p.Factor.PasskeyTxID, p.Factor.PasskeyCSRF = true, ceremonyOptions(data), tx.ID, tx.CSRF
+		p.Factor.ScriptURL, p.Factor.PasskeyAction = h.path+"/login/static/webauthn.js", h.path+"/account/passkey"
+		for _, k := range list {
+			p.Factor.Passkeys = append(p.Factor.Passkeys, passkeyView{Name: k.Name, Created: k.CreatedAt.UTC().Format(time.DateOnly)})
+		}
+		c.Response().Header().Set("Content-Security-Policy", cspScript)
+	}
 	return h.render(c, http.StatusOK, "account.html", p)
 }
 
@@ -496,7 +546,7 @@ func (h *Handler) confirmTOTP(c echo.Context) error {
 	ctx := c.Request().Context()
 	var codes []string
 	gone := false // confirmed meanwhile (a second submission) or reset
-	ok, err = h.checkCode(c, user, func(code string) error {
+	ok, err = h.checkCode(c, user, strings.TrimSpace(c.Request().PostFormValue("code")), func(code string) error {
 		var err error
 		codes, err = h.cfg.Factors.ConfirmTOTP(ctx, user.ID, code)
 		if errors.Is(err, mfa.ErrEnrolled) || errors.Is(err, mfa.ErrNoEnrolment) {

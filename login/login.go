@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/authority"
@@ -78,9 +79,10 @@ type Handler struct {
 	customCSS []byte
 	log       *slog.Logger
 	issuer    string
-	base      string // issuer without trailing slash
-	path      string // issuer path: cookie Path and the prefix of form actions
-	secure    bool   // issuer is https: cookies are Secure
+	base      string             // issuer without trailing slash
+	path      string             // issuer path: cookie Path and the prefix of form actions
+	secure    bool               // issuer is https: cookies are Secure
+	passkeys  *webauthn.WebAuthn // nil: passkeys are off (passkey.go)
 }
 
 // New loads the templates and stylesheets.
@@ -107,6 +109,9 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("login: issuer: %w", err)
 	}
 	h.secure = u.Scheme == "https"
+	if err := h.setupPasskeys(u); err != nil {
+		return nil, err
+	}
 	h.path = strings.TrimSuffix(u.Path, "/")
 	var tfs fs.FS = embedded
 	pattern := "templates/*.html"

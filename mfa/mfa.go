@@ -78,6 +78,7 @@ type Status struct {
 	TOTP          bool      `json:"totp"`
 	TOTPSince     time.Time `json:"totp_since,omitzero"`
 	RecoveryCodes int       `json:"recovery_codes_left"`
+	Passkeys      int       `json:"passkeys"`
 }
 
 // Status reads what userID has set up.
@@ -98,6 +99,12 @@ func ReadStatus(ctx context.Context, store storage.Store, userID string) (Status
 		var r recoveryRecord
 		if err := getJSON(tx, recoveryBucket, userID, &r); err == nil {
 			st.RecoveryCodes = len(r.Hashes)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		var p passkeysRecord
+		if err := getJSON(tx, passkeysBucket, userID, &p); err == nil {
+			st.Passkeys = len(p.Passkeys)
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
@@ -259,7 +266,7 @@ func Reset(ctx context.Context, store storage.Store, userID string) (bool, error
 	var had bool
 	err := store.Update(ctx, func(tx storage.Tx) error {
 		had = false
-		for _, b := range []string{totpBucket, recoveryBucket} {
+		for _, b := range []string{totpBucket, recoveryBucket, passkeysBucket} {
 			if _, err := tx.Get(b, userID); err == nil {
 				had = true
 				if err := tx.Delete(b, userID); err != nil {

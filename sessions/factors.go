@@ -6,6 +6,9 @@ import "slices"
 const (
 	MethodPassword = "pwd"
 	MethodOTP      = "otp"
+	// MethodPasskey is a WebAuthn assertion: "swk", a key held by
+	// software or hardware the server cannot tell apart (no attestation).
+	MethodPasskey = "swk"
 	// MethodMFA is added to amr when more than one factor was used.
 	MethodMFA = "mfa"
 )
