@@ -72,6 +72,9 @@ type envOptions struct {
 	realHash bool
 	tls      bool // an https issuer (httptest's TLS server)
 	factors  bool // second factors on (package mfa; factors_test.go)
+	// localhost names the issuer http://localhost:PORT: a WebAuthn RP ID
+	// cannot be an IP address (passkey_test.go).
+	localhost bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -98,6 +101,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		e.http = httptest.NewServer(handler)
 	}
 	e.issuer = e.http.URL
+	if o.localhost {
+		e.issuer = strings.Replace(e.issuer, "127.0.0.1", "localhost", 1)
+	}
 	pw := users.PasswordParams{Memory: 64, Time: 1, Threads: 1}
 	if o.realHash {
 		pw = users.PasswordParams{}
