@@ -38,7 +38,7 @@ func userFactors(ctx context.Context, ops userOps, u users.User, reset, asJSON b
 	if st.TOTP {
 		app = "on since " + fmtTime(st.TOTPSince)
 	}
-	fmt.Fprintf(stdout, "%s (%s): authenticator app %s; %d recovery codes left\n", u.Username, u.ID, app, st.RecoveryCodes)
+	fmt.Fprintf(stdout, "%s (%s): authenticator app %s; %d recovery codes left; %d passkeys\n", u.Username, u.ID, app, st.RecoveryCodes, st.Passkeys)
 	return nil
 }
 
