@@ -227,7 +227,7 @@ func (h *Handler) deviceLogin(c echo.Context) error {
 	} else if !done {
 		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This sign-in was already completed. Start again.", "")
 	}
-	if has, err := h.hasTOTP(ctx, user.ID); err != nil {
+	if has, err := h.hasSecondFactor(ctx, user.ID); err != nil {
 		return h.serverError(c, err)
 	} else if has { // the one-time code before the confirmation (factors.go)
 		return h.showOTP(c, kindDeviceOTP, user, tx.Query, d.ClientInstance, "", http.StatusOK)

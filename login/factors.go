@@ -111,9 +111,9 @@ func (h *Handler) needsSecondFactor(req *authzRequest, sess *sessions.Session) b
 	return need && !sess.HasSecondFactor()
 }
 
-// hasTOTP reports whether userID has a second factor: an authenticator
+// hasSecondFactor reports whether userID has a second factor: an authenticator
 // app, or a passkey while passkeys are on.
-func (h *Handler) hasTOTP(ctx context.Context, userID string) (bool, error) {
+func (h *Handler) hasSecondFactor(ctx context.Context, userID string) (bool, error) {
 	if h.cfg.Factors == nil {
 		return false, nil
 	}
@@ -131,7 +131,7 @@ func (h *Handler) unmet(c echo.Context, req *authzRequest) error {
 // password: to the code form when the user has a second factor, else a
 // password session.
 func (h *Handler) passwordDone(c echo.Context, req *authzRequest, user users.User) error {
-	has, err := h.hasTOTP(c.Request().Context(), user.ID)
+	has, err := h.hasSecondFactor(c.Request().Context(), user.ID)
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -158,7 +158,7 @@ func (h *Handler) stepUp(c echo.Context, req *authzRequest, sess sessions.Sessio
 	if err != nil {
 		return h.serverError(c, err)
 	}
-	has, err := h.hasTOTP(ctx, user.ID)
+	has, err := h.hasSecondFactor(ctx, user.ID)
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -177,7 +177,7 @@ func (h *Handler) deviceStepUp(c echo.Context, cl clients.Client, d device, sess
 	if err != nil {
 		return h.serverError(c, err)
 	}
-	has, err := h.hasTOTP(ctx, user.ID)
+	has, err := h.hasSecondFactor(ctx, user.ID)
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -447,7 +447,7 @@ func (h *Handler) accountLogin(c echo.Context) error {
 	} else if !done {
 		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This sign-in was already completed. Open your account page again.", "")
 	}
-	if has, err := h.hasTOTP(ctx, user.ID); err != nil {
+	if has, err := h.hasSecondFactor(ctx, user.ID); err != nil {
 		return h.serverError(c, err)
 	} else if has {
 		return h.showOTP(c, kindAcctOTP, user, "", "", "", http.StatusOK)
