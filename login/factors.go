@@ -59,6 +59,7 @@ type factorPage struct {
 	URI           string
 	RecoveryCodes []string
 	AccountURL    string
+	Locked        string // why this session may not add factors
 	// Passkeys (passkey.go): the ceremony's options for the form's
 	// data-options, and the user's passkeys.
 	PasskeysOn     bool
@@ -378,9 +379,30 @@ func (h *Handler) account(c echo.Context) error {
 	if err != nil {
 		return h.serverError(c, err)
 	}
+	locked, err := h.factorsLocked(ctx, &sess)
+	if err != nil {
+		return h.serverError(c, err)
+	}
 	if st.TOTP {
 		p.Factor.TOTPSince = st.TOTPSince.UTC().Format(time.DateOnly)
-	} else {
+	}
+	if locked {
+		p.Factor.Locked = lockedText
+	}
+	if h.passkeys != nil {
+		list, err := h.cfg.Factors.Passkeys(ctx, user.ID)
+		if err != nil {
+			return h.serverError(c, err)
+		}
+		p.Factor.PasskeysOn = true
+		for _, k := range list {
+			p.Factor.Passkeys = append(p.Factor.Passkeys, passkeyView{Name: k.Name, Created: k.CreatedAt.UTC().Format(time.DateOnly)})
+		}
+	}
+	if locked {
+		return h.render(c, http.StatusOK, "account.html", p)
+	}
+	if !st.TOTP {
 		tx, err := h.sess.NewTransaction(ctx, sessions.Transaction{Kind: kindAccount, Browser: sessions.Hash(browser), UserID: user.ID})
 		if err != nil {
 			return h.serverError(c, err)
@@ -388,7 +410,7 @@ func (h *Handler) account(c echo.Context) error {
 		p.ActionURL, p.TxID, p.CSRF = h.path+"/account/totp", tx.ID, tx.CSRF
 	}
 	if h.passkeys != nil {
-		data, list, err := h.passkeyRegistration(ctx, user)
+		data, _, err := h.passkeyRegistration(ctx, user)
 		if err != nil {
 			return h.serverError(c, err)
 		}
@@ -396,11 +418,8 @@ func (h *Handler) account(c echo.Context) error {
 		if err != nil {
 			return h.serverError(c, err)
 		}
-		p.Factor.PasskeysOn, p.Factor.PasskeyOptions, p.Factor.PasskeyTxID, p.Factor.PasskeyCSRF = true, ceremonyOptions(data), tx.ID, tx.CSRF
+		p.Factor.PasskeyOptions, p.Factor.PasskeyTxID, p.Factor.PasskeyCSRF = ceremonyOptions(data), tx.ID, tx.CSRF
 		p.Factor.ScriptURL, p.Factor.PasskeyAction = h.path+"/login/static/webauthn.js", h.path+"/account/passkey"
-		for _, k := range list {
-			p.Factor.Passkeys = append(p.Factor.Passkeys, passkeyView{Name: k.Name, Created: k.CreatedAt.UTC().Format(time.DateOnly)})
-		}
 		c.Response().Header().Set("Content-Security-Policy", cspScript)
 	}
 	return h.render(c, http.StatusOK, "account.html", p)
@@ -481,8 +500,27 @@ func (h *Handler) accountUser(c echo.Context, kind string) (sessions.Transaction
 		return tx, user, false, h.errorPage(c, http.StatusBadRequest, "This page has expired",
 			"You were signed out, or signed in as someone else, since this page was shown. Open your account page again.", "")
 	}
+	if locked, err := h.factorsLocked(ctx, &sess); err != nil || locked {
+		if err != nil {
+			return tx, user, false, h.serverError(c, err)
+		}
+		return tx, user, false, h.errorPage(c, http.StatusForbidden, "Sign in with your second factor first", lockedText, "")
+	}
 	return tx, user, true, nil
 }
+
+// factorsLocked reports whether sess may not add second factors: its user
+// has one and the session was proven by the password alone (someone who
+// only knows the password, or holds a stolen password session, must not
+// add a factor of their own).
+func (h *Handler) factorsLocked(ctx context.Context, sess *sessions.Session) (bool, error) {
+	if sess.HasSecondFactor() {
+		return false, nil
+	}
+	return h.hasSecondFactor(ctx, sess.UserID)
+}
+
+const lockedText = "Your account has a second factor, and this browser signed in with the password alone. Sign in again with your code or passkey (open an application and sign in, or sign out and open this page), then add factors here."
 
 // beginTOTP is POST /account/totp: a new secret, shown as a QR code and as text.
 func (h *Handler) beginTOTP(c echo.Context) error {

@@ -129,9 +129,14 @@ func passkeyForm(t testing.TB, p page) (string, url.Values) {
 
 // addPasskey adds k as a passkey named name through b's account page.
 func (b *browser) addPasskey(k *softKey, name string) page {
+	b.e.t.Helper()
+	return b.addPasskeyOn(b.get(b.e.issuer+"/account"), k, name)
+}
+
+// addPasskeyOn answers the passkey form of an account page already shown.
+func (b *browser) addPasskeyOn(acct page, k *softKey, name string) page {
 	t := b.e.t
 	t.Helper()
-	acct := b.get(b.e.issuer + "/account")
 	action, v := passkeyForm(t, acct)
 	v.Set("name", name)
 	v.Set("credential", k.create(t, pageChallenge(t, acct)))
@@ -163,11 +168,20 @@ func TestPasskeys_Attacks(t *testing.T) {
 		}
 	}
 	alice := newSoftKey(t, origin, "localhost")
+	older := ba.get(e.issuer + "/account") // shown before alice had a second factor
 	if p := ba.addPasskey(alice, "laptop"); p.status != http.StatusSeeOther {
 		t.Fatalf("add passkey = %d:\n%s", p.status, p.body)
 	}
 	if p := ba.get(e.issuer + "/account"); !strings.Contains(p.body, "laptop (added") {
 		t.Fatalf("account page without the passkey:\n%s", p.body)
+	}
+	// The same password-only session cannot add another: alice has a
+	// second factor now, and the password alone must not add factors.
+	if p := ba.addPasskeyOn(older, newSoftKey(t, origin, "localhost"), "attacker"); p.status != http.StatusForbidden {
+		t.Fatalf("a password-only session adding a passkey to an account with one = %d", p.status)
+	}
+	if p := ba.get(e.issuer + "/account"); !strings.Contains(p.body, `id="factors-locked"`) || strings.Contains(p.body, "data-webauthn") {
+		t.Fatalf("account page of a password-only session with factors offers to add one:\n%s", p.body)
 	}
 	bb := e.browser()
 	q, _ := factorQuery("web", nil)
