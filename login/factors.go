@@ -44,6 +44,7 @@ const (
 	kindAcctOTP    = "account_otp"
 	kindConfirm    = "account_confirm"
 	kindPasskeyReg = "passkey_add"
+	kindPasskeyDel = "passkey_remove"
 )
 
 // factorPage is the data of otp.html and account.html.
@@ -67,11 +68,14 @@ type factorPage struct {
 	PasskeyTxID    string
 	PasskeyCSRF    string
 	PasskeyAction  string
+	RemoveTxID     string
+	RemoveCSRF     string
+	RemoveAction   string
 	Passkeys       []passkeyView
 	ScriptURL      string
 }
 
-type passkeyView struct{ Name, Created string }
+type passkeyView struct{ Name, Created, ID string }
 
 func (h *Handler) addFactorTemplates() error {
 	for _, name := range []string{"otp.html", "account.html"} {
@@ -100,6 +104,7 @@ func (h *Handler) registerFactors(e *echo.Echo, sec echo.MiddlewareFunc) {
 	e.POST("/account/totp/confirm", h.confirmTOTP, sec)
 	if h.passkeys != nil {
 		e.POST("/account/passkey", h.addPasskey, sec)
+		e.POST("/account/passkey/remove", h.removePasskey, sec)
 		e.GET("/login/static/webauthn.js", h.serveWebAuthnJS, sec)
 	}
 }
@@ -396,7 +401,8 @@ func (h *Handler) account(c echo.Context) error {
 		}
 		p.Factor.PasskeysOn = true
 		for _, k := range list {
-			p.Factor.Passkeys = append(p.Factor.Passkeys, passkeyView{Name: k.Name, Created: k.CreatedAt.UTC().Format(time.DateOnly)})
+			p.Factor.Passkeys = append(p.Factor.Passkeys, passkeyView{Name: k.Name, Created: k.CreatedAt.UTC().Format(time.DateOnly),
+				ID: base64.RawURLEncoding.EncodeToString(k.Credential.ID)})
 		}
 	}
 	if locked {
@@ -419,6 +425,13 @@ func (h *Handler) account(c echo.Context) error {
 			return h.serverError(c, err)
 		}
 		p.Factor.PasskeyOptions, p.Factor.PasskeyTxID, p.Factor.PasskeyCSRF = ceremonyOptions(data), tx.ID, tx.CSRF
+		if len(p.Factor.Passkeys) > 0 {
+			del, err := h.sess.NewTransaction(ctx, sessions.Transaction{Kind: kindPasskeyDel, Browser: sessions.Hash(browser), UserID: user.ID})
+			if err != nil {
+				return h.serverError(c, err)
+			}
+			p.Factor.RemoveTxID, p.Factor.RemoveCSRF, p.Factor.RemoveAction = del.ID, del.CSRF, h.path+"/account/passkey/remove"
+		}
 		p.Factor.ScriptURL, p.Factor.PasskeyAction = h.path+"/login/static/webauthn.js", h.path+"/account/passkey"
 		c.Response().Header().Set("Content-Security-Policy", cspScript)
 	}

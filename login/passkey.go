@@ -2,6 +2,7 @@ package login
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -194,6 +195,28 @@ func (h *Handler) addPasskey(c echo.Context) error {
 	if err := h.cfg.Factors.AddPasskey(ctx, user.ID, name, *cred); errors.Is(err, mfa.ErrTooManyPasskeys) {
 		return refused(fmt.Sprintf("You have %d passkeys already.", mfa.MaxPasskeys))
 	} else if err != nil {
+		return h.serverError(c, err)
+	}
+	return c.Redirect(http.StatusSeeOther, h.path+"/account")
+}
+
+// removePasskey is POST /account/passkey/remove.
+func (h *Handler) removePasskey(c echo.Context) error {
+	tx, user, ok, err := h.accountUser(c, kindPasskeyDel)
+	if !ok {
+		return err
+	}
+	ctx := c.Request().Context()
+	id, err := base64.RawURLEncoding.DecodeString(c.Request().PostFormValue("passkey"))
+	if err != nil || len(id) == 0 || len(id) > 1024 {
+		return h.errorPage(c, http.StatusBadRequest, "The passkey was not removed", "The form did not name a passkey. Open your account page and try again.", "")
+	}
+	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
+		return h.serverError(c, err)
+	} else if !done {
+		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This page was already used. Open your account page again.", "")
+	}
+	if _, err := h.cfg.Factors.RemovePasskey(ctx, user.ID, id); err != nil {
 		return h.serverError(c, err)
 	}
 	return c.Redirect(http.StatusSeeOther, h.path+"/account")

@@ -235,3 +235,37 @@ func TestPasskeys_Attacks(t *testing.T) {
 		t.Fatalf("passkey sign-in: acr %v amr %v", c["acr"], c["amr"])
 	}
 }
+
+// TestPasskeys_Remove: a passkey is removed from the account page by a
+// session that signed in with a second factor (a password-only session is
+// refused by the same check as adding one: TestPasskeys_Attacks).
+func TestPasskeys_Remove(t *testing.T) {
+	e := newEnv(t, envOptions{factors: true, localhost: true})
+	secret := e.webClient("web", nil)
+	ba := e.browser()
+	e.flow(ba, "web", secret, nil)
+	key := newSoftKey(t, e.issuer, "localhost")
+	if p := ba.addPasskey(key, "laptop"); p.status != http.StatusSeeOther {
+		t.Fatalf("add = %d", p.status)
+	}
+	// Sign in with the passkey.
+	b := e.browser()
+	q, _ := factorQuery("web", url.Values{"prompt": {"login"}})
+	otp := b.submit(b.authorize(q), url.Values{"username": {"alice"}, "password": {alicePassword}})
+	_, form := passkeyForm(t, otp)
+	form.Set("credential", key.get(t, pageChallenge(t, otp), e.alice.ID))
+	codeFrom(t, b.post(e.issuer+"/login/otp", form))
+	acct := b.get(e.issuer + "/account")
+	i := strings.Index(acct.body, `class="remove"`)
+	if i < 0 {
+		t.Fatalf("no remove form:\n%s", acct.body)
+	}
+	start, end := strings.LastIndex(acct.body[:i], "<form"), i+strings.Index(acct.body[i:], "</form>")
+	action, v := formOf(t, page{body: acct.body[start:end]})
+	if p := b.post(e.issuer+action, v); p.status != http.StatusSeeOther {
+		t.Fatalf("remove = %d:\n%s", p.status, p.body)
+	}
+	if st, _ := e.mfa.Status(context.Background(), e.alice.ID); st.Passkeys != 0 {
+		t.Fatalf("passkeys after removal: %d", st.Passkeys)
+	}
+}

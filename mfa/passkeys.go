@@ -84,3 +84,38 @@ func (f *Factors) UsedPasskey(ctx context.Context, userID string, cred webauthn.
 	}
 	return nil
 }
+
+// RemovePasskey removes userID's passkey with credential id and reports
+// whether there was one.
+func (f *Factors) RemovePasskey(ctx context.Context, userID string, id []byte) (bool, error) {
+	var found bool
+	err := f.store.Update(ctx, func(tx storage.Tx) error {
+		found = false
+		var rec passkeysRecord
+		if err := getJSON(tx, passkeysBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		kept := rec.Passkeys[:0]
+		for _, p := range rec.Passkeys {
+			if bytes.Equal(p.Credential.ID, id) {
+				found = true
+				continue
+			}
+			kept = append(kept, p)
+		}
+		if !found {
+			return nil
+		}
+		rec.Passkeys = kept
+		if len(kept) == 0 {
+			return tx.Delete(passkeysBucket, userID)
+		}
+		return putJSON(tx, passkeysBucket, userID, &rec)
+	})
+	if err != nil {
+		return false, fmt.Errorf("remove passkey of %s: %w", userID, err)
+	}
+	return found, nil
+}
