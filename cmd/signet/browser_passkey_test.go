@@ -141,7 +141,11 @@ func TestBrowserPasskey(t *testing.T) {
 	if got := text("ul#passkeys"); !strings.Contains(got, "laptop") {
 		t.Fatalf("passkeys on the account page: %q", got)
 	}
-	shot("passkeys.png")
+	// This browser signed in with the password alone, and alice has a
+	// second factor now: the page adds nothing until she uses it.
+	if got := text("#factors-locked"); !strings.Contains(got, "password alone") {
+		t.Fatalf("account page of a password session: %q", got)
+	}
 
 	step("prompt=login", append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(rp.srv.URL + "/login?client=notes&prompt=login")},
 		append(password, chromedp.WaitVisible(chromedp.CSS("#use-passkey")))...)...)
@@ -150,4 +154,8 @@ func TestBrowserPasskey(t *testing.T) {
 	if acr, amr := idClaims(); acr != sessions.ACRMFA || !slices.Equal(amr, []string{"pwd", "swk", "mfa"}) {
 		t.Fatalf("passkey sign-in: acr %q amr %v", acr, amr)
 	}
+	// Signed in with the passkey: the account page manages passkeys.
+	step("account after", chromedp.Navigate(c.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("#add-passkey")))
+	shot("passkeys.png")
+	step("remove", chromedp.Click(chromedp.CSS("form.remove button")), chromedp.WaitVisible(chromedp.CSS("p#passkeys")))
 }
