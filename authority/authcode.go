@@ -126,7 +126,7 @@ func (s *Server) codeGrant(c echo.Context, ent *clients.Entry, p *tokenParams) e
 		return out.err
 	}
 	return s.issueRedeemed(c, ent, key, r, refresh, out.redeemed, clients.GrantAuthorizationCode,
-		idTokenSpec{sub: out.code.UserID, nonce: out.code.Nonce, sid: out.code.SID, authTime: out.code.AuthTime})
+		idTokenSpec{sub: out.code.UserID, nonce: out.code.Nonce, sid: out.code.SID, authTime: out.code.AuthTime, amr: out.code.AMR, acr: out.code.ACR})
 }
 
 // redeemed is what a single-use user grant (a code, a device code) decided
@@ -201,6 +201,8 @@ type redemption struct {
 	refreshHash string
 	famID       string
 	want        []string // the audience the request names (resource.Requested)
+	amr         []string // the login's factors and level, for refreshed ID tokens
+	acr         string
 }
 
 // redeemAudience sets g's audiences from those a single-use user grant
@@ -317,6 +319,7 @@ func (s *Server) redeemTx(tx storage.Tx, out *codeOutcome, r redemption) error {
 	// and the user allowed it (the code records it); refreshes check the
 	// consent again.
 	if r.refreshHash != "" && (r.ent.Record.FirstParty || code.Offline) {
+		r.amr, r.acr = code.AMR, code.ACR
 		if err := s.startLoginFamilyTx(tx, r, user.ID, out.scope, out.famAud, code.AccessExp, code.AuthTime, code.SID, cutoff); err != nil {
 			return err
 		}
@@ -336,7 +339,7 @@ func (s *Server) startLoginFamilyTx(tx storage.Tx, r redemption, userID, scope s
 	idle, absolute := s.refreshTTLs(r.ent)
 	fam := familyRecord{ID: r.famID, ClientID: r.ent.Record.ID, ClientInstance: r.ent.Record.Instance, UserID: userID, Scope: scope, Aud: aud,
 		CreatedAt: now, ExpiresAt: now + int64(absolute), IdleTTL: int64(idle), LastUsed: now, Current: r.refreshHash,
-		AuthTime: authTime, SID: sid, LoginCutoff: &cutoff, Flow: flowCode, JKT: familyJKT(r.ent, r.p)}
+		AuthTime: authTime, SID: sid, LoginCutoff: &cutoff, Flow: flowCode, JKT: familyJKT(r.ent, r.p), AMR: r.amr, ACR: r.acr}
 	fam.addAccess(r.jti, accessExp, r.now.Unix())
 	tr, err := json.Marshal(refreshRecord{Family: fam.ID, IssuedAt: now})
 	if err != nil {

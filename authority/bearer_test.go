@@ -60,7 +60,7 @@ func (e *env) refusedEverywhere(t *testing.T, what, tok string) {
 // or issued before its subject's cutoff, is refused at once by every
 // endpoint that accepts bearer tokens, for client tokens and user tokens.
 func TestBearer_RevokedAndCutOff(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{adminPasswordOnly: true}) // admin tokens by the password grant
 	e.clock.Add(300 * time.Millisecond)
 
 	// A client_credentials admin token, revoked by its client.

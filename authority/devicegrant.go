@@ -215,7 +215,7 @@ func (s *Server) deviceGrant(c echo.Context, ent *clients.Entry, p *tokenParams)
 		return out.err
 	}
 	return s.issueRedeemed(c, ent, key, r, refresh, out.redeemed, clients.GrantDeviceCode,
-		idTokenSpec{sub: out.d.UserID, sid: out.d.SID, authTime: out.d.AuthTime})
+		idTokenSpec{sub: out.d.UserID, sid: out.d.SID, authTime: out.d.AuthTime, amr: out.d.AMR, acr: out.d.ACR})
 }
 
 // pollTx is the body of the poll transaction. Refusals go in out (with
@@ -308,6 +308,7 @@ func (s *Server) pollTx(tx storage.Tx, out *deviceOutcome, r redemption) error {
 		return err
 	}
 	if r.refreshHash != "" && (r.ent.Record.FirstParty || d.Offline) {
+		r.amr, r.acr = d.AMR, d.ACR
 		if err := s.startLoginFamilyTx(tx, r, user.ID, out.scope, out.famAud, d.AccessExp, d.AuthTime, d.SID, cutoff); err != nil {
 			return err
 		}

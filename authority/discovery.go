@@ -10,6 +10,7 @@ import (
 
 	"github.com/signet-auth/signet/clientauth"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/sessions"
 )
 
 // metadata is the RFC 8414 authorization server metadata document, which
@@ -46,6 +47,7 @@ type metadata struct {
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 	PromptValuesSupported                      []string `json:"prompt_values_supported"`
+	ACRValuesSupported                         []string `json:"acr_values_supported"`
 	ClaimsParameterSupported                   bool     `json:"claims_parameter_supported"`
 	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
@@ -99,10 +101,11 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		ResponseModesSupported:        []string{"query"},
 		SubjectTypesSupported:         []string{"public"},
 		CodeChallengeMethodsSupported: []string{"S256"},
-		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",
+		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid", "acr", "amr",
 			"name", "preferred_username", "email", "email_verified", "updated_at"},
 		AuthorizationResponseIssParameterSupported: true,
 		PromptValuesSupported:                      []string{"none", "login", "consent"},
+		ACRValuesSupported:                         []string{sessions.ACRPassword, sessions.ACRMFA},
 		DPoPSigningAlgValuesSupported:              dpopAlgs,
 		RegistrationEndpoint:                       cfg.Registration.Endpoint,
 		ClientIDMetadataDocumentSupported:          cfg.Registration.MetadataDocuments,

@@ -127,6 +127,8 @@ type envOptions struct {
 	dpop func(now func() time.Time) *jwks.DPoPChecker
 	// outbound, when set, fetches clients' jwks_uri (test CA, allowed networks).
 	outbound *outbound.Fetcher
+	// adminPasswordOnly is Config.AdminScopePasswordOnly.
+	adminPasswordOnly bool
 	// noAdmin skips creating the admin client (a second replica on a shared store).
 	noAdmin bool
 	// custody, when set, holds the keys of the algorithms it names
@@ -205,6 +207,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 		DPoP:           dpop,
 		Grants:         o.grants,
 		CanIssue:       o.canIssue,
+
+		AdminScopePasswordOnly: o.adminPasswordOnly,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func (e *env) setRoles(id string, roles []string) {
 // signet:admin does, the audit trail names that user as the actor, and
 // taking the role away ends both the refresh and the access token's use.
 func TestPrivilegedScope_PasswordGrant(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{adminPasswordOnly: true}) // the default needs a second factor (factors_test.go)
 	sec := e.opsClient()
 	e.createUser("bob")
 	adminForm := url.Values{"grant_type": {"password"}, "username": {"bob"}, "password": {testPassword},
@@ -102,7 +102,7 @@ func TestPrivilegedScope_PasswordGrant(t *testing.T) {
 // grants of this package: every way a user token could come to carry a
 // privileged scope (signet:admin, and any scope in the signet: namespace).
 func TestPrivilegedScope_EveryPasswordAndRefreshRow(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{adminPasswordOnly: true}) // the roles rule alone; the second factor's is in factors_test.go
 	sec := e.userClient("multi", func(c *clients.Client) {
 		c.Scopes = []string{authority.AdminScope, "signet:audit", "read"}
 		c.DefaultScopes = []string{authority.AdminScope, "signet:audit", "read"}

@@ -69,6 +69,8 @@ func (s *Server) idTokenAlg(ent *clients.Entry) string {
 type idTokenSpec struct {
 	sub, nonce, sid string
 	authTime, iat   int64
+	amr             []string // sessions.Session.AMR; nil for none
+	acr             string
 	accessToken     string
 	scope           string
 	user            *users.Record // nil: no profile or email claims
@@ -76,16 +78,18 @@ type idTokenSpec struct {
 
 // idClaims are the ID token claims (OIDC Core §2), in order.
 type idClaims struct {
-	Iss      string `json:"iss"`
-	Sub      string `json:"sub"`
-	Aud      string `json:"aud"`
-	Exp      int64  `json:"exp"`
-	Iat      int64  `json:"iat"`
-	AuthTime int64  `json:"auth_time"`
-	Nonce    string `json:"nonce,omitempty"`
-	Azp      string `json:"azp"`
-	AtHash   string `json:"at_hash,omitempty"`
-	Sid      string `json:"sid,omitempty"`
+	Iss      string   `json:"iss"`
+	Sub      string   `json:"sub"`
+	Aud      string   `json:"aud"`
+	Exp      int64    `json:"exp"`
+	Iat      int64    `json:"iat"`
+	AuthTime int64    `json:"auth_time"`
+	Nonce    string   `json:"nonce,omitempty"`
+	Azp      string   `json:"azp"`
+	AtHash   string   `json:"at_hash,omitempty"`
+	Sid      string   `json:"sid,omitempty"`
+	Acr      string   `json:"acr,omitempty"`
+	Amr      []string `json:"amr,omitempty"`
 	// Instance is the client instance (clients.ClaimClientInstance), as in
 	// access tokens: an id_token_hint is honoured only for that instance.
 	Instance string `json:"client_instance,omitempty"`
@@ -104,7 +108,7 @@ func (s *Server) idToken(ent *clients.Entry, sp idTokenSpec) (string, error) {
 		return "", ServerError(fmt.Errorf("ID token key for %s: %w", alg, err))
 	}
 	cl := idClaims{Iss: s.cfg.Issuer, Sub: sp.sub, Aud: ent.Record.ID, Iat: sp.iat, Exp: sp.iat + int64(s.accessTTL(ent)/time.Second),
-		AuthTime: sp.authTime, Nonce: sp.nonce, Azp: ent.Record.ID, AtHash: atHash(alg, sp.accessToken), Sid: sp.sid, Instance: ent.Record.Instance}
+		AuthTime: sp.authTime, Nonce: sp.nonce, Azp: ent.Record.ID, AtHash: atHash(alg, sp.accessToken), Sid: sp.sid, Acr: sp.acr, Amr: sp.amr, Instance: ent.Record.Instance}
 	if u := sp.user; u != nil {
 		if hasScope(sp.scope, "profile") {
 			cl.Name, cl.PreferredUsername = u.Name, u.Username
@@ -187,7 +191,7 @@ func (s *Server) refreshedIDToken(ent *clients.Entry, f *familyRecord, scope str
 	if f.AuthTime == 0 || !hasScope(scope, "openid") {
 		return "", nil
 	}
-	return s.idToken(ent, idTokenSpec{sub: f.UserID, sid: f.SID, authTime: f.AuthTime, iat: iat, accessToken: accessToken, scope: scope})
+	return s.idToken(ent, idTokenSpec{sub: f.UserID, sid: f.SID, authTime: f.AuthTime, amr: f.AMR, acr: f.ACR, iat: iat, accessToken: accessToken, scope: scope})
 }
 
 // IDTokenHint is what a verified id_token_hint says.

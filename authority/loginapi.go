@@ -99,6 +99,26 @@ func (s *Server) AuthenticateUser(ctx context.Context, username, password, ip st
 	return rec.User, nil
 }
 
+// CheckSecondFactor runs check (a second factor of username's sign-in)
+// under the password's failed-login limits, sharing their counters: a
+// lockout is a *LockedOutError without running check, a false check
+// counts as a failed login and is ErrBadLogin.
+func (s *Server) CheckSecondFactor(username, ip string, check func() (bool, error)) error {
+	now := s.cfg.Now()
+	if wait := s.login.RetryAfter(users.NameKey(username), ip, now); wait > 0 {
+		return &LockedOutError{Until: now.Add(wait)}
+	}
+	ok, err := check()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.login.Fail(users.NameKey(username), ip, now)
+		return ErrBadLogin
+	}
+	return nil
+}
+
 // ActiveUser returns the user if it exists and is enabled, else an error
 // wrapping storage.ErrNotFound. An SSO session is only as good as this.
 // (Force logout deletes the user's sessions in its own transaction, so a

@@ -116,7 +116,7 @@ func TestLogout_LoginRightAfter(t *testing.T) {
 func TestLogout_TwiceInOneSecond(t *testing.T) {
 	for _, gap := range []time.Duration{0, 200 * time.Millisecond} {
 		t.Run("gap "+gap.String(), func(t *testing.T) {
-			e := newEnv(t, envOptions{})
+			e := newEnv(t, envOptions{adminPasswordOnly: true}) // admin tokens by the password grant
 			sec := e.userClient("app", nil)
 			// A client without refresh tokens: its access tokens belong to
 			// no family, so only the cutoff can end them.

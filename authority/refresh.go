@@ -117,8 +117,10 @@ type familyRecord struct {
 	Access []issuedAccess `json:"access,omitempty"`
 	// AuthTime (unix seconds) and SID are set for families started by the
 	// authorization code flow: refreshed ID tokens carry them.
-	AuthTime int64  `json:"auth_time,omitempty"`
-	SID      string `json:"sid,omitempty"`
+	AuthTime int64    `json:"auth_time,omitempty"`
+	SID      string   `json:"sid,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+	ACR      string   `json:"acr,omitempty"`
 	// Flow is flowCode for families the code flow started (""
 	// before this field): while their client is not first party, each
 	// refresh needs the user's consent to keeping access (issue 16).
@@ -358,6 +360,9 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 
 	named, _ := parseScope(p.scope) // grantScope parsed it already
 	scope, oe := userScope(&rec.User, scope, named)
+	if oe == nil {
+		scope, oe = s.passwordGrantFactors(ctx, &rec.User, scope, named)
+	}
 	if oe != nil {
 		return oe
 	}

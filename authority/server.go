@@ -117,6 +117,9 @@ type Config struct {
 	Outbound *outbound.Fetcher
 	// LoginRateLimit bounds failed password logins.
 	LoginRateLimit LoginRateLimit
+	// AdminScopePasswordOnly lets the password grant give the admin scope
+	// without a second factor (factors.go).
+	AdminScopePasswordOnly bool
 	// Password are the argon2id parameters of new password hashes.
 	Password users.PasswordParams
 	// RefreshIdleTTL (default 14 days) and RefreshAbsoluteTTL (90 days)

@@ -209,6 +209,9 @@ type Client struct {
 	// never client_credentials, never a signet:* scope. Only the
 	// registration endpoint sets it.
 	Dynamic bool `json:"dynamic,omitempty"`
+	// RequireSecondFactor: users sign in to this client with a second
+	// factor as well as their password (package mfa).
+	RequireSecondFactor bool `json:"require_second_factor,omitempty"`
 
 	// private_key_jwt (keys.go): the client's public keys, inline (a JWK
 	// Set) or at an https URL, and the algorithms its assertions may use
@@ -256,6 +259,7 @@ type Patch struct {
 	IDTokenSignedResponseAlg *string   `json:"id_token_signed_response_alg,omitempty"`
 	RequirePKCE              *bool     `json:"require_pkce,omitempty"`
 	ClientName               *string   `json:"client_name,omitempty"`
+	RequireSecondFactor      *bool     `json:"require_second_factor,omitempty"`
 
 	JWKS          *json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI       *string          `json:"jwks_uri,omitempty"`
@@ -516,6 +520,7 @@ func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, erro
 		setIf(&cl.ApplicationType, p.ApplicationType)
 		setIf(&cl.IDTokenSignedResponseAlg, p.IDTokenSignedResponseAlg)
 		setIf(&cl.ClientName, p.ClientName)
+		setIf(&cl.RequireSecondFactor, p.RequireSecondFactor)
 		// A client has jwks or jwks_uri: setting one replaces the other.
 		if p.JWKS != nil && p.JWKSURI == nil && len(*p.JWKS) > 0 {
 			cl.JWKSURI = ""

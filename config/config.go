@@ -131,6 +131,9 @@ type Login struct {
 	CodeTTL        string         `yaml:"code_ttl"`
 	TransactionTTL string         `yaml:"transaction_ttl"`
 	Session        LoginSession   `yaml:"session"`
+	// AdminScopePasswordOnly lets the password grant give signet:admin
+	// without a second factor (docs/login.md, Second factors).
+	AdminScopePasswordOnly bool `yaml:"admin_scope_password_only"`
 }
 
 type LoginSession struct {

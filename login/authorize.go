@@ -36,6 +36,7 @@ type authzRequest struct {
 	promptLogin    bool
 	promptConsent  bool
 	maxAge         int64 // -1: absent
+	acrMFA         bool  // acr_values asks for a second factor (step-up)
 	hint           *authority.IDTokenHint
 	loginHint      string
 	query          string // the request as received, to start again
@@ -106,7 +107,7 @@ func (h *Handler) parseRequest(c echo.Context, q url.Values) (*authzRequest, *pa
 		return req, nil, &oauthError{"unauthorized_client", "the client is not allowed the authorization code flow"}
 	}
 	// From here on the client and redirect URI are good: errors redirect.
-	for _, k := range []string{"response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "max_age", "id_token_hint", "login_hint", "response_mode"} {
+	for _, k := range []string{"response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "max_age", "id_token_hint", "login_hint", "response_mode", "acr_values"} {
 		if len(q[k]) > 1 {
 			return req, nil, &oauthError{"invalid_request", "parameter " + k + " is repeated"}
 		}
@@ -144,7 +145,9 @@ func (h *Handler) parseRequest(c echo.Context, q url.Values) (*authzRequest, *pa
 	} else {
 		req.scopes = slices.Clone(client.DefaultScopes)
 	}
-	if slices.Contains(req.scopes, authority.AdminScope) {
+	// The admin scope needs a second factor (factors.go): without second
+	// factors configured, a browser login never gets it.
+	if slices.Contains(req.scopes, authority.AdminScope) && h.cfg.Factors == nil {
 		return req, nil, &oauthError{"invalid_scope", "the admin scope cannot be granted to a browser login"}
 	}
 	// RFC 8707 §2: each resource an absolute URI the client may have as an
@@ -205,6 +208,7 @@ func (h *Handler) parseRequest(c echo.Context, q url.Values) (*authzRequest, *pa
 		}
 		req.hint = &hint
 	}
+	req.acrMFA = slices.Contains(strings.Fields(q.Get("acr_values")), sessions.ACRMFA)
 	req.loginHint = q.Get("login_hint")
 	if len(req.loginHint) > 256 {
 		req.loginHint = ""
@@ -275,6 +279,9 @@ func (h *Handler) proceed(c echo.Context, req *authzRequest) error {
 		}
 		return h.showLogin(c, req, "", "", "", http.StatusOK)
 	}
+	if h.needsSecondFactor(req, &sess) {
+		return h.stepUp(c, req, sess)
+	}
 	return h.afterLogin(c, req, sess)
 }
 
@@ -316,10 +323,13 @@ func (req *authzRequest) consent(userID string) sessions.Consent {
 // check and sends the browser back to the client.
 func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Session) error {
 	ctx := c.Request().Context()
+	if h.needsSecondFactor(req, &sess) { // every path to a code: the consent form too
+		return h.redirectError(c, req, &oauthError{"unmet_authentication_requirements", "this sign-in needs a second factor"})
+	}
 	code, err := h.sess.IssueCode(ctx, sessions.Code{
 		ClientID: req.client.ID, ClientInstance: req.clientInstance, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
 		Challenge: req.challenge, Nonce: req.nonce, Scope: strings.Join(req.scopes, " "), Resources: req.resources, DPoPJKT: req.dpopJKT,
-		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime,
+		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime, AMR: sess.AMR(), ACR: sess.ACR(),
 		// First party, or the consent just checked covers it.
 		Offline: keepsAccess(req.client),
 	})

@@ -227,6 +227,11 @@ func (h *Handler) deviceLogin(c echo.Context) error {
 	} else if !done {
 		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This sign-in was already completed. Start again.", "")
 	}
+	if has, err := h.hasSecondFactor(ctx, user.ID); err != nil {
+		return h.serverError(c, err)
+	} else if has { // the one-time code before the confirmation (factors.go)
+		return h.showOTP(c, kindDeviceOTP, user, tx.Query, d.ClientInstance, "", http.StatusOK)
+	}
 	sess, err := h.startSession(c, user.ID)
 	if err != nil {
 		return h.serverError(c, err)
@@ -237,6 +242,9 @@ func (h *Handler) deviceLogin(c echo.Context) error {
 // deviceShowConsent renders the confirmation: the application, the code,
 // what it may do, and whether it keeps access (the consent page's rules).
 func (h *Handler) deviceShowConsent(c echo.Context, cl clients.Client, d device, sess sessions.Session) error {
+	if cl.RequireSecondFactor && !sess.HasSecondFactor() {
+		return h.deviceStepUp(c, cl, d, sess)
+	}
 	scopes := strings.Fields(d.Scope)
 	offline := keepsAccess(cl)
 	browser, err := h.browserID(c)
@@ -287,13 +295,16 @@ func (h *Handler) deviceConsent(c echo.Context) error {
 	} else if !done {
 		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This request was already answered.", "")
 	}
+	if cl.RequireSecondFactor && !sess.HasSecondFactor() { // factors.go: deviceStepUp
+		return h.errorPage(c, http.StatusBadRequest, "A second factor is needed", "This application needs a second factor. Enter the code from your device again to continue.", "")
+	}
 	if tx.ClientInstance != d.ClientInstance || !slices.Equal(tx.Scopes, strings.Fields(d.Scope)) || tx.Offline != keepsAccess(cl) {
 		return h.errorPage(c, http.StatusBadRequest, "This page has expired",
 			"The application changed what it asks for since this page was shown. Nothing was allowed. Start again on your device.", "")
 	}
 	allow := c.Request().PostFormValue("decision") == "allow"
 	dd := sessions.DeviceDecision{Approve: allow, ClientInstance: d.ClientInstance, Scope: d.Scope,
-		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime, Offline: tx.Offline}
+		UserID: sess.UserID, SID: sess.SID, Session: sess.Key, AuthTime: sess.AuthTime, Offline: tx.Offline, AMR: sess.AMR(), ACR: sess.ACR()}
 	if !cl.FirstParty {
 		// Remembered as a browser login's consent is: refreshes of a
 		// third-party client need it, and withdrawing it ends them.

@@ -26,6 +26,7 @@ import (
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
@@ -62,6 +63,7 @@ type env struct {
 	http   *httptest.Server
 	issuer string
 	alice  users.User
+	mfa    *mfa.Factors // nil unless envOptions.factors
 }
 
 const alicePassword = "correct horse battery"
@@ -73,8 +75,12 @@ type envOptions struct {
 	// wrap, when set, is the store the authority and the sessions run on,
 	// made from the bolt file (the keys stay on the file); log, when set,
 	// receives the JSON log.
-	wrap func(storage.Store) storage.Store
-	log  io.Writer
+	wrap    func(storage.Store) storage.Store
+	log     io.Writer
+	factors bool // second factors on (package mfa; factors_test.go)
+	// localhost names the issuer http://localhost:PORT: a WebAuthn RP ID
+	// cannot be an IP address (passkey_test.go).
+	localhost bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -108,6 +114,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		e.http = httptest.NewServer(handler)
 	}
 	e.issuer = e.http.URL
+	if o.localhost {
+		e.issuer = strings.Replace(e.issuer, "127.0.0.1", "localhost", 1)
+	}
 	pw := users.PasswordParams{Memory: 64, Time: 1, Threads: 1}
 	if o.realHash {
 		pw = users.PasswordParams{}
@@ -125,7 +134,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.sess = sessions.New(shared, sessions.Options{Now: e.clock.Now, IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
-	ui, err := login.New(login.Config{Authority: e.srv, Sessions: e.sess, Now: e.clock.Now, Logger: logger})
+	if o.factors {
+		e.mfa = mfa.New(shared, bytes.Repeat([]byte{7}, 32), e.clock.Now)
+	}
+	ui, err := login.New(login.Config{Authority: e.srv, Sessions: e.sess, Now: e.clock.Now, Logger: logger, Factors: e.mfa})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,11 +73,7 @@ func (h *Handler) submitLogin(c echo.Context) error {
 		return h.errorPage(c, http.StatusBadRequest, "This page has expired",
 			"This sign-in was already completed. Start again to continue.", tx.Query)
 	}
-	sess, err := h.startSession(c, user.ID)
-	if err != nil {
-		return h.serverError(c, err)
-	}
-	return h.afterLogin(c, req, sess)
+	return h.passwordDone(c, req, user)
 }
 
 // checkPassword checks the sign-in form's username and password (the
@@ -110,14 +106,18 @@ func (h *Handler) checkPassword(c echo.Context, again func(username, msg, field 
 
 // startSession starts a new SSO session for userID (a new id on every
 // login, no fixation: the browser's old session ends) and sets its cookie.
-func (h *Handler) startSession(c echo.Context, userID string) (sessions.Session, error) {
+// Without factors the login is the password, now.
+func (h *Handler) startSession(c echo.Context, userID string, factors ...sessions.Factor) (sessions.Session, error) {
 	ctx := c.Request().Context()
 	if old, ok := h.readCookie(c, SessionCookie); ok {
 		if err := h.sess.End(ctx, old); err != nil {
 			return sessions.Session{}, err
 		}
 	}
-	cookie, sess, err := h.sess.Start(ctx, userID, h.cfg.Now())
+	if len(factors) == 0 {
+		factors = []sessions.Factor{{Method: sessions.MethodPassword, At: h.cfg.Now().Unix()}}
+	}
+	cookie, sess, err := h.sess.StartFactors(ctx, userID, factors)
 	if err != nil {
 		return sessions.Session{}, err
 	}

@@ -23,10 +23,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/authority/refusal"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/sessions"
 )
 
@@ -61,8 +63,11 @@ type Config struct {
 	CSSFile string
 	// TemplatesDir replaces the embedded templates (same file names).
 	TemplatesDir string
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Factors are the users' second factors (package mfa); nil: none are
+	// asked and the account page is not served.
+	Factors *mfa.Factors
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Handler serves the login surface.
@@ -75,9 +80,10 @@ type Handler struct {
 	customCSS []byte
 	log       *slog.Logger
 	issuer    string
-	base      string // issuer without trailing slash
-	path      string // issuer path: cookie Path and the prefix of form actions
-	secure    bool   // issuer is https: cookies are Secure
+	base      string             // issuer without trailing slash
+	path      string             // issuer path: cookie Path and the prefix of form actions
+	secure    bool               // issuer is https: cookies are Secure
+	passkeys  *webauthn.WebAuthn // nil: passkeys are off (passkey.go)
 
 	// refusals logs store outages once per episode (unavailable.go).
 	refusals refusal.Log
@@ -107,6 +113,9 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("login: issuer: %w", err)
 	}
 	h.secure = u.Scheme == "https"
+	if err := h.setupPasskeys(u); err != nil {
+		return nil, err
+	}
 	h.path = strings.TrimSuffix(u.Path, "/")
 	var tfs fs.FS = embedded
 	pattern := "templates/*.html"
@@ -121,6 +130,9 @@ func New(cfg Config) (*Handler, error) {
 		if h.tmpl.Lookup(name) == nil {
 			return nil, fmt.Errorf("login: templates: %s is missing", name)
 		}
+	}
+	if err := h.addFactorTemplates(); err != nil {
+		return nil, fmt.Errorf("login: templates: %w", err)
 	}
 	if err := h.addDeviceTemplate(); err != nil {
 		return nil, fmt.Errorf("login: templates: device.html: %w", err)
@@ -147,6 +159,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/oauth2/logout", h.endSession, sec)
 	e.POST("/oauth2/logout/confirm", h.confirmLogout, sec)
 	h.registerDevice(e, sec)
+	h.registerFactors(e, sec)
 	e.GET("/login/static/signet.css", h.stylesheet(h.css), sec)
 	if h.customCSS != nil {
 		e.GET("/login/static/custom.css", h.stylesheet(h.customCSS), sec)
@@ -208,6 +221,8 @@ type page struct {
 	// never javascript:, data: or the like), trusted so that a native
 	// app's private-use scheme is not filtered out by html/template.
 	ContinueURL template.URL
+	// Factor is the second-factor pages' data (factors.go).
+	Factor *factorPage
 }
 
 type scopeText struct{ Name, Text string }

@@ -42,6 +42,10 @@ type Code struct {
 	// DPoPJKT is the dpop_jkt of the request (RFC 9449 §10): only a token
 	// request with a DPoP proof of that key redeems the code.
 	DPoPJKT string `json:"dpop_jkt,omitempty"`
+	// AMR and ACR are the session's factors and level (factors.go), for
+	// the ID token's amr and acr claims.
+	AMR []string `json:"amr,omitempty"`
+	ACR string   `json:"acr,omitempty"`
 
 	// Set by the redemption: a second redemption revokes these.
 	UsedAt    int64  `json:"used_at,omitempty"`

@@ -71,6 +71,9 @@ type DeviceCode struct {
 	Session  string `json:"session,omitempty"`
 	AuthTime int64  `json:"auth_time,omitempty"`
 	Offline  bool   `json:"offline,omitempty"`
+	// AMR and ACR are the session's factors and level (factors.go).
+	AMR []string `json:"amr,omitempty"`
+	ACR string   `json:"acr,omitempty"`
 	// Interval is the polling interval in seconds; slow_down raises it.
 	Interval  int64 `json:"interval"`
 	LastPoll  int64 `json:"last_poll,omitempty"` // unix nanoseconds
@@ -208,6 +211,8 @@ type DeviceDecision struct {
 	UserID, SID, Session  string
 	AuthTime              int64
 	Offline               bool
+	AMR                   []string
+	ACR                   string
 	// Consent, when set, is remembered in the same transaction as an
 	// approval (a third-party client's).
 	Consent *Consent
@@ -231,6 +236,7 @@ func (m *Manager) DecideDevice(ctx context.Context, key string, dd DeviceDecisio
 		if dd.Approve {
 			d.Status = DeviceApproved
 			d.UserID, d.SID, d.Session, d.AuthTime, d.Offline = dd.UserID, dd.SID, dd.Session, dd.AuthTime, dd.Offline
+			d.AMR, d.ACR = dd.AMR, dd.ACR
 			if dd.Consent != nil {
 				if err := grantConsentTx(tx, dd.Consent, now.UTC()); err != nil {
 					return err

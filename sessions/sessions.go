@@ -129,6 +129,10 @@ type Session struct {
 	AuthTime  int64  `json:"auth_time"`
 	CreatedAt int64  `json:"created_at"`
 	LastSeen  int64  `json:"last_seen"`
+	// Factors are the ways the user proved who they are in this session,
+	// each with its time (factors.go); none stored means the password at
+	// AuthTime (sessions made before factors were kept).
+	Factors []Factor `json:"factors,omitempty"`
 }
 
 func (m *Manager) alive(s *Session, now time.Time) bool {
@@ -145,10 +149,20 @@ func (m *Manager) ExpiresAt(s Session) time.Time {
 // the cookie value. It always makes a new id (no session fixation); the
 // caller ends the previous session of the browser, if any.
 func (m *Manager) Start(ctx context.Context, userID string, authTime time.Time) (string, Session, error) {
+	return m.StartFactors(ctx, userID, []Factor{{Method: MethodPassword, At: authTime.Unix()}})
+}
+
+// StartFactors is Start for a login proven by factors; its auth_time is
+// the latest factor's.
+func (m *Manager) StartFactors(ctx context.Context, userID string, factors []Factor) (string, Session, error) {
 	cookie := NewSecret()
 	key := Hash(cookie)
 	now := m.opts.Now().UnixNano()
-	s := Session{Key: key, SID: NewSecret()[:22], UserID: userID, AuthTime: authTime.Unix(), CreatedAt: now, LastSeen: now}
+	var authTime int64
+	for _, f := range factors {
+		authTime = max(authTime, f.At)
+	}
+	s := Session{Key: key, SID: NewSecret()[:22], UserID: userID, AuthTime: authTime, CreatedAt: now, LastSeen: now, Factors: factors}
 	err := m.store.Batch(ctx, func(tx storage.Tx) error {
 		if err := putJSON(tx, sessionsBucket, key, &s); err != nil {
 			return err

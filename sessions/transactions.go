@@ -43,10 +43,13 @@ type Transaction struct {
 	ClientInstance string `json:"ci,omitempty"`
 	// Scopes and Offline are what a consent page showed: the user allows
 	// that, not what the client asks by the time the form comes back.
-	Scopes    []string `json:"s,omitempty"`
-	Offline   bool     `json:"o,omitempty"`
-	ExpiresAt int64    `json:"e"` // unix nanoseconds
-	Nonce     string   `json:"n"`
+	Scopes  []string `json:"s,omitempty"`
+	Offline bool     `json:"o,omitempty"`
+	// Data is what a step of the form needs back, MAC'd with the rest (a
+	// WebAuthn ceremony's challenge).
+	Data      json.RawMessage `json:"d,omitempty"`
+	ExpiresAt int64           `json:"e"` // unix nanoseconds
+	Nonce     string          `json:"n"`
 }
 
 // Buckets of transactions: the MAC key, and the completed transactions

@@ -24,6 +24,7 @@ import (
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
@@ -67,6 +68,8 @@ func (s *api) adminRoutes(e *echo.Echo) {
 	e.POST("/admin/users/:id/logout", s.adminLogout, auth)
 	e.GET("/admin/users/:id/consents", s.adminListConsents, auth)
 	e.DELETE("/admin/users/:id/consents/:client", s.adminWithdrawConsent, auth)
+	e.GET("/admin/users/:id/factors", s.adminGetFactors, auth)
+	e.DELETE("/admin/users/:id/factors", s.adminResetFactors, auth)
 }
 
 // requireAdmin authenticates the bearer token, checks the scope, and
@@ -544,6 +547,9 @@ func (s *api) adminDeleteUser(c echo.Context) error {
 	err := s.audited(c, "users.delete", id, func() (string, error) {
 		if err := s.srv.Users().Delete(ctx, id); err != nil {
 			return "", adminError(err)
+		}
+		if _, err := mfa.Reset(ctx, s.srv.Store(), id); err != nil { // the sealed TOTP secret goes with the user
+			return "", authority.ServerError(err)
 		}
 		n, err := s.logout(ctx, id, authority.ReasonUserGone)
 		if err != nil {

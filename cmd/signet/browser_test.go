@@ -97,7 +97,7 @@ func (rp *relyingParty) login(w http.ResponseWriter, r *http.Request) {
 	rp.pending[state] = pendingLogin{client: q.Get("client"), nonce: nonce, verifier: verifier}
 	rp.mu.Unlock()
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
-	for _, k := range []string{"prompt", "max_age"} {
+	for _, k := range []string{"prompt", "max_age", "acr_values"} {
 		if v := q.Get(k); v != "" {
 			opts = append(opts, oauth2.SetAuthURLParam(k, v))
 		}

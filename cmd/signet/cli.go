@@ -47,6 +47,7 @@ func subcommands() map[string][]subcommand {
 			{"set-password", "USER", "set a user's password and revoke its sessions"},
 			{"logout", "USER", "revoke every session of a user"},
 			{"consents", "USER [--withdraw CLIENT]", "list what the user allowed third-party clients; withdraw one (revokes that client's refresh tokens for the user)"},
+			{"factors", "USER [--reset]", "show the user's second factors; --reset removes them (a lost device), audited"},
 		},
 	}
 }

@@ -115,7 +115,7 @@ func TestUnknownCommand(t *testing.T) {
 		{[]string{"keys", "rotat"}, `signet keys: unknown subcommand "rotat": did you mean "signet keys rotate"?`},
 		{[]string{"clients", "gett", "x"}, `did you mean "signet clients get"?`},
 		{[]string{"users", "logut", "bob"}, `did you mean "signet users logout"?`},
-		{[]string{"users", "frobnicate"}, `unknown subcommand "frobnicate" (one of create, list, delete, set-password, logout, consents)`},
+		{[]string{"users", "frobnicate"}, `unknown subcommand "frobnicate" (one of create, list, delete, set-password, logout, consents, factors)`},
 		{[]string{"zzzzzzzz"}, `unknown command "zzzzzzzz"`},
 	}
 	for _, tc := range cases {

@@ -128,6 +128,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.StringVar(&spec.ApplicationType, "application-type", "", "web (default) or native (may use http://127.0.0.1 on any port, RFC 8252)")
 		fs.StringVar(&spec.IDTokenSignedResponseAlg, "id-token-alg", "", "ID token signing algorithm (default RS256)")
 		fs.StringVar(&spec.ClientName, "name", "", "name shown to users on the consent page")
+		fs.BoolVar(&spec.RequireSecondFactor, "require-second-factor", false, "users sign in to this client with a second factor (a one-time code) as well as their password")
 		fs.BoolVar(&requirePKCE, "require-pkce", true, "require PKCE (S256) for the authorization code flow (--require-pkce=false for a legacy confidential client)")
 	case "list":
 		nargs = 0
@@ -135,6 +136,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post, private_key_jwt (replaces the list)")
 		fs.Var(&exchangeAuds, "exchange-audience", "token exchange: an audience the client may exchange tokens into, repeatable (replaces the list)")
 		fs.BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound", false, "refuse the client's token requests without a DPoP proof (--dpop-bound=false lifts it)")
+		fs.BoolVar(&spec.RequireSecondFactor, "require-second-factor", false, "users sign in with a second factor as well as their password (--require-second-factor=false to stop)")
 		kf.register(fs)
 	case "get", "delete":
 	case "rotate-secret":
@@ -178,6 +180,8 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			patch.DPoPBoundAccessTokens = &spec.DPoPBoundAccessTokens
 		case "federated":
 			patch.Federated = &spec.Federated
+		case "require-second-factor":
+			patch.RequireSecondFactor = &spec.RequireSecondFactor
 		}
 	})
 	spec.SigningAlg, spec.AccessTokenTTL = alg, clients.Duration(ttl)

@@ -32,6 +32,7 @@ import (
 	"github.com/signet-auth/signet/logbuf"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/metrics"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/registration"
 	"github.com/signet-auth/signet/replay"
 	"github.com/signet-auth/signet/schema"
@@ -267,6 +268,8 @@ func (m *Main) open(ctx context.Context) error {
 		AccessLog:     c.Log.Access,
 		Now:           m.Now,
 		DPoP:          dpop,
+
+		AdminScopePasswordOnly: c.Login.AdminScopePasswordOnly,
 	})
 	if err != nil {
 		return err
@@ -286,7 +289,8 @@ func (m *Main) open(ctx context.Context) error {
 	ui, err := login.New(login.Config{
 		Authority: m.Server, Sessions: m.Sessions,
 		ProductName: c.UI.ProductName, LogoURL: c.UI.LogoURL, CSSFile: c.UI.CSSFile, TemplatesDir: c.UI.TemplatesDir,
-		Logger: log.With("component", "login"), Now: m.Now,
+		Factors: mfa.New(st, kek, m.Now),
+		Logger:  log.With("component", "login"), Now: m.Now,
 	})
 	if err != nil {
 		return err

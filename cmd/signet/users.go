@@ -20,12 +20,13 @@ import (
 	"github.com/signet-auth/signet/adminclient"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/authority/admin"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
 
-const usersUsage = "usage: signet users create --username NAME [--email E] [--role R] [--name N] [--email-verified] [--claim NAME=VALUE] | list | delete USER | set-password USER | logout USER | consents USER [--withdraw CLIENT] [--data-dir DIR | --server URL] [--json]\n" +
+const usersUsage = "usage: signet users create --username NAME [--email E] [--role R] [--name N] [--email-verified] [--claim NAME=VALUE] | list | delete USER | set-password USER | logout USER | consents USER [--withdraw CLIENT] | factors USER [--reset] [--data-dir DIR | --server URL] [--json]\n" +
 	"USER is a user id or a username. Passwords are read from stdin when it is not a terminal, else prompted for; never from a flag."
 
 // userOps is what the users command does, offline on a store or online
@@ -43,6 +44,10 @@ type userOps interface {
 	consents(ctx context.Context, id string) ([]sessions.Consent, error)
 	// withdraw forgets a consent and revokes that client's refresh tokens.
 	withdraw(ctx context.Context, id, client string) (admin.ConsentWithdrawal, error)
+	// factors reads what second factors the user set up; resetFactors
+	// removes them (factorscmd.go).
+	factors(ctx context.Context, id string) (mfa.Status, error)
+	resetFactors(ctx context.Context, id string) (bool, error)
 }
 
 // runUsers is `signet users create|list|delete|set-password|logout`.
@@ -64,11 +69,12 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
 	setUsage(fs, map[string]string{"create": "--username NAME [flags] (password on stdin, or prompted)", "list": "[flags]",
-		"delete": "USER [flags]", "set-password": "USER [flags] (password on stdin, or prompted)", "logout": "USER [flags]", "consents": "USER [--withdraw CLIENT] [flags]"}[sub])
+		"delete": "USER [flags]", "set-password": "USER [flags] (password on stdin, or prompted)", "logout": "USER [flags]", "consents": "USER [--withdraw CLIENT] [flags]", "factors": "USER [--reset] [flags]"}[sub])
 	var nu users.NewUser
 	var roles listFlag
 	claims := claimFlag{}
 	var withdraw *string
+	reset := new(bool)
 	nargs := 1
 	switch sub {
 	case "create":
@@ -85,6 +91,9 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	case "delete", "set-password", "logout":
 	case "consents":
 		withdraw = fs.String("withdraw", "", "withdraw the consent given to this client id (its refresh tokens for the user are revoked)")
+	case "factors":
+		fs.BoolVar(reset, "reset", false, "remove the user's second factors (authenticator app, recovery codes); audited")
+		fs.BoolVar(asJSON, "json", false, "print JSON instead of text")
 	default:
 		return unknownSubcommand("users", sub)
 	}
@@ -157,6 +166,9 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 			return err
 		}
 		return printConsents(stdout, list, *asJSON)
+	}
+	if sub == "factors" {
+		return userFactors(ctx, ops, u, *reset, *asJSON, stdout)
 	}
 	if sub == "logout" {
 		n, err := ops.logout(ctx, u.ID)
@@ -310,6 +322,9 @@ func (o offlineUsers) resolve(ctx context.Context, s string) (users.User, error)
 
 func (o offlineUsers) remove(ctx context.Context, id string) error {
 	err := o.u.Delete(ctx, id)
+	if err == nil {
+		_, err = mfa.Reset(ctx, o.store, id) // the sealed TOTP secret goes with the user
+	}
 	if err == nil {
 		_, err = authority.RevokeSessions(ctx, o.store, id, time.Now())
 	}

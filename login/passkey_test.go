@@ -1,0 +1,271 @@
+package login_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/signet-auth/signet/sessions"
+	"github.com/signet-auth/signet/users"
+)
+
+// softKey is a software WebAuthn authenticator with one credential: it
+// answers a page's options as a browser would pass them to a security key,
+// and can lie about the origin or the RP ID, as a phishing site's would.
+type softKey struct {
+	key    *ecdsa.PrivateKey
+	id     []byte
+	count  uint32
+	origin string // the origin the browser reports
+	rpID   string // the RP ID whose hash the authenticator signs
+}
+
+func newSoftKey(t testing.TB, origin, rpID string) *softKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	return &softKey{key: k, id: id, origin: origin, rpID: rpID}
+}
+
+var b64 = base64.RawURLEncoding
+
+var optionsRE = regexp.MustCompile(`data-options="([^"]*)"`)
+
+// pageChallenge reads the challenge of the page's passkey form.
+func pageChallenge(t testing.TB, p page) string {
+	t.Helper()
+	m := optionsRE.FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("no passkey form on the page (%d):\n%s", p.status, p.body)
+	}
+	var o struct {
+		PublicKey struct {
+			Challenge string `json:"challenge"`
+		} `json:"publicKey"`
+	}
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &o); err != nil || o.PublicKey.Challenge == "" {
+		t.Fatalf("passkey options %q: %v", m[1], err)
+	}
+	return o.PublicKey.Challenge
+}
+
+func (k *softKey) clientData(typ, challenge string) []byte {
+	b, _ := json.Marshal(map[string]any{"type": typ, "challenge": challenge, "origin": k.origin, "crossOrigin": false})
+	return b
+}
+
+func (k *softKey) authData(flags byte, attested []byte) []byte {
+	h := sha256.Sum256([]byte(k.rpID))
+	out := append(h[:], flags)
+	out = binary.BigEndian.AppendUint32(out, k.count)
+	return append(out, attested...)
+}
+
+// create answers registration options (attestation "none").
+func (k *softKey) create(t testing.TB, challenge string) string {
+	t.Helper()
+	cose, err := cbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: k.key.X.FillBytes(make([]byte, 32)), -3: k.key.Y.FillBytes(make([]byte, 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attested := make([]byte, 16) // AAGUID zero
+	attested = binary.BigEndian.AppendUint16(attested, uint16(len(k.id)))
+	attested = append(append(attested, k.id...), cose...)
+	ao, err := cbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": k.authData(0x45, attested)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(map[string]any{"id": b64.EncodeToString(k.id), "rawId": b64.EncodeToString(k.id), "type": "public-key",
+		"response": map[string]any{"clientDataJSON": b64.EncodeToString(k.clientData("webauthn.create", challenge)), "attestationObject": b64.EncodeToString(ao)}})
+	return string(b)
+}
+
+// get answers assertion options for userID.
+func (k *softKey) get(t testing.TB, challenge, userID string) string {
+	t.Helper()
+	k.count++
+	ad := k.authData(0x05, nil)
+	cd := k.clientData("webauthn.get", challenge)
+	cdh := sha256.Sum256(cd)
+	digest := sha256.Sum256(append(slices.Clone(ad), cdh[:]...))
+	sig, err := ecdsa.SignASN1(rand.Reader, k.key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(map[string]any{"id": b64.EncodeToString(k.id), "rawId": b64.EncodeToString(k.id), "type": "public-key",
+		"response": map[string]any{"clientDataJSON": b64.EncodeToString(cd), "authenticatorData": b64.EncodeToString(ad),
+			"signature": b64.EncodeToString(sig), "userHandle": b64.EncodeToString([]byte(userID))}})
+	return string(b)
+}
+
+// passkeyForm returns the hidden fields of the page's passkey form.
+func passkeyForm(t testing.TB, p page) (string, url.Values) {
+	t.Helper()
+	i := strings.Index(p.body, `class="passkey"`)
+	if i < 0 {
+		t.Fatalf("no passkey form:\n%s", p.body)
+	}
+	start := strings.LastIndex(p.body[:i], "<form")
+	end := strings.Index(p.body[i:], "</form>")
+	return formOf(t, page{body: p.body[start : i+end]})
+}
+
+// addPasskey adds k as a passkey named name through b's account page.
+func (b *browser) addPasskey(k *softKey, name string) page {
+	b.e.t.Helper()
+	return b.addPasskeyOn(b.get(b.e.issuer+"/account"), k, name)
+}
+
+// addPasskeyOn answers the passkey form of an account page already shown.
+func (b *browser) addPasskeyOn(acct page, k *softKey, name string) page {
+	t := b.e.t
+	t.Helper()
+	action, v := passkeyForm(t, acct)
+	v.Set("name", name)
+	v.Set("credential", k.create(t, pageChallenge(t, acct)))
+	return b.post(b.e.issuer+action, v)
+}
+
+// TestPasskeys_Attacks: passkeys added on the account page and used after
+// the password, with a software authenticator; the rows are the attacks:
+// a registration or an assertion for another origin or RP ID, a passkey
+// registered for another user, an assertion replayed.
+func TestPasskeys_Attacks(t *testing.T) {
+	e := newEnv(t, envOptions{factors: true, localhost: true})
+	secret := e.webClient("web", nil)
+	origin := e.issuer
+	bob, err := e.srv.Users().Create(context.Background(), users.NewUser{Username: "bob", Password: alicePassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signIn := func(b *browser, user string) page {
+		q, _ := factorQuery("web", url.Values{"prompt": {"login"}})
+		return b.submit(b.authorize(q), url.Values{"username": {user}, "password": {alicePassword}})
+	}
+	// Registrations: a phishing origin's and another RP ID's are refused.
+	ba := e.browser()
+	e.flow(ba, "web", secret, nil)
+	for _, k := range []*softKey{newSoftKey(t, "https://evil.example", "localhost"), newSoftKey(t, origin, "evil.example")} {
+		if p := ba.addPasskey(k, "bad"); p.status != http.StatusBadRequest || !strings.Contains(p.body, "was not added") {
+			t.Fatalf("registration for origin %s, RP ID %s = %d", k.origin, k.rpID, p.status)
+		}
+	}
+	alice := newSoftKey(t, origin, "localhost")
+	older := ba.get(e.issuer + "/account") // shown before alice had a second factor
+	if p := ba.addPasskey(alice, "laptop"); p.status != http.StatusSeeOther {
+		t.Fatalf("add passkey = %d:\n%s", p.status, p.body)
+	}
+	if p := ba.get(e.issuer + "/account"); !strings.Contains(p.body, "laptop (added") {
+		t.Fatalf("account page without the passkey:\n%s", p.body)
+	}
+	// The same password-only session cannot add another: alice has a
+	// second factor now, and the password alone must not add factors.
+	if p := ba.addPasskeyOn(older, newSoftKey(t, origin, "localhost"), "attacker"); p.status != http.StatusForbidden {
+		t.Fatalf("a password-only session adding a passkey to an account with one = %d", p.status)
+	}
+	if p := ba.get(e.issuer + "/account"); !strings.Contains(p.body, `id="factors-locked"`) || strings.Contains(p.body, "data-webauthn") {
+		t.Fatalf("account page of a password-only session with factors offers to add one:\n%s", p.body)
+	}
+	bb := e.browser()
+	q, _ := factorQuery("web", nil)
+	bb.login(bb.authorize(q), "bob", alicePassword)
+	bobKey := newSoftKey(t, origin, "localhost")
+	if p := bb.addPasskey(bobKey, "bob's key"); p.status != http.StatusSeeOther {
+		t.Fatalf("bob's passkey = %d", p.status)
+	}
+
+	// Sign-ins: after the password, the passkey.
+	b := e.browser()
+	otp := signIn(b, "alice")
+	ch := pageChallenge(t, otp)
+	_, form := passkeyForm(t, otp)
+	post := func(cred string) page {
+		v := url.Values{}
+		for k, vs := range form {
+			v[k] = vs
+		}
+		v.Set("credential", cred)
+		return b.post(e.issuer+"/login/otp", v)
+	}
+	for _, row := range []struct {
+		name string
+		cred string
+	}{
+		{"assertion for another origin", (&softKey{key: alice.key, id: alice.id, origin: "https://evil.example", rpID: "localhost", count: 10}).get(t, ch, e.alice.ID)},
+		{"assertion for another RP ID", (&softKey{key: alice.key, id: alice.id, origin: origin, rpID: "evil.example", count: 20}).get(t, ch, e.alice.ID)},
+		{"a passkey registered for another user", bobKey.get(t, ch, e.alice.ID)},
+		{"bob's passkey with bob's user handle", bobKey.get(t, ch, bob.ID)},
+		{"not an assertion", `{"id":"x"}`},
+	} {
+		if p := post(row.cred); p.status != http.StatusUnauthorized || p.location != nil {
+			t.Errorf("%s = %d %v", row.name, p.status, p.location)
+		}
+	}
+	good := alice.get(t, ch, e.alice.ID)
+	codeFrom(t, post(good))
+	b2 := e.browser()
+	q, verifier := factorQuery("web", url.Values{"prompt": {"login"}})
+	otp2 := b2.submit(b2.authorize(q), url.Values{"username": {"alice"}, "password": {alicePassword}})
+	// The assertion that worked, replayed on a new page: another challenge.
+	_, form2 := passkeyForm(t, otp2)
+	form2.Set("credential", good)
+	if r := b2.post(e.issuer+"/login/otp", form2); r.status != http.StatusUnauthorized {
+		t.Fatalf("replayed assertion = %d", r.status)
+	}
+	form2.Set("credential", alice.get(t, pageChallenge(t, otp2), e.alice.ID))
+	c := e.idClaims(b2.post(e.issuer+"/login/otp", form2), "web", secret, verifier)
+	if c["acr"] != sessions.ACRMFA || !slices.Equal(amrOf(c), []string{"pwd", "swk", "mfa"}) {
+		t.Fatalf("passkey sign-in: acr %v amr %v", c["acr"], c["amr"])
+	}
+}
+
+// TestPasskeys_Remove: a passkey is removed from the account page by a
+// session that signed in with a second factor (a password-only session is
+// refused by the same check as adding one: TestPasskeys_Attacks).
+func TestPasskeys_Remove(t *testing.T) {
+	e := newEnv(t, envOptions{factors: true, localhost: true})
+	secret := e.webClient("web", nil)
+	ba := e.browser()
+	e.flow(ba, "web", secret, nil)
+	key := newSoftKey(t, e.issuer, "localhost")
+	if p := ba.addPasskey(key, "laptop"); p.status != http.StatusSeeOther {
+		t.Fatalf("add = %d", p.status)
+	}
+	// Sign in with the passkey.
+	b := e.browser()
+	q, _ := factorQuery("web", url.Values{"prompt": {"login"}})
+	otp := b.submit(b.authorize(q), url.Values{"username": {"alice"}, "password": {alicePassword}})
+	_, form := passkeyForm(t, otp)
+	form.Set("credential", key.get(t, pageChallenge(t, otp), e.alice.ID))
+	codeFrom(t, b.post(e.issuer+"/login/otp", form))
+	acct := b.get(e.issuer + "/account")
+	i := strings.Index(acct.body, `class="remove"`)
+	if i < 0 {
+		t.Fatalf("no remove form:\n%s", acct.body)
+	}
+	start, end := strings.LastIndex(acct.body[:i], "<form"), i+strings.Index(acct.body[i:], "</form>")
+	action, v := formOf(t, page{body: acct.body[start:end]})
+	if p := b.post(e.issuer+action, v); p.status != http.StatusSeeOther {
+		t.Fatalf("remove = %d:\n%s", p.status, p.body)
+	}
+	if st, _ := e.mfa.Status(context.Background(), e.alice.ID); st.Passkeys != 0 {
+		t.Fatalf("passkeys after removal: %d", st.Passkeys)
+	}
+}

@@ -1,0 +1,121 @@
+package mfa
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/signet-auth/signet/storage"
+)
+
+// passkeysBucket holds each user's WebAuthn credentials (user id →
+// passkeysRecord). Public keys only: nothing here is secret.
+const passkeysBucket = "mfa_passkeys"
+
+// MaxPasskeys bounds a user's passkeys.
+const MaxPasskeys = 10
+
+// ErrTooManyPasskeys refuses an eleventh passkey.
+var ErrTooManyPasskeys = errors.New("mfa: too many passkeys")
+
+// Passkey is one WebAuthn credential of a user, named by them.
+type Passkey struct {
+	Name       string              `json:"name"`
+	Credential webauthn.Credential `json:"credential"`
+	CreatedAt  time.Time           `json:"created_at"`
+	LastUsed   time.Time           `json:"last_used,omitzero"`
+}
+
+type passkeysRecord struct {
+	Passkeys []Passkey `json:"passkeys"`
+}
+
+// Passkeys lists userID's passkeys.
+func (f *Factors) Passkeys(ctx context.Context, userID string) ([]Passkey, error) {
+	var rec passkeysRecord
+	err := f.store.View(ctx, func(tx storage.Tx) error { return getJSON(tx, passkeysBucket, userID, &rec) })
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("passkeys of %s: %w", userID, err)
+	}
+	return rec.Passkeys, nil
+}
+
+// AddPasskey stores a new passkey of userID.
+func (f *Factors) AddPasskey(ctx context.Context, userID, name string, cred webauthn.Credential) error {
+	err := f.store.Update(ctx, func(tx storage.Tx) error {
+		var rec passkeysRecord
+		if err := getJSON(tx, passkeysBucket, userID, &rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		if len(rec.Passkeys) >= MaxPasskeys {
+			return ErrTooManyPasskeys
+		}
+		rec.Passkeys = append(rec.Passkeys, Passkey{Name: name, Credential: cred, CreatedAt: f.now().UTC()})
+		return putJSON(tx, passkeysBucket, userID, &rec)
+	})
+	if err != nil {
+		return fmt.Errorf("add passkey of %s: %w", userID, err)
+	}
+	return nil
+}
+
+// UsedPasskey records a successful assertion of userID's credential (its
+// signature counter and last use).
+func (f *Factors) UsedPasskey(ctx context.Context, userID string, cred webauthn.Credential) error {
+	err := f.store.Update(ctx, func(tx storage.Tx) error {
+		var rec passkeysRecord
+		if err := getJSON(tx, passkeysBucket, userID, &rec); err != nil {
+			return err
+		}
+		for i := range rec.Passkeys {
+			if bytes.Equal(rec.Passkeys[i].Credential.ID, cred.ID) {
+				rec.Passkeys[i].Credential.Authenticator = cred.Authenticator
+				rec.Passkeys[i].LastUsed = f.now().UTC()
+			}
+		}
+		return putJSON(tx, passkeysBucket, userID, &rec)
+	})
+	if err != nil {
+		return fmt.Errorf("record passkey use of %s: %w", userID, err)
+	}
+	return nil
+}
+
+// RemovePasskey removes userID's passkey with credential id and reports
+// whether there was one.
+func (f *Factors) RemovePasskey(ctx context.Context, userID string, id []byte) (bool, error) {
+	var found bool
+	err := f.store.Update(ctx, func(tx storage.Tx) error {
+		found = false
+		var rec passkeysRecord
+		if err := getJSON(tx, passkeysBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		kept := rec.Passkeys[:0]
+		for _, p := range rec.Passkeys {
+			if bytes.Equal(p.Credential.ID, id) {
+				found = true
+				continue
+			}
+			kept = append(kept, p)
+		}
+		if !found {
+			return nil
+		}
+		rec.Passkeys = kept
+		if len(kept) == 0 {
+			return tx.Delete(passkeysBucket, userID)
+		}
+		return putJSON(tx, passkeysBucket, userID, &rec)
+	})
+	if err != nil {
+		return false, fmt.Errorf("remove passkey of %s: %w", userID, err)
+	}
+	return found, nil
+}
