@@ -66,7 +66,7 @@ func (s *Service) Resolve(ctx context.Context, id string) (*clients.Entry, error
 	if err := s.hostAllowed(id); err != nil {
 		return nil, fmt.Errorf("client metadata document %s: %w: %w", id, storage.ErrNotFound, err)
 	}
-	e, err := outbound.GetAdmitted(ctx, s.cfg.Fetcher, id, s.admitFetch, func(b []byte) (*clients.Entry, error) { return s.decodeDocument(id, b) })
+	e, err := outbound.GetAdmitted(ctx, s.cfg.Fetcher, id, s.admit, func(b []byte) (*clients.Entry, error) { return s.decodeDocument(id, b) })
 	if err != nil {
 		return nil, fmt.Errorf("client metadata document: %w: %w", storage.ErrNotFound, err)
 	}

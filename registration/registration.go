@@ -201,6 +201,7 @@ type Service struct {
 	fetches      *ratelimit.Counter // metadata documents fetched, all addresses
 	fetchesPerIP *ratelimit.Counter
 	refused      refusal.Log
+	admit        func(context.Context) error // admitFetch, bound once: the warm lookup allocates no method value
 }
 
 // New returns the service for cfg after checking its policy, and wires it
@@ -231,6 +232,7 @@ func New(cfg Config) (*Service, error) {
 		fetches:      ratelimit.NewCounter(cfg.Policy.Fetches, cfg.Policy.FetchWindow, 1),
 		fetchesPerIP: ratelimit.NewCounter(cfg.Policy.FetchesPerIP, cfg.Policy.FetchWindow, 10000),
 	}
+	s.admit = s.admitFetch
 	if cfg.Policy.MetadataDocuments {
 		cfg.Clients.SetResolver(s.Resolve)
 	}
