@@ -16,8 +16,11 @@
 //     the whole exchange;
 //   - a bounded cache that honours Cache-Control max-age and ETag within
 //     [MinTTL, MaxTTL], one fetch in flight per URL, failures remembered
-//     briefly, and a rate-limited refetch for a caller that found the
-//     cached document stale (an unknown kid).
+//     briefly (and dropped first when the cache is full), and a
+//     rate-limited refetch for a caller that found the cached document
+//     stale (an unknown kid);
+//   - for a caller that budgets its fetches (GetAdmitted), no fetch and no
+//     cache entry past the budget.
 package outbound
 
 import (
