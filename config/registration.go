@@ -40,12 +40,17 @@ type MetadataDocuments struct {
 	Enabled    bool     `yaml:"enabled"`
 	AllowHosts []string `yaml:"allow_hosts"`
 	DenyHosts  []string `yaml:"deny_hosts"`
+	// Fetches and FetchesPerIP bound the documents not in the cache that
+	// are fetched per FetchWindow, over all addresses and per address.
+	Fetches      int    `yaml:"fetches"`
+	FetchesPerIP int    `yaml:"fetches_per_ip"`
+	FetchWindow  string `yaml:"fetch_window"`
 }
 
 func defaultDynamicClients() DynamicClients {
 	return DynamicClients{
 		Registration:      DynamicRegistration{PerIP: 10, Window: "1h", MaxClients: 1000, UnusedTTL: "720h"},
-		MetadataDocuments: MetadataDocuments{AllowHosts: []string{}, DenyHosts: []string{}},
+		MetadataDocuments: MetadataDocuments{AllowHosts: []string{}, DenyHosts: []string{}, Fetches: 100, FetchesPerIP: 10, FetchWindow: "1m"},
 		GrantTypes:        []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken},
 		AuthMethods:       []string{clients.AuthNone, clients.AuthPrivateKeyJWT},
 		Scopes:            []string{}, DefaultScopes: []string{}, Audiences: []string{},
@@ -60,12 +65,14 @@ func (c *Config) validateDynamicClients(bad func(field, format string, args ...a
 	p := registration.Policy{Registration: r.Enabled, MetadataDocuments: d.MetadataDocuments.Enabled,
 		GrantTypes: d.GrantTypes, AuthMethods: d.AuthMethods, Scopes: d.Scopes, DefaultScopes: d.DefaultScopes,
 		Audiences: d.Audiences, PrivateUseSchemes: d.PrivateUseSchemes, PerIP: r.PerIP, MaxClients: r.MaxClients,
-		AllowHosts: d.MetadataDocuments.AllowHosts, DenyHosts: d.MetadataDocuments.DenyHosts}
+		AllowHosts: d.MetadataDocuments.AllowHosts, DenyHosts: d.MetadataDocuments.DenyHosts,
+		Fetches: d.MetadataDocuments.Fetches, FetchesPerIP: d.MetadataDocuments.FetchesPerIP}
 	for _, f := range []struct {
 		name, v, example string
 		dst              *time.Duration
 		min              time.Duration
-	}{{"dynamic_clients.registration.window", r.Window, "1h", &p.Window, time.Second}, {"dynamic_clients.registration.unused_ttl", r.UnusedTTL, "720h", &p.UnusedTTL, time.Hour}} {
+	}{{"dynamic_clients.registration.window", r.Window, "1h", &p.Window, time.Second}, {"dynamic_clients.registration.unused_ttl", r.UnusedTTL, "720h", &p.UnusedTTL, time.Hour},
+		{"dynamic_clients.metadata_documents.fetch_window", d.MetadataDocuments.FetchWindow, "1m", &p.FetchWindow, time.Second}} {
 		v, err := time.ParseDuration(f.v)
 		switch {
 		case err != nil:
@@ -78,6 +85,14 @@ func (c *Config) validateDynamicClients(bad func(field, format string, args ...a
 	}
 	if r.PerIP < 1 && r.PerIP != -1 {
 		bad("dynamic_clients.registration.per_ip", "%d: expected registrations per address per window (such as 10), or -1 for no limit", r.PerIP)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"dynamic_clients.metadata_documents.fetches", d.MetadataDocuments.Fetches}, {"dynamic_clients.metadata_documents.fetches_per_ip", d.MetadataDocuments.FetchesPerIP}} {
+		if f.v < 1 && f.v != -1 {
+			bad(f.name, "%d: expected documents not yet cached fetched per fetch_window (such as 100 in all, 10 per address), or -1 for no limit", f.v)
+		}
 	}
 	if r.MaxClients < 1 && r.MaxClients != -1 {
 		bad("dynamic_clients.registration.max_clients", "%d: expected the most dynamic clients to keep (such as 1000), or -1 for no cap", r.MaxClients)

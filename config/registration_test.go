@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDynamicClientsConfig: the dynamic_clients: section's errors name the
@@ -22,6 +23,9 @@ func TestDynamicClientsConfig(t *testing.T) {
 		{"bad host", func(d *DynamicClients) { d.MetadataDocuments.DenyHosts = []string{"https://x"} }, "dynamic_clients.metadata_documents.allow_hosts"},
 		{"window", func(d *DynamicClients) { d.Registration.Window = "soon" }, `dynamic_clients.registration.window: "soon"`},
 		{"per_ip", func(d *DynamicClients) { d.Registration.PerIP = 0 }, "dynamic_clients.registration.per_ip: 0"},
+		{"fetches", func(d *DynamicClients) { d.MetadataDocuments.Fetches = 0 }, "dynamic_clients.metadata_documents.fetches: 0"},
+		{"fetches_per_ip", func(d *DynamicClients) { d.MetadataDocuments.FetchesPerIP = -2 }, "dynamic_clients.metadata_documents.fetches_per_ip: -2"},
+		{"fetch_window", func(d *DynamicClients) { d.MetadataDocuments.FetchWindow = "1ms" }, "dynamic_clients.metadata_documents.fetch_window: 1ms"},
 		{"token file", func(d *DynamicClients) { d.Registration.InitialAccessTokenFile = "/nonexistent/token" }, "dynamic_clients.registration.initial_access_token_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,7 +50,8 @@ func TestDynamicClientsConfig(t *testing.T) {
 	}
 	_ = os.WriteFile(f, []byte(strings.Repeat("k", 40)+"\n"), 0o600)
 	p, err := c.RegistrationPolicy()
-	if err != nil || !p.Registration || p.InitialAccessTokenHash == nil || p.Window.String() != "1h0m0s" {
+	if err != nil || !p.Registration || p.InitialAccessTokenHash == nil || p.Window.String() != "1h0m0s" ||
+		p.Fetches != 100 || p.FetchesPerIP != 10 || p.FetchWindow != time.Minute {
 		t.Fatalf("policy = %+v, %v", p, err)
 	}
 }

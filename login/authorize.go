@@ -389,7 +389,7 @@ func (h *Handler) showLogin(c echo.Context, req *authzRequest, username, msg, fi
 func (h *Handler) renderLogin(c echo.Context, req *authzRequest, tx sessions.Transaction, username, msg, field string, status int) error {
 	p := h.newPage("Sign in")
 	p.Heading = "Sign in"
-	p.ClientName = clientName(req.client)
+	p.setClient(req.client)
 	p.ActionURL, p.TxID, p.CSRF, p.Restart = h.path+"/login/password", tx.ID, tx.CSRF, req.query
 	p.Username, p.Error, p.ErrorField = username, msg, field
 	if p.Username == "" {
@@ -410,17 +410,8 @@ func (h *Handler) showConsent(c echo.Context, req *authzRequest, sess sessions.S
 		return h.serverError(c, err)
 	}
 	p := h.newPage("Allow access")
-	p.ClientName = clientName(req.client)
-	p.Heading = p.ClientName + " wants to access your account"
-	// A client that registered itself, or that its own document names,
-	// chose its name: the page says so and where its identity comes from.
-	if p.Unverified = req.client.Dynamic; p.Unverified {
-		p.Heading = p.ClientName + " (unverified) wants to access your account"
-		p.ClientSource = "registered dynamically"
-		if host := req.client.MetadataDocumentHost(); host != "" {
-			p.ClientSource = host
-		}
-	}
+	p.setClient(req.client)
+	p.Heading = p.markedName() + " wants to access your account"
 	p.ActionURL, p.TxID, p.CSRF, p.Restart = h.path+"/login/consent", tx.ID, tx.CSRF, req.query
 	for _, s := range req.scopes {
 		if s != "offline_access" { // it means what keepsAccess says, listed once below
@@ -433,6 +424,28 @@ func (h *Handler) showConsent(c echo.Context, req *authzRequest, sess sessions.S
 		p.Scopes = append(p.Scopes, scopeText{Name: "offline_access", Text: describeScope("offline_access", p.ClientName)})
 	}
 	return h.render(c, http.StatusOK, "consent.html", p)
+}
+
+// setClient names the client on a page (consent, login, device). A client
+// that registered itself, or that its own document names, chose its name:
+// the page marks it unverified and says where its identity comes from.
+func (p *page) setClient(cl clients.Client) {
+	p.ClientName = clientName(cl)
+	if p.Unverified = cl.Dynamic; p.Unverified {
+		p.ClientSource = "registered dynamically"
+		if host := cl.MetadataDocumentHost(); host != "" {
+			p.ClientSource = host
+		}
+	}
+}
+
+// markedName is the client's name for a heading: "(unverified)" added
+// when it chose its name itself.
+func (p *page) markedName() string {
+	if p.Unverified {
+		return p.ClientName + " (unverified)"
+	}
+	return p.ClientName
 }
 
 func clientName(cl clients.Client) string {

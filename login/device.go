@@ -199,7 +199,7 @@ func (h *Handler) deviceShowLogin(c echo.Context, cl clients.Client, code, usern
 	}
 	p := h.newPage("Sign in")
 	p.Heading = "Sign in"
-	p.ClientName = clientName(cl)
+	p.setClient(cl)
 	p.ActionURL, p.TxID, p.CSRF = h.path+authority.DevicePath+"/login", tx.ID, tx.CSRF
 	p.Username, p.Error, p.ErrorField = username, msg, field
 	return h.render(c, status, "login.html", p)
@@ -257,8 +257,8 @@ func (h *Handler) deviceShowConsent(c echo.Context, cl clients.Client, d device,
 		return h.serverError(c, err)
 	}
 	p := devicePage{page: h.newPage("Allow a device"), Step: "confirm", UserCode: sessions.FormatUserCode(d.code)}
-	p.ClientName = clientName(cl)
-	p.Heading = p.ClientName + " on a device wants to access your account"
+	p.setClient(cl)
+	p.Heading = p.markedName() + " on a device wants to access your account"
 	p.ActionURL, p.TxID, p.CSRF = h.path+authority.DevicePath+"/consent", tx.ID, tx.CSRF
 	for _, s := range scopes {
 		if s != "offline_access" {

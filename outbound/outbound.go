@@ -16,8 +16,11 @@
 //     the whole exchange;
 //   - a bounded cache that honours Cache-Control max-age and ETag within
 //     [MinTTL, MaxTTL], one fetch in flight per URL, failures remembered
-//     briefly, and a rate-limited refetch for a caller that found the
-//     cached document stale (an unknown kid).
+//     briefly (and dropped first when the cache is full), and a
+//     rate-limited refetch for a caller that found the cached document
+//     stale (an unknown kid);
+//   - for a caller that budgets its fetches (GetAdmitted), no fetch and no
+//     cache entry past the budget.
 package outbound
 
 import (
@@ -271,7 +274,17 @@ func (f *Fetcher) allowed(ip netip.Addr) bool {
 // error like a failed fetch. Callers of one URL that decode to the same
 // type must pass the same decode; other types are cached apart.
 func Get[T any](ctx context.Context, f *Fetcher, rawURL string, decode func([]byte) (T, error)) (T, error) {
-	v, err := f.get(ctx, entryKey{reflect.TypeFor[T](), rawURL}, false, func(b []byte) (any, error) { return decode(b) })
+	return GetAdmitted(ctx, f, rawURL, nil, decode)
+}
+
+// GetAdmitted is Get with a budget: admit (nil: none) runs before each
+// network fetch Get would make, and an error from it refuses that fetch
+// and is returned. A refused URL that is not cached gets no cache entry
+// (so a flood of refused URLs evicts nothing); a cached document past its
+// lifetime is served on as on a failed fetch, for at most MaxTTL. A fresh
+// document costs no admission.
+func GetAdmitted[T any](ctx context.Context, f *Fetcher, rawURL string, admit func(context.Context) error, decode func([]byte) (T, error)) (T, error) {
+	v, err := f.get(ctx, entryKey{reflect.TypeFor[T](), rawURL}, false, admit, func(b []byte) (any, error) { return decode(b) })
 	if err != nil {
 		var zero T
 		return zero, err
@@ -284,7 +297,7 @@ func Get[T any](ctx context.Context, f *Fetcher, rawURL string, decode func([]by
 // was less than RefetchEvery ago, so a stream of unknown kids costs the
 // owner of the URL at most one request per RefetchEvery.
 func Refresh[T any](ctx context.Context, f *Fetcher, rawURL string, decode func([]byte) (T, error)) (T, error) {
-	v, err := f.get(ctx, entryKey{reflect.TypeFor[T](), rawURL}, true, func(b []byte) (any, error) { return decode(b) })
+	v, err := f.get(ctx, entryKey{reflect.TypeFor[T](), rawURL}, true, nil, func(b []byte) (any, error) { return decode(b) })
 	if err != nil {
 		var zero T
 		return zero, err
@@ -292,30 +305,62 @@ func Refresh[T any](ctx context.Context, f *Fetcher, rawURL string, decode func(
 	return v.(T), nil
 }
 
-func (f *Fetcher) entry(k entryKey) *entry {
+// entry returns k's entry, locked. A missing entry is made only when admit
+// (if set) allows its first fetch; admitted says admit was spent.
+func (f *Fetcher) entry(ctx context.Context, k entryKey, admit func(context.Context) error) (e *entry, admitted bool, err error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	e := f.entries[k]
-	if e == nil {
-		if len(f.entries) >= f.o.MaxEntries {
-			for k := range f.entries { // an arbitrary one: the map is a bound, not an LRU
-				delete(f.entries, k)
-				break
-			}
-		}
-		e = &entry{}
-		f.entries[k] = e
+	e = f.entries[k]
+	if e != nil {
+		f.mu.Unlock()
+		e.mu.Lock()
+		return e, false, nil
 	}
-	return e
+	defer f.mu.Unlock()
+	if admit != nil {
+		if err := admit(ctx); err != nil {
+			return nil, false, err
+		}
+	}
+	if len(f.entries) >= f.o.MaxEntries {
+		f.evict()
+	}
+	e = &entry{}
+	e.mu.Lock() // before it is in the map: its first fetch is the creator's
+	f.entries[k] = e
+	return e, admit != nil, nil
 }
 
-func (f *Fetcher) get(ctx context.Context, k entryKey, force bool, decode func([]byte) (any, error)) (any, error) {
+// evict makes room for one entry. Failures go first, so that a flood of
+// URLs that fail (anyone can name a metadata document URL) cannot push a
+// warm document out; then an arbitrary entry: the map is a bound, not an
+// LRU. An entry being fetched is not inspected.
+func (f *Fetcher) evict() {
+	for k, e := range f.entries {
+		if !e.mu.TryLock() {
+			continue
+		}
+		failed := e.value == nil
+		e.mu.Unlock()
+		if failed {
+			delete(f.entries, k)
+			return
+		}
+	}
+	for k := range f.entries {
+		delete(f.entries, k)
+		return
+	}
+}
+
+func (f *Fetcher) get(ctx context.Context, k entryKey, force bool, admit func(context.Context) error, decode func([]byte) (any, error)) (any, error) {
 	rawURL := k.url
 	if err := f.CheckURL(rawURL); err != nil {
 		return nil, err
 	}
-	e := f.entry(k)
-	e.mu.Lock()
+	e, admitted, err := f.entry(ctx, k, admit)
+	if err != nil {
+		return nil, err
+	}
 	defer e.mu.Unlock()
 	now := f.o.Now()
 	recent := !e.fetched.IsZero() && now.Sub(e.fetched) < f.o.RefetchEvery
@@ -327,8 +372,16 @@ func (f *Fetcher) get(ctx context.Context, k entryKey, force bool, decode func([
 	case e.value != nil && force && recent:
 		return e.value, nil
 	}
+	if admit != nil && !admitted {
+		if err := admit(ctx); err != nil {
+			if e.value != nil && now.Before(e.stale) {
+				return e.value, nil // as on a failed fetch; asked again next time
+			}
+			return nil, err
+		}
+	}
 	e.fetched = now
-	err := f.fetch(ctx, rawURL, e, decode)
+	err = f.fetch(ctx, rawURL, e, decode)
 	if err != nil {
 		f.o.Logger.LogAttrs(ctx, slog.LevelWarn, "outbound fetch failed", slog.String("url", rawURL), slog.String("err", err.Error()))
 		if e.value != nil && now.Before(e.stale) {

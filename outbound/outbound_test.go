@@ -3,8 +3,10 @@ package outbound_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -295,5 +297,68 @@ func TestFetcher_StaleOnFailure(t *testing.T) {
 	c.Add(time.Hour)
 	if _, err := outbound.Get(t.Context(), f, srv.URL, ident); !errors.Is(err, outbound.ErrStatus) {
 		t.Fatalf("Get past MaxTTL of staleness = %v, want ErrStatus", err)
+	}
+}
+
+// TestFetcher_Admitted: admit is asked before each network fetch only: a
+// fresh document costs nothing, a refused new URL is not fetched and gets
+// no cache entry (so it evicts nothing), and a document past its lifetime
+// whose refetch is refused is served on until MaxTTL past it.
+func TestFetcher_Admitted(t *testing.T) {
+	srv, pool, n := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		_, _ = w.Write([]byte("doc " + r.URL.Path))
+	})
+	c := &clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	f := outbound.New(outbound.Options{RootCAs: pool, AllowNetworks: loopbackNet, MinTTL: time.Minute, MaxTTL: time.Hour, MaxEntries: 2, Now: c.Now})
+	errNo := errors.New("no budget")
+	var asked int
+	budget := 2
+	admit := func(context.Context) error {
+		asked++
+		if budget == 0 {
+			return errNo
+		}
+		budget--
+		return nil
+	}
+	for _, p := range []string{"/a", "/b", "/a", "/b"} {
+		if got, err := outbound.GetAdmitted(t.Context(), f, srv.URL+p, admit, ident); err != nil || got != "doc "+p {
+			t.Fatalf("Get %s = %q, %v", p, got, err)
+		}
+	}
+	if asked != 2 || n.Load() != 2 {
+		t.Fatalf("admit asked %d times, %d fetches; want 2 and 2 (fresh documents cost nothing)", asked, n.Load())
+	}
+	for i := range 10 {
+		if _, err := outbound.GetAdmitted(t.Context(), f, fmt.Sprintf("%s/new-%d", srv.URL, i), admit, ident); !errors.Is(err, errNo) {
+			t.Fatalf("refused new URL = %v, want the admission error", err)
+		}
+	}
+	if n.Load() != 2 {
+		t.Fatalf("%d fetches, want 2: refused URLs are not fetched", n.Load())
+	}
+	// Both warm documents are still cached (a full cache of 2: a refused URL took no slot).
+	asked = 0
+	for _, p := range []string{"/a", "/b"} {
+		if got, err := outbound.GetAdmitted(t.Context(), f, srv.URL+p, admit, ident); err != nil || got != "doc "+p {
+			t.Fatalf("warm %s = %q, %v", p, got, err)
+		}
+	}
+	if asked != 0 || n.Load() != 2 {
+		t.Fatalf("warm documents: admit asked %d times, %d fetches", asked, n.Load())
+	}
+	// Past its lifetime, refused: the last good document, until MaxTTL past it.
+	c.Add(2 * time.Minute)
+	if got, err := outbound.GetAdmitted(t.Context(), f, srv.URL+"/a", admit, ident); err != nil || got != "doc /a" || n.Load() != 2 {
+		t.Fatalf("stale, refused = %q, %v, %d fetches", got, err, n.Load())
+	}
+	c.Add(2 * time.Hour)
+	if _, err := outbound.GetAdmitted(t.Context(), f, srv.URL+"/a", admit, ident); !errors.Is(err, errNo) {
+		t.Fatalf("past MaxTTL of staleness, refused = %v, want the admission error", err)
+	}
+	budget = 1
+	if got, err := outbound.GetAdmitted(t.Context(), f, srv.URL+"/a", admit, ident); err != nil || got != "doc /a" || n.Load() != 3 {
+		t.Fatalf("admitted again = %q, %v, %d fetches", got, err, n.Load())
 	}
 }

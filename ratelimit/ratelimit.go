@@ -85,3 +85,28 @@ func (c *Counter) evict(now time.Time) {
 		return
 	}
 }
+
+// Take spends one unit of key's budget for this window and returns 0, or,
+// when the budget is spent, counts nothing and returns how long until the
+// window ends. Check and count are one step, so concurrent callers never
+// spend more than the limit (RetryAfter then Fail would).
+func (c *Counter) Take(key string, now time.Time) time.Duration {
+	if c.limit < 0 {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.m[key]
+	if ok && now.Sub(w.start) < c.window && w.n >= c.limit {
+		return w.start.Add(c.window).Sub(now)
+	}
+	if !ok || now.Sub(w.start) >= c.window {
+		if !ok && len(c.m) >= c.max {
+			c.evict(now)
+		}
+		w = window{start: now}
+	}
+	w.n++
+	c.m[key] = w
+	return 0
+}

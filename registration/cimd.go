@@ -5,13 +5,54 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/storage"
 )
+
+// errBudget is a fetch refused by the fetch budget (Policy.Fetches).
+var errBudget = errors.New("over the budget of metadata document fetches; retry later")
+
+// admitFetch spends the fetch budget for one network fetch of a document:
+// the source address's first (when the request's address is known), so
+// that one address cannot spend everyone's budget on refused fetches,
+// then the global one. A refusal is logged once per episode.
+func (s *Service) admitFetch(ctx context.Context) error {
+	now := s.cfg.Now()
+	if ip, _ := ctx.Value(addressKey{}).(string); ip != "" {
+		if s.fetchesPerIP.Take(ip, now) > 0 {
+			s.refused.Note(ctx, s.log, "client metadata document fetches per address", http.StatusTooManyRequests,
+				"an address named more new metadata document URLs as client_id than dynamic_clients.metadata_documents.fetches_per_ip allows per window; they are answered as unknown clients", "", now)
+			return errBudget
+		}
+	}
+	if s.fetches.Take("", now) > 0 {
+		s.refused.Note(ctx, s.log, "client metadata document fetches", http.StatusTooManyRequests,
+			"more new metadata document URLs were named as client_id than dynamic_clients.metadata_documents.fetches allows per window; they are answered as unknown clients, cached documents still work", "", now)
+		return errBudget
+	}
+	return nil
+}
+
+type addressKey struct{}
+
+// sourceAddress puts the request's source address (echo's IPExtractor,
+// which the server sets from http.trusted_proxies) in the context of the
+// OAuth endpoints, where a request may name a client_id never seen before.
+func sourceAddress(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if r := c.Request(); strings.HasPrefix(r.URL.Path, "/oauth2/") {
+			c.SetRequest(r.WithContext(context.WithValue(r.Context(), addressKey{}, c.RealIP())))
+		}
+		return next(c)
+	}
+}
 
 // Resolve builds the client whose client_id is the metadata document URL
 // id (clients.Resolver). The document is fetched by the outbound fetcher
@@ -25,7 +66,7 @@ func (s *Service) Resolve(ctx context.Context, id string) (*clients.Entry, error
 	if err := s.hostAllowed(id); err != nil {
 		return nil, fmt.Errorf("client metadata document %s: %w: %w", id, storage.ErrNotFound, err)
 	}
-	e, err := outbound.Get(ctx, s.cfg.Fetcher, id, func(b []byte) (*clients.Entry, error) { return s.decodeDocument(id, b) })
+	e, err := outbound.GetAdmitted(ctx, s.cfg.Fetcher, id, s.admit, func(b []byte) (*clients.Entry, error) { return s.decodeDocument(id, b) })
 	if err != nil {
 		return nil, fmt.Errorf("client metadata document: %w: %w", storage.ErrNotFound, err)
 	}

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
@@ -84,6 +86,11 @@ type envOptions struct {
 	// fetcher changes the outbound options (the test CA and loopback are
 	// set before it runs).
 	fetcher func(*outbound.Options)
+	// forwarded takes the source address from X-Forwarded-For sent over
+	// loopback (http.trusted_proxies: a proxy on loopback).
+	forwarded bool
+	// logger receives the server's logs; nil discards.
+	logger *slog.Logger
 }
 
 // defaultPolicy is the policy of most tests: registration and metadata
@@ -98,6 +105,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, clock: &testClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}, docFn: map[string]http.HandlerFunc{}, fetches: map[string]int{}}
 	logger := slog.New(slog.DiscardHandler)
+	if o.logger != nil {
+		logger = o.logger
+	}
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "signet.db"), bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +152,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		LoginRateLimit: authority.LoginRateLimit{PerUserIP: -1, PerIP: -1, PerUser: -1},
 		RateLimit:      authority.RateLimit{PerClient: -1, PerIP: -1},
 		Logger:         logger, Now: e.clock.Now,
+	}
+	if o.forwarded {
+		cfg.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLoopback(true))
 	}
 	cfg.Registration.Endpoint, cfg.Registration.MetadataDocuments = registration.Endpoint(o.policy, e.issuer), o.policy.MetadataDocuments
 	e.srv, err = authority.New(ctx, cfg)

@@ -30,6 +30,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/audit"
+	"github.com/signet-auth/signet/authority/refusal"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/ratelimit"
@@ -84,6 +85,12 @@ type Policy struct {
 	// fetched; DenyHosts are never fetched. "*.example.com" matches every
 	// subdomain of example.com.
 	AllowHosts, DenyHosts []string
+	// Fetches is how many documents not in the cache may be fetched per
+	// FetchWindow over all requests, and FetchesPerIP per source address
+	// (defaults 100 and 10 per minute; -1: no limit). Past either, such a
+	// client_id is an unknown client; cached documents spend nothing.
+	Fetches, FetchesPerIP int
+	FetchWindow           time.Duration
 }
 
 // Defaults fills in the zero fields of p.
@@ -105,6 +112,15 @@ func (p *Policy) Defaults() {
 	}
 	if p.UnusedTTL <= 0 {
 		p.UnusedTTL = 30 * 24 * time.Hour
+	}
+	if p.Fetches == 0 {
+		p.Fetches = 100
+	}
+	if p.FetchesPerIP == 0 {
+		p.FetchesPerIP = 10
+	}
+	if p.FetchWindow <= 0 {
+		p.FetchWindow = time.Minute
 	}
 }
 
@@ -147,6 +163,9 @@ func (p *Policy) Check() error {
 	if p.PerIP < -1 || p.MaxClients < -1 {
 		bad("registration.per_ip", "use a positive number, or -1 for no limit")
 	}
+	if p.Fetches < -1 || p.FetchesPerIP < -1 {
+		bad("metadata_documents.fetches", "use a positive number, or -1 for no limit")
+	}
 	for _, h := range append(append([]string{}, p.AllowHosts...), p.DenyHosts...) {
 		if h == "" || strings.ContainsAny(h, "/:@ ") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")) {
 			bad("metadata_documents.allow_hosts", "%q: expected a host name such as mcp.example.com or *.example.com", h)
@@ -178,6 +197,11 @@ type Service struct {
 	log      *slog.Logger
 	perIP    *ratelimit.Counter
 	failures *ratelimit.Counter
+
+	fetches      *ratelimit.Counter // metadata documents fetched, all addresses
+	fetchesPerIP *ratelimit.Counter
+	refused      refusal.Log
+	admit        func(context.Context) error // admitFetch, bound once: the warm lookup allocates no method value
 }
 
 // New returns the service for cfg after checking its policy, and wires it
@@ -204,7 +228,11 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, log: cfg.Logger,
 		perIP:    ratelimit.NewCounter(cfg.Policy.PerIP, cfg.Policy.Window, 10000),
 		failures: ratelimit.NewCounter(cfg.Policy.PerIP, cfg.Policy.Window, 10000),
+
+		fetches:      ratelimit.NewCounter(cfg.Policy.Fetches, cfg.Policy.FetchWindow, 1),
+		fetchesPerIP: ratelimit.NewCounter(cfg.Policy.FetchesPerIP, cfg.Policy.FetchWindow, 10000),
 	}
+	s.admit = s.admitFetch
 	if cfg.Policy.MetadataDocuments {
 		cfg.Clients.SetResolver(s.Resolve)
 	}
@@ -225,8 +253,13 @@ func Endpoint(p Policy, issuer string) string {
 	return strings.TrimSuffix(issuer, "/") + Path
 }
 
-// Register adds the routes to the server's echo (authority.Server.Register).
+// Register adds the routes to the server's echo (authority.Server.Register),
+// and, with metadata documents on, the middleware that tells Resolve the
+// source address of the OAuth requests that may name a new client_id.
 func (s *Service) Register(e *echo.Echo) {
+	if s.cfg.Policy.MetadataDocuments {
+		e.Use(sourceAddress)
+	}
 	if !s.cfg.Policy.Registration {
 		return
 	}
