@@ -61,8 +61,10 @@ type Config struct {
 	CSSFile string
 	// TemplatesDir replaces the embedded templates (same file names).
 	TemplatesDir string
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// External adds sign-in through other identity providers (nil: none).
+	External External
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Handler serves the login surface.
@@ -147,6 +149,9 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/oauth2/logout", h.endSession, sec)
 	e.POST("/oauth2/logout/confirm", h.confirmLogout, sec)
 	h.registerDevice(e, sec)
+	if h.cfg.External != nil {
+		h.cfg.External.Register(e, h, sec)
+	}
 	e.GET("/login/static/signet.css", h.stylesheet(h.css), sec)
 	if h.customCSS != nil {
 		e.GET("/login/static/custom.css", h.stylesheet(h.customCSS), sec)
@@ -191,6 +196,9 @@ type page struct {
 	Username   string
 	Error      string
 	ErrorField string // "username", "password" or "" (whole form)
+	// External sign-in buttons (external.go); NoPassword hides the form.
+	External   []externalButton
+	NoPassword bool
 	// Consent.
 	ClientName string
 	// Unverified: the client named itself (clients.Client.Dynamic);
