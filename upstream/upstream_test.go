@@ -57,10 +57,19 @@ func (pr *pair) authorize(b *browser) (page, string) {
 // there) and returns the page that sends the browser to down's callback.
 func (pr *pair) toCallback(b *browser, login page) page {
 	pr.t.Helper()
+	p, _ := pr.toCallbackNonce(b, login)
+	return p
+}
+
+// toCallbackNonce is toCallback that also returns the nonce down sent
+// to up.
+func (pr *pair) toCallbackNonce(b *browser, login page) (page, string) {
+	pr.t.Helper()
 	p := b.submit(pr.down.issuer, login, "Sign in with Corp SSO", nil)
 	if p.location == nil || !strings.HasPrefix(p.location.String(), pr.up.issuer+"/oauth2/authorize?") {
 		pr.t.Fatalf("button = %d, not sent to the upstream:\n%s", p.status, p.body)
 	}
+	nonce := p.location.Query().Get("nonce")
 	p = b.follow(p)
 	if p.location == nil {
 		p = b.submit(pr.up.issuer, p, `name="password"`, url.Values{"username": {"carol"}, "password": {carolPassword}})
@@ -68,7 +77,7 @@ func (pr *pair) toCallback(b *browser, login page) page {
 	if p.location == nil || !strings.HasPrefix(p.location.String(), pr.callback+"?") {
 		pr.t.Fatalf("upstream login = %d, not sent back to the callback:\n%s", p.status, p.body)
 	}
-	return p
+	return p, nonce
 }
 
 // signIn runs a whole sign-in through up and returns the sub of down's
@@ -186,11 +195,13 @@ func TestUpstreamAttacks(t *testing.T) {
 		run    func(t *testing.T) page
 	}{
 		{"ID token for another audience", http.StatusBadGateway, func(t *testing.T) page {
-			pr.swapIDToken(pr.realIDToken("other", otherSecret, "https://other.example/cb", "n"))
-			defer pr.up.setSwap(nil)
+			// Signed by up, with this sign-in's nonce, but for client other.
 			b := newBrowser(t)
 			login, _ := pr.authorize(b)
-			return b.follow(pr.toCallback(b, login))
+			cb, nonce := pr.toCallbackNonce(b, login)
+			pr.swapIDToken(pr.realIDToken("other", otherSecret, "https://other.example/cb", nonce))
+			defer pr.up.setSwap(nil)
+			return b.follow(cb)
 		}},
 		{"ID token with another sign-in's nonce", http.StatusBadGateway, func(t *testing.T) page {
 			pr.swapIDToken(pr.realIDToken("corp", pr.corpSecret, pr.callback, "not-this-sign-in"))
