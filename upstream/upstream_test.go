@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,7 +35,7 @@ func newPair(t *testing.T, passwordLogin bool) *pair {
 		pr.callback = issuer + "/login/upstream/corp/callback"
 		pr.corpSecret = pr.up.client("corp", pr.callback)
 		return []upstream.Provider{{ID: "corp", Name: "Corp SSO", Issuer: pr.up.issuer, ClientID: "corp", ClientSecret: pr.corpSecret,
-			Scopes: []string{"openid", "email", "profile"}, Claims: map[string]string{upstream.FieldEmail: "email", upstream.FieldName: "name"}},
+			Scopes: []string{"openid", "email", "profile"}, Claims: map[string]string{upstream.FieldEmail: "email", upstream.FieldName: "name", upstream.FieldRoles: "preferred_username"}},
 			{ID: "second", Name: "Second SSO", Issuer: pr.up.issuer, ClientID: "corp", ClientSecret: pr.corpSecret, Scopes: []string{"openid"}}}
 	}, passwordLogin)
 	pr.appSecret = pr.down.client("app", appRedirect)
@@ -132,7 +133,7 @@ func TestUpstreamSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Email != "alice@example.com" || u.EmailVerified || u.Name != "Name of carol" {
+	if u.Email != "alice@example.com" || u.EmailVerified || u.Name != "Name of carol" || !slices.Equal(u.Roles, []string{"carol"}) {
 		t.Fatalf("created user %+v: want the mapped email (unverified, as upstream says) and name", u)
 	}
 	sub2, _ := pr.signIn(newBrowser(t))
