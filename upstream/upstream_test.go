@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/signet-auth/signet/upstream"
+	"github.com/signet-auth/signet/users"
 )
 
 const (
@@ -145,6 +146,19 @@ func TestUpstreamSignIn(t *testing.T) {
 	}
 	if a, _ := pr.down.srv.Users().Get(context.Background(), alice.ID); a.Email != "alice@example.com" || !a.EmailVerified || a.Name != "Name of alice" {
 		t.Fatalf("alice changed: %+v", a)
+	}
+	// A disabled Signet user does not sign in through the provider either.
+	disabled := true
+	if _, _, err := pr.down.srv.Users().Update(context.Background(), sub1, users.Patch{Disabled: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
+	login, _ := pr.authorize(b)
+	if p := b.follow(pr.toCallback(b, login)); p.status != http.StatusForbidden || p.location != nil {
+		t.Fatalf("disabled user's sign-in = %d to %v, want 403", p.status, p.location)
+	}
+	if n := pr.userCount(); n != 2 {
+		t.Fatalf("users after the disabled user's sign-in = %d, want 2", n)
 	}
 }
 
