@@ -252,6 +252,12 @@ func (u *Upstreams) callback(c echo.Context, h *login.Handler) error {
 	case err != nil:
 		return h.ExternalServerError(c, err)
 	}
+	// RFC 9207: a provider that names itself must name this one (a
+	// response of another provider sent here: mix-up).
+	if q.Has("iss") && q.Get("iss") != p.Issuer {
+		return h.ExternalError(c, http.StatusBadRequest, "Sign-in answer is not valid",
+			"The answer did not come from "+p.Name+". Nothing was changed. Start again from the application.")
+	}
 	if e := q.Get("error"); e != "" {
 		return h.ExternalError(c, http.StatusForbidden, "Sign-in was refused",
 			p.Name+" did not sign you in (it answered "+printable(e)+"). Start again from the application or choose another way to sign in.")

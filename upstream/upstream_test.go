@@ -233,6 +233,18 @@ func TestUpstreamAttacks(t *testing.T) {
 			_, cb := pr.signIn(b)
 			return b.get(cb)
 		}},
+		{"answer naming another issuer (RFC 9207 mix-up)", http.StatusBadRequest, func(t *testing.T) page {
+			b := newBrowser(t)
+			login, _ := pr.authorize(b)
+			u := *pr.toCallback(b, login).location
+			q := u.Query()
+			if q.Get("iss") != pr.up.issuer {
+				t.Fatalf("up's answer has iss %q", q.Get("iss"))
+			}
+			q.Set("iss", "https://evil.example")
+			u.RawQuery = q.Encode()
+			return b.get(u.String())
+		}},
 		{"callback without a transaction", http.StatusBadRequest, func(t *testing.T) page {
 			return newBrowser(t).get(pr.callback + "?state=forged.state&code=x")
 		}},
