@@ -381,7 +381,7 @@ func (u *Upstreams) link(ctx context.Context, p *Provider, t *clientauth.JWT) (s
 		return "", fmt.Errorf("upstream link: %w", err)
 	}
 	if id != "" {
-		if prof.patch != (users.Patch{}) {
+		if prof.changes(ctx, u.cfg.Users, id) {
 			if _, _, err := u.cfg.Users.Update(ctx, id, prof.patch); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return "", fmt.Errorf("upstream user profile: %w", err)
 			}
@@ -420,6 +420,21 @@ func (u *Upstreams) link(ctx context.Context, p *Provider, t *clientauth.JWT) (s
 type mapped struct {
 	create users.NewUser
 	patch  users.Patch
+}
+
+// changes says whether the stored user differs from what the provider
+// says now: a returning user's sign-in writes nothing when nothing changed.
+func (m mapped) changes(ctx context.Context, reg *users.Registry, id string) bool {
+	if m.patch == (users.Patch{}) {
+		return false
+	}
+	cur, err := reg.Get(ctx, id)
+	if err != nil {
+		return true // Update reports it
+	}
+	return m.patch.Email != nil && (cur.Email != *m.patch.Email || cur.EmailVerified != *m.patch.EmailVerified) ||
+		m.patch.Name != nil && cur.Name != *m.patch.Name ||
+		m.patch.Roles != nil && !slices.Equal(cur.Roles, *m.patch.Roles)
 }
 
 // profile reads the declared claims of payload into a new user and a
