@@ -73,6 +73,11 @@ func (pr *pair) toCallbackNonce(b *browser, login page) (page, string) {
 		pr.t.Fatalf("button = %d, not sent to the upstream:\n%s", p.status, p.body)
 	}
 	nonce := p.location.Query().Get("nonce")
+	// The state carries the app's request: it must fit the 2048 bytes a
+	// provider such as Signet accepts (login.upstreams docs say so).
+	if st := p.location.Query().Get("state"); len(st) > 1024 {
+		pr.t.Fatalf("state is %d bytes", len(st))
+	}
 	p = b.follow(p)
 	if p.location == nil {
 		p = b.submit(pr.up.issuer, p, `name="password"`, url.Values{"username": {"carol"}, "password": {carolPassword}})
