@@ -19,6 +19,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/signet-auth/signet/storage/etcd"
+	"github.com/signet-auth/signet/upstream"
 )
 
 // Config mirrors config.example.yaml. Durations and schedules stay strings
@@ -134,6 +135,12 @@ type Login struct {
 	// AdminScopePasswordOnly lets the password grant give signet:admin
 	// without a second factor (docs/login.md, Second factors).
 	AdminScopePasswordOnly bool `yaml:"admin_scope_password_only"`
+	// PasswordLogin shows and accepts the username and password form;
+	// Upstreams are the providers users may sign in through (upstream.go).
+	PasswordLogin bool       `yaml:"password_login"`
+	Upstreams     []Upstream `yaml:"upstreams"`
+
+	upstreams []upstream.Provider // filled in by Validate
 }
 
 type LoginSession struct {
@@ -224,7 +231,8 @@ func Default() Config {
 		JWKS:   JWKS{MaxAge: "300s", Export: JWKSExport{TTL: "24h"}},
 		Tokens: Tokens{DefaultTTL: "15m", MaxTTL: "1h", Refresh: Refresh{IdleTTL: "336h", AbsoluteTTL: "2160h"}},
 		Login: Login{RateLimit: LoginRateLimit{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20},
-			CodeTTL: "60s", TransactionTTL: "15m", Session: LoginSession{IdleTTL: "24h", AbsoluteTTL: "168h"}},
+			CodeTTL: "60s", TransactionTTL: "15m", Session: LoginSession{IdleTTL: "24h", AbsoluteTTL: "168h"},
+			PasswordLogin: true, Upstreams: []Upstream{}},
 		UI:    UI{ProductName: "Signet"},
 		Log:   Log{Level: "info", Format: "json", Access: "all"},
 		Audit: Audit{Retention: "2160h"},

@@ -212,6 +212,7 @@ func (c *Config) Validate() error {
 	c.validateDynamicClients(bad)
 	c.validateDPoP(bad)
 	c.validateFederation(bad)
+	c.validateUpstreams(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -392,6 +392,7 @@ func (h *Handler) renderLogin(c echo.Context, req *authzRequest, tx sessions.Tra
 	p.setClient(req.client)
 	p.ActionURL, p.TxID, p.CSRF, p.Restart = h.path+"/login/password", tx.ID, tx.CSRF, req.query
 	p.Username, p.Error, p.ErrorField = username, msg, field
+	p.External, p.NoPassword = h.externalButtons(), !h.passwordLogin()
 	if p.Username == "" {
 		p.Username = req.loginHint
 	}

@@ -59,6 +59,9 @@ func (h *Handler) submitLogin(c echo.Context) error {
 	if !ok {
 		return err
 	}
+	if !h.passwordLogin() {
+		return h.errorPage(c, http.StatusForbidden, "Password sign-in is off", "This server does not accept passwords: use one of the sign-in buttons.", tx.Query)
+	}
 	ctx := c.Request().Context()
 	user, ok, err := h.checkPassword(c, func(username, msg, field string, status int) error {
 		return h.renderLogin(c, req, tx, username, msg, field, status)

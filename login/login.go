@@ -66,8 +66,10 @@ type Config struct {
 	// Factors are the users' second factors (package mfa); nil: none are
 	// asked and the account page is not served.
 	Factors *mfa.Factors
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// External adds sign-in through other identity providers (nil: none).
+	External External
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Handler serves the login surface.
@@ -160,6 +162,9 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/oauth2/logout/confirm", h.confirmLogout, sec)
 	h.registerDevice(e, sec)
 	h.registerFactors(e, sec)
+	if h.cfg.External != nil {
+		h.cfg.External.Register(e, h, sec)
+	}
 	e.GET("/login/static/signet.css", h.stylesheet(h.css), sec)
 	if h.customCSS != nil {
 		e.GET("/login/static/custom.css", h.stylesheet(h.customCSS), sec)
@@ -204,6 +209,9 @@ type page struct {
 	Username   string
 	Error      string
 	ErrorField string // "username", "password" or "" (whole form)
+	// External sign-in buttons (external.go); NoPassword hides the form.
+	External   []externalButton
+	NoPassword bool
 	// Consent.
 	ClientName string
 	// Unverified: the client named itself (clients.Client.Dynamic);

@@ -472,3 +472,43 @@ func IsLoopbackURL(rawURL string) bool {
 	u, err := url.Parse(rawURL)
 	return err == nil && loopbackName(u.Hostname())
 }
+
+// PostForm posts form to rawURL with the same refusals as a fetch (the
+// URL checked, addresses checked at dial time, no redirect, the time and
+// body limits) and nothing cached: an OAuth token request to a provider
+// the operator configured (RFC 6749 §4.1.3). setAuth, when not nil, adds
+// the client's credentials. It returns the status and the body (any
+// status: the caller reads a JSON error body).
+func (f *Fetcher) PostForm(ctx context.Context, rawURL string, form url.Values, setAuth func(*http.Request)) (int, []byte, error) {
+	if err := f.CheckURL(rawURL); err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", ErrForbiddenURL, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "signet")
+	if setAuth != nil {
+		setAuth(req)
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("post %s: %w", rawURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return resp.StatusCode, nil, fmt.Errorf("post %s: %w (status %d)", rawURL, ErrRedirect, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.o.MaxBody+1))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("post %s: %w", rawURL, err)
+	}
+	if int64(len(body)) > f.o.MaxBody {
+		return resp.StatusCode, nil, fmt.Errorf("post %s: %w (more than %d bytes)", rawURL, ErrTooLarge, f.o.MaxBody)
+	}
+	return resp.StatusCode, body, nil
+}

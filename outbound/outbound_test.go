@@ -362,3 +362,42 @@ func TestFetcher_Admitted(t *testing.T) {
 		t.Fatalf("admitted again = %q, %v, %d fetches", got, err, n.Load())
 	}
 }
+
+// TestFetcher_PostForm: a token request goes through the same refusals as
+// a fetch (URL, resolved address, redirect, body size), and a good one
+// returns the status and body of any answer with the form and the
+// caller's credentials sent.
+func TestFetcher_PostForm(t *testing.T) {
+	for _, u := range []string{"http://keys.example.com/token", "https://10.0.0.7/token", "https://169.254.169.254/", "https://user:pw@keys.example.com/"} {
+		if _, _, err := outbound.New(outbound.Options{}).PostForm(t.Context(), u, nil, nil); !errors.Is(err, outbound.ErrForbiddenURL) && !errors.Is(err, outbound.ErrForbiddenAddress) {
+			t.Errorf("PostForm(%s) = %v, want a refusal", u, err)
+		}
+	}
+	srv, pool, n := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/redirect":
+			http.Redirect(w, r, "https://169.254.169.254/", http.StatusTemporaryRedirect)
+		case "/big":
+			_, _ = w.Write(bytes.Repeat([]byte("x"), 2<<10))
+		default:
+			user, pass, _ := r.BasicAuth()
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(r.PostFormValue("code") + " " + user + ":" + pass))
+		}
+	})
+	port := srv.URL[strings.LastIndex(srv.URL, ":"):]
+	if _, _, err := outbound.New(outbound.Options{RootCAs: pool}).PostForm(t.Context(), "https://localhost"+port+"/token", nil, nil); !errors.Is(err, outbound.ErrForbiddenAddress) || n.Load() != 0 {
+		t.Fatalf("PostForm(localhost) = %v after %d requests, want ErrForbiddenAddress before any", err, n.Load())
+	}
+	f := outbound.New(outbound.Options{RootCAs: pool, AllowNetworks: loopbackNet, MaxBody: 1024})
+	if _, _, err := f.PostForm(t.Context(), srv.URL+"/redirect", nil, nil); !errors.Is(err, outbound.ErrRedirect) {
+		t.Errorf("redirect: %v, want ErrRedirect", err)
+	}
+	if _, _, err := f.PostForm(t.Context(), srv.URL+"/big", nil, nil); !errors.Is(err, outbound.ErrTooLarge) {
+		t.Errorf("big body: %v, want ErrTooLarge", err)
+	}
+	status, body, err := f.PostForm(t.Context(), srv.URL+"/token", map[string][]string{"code": {"c1"}}, func(r *http.Request) { r.SetBasicAuth("id", "pw") })
+	if err != nil || status != http.StatusBadRequest || string(body) != "c1 id:pw" {
+		t.Fatalf("PostForm = %d %q %v", status, body, err)
+	}
+}

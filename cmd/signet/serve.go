@@ -38,6 +38,7 @@ import (
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/upstream"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -286,8 +287,15 @@ func (m *Main) open(ctx context.Context) error {
 		IdleTTL: c.Parsed.SessionIdle, AbsoluteTTL: c.Parsed.SessionAbsolute,
 		CodeTTL: c.Parsed.CodeTTL, TransactionTTL: c.Parsed.TransactionTTL, Now: m.Now,
 	})
+	var external login.External // sign-in through upstream providers (package upstream)
+	if len(c.UpstreamProviders()) > 0 || !c.Login.PasswordLogin {
+		if external, err = upstream.New(upstream.Config{Providers: c.UpstreamProviders(), PasswordLogin: c.Login.PasswordLogin, Issuer: c.Issuer, Fetcher: fetcher,
+			Sessions: m.Sessions, Users: m.Server.Users(), Store: st, Leeway: c.Parsed.PurgeLeeway, Now: m.Now, Logger: log.With("component", "upstream")}); err != nil {
+			return err
+		}
+	}
 	ui, err := login.New(login.Config{
-		Authority: m.Server, Sessions: m.Sessions,
+		Authority: m.Server, Sessions: m.Sessions, External: external,
 		ProductName: c.UI.ProductName, LogoURL: c.UI.LogoURL, CSSFile: c.UI.CSSFile, TemplatesDir: c.UI.TemplatesDir,
 		Factors: mfa.New(st, kek, m.Now),
 		Logger:  log.With("component", "login"), Now: m.Now,

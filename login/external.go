@@ -1,0 +1,111 @@
+package login
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/signet-auth/signet/sessions"
+)
+
+// External is sign-in through other identity providers (package
+// upstream): its buttons on the login page and its routes. The login
+// surface knows nothing else of it; it completes a login through
+// CompleteExternal exactly as the password form does.
+type External interface {
+	// Buttons are the "Sign in with …" buttons, in order.
+	Buttons() []ExternalButton
+	// PasswordLogin says whether the username and password form is shown
+	// and accepted.
+	PasswordLogin() bool
+	// Register mounts the routes on e, with the login pages' headers.
+	Register(e *echo.Echo, h *Handler, sec echo.MiddlewareFunc)
+}
+
+// ExternalButton is one button: a form that posts the login transaction
+// to ActionPath (below the issuer's path).
+type ExternalButton struct{ Name, ActionPath string }
+
+// externalButton is a button as the template shows it.
+type externalButton struct{ Name, ActionURL string }
+
+func (h *Handler) externalButtons() []externalButton {
+	if h.cfg.External == nil {
+		return nil
+	}
+	var out []externalButton
+	for _, b := range h.cfg.External.Buttons() {
+		out = append(out, externalButton{Name: b.Name, ActionURL: h.path + b.ActionPath})
+	}
+	return out
+}
+
+func (h *Handler) passwordLogin() bool {
+	return h.cfg.External == nil || h.cfg.External.PasswordLogin()
+}
+
+// ExternalTransaction reads a login page's form (tx, csrf) posted to an
+// external provider's start route and checks it as the password form's
+// is: made for this browser, unexpired, not completed. When ok is false
+// the page saying why is already rendered and err is its result.
+func (h *Handler) ExternalTransaction(c echo.Context) (tx sessions.Transaction, ok bool, err error) {
+	if err := parseForm(c); err != nil {
+		return tx, false, h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Start again from the application.", "")
+	}
+	return h.checkTransaction(c, "login")
+}
+
+// CompleteExternal finishes the login transaction tx (whose Kind the
+// caller checked) for userID, whom an external provider identified: the
+// transaction must be bound to this browser's cookie and is completed
+// once; the SSO session starts as after a password and the original
+// authorization request resumes (consent, then the code).
+func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, userID string) error {
+	bv, sent := h.readCookie(c, BrowserCookie)
+	if !sent || subtle.ConstantTimeCompare([]byte(sessions.Hash(bv)), []byte(tx.Browser)) != 1 {
+		return h.errorPage(c, http.StatusForbidden, "Your browser did not confirm this request",
+			"This sign-in was not started in this browser (or its cookie is gone), so it was refused to protect your account. Start again.", "")
+	}
+	req, ok, err := h.reopen(c, tx)
+	if !ok {
+		return err
+	}
+	ctx := c.Request().Context()
+	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
+		return h.serverError(c, err)
+	} else if !done {
+		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This sign-in was already completed. Start again to continue.", tx.Query)
+	}
+	if _, err := h.auth.ActiveUser(ctx, userID); err != nil {
+		if isNotFound(err) {
+			return h.ExternalError(c, http.StatusForbidden, "Your account is disabled", "The account linked to this sign-in is disabled. Contact the operator of this server.")
+		}
+		return h.serverError(c, err)
+	}
+	sess, err := h.startSession(c, userID)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	return h.afterLogin(c, req, sess)
+}
+
+// ExternalError renders an error page of the login surface.
+func (h *Handler) ExternalError(c echo.Context, status int, heading, message string) error {
+	return h.errorPage(c, status, heading, message, "")
+}
+
+// ExternalServerError answers a store or provider failure as the login
+// pages do.
+func (h *Handler) ExternalServerError(c echo.Context, err error) error {
+	if err == nil {
+		err = errors.New("external sign-in failed")
+	}
+	return h.serverError(c, err)
+}
+
+// Navigate sends the browser to target (a 302 for a GET, a page that
+// continues by itself after a form POST: the CSP's form-action also
+// applies to the redirect that follows a form).
+func (h *Handler) Navigate(c echo.Context, target string) error { return h.navigate(c, target) }
