@@ -210,6 +210,12 @@ type Client struct {
 	JWKS          json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI       string          `json:"jwks_uri,omitempty"`
 	AssertionAlgs []string        `json:"token_endpoint_auth_signing_algs,omitempty"`
+
+	// OpenID Connect Back-Channel Logout 1.0 (backchannel.go): where
+	// logout tokens are POSTed when a session the client got tokens in
+	// ends, and whether they must carry sid.
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // Patch changes the fields that are set and leaves the others alone.
@@ -242,6 +248,9 @@ type Patch struct {
 	JWKS          *json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI       *string          `json:"jwks_uri,omitempty"`
 	AssertionAlgs *[]string        `json:"token_endpoint_auth_signing_algs,omitempty"`
+
+	BackchannelLogoutURI             *string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired *bool   `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // Record is what is stored: the client plus its secret hashes.
@@ -477,6 +486,8 @@ func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, erro
 		setIf(&cl.JWKS, p.JWKS)
 		setIf(&cl.JWKSURI, p.JWKSURI)
 		setIf(&cl.AssertionAlgs, p.AssertionAlgs)
+		setIf(&cl.BackchannelLogoutURI, p.BackchannelLogoutURI)
+		setIf(&cl.BackchannelLogoutSessionRequired, p.BackchannelLogoutSessionRequired)
 		if p.RequirePKCE != nil {
 			cl.RequirePKCE = p.RequirePKCE
 		}
@@ -604,6 +615,7 @@ func (c *Registry) validate(cl *Client) error {
 	}
 	validateKeyJWT(cl, bad)
 	c.validateLogin(cl, bad)
+	validateBackchannel(cl, bad)
 	for _, s := range cl.Scopes {
 		if !ValidScopeToken(s) {
 			bad("scopes", QuoteValue(s)+" is not a valid scope token (RFC 6749 section 3.3: printable ASCII except space, double quote and backslash)")
