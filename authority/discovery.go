@@ -53,6 +53,9 @@ type metadata struct {
 	// DPoPSigningAlgValuesSupported lists the DPoP proof algorithms
 	// (RFC 9449 §5.1); absent when DPoP is off.
 	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// Back-channel logout (package backchannel) delivers sid and sub.
+	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
 }
 
 // oidcScopes are the OpenID Connect scopes every Signet advertises.
@@ -101,6 +104,8 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		AuthorizationResponseIssParameterSupported: true,
 		PromptValuesSupported:                      []string{"none", "login", "consent"},
 		DPoPSigningAlgValuesSupported:              dpopAlgs,
+		BackchannelLogoutSupported:                 true,
+		BackchannelLogoutSessionSupported:          true,
 	})
 }
 

@@ -407,3 +407,38 @@ func IsLoopbackURL(rawURL string) bool {
 	u, err := url.Parse(rawURL)
 	return err == nil && loopbackName(u.Hostname())
 }
+
+// PostForm POSTs form, form-encoded, to rawURL under the same rules as a
+// fetch (the URL and every dialled address checked, no redirect followed,
+// the time limit on the whole exchange) and reads at most MaxBody of the
+// answer, which is discarded. It returns nil on a 2xx; ErrRedirect for a
+// 3xx, ErrStatus for anything else. Nothing is cached. Back-channel logout
+// tokens are delivered this way.
+func (f *Fetcher) PostForm(ctx context.Context, rawURL string, form url.Values) error {
+	if err := f.CheckURL(rawURL); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrForbiddenURL, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "signet")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("post %s: %w", rawURL, err)
+	}
+	defer resp.Body.Close()
+	// Read (a bounded part of) the answer so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, f.o.MaxBody))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return fmt.Errorf("post %s: %w (status %d)", rawURL, ErrRedirect, resp.StatusCode)
+	default:
+		return fmt.Errorf("post %s: %w %d", rawURL, ErrStatus, resp.StatusCode)
+	}
+}
