@@ -126,12 +126,14 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.StringVar(&spec.ApplicationType, "application-type", "", "web (default) or native (may use http://127.0.0.1 on any port, RFC 8252)")
 		fs.StringVar(&spec.IDTokenSignedResponseAlg, "id-token-alg", "", "ID token signing algorithm (default RS256)")
 		fs.StringVar(&spec.ClientName, "name", "", "name shown to users on the consent page")
+		backchannelFlags(fs, &spec)
 		fs.BoolVar(&requirePKCE, "require-pkce", true, "require PKCE (S256) for the authorization code flow (--require-pkce=false for a legacy confidential client)")
 	case "list":
 		nargs = 0
 	case "update":
 		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post, private_key_jwt (replaces the list)")
 		kf.register(fs)
+		backchannelFlags(fs, &spec)
 	case "get", "delete":
 	case "rotate-secret":
 		fs.DurationVar(&keep, "keep-old", 0, "keep accepting the old secret for this long (default: not at all)")
@@ -167,6 +169,8 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			patch.JWKSURI = &spec.JWKSURI
 		case "auth-signing-alg":
 			patch.AssertionAlgs = &spec.AssertionAlgs
+		default:
+			backchannelPatch(f.Name, &spec, &patch)
 		}
 	})
 	spec.SigningAlg, spec.AccessTokenTTL = alg, clients.Duration(ttl)
