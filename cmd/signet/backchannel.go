@@ -19,7 +19,7 @@ import (
 func (m *Main) startBackchannel(root context.Context, reg *prometheus.Registry, fetcher *outbound.Fetcher, log *slog.Logger) {
 	cfg := backchannel.Config{
 		Store:    m.Store,
-		Clients:  clients.New(m.Store, clients.Options{}),
+		Clients:  m.Server.Clients(),
 		Sign:     m.Server.SignLogoutToken,
 		Fetcher:  fetcher,
 		Issuer:   m.Config.Issuer,
