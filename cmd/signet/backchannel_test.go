@@ -251,10 +251,10 @@ func (b *bcBrowser) signIn(clientID, secret, redirect, username, password string
 }
 
 // startBackchannelMain is startMain with the worker's back-off shortened.
-func startBackchannelMain(t *testing.T, edit func(*config.Config)) (*Main, string) {
+func startBackchannelMain(t *testing.T, edit func(*config.Config), tune func(*backchannel.Config)) (*Main, string) {
 	t.Helper()
 	c := testConfig(t, edit)
-	m := &Main{Config: c, LogOutput: &syncBuffer{}, Getenv: func(string) string { return "" }, backchannelTuning: fastBackoff}
+	m := &Main{Config: c, LogOutput: &syncBuffer{}, Getenv: func(string) string { return "" }, backchannelTuning: tune}
 	if err := m.Open(t.Context()); err != nil {
 		m.Close()
 		t.Fatalf("open: %v", err)
@@ -296,13 +296,15 @@ type bcFixture struct {
 	admin   string // admin access token
 }
 
-func newBCFixture(t *testing.T) *bcFixture {
+func newBCFixture(t *testing.T) *bcFixture { t.Helper(); return newBCFixtureTuned(t, fastBackoff) }
+
+func newBCFixtureTuned(t *testing.T, tune func(*backchannel.Config)) *bcFixture {
 	t.Helper()
 	addr := freeAddr(t)
 	m, base := startBackchannelMain(t, func(c *config.Config) {
 		c.HTTP.Addr, c.Issuer = addr, "http://"+addr
 		c.Keys.Algorithms = []string{"ES256", "EdDSA"}
-	})
+	}, tune)
 	f := &bcFixture{m: m, base: base, rp: newLogoutRP(t, base), secrets: map[string]string{}}
 	ctx := t.Context()
 	for _, id := range []string{"notes", "calendar", "photos"} {
@@ -493,4 +495,101 @@ func assertOutboxEmpty(t *testing.T, m *Main) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestBackchannelLogout_Attacks (issue 21, attack table): what Signet
+// sends is a logout token with events and without nonce even when the ID
+// token of the session carried a nonce; a backchannel_logout_uri at a
+// private or metadata address is never connected to, and one that
+// redirects is not followed; both are counted as failures, retried, then
+// given up.
+func TestBackchannelLogout_Attacks(t *testing.T) {
+	f := newBCFixtureTuned(t, func(c *backchannel.Config) {
+		fastBackoff(c)
+		c.GiveUpAfter = 700 * time.Millisecond
+	})
+	ctx := t.Context()
+	alice := f.user(t, "alice")
+
+	// What is sent: the raw token's payload, not what a lenient parser makes of it.
+	_, sid, idt := f.session(t, "alice", "notes")
+	if !strings.Contains(string(mustPayload(t, idt)), `"nonce":"n"`) {
+		t.Fatalf("the ID token has no nonce to leak: %s", mustPayload(t, idt))
+	}
+	adminCall(t, f.base, f.admin, http.MethodPost, "/admin/users/"+alice+"/logout", "{}")
+	seen := 0
+	f.expect(t, &seen, alice, "notes "+sid)
+	f.rp.mu.Lock()
+	raw := f.rp.raw[0]
+	f.rp.mu.Unlock()
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(mustPayload(t, raw), &members); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := members["nonce"]; ok {
+		t.Errorf("the logout token carries nonce: %s", mustPayload(t, raw))
+	}
+	if string(members["events"]) != `{"`+backchannel.EventType+`":{}}` {
+		t.Errorf("events = %s", members["events"])
+	}
+
+	// A redirecting endpoint and private or metadata addresses.
+	var followed int
+	var mu sync.Mutex
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mu.Lock(); followed++; mu.Unlock() }))
+	t.Cleanup(target.Close)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+"/bc", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redirector.Close)
+	bad := map[string]string{"redirecting": redirector.URL + "/bc", "private": "https://10.20.30.40/bc", "metadata": "https://169.254.169.254/latest/bc"}
+	for id, uri := range bad {
+		cl := clients.Client{ID: id, FirstParty: true, GrantTypes: []string{clients.GrantAuthorizationCode}, Scopes: []string{"openid"}, Audiences: []string{"api"},
+			RedirectURIs: []string{f.rp.srv.URL + "/cb"}, BackchannelLogoutURI: uri}
+		_, secret, err := f.m.Server.Clients().Create(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.secrets[id] = secret
+	}
+	f.session(t, "alice", "redirecting", "private", "metadata")
+	adminCall(t, f.base, f.admin, http.MethodPost, "/admin/users/"+alice+"/logout", "{}")
+	assertOutboxEmpty(t, f.m) // given up
+	mu.Lock()
+	defer mu.Unlock()
+	if followed != 0 {
+		t.Errorf("the redirect was followed %d times", followed)
+	}
+	body := metricsBody(t, f.base)
+	for _, want := range []string{"signet_backchannel_logout_sent_total 1\n", "signet_backchannel_logout_given_up_total 3\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, grepLines(body, "signet_backchannel"))
+		}
+	}
+	if !regexp.MustCompile(`signet_backchannel_logout_failed_total ([6-9]|\d\d)`).MatchString(body) {
+		t.Errorf("failed attempts not counted (each retried at least once):\n%s", grepLines(body, "signet_backchannel"))
+	}
+}
+
+func mustPayload(t *testing.T, tok string) []byte {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", tok)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
