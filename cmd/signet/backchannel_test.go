@@ -39,7 +39,9 @@ type logoutRP struct {
 	issuer string
 
 	mu       sync.Mutex
+	jwksBase string // where the key set is read (default: the issuer)
 	down     bool
+	downHits int              // requests answered 503
 	received []map[string]any // verified tokens' claims
 	jtis     map[string]int
 	problems []string
@@ -57,6 +59,7 @@ func (rp *logoutRP) serve(w http.ResponseWriter, r *http.Request) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	if rp.down {
+		rp.downHits++
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
@@ -87,7 +90,11 @@ func (rp *logoutRP) verify(ctx context.Context, tok, clientID string) (map[strin
 	if h.Type() != "logout+jwt" {
 		return nil, fmt.Errorf("typ %q, want logout+jwt", h.Type())
 	}
-	set, err := jwk.Fetch(ctx, rp.issuer+"/.well-known/jwks.json")
+	base := rp.issuer
+	if rp.jwksBase != "" {
+		base = rp.jwksBase
+	}
+	set, err := jwk.Fetch(ctx, base+"/.well-known/jwks.json")
 	if err != nil {
 		return nil, err
 	}
