@@ -600,3 +600,61 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestRun_Clients_BackchannelFlags: --backchannel-logout-uri and
+// --backchannel-logout-session-required on clients create and update
+// (offline), a bad URI refused naming the field, and the admin API's
+// PATCH of the same fields.
+func TestRun_Clients_BackchannelFlags(t *testing.T) {
+	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256,EdDSA")
+	dir := t.TempDir()
+	get := func() clients.Client {
+		t.Helper()
+		out, _, err := clientsCmd(t, "get", "notes", "--json", "--data-dir", dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list []clients.Client
+		if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 {
+			t.Fatalf("%v %q", err, out)
+		}
+		return list[0]
+	}
+	if _, _, err := clientsCmd(t, "create", "--data-dir", dir, "--id", "notes", "--audience", "api", "--grant", "authorization_code",
+		"--scope", "openid", "--redirect-uri", "https://notes.example/cb", "--backchannel-logout-uri", "https://notes.example/bc",
+		"--backchannel-logout-session-required"); err != nil {
+		t.Fatal(err)
+	}
+	if c := get(); c.BackchannelLogoutURI != "https://notes.example/bc" || !c.BackchannelLogoutSessionRequired {
+		t.Fatalf("created %+v", c)
+	}
+	if _, _, err := clientsCmd(t, "update", "notes", "--data-dir", dir, "--backchannel-logout-uri", "http://notes.example/bc"); err == nil ||
+		!strings.Contains(err.Error(), "backchannel_logout_uri") {
+		t.Errorf("http to a public host: %v, want a refusal naming backchannel_logout_uri", err)
+	}
+	if _, _, err := clientsCmd(t, "update", "notes", "--data-dir", dir, "--backchannel-logout-uri", "", "--backchannel-logout-session-required=false"); err != nil {
+		t.Fatal(err)
+	}
+	if c := get(); c.BackchannelLogoutURI != "" || c.BackchannelLogoutSessionRequired {
+		t.Errorf("after clearing: %+v", c)
+	}
+
+	f := newBCFixture(t)
+	adminCall(t, f.base, f.admin, http.MethodPatch, "/admin/clients/photos", `{"backchannel_logout_uri":"https://photos.example/bc","backchannel_logout_session_required":true}`)
+	c, err := f.m.Server.Clients().Get(t.Context(), "photos")
+	if err != nil || c.BackchannelLogoutURI != "https://photos.example/bc" || !c.BackchannelLogoutSessionRequired {
+		t.Errorf("after PATCH: %+v %v", c, err)
+	}
+	req, _ := http.NewRequest(http.MethodPatch, f.base+"/admin/clients/photos", strings.NewReader(`{"backchannel_logout_uri":"https://photos.example/bc#x"}`))
+	req.Header.Set("Authorization", "Bearer "+f.admin)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "backchannel_logout_uri") {
+		t.Errorf("a fragment: %d %s, want 400 naming the field", resp.StatusCode, body)
+	}
+}
