@@ -181,6 +181,7 @@ func newBCBrowser(t *testing.T, base string) *bcBrowser {
 
 func (b *bcBrowser) do(req *http.Request) (int, string, string) {
 	b.t.Helper()
+	req.Header.Set("Accept", "text/html") // as a browser navigates (mod_auth_openidc answers 401 otherwise)
 	resp, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
