@@ -145,6 +145,21 @@ func TestReplicas_Etcd_BackchannelLogout(t *testing.T) {
 			t.Fatalf("only %d attempts while the RP was down", hits)
 		}
 	}
+	// The leader's pending gauge counts the outbox: 6 sessions × 2 clients.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var body string
+		for _, m := range rs {
+			if m.leader.Leading() {
+				body = metricsBody(t, m.URL())
+			}
+		}
+		if strings.Contains(body, "signet_backchannel_logout_pending 12\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader's pending gauge:\n%s", grepLines(body, "signet_backchannel"))
+		}
+	}
 	var survivors []*Main
 	stopped := false
 	for _, m := range rs {
