@@ -126,6 +126,23 @@ func Run(ctx context.Context, cfg Config) {
 			if !ok {
 				events = nil // the ticker carries on
 			}
+			events = drain(events)
+		}
+	}
+}
+
+// drain takes the events already queued, so that one pass answers them
+// all (the pass's own claims and deletes come back as events too); it
+// returns nil once the channel is closed.
+func drain(events <-chan storage.Event) <-chan storage.Event {
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return nil
+			}
+		default:
+			return events
 		}
 	}
 }
