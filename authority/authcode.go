@@ -151,7 +151,7 @@ func (s *Server) prepareRedemption(ent *clients.Entry, p *tokenParams) (*jwssign
 		return nil, redemption{}, "", err
 	}
 	if slices.Contains(ent.Record.Scopes, "openid") {
-		if _, err := s.idKeys.get(s.cfg.Signer, s.idTokenAlg(ent)); err != nil {
+		if _, err := s.idKeys.Get(s.cfg.Signer, s.idTokenAlg(ent)); err != nil {
 			return nil, redemption{}, "", ServerError(fmt.Errorf("ID token key for %s: %w", ent.Record.ID, err))
 		}
 	}

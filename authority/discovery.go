@@ -58,6 +58,9 @@ type metadata struct {
 	// RFC 7591 registration and client ID metadata documents (Config.Registration).
 	RegistrationEndpoint              string `json:"registration_endpoint,omitempty"`
 	ClientIDMetadataDocumentSupported bool   `json:"client_id_metadata_document_supported,omitempty"`
+	// Back-channel logout (package backchannel) delivers sid and sub.
+	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
 }
 
 // oidcScopes are the OpenID Connect scopes every Signet advertises.
@@ -109,6 +112,8 @@ func buildMetadata(cfg Config) ([]byte, error) {
 		DPoPSigningAlgValuesSupported:              dpopAlgs,
 		RegistrationEndpoint:                       cfg.Registration.Endpoint,
 		ClientIDMetadataDocumentSupported:          cfg.Registration.MetadataDocuments,
+		BackchannelLogoutSupported:                 true,
+		BackchannelLogoutSessionSupported:          true,
 	})
 }
 

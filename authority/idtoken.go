@@ -13,45 +13,14 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/clients"
-	"github.com/signet-auth/signet/keys/jwssign"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
-
-// idKeyCache prepares signing keys with the ID token header (typ JWT):
-// access tokens keep at+jwt (RFC 9068), and an ID token must not be
-// mistaken for one, nor one for an ID token.
-type idKeyCache struct {
-	mu sync.Mutex
-	m  map[string]*jwssign.Key // alg → key
-}
-
-func (kc *idKeyCache) get(src Signer, alg string) (*jwssign.Key, error) {
-	jk, err := src.SigningKey(alg)
-	if err != nil {
-		return nil, err
-	}
-	kc.mu.Lock()
-	defer kc.mu.Unlock()
-	if k := kc.m[alg]; k != nil && k.KID() == jk.KeyID() {
-		return k, nil
-	}
-	k, err := jwssign.Prepare(alg, "JWT", jk)
-	if err != nil {
-		return nil, err
-	}
-	if kc.m == nil {
-		kc.m = map[string]*jwssign.Key{}
-	}
-	kc.m[alg] = k
-	return k, nil
-}
 
 // idTokenAlg is the algorithm of ent's ID tokens: its registered
 // id_token_signed_response_alg, else RS256 (OIDC Core §3.1.3.7) when it is
@@ -100,10 +69,25 @@ type idClaims struct {
 	EmailVerified     *bool  `json:"email_verified,omitempty"`
 }
 
+// SignLogoutToken signs the claims of a back-channel logout token for
+// clientID (package backchannel) the way its ID tokens are signed: the
+// client's ID token algorithm, the active key, header typ logout+jwt.
+func (s *Server) SignLogoutToken(ctx context.Context, clientID string, claims []byte) (string, error) {
+	ent, err := s.clients.Lookup(ctx, clientID)
+	if err != nil {
+		return "", err
+	}
+	key, err := s.logoutKeys.Get(s.cfg.Signer, s.idTokenAlg(ent))
+	if err != nil {
+		return "", fmt.Errorf("logout token key for %s: %w", clientID, err)
+	}
+	return key.Sign(claims)
+}
+
 // idToken signs an ID token for ent.
 func (s *Server) idToken(ent *clients.Entry, sp idTokenSpec) (string, error) {
 	alg := s.idTokenAlg(ent)
-	key, err := s.idKeys.get(s.cfg.Signer, alg)
+	key, err := s.idKeys.Get(s.cfg.Signer, alg)
 	if err != nil {
 		return "", ServerError(fmt.Errorf("ID token key for %s: %w", alg, err))
 	}

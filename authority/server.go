@@ -25,6 +25,7 @@ import (
 	"github.com/signet-auth/signet/clientauth"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/keys/jwssign"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/ratelimit"
 	"github.com/signet-auth/signet/storage"
@@ -208,8 +209,9 @@ type Server struct {
 	clients *clients.Registry
 	audit   *AuditLog
 	keys    keyCache
-	idKeys  idKeyCache // ID tokens (typ JWT); idtoken.go
-	auth    *clientauth.Authenticator
+	// ID tokens (typ JWT) and logout tokens (logout+jwt); idtoken.go
+	idKeys, logoutKeys *jwssign.Cache
+	auth               *clientauth.Authenticator
 	// userCodes counts wrong user codes, deviceStarts device
 	// authorizations, per address (devicegrant.go).
 	userCodes, deviceStarts *ratelimit.Counter
@@ -232,7 +234,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, idKeys: &jwssign.Cache{Typ: "JWT"}, logoutKeys: &jwssign.Cache{Typ: "logout+jwt"}}
 	s.keys.src = cfg.Signer
 	s.clients = clients.New(cfg.Store, clients.Options{Now: cfg.Now, Algorithms: cfg.Algorithms, DefaultTokenTTL: cfg.DefaultTokenTTL, MaxTokenTTL: cfg.MaxTokenTTL, Logger: cfg.Logger})
 	if err := s.clients.Watch(ctx); err != nil {

@@ -231,6 +231,11 @@ type Client struct {
 	// Federated are the external workload identities that authenticate
 	// as this client (federated.go, package federation).
 	Federated []FederatedIdentity `json:"federated_identities,omitempty"`
+	// OpenID Connect Back-Channel Logout 1.0 (backchannel.go): where
+	// logout tokens are POSTed when a session the client got tokens in
+	// ends, and whether they must carry sid.
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // Patch changes the fields that are set and leaves the others alone.
@@ -265,9 +270,11 @@ type Patch struct {
 	JWKSURI       *string          `json:"jwks_uri,omitempty"`
 	AssertionAlgs *[]string        `json:"token_endpoint_auth_signing_algs,omitempty"`
 
-	ExchangeAudiences     *[]string            `json:"token_exchange_audiences,omitempty"`
-	DPoPBoundAccessTokens *bool                `json:"dpop_bound_access_tokens,omitempty"`
-	Federated             *[]FederatedIdentity `json:"federated_identities,omitempty"`
+	ExchangeAudiences                *[]string            `json:"token_exchange_audiences,omitempty"`
+	DPoPBoundAccessTokens            *bool                `json:"dpop_bound_access_tokens,omitempty"`
+	Federated                        *[]FederatedIdentity `json:"federated_identities,omitempty"`
+	BackchannelLogoutURI             *string              `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired *bool                `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // Record is what is stored: the client plus its secret hashes.
@@ -534,6 +541,8 @@ func (c *Registry) Update(ctx context.Context, id string, p Patch) (Client, erro
 		setIf(&cl.ExchangeAudiences, p.ExchangeAudiences)
 		setIf(&cl.DPoPBoundAccessTokens, p.DPoPBoundAccessTokens)
 		setIf(&cl.Federated, p.Federated)
+		setIf(&cl.BackchannelLogoutURI, p.BackchannelLogoutURI)
+		setIf(&cl.BackchannelLogoutSessionRequired, p.BackchannelLogoutSessionRequired)
 		if p.RequirePKCE != nil {
 			cl.RequirePKCE = p.RequirePKCE
 		}
@@ -655,6 +664,7 @@ func (c *Registry) validateAs(cl *Client, external bool) error {
 	validateKeyJWT(cl, bad)
 	validateFederated(cl, bad)
 	c.validateLogin(cl, bad)
+	validateBackchannel(cl, bad)
 	for _, s := range cl.Scopes {
 		if !ValidScopeToken(s) {
 			bad("scopes", QuoteValue(s)+" is not a valid scope token (RFC 6749 section 3.3: printable ASCII except space, double quote and backslash)")

@@ -65,6 +65,9 @@ func (m *Manager) IssueCode(ctx context.Context, c Code) (string, error) {
 		if err := putJSON(tx, codesBucket, key, &c); err != nil {
 			return err
 		}
+		if err := addClientTx(tx, c.Session, c.ClientID); err != nil {
+			return err
+		}
 		if k, ok := userCodeKey(&c, key); ok {
 			return tx.Put(userCodesBucket, k, nil)
 		}

@@ -237,6 +237,9 @@ func (m *Manager) DecideDevice(ctx context.Context, key string, dd DeviceDecisio
 			d.Status = DeviceApproved
 			d.UserID, d.SID, d.Session, d.AuthTime, d.Offline = dd.UserID, dd.SID, dd.Session, dd.AuthTime, dd.Offline
 			d.AMR, d.ACR = dd.AMR, dd.ACR
+			if err := addClientTx(tx, d.Session, d.ClientID); err != nil {
+				return err
+			}
 			if dd.Consent != nil {
 				if err := grantConsentTx(tx, dd.Consent, now.UTC()); err != nil {
 					return err

@@ -138,6 +138,9 @@ func WithdrawConsentTx(tx storage.Tx, userID, clientID string) (bool, error) {
 	if err := endCodesTx(tx, userID+"/"+clientID+"/"); err != nil {
 		return false, err
 	}
+	if err := notifyClientTx(tx, userID, clientID, time.Now()); err != nil {
+		return false, err
+	}
 	k := userID + "/" + clientID
 	if _, err := tx.Get(consentsBucket, k); errors.Is(err, storage.ErrNotFound) {
 		return false, nil

@@ -133,6 +133,10 @@ type Session struct {
 	// each with its time (factors.go); none stored means the password at
 	// AuthTime (sessions made before factors were kept).
 	Factors []Factor `json:"factors,omitempty"`
+	// Clients are the clients the session issued a code or a device
+	// approval to: when it ends, each is sent a back-channel logout
+	// (package backchannel, backchannel.go).
+	Clients []string `json:"clients,omitempty"`
 }
 
 func (m *Manager) alive(s *Session, now time.Time) bool {
@@ -244,6 +248,9 @@ func (m *Manager) End(ctx context.Context, cookie string) error {
 		if err := tx.Delete(userSessionsBucket, s.UserID+"/"+key); err != nil {
 			return err
 		}
+		if err := m.notifyEndTx(tx, &s); err != nil {
+			return err
+		}
 		return tx.Delete(sessionsBucket, key)
 	})
 	if err != nil {
@@ -288,6 +295,9 @@ func (m *Manager) EndSID(ctx context.Context, userID, sid string) (bool, error) 
 				return err
 			}
 			ended = m.alive(&cur, m.opts.Now())
+			if err := m.notifyEndTx(tx, &cur); err != nil {
+				return err
+			}
 			return tx.Delete(sessionsBucket, key)
 		}
 		return nil
@@ -329,7 +339,11 @@ func EndUserTx(tx storage.Tx, userID string) (int, error) {
 		return 0, err
 	}
 	for _, k := range keys {
-		if err := tx.Delete(sessionsBucket, strings.TrimPrefix(k, userID+"/")); err != nil {
+		key := strings.TrimPrefix(k, userID+"/")
+		if err := notifyEndKeyTx(tx, key, time.Now()); err != nil {
+			return 0, err
+		}
+		if err := tx.Delete(sessionsBucket, key); err != nil {
 			return 0, err
 		}
 		if err := tx.Delete(userSessionsBucket, k); err != nil {

@@ -129,6 +129,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.StringVar(&spec.IDTokenSignedResponseAlg, "id-token-alg", "", "ID token signing algorithm (default RS256)")
 		fs.StringVar(&spec.ClientName, "name", "", "name shown to users on the consent page")
 		fs.BoolVar(&spec.RequireSecondFactor, "require-second-factor", false, "users sign in to this client with a second factor (a one-time code) as well as their password")
+		backchannelFlags(fs, &spec)
 		fs.BoolVar(&requirePKCE, "require-pkce", true, "require PKCE (S256) for the authorization code flow (--require-pkce=false for a legacy confidential client)")
 	case "list":
 		nargs = 0
@@ -138,6 +139,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound", false, "refuse the client's token requests without a DPoP proof (--dpop-bound=false lifts it)")
 		fs.BoolVar(&spec.RequireSecondFactor, "require-second-factor", false, "users sign in with a second factor as well as their password (--require-second-factor=false to stop)")
 		kf.register(fs)
+		backchannelFlags(fs, &spec)
 	case "get", "delete":
 	case "rotate-secret":
 		fs.DurationVar(&keep, "keep-old", 0, "keep accepting the old secret for this long (default: not at all)")
@@ -182,6 +184,8 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			patch.Federated = &spec.Federated
 		case "require-second-factor":
 			patch.RequireSecondFactor = &spec.RequireSecondFactor
+		default:
+			backchannelPatch(f.Name, &spec, &patch)
 		}
 	})
 	spec.SigningAlg, spec.AccessTokenTTL = alg, clients.Duration(ttl)

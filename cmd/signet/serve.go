@@ -22,6 +22,7 @@ import (
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/authority/admin"
+	"github.com/signet-auth/signet/backchannel"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/exchange"
@@ -88,8 +89,12 @@ type Main struct {
 	closeCustody func() error  // logs out of a key custody (keys.custody)
 	setSigners   *keys.Manager // the set-signing keys, when jwks.export.file is set
 	exportDone   chan struct{} // closed when the export loop has stopped
-	public       *listener
-	admin        *listener // nil unless http.admin_addr is set
+	// backchannelDone is closed when the back-channel logout worker has
+	// stopped; backchannelTuning lets tests shorten its back-off.
+	backchannelDone   chan struct{}
+	backchannelTuning func(*backchannel.Config)
+	public            *listener
+	admin             *listener // nil unless http.admin_addr is set
 	// metrics serves only /metrics; nil unless http.metrics_addr names
 	// an address of its own.
 	metrics *listener
@@ -304,6 +309,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	m.Server.Register(ui.Register)
+	m.startBackchannel(root, reg, fetcher, log)
 	m.Server.Use(metrics.NewHTTP(reg).Middleware, storeDeadline)
 
 	if err := m.ensureFirstClients(ctx); err != nil {
@@ -501,6 +507,9 @@ func (m *Main) close() error {
 	}
 	if m.exportDone != nil {
 		<-m.exportDone
+	}
+	if m.backchannelDone != nil {
+		<-m.backchannelDone
 	}
 	if m.Keys != nil {
 		errs = append(errs, m.Keys.Close())
