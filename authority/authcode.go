@@ -351,7 +351,7 @@ func (s *Server) startLoginFamilyTx(tx storage.Tx, r redemption, userID, scope s
 	if err := tx.Put(userFamiliesBucket, userID+"/"+fam.ID, nil); err != nil {
 		return err
 	}
-	return putJSON(tx, refreshFamiliesBucket, fam.ID, &fam)
+	return storage.PutJSON(tx, refreshFamiliesBucket, fam.ID, &fam)
 }
 
 // revokeCodeTokens revokes what a reused code issued: its access token

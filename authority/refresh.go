@@ -255,14 +255,6 @@ func getInt(tx storage.Tx, bucket, key string) (int64, error) {
 	return strconv.ParseInt(string(b), 10, 64)
 }
 
-func putJSON(tx storage.Tx, bucket, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(bucket, key, b)
-}
-
 func getFamily(tx storage.Tx, id string) (familyRecord, error) {
 	var f familyRecord
 	b, err := tx.Get(refreshFamiliesBucket, id)
@@ -291,7 +283,7 @@ func revokeFamily(tx storage.Tx, f *familyRecord, reason string, now time.Time) 
 		}
 	}
 	f.Access = nil
-	return putJSON(tx, refreshFamiliesBucket, f.ID, f)
+	return storage.PutJSON(tx, refreshFamiliesBucket, f.ID, f)
 }
 
 // passwordGrant is grant_type=password (RFC 6749 §4.3).
@@ -400,7 +392,7 @@ func (s *Server) passwordGrant(c echo.Context, ent *clients.Entry, p *tokenParam
 			if err := tx.Put(userFamiliesBucket, rec.ID+"/"+fam.ID, nil); err != nil {
 				return err
 			}
-			return putJSON(tx, refreshFamiliesBucket, fam.ID, &fam)
+			return storage.PutJSON(tx, refreshFamiliesBucket, fam.ID, &fam)
 		})
 		if err != nil {
 			return ServerError(fmt.Errorf("store refresh token: %w", err))
@@ -666,7 +658,7 @@ func (s *Server) rotate(tx storage.Tx, out *refreshOutcome, r rotation) error {
 	if err := tx.Put(refreshTokensBucket, r.nextKey, tr); err != nil {
 		return err
 	}
-	return putJSON(tx, refreshFamiliesBucket, f.ID, &f)
+	return storage.PutJSON(tx, refreshFamiliesBucket, f.ID, &f)
 }
 
 // logoutTx revokes every family of sub and moves its cutoff so that every

@@ -12,7 +12,6 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -91,19 +90,19 @@ func ReadStatus(ctx context.Context, store storage.Store, userID string) (Status
 	var st Status
 	err := store.View(ctx, func(tx storage.Tx) error {
 		var t totpRecord
-		if err := getJSON(tx, totpBucket, userID, &t); err == nil && t.Confirmed {
+		if err := storage.GetJSON(tx, totpBucket, userID, &t); err == nil && t.Confirmed {
 			st.TOTP, st.TOTPSince = true, t.CreatedAt
 		} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
 		var r recoveryRecord
-		if err := getJSON(tx, recoveryBucket, userID, &r); err == nil {
+		if err := storage.GetJSON(tx, recoveryBucket, userID, &r); err == nil {
 			st.RecoveryCodes = len(r.Hashes)
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
 		var p passkeysRecord
-		if err := getJSON(tx, passkeysBucket, userID, &p); err == nil {
+		if err := storage.GetJSON(tx, passkeysBucket, userID, &p); err == nil {
 			st.Passkeys = len(p.Passkeys)
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
@@ -127,12 +126,12 @@ func (f *Factors) BeginTOTP(ctx context.Context, userID string) ([]byte, error) 
 	rec := totpRecord{Sealed: sealed, CreatedAt: f.now().UTC()}
 	err = f.store.Update(ctx, func(tx storage.Tx) error {
 		var old totpRecord
-		if err := getJSON(tx, totpBucket, userID, &old); err == nil && old.Confirmed {
+		if err := storage.GetJSON(tx, totpBucket, userID, &old); err == nil && old.Confirmed {
 			return ErrEnrolled
 		} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
-		return putJSON(tx, totpBucket, userID, &rec)
+		return storage.PutJSON(tx, totpBucket, userID, &rec)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("begin TOTP enrolment of %s: %w", userID, err)
@@ -144,7 +143,7 @@ func (f *Factors) BeginTOTP(ctx context.Context, userID string) ([]byte, error) 
 // show it again after a mistyped first code), or ErrNoEnrolment.
 func (f *Factors) PendingTOTP(ctx context.Context, userID string) ([]byte, error) {
 	var rec totpRecord
-	err := f.store.View(ctx, func(tx storage.Tx) error { return getJSON(tx, totpBucket, userID, &rec) })
+	err := f.store.View(ctx, func(tx storage.Tx) error { return storage.GetJSON(tx, totpBucket, userID, &rec) })
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && rec.Confirmed) {
 		return nil, ErrNoEnrolment
 	}
@@ -166,7 +165,7 @@ func (f *Factors) ConfirmTOTP(ctx context.Context, userID, code string) ([]strin
 	now := f.now()
 	err := f.store.Update(ctx, func(tx storage.Tx) error {
 		var rec totpRecord
-		if err := getJSON(tx, totpBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
+		if err := storage.GetJSON(tx, totpBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
 			return ErrNoEnrolment
 		} else if err != nil {
 			return err
@@ -179,10 +178,10 @@ func (f *Factors) ConfirmTOTP(ctx context.Context, userID, code string) ([]strin
 			return err
 		}
 		rec.Confirmed, rec.LastStep, rec.CreatedAt = true, step, now.UTC()
-		if err := putJSON(tx, totpBucket, userID, &rec); err != nil {
+		if err := storage.PutJSON(tx, totpBucket, userID, &rec); err != nil {
 			return err
 		}
-		return putJSON(tx, recoveryBucket, userID, &recoveryRecord{Hashes: hashes, CreatedAt: now.UTC()})
+		return storage.PutJSON(tx, recoveryBucket, userID, &recoveryRecord{Hashes: hashes, CreatedAt: now.UTC()})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("confirm TOTP of %s: %w", userID, err)
@@ -210,7 +209,7 @@ func (f *Factors) VerifyTOTP(ctx context.Context, userID, code string) error {
 	now := f.now()
 	err := f.store.Update(ctx, func(tx storage.Tx) error {
 		var rec totpRecord
-		if err := getJSON(tx, totpBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
+		if err := storage.GetJSON(tx, totpBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
 			return ErrBadCode
 		} else if err != nil {
 			return err
@@ -223,7 +222,7 @@ func (f *Factors) VerifyTOTP(ctx context.Context, userID, code string) error {
 			return err
 		}
 		rec.LastStep = step
-		return putJSON(tx, totpBucket, userID, &rec)
+		return storage.PutJSON(tx, totpBucket, userID, &rec)
 	})
 	if err != nil && !errors.Is(err, ErrBadCode) {
 		return fmt.Errorf("verify TOTP of %s: %w", userID, err)
@@ -237,7 +236,7 @@ func (f *Factors) UseRecoveryCode(ctx context.Context, userID, code string) erro
 	h := hashCode(normalizeRecovery(code))
 	err := f.store.Update(ctx, func(tx storage.Tx) error {
 		var rec recoveryRecord
-		if err := getJSON(tx, recoveryBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
+		if err := storage.GetJSON(tx, recoveryBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
 			return ErrBadCode
 		} else if err != nil {
 			return err
@@ -252,7 +251,7 @@ func (f *Factors) UseRecoveryCode(ctx context.Context, userID, code string) erro
 			return ErrBadCode
 		}
 		rec.Hashes = append(rec.Hashes[:at:at], rec.Hashes[at+1:]...)
-		return putJSON(tx, recoveryBucket, userID, &rec)
+		return storage.PutJSON(tx, recoveryBucket, userID, &rec)
 	})
 	if err != nil && !errors.Is(err, ErrBadCode) {
 		return fmt.Errorf("use recovery code of %s: %w", userID, err)
@@ -315,23 +314,4 @@ func LooksLikeRecoveryCode(code string) bool { return len(normalizeRecovery(code
 func hashCode(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return base64.RawURLEncoding.EncodeToString(h[:])
-}
-
-func putJSON(tx storage.Tx, bucket, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(bucket, key, b)
-}
-
-func getJSON(tx storage.Tx, bucket, key string, v any) error {
-	b, err := tx.Get(bucket, key)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %s record: %w", bucket, err)
-	}
-	return nil
 }

@@ -37,7 +37,7 @@ type passkeysRecord struct {
 // Passkeys lists userID's passkeys.
 func (f *Factors) Passkeys(ctx context.Context, userID string) ([]Passkey, error) {
 	var rec passkeysRecord
-	err := f.store.View(ctx, func(tx storage.Tx) error { return getJSON(tx, passkeysBucket, userID, &rec) })
+	err := f.store.View(ctx, func(tx storage.Tx) error { return storage.GetJSON(tx, passkeysBucket, userID, &rec) })
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("passkeys of %s: %w", userID, err)
 	}
@@ -48,14 +48,14 @@ func (f *Factors) Passkeys(ctx context.Context, userID string) ([]Passkey, error
 func (f *Factors) AddPasskey(ctx context.Context, userID, name string, cred webauthn.Credential) error {
 	err := f.store.Update(ctx, func(tx storage.Tx) error {
 		var rec passkeysRecord
-		if err := getJSON(tx, passkeysBucket, userID, &rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := storage.GetJSON(tx, passkeysBucket, userID, &rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
 		if len(rec.Passkeys) >= MaxPasskeys {
 			return ErrTooManyPasskeys
 		}
 		rec.Passkeys = append(rec.Passkeys, Passkey{Name: name, Credential: cred, CreatedAt: f.now().UTC()})
-		return putJSON(tx, passkeysBucket, userID, &rec)
+		return storage.PutJSON(tx, passkeysBucket, userID, &rec)
 	})
 	if err != nil {
 		return fmt.Errorf("add passkey of %s: %w", userID, err)
@@ -68,7 +68,7 @@ func (f *Factors) AddPasskey(ctx context.Context, userID, name string, cred weba
 func (f *Factors) UsedPasskey(ctx context.Context, userID string, cred webauthn.Credential) error {
 	err := f.store.Update(ctx, func(tx storage.Tx) error {
 		var rec passkeysRecord
-		if err := getJSON(tx, passkeysBucket, userID, &rec); err != nil {
+		if err := storage.GetJSON(tx, passkeysBucket, userID, &rec); err != nil {
 			return err
 		}
 		for i := range rec.Passkeys {
@@ -77,7 +77,7 @@ func (f *Factors) UsedPasskey(ctx context.Context, userID string, cred webauthn.
 				rec.Passkeys[i].LastUsed = f.now().UTC()
 			}
 		}
-		return putJSON(tx, passkeysBucket, userID, &rec)
+		return storage.PutJSON(tx, passkeysBucket, userID, &rec)
 	})
 	if err != nil {
 		return fmt.Errorf("record passkey use of %s: %w", userID, err)
@@ -92,7 +92,7 @@ func (f *Factors) RemovePasskey(ctx context.Context, userID string, id []byte) (
 	err := f.store.Update(ctx, func(tx storage.Tx) error {
 		found = false
 		var rec passkeysRecord
-		if err := getJSON(tx, passkeysBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
+		if err := storage.GetJSON(tx, passkeysBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
 			return nil
 		} else if err != nil {
 			return err
@@ -112,7 +112,7 @@ func (f *Factors) RemovePasskey(ctx context.Context, userID string, id []byte) (
 		if len(kept) == 0 {
 			return tx.Delete(passkeysBucket, userID)
 		}
-		return putJSON(tx, passkeysBucket, userID, &rec)
+		return storage.PutJSON(tx, passkeysBucket, userID, &rec)
 	})
 	if err != nil {
 		return false, fmt.Errorf("remove passkey of %s: %w", userID, err)

@@ -62,7 +62,7 @@ func (m *Manager) IssueCode(ctx context.Context, c Code) (string, error) {
 	c.UsedAt, c.Family, c.AccessJTI, c.AccessExp = 0, "", "", 0
 	key := Hash(code)
 	err := m.store.Batch(ctx, func(tx storage.Tx) error {
-		if err := putJSON(tx, codesBucket, key, &c); err != nil {
+		if err := storage.PutJSON(tx, codesBucket, key, &c); err != nil {
 			return err
 		}
 		if err := addClientTx(tx, c.Session, c.ClientID); err != nil {
@@ -90,7 +90,7 @@ func CodeTx(tx storage.Tx, code string) (Code, string, error) {
 	}
 	key := Hash(code)
 	var c Code
-	if err := getJSON(tx, codesBucket, key, &c); err != nil {
+	if err := storage.GetJSON(tx, codesBucket, key, &c); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return Code{}, "", ErrNotFound
 		}
@@ -101,7 +101,7 @@ func CodeTx(tx storage.Tx, code string) (Code, string, error) {
 
 // PutCodeTx writes c back under key inside tx.
 func PutCodeTx(tx storage.Tx, key string, c *Code) error {
-	return putJSON(tx, codesBucket, key, c)
+	return storage.PutJSON(tx, codesBucket, key, c)
 }
 
 // userCodeKey is the userCodesBucket key of the code c stored under key:

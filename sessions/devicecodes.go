@@ -158,7 +158,7 @@ func NewDeviceCode(ctx context.Context, store storage.Store, d DeviceCode) (devi
 			} else if !errors.Is(err, storage.ErrNotFound) {
 				return err
 			}
-			if err := putJSON(tx, deviceCodesBucket, key, &d); err != nil {
+			if err := storage.PutJSON(tx, deviceCodesBucket, key, &d); err != nil {
 				return err
 			}
 			return tx.Put(deviceUsersBucket, d.UserCodeKey, []byte(key))
@@ -188,7 +188,7 @@ func (m *Manager) PendingDevice(ctx context.Context, userCode string) (DeviceCod
 			return err
 		}
 		key = string(k)
-		return getJSON(tx, deviceCodesBucket, key, &d)
+		return storage.GetJSON(tx, deviceCodesBucket, key, &d)
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return DeviceCode{}, "", ErrNotFound
@@ -226,7 +226,7 @@ func (m *Manager) DecideDevice(ctx context.Context, key string, dd DeviceDecisio
 	now := m.opts.Now()
 	err := m.store.Update(ctx, func(tx storage.Tx) error {
 		var d DeviceCode
-		if err := getJSON(tx, deviceCodesBucket, key, &d); err != nil {
+		if err := storage.GetJSON(tx, deviceCodesBucket, key, &d); err != nil {
 			return err
 		}
 		if d.Status != DevicePending || now.UnixNano() >= d.ExpiresAt || d.ClientInstance != dd.ClientInstance || d.Scope != dd.Scope {
@@ -249,7 +249,7 @@ func (m *Manager) DecideDevice(ctx context.Context, key string, dd DeviceDecisio
 		if err := tx.Delete(deviceUsersBucket, d.UserCodeKey); err != nil {
 			return err
 		}
-		return putJSON(tx, deviceCodesBucket, key, &d)
+		return storage.PutJSON(tx, deviceCodesBucket, key, &d)
 	})
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, ErrNotFound) {
 		return ErrNotFound
@@ -269,7 +269,7 @@ func DeviceCodeTx(tx storage.Tx, deviceCode string) (DeviceCode, string, error) 
 	}
 	key := Hash(deviceCode)
 	var d DeviceCode
-	if err := getJSON(tx, deviceCodesBucket, key, &d); err != nil {
+	if err := storage.GetJSON(tx, deviceCodesBucket, key, &d); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return DeviceCode{}, "", ErrNotFound
 		}
@@ -280,7 +280,7 @@ func DeviceCodeTx(tx storage.Tx, deviceCode string) (DeviceCode, string, error) 
 
 // PutDeviceCodeTx writes d back under key inside tx.
 func PutDeviceCodeTx(tx storage.Tx, key string, d *DeviceCode) error {
-	return putJSON(tx, deviceCodesBucket, key, d)
+	return storage.PutJSON(tx, deviceCodesBucket, key, d)
 }
 
 // purgeDeviceCodes deletes device codes expired for longer than keep (so

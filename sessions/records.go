@@ -62,7 +62,7 @@ func (m *Manager) Consented(ctx context.Context, want Consent) (bool, error) {
 // refresh token).
 func ConsentedTx(tx storage.Tx, want *Consent) (bool, error) {
 	var c Consent
-	err := getJSON(tx, consentsBucket, want.UserID+"/"+want.ClientID, &c)
+	err := storage.GetJSON(tx, consentsBucket, want.UserID+"/"+want.ClientID, &c)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
@@ -91,7 +91,7 @@ func grantConsentTx(tx storage.Tx, g *Consent, now time.Time) error {
 	c := Consent{UserID: g.UserID, ClientID: g.ClientID, ClientInstance: g.ClientInstance}
 	k := g.UserID + "/" + g.ClientID
 	var old Consent
-	if err := getJSON(tx, consentsBucket, k, &old); err == nil && old.ClientInstance == g.ClientInstance {
+	if err := storage.GetJSON(tx, consentsBucket, k, &old); err == nil && old.ClientInstance == g.ClientInstance {
 		c = old
 	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
@@ -103,7 +103,7 @@ func grantConsentTx(tx storage.Tx, g *Consent, now time.Time) error {
 	}
 	c.Offline = c.Offline || g.Offline
 	c.GrantedAt = now
-	return putJSON(tx, consentsBucket, k, &c)
+	return storage.PutJSON(tx, consentsBucket, k, &c)
 }
 
 // Consents lists what userID has allowed, by client id.
@@ -112,7 +112,7 @@ func Consents(ctx context.Context, store storage.Store, userID string) ([]Consen
 	err := store.View(ctx, func(tx storage.Tx) error {
 		return tx.Scan(consentsBucket, userID+"/", func(k string, b []byte) error {
 			var c Consent
-			if err := getJSON(tx, consentsBucket, k, &c); err != nil {
+			if err := storage.GetJSON(tx, consentsBucket, k, &c); err != nil {
 				return err
 			}
 			out = append(out, c)

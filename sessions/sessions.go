@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -168,7 +167,7 @@ func (m *Manager) StartFactors(ctx context.Context, userID string, factors []Fac
 	}
 	s := Session{Key: key, SID: NewSecret()[:22], UserID: userID, AuthTime: authTime, CreatedAt: now, LastSeen: now, Factors: factors}
 	err := m.store.Batch(ctx, func(tx storage.Tx) error {
-		if err := putJSON(tx, sessionsBucket, key, &s); err != nil {
+		if err := storage.PutJSON(tx, sessionsBucket, key, &s); err != nil {
 			return err
 		}
 		return tx.Put(userSessionsBucket, userID+"/"+key, nil)
@@ -187,7 +186,7 @@ func (m *Manager) Lookup(ctx context.Context, cookie string) (Session, error) {
 	key := Hash(cookie)
 	now := m.opts.Now()
 	var s Session
-	err := m.store.View(ctx, func(tx storage.Tx) error { return getJSON(tx, sessionsBucket, key, &s) })
+	err := m.store.View(ctx, func(tx storage.Tx) error { return storage.GetJSON(tx, sessionsBucket, key, &s) })
 	if errors.Is(err, storage.ErrNotFound) {
 		return Session{}, ErrNotFound
 	}
@@ -201,12 +200,12 @@ func (m *Manager) Lookup(ctx context.Context, cookie string) (Session, error) {
 	if now.UnixNano()-s.LastSeen > int64(touchEvery) {
 		err := m.store.Update(ctx, func(tx storage.Tx) error {
 			var cur Session
-			if err := getJSON(tx, sessionsBucket, key, &cur); err != nil {
+			if err := storage.GetJSON(tx, sessionsBucket, key, &cur); err != nil {
 				return err
 			}
 			cur.LastSeen, cur.Key = now.UnixNano(), key
 			s = cur
-			return putJSON(tx, sessionsBucket, key, &cur)
+			return storage.PutJSON(tx, sessionsBucket, key, &cur)
 		})
 		if errors.Is(err, storage.ErrNotFound) {
 			return Session{}, ErrNotFound
@@ -239,7 +238,7 @@ func (m *Manager) End(ctx context.Context, cookie string) error {
 	key := Hash(cookie)
 	err := m.store.Update(ctx, func(tx storage.Tx) error {
 		var s Session
-		if err := getJSON(tx, sessionsBucket, key, &s); err != nil {
+		if err := storage.GetJSON(tx, sessionsBucket, key, &s); err != nil {
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil
 			}
@@ -282,7 +281,7 @@ func (m *Manager) EndSID(ctx context.Context, userID, sid string) (bool, error) 
 		for _, k := range keys {
 			key := strings.TrimPrefix(k, userID+"/")
 			var cur Session
-			if err := getJSON(tx, sessionsBucket, key, &cur); err != nil {
+			if err := storage.GetJSON(tx, sessionsBucket, key, &cur); err != nil {
 				if errors.Is(err, storage.ErrNotFound) {
 					continue // the purge deletes the stale index entry
 				}
@@ -351,23 +350,4 @@ func EndUserTx(tx storage.Tx, userID string) (int, error) {
 		}
 	}
 	return len(keys), nil
-}
-
-func putJSON(tx storage.Tx, bucket, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(bucket, key, b)
-}
-
-func getJSON(tx storage.Tx, bucket, key string, v any) error {
-	b, err := tx.Get(bucket, key)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %s record: %w", bucket, err)
-	}
-	return nil
 }
