@@ -22,7 +22,7 @@ func addClientTx(tx storage.Tx, key, clientID string) error {
 		return nil
 	}
 	var s Session
-	if err := getJSON(tx, sessionsBucket, key, &s); err != nil {
+	if err := storage.GetJSON(tx, sessionsBucket, key, &s); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
 		}
@@ -32,7 +32,7 @@ func addClientTx(tx storage.Tx, key, clientID string) error {
 	if s.Clients, added = backchannel.AddClient(s.Clients, clientID); !added {
 		return nil
 	}
-	return putJSON(tx, sessionsBucket, key, &s)
+	return storage.PutJSON(tx, sessionsBucket, key, &s)
 }
 
 // notifyEndTx writes the logouts of the ending session s.
@@ -43,7 +43,7 @@ func (m *Manager) notifyEndTx(tx storage.Tx, s *Session) error {
 // notifyEndKeyTx is notifyEndTx for the session stored under key.
 func notifyEndKeyTx(tx storage.Tx, key string, now time.Time) error {
 	var s Session
-	if err := getJSON(tx, sessionsBucket, key, &s); err != nil {
+	if err := storage.GetJSON(tx, sessionsBucket, key, &s); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
 		}
@@ -67,7 +67,7 @@ func notifyClientTx(tx storage.Tx, userID, clientID string, now time.Time) error
 	}
 	for _, key := range keys {
 		var s Session
-		if err := getJSON(tx, sessionsBucket, key, &s); err != nil {
+		if err := storage.GetJSON(tx, sessionsBucket, key, &s); err != nil {
 			if errors.Is(err, storage.ErrNotFound) {
 				continue
 			}
@@ -81,7 +81,7 @@ func notifyClientTx(tx storage.Tx, userID, clientID string, now time.Time) error
 			return err
 		}
 		s.Clients = slices.Delete(s.Clients, i, i+1)
-		if err := putJSON(tx, sessionsBucket, key, &s); err != nil {
+		if err := storage.PutJSON(tx, sessionsBucket, key, &s); err != nil {
 			return err
 		}
 	}
