@@ -13,6 +13,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/datadir"
 )
 
 // adminCredentialsFile is where the first start on an empty store writes
@@ -73,7 +74,7 @@ func (m *Main) ensureFirstClients(ctx context.Context) error {
 	// With storage.bolt.path and keys.encryption_key_file set elsewhere,
 	// nothing else may have made the data directory.
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return dataDirError(c.DataDir, err, currentUser())
+		return datadir.Error(c.DataDir, err, datadir.CurrentUser())
 	}
 	path := filepath.Join(c.DataDir, adminCredentialsFile)
 	if err := writeAdminCredentials(path, adminCredentials{admin.ID, secret}); err != nil {

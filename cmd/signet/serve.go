@@ -26,6 +26,7 @@ import (
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/exchange"
 	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/keksource"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/keys/setsign"
@@ -38,6 +39,7 @@ import (
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -124,7 +126,7 @@ func (m *Main) open(ctx context.Context) error {
 	c := &m.Config
 	log := m.Logger // made by Open
 
-	st, err := openStoreUnchecked(ctx, c, log)
+	st, err := storeopen.OpenUnchecked(ctx, c, log)
 	if err != nil {
 		return err
 	}
@@ -134,9 +136,9 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	existing, err := keys.List(ctx, st)
 	if err != nil {
-		return fmt.Errorf("read keys from %s: %w", storeName(c), err)
+		return fmt.Errorf("read keys from %s: %w", storeopen.Name(c), err)
 	}
-	kek, err := resolveKEK(ctx, c, m.Getenv, len(existing) == 0, log)
+	kek, err := keksource.Resolve(ctx, c, m.Getenv, len(existing) == 0, log)
 	if err != nil {
 		return err
 	}
@@ -165,7 +167,7 @@ func (m *Main) open(ctx context.Context) error {
 		Now:           m.Now,
 	})
 	if err != nil {
-		return kekError(err, c, m.Getenv)
+		return keksource.Explain(err, c, m.Getenv)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -188,7 +190,7 @@ func (m *Main) open(ctx context.Context) error {
 	m.dpopReplay = replay.New(st, replay.DPoPBucket, m.Now)
 	dpopOpts := []jwks.DPoPOption{jwks.WithDPoPClock(m.Now), jwks.WithDPoPReplayCache(m.dpopReplay)}
 	if c.DPoP.Nonce { // keyed from the KEK: every replica takes the others' nonces
-		nonces, err := jwks.NewKeyedNonces(kekSubkey(kek, dpopNonceInfo), c.DPoP.Period, m.Now)
+		nonces, err := jwks.NewKeyedNonces(keksource.Subkey(kek, keksource.DPoPNonceInfo), c.DPoP.Period, m.Now)
 		if err != nil {
 			return err
 		}
@@ -203,7 +205,7 @@ func (m *Main) open(ctx context.Context) error {
 			Store: st, KEK: kek, Custody: custodies, Logger: log.With("component", "set-signing-keys"), Now: m.Now,
 		})
 		if err != nil {
-			return kekError(err, c, m.Getenv)
+			return keksource.Explain(err, c, m.Getenv)
 		}
 		m.setSigners = signers
 		m.exportDone = make(chan struct{})
@@ -250,7 +252,7 @@ func (m *Main) open(ctx context.Context) error {
 		RefreshIdleTTL:     c.Parsed.RefreshIdle,
 		RefreshAbsoluteTTL: c.Parsed.RefreshAbsolute,
 		Leeway:             c.Parsed.PurgeLeeway,
-		FeedSubjectKey:     feedSubjectKey(m.kek),
+		FeedSubjectKey:     keksource.FeedSubjectKey(m.kek),
 		LoginRateLimit: authority.LoginRateLimit{
 			Window:    c.Parsed.LoginWindow,
 			PerUserIP: c.Login.RateLimit.PerUserIP,
@@ -350,7 +352,7 @@ func (m *Main) open(ctx context.Context) error {
 	log.LogAttrs(ctx, slog.LevelInfo, "signet serving",
 		slog.String("addr", m.public.ln.Addr().String()),
 		slog.String("issuer", c.Issuer),
-		slog.String("db", storeName(c)),
+		slog.String("db", storeopen.Name(c)),
 		slog.Any("active_keys", active),
 		slog.String("rotation", c.Keys.Rotation.Schedule),
 		slog.String("timezone", c.Parsed.Location.String()),
