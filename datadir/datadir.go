@@ -48,6 +48,7 @@ func CurrentUser() User {
 	return u
 }
 
+// String names the user for messages.
 func (u User) String() string {
 	if u.name == "" {
 		return "uid " + u.uid + " (no user name; 65532 in the Docker image)"

@@ -30,6 +30,7 @@ type Source struct {
 	path string // the file otherwise
 }
 
+// Of says which source the configuration and environment use.
 func Of(c *config.Config, getenv func(string) string) Source {
 	if getenv("SIGNET_KEK") != "" {
 		return Source{env: true}
@@ -37,6 +38,7 @@ func Of(c *config.Config, getenv func(string) string) Source {
 	return Source{path: c.KEKPath()}
 }
 
+// String names the source as errors do.
 func (s Source) String() string {
 	if s.env {
 		return "SIGNET_KEK"
@@ -140,6 +142,7 @@ func Explain(err error, c *config.Config, getenv func(string) string) error {
 		"restore the original file there, or set SIGNET_KEK to the original", err, src.path)
 }
 
+// Decode reads the base64 (standard or URL-safe) of keys.KEKSize bytes.
 func Decode(v string) ([]byte, error) {
 	v = strings.TrimSpace(v)
 	k, err := base64.StdEncoding.DecodeString(v)
