@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/signet-auth/signet/adminclient"
+	"github.com/signet-auth/signet/datadir"
 )
 
 // newAdminClient exchanges admin client credentials for a signet:admin
@@ -24,7 +25,7 @@ func newAdminClient(ctx context.Context, server, dataDir string) (*adminclient.C
 	id, secret := os.Getenv("SIGNET_CLIENT_ID"), os.Getenv("SIGNET_CLIENT_SECRET")
 	from := "SIGNET_CLIENT_ID"
 	if id == "" && secret == "" && dataDir != "" && loopbackURL(server) {
-		cs, path, err := readAdminCredentials(dataDir)
+		cs, path, err := datadir.ReadAdminCredentials(dataDir)
 		switch {
 		case err == nil:
 			id, secret, from = cs.ClientID, cs.ClientSecret, path
@@ -35,7 +36,7 @@ func newAdminClient(ctx context.Context, server, dataDir string) (*adminclient.C
 	if id == "" || secret == "" {
 		msg := "--server needs admin credentials in SIGNET_CLIENT_ID and SIGNET_CLIENT_SECRET (signet init prints them)"
 		if dataDir != "" && loopbackURL(server) {
-			msg += "; for a server on this machine they are also read from " + filepath.Join(dataDir, adminCredentialsFile) +
+			msg += "; for a server on this machine they are also read from " + filepath.Join(dataDir, datadir.AdminCredentialsFile) +
 				", which the first start of signet serve on an empty store writes (none there; pass --data-dir if the server uses another)"
 		}
 		return nil, errors.New(msg)

@@ -17,6 +17,7 @@ import (
 	"github.com/signet-auth/signet/adminclient"
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // withReplica names this server in the audit events that admin and OAuth
@@ -109,7 +110,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		st, err := openConfigStore(ctx, &cfg, nil) // storage.backend: bolt or etcd
+		st, err := storeopen.Open(ctx, &cfg, nil) // storage.backend: bolt or etcd
 		if err != nil {
 			return err
 		}

@@ -14,9 +14,11 @@ import (
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/backup"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/keksource"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/storage/bolt"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // countWriter counts what it passes on.
@@ -137,7 +139,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func backupOffline(ctx context.Context, cfg *config.Config, out string) (int64, error) {
-	st, err := openConfigStore(ctx, cfg, nil) // storage.backend: bolt or etcd
+	st, err := storeopen.Open(ctx, cfg, nil) // storage.backend: bolt or etcd
 	if err != nil {
 		return 0, err
 	}
@@ -148,7 +150,7 @@ func backupOffline(ctx context.Context, cfg *config.Config, out string) (int64, 
 	}
 	// The backup's MAC is keyed from the KEK, so even a store without keys
 	// needs one (created here as serve would, for a store that has none).
-	kek, err := resolveKEK(ctx, cfg, os.Getenv, len(infos) == 0, newLogger(io.Discard, cfg.Log))
+	kek, err := keksource.Resolve(ctx, cfg, os.Getenv, len(infos) == 0, newLogger(io.Discard, cfg.Log))
 	if err != nil {
 		return 0, err
 	}
@@ -192,7 +194,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	// The KEK first: the file is trusted only if its MAC verifies under a
 	// key derived from it. Restore never creates a KEK.
-	kek, err := resolveKEK(ctx, &cfg, os.Getenv, false, newLogger(stderr, cfg.Log))
+	kek, err := keksource.Resolve(ctx, &cfg, os.Getenv, false, newLogger(stderr, cfg.Log))
 	if err != nil {
 		return fmt.Errorf("restore needs the key-encryption key the backup was made with: %w", err)
 	}
@@ -219,7 +221,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// does not is reported, and the revocations are applied again.
 	var cur *backup.State
 	if _, err := os.Stat(dbPath); err == nil {
-		st, err := openBolt(dbPath, cfg.Parsed.LockTimeout)
+		st, err := storeopen.OpenBolt(dbPath, cfg.Parsed.LockTimeout)
 		if err != nil {
 			return err
 		}
@@ -288,7 +290,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// Re-apply key revocations with the key manager (promotion of the
 	// pending key included) and record the restore, as the CLI.
 	ctx = cliContext(ctx)
-	st, err := openBoltFile(dbPath, cfg.Parsed.LockTimeout)
+	st, err := storeopen.OpenBoltFile(dbPath, cfg.Parsed.LockTimeout)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,9 @@ import (
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/keksource"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // issueToken gets a client_credentials token at base.
@@ -164,7 +166,7 @@ func TestBackup_OnlineUnderLoadAndRestore(t *testing.T) {
 	m.Close()
 
 	kek, _ := os.ReadFile(c.KEKPath())
-	dk, _ := decodeKEK(string(kek))
+	dk, _ := keksource.Decode(string(kek))
 	h, err := backup.Verify(ctx, file, t.TempDir(), dk)
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +262,7 @@ func TestRestore_OverCurrentStore(t *testing.T) {
 			t.Errorf("restore report lacks %q:\n%s", want, stdout)
 		}
 	}
-	st, err := openBolt(c.BoltPath(), 0)
+	st, err := storeopen.OpenBolt(c.BoltPath(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 const clientsUsage = "usage: signet clients create|list|get|update|delete|rotate-secret [ID] [--data-dir DIR | --server URL] [--json]"
@@ -269,7 +270,7 @@ func openClientOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, serve
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := openConfigStore(ctx, &cfg, nil)
+	st, err := storeopen.Open(ctx, &cfg, nil)
 	if err != nil {
 		return nil, nil, err
 	}

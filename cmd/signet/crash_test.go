@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // child is a `signet serve` subprocess: the test binary re-executing main.
@@ -159,7 +160,7 @@ log:
 func checkCrashedStore(t *testing.T, i int, path string, algs []string, published, actives map[string]bool) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := openBolt(path, time.Second)
+	st, err := storeopen.OpenBolt(path, time.Second)
 	if err != nil {
 		t.Fatalf("kill %d: open store: %v", i, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/signet-auth/signet/keys/custody"
 	"github.com/signet-auth/signet/keys/custody/pkcs11"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // openCustody opens the configured custodies: for keys.Options.Custody, and
@@ -102,7 +103,7 @@ func runKeysOrphans(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(cs) == 0 {
 		return fmt.Errorf("no key custody holds keys outside the store (keys.custody is empty): there can be no orphans")
 	}
-	st, err := openConfigStore(ctx, &cfg, nil)
+	st, err := storeopen.Open(ctx, &cfg, nil)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/signet-auth/signet/keys/custody"
 	"github.com/signet-auth/signet/keys/custody/pkcs11"
 	"github.com/signet-auth/signet/keys/custody/pkcs11/softhsmtest"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // TestPKCS11_Serve: signet serve configured with keys.custody.pkcs11 keeps
@@ -161,7 +162,7 @@ tokens:
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := openBolt(filepath.Join(dir, "data", "signet.db"), time.Second)
+		st, err := storeopen.OpenBolt(filepath.Join(dir, "data", "signet.db"), time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/datadir"
 	"github.com/signet-auth/signet/keys"
 )
 
@@ -65,7 +66,7 @@ func TestServe_Dev(t *testing.T) {
 		t.Fatalf("demo client record = %v", rec)
 	}
 	// --dev makes the admin client too, and may print its secret.
-	if cs, _, err := readAdminCredentials(c.DataDir); err != nil || !strings.Contains(logs.String(), `"client_secret":"`+cs.ClientSecret+`"`) {
+	if cs, _, err := datadir.ReadAdminCredentials(c.DataDir); err != nil || !strings.Contains(logs.String(), `"client_secret":"`+cs.ClientSecret+`"`) {
 		t.Errorf("dev mode: admin credentials %+v, %v; want them in the file and the log:\n%s", cs, err, logs)
 	}
 	// The curl line must hold what a user needs: Basic credentials, grant, scope, endpoint.
@@ -124,12 +125,12 @@ func TestServe_FirstAdmin(t *testing.T) {
 	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256,EdDSA")
 	c := testConfig(t, nil)
 	m, logs := startMain(t, c, nil)
-	path := filepath.Join(c.DataDir, adminCredentialsFile)
+	path := filepath.Join(c.DataDir, datadir.AdminCredentialsFile)
 	info, err := os.Stat(path)
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials file %s: %v %v; want mode 0600", path, info, err)
 	}
-	cs, _, err := readAdminCredentials(c.DataDir)
+	cs, _, err := datadir.ReadAdminCredentials(c.DataDir)
 	if err != nil || cs.ClientID != "admin" || len(cs.ClientSecret) != 43 {
 		t.Fatalf("credentials = %+v, %v", cs, err)
 	}
@@ -159,12 +160,12 @@ func TestServe_FirstAdmin(t *testing.T) {
 	}
 	// No file in the data directory named: the error says where it looked.
 	_, _, err = clientsCmd(t, "list", "--server", m.URL())
-	if err == nil || !strings.Contains(err.Error(), "SIGNET_CLIENT_ID") || !strings.Contains(err.Error(), adminCredentialsFile) {
+	if err == nil || !strings.Contains(err.Error(), "SIGNET_CLIENT_ID") || !strings.Contains(err.Error(), datadir.AdminCredentialsFile) {
 		t.Errorf("without credentials: %v", err)
 	}
 	// A server elsewhere never gets the local file's secret.
 	_, _, err = clientsCmd(t, "list", "--server", "http://signet.example.invalid:8080", "--data-dir", c.DataDir)
-	if err == nil || !strings.Contains(err.Error(), "SIGNET_CLIENT_ID") || strings.Contains(err.Error(), adminCredentialsFile) {
+	if err == nil || !strings.Contains(err.Error(), "SIGNET_CLIENT_ID") || strings.Contains(err.Error(), datadir.AdminCredentialsFile) {
 		t.Errorf("a remote server and the local file: %v", err)
 	}
 	// A file other users can read is refused, as the KEK is.
@@ -198,7 +199,7 @@ func TestServe_FirstAdmin(t *testing.T) {
 		c.DataDir = filepath.Join(t.TempDir(), "never-made")
 	})
 	startMain(t, c4, nil)
-	if _, _, err := readAdminCredentials(c4.DataDir); err != nil {
+	if _, _, err := datadir.ReadAdminCredentials(c4.DataDir); err != nil {
 		t.Errorf("with storage.bolt.path elsewhere: %v", err)
 	}
 
@@ -208,7 +209,7 @@ func TestServe_FirstAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	startMain(t, c3, nil)
-	if _, err := os.Stat(filepath.Join(c3.DataDir, adminCredentialsFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(c3.DataDir, datadir.AdminCredentialsFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a store made by signet init got a credentials file: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/signet-auth/signet/datadir"
 	"io"
 	"net"
 	"net/http"
@@ -108,7 +109,7 @@ func TestReadmeNewcomerPath(t *testing.T) {
 		t.Errorf("the server logged a secret outside --dev:\n%s", &serverLog)
 	}
 	// The credentials file is the owner's alone.
-	if info, err := os.Stat(filepath.Join(dir, "data", adminCredentialsFile)); err != nil || info.Mode().Perm() != 0o600 {
+	if info, err := os.Stat(filepath.Join(dir, "data", datadir.AdminCredentialsFile)); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("admin credentials file: %v, %v", info, err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/datadir"
 	"github.com/signet-auth/signet/storage/etcd/etcdtest"
 )
 
@@ -87,11 +88,11 @@ func TestReplicas_Etcd_DPoPNonce(t *testing.T) {
 	// A server with another KEK (its own data directory) hands out other nonces.
 	c := testConfig(t, func(c *config.Config) { c.DPoP.Nonce = true })
 	other, _ := startMain(t, c, nil)
-	b2, err := os.ReadFile(filepath.Join(c.DataDir, adminCredentialsFile))
+	b2, err := os.ReadFile(filepath.Join(c.DataDir, datadir.AdminCredentialsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var admin adminCredentials
+	var admin datadir.AdminCredentials
 	_ = json.Unmarshal(b2, &admin)
 	code, _, body := postAs(t, other.URL()+"/oauth2/token", admin, nonceProof(t, key, other.Config.Issuer+"/oauth2/token", nonce))
 	if code != http.StatusBadRequest || body["error"] != "use_dpop_nonce" {
@@ -110,7 +111,7 @@ func TestReplicas_Etcd_DPoPNonce(t *testing.T) {
 }
 
 // postAs sends a client_credentials request as client with proof.
-func postAs(t *testing.T, u string, client adminCredentials, proof string) (int, http.Header, map[string]any) {
+func postAs(t *testing.T, u string, client datadir.AdminCredentials, proof string) (int, http.Header, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, u, strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/keksource"
 	"github.com/signet-auth/signet/users"
 )
 
@@ -38,7 +39,7 @@ func TestFeedKey(t *testing.T) {
 		t.Fatalf("feed-key printed %q", stdout)
 	}
 	kekText, _ := os.ReadFile(c.KEKPath())
-	kek, _ := decodeKEK(string(kekText))
+	kek, _ := keksource.Decode(string(kekText))
 	if strings.Contains(stdout, base64.StdEncoding.EncodeToString(kek)) || strings.Contains(stdout, base64.RawURLEncoding.EncodeToString(kek)) {
 		t.Error("feed-key printed the KEK")
 	}

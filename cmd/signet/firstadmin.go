@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,17 +12,8 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/datadir"
 )
-
-// adminCredentialsFile is where the first start on an empty store writes
-// the first admin client's credentials, in the data directory.
-const adminCredentialsFile = "admin-credentials.json"
-
-// adminCredentials is that file: the shape `signet init` prints.
-type adminCredentials struct {
-	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
-}
 
 // firstAdminClient is what `signet init` creates.
 func firstAdminClient() clients.Client {
@@ -73,10 +63,10 @@ func (m *Main) ensureFirstClients(ctx context.Context) error {
 	// With storage.bolt.path and keys.encryption_key_file set elsewhere,
 	// nothing else may have made the data directory.
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return dataDirError(c.DataDir, err, currentUser())
+		return datadir.Error(c.DataDir, err, datadir.CurrentUser())
 	}
-	path := filepath.Join(c.DataDir, adminCredentialsFile)
-	if err := writeAdminCredentials(path, adminCredentials{admin.ID, secret}); err != nil {
+	path := filepath.Join(c.DataDir, datadir.AdminCredentialsFile)
+	if err := datadir.WriteAdminCredentials(path, datadir.AdminCredentials{ClientID: admin.ID, ClientSecret: secret}); err != nil {
 		return err
 	}
 	_ = authority.NewAuditLog(m.Store, nil).Record(ctx, authority.AuditEvent{Actor: "system", Action: "clients.create",
@@ -92,49 +82,6 @@ func (m *Main) ensureFirstClients(ctx context.Context) error {
 	}
 	m.Logger.LogAttrs(ctx, slog.LevelWarn, "first start: created the admin client; its credentials are in a file only this user can read (move them to your secret store and delete the file)", attrs...)
 	return nil
-}
-
-// writeAdminCredentials writes the file 0600, replacing one left by an
-// earlier store.
-func writeAdminCredentials(path string, cs adminCredentials) error {
-	b, err := json.MarshalIndent(cs, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("admin credentials %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("admin credentials %s: %w", path, err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("admin credentials %s: %w", path, err)
-	}
-	return f.Close()
-}
-
-// readAdminCredentials reads the file the first start wrote into dataDir,
-// refusing one other users can read, as for the KEK.
-func readAdminCredentials(dataDir string) (adminCredentials, string, error) {
-	path := filepath.Join(dataDir, adminCredentialsFile)
-	info, err := os.Stat(path)
-	if err != nil {
-		return adminCredentials{}, path, err
-	}
-	if info.Mode().Perm()&0o077 != 0 {
-		return adminCredentials{}, path, fmt.Errorf("%s: mode %v lets other users read it: run chmod 600 %s", path, info.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return adminCredentials{}, path, err
-	}
-	var cs adminCredentials
-	if err := json.Unmarshal(b, &cs); err != nil || cs.ClientID == "" || cs.ClientSecret == "" {
-		return adminCredentials{}, path, fmt.Errorf("%s: not the credentials signet serve writes (client_id, client_secret)", path)
-	}
-	return cs, path, nil
 }
 
 // loopbackURL says whether server names this machine: only then may the

@@ -9,6 +9,7 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // runInit is `signet init`: on a store with no clients it creates the first
@@ -30,7 +31,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	st, err := openConfigStore(ctx, &cfg, nil)
+	st, err := storeopen.Open(ctx, &cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -45,7 +46,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Audiences:  []string{authority.AdminAudience},
 	})
 	if errors.Is(err, clients.ErrNotEmpty) {
-		return fmt.Errorf("%s already has clients: init only creates the first admin client (use `signet clients create`)", storeName(&cfg))
+		return fmt.Errorf("%s already has clients: init only creates the first admin client (use `signet clients create`)", storeopen.Name(&cfg))
 	}
 	if err != nil {
 		return err

@@ -8,9 +8,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/signet-auth/signet/keksource"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/keys/setsign"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // runJWKS is `signet jwks export|signers`, offline on the data directory
@@ -41,7 +43,7 @@ func runJWKS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *ttl == 0 {
 		*ttl = cfg.Parsed.ExportTTL
 	}
-	st, err := openConfigStore(ctx, &cfg, nil)
+	st, err := storeopen.Open(ctx, &cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -52,7 +54,7 @@ func runJWKS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	kek, err := resolveKEK(ctx, &cfg, os.Getenv, len(existing) == 0, log)
+	kek, err := keksource.Resolve(ctx, &cfg, os.Getenv, len(existing) == 0, log)
 	if err != nil {
 		return err
 	}
@@ -67,7 +69,7 @@ func runJWKS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	signers, err := setsign.Open(ctx, st, opts)
 	if err != nil {
-		return kekError(err, &cfg, os.Getenv)
+		return keksource.Explain(err, &cfg, os.Getenv)
 	}
 	defer signers.Close()
 	var body []byte
@@ -85,7 +87,7 @@ func runJWKS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "export":
 		m, err := keys.Open(ctx, opts)
 		if err != nil {
-			return kekError(err, &cfg, os.Getenv)
+			return keksource.Explain(err, &cfg, os.Getenv)
 		}
 		defer m.Close()
 		var prev []byte

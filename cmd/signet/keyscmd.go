@@ -11,8 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/signet-auth/signet/keksource"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // runKeys is `signet keys list|rotate|revoke KID|feed-key`. Offline it opens the data
@@ -62,11 +64,11 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if sub == "feed-key" {
-		kek, err := resolveKEK(ctx, &cfg, os.Getenv, false, newLogger(stderr, cfg.Log))
+		kek, err := keksource.Resolve(ctx, &cfg, os.Getenv, false, newLogger(stderr, cfg.Log))
 		if err != nil {
 			return err
 		}
-		key := base64.RawURLEncoding.EncodeToString(feedSubjectKey(kek))
+		key := base64.RawURLEncoding.EncodeToString(keksource.FeedSubjectKey(kek))
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(map[string]string{"feed_subject_key": key})
 		}
@@ -74,7 +76,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, "the revocation feed's subject key: give it to verifiers (jwks.WithDenylistSubjectKey) so they apply logouts; it is derived from the KEK, which it does not reveal")
 		return nil
 	}
-	st, err := openConfigStore(ctx, &cfg, nil)
+	st, err := storeopen.Open(ctx, &cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -95,7 +97,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx = cliContext(ctx)
 	log := newLogger(stderr, cfg.Log)
-	kek, err := resolveKEK(ctx, &cfg, os.Getenv, len(infos) == 0, log)
+	kek, err := keksource.Resolve(ctx, &cfg, os.Getenv, len(infos) == 0, log)
 	if err != nil {
 		return err
 	}
@@ -110,7 +112,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Logger: log,
 	}))
 	if err != nil {
-		return kekError(err, &cfg, os.Getenv)
+		return keksource.Explain(err, &cfg, os.Getenv)
 	}
 	defer m.Close()
 	switch sub {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/keksource"
 )
 
 // command is one `signet NAME` subcommand.
@@ -136,7 +137,7 @@ func (f *configFlags) load(fs *flag.FlagSet) (config.Config, error) {
 	// Offline commands read the same files serve does: refuse a KEK file
 	// other users can read here too, not only at serve.
 	if os.Getenv("SIGNET_KEK") == "" {
-		if err := checkKEKMode(c.KEKPath()); err != nil {
+		if err := keksource.CheckMode(c.KEKPath()); err != nil {
 			return config.Config{}, err
 		}
 	}

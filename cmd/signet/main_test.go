@@ -23,7 +23,9 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/datadir"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // TestMain lets the test binary stand in for the signet binary, so the
@@ -344,7 +346,7 @@ func TestServe_WrongKEK(t *testing.T) {
 	m, _ := startMain(t, c, nil)
 	m.Close()
 	// Replace the KEK file with another valid KEK.
-	if err := writePrivateFile(c.KEKPath(), []byte(strings.Repeat("A", 43)+"=\n")); err != nil {
+	if err := datadir.WritePrivateFile(c.KEKPath(), []byte(strings.Repeat("A", 43)+"=\n")); err != nil {
 		t.Fatal(err)
 	}
 	m2 := &Main{Config: c, LogOutput: io.Discard, Getenv: func(string) string { return "" }}
@@ -400,7 +402,7 @@ func TestServe_GracefulShutdown(t *testing.T) {
 		t.Error("server still answers after Close")
 	}
 	// The store was closed: the database can be opened again at once.
-	st, err := openBolt(c.BoltPath(), 100*time.Millisecond)
+	st, err := storeopen.OpenBolt(c.BoltPath(), 100*time.Millisecond)
 	if err != nil {
 		t.Fatalf("reopen after shutdown: %v", err)
 	}
@@ -444,7 +446,7 @@ func TestRun_Keys_Offline(t *testing.T) {
 	if code := run(t.Context(), []string{"keys", "rotate", "--force", "--data-dir", c.DataDir}, &out, &errOut); code != 0 {
 		t.Fatalf("keys rotate: code %d: %s", code, errOut.String())
 	}
-	st, err := openBolt(c.BoltPath(), time.Second)
+	st, err := storeopen.OpenBolt(c.BoltPath(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // migrateChunk is how many records one write transaction of migrate holds:
@@ -36,22 +37,22 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if storeName(&srcCfg) == storeName(&dstCfg) {
-		return fmt.Errorf("migrate: --from and --to name the same store (%s)", storeName(&srcCfg))
+	if storeopen.Name(&srcCfg) == storeopen.Name(&dstCfg) {
+		return fmt.Errorf("migrate: --from and --to name the same store (%s)", storeopen.Name(&srcCfg))
 	}
-	src, err := openConfigStore(ctx, &srcCfg, nil)
+	src, err := storeopen.Open(ctx, &srcCfg, nil)
 	if err != nil {
-		return fmt.Errorf("migrate from %s: %w", storeName(&srcCfg), err)
+		return fmt.Errorf("migrate from %s: %w", storeopen.Name(&srcCfg), err)
 	}
 	defer src.Close()
-	dst, err := openStoreUnchecked(ctx, &dstCfg, nil)
+	dst, err := storeopen.OpenUnchecked(ctx, &dstCfg, nil)
 	if err != nil {
-		return fmt.Errorf("migrate to %s: %w", storeName(&dstCfg), err)
+		return fmt.Errorf("migrate to %s: %w", storeopen.Name(&dstCfg), err)
 	}
 	defer dst.Close()
 	counts, err := migrateStore(ctx, src, dst)
 	if err != nil {
-		return fmt.Errorf("migrate %s to %s: %w", storeName(&srcCfg), storeName(&dstCfg), err)
+		return fmt.Errorf("migrate %s to %s: %w", storeopen.Name(&srcCfg), storeopen.Name(&dstCfg), err)
 	}
 	total := 0
 	for _, c := range counts {
@@ -59,7 +60,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		total += c.n
 	}
 	fmt.Fprintf(stdout, "migrated %d records from %s to %s; keys are still encrypted under the source's KEK: give it to every replica of the destination\n",
-		total, storeName(&srcCfg), storeName(&dstCfg))
+		total, storeopen.Name(&srcCfg), storeopen.Name(&dstCfg))
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/etcd/etcdtest"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 func migrateCmd(t *testing.T, args ...string) (string, error) {
@@ -28,7 +29,7 @@ func dumpStore(t *testing.T, path string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := openConfigStore(t.Context(), &c, nil)
+	st, err := storeopen.Open(t.Context(), &c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestMigrate_BoltToEtcdAndBack(t *testing.T) {
 	}
 	// The key set, as the first serve makes it.
 	bc, _ := loadMigrateConfig(boltCfg)
-	bst, err := openConfigStore(t.Context(), &bc, nil)
+	bst, err := storeopen.Open(t.Context(), &bc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestMigrate_BoltToEtcdAndBack(t *testing.T) {
 	// A replica on the etcd copy decrypts the keys with the same KEK.
 	m, _ := startEtcdReplica(t, cl, "r", "migrated/", kekBytes, nil)
 	c, _ := loadMigrateConfig(boltCfg)
-	st, err := openConfigStore(t.Context(), &c, nil)
+	st, err := storeopen.Open(t.Context(), &c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

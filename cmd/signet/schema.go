@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 
 	"github.com/signet-auth/signet/backup"
+	"github.com/signet-auth/signet/keksource"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // schemaPlan is the schema this binary runs: Main.Schema, else schema.Default.
@@ -27,7 +29,7 @@ func (m *Main) migrateSchema(ctx context.Context, st storage.Store) error {
 	c := &m.Config
 	plan := m.schemaPlan()
 	before := func(from int) error {
-		kek, err := resolveKEK(ctx, c, m.Getenv, false, m.Logger)
+		kek, err := keksource.Resolve(ctx, c, m.Getenv, false, m.Logger)
 		if err != nil {
 			return err
 		}
@@ -45,30 +47,13 @@ func (m *Main) migrateSchema(ctx context.Context, st storage.Store) error {
 	res, err := plan.Migrate(ctx, st, m.Now(), before)
 	var tn *schema.TooNewError
 	if errors.As(err, &tn) {
-		return fmt.Errorf("%s: %w", storeName(c), err)
+		return fmt.Errorf("%s: %w", storeopen.Name(c), err)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", storeName(c), err)
+		return fmt.Errorf("%s: %w", storeopen.Name(c), err)
 	}
 	if len(res.Applied) > 0 {
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "store schema upgraded", slog.Int("from", res.From), slog.Int("to", res.To), slog.Any("migrations", res.Applied))
-	}
-	return nil
-}
-
-// checkSchemaOffline refuses, for offline commands, a store this binary
-// cannot work on: newer than it, or older (serve migrates it, with a backup).
-func checkSchemaOffline(ctx context.Context, st storage.Store) error {
-	s, err := schema.Read(ctx, st)
-	if err != nil {
-		return err
-	}
-	needs, err := schema.Default().Check(s)
-	if err != nil {
-		return err
-	}
-	if needs {
-		return fmt.Errorf("the store has schema v%d, this binary v%d: start signet serve once to upgrade it (it writes a backup first)", s.Version, schema.Default().Current)
 	}
 	return nil
 }

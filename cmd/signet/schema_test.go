@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/backup"
+	"github.com/signet-auth/signet/keksource"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storeopen"
 )
 
 // TestSchema_UpgradeAndRefusal: a store made by today's code, without a
@@ -25,7 +27,7 @@ func TestSchema_UpgradeAndRefusal(t *testing.T) {
 	before := m.Keys.Current()
 	m.Close()
 	// Today's code before schema versions: no record.
-	st, err := openBoltFile(c.BoltPath(), time.Second)
+	st, err := storeopen.OpenBoltFile(c.BoltPath(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +62,7 @@ func TestSchema_UpgradeAndRefusal(t *testing.T) {
 		t.Fatalf("backups beside the data = %v, want one", backups)
 	}
 	kekText, _ := os.ReadFile(c.KEKPath())
-	kek, _ := decodeKEK(string(kekText))
+	kek, _ := keksource.Decode(string(kekText))
 	h, err := backup.Verify(t.Context(), backups[0], t.TempDir(), kek)
 	if err != nil || h.SchemaVersion != 1 {
 		t.Errorf("pre-migration backup: %+v, %v", h, err)

@@ -27,6 +27,7 @@ import (
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/exchange"
 	"github.com/signet-auth/signet/jwks"
+	"github.com/signet-auth/signet/keksource"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/keys/setsign"
@@ -39,6 +40,7 @@ import (
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storeopen"
 	"github.com/signet-auth/signet/upstream"
 )
 
@@ -130,7 +132,7 @@ func (m *Main) open(ctx context.Context) error {
 	c := &m.Config
 	log := m.Logger // made by Open
 
-	st, err := openStoreUnchecked(ctx, c, log)
+	st, err := storeopen.OpenUnchecked(ctx, c, log)
 	if err != nil {
 		return err
 	}
@@ -140,9 +142,9 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	existing, err := keys.List(ctx, st)
 	if err != nil {
-		return fmt.Errorf("read keys from %s: %w", storeName(c), err)
+		return fmt.Errorf("read keys from %s: %w", storeopen.Name(c), err)
 	}
-	kek, err := resolveKEK(ctx, c, m.Getenv, len(existing) == 0, log)
+	kek, err := keksource.Resolve(ctx, c, m.Getenv, len(existing) == 0, log)
 	if err != nil {
 		return err
 	}
@@ -171,7 +173,7 @@ func (m *Main) open(ctx context.Context) error {
 		Now:           m.Now,
 	})
 	if err != nil {
-		return kekError(err, c, m.Getenv)
+		return keksource.Explain(err, c, m.Getenv)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -194,7 +196,7 @@ func (m *Main) open(ctx context.Context) error {
 	m.dpopReplay = replay.New(st, replay.DPoPBucket, m.Now)
 	dpopOpts := []jwks.DPoPOption{jwks.WithDPoPClock(m.Now), jwks.WithDPoPReplayCache(m.dpopReplay)}
 	if c.DPoP.Nonce { // keyed from the KEK: every replica takes the others' nonces
-		nonces, err := jwks.NewKeyedNonces(kekSubkey(kek, dpopNonceInfo), c.DPoP.Period, m.Now)
+		nonces, err := jwks.NewKeyedNonces(keksource.Subkey(kek, keksource.DPoPNonceInfo), c.DPoP.Period, m.Now)
 		if err != nil {
 			return err
 		}
@@ -209,7 +211,7 @@ func (m *Main) open(ctx context.Context) error {
 			Store: st, KEK: kek, Custody: custodies, Logger: log.With("component", "set-signing-keys"), Now: m.Now,
 		})
 		if err != nil {
-			return kekError(err, c, m.Getenv)
+			return keksource.Explain(err, c, m.Getenv)
 		}
 		m.setSigners = signers
 		m.exportDone = make(chan struct{})
@@ -256,7 +258,7 @@ func (m *Main) open(ctx context.Context) error {
 		RefreshIdleTTL:     c.Parsed.RefreshIdle,
 		RefreshAbsoluteTTL: c.Parsed.RefreshAbsolute,
 		Leeway:             c.Parsed.PurgeLeeway,
-		FeedSubjectKey:     feedSubjectKey(m.kek),
+		FeedSubjectKey:     keksource.FeedSubjectKey(m.kek),
 		LoginRateLimit: authority.LoginRateLimit{
 			Window:    c.Parsed.LoginWindow,
 			PerUserIP: c.Login.RateLimit.PerUserIP,
@@ -364,7 +366,7 @@ func (m *Main) open(ctx context.Context) error {
 	log.LogAttrs(ctx, slog.LevelInfo, "signet serving",
 		slog.String("addr", m.public.ln.Addr().String()),
 		slog.String("issuer", c.Issuer),
-		slog.String("db", storeName(c)),
+		slog.String("db", storeopen.Name(c)),
 		slog.Any("active_keys", active),
 		slog.String("rotation", c.Keys.Rotation.Schedule),
 		slog.String("timezone", c.Parsed.Location.String()),

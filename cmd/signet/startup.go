@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/signet-auth/signet/datadir"
+	"github.com/signet-auth/signet/keksource"
+	"github.com/signet-auth/signet/storeopen"
 	"log"
 	"log/slog"
 	"net"
@@ -48,9 +51,9 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 	m.removeCreated(held)
-	var le *lockedError
+	var le *storeopen.LockedError
 	if errors.As(err, &le) {
-		le.serve = true
+		le.Serve = true
 	}
 	return err
 }
@@ -66,7 +69,7 @@ func (m *Main) preflight(ctx context.Context) error {
 	m.pre.dbExisted = err == nil
 	_, err = os.Stat(c.KEKPath())
 	m.pre.kekExisted = err == nil
-	if err := checkDataDir(filepath.Dir(c.BoltPath())); err != nil {
+	if err := datadir.Check(filepath.Dir(c.BoltPath())); err != nil {
 		return err
 	}
 	if m.pre.publicLn, err = net.Listen("tcp", c.HTTP.Addr); err != nil {
@@ -86,7 +89,7 @@ func (m *Main) preflight(ctx context.Context) error {
 	}
 	// The KEK is read again (and, on a first run, created) once the store
 	// is open; here only what can be refused without writing.
-	if _, err := readKEK(c, m.Getenv); err != nil {
+	if _, err := keksource.Read(c, m.Getenv); err != nil {
 		return err
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storeopen"
 	"github.com/signet-auth/signet/users"
 )
 
@@ -236,7 +237,7 @@ func openUserOps(ctx context.Context, fs *flag.FlagSet, cf *configFlags, server 
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := openConfigStore(ctx, &cfg, nil)
+	st, err := storeopen.Open(ctx, &cfg, nil)
 	if err != nil {
 		return nil, nil, err
 	}

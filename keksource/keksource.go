@@ -1,4 +1,8 @@
-package main
+// Package keksource is the key-encryption key: where it comes from (SIGNET_KEK
+// or a file), reading and checking it, creating it on the zero-config first
+// start, the errors that say which one is in use, and the keys derived
+// from it for other purposes (HKDF).
+package keksource
 
 import (
 	"context"
@@ -15,39 +19,42 @@ import (
 	"strings"
 
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/datadir"
 	"github.com/signet-auth/signet/keys"
 )
 
-// kekSource is where the key-encryption key comes from: the SIGNET_KEK
+// Source is where the key-encryption key comes from: the SIGNET_KEK
 // variable or a file. Errors about the KEK name the one in use.
-type kekSource struct {
+type Source struct {
 	env  bool   // SIGNET_KEK is set
 	path string // the file otherwise
 }
 
-func kekSourceOf(c *config.Config, getenv func(string) string) kekSource {
+// Of says which source the configuration and environment use.
+func Of(c *config.Config, getenv func(string) string) Source {
 	if getenv("SIGNET_KEK") != "" {
-		return kekSource{env: true}
+		return Source{env: true}
 	}
-	return kekSource{path: c.KEKPath()}
+	return Source{path: c.KEKPath()}
 }
 
-func (s kekSource) String() string {
+// String names the source as errors do.
+func (s Source) String() string {
 	if s.env {
 		return "SIGNET_KEK"
 	}
 	return "keys.encryption_key_file " + s.path
 }
 
-// readKEK reads the key-encryption key without writing anything: from
+// Read reads the key-encryption key without writing anything: from
 // SIGNET_KEK (base64 of 32 bytes), else from keys.encryption_key_file
 // (default DATA_DIR/kek), refusing a file other users can read. It returns
 // a nil key and no error only when the default file does not exist yet,
-// which resolveKEK may then create for an empty store.
-func readKEK(c *config.Config, getenv func(string) string) ([]byte, error) {
-	src := kekSourceOf(c, getenv)
+// which Resolve may then create for an empty store.
+func Read(c *config.Config, getenv func(string) string) ([]byte, error) {
+	src := Of(c, getenv)
 	if src.env {
-		k, err := decodeKEK(getenv("SIGNET_KEK"))
+		k, err := Decode(getenv("SIGNET_KEK"))
 		if err != nil {
 			return nil, fmt.Errorf("SIGNET_KEK: %w", err)
 		}
@@ -57,20 +64,20 @@ func readKEK(c *config.Config, getenv func(string) string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		if err := checkKEKMode(path); err != nil {
+		if err := CheckMode(path); err != nil {
 			return nil, err
 		}
-		k, err := decodeKEK(string(b))
+		k, err := Decode(string(b))
 		if err != nil {
 			return nil, fmt.Errorf("keys.encryption_key_file %s: %w", path, err)
 		}
 		return k, nil
 	case errors.Is(err, fs.ErrPermission):
-		return nil, permissionError("keys.encryption_key_file", path, err, currentUser())
+		return nil, datadir.PermissionError("keys.encryption_key_file", path, err, datadir.CurrentUser())
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("keys.encryption_key_file %s: %w", path, err)
 	case c.Storage.Backend == "etcd":
-		return nil, errSharedKEK(path)
+		return nil, errShared(path)
 	case c.Keys.EncryptionKeyFile != "":
 		return nil, fmt.Errorf("keys.encryption_key_file %s does not exist: create it (openssl rand -base64 32 > %s; chmod 600 %s), set SIGNET_KEK, or unset the field to use %s",
 			path, path, path, filepath.Join(c.DataDir, "kek"))
@@ -78,9 +85,9 @@ func readKEK(c *config.Config, getenv func(string) string) ([]byte, error) {
 	return nil, nil
 }
 
-// checkKEKMode refuses a KEK file that other users can read; a missing
+// CheckMode refuses a KEK file that other users can read; a missing
 // file is not its concern.
-func checkKEKMode(path string) error {
+func CheckMode(path string) error {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil
@@ -91,12 +98,12 @@ func checkKEKMode(path string) error {
 	return nil
 }
 
-// resolveKEK finds the key-encryption key as readKEK does. For the
+// Resolve finds the key-encryption key as Read does. For the
 // zero-config first run only (default path, empty store) it creates that
 // file with mode 0600 and says so. It never creates a KEK for a store that
 // already has keys: that would orphan them.
-func resolveKEK(ctx context.Context, c *config.Config, getenv func(string) string, storeEmpty bool, log *slog.Logger) ([]byte, error) {
-	k, err := readKEK(c, getenv)
+func Resolve(ctx context.Context, c *config.Config, getenv func(string) string, storeEmpty bool, log *slog.Logger) ([]byte, error) {
+	k, err := Read(c, getenv)
 	if err != nil || k != nil {
 		return k, err
 	}
@@ -108,9 +115,9 @@ func resolveKEK(ctx context.Context, c *config.Config, getenv func(string) strin
 	if _, err := rand.Read(k); err != nil {
 		return nil, fmt.Errorf("generate key-encryption key: %w", err)
 	}
-	if err := writePrivateFile(path, []byte(base64.StdEncoding.EncodeToString(k)+"\n")); err != nil {
+	if err := datadir.WritePrivateFile(path, []byte(base64.StdEncoding.EncodeToString(k)+"\n")); err != nil {
 		if errors.Is(err, fs.ErrPermission) {
-			return nil, permissionError("key-encryption key file", path, err, currentUser())
+			return nil, datadir.PermissionError("key-encryption key file", path, err, datadir.CurrentUser())
 		}
 		return nil, fmt.Errorf("write key-encryption key %s: %w", path, err)
 	}
@@ -119,14 +126,14 @@ func resolveKEK(ctx context.Context, c *config.Config, getenv func(string) strin
 	return k, nil
 }
 
-// kekError adds to a key-decryption failure which KEK was used and what
+// Explain adds to a key-decryption failure which KEK was used and what
 // to do; other errors pass through.
-func kekError(err error, c *config.Config, getenv func(string) string) error {
+func Explain(err error, c *config.Config, getenv func(string) string) error {
 	var de *keys.DecryptError
 	if !errors.As(err, &de) {
 		return err
 	}
-	src := kekSourceOf(c, getenv)
+	src := Of(c, getenv)
 	if src.env {
 		return fmt.Errorf("%w: the key-encryption key in SIGNET_KEK is not the one this store was made with; "+
 			"set SIGNET_KEK to the original, or unset it to use keys.encryption_key_file %s", err, c.KEKPath())
@@ -135,7 +142,8 @@ func kekError(err error, c *config.Config, getenv func(string) string) error {
 		"restore the original file there, or set SIGNET_KEK to the original", err, src.path)
 }
 
-func decodeKEK(v string) ([]byte, error) {
+// Decode reads the base64 (standard or URL-safe) of keys.KEKSize bytes.
+func Decode(v string) ([]byte, error) {
 	v = strings.TrimSpace(v)
 	k, err := base64.StdEncoding.DecodeString(v)
 	if err != nil {
@@ -150,63 +158,35 @@ func decodeKEK(v string) ([]byte, error) {
 	return k, nil
 }
 
-// writePrivateFile writes data to path atomically with mode 0600: a temp file
-// in the same directory, fsync, rename, fsync the directory.
-func writePrivateFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // feedSubjectInfo is the HKDF info (purpose label) of the revocation
 // feed's subject key.
 const feedSubjectInfo = "signet revocation feed subject hmac v1"
 
-// feedSubjectKey derives the key of the revocation feed's subject hashes
+// FeedSubjectKey derives the key of the revocation feed's subject hashes
 // from the KEK: every replica (they share the KEK) lists the same hashes,
 // and `signet keys feed-key` prints it for the verifiers. The KEK itself
 // never leaves: HKDF is one-way.
-func feedSubjectKey(kek []byte) []byte {
+func FeedSubjectKey(kek []byte) []byte {
 	if len(kek) == 0 {
 		return nil
 	}
-	return kekSubkey(kek, feedSubjectInfo)
+	return Subkey(kek, feedSubjectInfo)
 }
 
-// dpopNonceInfo is the HKDF info of the key of DPoP nonces (dpop.nonce).
-const dpopNonceInfo = "signet dpop nonce hmac v1"
+// DPoPNonceInfo is the HKDF info of the key of DPoP nonces (dpop.nonce).
+const DPoPNonceInfo = "signet dpop nonce hmac v1"
 
-// kekSubkey derives a 32-byte key for purpose info from the KEK (HKDF).
-func kekSubkey(kek []byte, info string) []byte {
+// Subkey derives a 32-byte key for purpose info from the KEK (HKDF).
+func Subkey(kek []byte, info string) []byte {
 	// hkdf.Key fails only for a length above 255 hashes; this is one.
 	k, _ := hkdf.Key(sha256.New, kek, nil, info, sha256.Size)
 	return k
+}
+
+// errShared is why Signet never creates a KEK for an etcd store: every
+// replica would create its own, and none could read the others' keys.
+func errShared(path string) error {
+	return fmt.Errorf("storage.backend etcd: no key-encryption key (SIGNET_KEK unset, no file at %s): "+
+		"every replica needs the same one, so Signet does not create it; "+
+		"make one (openssl rand -base64 32) and give it to every replica as SIGNET_KEK or keys.encryption_key_file", path)
 }

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package datadir
 
 // canWrite has no cheap check here: opening the database reports it.
 func canWrite(string) error { return nil }
