@@ -61,18 +61,21 @@ type benchFlags struct {
 	keep        bool
 }
 
-func runBench(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+// parseBenchFlags parses the flags bench and custody share (and extra's).
+func parseBenchFlags(name string, args []string, extra func(fs *flag.FlagSet, f *benchFlags)) (benchFlags, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var f benchFlags
 	fs.StringVar(&f.signet, "signet", "", "signet binary to run (default: go build ./cmd/signet)")
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "measured window of each system in each round")
 	fs.IntVar(&f.rounds, "rounds", 3, "rounds; the order of the systems alternates between rounds")
 	fs.IntVar(&f.concurrency, "concurrency", 16, "connections (closed-loop workers) per window")
 	fs.BoolVar(&f.brief, "brief", false, "CI mode: -duration 300ms -rounds 1 -concurrency 4 unless given; every answer must be 200")
-	fs.BoolVar(&f.fleet, "fleet", true, "also run three replicas over a three-member etcd")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (logs, data)")
+	if extra != nil {
+		extra(fs, &f)
+	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return f, err
 	}
 	if f.brief {
 		set := map[string]bool{}
@@ -88,7 +91,17 @@ func runBench(ctx context.Context, args []string) error {
 		}
 	}
 	if f.rounds < 1 || f.concurrency < 1 || f.duration <= 0 {
-		return errors.New("-rounds, -concurrency and -duration must be positive")
+		return f, errors.New("-rounds, -concurrency and -duration must be positive")
+	}
+	return f, nil
+}
+
+func runBench(ctx context.Context, args []string) error {
+	f, err := parseBenchFlags("bench", args, func(fs *flag.FlagSet, f *benchFlags) {
+		fs.BoolVar(&f.fleet, "fleet", true, "also run three replicas over a three-member etcd")
+	})
+	if err != nil {
+		return err
 	}
 	cmdline := "signet-load " + strings.Join(args, " ")
 
@@ -109,49 +122,18 @@ func runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	type key struct{ w, t string }
-	agg := map[key]*result{}
-	rates := map[key][]float64{}
 	sign := map[string][]time.Duration{}
 	in, err := signingInputs(ctx, ts.bolt)
 	if err != nil {
 		return err
 	}
-	for round := range f.rounds {
-		for _, wl := range wls {
-			order := slices.Clone(wl.targets)
-			if round%2 == 1 {
-				slices.Reverse(order)
-			}
-			for _, t := range order {
-				if wl.prepare != nil {
-					if err := wl.prepare(ctx, t, f.concurrency); err != nil {
-						return fmt.Errorf("%s on %s: prepare: %w", wl.name, t.name, err)
-					}
-				}
-				r, err := window(ctx, t, f.concurrency, f.duration, wl.op(t))
-				if err != nil {
-					return err
-				}
-				k := key{wl.name, t.name}
-				if agg[k] == nil {
-					agg[k] = &result{}
-				}
-				a := agg[k]
-				a.n, a.errs, a.elapsed, a.cpu, a.etcdCPU = a.n+r.n, a.errs+r.errs, a.elapsed+r.elapsed, a.cpu+r.cpu, a.etcdCPU+r.etcdCPU
-				if a.firstErr == nil {
-					a.firstErr = r.firstErr
-				}
-				a.lat.merge(&r.lat)
-				rates[k] = append(rates[k], float64(r.n)/r.elapsed.Seconds())
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-			}
-		}
+	agg, rates, err := measure(ctx, wls, f, func() {
 		for _, alg := range []string{"ES256", "RS256"} {
 			sign[alg] = append(sign[alg], bareSign(alg, in[alg], max(f.duration/2, 200*time.Millisecond)))
 		}
+	})
+	if err != nil {
+		return err
 	}
 
 	// The report.
@@ -348,18 +330,20 @@ func (ts benchTargets) idle(ctx context.Context, d time.Duration) (string, error
 	return strings.Join(parts, ", "), nil
 }
 
+// ccWorkload is client_credentials tokens signed with alg on targets.
+func ccWorkload(alg string, targets []*target) workload {
+	return workload{name: wlCC(alg), targets: targets, op: func(t *target) func(ctx context.Context, w int) error {
+		return func(ctx context.Context, w int) error {
+			_, err := want200(t.dep.token(ctx, t.c, t.base(w), alg))
+			return err
+		}
+	}}
+}
+
 func benchWorkloads(ts benchTargets) []workload {
 	signets := []*target{ts.bolt}
 	if ts.fleet != nil {
 		signets = append(signets, ts.fleet)
-	}
-	cc := func(alg string) workload {
-		return workload{name: wlCC(alg), targets: signets, op: func(t *target) func(ctx context.Context, w int) error {
-			return func(ctx context.Context, w int) error {
-				_, err := want200(t.dep.token(ctx, t.c, t.base(w), alg))
-				return err
-			}
-		}}
 	}
 	return []workload{
 		{name: wlJWKS, targets: append([]*target{ts.echo, ts.nethttp}, signets...), op: func(t *target) func(ctx context.Context, w int) error {
@@ -374,8 +358,8 @@ func benchWorkloads(ts benchTargets) []workload {
 				return err
 			}
 		}},
-		cc("ES256"),
-		cc("RS256"),
+		ccWorkload("ES256", signets),
+		ccWorkload("RS256", signets),
 		{name: wlRefresh, targets: signets,
 			prepare: func(ctx context.Context, t *target, conc int) error {
 				for len(t.chains) < conc {
@@ -446,6 +430,54 @@ func benchWorkloads(ts benchTargets) []workload {
 			}
 		}},
 	}
+}
+
+// key names one row: a workload on a target.
+type key struct{ w, t string }
+
+// measure runs f.rounds rounds of every workload on each of its targets,
+// the order of the targets reversed every other round, and afterRound after
+// each; it returns the windows summed per row and each window's rate.
+func measure(ctx context.Context, wls []workload, f benchFlags, afterRound func()) (map[key]*result, map[key][]float64, error) {
+	agg := map[key]*result{}
+	rates := map[key][]float64{}
+	for round := range f.rounds {
+		for _, wl := range wls {
+			order := slices.Clone(wl.targets)
+			if round%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, t := range order {
+				if wl.prepare != nil {
+					if err := wl.prepare(ctx, t, f.concurrency); err != nil {
+						return nil, nil, fmt.Errorf("%s on %s: prepare: %w", wl.name, t.name, err)
+					}
+				}
+				r, err := window(ctx, t, f.concurrency, f.duration, wl.op(t))
+				if err != nil {
+					return nil, nil, err
+				}
+				k := key{wl.name, t.name}
+				if agg[k] == nil {
+					agg[k] = &result{}
+				}
+				a := agg[k]
+				a.n, a.errs, a.elapsed, a.cpu, a.etcdCPU = a.n+r.n, a.errs+r.errs, a.elapsed+r.elapsed, a.cpu+r.cpu, a.etcdCPU+r.etcdCPU
+				if a.firstErr == nil {
+					a.firstErr = r.firstErr
+				}
+				a.lat.merge(&r.lat)
+				rates[k] = append(rates[k], float64(r.n)/r.elapsed.Seconds())
+				if ctx.Err() != nil {
+					return nil, nil, ctx.Err()
+				}
+			}
+		}
+		if afterRound != nil {
+			afterRound()
+		}
+	}
+	return agg, rates, nil
 }
 
 // window measures one closed-loop window on t, with the CPU its processes

@@ -45,10 +45,12 @@ func ccClient(alg string) string { return "cc-" + alg }
 type deployOptions struct {
 	replicas int
 	etcd     *etcdCluster
-	algs     string // keys.algorithms
-	rotation string // keys.rotation.schedule; empty: the default
-	purge    string // keys.purge.schedule; empty: the default
-	maxAge   string // jwks.max_age; empty: the default
+	algs     string   // keys.algorithms
+	rotation string   // keys.rotation.schedule; empty: the default
+	purge    string   // keys.purge.schedule; empty: the default
+	maxAge   string   // jwks.max_age; empty: the default
+	custody  string   // YAML under keys.custody (indented four spaces); empty: keys in the store
+	env      []string // more environment of the replicas (SOFTHSM2_CONF, SIGNET_PKCS11_PIN)
 }
 
 // deploy writes the configs, creates the clients and the user offline and
@@ -79,6 +81,9 @@ func (l *lab) deploy(ctx context.Context, name string, o deployOptions) (*deploy
 		if o.rotation != "" {
 			cfg = strings.Replace(cfg, "keys:\n", fmt.Sprintf("keys:\n  rotation:\n    schedule: %q\n", o.rotation), 1)
 		}
+		if o.custody != "" {
+			cfg = strings.Replace(cfg, "keys:\n", "keys:\n  custody:\n"+o.custody, 1)
+		}
 		if o.maxAge != "" {
 			cfg += "jwks:\n  max_age: " + o.maxAge + "\n"
 		}
@@ -91,7 +96,7 @@ func (l *lab) deploy(ctx context.Context, name string, o deployOptions) (*deploy
 		}
 		cfgs = append(cfgs, path)
 		d.replicas = append(d.replicas, l.add(newProc(fmt.Sprintf("%s r%d", name, i), filepath.Join(dir, "serve.log"), l.signet,
-			[]string{"SIGNET_KEK=" + l.kek}, "serve", "--config", path)))
+			append([]string{"SIGNET_KEK=" + l.kek}, o.env...), "serve", "--config", path)))
 	}
 	d.etcd = o.etcd
 	// bolt: the offline commands need the file before the server locks it;

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -126,5 +127,24 @@ func TestTamperChangesPayloadOnly(t *testing.T) {
 	got := tamper(tok)
 	if got == tok || len(got) != len(tok) || !strings.HasPrefix(got, "aGVhZA.") || !strings.HasSuffix(got, ".c2ln") {
 		t.Errorf("tamper(%q) = %q", tok, got)
+	}
+}
+
+// TestParseBenchFlags: -brief shortens only what is not given, for bench
+// and custody alike, and bad values are refused.
+func TestParseBenchFlags(t *testing.T) {
+	f, err := parseBenchFlags("custody", []string{"-brief", "-rounds", "2"}, nil)
+	if err != nil || f.duration != 300*time.Millisecond || f.rounds != 2 || f.concurrency != 4 {
+		t.Fatalf("custody -brief -rounds 2: %+v, %v", f, err)
+	}
+	f, err = parseBenchFlags("bench", nil, func(fs *flag.FlagSet, f *benchFlags) { fs.BoolVar(&f.fleet, "fleet", true, "") })
+	if err != nil || f.duration != 5*time.Second || f.rounds != 3 || f.concurrency != 16 || !f.fleet {
+		t.Fatalf("bench defaults: %+v, %v", f, err)
+	}
+	if _, err := parseBenchFlags("custody", []string{"-rounds", "0"}, nil); err == nil {
+		t.Fatal("-rounds 0 accepted")
+	}
+	if _, err := parseBenchFlags("custody", []string{"-fleet"}, nil); err == nil {
+		t.Fatal("custody accepted bench's -fleet")
 	}
 }

@@ -1,9 +1,11 @@
 // Command signet-load measures a whole `signet serve` the way a user sees it
 // (over loopback, server CPU per request read from /proc) beside bare
-// baselines in the same run, and soaks a three-replica etcd fleet under a
+// baselines in the same run, the same with keys in a SoftHSM2 token beside
+// keys in the store (custody), and soaks a three-replica etcd fleet under a
 // chaos schedule. It is a tool, not a test: see BENCHMARKS.md.
 //
 //	signet-load [bench] [-duration 5s -rounds 3 -concurrency 16 -brief -signet PATH]
+//	signet-load custody [-duration 5s -rounds 3 -concurrency 16 -brief -signet PATH]
 //	signet-load soak [-minutes 10 -signet PATH]
 //
 // The subcommands baseline and etcd-member are the tool's own child
@@ -32,6 +34,8 @@ func main() {
 	switch cmd {
 	case "bench":
 		err = runBench(ctx, args)
+	case "custody":
+		err = runCustody(ctx, args)
 	case "soak":
 		err = runSoak(ctx, args)
 	case "baseline":
@@ -39,7 +43,7 @@ func main() {
 	case "etcd-member":
 		err = runEtcdMember(ctx, args)
 	default:
-		err = fmt.Errorf("unknown command %q: use bench or soak", cmd)
+		err = fmt.Errorf("unknown command %q: use bench, custody or soak", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "signet-load:", err)
