@@ -89,7 +89,7 @@ func newEnv(t testing.TB) *env {
 	grant := &exchange.Grant{}
 	e.srv, err = authority.New(ctx, authority.Config{
 		Issuer: e.issuer, Store: st, JWKS: jwksdoc.NewHandler(km, 5*time.Minute, logger),
-		Signer: km, KeySet: km, Algorithms: algs, Scopes: []string{"read", "write", "delete"},
+		Signer: km, KeySet: km, Algorithms: algs, Scopes: []string{"read", "write", "delete", "signet:ops"},
 		Password:       users.PasswordParams{Memory: 64, Time: 1, Threads: 1},
 		RateLimit:      authority.RateLimit{PerClient: -1, PerIP: -1},
 		LoginRateLimit: authority.LoginRateLimit{PerUserIP: -1, PerIP: -1, PerUser: -1},

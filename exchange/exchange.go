@@ -62,6 +62,9 @@ func chainDepth(act json.RawMessage) int {
 // Tokens verifies Signet's own tokens: *authority.Server.
 type Tokens interface {
 	VerifyToken(ctx context.Context, tok string, kind authority.TokenKind) (authority.Token, error)
+	// UserScope applies the privileged-scope rule to a user's scope as
+	// the user is now (authority.Server.UserScope).
+	UserScope(ctx context.Context, sub, scope string, named []string) (string, error)
 }
 
 // Grant is the token exchange grant. Its Tokens are set once the
@@ -108,6 +111,13 @@ func (g *Grant) Grant(ctx context.Context, req authority.GrantRequest) (authorit
 	scope, err := narrowScope(req, subject.Scope)
 	if err != nil {
 		return authority.Issue{}, err
+	}
+	if subject.Sub != subject.ClientID {
+		// A user's token: a privileged scope (signet:*) goes on only
+		// while the user still holds its role, as at every user grant.
+		if scope, err = g.Tokens.UserScope(ctx, subject.Sub, scope, strings.Fields(req.Scope)); err != nil {
+			return authority.Issue{}, err
+		}
 	}
 	if chainDepth(subject.Act) >= MaxChain {
 		return authority.Issue{}, authority.InvalidRequest(fmt.Sprintf("the delegation chain of subject_token is already %d actors long", MaxChain))

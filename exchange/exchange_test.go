@@ -19,6 +19,7 @@ import (
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/exchange"
+	"github.com/signet-auth/signet/users"
 )
 
 // chainEnv registers the clients of a delegation chain: the user logs in
@@ -340,5 +341,44 @@ func TestExchangeChainBound(t *testing.T) {
 	code, body := e.post("/oauth2/token", exchangeForm(tok, "audience", peer), who, secrets[who], nil)
 	if code != http.StatusBadRequest || body["error"] != "invalid_request" || !strings.Contains(body["error_description"].(string), "delegation chain") {
 		t.Fatalf("exchange past MaxChain = %d %v", code, body)
+	}
+}
+
+// TestExchangeRechecksPrivilegedScope: a privileged scope (signet:*) in a
+// user's subject token is carried into the exchanged token only while the
+// user still holds its role (issue 16: a grant must not outlive what
+// allowed it): once the role is taken away it is dropped, and asking for it
+// by name is invalid_scope.
+func TestExchangeRechecksPrivilegedScope(t *testing.T) {
+	e := newEnv(t)
+	const ops = "signet:ops"
+	web := e.client(clients.Client{ID: "web", GrantTypes: []string{clients.GrantPassword}, Scopes: []string{"read", ops}, Audiences: []string{"service-a"}, FirstParty: true})
+	a := e.client(clients.Client{ID: "service-a", GrantTypes: []string{clients.GrantTokenExchange}, Scopes: []string{"read", ops},
+		Audiences: []string{"service-a-self"}, ExchangeAudiences: []string{"service-b"}})
+	roles := []string{ops}
+	if _, _, err := e.srv.Users().Update(t.Context(), e.alice, users.Patch{Roles: &roles}); err != nil {
+		t.Fatal(err)
+	}
+	userTok := e.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {password},
+		"scope": {"read " + ops}, "audience": {"service-a"}}, "web", web)
+	if got := claims(t, userTok)["scope"]; got != "read "+ops {
+		t.Fatalf("user token scope = %v", got)
+	}
+	// While alice holds the role, the exchange carries it.
+	code, body := e.post("/oauth2/token", exchangeForm(userTok, "audience", "service-b"), "service-a", a, nil)
+	if code != http.StatusOK || body["scope"] != "read "+ops {
+		t.Fatalf("exchange with the role = %d %v", code, body)
+	}
+	none := []string{}
+	if _, _, err := e.srv.Users().Update(t.Context(), e.alice, users.Patch{Roles: &none}); err != nil {
+		t.Fatal(err)
+	}
+	code, body = e.post("/oauth2/token", exchangeForm(userTok, "audience", "service-b"), "service-a", a, nil)
+	if code != http.StatusOK || body["scope"] != "read" {
+		t.Fatalf("exchange after the role was taken away = %d %v, want scope read only", code, body)
+	}
+	code, body = e.post("/oauth2/token", exchangeForm(userTok, "audience", "service-b", "scope", "read "+ops), "service-a", a, nil)
+	if code != http.StatusBadRequest || body["error"] != "invalid_scope" {
+		t.Fatalf("asking for %s after the role was taken away = %d %v, want invalid_scope", ops, code, body)
 	}
 }
