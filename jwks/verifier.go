@@ -547,6 +547,12 @@ func (v *Verifier) lookup(ctx context.Context, kid string, alg jwa.SignatureAlgo
 		return k, err // a signed set is all there is: nothing to refetch
 	}
 	if !v.refetchForUnknownKID(ctx) {
+		if cur := v.keys.Load(); cur != snap {
+			// A fetch finished between the lookup above and the check
+			// for one in flight (it stores the set before it stops
+			// counting as in flight): its set may hold the key.
+			return cur.find(kid, alg)
+		}
 		return nil, err
 	}
 	return v.keys.Load().find(kid, alg)
