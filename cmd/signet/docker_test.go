@@ -121,6 +121,7 @@ func TestDockerfile(t *testing.T) {
 	if script != "scripts/build.sh" {
 		t.Fatalf("the Dockerfile does not build with scripts/build.sh: %q", d.build)
 	}
+	requireProgram(t, "bash", script+" is a bash script (#!/usr/bin/env bash), as the Dockerfile's build stage runs it")
 	bin := filepath.Join(t.TempDir(), "signet")
 	build := exec.Command(filepath.Join("..", "..", script))
 	build.Env = append(os.Environ(), env...)
@@ -172,5 +173,16 @@ func TestDockerfile(t *testing.T) {
 	hc.Env = append(os.Environ(), "SIGNET_ADDR="+strings.TrimSuffix(d.env["SIGNET_ADDR"], ":8080")+":"+port, "SIGNET_DATA_DIR="+t.TempDir())
 	if out, err := hc.CombinedOutput(); err != nil {
 		t.Errorf("HEALTHCHECK %v against the running server: %v\n%s", d.health, err, out)
+	}
+}
+
+// requireProgram fails the test with a plain reason when a program it runs
+// is not on PATH. A machine with Go has sh and bash (/bin), so this fails
+// only where PATH was narrowed to Go alone; the message says what to add
+// rather than leaving an exec error to decode.
+func requireProgram(t *testing.T, name, why string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Fatalf("this test needs %s on PATH (%s): %v; add /bin (or wherever %s is) to PATH", name, why, err, name)
 	}
 }

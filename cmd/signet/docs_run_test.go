@@ -24,6 +24,7 @@ import (
 // server is one process from start to end, never restarted. The only
 // change to the text is the port: a free one instead of 8080.
 func TestReadmeNewcomerPath(t *testing.T) {
+	requireProgram(t, "sh", "the README's lines are shell lines, run as a reader's shell would run them")
 	blocks := readmeStartBlocks(t)
 	if len(blocks) < 2 {
 		t.Fatalf("README's Start section has %d shell blocks, want the serve block and the newcomer path", len(blocks))
