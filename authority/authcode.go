@@ -38,19 +38,17 @@ func errBadCode() *Error {
 }
 
 // allowBrowserOrigin lets a public client's own web origins (those of its
-// redirect URIs) read the token response, so a SPA can redeem its code and
-// refresh (with credentials, for the refresh cookie). A form POST is a
-// CORS simple request: no preflight is involved.
+// redirect URIs) read the token or revocation answer, so a SPA can redeem
+// its code, refresh and revoke (with credentials, for the refresh cookie).
+// A plain form POST is a CORS simple request; one with a DPoP header is
+// preflighted (clientCORS.Preflight).
 func (s *Server) allowBrowserOrigin(c echo.Context, ent *clients.Entry) {
 	origin := c.Request().Header.Get("Origin")
 	if origin == "" || !ent.Record.Public {
 		return
 	}
 	if ent.Record.WebOrigin(origin) {
-		h := c.Response().Header()
-		h.Set(echo.HeaderAccessControlAllowOrigin, origin)
-		h.Set(echo.HeaderAccessControlAllowCredentials, "true")
-		h.Add(echo.HeaderVary, "Origin")
+		clientCORS.AllowOrigin(c, origin)
 	}
 }
 

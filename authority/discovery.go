@@ -121,7 +121,7 @@ func buildMetadata(cfg Config) ([]byte, error) {
 func (s *Server) discovery(c echo.Context) error {
 	h := c.Response().Header()
 	h.Set(echo.HeaderCacheControl, "public, max-age=3600")
-	h.Set(echo.HeaderAccessControlAllowOrigin, "*")
+	metadataCORS.Answer(c)
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.metadata)
 }
 

@@ -139,7 +139,7 @@ func (s *Server) revocations(c echo.Context) error {
 	h := c.Response().Header()
 	h.Set(echo.HeaderCacheControl, "public, max-age="+strconv.Itoa(int(s.cfg.FeedMaxAge/time.Second)))
 	h.Set("ETag", etag)
-	h.Set(echo.HeaderAccessControlAllowOrigin, "*")
+	metadataCORS.Answer(c)
 	if etagMatch(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
 	}

@@ -71,6 +71,7 @@ func (s *Server) revoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.allowBrowserOrigin(c, ent)
 	tok := p.token
 	fromCookie := false
 	if tok == "" && ent.Record.RefreshTokenCookie {

@@ -274,14 +274,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
 		e.GET(p, s.discovery)
 		e.HEAD(p, s.discovery)
+		e.OPTIONS(p, metadataCORS.Preflight)
 	}
 	e.Any("/oauth2/token", s.token)
 	e.Any("/oauth2/device_authorization", s.deviceAuthorization)
 	e.Any("/oauth2/revoke", s.revoke)
 	e.Any("/oauth2/introspect", s.introspect)
 	e.Any("/oauth2/userinfo", s.userinfo)
+	// The endpoints a page calls itself answer its preflight (package
+	// cors); these OPTIONS routes replace Any's.
+	e.OPTIONS("/oauth2/token", clientCORS.Preflight)
+	e.OPTIONS("/oauth2/revoke", clientCORS.Preflight)
+	e.OPTIONS("/oauth2/userinfo", userinfoCORS.Preflight)
 	e.GET("/oauth2/revocations", s.revocations)
 	e.HEAD("/oauth2/revocations", s.revocations)
+	e.OPTIONS("/oauth2/revocations", metadataCORS.Preflight)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	if cfg.Metrics != nil {

@@ -98,13 +98,15 @@ func (s *Server) tokenRequest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Before the DPoP check: a browser client must be able to read a
+	// use_dpop_nonce answer and its DPoP-Nonce header to try again.
+	s.allowBrowserOrigin(c, ent)
 	if p.dpopJKT, err = s.tokenDPoP(c); err != nil {
 		return err
 	}
 	if p.dpopJKT == "" && ent.Record.DPoPBoundAccessTokens {
 		return &Error{Code: "invalid_dpop_proof", Description: "this client must send a DPoP proof (dpop_bound_access_tokens)", Status: http.StatusBadRequest}
 	}
-	s.allowBrowserOrigin(c, ent)
 	for _, v := range p.resources { // every grant, extension grants too (RFC 8707 §2)
 		if err := resource.Check(v); err != nil {
 			return targetError(err)

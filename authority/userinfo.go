@@ -78,7 +78,7 @@ func (s *Server) userinfo(c echo.Context) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		return &Error{Code: "invalid_request", Description: "userinfo accepts GET and POST", Status: http.StatusMethodNotAllowed, allow: "GET, POST"}
 	}
-	c.Response().Header().Set(echo.HeaderAccessControlAllowOrigin, "*")
+	userinfoCORS.Answer(c)
 	caller, err := s.userinfoToken(r)
 	if err != nil {
 		return err

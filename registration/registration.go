@@ -30,6 +30,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/audit"
+	"github.com/signet-auth/signet/authority/cors"
 	"github.com/signet-auth/signet/authority/refusal"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/outbound"
@@ -263,11 +264,26 @@ func (s *Service) Register(e *echo.Echo) {
 	if !s.cfg.Policy.Registration {
 		return
 	}
-	e.POST(Path, s.register)
-	e.GET(Path+"/:id", s.read)
-	e.PUT(Path+"/:id", s.update)
-	e.DELETE(Path+"/:id", s.remove)
+	// Clients that run in a page (an MCP client in a browser tab)
+	// register from it: the endpoint answers any origin's preflight and
+	// lets it read the answer. No cookie is involved, only the initial
+	// and registration access tokens, which the page itself holds.
+	readable := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			browserCORS.Answer(c)
+			return next(c)
+		}
+	}
+	e.POST(Path, s.register, readable)
+	e.OPTIONS(Path, browserCORS.Preflight)
+	e.GET(Path+"/:id", s.read, readable)
+	e.PUT(Path+"/:id", s.update, readable)
+	e.DELETE(Path+"/:id", s.remove, readable)
+	e.OPTIONS(Path+"/:id", browserCORS.Preflight)
 }
+
+// browserCORS is what a page may send to the registration endpoints.
+var browserCORS = cors.Public("GET, POST, PUT, DELETE", "Authorization")
 
 // Purge deletes the registered clients unused for Policy.UnusedTTL, each
 // with an audit event; the server's purge job runs it on the leader.
