@@ -153,12 +153,18 @@ func challenge(scheme string, params []string) string {
 }
 
 // SetHeaders sets the headers of the answer: WWW-Authenticate, and
-// DPoP-Nonce when the refusal asks for a nonce.
+// DPoP-Nonce when the refusal asks for a nonce. Both are named in
+// Access-Control-Expose-Headers: a client in a browser tab finds the
+// resource metadata (and the nonce) only there, and the header has effect
+// only when the application allows the page's origin at all.
 func (r *Refusal) SetHeaders(h http.Header) {
 	h.Set("WWW-Authenticate", r.WWWAuthenticate())
+	expose := "WWW-Authenticate"
 	if r.Nonce != "" {
 		h.Set("DPoP-Nonce", r.Nonce)
+		expose += ", DPoP-Nonce"
 	}
+	h.Add("Access-Control-Expose-Headers", expose)
 }
 
 // Body is the JSON body to send.

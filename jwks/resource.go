@@ -179,9 +179,22 @@ func (p *ProtectedResource) MetadataURL() string { return p.metadataURL }
 
 // ServeHTTP answers GET and HEAD with the metadata document, on whatever
 // path it is mounted at. It is public, so any origin may read it (a
-// browser-based client fetches it across origins).
+// browser-based client fetches it across origins), and OPTIONS answers the
+// preflight of a fetch with headers (MCP clients send
+// MCP-Protocol-Version).
 func (p *ProtectedResource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
+	if r.Method == http.MethodOptions {
+		h.Set("Allow", "GET, HEAD, OPTIONS")
+		if r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+			h.Set("Access-Control-Allow-Headers", "*")
+			h.Set("Access-Control-Max-Age", "600")
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.Set("Allow", "GET, HEAD")
 		h.Set("Content-Type", "application/json")

@@ -89,7 +89,23 @@ func TestProtectedResource_Metadata(t *testing.T) {
 				t.Errorf("Metadata() = %+v", md)
 			}
 
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+pr.MetadataPath(), strings.NewReader("{}"))
+			// A browser's preflight of a GET with a header (the MCP
+			// SDK's MCP-Protocol-Version): any origin, any header.
+			req, _ := http.NewRequest(http.MethodOptions, srv.URL+pr.MetadataPath(), nil)
+			req.Header.Set("Origin", "http://127.0.0.1:6274")
+			req.Header.Set("Access-Control-Request-Method", "GET")
+			req.Header.Set("Access-Control-Request-Headers", "mcp-protocol-version")
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+				resp.Header.Get("Access-Control-Allow-Headers") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "GET") {
+				t.Errorf("preflight of the metadata: %d %v", resp.StatusCode, resp.Header)
+			}
+
+			req, _ = http.NewRequest(http.MethodPost, srv.URL+pr.MetadataPath(), strings.NewReader("{}"))
 			resp, err = http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -207,6 +223,11 @@ func TestProtectedResource_Middleware(t *testing.T) {
 			rec := httptest.NewRecorder()
 			mux.ServeHTTP(rec, req)
 			checkResponse(t, rec, tc)
+			// A client in a browser tab reads the challenge only if the
+			// answer exposes it (when the application allows its origin).
+			if tc.wantStatus >= 400 && !strings.Contains(rec.Header().Get("Access-Control-Expose-Headers"), "WWW-Authenticate") {
+				t.Errorf("%d without WWW-Authenticate in Access-Control-Expose-Headers: %v", tc.wantStatus, rec.Header())
+			}
 		})
 	}
 
