@@ -126,9 +126,19 @@ func TestPKCS11_ModuleGone(t *testing.T) {
 	secret := e.createClient(clients.Client{ID: "c", Scopes: []string{"read"}, Audiences: []string{"https://api.example.com"}, SigningAlg: "ES256"})
 	e.token("c", secret, nil)
 	hsm.Close() // the module's sessions are gone
-	status, _, body := e.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, "c", secret)
-	if status != http.StatusServiceUnavailable || body["error"] != "temporarily_unavailable" || body["access_token"] != nil {
-		t.Fatalf("token with the module gone: %d %v, want 503 temporarily_unavailable and no token", status, body)
+	for range 5 {
+		status, h, body := e.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, "c", secret)
+		if status != http.StatusServiceUnavailable || body["error"] != "temporarily_unavailable" || body["access_token"] != nil || h.Get("Retry-After") == "" {
+			t.Fatalf("token with the module gone: %d %v %v, want 503 temporarily_unavailable, Retry-After and no token", status, h, body)
+		}
+	}
+	// One line for the episode, not one per request, and no ERROR.
+	logs := e.logs.String()
+	if n := strings.Count(logs, `"condition":"signing_unavailable"`); n != 1 {
+		t.Errorf("%d refusal lines for 5 refused requests, want 1 (once per episode):\n%s", n, logs)
+	}
+	if strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("an ERROR line for a refusal logged as an episode:\n%s", logs)
 	}
 	resp, err := http.Get(e.issuer + "/.well-known/jwks.json")
 	if err != nil {

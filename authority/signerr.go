@@ -7,7 +7,10 @@ import "net/http"
 // sign): 503 temporarily_unavailable with Retry-After, as a replica cut off
 // from its store answers. No token is issued, none is signed with another
 // key, and the client may retry (another replica may reach the module).
+// Like the store's outages it is logged once per episode (package
+// refusal), not once per request: a module that is gone fails every
+// token request, and a WARN a request buried the log.
 func errSigning(err error) *Error {
-	return &Error{Code: "temporarily_unavailable", Description: "the signing key cannot be used right now; retry later",
-		Status: http.StatusServiceUnavailable, Err: err, retryAfter: 1}
+	return errRefused("signing_unavailable", "temporarily_unavailable", "the signing key cannot be used right now; retry later",
+		http.StatusServiceUnavailable, 1, err)
 }
