@@ -262,25 +262,42 @@ func timeProblem(what string, c assertionClaims, now time.Time, leeway, lifetime
 }
 
 // verify checks the signature with the client's keys that fit the alg
-// (and the kid, when the assertion names one). A jwks_uri client whose
-// document lacks the kid gets one rate-limited refetch: it may just have
-// rotated.
+// (and the kid, when the assertion names one); a jwks_uri client's keys
+// are fetched (verifyAt).
 func (a *Authenticator) verify(ctx context.Context, ent *clients.Entry, j *compactJWS) (bool, error) {
-	keys := ent.Keys
 	uri := ent.Record.JWKSURI
-	if uri != "" {
-		if a.cfg.Fetcher == nil {
-			return false, errors.New("no outbound fetcher configured")
-		}
-		var err error
-		if keys, err = outbound.Get(ctx, a.cfg.Fetcher, uri, clients.ParsePublicKeys); err != nil {
-			return false, err
-		}
+	if uri == "" {
+		ok, _ := verifyWith(ent.Keys, j.header.Alg, j.header.Kid, j)
+		return ok, nil
+	}
+	if a.cfg.Fetcher == nil {
+		return false, errors.New("no outbound fetcher configured")
+	}
+	return verifyAt(ctx, a.cfg.Fetcher, uri, j)
+}
+
+// verifyAt verifies j with the JWK Set at uri, read through f (cached).
+// A set that has no key with j's kid is fetched once more
+// (outbound.Refresh, at most once per the fetcher's RefetchEvery per
+// URL): its owner may just have rotated. A kid the set has, with a
+// signature that does not verify, costs no fetch; nor does a token
+// without kid, nor a token whose alg no key can verify (none, HMAC).
+// This is the one implementation of "refetch on an unknown
+// kid" for every key set Signet fetches on someone else's word: client
+// jwks_uri, trusted issuers (package federation), upstream providers
+// (package upstream).
+func verifyAt(ctx context.Context, f *outbound.Fetcher, uri string, j *compactJWS) (bool, error) {
+	if !AsymmetricAlg(j.header.Alg) {
+		return false, nil
+	}
+	keys, err := outbound.Get(ctx, f, uri, clients.ParsePublicKeys)
+	if err != nil {
+		return false, err
 	}
 	alg, kid := j.header.Alg, j.header.Kid
 	ok, known := verifyWith(keys, alg, kid, j)
-	if !ok && !known && kid != "" && uri != "" {
-		fresh, err := outbound.Refresh(ctx, a.cfg.Fetcher, uri, clients.ParsePublicKeys)
+	if !ok && !known && kid != "" {
+		fresh, err := outbound.Refresh(ctx, f, uri, clients.ParsePublicKeys)
 		if err != nil {
 			return false, err
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/outbound"
 )
 
 // Federation verifies tokens of trusted external issuers (a Kubernetes
@@ -111,6 +112,14 @@ func (t *JWT) Verify(keys []clients.PublicKey) (ok, known bool) {
 		return false, false
 	}
 	return verifyWith(keys, t.Alg, t.Kid, t.j)
+}
+
+// VerifyAt reports whether a key of the JWK Set at jwksURI, fetched
+// through f (cached), verifies t; a set that lacks t's kid is fetched
+// once more, rate-limited, as the owner may have rotated (verifyAt). The
+// error is a fetch that failed (no usable set).
+func (t *JWT) VerifyAt(ctx context.Context, f *outbound.Fetcher, jwksURI string) (bool, error) {
+	return verifyAt(ctx, f, jwksURI, t.j)
 }
 
 // TimeProblem is the RFC 7523 §3 time rules (exp required and at most

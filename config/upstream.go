@@ -23,6 +23,11 @@ type Upstream struct {
 	ClientSecretFile string            `yaml:"client_secret_file"`
 	Scopes           []string          `yaml:"scopes"`
 	Claims           map[string]string `yaml:"claims"`
+	// Logout: when a Signet session begun here ends by RP-initiated
+	// logout, the browser is sent through the provider's
+	// end_session_endpoint too (default true; only when the provider
+	// advertises one).
+	Logout *bool `yaml:"logout"`
 }
 
 var upstreamID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
@@ -33,7 +38,8 @@ func (c *Config) validateUpstreams(bad func(field, format string, args ...any)) 
 	seen := map[string]bool{}
 	for i, u := range c.Login.Upstreams {
 		f := func(name string) string { return fmt.Sprintf("login.upstreams[%d].%s", i, name) }
-		p := upstream.Provider{ID: u.ID, Name: u.Name, Issuer: u.Issuer, ClientID: u.ClientID, Scopes: u.Scopes, Claims: u.Claims}
+		p := upstream.Provider{ID: u.ID, Name: u.Name, Issuer: u.Issuer, ClientID: u.ClientID, Scopes: u.Scopes, Claims: u.Claims,
+			NoLogout: u.Logout != nil && !*u.Logout}
 		switch {
 		case !upstreamID.MatchString(u.ID):
 			bad(f("id"), "%q: expected 1 to 32 lowercase letters, digits or dashes, such as corp (it is in the callback URL /login/upstream/ID/callback)", u.ID)

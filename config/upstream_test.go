@@ -71,12 +71,23 @@ func TestUpstreams_Errors(t *testing.T) {
       issuer: https://sso.corp.example
       client_id: signet
       client_secret_file: ` + secret + `
+    - id: other
+      name: Other
+      issuer: https://other.example
+      client_id: signet
+      client_secret_file: ` + secret + `
+      logout: false
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := c.UpstreamProviders()
-	if len(p) != 1 || p[0].ClientSecret != "s3cret" || !slices.Equal(p[0].Scopes, []string{"openid", "email", "profile"}) || c.Login.PasswordLogin {
+	if len(p) != 2 || p[0].ClientSecret != "s3cret" || !slices.Equal(p[0].Scopes, []string{"openid", "email", "profile"}) || c.Login.PasswordLogin {
 		t.Fatalf("providers = %+v, password_login %v", p, c.Login.PasswordLogin)
+	}
+	// logout defaults to true (the provider's end_session_endpoint is used
+	// when it has one); false keeps the provider's session.
+	if p[0].NoLogout || !p[1].NoLogout {
+		t.Fatalf("NoLogout = %v, %v: want false by default and true for logout: false", p[0].NoLogout, p[1].NoLogout)
 	}
 }

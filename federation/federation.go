@@ -309,9 +309,9 @@ func jtiKey(iss, jti string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// verifySignature verifies t with the issuer's keys; a fetched key set
-// that lacks the token's kid is fetched again (rate-limited by the
-// fetcher): the issuer may have rotated.
+// verifySignature verifies t with the issuer's keys: the configured ones,
+// or its published set (clientauth.JWT.VerifyAt: refetched once, rate
+// limited, when it lacks the token's kid, as the issuer may have rotated).
 func (f *Federation) verifySignature(ctx context.Context, is *Issuer, t *clientauth.JWT) (bool, error) {
 	if is.Keys != nil {
 		ok, _ := t.Verify(is.Keys)
@@ -321,16 +321,9 @@ func (f *Federation) verifySignature(ctx context.Context, is *Issuer, t *clienta
 	if err != nil {
 		return false, err
 	}
-	keys, err := outbound.Get(ctx, f.cfg.Fetcher, uri, clients.ParsePublicKeys)
+	ok, err := t.VerifyAt(ctx, f.cfg.Fetcher, uri)
 	if err != nil {
 		return false, fmt.Errorf("keys of %s: %w", is.Issuer, err)
-	}
-	ok, known := t.Verify(keys)
-	if !ok && !known && t.Kid != "" {
-		if keys, err = outbound.Refresh(ctx, f.cfg.Fetcher, uri, clients.ParsePublicKeys); err != nil {
-			return false, fmt.Errorf("keys of %s: %w", is.Issuer, err)
-		}
-		ok, _ = t.Verify(keys)
 	}
 	return ok, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/labstack/echo/v4"
 
@@ -22,6 +23,15 @@ type External interface {
 	PasswordLogin() bool
 	// Register mounts the routes on e, with the login pages' headers.
 	Register(e *echo.Echo, h *Handler, sec echo.MiddlewareFunc)
+	// Logout is called by a browser's sign-out that has just ended a
+	// session begun at a provider (up, the session's Upstream, of userID).
+	// When the provider's session is to be ended too, it sends the
+	// browser to the provider's end-session endpoint, whose answer comes
+	// back to a route of its own that calls ContinueLogout with then, and
+	// reports sent. Otherwise sent is false and the caller goes on as
+	// after any sign-out. name is the provider's name ("" when unknown),
+	// for the signed-out page to say what was and was not ended.
+	Logout(c echo.Context, h *Handler, userID string, up *sessions.Upstream, then string) (sent bool, name string, err error)
 }
 
 // ExternalButton is one button: a form that posts the login transaction
@@ -61,8 +71,9 @@ func (h *Handler) ExternalTransaction(c echo.Context) (tx sessions.Transaction, 
 // caller checked) for userID, whom an external provider identified: the
 // transaction must be bound to this browser's cookie and is completed
 // once; the SSO session starts as after a password and the original
-// authorization request resumes (consent, then the code).
-func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, userID string) error {
+// authorization request resumes (consent, then the code). up, when not
+// nil, is kept with the session for its logout (External.Logout).
+func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, userID string, up *sessions.Upstream) error {
 	bv, sent := h.readCookie(c, BrowserCookie)
 	if !sent || subtle.ConstantTimeCompare([]byte(sessions.Hash(bv)), []byte(tx.Browser)) != 1 {
 		return h.errorPage(c, http.StatusForbidden, "Your browser did not confirm this request",
@@ -84,11 +95,56 @@ func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, user
 		}
 		return h.serverError(c, err)
 	}
-	sess, err := h.startSession(c, userID)
+	sess, err := h.startUpstreamSession(c, userID, up)
 	if err != nil {
 		return h.serverError(c, err)
 	}
 	return h.afterLogin(c, req, sess)
+}
+
+// ExternalBrowser returns the hash of this browser's binding cookie
+// (setting one if it has none), to bind an external flow's transaction
+// to it as the login pages bind theirs.
+func (h *Handler) ExternalBrowser(c echo.Context) (string, error) {
+	b, err := h.browserID(c)
+	if err != nil {
+		return "", err
+	}
+	return sessions.Hash(b), nil
+}
+
+// ContinueLogout finishes a sign-out that went through a provider's
+// end-session endpoint (External.Logout): tx is the transaction the
+// provider's answer named (its Kind checked by the caller), which must be
+// bound to this browser's cookie and is used once. Its Query is the then
+// of External.Logout: the relying party's return address, checked again
+// as at the start; without one the signed-out page says that both the
+// Signet session and the one at name ended.
+func (h *Handler) ContinueLogout(c echo.Context, tx sessions.Transaction, name string) error {
+	bv, sent := h.readCookie(c, BrowserCookie)
+	if !sent || subtle.ConstantTimeCompare([]byte(sessions.Hash(bv)), []byte(tx.Browser)) != 1 {
+		return h.errorPage(c, http.StatusForbidden, "Your browser did not confirm this request",
+			"This sign-out was not started in this browser (or its cookie is gone), so it was not continued. Your "+h.cfg.ProductName+" session was already ended when it started.", "")
+	}
+	if done, err := h.sess.FinishTransaction(c.Request().Context(), tx.ID); err != nil {
+		return h.serverError(c, err)
+	} else if !done {
+		return h.ExternalError(c, http.StatusBadRequest, "This sign-out has expired", "This sign-out was already completed. Nothing was changed.")
+	}
+	q, err := url.ParseQuery(tx.Query)
+	if err != nil {
+		return h.errorPage(c, http.StatusBadRequest, "Sign-out request is not valid", "The request could not be read.", "")
+	}
+	lr, perr := h.parseLogout(c, q)
+	if perr != nil {
+		return h.errorPage(c, http.StatusBadRequest, perr.heading, perr.message, "")
+	}
+	if lr.redirect != "" {
+		return h.backToClient(c, lr)
+	}
+	p := h.newPage("Signed out")
+	p.Heading, p.Message = "You are signed out", "You have been signed out of "+h.cfg.ProductName+" and of "+name+". You can close this page."
+	return h.render(c, http.StatusOK, "loggedout.html", p)
 }
 
 // ExternalError renders an error page of the login surface.

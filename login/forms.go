@@ -111,6 +111,12 @@ func (h *Handler) checkPassword(c echo.Context, again func(username, msg, field 
 // login, no fixation: the browser's old session ends) and sets its cookie.
 // Without factors the login is the password, now.
 func (h *Handler) startSession(c echo.Context, userID string, factors ...sessions.Factor) (sessions.Session, error) {
+	return h.startUpstreamSession(c, userID, nil, factors...)
+}
+
+// startUpstreamSession is startSession for a sign-in through an upstream
+// provider (nil: none), which the session keeps for its logout.
+func (h *Handler) startUpstreamSession(c echo.Context, userID string, up *sessions.Upstream, factors ...sessions.Factor) (sessions.Session, error) {
 	ctx := c.Request().Context()
 	if old, ok := h.readCookie(c, SessionCookie); ok {
 		if err := h.sess.End(ctx, old); err != nil {
@@ -120,7 +126,7 @@ func (h *Handler) startSession(c echo.Context, userID string, factors ...session
 	if len(factors) == 0 {
 		factors = []sessions.Factor{{Method: sessions.MethodPassword, At: h.cfg.Now().Unix()}}
 	}
-	cookie, sess, err := h.sess.StartFactors(ctx, userID, factors)
+	cookie, sess, err := h.sess.StartUpstream(ctx, userID, factors, up)
 	if err != nil {
 		return sessions.Session{}, err
 	}

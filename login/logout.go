@@ -1,6 +1,7 @@
 package login
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +17,7 @@ import (
 // RP-Initiated Logout 1.0 §2).
 type logoutRequest struct {
 	hint     *authority.IDTokenHint
+	clientID string // the client of redirect
 	redirect string // "" unless registered for the client exactly
 	state    string
 	query    string
@@ -52,7 +54,7 @@ func (h *Handler) parseLogout(c echo.Context, q url.Values) (*logoutRequest, *pa
 		if err != nil || cl.Disabled || !cl.PostLogoutRedirectAllowed(v) {
 			return nil, &pageError{"Sign-out request is not valid", "The address to return to after signing out is not registered for the application, so you were not sent there."}
 		}
-		lr.redirect = v
+		lr.redirect, lr.clientID = v, clientID
 	}
 	return lr, nil
 }
@@ -122,28 +124,63 @@ func (h *Handler) confirmLogout(c echo.Context) error {
 }
 
 // finishLogout ends the browser's session and goes back to the client,
-// or says that the user is signed out.
+// or says that the user is signed out. A session begun at an upstream
+// provider ends there too when the provider allows it (External.Logout):
+// the browser goes through the provider's end-session endpoint first and
+// comes back to ContinueLogout.
 func (h *Handler) finishLogout(c echo.Context, lr *logoutRequest, cookie string) error {
+	ctx := c.Request().Context()
+	var ended sessions.Session
 	if cookie != "" {
-		if err := h.sess.End(c.Request().Context(), cookie); err != nil {
+		s, err := h.sess.Lookup(ctx, cookie)
+		switch {
+		case err == nil:
+			ended = s
+		case !errors.Is(err, sessions.ErrNotFound):
+			return h.serverError(c, err)
+		}
+		if err := h.sess.End(ctx, cookie); err != nil {
 			return h.serverError(c, err)
 		}
 	}
 	c.SetCookie(h.cookie(SessionCookie, "", -1))
-	if lr.redirect != "" {
-		target := lr.redirect
-		if lr.state != "" {
-			sep := "?"
-			if strings.Contains(target, "?") {
-				sep = "&"
-			}
-			target += sep + url.Values{"state": {lr.state}}.Encode()
+	upstreamName := ""
+	if ended.Upstream != nil && h.cfg.External != nil {
+		then := ""
+		if lr.redirect != "" {
+			then = url.Values{"client_id": {lr.clientID}, "post_logout_redirect_uri": {lr.redirect}, "state": {lr.state}}.Encode()
 		}
-		return h.navigate(c, target)
+		sent, name, err := h.cfg.External.Logout(c, h, ended.UserID, ended.Upstream, then)
+		if sent || err != nil {
+			return err
+		}
+		upstreamName = name
+	}
+	if lr.redirect != "" {
+		return h.backToClient(c, lr)
 	}
 	p := h.newPage("Signed out")
 	p.Heading, p.Message = "You are signed out", "You have been signed out of "+h.cfg.ProductName+". You can close this page."
+	if upstreamName != "" {
+		// Never claim more than was ended: the provider's session is not.
+		p.Message = "You have been signed out of " + h.cfg.ProductName + ". You are still signed in at " + upstreamName +
+			": sign out there too if others use this browser."
+	}
 	return h.render(c, http.StatusOK, "loggedout.html", p)
+}
+
+// backToClient sends the browser to the client's registered
+// post_logout_redirect_uri with its state.
+func (h *Handler) backToClient(c echo.Context, lr *logoutRequest) error {
+	target := lr.redirect
+	if lr.state != "" {
+		sep := "?"
+		if strings.Contains(target, "?") {
+			sep = "&"
+		}
+		target += sep + url.Values{"state": {lr.state}}.Encode()
+	}
+	return h.navigate(c, target)
 }
 
 // logoutWithoutBrowser answers a valid id_token_hint that arrives with no

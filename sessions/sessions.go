@@ -136,6 +136,20 @@ type Session struct {
 	// approval to: when it ends, each is sent a back-channel logout
 	// (package backchannel, backchannel.go).
 	Clients []string `json:"clients,omitempty"`
+	// Upstream is the provider the user signed in through (package
+	// upstream), nil after any other login.
+	Upstream *Upstream `json:"upstream,omitempty"`
+}
+
+// Upstream is a session's sign-in at an upstream provider: which one and,
+// when Signet may end the provider's session at logout, the provider's ID
+// token (the id_token_hint of that logout), sealed under the KEK by
+// package upstream. It is never in a cookie, never in clear in storage.
+type Upstream struct {
+	Provider string `json:"provider"`
+	// SealedIDToken is keys.SealSecret of the ID token; empty when the
+	// provider's session is not to be ended from here.
+	SealedIDToken []byte `json:"sealed_id_token,omitempty"`
 }
 
 func (m *Manager) alive(s *Session, now time.Time) bool {
@@ -158,6 +172,12 @@ func (m *Manager) Start(ctx context.Context, userID string, authTime time.Time) 
 // StartFactors is Start for a login proven by factors; its auth_time is
 // the latest factor's.
 func (m *Manager) StartFactors(ctx context.Context, userID string, factors []Factor) (string, Session, error) {
+	return m.StartUpstream(ctx, userID, factors, nil)
+}
+
+// StartUpstream is StartFactors for a sign-in through an upstream
+// provider, kept with the session (nil: none).
+func (m *Manager) StartUpstream(ctx context.Context, userID string, factors []Factor, up *Upstream) (string, Session, error) {
 	cookie := NewSecret()
 	key := Hash(cookie)
 	now := m.opts.Now().UnixNano()
@@ -165,7 +185,7 @@ func (m *Manager) StartFactors(ctx context.Context, userID string, factors []Fac
 	for _, f := range factors {
 		authTime = max(authTime, f.At)
 	}
-	s := Session{Key: key, SID: NewSecret()[:22], UserID: userID, AuthTime: authTime, CreatedAt: now, LastSeen: now, Factors: factors}
+	s := Session{Key: key, SID: NewSecret()[:22], UserID: userID, AuthTime: authTime, CreatedAt: now, LastSeen: now, Factors: factors, Upstream: up}
 	err := m.store.Batch(ctx, func(tx storage.Tx) error {
 		if err := storage.PutJSON(tx, sessionsBucket, key, &s); err != nil {
 			return err

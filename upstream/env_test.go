@@ -41,22 +41,46 @@ type signet struct {
 	srv    *authority.Server
 	http   *httptest.Server
 	issuer string
-	// swapToken, when set, replaces the token endpoint's answer body
-	// (the upstream's: a test that substitutes another real ID token).
-	mu        sync.Mutex
-	swapToken func([]byte) []byte
+	st     *bolt.Store
+	// logs has every log line of this Signet (JSON, debug level).
+	logs *logBuffer
+	// swaps, by path, replace the answer body of that path (the
+	// upstream's token endpoint: a test that substitutes another real ID
+	// token; its discovery document).
+	mu    sync.Mutex
+	swaps map[string]func([]byte) []byte
 }
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// logBuffer collects log lines; safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func newSignet(t testing.TB, providers func(issuer string) []upstream.Provider, passwordLogin bool) *signet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &signet{t: t}
+	s := &signet{t: t, logs: &logBuffer{}, swaps: map[string]func([]byte) []byte{}}
+	logger := slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "signet.db"), bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.st = st
 	algs := []string{"RS256", "ES256"}
 	km, err := keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: algs, MaxTokenTTL: time.Hour, Logger: quiet})
 	if err != nil {
@@ -65,9 +89,9 @@ func newSignet(t testing.TB, providers func(issuer string) []upstream.Provider, 
 	var h http.Handler
 	s.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		swap := s.swapToken
+		swap := s.swaps[r.URL.Path]
 		s.mu.Unlock()
-		if swap != nil && r.URL.Path == "/oauth2/token" {
+		if swap != nil {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r)
 			w.Header().Set("Content-Type", "application/json")
@@ -88,16 +112,17 @@ func newSignet(t testing.TB, providers func(issuer string) []upstream.Provider, 
 		Admin: admin.Routes, Issuer: s.issuer, Store: st, JWKS: jwksdoc.NewHandler(km, 5*time.Minute, quiet),
 		Signer: km, KeySet: km, Algorithms: algs, Scopes: []string{"read"},
 		Password:       users.PasswordParams{Memory: 64, Time: 1, Threads: 1},
-		LoginRateLimit: authority.LoginRateLimit{PerUserIP: -1, PerIP: -1, PerUser: -1}, Logger: quiet,
+		LoginRateLimit: authority.LoginRateLimit{PerUserIP: -1, PerIP: -1, PerUser: -1}, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sess := sessions.New(st, sessions.Options{IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
-	cfg := login.Config{Authority: s.srv, Sessions: sess, Logger: quiet}
+	cfg := login.Config{Authority: s.srv, Sessions: sess, Logger: logger}
 	if providers != nil {
 		cfg.External, err = upstream.New(upstream.Config{Providers: providers(s.issuer), PasswordLogin: passwordLogin, Issuer: s.issuer,
-			Fetcher: outbound.New(outbound.Options{AllowLoopback: true}), Sessions: sess, Users: s.srv.Users(), Store: st, Leeway: time.Minute, Logger: quiet})
+			Fetcher: outbound.New(outbound.Options{AllowLoopback: true, Logger: logger}), Sessions: sess, Users: s.srv.Users(), Store: st,
+			KEK: bytes.Repeat([]byte{9}, 32), Leeway: time.Minute, Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,22 +151,35 @@ func (s *signet) user(name, password, email string, verified bool) users.User {
 	return u
 }
 
-// client registers a confidential first-party code-flow client.
-func (s *signet) client(id string, redirect string) string {
+// client registers a confidential first-party code-flow client, with
+// its post_logout_redirect_uris.
+func (s *signet) client(id string, redirect string, postLogout ...string) string {
+	s.t.Helper()
+	return s.clientURIs(id, []string{redirect}, postLogout)
+}
+
+func (s *signet) clientURIs(id string, redirects, postLogout []string) string {
 	s.t.Helper()
 	_, secret, err := s.srv.Clients().Create(context.Background(), clients.Client{ID: id,
 		GrantTypes: []string{clients.GrantAuthorizationCode}, Scopes: []string{"openid", "profile", "email"}, DefaultScopes: []string{"openid"},
-		Audiences: []string{"api"}, RedirectURIs: []string{redirect}, FirstParty: true})
+		Audiences: []string{"api"}, RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout, FirstParty: true})
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	return secret
 }
 
-func (s *signet) setSwap(f func([]byte) []byte) {
+// setSwap replaces the token endpoint's answers (nil: no more).
+func (s *signet) setSwap(f func([]byte) []byte) { s.setSwapPath("/oauth2/token", f) }
+
+func (s *signet) setSwapPath(path string, f func([]byte) []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.swapToken = f
+	if f == nil {
+		delete(s.swaps, path)
+		return
+	}
+	s.swaps[path] = f
 }
 
 func pkce() (string, string) {

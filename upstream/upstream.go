@@ -74,6 +74,12 @@ type Provider struct {
 	// to the upstream ID token claim that fills it. Nothing else of the
 	// upstream's token reaches the user.
 	Claims map[string]string
+	// NoLogout keeps the provider's session when the Signet session it
+	// began ends by RP-initiated logout (login.upstreams[].logout: false).
+	// By default a provider whose discovery document has an
+	// end_session_endpoint is sent there (OpenID Connect RP-Initiated
+	// Logout 1.0).
+	NoLogout bool
 }
 
 // Config configures the upstream sign-in.
@@ -87,9 +93,12 @@ type Config struct {
 	Sessions *sessions.Manager
 	Users    *users.Registry
 	Store    storage.Store
-	Leeway   time.Duration
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// KEK seals the providers' ID tokens kept with the sessions for their
+	// logout (keys.SealSecret).
+	KEK    []byte
+	Leeway time.Duration
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Upstreams is the upstream sign-in; it implements login.External.
@@ -103,8 +112,8 @@ var _ login.External = (*Upstreams)(nil)
 
 // New checks cfg.
 func New(cfg Config) (*Upstreams, error) {
-	if cfg.Fetcher == nil || cfg.Sessions == nil || cfg.Users == nil || cfg.Store == nil {
-		return nil, errors.New("upstream: fetcher, sessions, users and store are required")
+	if cfg.Fetcher == nil || cfg.Sessions == nil || cfg.Users == nil || cfg.Store == nil || len(cfg.KEK) != 32 {
+		return nil, errors.New("upstream: fetcher, sessions, users, store and a 32-byte KEK are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -139,10 +148,17 @@ func (u *Upstreams) PasswordLogin() bool { return u.cfg.PasswordLogin }
 func (u *Upstreams) Register(e *echo.Echo, h *login.Handler, sec echo.MiddlewareFunc) {
 	e.POST("/login/upstream/:id", func(c echo.Context) error { return u.start(c, h) }, sec)
 	e.GET("/login/upstream/:id/callback", func(c echo.Context) error { return u.callback(c, h) }, sec)
+	e.GET("/login/upstream/:id/logout/callback", func(c echo.Context) error { return u.logoutCallback(c, h) }, sec)
 }
 
 func (u *Upstreams) callbackURL(p *Provider) string {
 	return u.base + "/login/upstream/" + p.ID + "/callback"
+}
+
+// LogoutCallbackURL is where p sends the browser back after its logout:
+// the post_logout_redirect_uri to register at the provider.
+func (u *Upstreams) LogoutCallbackURL(p *Provider) string {
+	return u.base + "/login/upstream/" + p.ID + "/logout/callback"
 }
 
 // kind is the transaction kind of a flow through p: a state made for one
@@ -163,6 +179,7 @@ type metadata struct {
 	AuthorizationEndpoint string `json:"authorization_endpoint"`
 	TokenEndpoint         string `json:"token_endpoint"`
 	JWKSURI               string `json:"jwks_uri"`
+	EndSessionEndpoint    string `json:"end_session_endpoint"`
 }
 
 func decodeMetadata(b []byte) (metadata, error) {
@@ -186,11 +203,26 @@ func (u *Upstreams) discover(ctx context.Context, p *Provider) (metadata, error)
 	if m.Issuer != p.Issuer {
 		return m, fmt.Errorf("discovery of %s names the issuer %q", p.Issuer, m.Issuer)
 	}
-	au, err := url.Parse(m.AuthorizationEndpoint)
-	if err != nil || (au.Scheme != "https" && au.Scheme != "http") || au.Host == "" || (au.Scheme == "http" && !outbound.IsLoopbackURL(m.AuthorizationEndpoint)) {
+	if !browserURL(m.AuthorizationEndpoint) {
 		return m, fmt.Errorf("discovery of %s: authorization_endpoint %q is not an https URL", p.Issuer, m.AuthorizationEndpoint)
 	}
 	return m, nil
+}
+
+// browserURL says whether Signet may send a browser to raw: https, or
+// http to a loopback host (a development provider).
+func browserURL(raw string) bool {
+	au, err := url.Parse(raw)
+	return err == nil && (au.Scheme == "https" || au.Scheme == "http") && au.Host != "" && au.User == nil &&
+		(au.Scheme == "https" || outbound.IsLoopbackURL(raw))
+}
+
+// withQuery appends q to endpoint, which may have a query of its own.
+func withQuery(endpoint string, q url.Values) string {
+	if strings.Contains(endpoint, "?") {
+		return endpoint + "&" + q.Encode()
+	}
+	return endpoint + "?" + q.Encode()
 }
 
 // start is POST /login/upstream/{id}: the login page's button. It checks
@@ -220,13 +252,7 @@ func (u *Upstreams) start(c echo.Context, h *login.Handler) error {
 		"scope": {strings.Join(p.Scopes, " ")}, "state": {flow.ID}, "nonce": {derive("nonce", flow)},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(challenge[:])}, "code_challenge_method": {"S256"},
 	}
-	target := md.AuthorizationEndpoint
-	if strings.Contains(target, "?") {
-		target += "&" + q.Encode()
-	} else {
-		target += "?" + q.Encode()
-	}
-	return h.Navigate(c, target)
+	return h.Navigate(c, withQuery(md.AuthorizationEndpoint, q))
 }
 
 func (u *Upstreams) unreachable(c echo.Context, h *login.Handler, p *Provider, err error) error {
@@ -270,7 +296,7 @@ func (u *Upstreams) callback(c echo.Context, h *login.Handler) error {
 	if err != nil {
 		return u.unreachable(c, h, p, err)
 	}
-	id, err := u.exchange(ctx, p, md, flow, code)
+	id, raw, err := u.exchange(ctx, p, md, flow, code)
 	if err != nil {
 		return u.unreachable(c, h, p, err)
 	}
@@ -278,31 +304,36 @@ func (u *Upstreams) callback(c echo.Context, h *login.Handler) error {
 	if err != nil {
 		return h.ExternalServerError(c, err)
 	}
-	return h.CompleteExternal(c, flow, userID)
+	up, err := u.keepForLogout(p, md, userID, raw)
+	if err != nil {
+		return h.ExternalServerError(c, err)
+	}
+	return h.CompleteExternal(c, flow, userID, up)
 }
 
 // exchange redeems code at the provider's token endpoint and checks the
 // ID token it answers with.
-func (u *Upstreams) exchange(ctx context.Context, p *Provider, md metadata, flow sessions.Transaction, code string) (*clientauth.JWT, error) {
+func (u *Upstreams) exchange(ctx context.Context, p *Provider, md metadata, flow sessions.Transaction, code string) (*clientauth.JWT, string, error) {
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {u.callbackURL(p)}, "code_verifier": {derive("pkce", flow)}}
 	status, body, err := u.cfg.Fetcher.PostForm(ctx, md.TokenEndpoint, form, func(r *http.Request) {
 		// client_secret_basic: id and secret form-encoded first (RFC 6749 §2.3.1).
 		r.SetBasicAuth(url.QueryEscape(p.ClientID), url.QueryEscape(p.ClientSecret))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("token request: %w", err)
+		return nil, "", fmt.Errorf("token request: %w", err)
 	}
 	var tr struct {
 		IDToken string `json:"id_token"`
 		Error   string `json:"error"`
 	}
 	if err := json.Unmarshal(body, &tr); err != nil || status != http.StatusOK {
-		return nil, fmt.Errorf("token request: status %d, error %q", status, printable(tr.Error))
+		return nil, "", fmt.Errorf("token request: status %d, error %q", status, printable(tr.Error))
 	}
 	if tr.IDToken == "" {
-		return nil, errors.New("token response has no id_token")
+		return nil, "", errors.New("token response has no id_token")
 	}
-	return u.checkIDToken(ctx, p, md, tr.IDToken, derive("nonce", flow))
+	t, err := u.checkIDToken(ctx, p, md, tr.IDToken, derive("nonce", flow))
+	return t, tr.IDToken, err
 }
 
 // checkIDToken applies OpenID Connect Core §3.1.3.7: signature by one of
@@ -313,16 +344,9 @@ func (u *Upstreams) checkIDToken(ctx context.Context, p *Provider, md metadata, 
 	if err != nil {
 		return nil, fmt.Errorf("ID token: %w", err)
 	}
-	keys, err := outbound.Get(ctx, u.cfg.Fetcher, md.JWKSURI, clients.ParsePublicKeys)
+	ok, err := t.VerifyAt(ctx, u.cfg.Fetcher, md.JWKSURI) // refetched once on an unknown kid: the provider may have rotated
 	if err != nil {
 		return nil, fmt.Errorf("keys of %s: %w", p.Issuer, err)
-	}
-	ok, known := t.Verify(keys)
-	if !ok && !known && t.Kid != "" { // the provider may have rotated
-		if keys, err = outbound.Refresh(ctx, u.cfg.Fetcher, md.JWKSURI, clients.ParsePublicKeys); err != nil {
-			return nil, fmt.Errorf("keys of %s: %w", p.Issuer, err)
-		}
-		ok, _ = t.Verify(keys)
 	}
 	if !ok {
 		return nil, errors.New("ID token signature does not verify with the provider's keys")

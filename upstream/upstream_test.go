@@ -16,6 +16,7 @@ import (
 const (
 	carolPassword = "carol's long password"
 	appRedirect   = "https://app.example/cb"
+	appBye        = "https://app.example/bye"
 )
 
 // pair is a Signet (down) that signs in through another Signet (up): up
@@ -27,6 +28,8 @@ type pair struct {
 	appSecret  string
 	callback   string
 	carol      string // carol's id at up
+	// lastIDToken is down's ID token of the last signIn (for the app).
+	lastIDToken string
 }
 
 func newPair(t testing.TB, passwordLogin bool) *pair {
@@ -35,12 +38,14 @@ func newPair(t testing.TB, passwordLogin bool) *pair {
 	pr.carol = pr.up.user("carol", carolPassword, "alice@example.com", false).ID
 	pr.down = newSignet(t, func(issuer string) []upstream.Provider {
 		pr.callback = issuer + "/login/upstream/corp/callback"
-		pr.corpSecret = pr.up.client("corp", pr.callback)
+		// Both providers are one client at up; each has its callbacks.
+		pr.corpSecret = pr.up.clientURIs("corp", []string{pr.callback, issuer + "/login/upstream/second/callback"},
+			[]string{issuer + "/login/upstream/corp/logout/callback", issuer + "/login/upstream/second/logout/callback"})
 		return []upstream.Provider{{ID: "corp", Name: "Corp SSO", Issuer: pr.up.issuer, ClientID: "corp", ClientSecret: pr.corpSecret,
 			Scopes: []string{"openid", "email", "profile"}, Claims: map[string]string{upstream.FieldEmail: "email", upstream.FieldName: "name", upstream.FieldRoles: "preferred_username"}},
-			{ID: "second", Name: "Second SSO", Issuer: pr.up.issuer, ClientID: "corp", ClientSecret: pr.corpSecret, Scopes: []string{"openid"}}}
+			{ID: "second", Name: "Second SSO", Issuer: pr.up.issuer, ClientID: "corp", ClientSecret: pr.corpSecret, Scopes: []string{"openid"}, NoLogout: true}}
 	}, passwordLogin)
-	pr.appSecret = pr.down.client("app", appRedirect)
+	pr.appSecret = pr.down.client("app", appRedirect, appBye)
 	return pr
 }
 
@@ -108,6 +113,7 @@ func (pr *pair) signIn(b *browser) (string, string) {
 	if c["nonce"] != "app-nonce" || c["iss"] != pr.down.issuer {
 		pr.t.Fatalf("down's ID token claims: %v", c)
 	}
+	pr.lastIDToken = idt
 	sub, _ := c["sub"].(string)
 	return sub, cb.location.String()
 }

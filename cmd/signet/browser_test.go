@@ -43,6 +43,96 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// chromium is one headless Chromium for a browser test, with what every
+// such test does: steps that fail the test showing the page and the
+// servers' logs, screenshots (also written to docs/img with
+// SIGNET_UPDATE_SCREENSHOTS=1), and an element's text.
+type chromium struct {
+	t      *testing.T
+	ctx    context.Context
+	logs   func() string
+	shots  string
+	update bool
+}
+
+// newChromium starts Chromium with a width x height viewport; logs
+// returns the servers' logs for a failure's message.
+func newChromium(t *testing.T, width, height int64, logs func() string) *chromium {
+	t.Helper()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath(t)), chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true))
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(width, height)); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return &chromium{t: t, ctx: bctx, logs: logs, shots: t.TempDir(), update: os.Getenv("SIGNET_UPDATE_SCREENSHOTS") == "1"}
+}
+
+// step runs actions within 30 s or fails the test.
+func (b *chromium) step(name string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	sctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+		body, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
+		b.t.Fatalf("%s: %v\nat %s\npage: %s\nsignet logs:\n%s", name, err, loc, body, b.logs())
+	}
+}
+
+// shot saves a screenshot of the page as file.
+func (b *chromium) shot(file string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", file, err)
+	}
+	if err := os.WriteFile(filepath.Join(b.shots, file), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	if b.update {
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", file), png, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+}
+
+// text is the text of the element sel.
+func (b *chromium) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text %s: %v", sel, err)
+	}
+	return s
+}
+
+// location is the page's URL.
+func (b *chromium) location() string {
+	b.t.Helper()
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	if err != nil {
+		b.t.Fatalf("location: %v", err)
+	}
+	return loc
+}
+
+// passwordSignIn fills Signet's login form and submits it.
+func passwordSignIn(username, password string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.WaitVisible(chromedp.CSS("#password")),
+		chromedp.SendKeys(chromedp.CSS("#username"), username),
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+	}
+}
+
 // relyingParty is a Go web app that logs its users in at Signet the way
 // the README tells one to: go-oidc for discovery and ID token verification,
 // x/oauth2 for the code exchange with PKCE.
@@ -203,7 +293,6 @@ func (rp *relyingParty) authTime(client string) int64 {
 // of every Signet page it sees; SIGNET_UPDATE_SCREENSHOTS=1 writes them to
 // docs/img for the docs.
 func TestBrowserLogin(t *testing.T) {
-	chrome := chromiumPath(t)
 	clk := &clock{now: time.Now().Truncate(time.Second)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -240,62 +329,9 @@ func TestBrowserLogin(t *testing.T) {
 		rp.register(cl.ID, secret)
 	}
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chrome), chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx, chromedp.EmulateViewport(480, 760)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-
-	shots := t.TempDir()
-	update := os.Getenv("SIGNET_UPDATE_SCREENSHOTS") == "1"
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			loc, _ := chromedp.Run(bctx, chromedp.Location())
-			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
-			t.Fatalf("%s: %v\nat %s\npage: %s\nsignet logs:\n%s", name, err, loc, body, logs)
-		}
-	}
-	shot := func(file string) {
-		t.Helper()
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", file, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, file), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if update {
-			if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", file), png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text %s: %v", sel, err)
-		}
-		return s
-	}
-	signIn := func(password string) []chromedp.Action[chromedp.Void] {
-		return []chromedp.Action[chromedp.Void]{
-			chromedp.WaitVisible(chromedp.CSS("#password")),
-			chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
-			chromedp.SendKeys(chromedp.CSS("#password"), password),
-			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		}
-	}
+	b := newChromium(t, 480, 760, logs.String)
+	bctx, step, shot, text := b.ctx, b.step, b.shot, b.text
+	signIn := func(password string) []chromedp.Action[chromedp.Void] { return passwordSignIn("alice", password) }
 
 	// 1. The login page; a form left open too long explains itself and
 	// starts again; a wrong password; then the login.

@@ -297,7 +297,7 @@ func (m *Main) open(ctx context.Context) error {
 	var external login.External // sign-in through upstream providers (package upstream)
 	if len(c.UpstreamProviders()) > 0 || !c.Login.PasswordLogin {
 		if external, err = upstream.New(upstream.Config{Providers: c.UpstreamProviders(), PasswordLogin: c.Login.PasswordLogin, Issuer: c.Issuer, Fetcher: fetcher,
-			Sessions: m.Sessions, Users: m.Server.Users(), Store: st, Leeway: c.Parsed.PurgeLeeway, Now: m.Now, Logger: log.With("component", "upstream")}); err != nil {
+			Sessions: m.Sessions, Users: m.Server.Users(), Store: st, KEK: kek, Leeway: c.Parsed.PurgeLeeway, Now: m.Now, Logger: log.With("component", "upstream")}); err != nil {
 			return err
 		}
 	}
