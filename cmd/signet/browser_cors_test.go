@@ -57,7 +57,6 @@ async function run(issuer) {
 // this is the check a Go client cannot make: before, the preflights were
 // answered 405 and every call but discovery failed in the browser.
 func TestBrowserCORS(t *testing.T) {
-	chrome := chromiumPath(t)
 	c := testConfig(t, func(c *config.Config) {
 		c.DynamicClients.Registration.Enabled = true
 		c.DynamicClients.Audiences = []string{"https://mcp.example/mcp"}
@@ -69,20 +68,10 @@ func TestBrowserCORS(t *testing.T) {
 	}))
 	t.Cleanup(page.Close)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chrome), chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, time.Minute)
+	b := newChromium(t, 480, 760, logs.String)
+	b.step("open the page", chromedp.Navigate(page.URL))
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(page.URL)); err != nil {
-		t.Fatalf("open the page: %v", err)
-	}
 	raw, err := chromedp.Run(ctx, chromedp.Evaluate[string]("run("+jsString(m.URL())+")", chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("run the page's calls: %v\nsignet logs:\n%s", err, logs)
