@@ -45,14 +45,3 @@ func backchannelFlags(fs *flag.FlagSet, spec *clients.Client) {
 	fs.StringVar(&spec.BackchannelLogoutURI, "backchannel-logout-uri", "", "back-channel logout: where logout tokens are POSTed when a session ends (https, or http on loopback; \"\" removes it)")
 	fs.BoolVar(&spec.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "back-channel logout: the client requires sid in logout tokens (Signet always sends it)")
 }
-
-// backchannelPatch sets the patch field of a back-channel flag given to
-// signet clients update.
-func backchannelPatch(name string, spec *clients.Client, p *clients.Patch) {
-	switch name {
-	case "backchannel-logout-uri":
-		p.BackchannelLogoutURI = &spec.BackchannelLogoutURI
-	case "backchannel-logout-session-required":
-		p.BackchannelLogoutSessionRequired = &spec.BackchannelLogoutSessionRequired
-	}
-}

@@ -59,6 +59,10 @@ type claimFlag map[string]json.RawMessage
 
 func (c claimFlag) String() string { return "" }
 func (c claimFlag) Set(v string) error {
+	if v == "" { // update --claim '': no extra claims any more
+		clear(c)
+		return nil
+	}
 	name, val, ok := strings.Cut(v, "=")
 	if !ok || name == "" {
 		return fmt.Errorf("want NAME=VALUE, got %q", v)
@@ -92,55 +96,19 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	setUsage(fs, map[string]string{"create": "--id ID --audience AUD [flags]", "list": "[flags]", "get": "ID [flags]",
 		"update": "ID [flags]", "delete": "ID [flags]", "rotate-secret": "ID [flags]"}[sub])
-	var spec clients.Client
-	var grants, scopes, defScopes, auds, methods, exchangeAuds listFlag
-	claims := claimFlag{}
-	var alg string
-	var redirects, logoutRedirects listFlag
-	requirePKCE := true
-	var ttl, keep, rIdle, rAbs, rGrace time.Duration
-	var kf keyFlags
+	var described clientFlags
+	var keep time.Duration
 	nargs := 1
 	switch sub {
 	case "create":
 		nargs = 0
-		fs.StringVar(&spec.ID, "id", "", "client id (required): letters, digits, - . _ ~")
-		fs.Var(&grants, "grant", "allowed grant type, repeatable: authorization_code (browser login), urn:ietf:params:oauth:grant-type:device_code (terminals, RFC 8628), client_credentials, refresh_token (default client_credentials)")
-		fs.Var(&scopes, "scope", `allowed scopes, space-separated or repeated ("a b")`)
-		fs.Var(&defScopes, "default-scope", "scopes granted when none is asked (default: all allowed scopes)")
-		fs.Var(&auds, "audience", "allowed audience, repeatable; the first is the default (required)")
-		fs.Var(&exchangeAuds, "exchange-audience", "token exchange (grant "+clients.GrantTokenExchange+"): an audience the client may exchange tokens into, repeatable")
-		fs.BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound", false, "refuse the client's token requests without a DPoP proof (RFC 9449 dpop_bound_access_tokens)")
-		fs.StringVar(&spec.DefaultAudience, "default-audience", "", "audience used when none is asked (default: the first)")
-		fs.StringVar(&alg, "alg", "", "signing algorithm, one of the live ones (default RS256 when live)")
-		fs.DurationVar(&ttl, "ttl", 0, "access-token lifetime (default tokens.default_ttl)")
-		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post, private_key_jwt (default both secret methods; private_key_jwt when --jwks-file, --jwks-uri or --federated is given)")
-		kf.register(fs)
-		fs.Var(claims, "claim", "extra claim NAME=VALUE for every token, repeatable (VALUE is JSON or a string)")
-		fs.DurationVar(&rIdle, "refresh-idle", 0, "refresh session idle lifetime (default tokens.refresh.idle_ttl; can only shorten it)")
-		fs.DurationVar(&rAbs, "refresh-absolute", 0, "refresh session absolute lifetime (default tokens.refresh.absolute_ttl; can only shorten it)")
-		fs.DurationVar(&rGrace, "refresh-reuse-grace", 0, "how long the just-rotated refresh token may be retried without revoking the session (0 to 60s, default 0)")
-		fs.BoolVar(&spec.RefreshTokenCookie, "refresh-cookie", false, "deliver and accept refresh tokens in an HttpOnly Secure SameSite=Strict cookie")
-		fs.BoolVar(&spec.Introspect, "introspect", false, "allow the client to call /oauth2/introspect")
-		fs.Var(&redirects, "redirect-uri", "browser login: a redirect URI, repeatable, compared exactly")
-		fs.Var(&logoutRedirects, "post-logout-redirect-uri", "browser login: where RP-initiated logout may return, repeatable, compared exactly")
-		fs.BoolVar(&spec.Public, "public", false, "a public client (SPA, mobile): no secret, token endpoint auth none, PKCE mandatory")
-		fs.BoolVar(&spec.FirstParty, "first-party", false, "your own application: users are not asked for consent")
-		fs.StringVar(&spec.ApplicationType, "application-type", "", "web (default) or native (may use http://127.0.0.1 on any port, RFC 8252)")
-		fs.StringVar(&spec.IDTokenSignedResponseAlg, "id-token-alg", "", "ID token signing algorithm (default RS256)")
-		fs.StringVar(&spec.ClientName, "name", "", "name shown to users on the consent page")
-		fs.BoolVar(&spec.RequireSecondFactor, "require-second-factor", false, "users sign in to this client with a second factor (a one-time code) as well as their password")
-		backchannelFlags(fs, &spec)
-		fs.BoolVar(&requirePKCE, "require-pkce", true, "require PKCE (S256) for the authorization code flow (--require-pkce=false for a legacy confidential client)")
+		fs.StringVar(&described.spec.ID, "id", "", "client id (required): letters, digits, - . _ ~")
+		fs.BoolVar(&described.spec.Public, "public", false, "a public client (SPA, mobile): no secret, token endpoint auth none, PKCE mandatory")
+		described.register(fs, false)
+	case "update":
+		described.register(fs, true)
 	case "list":
 		nargs = 0
-	case "update":
-		fs.Var(&methods, "auth-method", "allowed client authentication, repeatable: client_secret_basic, client_secret_post, private_key_jwt (replaces the list)")
-		fs.Var(&exchangeAuds, "exchange-audience", "token exchange: an audience the client may exchange tokens into, repeatable (replaces the list)")
-		fs.BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound", false, "refuse the client's token requests without a DPoP proof (--dpop-bound=false lifts it)")
-		fs.BoolVar(&spec.RequireSecondFactor, "require-second-factor", false, "users sign in with a second factor as well as their password (--require-second-factor=false to stop)")
-		kf.register(fs)
-		backchannelFlags(fs, &spec)
 	case "get", "delete":
 	case "rotate-secret":
 		fs.DurationVar(&keep, "keep-old", 0, "keep accepting the old secret for this long (default: not at all)")
@@ -156,47 +124,21 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
-	if sub == "create" && spec.ID == "" {
-		return usageError{"create needs --id"}
-	}
-	spec.GrantTypes, spec.Scopes, spec.DefaultScopes, spec.Audiences, spec.AuthMethods = grants, scopes, defScopes, auds, methods
-	spec.ExchangeAudiences = exchangeAuds
-	jwks, err := kf.jwks()
-	if err != nil {
-		return err
-	}
-	spec.JWKS, spec.JWKSURI, spec.AssertionAlgs, spec.Federated = jwks, kf.uri, kf.algs, kf.federated
+	var spec clients.Client
 	var patch clients.Patch
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "auth-method":
-			patch.AuthMethods = &spec.AuthMethods
-		case "jwks-file":
-			patch.JWKS = &spec.JWKS
-		case "jwks-uri":
-			patch.JWKSURI = &spec.JWKSURI
-		case "auth-signing-alg":
-			patch.AssertionAlgs = &spec.AssertionAlgs
-		case "exchange-audience":
-			patch.ExchangeAudiences = &spec.ExchangeAudiences
-		case "dpop-bound":
-			patch.DPoPBoundAccessTokens = &spec.DPoPBoundAccessTokens
-		case "federated":
-			patch.Federated = &spec.Federated
-		case "require-second-factor":
-			patch.RequireSecondFactor = &spec.RequireSecondFactor
-		default:
-			backchannelPatch(f.Name, &spec, &patch)
+	var err error
+	switch sub {
+	case "create":
+		if described.spec.ID == "" {
+			return usageError{"create needs --id"}
 		}
-	})
-	spec.SigningAlg, spec.AccessTokenTTL = alg, clients.Duration(ttl)
-	spec.RefreshIdleTTL, spec.RefreshAbsoluteTTL, spec.RefreshReuseGrace = clients.Duration(rIdle), clients.Duration(rAbs), clients.Duration(rGrace)
-	if len(claims) > 0 {
-		spec.ExtraClaims = claims
-	}
-	spec.RedirectURIs, spec.PostLogoutRedirectURIs = redirects, logoutRedirects
-	if !requirePKCE {
-		spec.RequirePKCE = &requirePKCE
+		if spec, err = described.client(); err != nil {
+			return err
+		}
+	case "update":
+		if patch, err = described.patch(fs); err != nil {
+			return err
+		}
 	}
 
 	ops, done, err := openClientOps(ctx, fs, &cf, *server)
