@@ -19,7 +19,7 @@ import (
 // lifetimes or name). Each field of clients.Patch must have a row here, so
 // a field added to the admin API without its flag fails this test. Each
 // row runs the real command on a bbolt data directory and reads the client
-// back with `clients get --json`; lists are replaced, and '' empties them.
+// back with `clients get --json`; lists are replaced, and ” empties them.
 func TestClientsUpdate_EveryPatchField(t *testing.T) {
 	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256,EdDSA")
 	t.Run("offline", func(t *testing.T) { everyPatchField(t, "--data-dir", t.TempDir()) })
