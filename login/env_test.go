@@ -27,9 +27,11 @@ import (
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/mfa"
+	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
+	"github.com/signet-auth/signet/upstream"
 	"github.com/signet-auth/signet/users"
 )
 
@@ -81,6 +83,10 @@ type envOptions struct {
 	// localhost names the issuer http://localhost:PORT: a WebAuthn RP ID
 	// cannot be an IP address (passkey_test.go).
 	localhost bool
+	// noPassword is an upstream-only deployment (password_login: false,
+	// package upstream without providers); secondFactorOnly turns off
+	// passkey sign-in without a password (passkeylogin_test.go).
+	noPassword, secondFactorOnly bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -137,7 +143,16 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.factors {
 		e.mfa = mfa.New(shared, bytes.Repeat([]byte{7}, 32), e.clock.Now)
 	}
-	ui, err := login.New(login.Config{Authority: e.srv, Sessions: e.sess, Now: e.clock.Now, Logger: logger, Factors: e.mfa})
+	var external login.External
+	if o.noPassword {
+		external, err = upstream.New(upstream.Config{Issuer: e.issuer, Fetcher: outbound.New(outbound.Options{}), Sessions: e.sess,
+			Users: e.srv.Users(), Store: shared, Now: e.clock.Now, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ui, err := login.New(login.Config{Authority: e.srv, Sessions: e.sess, Now: e.clock.Now, Logger: logger, Factors: e.mfa,
+		External: external, PasskeysSecondFactorOnly: o.secondFactorOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
