@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,9 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/sessions"
+	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/storage/etcd"
+	"github.com/signet-auth/signet/storage/etcd/etcdtest"
 	"github.com/signet-auth/signet/users"
 )
 
@@ -274,5 +279,73 @@ func TestPasskeySignIn_Off(t *testing.T) {
 	_, f := formOf(t, lp)
 	if p := b.passkeyPost(f, `{"id":"x"}`); p.status != http.StatusNotFound && p.status != http.StatusMethodNotAllowed {
 		t.Fatalf("POST /login/passkey = %d", p.status)
+	}
+}
+
+// TestPasskeySignIn_Replicas: two replicas on one etcd cluster answer the
+// requests in turn, so the sign-in page comes from one and its assertion
+// goes to the other; the same assertion sent to both at once signs in
+// exactly once.
+func TestPasskeySignIn_Replicas(t *testing.T) {
+	cluster := etcdtest.Start(t, etcdtest.Options{})
+	e := newEnv(t, envOptions{factors: true, localhost: true, replicas: true, wrap: func(storage.Store) storage.Store {
+		st, err := etcd.Open(t.Context(), etcd.Options{Endpoints: cluster.Endpoints(), Prefix: "/login-test/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}})
+	secret := e.webClient("web", nil)
+	ba := e.browser()
+	e.flow(ba, "web", secret, nil)
+	k := newSoftKey(t, e.issuer, "localhost")
+	if p := ba.addPasskey(k, "laptop"); p.status != http.StatusSeeOther {
+		t.Fatalf("add passkey = %d:\n%s", p.status, p.body)
+	}
+	for round := range 3 {
+		b := e.browser()
+		q, verifier := factorQuery("web", nil)
+		lp := b.authorize(q)
+		_, form := passkeyForm(t, lp)
+		form.Set("credential", k.get(t, pageChallenge(t, lp), e.alice.ID))
+		pages := make([]page, 2)
+		var wg sync.WaitGroup
+		for i := range pages {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest(http.MethodPost, e.issuer+"/login/passkey", strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				resp, err := b.c.Do(req)
+				if err != nil {
+					pages[i] = page{status: -1, body: err.Error()}
+					return
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				pages[i] = page{status: resp.StatusCode, body: string(body)}
+				if m := continueRE.FindStringSubmatch(pages[i].body); m != nil {
+					pages[i].location, _ = url.Parse(html.UnescapeString(m[1]))
+				}
+			}()
+		}
+		wg.Wait()
+		var signedIn []page
+		for _, p := range pages {
+			switch {
+			case p.location != nil && p.location.Query().Get("code") != "":
+				signedIn = append(signedIn, p)
+			case p.status == http.StatusBadRequest && strings.Contains(p.body, "This page has expired"): // the other was first
+			default:
+				t.Fatalf("round %d: %d %v:\n%s", round, p.status, p.location, p.body)
+			}
+		}
+		if len(signedIn) != 1 {
+			t.Fatalf("round %d: the same assertion signed in %d times", round, len(signedIn))
+		}
+		if c := e.idClaims(signedIn[0], "web", secret, verifier); !slices.Equal(amrOf(c), []string{"swk", "user", "mfa"}) {
+			t.Fatalf("round %d: amr %v", round, c["amr"])
+		}
 	}
 }
