@@ -124,14 +124,14 @@ var errDisabled = errors.New("login: the passkey's user is disabled")
 
 // checkPasskeySignIn verifies a discoverable assertion against the
 // transaction's challenge, under the password's failed-login limits (the
-// user's, or the address's alone when the user handle names nobody). A
+// user's, or the address's when the user handle names nobody). A
 // refusal is rendered by again, or as a page, and ok is false.
 func (h *Handler) checkPasskeySignIn(c echo.Context, data json.RawMessage, credential string, again func(string, int) error) (users.User, bool, error) {
 	ctx := c.Request().Context()
 	var user users.User
-	username := "" // no known user: the address's counters only
+	username := "" // no known user: counted on the address (and under the empty name)
 	parsed, perr := protocol.ParseCredentialRequestResponseBytes([]byte(credential))
-	if perr == nil {
+	if perr == nil && len(parsed.Response.UserHandle) <= 64 { // WebAuthn's bound: longer names nobody
 		// A disabled user's assertion is still checked: only its holder
 		// learns that the account is disabled.
 		u, err := h.auth.Users().Get(ctx, string(parsed.Response.UserHandle))

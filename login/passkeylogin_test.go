@@ -70,7 +70,8 @@ func isRefused(b *browser, p page) bool {
 // an assertion for another origin or RP ID, alice's user handle with
 // bob's passkey, an assertion without user verification, one made for
 // another sign-in page's challenge, an unknown passkey or user, a replay
-// on the same page and on another, a disabled user's passkey. A sign-in
+// on the same page and on another, an expired page, a disabled user's
+// passkey. A sign-in
 // that asks again (prompt=login, max_age=0) shows the page again.
 func TestPasskeySignIn_Attacks(t *testing.T) {
 	e := newEnv(t, envOptions{factors: true, localhost: true})
@@ -168,6 +169,16 @@ func TestPasskeySignIn_Attacks(t *testing.T) {
 		if at, _ := c["auth_time"].(float64); int64(at) != e.clock.Now().Unix() {
 			t.Fatalf("%v: auth_time %v, want %d", extra, c["auth_time"], e.clock.Now().Unix())
 		}
+	}
+
+	// An assertion for a page older than the transaction's lifetime.
+	b4 := e.browser()
+	lp4 := b4.authorize(q)
+	_, form4 := passkeyForm(t, lp4)
+	late := alice.get(t, pageChallenge(t, lp4), e.alice.ID)
+	e.clock.Add(sessions.DefaultTransactionTTL + time.Second)
+	if p := b4.passkeyPost(form4, late); p.status != http.StatusBadRequest || p.location != nil || !strings.Contains(p.body, "This page has expired") {
+		t.Fatalf("assertion for an expired page = %d %v", p.status, p.location)
 	}
 
 	// A disabled user's passkey: refused, and the page says so.
