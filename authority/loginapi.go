@@ -119,6 +119,20 @@ func (s *Server) CheckSecondFactor(username, ip string, check func() (bool, erro
 	return nil
 }
 
+// CheckPasskeySignIn runs check (a passkey sign-in without a password,
+// of username's passkey, or of no known user when username is "") under
+// the same limits and counters as the password: a lockout is a
+// *LockedOutError without running check, a false check counts as a failed
+// login and is ErrBadLogin, and a success makes ip known for username as
+// a correct password does.
+func (s *Server) CheckPasskeySignIn(username, ip string, check func() (bool, error)) error {
+	if err := s.CheckSecondFactor(username, ip, check); err != nil {
+		return err
+	}
+	s.login.Succeed(users.NameKey(username), ip, s.cfg.Now())
+	return nil
+}
+
 // ActiveUser returns the user if it exists and is enabled, else an error
 // wrapping storage.ErrNotFound. An SSO session is only as good as this.
 // (Force logout deletes the user's sessions in its own transaction, so a

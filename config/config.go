@@ -139,8 +139,17 @@ type Login struct {
 	// Upstreams are the providers users may sign in through (upstream.go).
 	PasswordLogin bool       `yaml:"password_login"`
 	Upstreams     []Upstream `yaml:"upstreams"`
+	// Passkeys are the WebAuthn passkeys of the hosted pages.
+	Passkeys LoginPasskeys `yaml:"passkeys"`
 
 	upstreams []upstream.Provider // filled in by Validate
+}
+
+type LoginPasskeys struct {
+	// Passwordless offers "Sign in with a passkey" on the sign-in page: a
+	// passkey that verifies its user signs in alone (docs/login.md,
+	// Passwordless passkeys). false keeps passkeys a second factor.
+	Passwordless bool `yaml:"passwordless"`
 }
 
 type LoginSession struct {
@@ -232,7 +241,7 @@ func Default() Config {
 		Tokens: Tokens{DefaultTTL: "15m", MaxTTL: "1h", Refresh: Refresh{IdleTTL: "336h", AbsoluteTTL: "2160h"}},
 		Login: Login{RateLimit: LoginRateLimit{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20},
 			CodeTTL: "60s", TransactionTTL: "15m", Session: LoginSession{IdleTTL: "24h", AbsoluteTTL: "168h"},
-			PasswordLogin: true, Upstreams: []Upstream{}},
+			PasswordLogin: true, Upstreams: []Upstream{}, Passkeys: LoginPasskeys{Passwordless: true}},
 		UI:    UI{ProductName: "Signet"},
 		Log:   Log{Level: "info", Format: "json", Access: "all"},
 		Audit: Audit{Retention: "2160h"},

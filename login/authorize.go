@@ -379,7 +379,12 @@ func (h *Handler) showLogin(c echo.Context, req *authzRequest, username, msg, fi
 	if err != nil {
 		return h.serverError(c, err)
 	}
-	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "login", Browser: sessions.Hash(browser), Query: req.query, ClientInstance: req.clientInstance})
+	data, err := h.beginDiscoverable() // the passkey button (passkeylogin.go)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "login", Browser: sessions.Hash(browser), Query: req.query,
+		ClientInstance: req.clientInstance, Data: data})
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -396,6 +401,7 @@ func (h *Handler) renderLogin(c echo.Context, req *authzRequest, tx sessions.Tra
 	if p.Username == "" {
 		p.Username = req.loginHint
 	}
+	h.setPasskeyButton(c, &p, tx)
 	return h.render(c, status, "login.html", p)
 }
 

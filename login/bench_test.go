@@ -120,6 +120,28 @@ func BenchmarkLoginPage(b *testing.B) {
 	})
 }
 
+// BenchmarkLoginPagePasskey is BenchmarkLoginPage with passkeys on (a
+// localhost issuer): each page also makes a discoverable-login challenge
+// and carries its ceremony in the transaction (passkeylogin.go).
+func BenchmarkLoginPagePasskey(b *testing.B) {
+	e := newEnv(b, envOptions{factors: true, localhost: true})
+	e.webClient("web", nil)
+	_, challenge := pkce()
+	target := "/oauth2/authorize?" + authzQuery(challenge, nil).Encode()
+	w := httptest.NewRecorder()
+	e.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
+	if !strings.Contains(w.Body.String(), "sign-in-passkey") {
+		b.Fatalf("no passkey button (%d):\n%s", w.Code, w.Body.String())
+	}
+	b.SetParallelism(benchParallelism)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			serve(b, e, httptest.NewRequest(http.MethodGet, target, nil), "")
+		}
+	})
+}
+
 // BenchmarkDevicePoll measures a device's poll of a pending code
 // (authorization_pending or slow_down): one committed write each, since
 // the poll time is kept in the store for every replica to see. Many

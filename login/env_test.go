@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,9 +28,11 @@ import (
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/mfa"
+	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
+	"github.com/signet-auth/signet/upstream"
 	"github.com/signet-auth/signet/users"
 )
 
@@ -81,6 +84,13 @@ type envOptions struct {
 	// localhost names the issuer http://localhost:PORT: a WebAuthn RP ID
 	// cannot be an IP address (passkey_test.go).
 	localhost bool
+	// noPassword is an upstream-only deployment (password_login: false,
+	// package upstream without providers); secondFactorOnly turns off
+	// passkey sign-in without a password (passkeylogin_test.go).
+	noPassword, secondFactorOnly bool
+	// replicas serves the requests by two replicas in turn over the
+	// shared store (passkeylogin_test.go).
+	replicas bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -124,25 +134,54 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.login.PerUserIP == 0 {
 		o.login.PerUserIP, o.login.PerIP, o.login.PerUser = -1, -1, -1
 	}
-	e.srv, err = authority.New(ctx, authority.Config{
-		Admin:  admin.Routes,
-		Issuer: e.issuer, Store: shared, JWKS: jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
-		Signer: e.keys, KeySet: e.keys, Algorithms: algs, Scopes: []string{"read"},
-		Password: pw, LoginRateLimit: o.login, Logger: logger, Now: e.clock.Now, DPoP: newDPoPChecker(t, st, e.clock.Now),
-	})
-	if err != nil {
-		t.Fatal(err)
+	// stack is one replica: its own authority, sessions, factors and login
+	// surface over the shared store.
+	stack := func() (*authority.Server, *sessions.Manager, *mfa.Factors) {
+		srv, err := authority.New(ctx, authority.Config{
+			Admin:  admin.Routes,
+			Issuer: e.issuer, Store: shared, JWKS: jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
+			Signer: e.keys, KeySet: e.keys, Algorithms: algs, Scopes: []string{"read"},
+			Password: pw, LoginRateLimit: o.login, Logger: logger, Now: e.clock.Now, DPoP: newDPoPChecker(t, st, e.clock.Now),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess := sessions.New(shared, sessions.Options{Now: e.clock.Now, IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
+		var factors *mfa.Factors
+		if o.factors {
+			factors = mfa.New(shared, bytes.Repeat([]byte{7}, 32), e.clock.Now)
+		}
+		var external login.External
+		if o.noPassword {
+			external, err = upstream.New(upstream.Config{Issuer: e.issuer, Fetcher: outbound.New(outbound.Options{}), Sessions: sess,
+				Users: srv.Users(), Store: shared, Now: e.clock.Now, Logger: logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		ui, err := login.New(login.Config{Authority: srv, Sessions: sess, Now: e.clock.Now, Logger: logger, Factors: factors,
+			External: external, PasskeysSecondFactorOnly: o.secondFactorOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Register(ui.Register)
+		return srv, sess, factors
 	}
-	e.sess = sessions.New(shared, sessions.Options{Now: e.clock.Now, IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
-	if o.factors {
-		e.mfa = mfa.New(shared, bytes.Repeat([]byte{7}, 32), e.clock.Now)
-	}
-	ui, err := login.New(login.Config{Authority: e.srv, Sessions: e.sess, Now: e.clock.Now, Logger: logger, Factors: e.mfa})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv.Register(ui.Register)
+	e.srv, e.sess, e.mfa = stack()
 	h = e.srv
+	if o.replicas {
+		// Requests alternate between two replicas: every step of a flow
+		// is answered by the other one from the step before.
+		other, _, _ := stack()
+		var n atomic.Uint64
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1)%2 == 0 {
+				other.ServeHTTP(w, r)
+				return
+			}
+			e.srv.ServeHTTP(w, r)
+		})
+	}
 	t.Cleanup(func() {
 		e.http.Close()
 		cancel()

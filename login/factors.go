@@ -446,7 +446,11 @@ func (h *Handler) showAccountLogin(c echo.Context, username, msg, field string, 
 	if err != nil {
 		return h.serverError(c, err)
 	}
-	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: kindAcctLogin, Browser: sessions.Hash(browser)})
+	data, err := h.beginDiscoverable() // the passkey button (passkeylogin.go)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: kindAcctLogin, Browser: sessions.Hash(browser), Data: data})
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -454,6 +458,7 @@ func (h *Handler) showAccountLogin(c echo.Context, username, msg, field string, 
 	p.Heading, p.ClientName = "Sign in", "your account"
 	p.ActionURL, p.TxID, p.CSRF = h.path+"/account/login", tx.ID, tx.CSRF
 	p.Username, p.Error, p.ErrorField = username, msg, field
+	h.setPasskeyButton(c, &p, tx)
 	return h.render(c, status, "login.html", p)
 }
 

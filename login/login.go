@@ -68,8 +68,12 @@ type Config struct {
 	Factors *mfa.Factors
 	// External adds sign-in through other identity providers (nil: none).
 	External External
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// PasskeysSecondFactorOnly keeps passkeys to the second factor: the
+	// sign-in page offers no passkey sign-in without a password
+	// (passkeylogin.go; login.passkeys.passwordless: false).
+	PasskeysSecondFactorOnly bool
+	Logger                   *slog.Logger
+	Now                      func() time.Time
 }
 
 // Handler serves the login surface.
@@ -162,6 +166,9 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/oauth2/logout/confirm", h.confirmLogout, sec)
 	h.registerDevice(e, sec)
 	h.registerFactors(e, sec)
+	if h.passwordless() {
+		e.POST("/login/passkey", h.submitPasskeyLogin, sec)
+	}
 	if h.cfg.External != nil {
 		h.cfg.External.Register(e, h, sec)
 	}
@@ -212,6 +219,8 @@ type page struct {
 	// External sign-in buttons (external.go); NoPassword hides the form.
 	External   []externalButton
 	NoPassword bool
+	// Passkey is the sign-in with a passkey alone (passkeylogin.go).
+	Passkey *passkeySignIn
 	// Consent.
 	ClientName string
 	// Unverified: the client named itself (clients.Client.Dynamic);

@@ -142,9 +142,16 @@ func (h *Handler) passkeyRegistration(ctx context.Context, u users.User) (json.R
 	if err != nil {
 		return nil, nil, err
 	}
+	// Discoverable (resident) and verifying its user when it can: such a
+	// passkey also signs in without a password (passkeylogin.go). A key
+	// that cannot keep a passkey is refused by the browser; one added
+	// before this rule stays a second factor. credProps records what the
+	// authenticator made (Credential.Extensions.RK).
 	opts, sd, err := h.passkeys.BeginRegistration(w,
 		webauthn.WithExclusions(webauthn.Credentials(w.creds).CredentialDescriptors()),
-		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementPreferred))
+		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{ResidentKey: protocol.ResidentKeyRequirementRequired,
+			RequireResidentKey: protocol.ResidentKeyRequired(), UserVerification: protocol.VerificationPreferred}),
+		webauthn.WithExtensions(webauthn.WithExtensionCredProps()))
 	if err != nil {
 		return nil, nil, fmt.Errorf("passkey options: %w", err)
 	}

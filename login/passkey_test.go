@@ -32,6 +32,7 @@ type softKey struct {
 	count  uint32
 	origin string // the origin the browser reports
 	rpID   string // the RP ID whose hash the authenticator signs
+	noUV   bool   // assertions say user present, not verified
 }
 
 func newSoftKey(t testing.TB, origin, rpID string) *softKey {
@@ -78,13 +79,20 @@ func (k *softKey) authData(flags byte, attested []byte) []byte {
 	return append(out, attested...)
 }
 
-// create answers registration options (attestation "none").
-func (k *softKey) create(t testing.TB, challenge string) string {
+// coseKey is the credential's public key as WebAuthn carries it (COSE, ES256).
+func (k *softKey) coseKey(t testing.TB) []byte {
 	t.Helper()
 	cose, err := cbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: k.key.X.FillBytes(make([]byte, 32)), -3: k.key.Y.FillBytes(make([]byte, 32))})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cose
+}
+
+// create answers registration options (attestation "none").
+func (k *softKey) create(t testing.TB, challenge string) string {
+	t.Helper()
+	cose := k.coseKey(t)
 	attested := make([]byte, 16) // AAGUID zero
 	attested = binary.BigEndian.AppendUint16(attested, uint16(len(k.id)))
 	attested = append(append(attested, k.id...), cose...)
@@ -101,7 +109,11 @@ func (k *softKey) create(t testing.TB, challenge string) string {
 func (k *softKey) get(t testing.TB, challenge, userID string) string {
 	t.Helper()
 	k.count++
-	ad := k.authData(0x05, nil)
+	flags := byte(0x05) // UP, UV
+	if k.noUV {
+		flags = 0x01
+	}
+	ad := k.authData(flags, nil)
 	cd := k.clientData("webauthn.get", challenge)
 	cdh := sha256.Sum256(cd)
 	digest := sha256.Sum256(append(slices.Clone(ad), cdh[:]...))

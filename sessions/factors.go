@@ -9,6 +9,12 @@ const (
 	// MethodPasskey is a WebAuthn assertion: "swk", a key held by
 	// software or hardware the server cannot tell apart (no attestation).
 	MethodPasskey = "swk"
+	// MethodUser is the local check of its user by the authenticator of a
+	// passkey sign-in without a password (WebAuthn user verification,
+	// flag UV): a PIN or a biometric, which the server cannot tell apart,
+	// so it claims neither "pin" nor a biometric method. With the key it
+	// makes two factors, and amr gets "mfa" (docs/login.md).
+	MethodUser = "user"
 	// MethodMFA is added to amr when more than one factor was used.
 	MethodMFA = "mfa"
 )

@@ -26,7 +26,8 @@ import (
 // authenticator (the DevTools WebAuthn domain) against a real signet serve
 // on http://localhost (an IP address cannot be a WebAuthn RP ID): a
 // passkey added on the account page, then a sign-in that asks for it after
-// the password; the go-oidc relying party checks acr and amr.
+// the password, then, signed out, a sign-in with the passkey alone; the
+// go-oidc relying party checks acr and amr.
 // Screenshots go to docs/img with SIGNET_UPDATE_SCREENSHOTS=1.
 func TestBrowserPasskey(t *testing.T) {
 	chrome := chromiumPath(t)
@@ -153,6 +154,17 @@ func TestBrowserPasskey(t *testing.T) {
 	step("use the passkey", chromedp.Click(chromedp.CSS("#use-passkey")), chromedp.WaitVisible(chromedp.CSS("#rp-ok")))
 	if acr, amr := idClaims(); acr != sessions.ACRMFA || !slices.Equal(amr, []string{"pwd", "swk", "mfa"}) {
 		t.Fatalf("passkey sign-in: acr %q amr %v", acr, amr)
+	}
+	// Signed out, alice signs in with the passkey alone (it was registered
+	// discoverable, and the authenticator verifies her): the ID token has
+	// the key and the verification, two factors.
+	step("sign out", chromedp.Navigate(c.Issuer+"/oauth2/logout"), chromedp.Click(chromedp.CSS(`button[value=logout]`)),
+		chromedp.WaitVisible(chromedp.CSS(`p[role=status]`)))
+	step("sign-in page", chromedp.Navigate(rp.srv.URL+"/login?client=notes"), chromedp.WaitVisible(chromedp.CSS("#sign-in-passkey")))
+	shot("login-passkey.png")
+	step("sign in with the passkey alone", chromedp.Click(chromedp.CSS("#sign-in-passkey")), chromedp.WaitVisible(chromedp.CSS("#rp-ok")))
+	if acr, amr := idClaims(); acr != sessions.ACRMFA || !slices.Equal(amr, []string{"swk", "user", "mfa"}) {
+		t.Fatalf("passwordless passkey sign-in: acr %q amr %v", acr, amr)
 	}
 	// Signed in with the passkey: the account page manages passkeys.
 	step("account after", chromedp.Navigate(c.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("#add-passkey")))

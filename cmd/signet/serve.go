@@ -304,8 +304,8 @@ func (m *Main) open(ctx context.Context) error {
 	ui, err := login.New(login.Config{
 		Authority: m.Server, Sessions: m.Sessions, External: external,
 		ProductName: c.UI.ProductName, LogoURL: c.UI.LogoURL, CSSFile: c.UI.CSSFile, TemplatesDir: c.UI.TemplatesDir,
-		Factors: mfa.New(st, kek, m.Now),
-		Logger:  log.With("component", "login"), Now: m.Now,
+		Factors: mfa.New(st, kek, m.Now), PasskeysSecondFactorOnly: !c.Login.Passkeys.Passwordless,
+		Logger: log.With("component", "login"), Now: m.Now,
 	})
 	if err != nil {
 		return err
