@@ -154,7 +154,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		var external login.External
 		if o.noPassword {
 			external, err = upstream.New(upstream.Config{Issuer: e.issuer, Fetcher: outbound.New(outbound.Options{}), Sessions: sess,
-				Users: srv.Users(), Store: shared, Now: e.clock.Now, Logger: logger})
+				Users: srv.Users(), Store: shared, KEK: bytes.Repeat([]byte{7}, 32), Now: e.clock.Now, Logger: logger})
 			if err != nil {
 				t.Fatal(err)
 			}
