@@ -132,8 +132,30 @@ func (h *Handler) verifyPasskey(ctx context.Context, u users.User, data json.Raw
 			h.log.LogAttrs(ctx, slog.LevelInfo, "passkey assertion refused", slog.String("user_id", u.ID), slog.String("err", err.Error()))
 			return mfa.ErrBadCode
 		}
-		return h.cfg.Factors.UsedPasskey(ctx, u.ID, *cred)
+		return h.usedPasskey(ctx, u.ID, *cred, parsed.Response.AuthenticatorData.Counter)
 	}
+}
+
+// usedPasskey records a passkey's use (mfa.Factors.UsedPasskey). A counter
+// that went backwards refuses the sign-in like a bad signature, and is
+// logged at WARN: the user's passkey may have been copied, which the
+// operator should hear of (the user sees the ordinary refusal and may
+// remove the passkey on the account page).
+func (h *Handler) usedPasskey(ctx context.Context, userID string, cred webauthn.Credential, counter uint32) error {
+	var cloned *mfa.ClonedPasskeyError
+	err := h.cfg.Factors.UsedPasskey(ctx, userID, cred, counter)
+	if !errors.As(err, &cloned) {
+		return err
+	}
+	if cloned.Stored == counter {
+		// The latest assertion again: a double submit or a replay raced
+		// past the page's single use, not evidence of a copy.
+		h.log.LogAttrs(ctx, slog.LevelInfo, "passkey assertion refused: its counter was already used", slog.String("user_id", userID))
+	} else {
+		h.log.LogAttrs(ctx, slog.LevelWarn, "passkey refused: its signature counter went backwards, it may have been copied",
+			slog.String("user_id", userID), slog.Uint64("counter", uint64(counter)), slog.Uint64("stored_counter", uint64(cloned.Stored)))
+	}
+	return mfa.ErrBadCode
 }
 
 // passkeyRegistration makes the options of adding a passkey for user.

@@ -160,7 +160,8 @@ func (b *browser) addPasskeyOn(acct page, k *softKey, name string) page {
 // a registration or an assertion for another origin or RP ID, a passkey
 // registered for another user, an assertion replayed.
 func TestPasskeys_Attacks(t *testing.T) {
-	e := newEnv(t, envOptions{factors: true, localhost: true})
+	logs := &syncBuffer{}
+	e := newEnv(t, envOptions{factors: true, localhost: true, log: logs})
 	secret := e.webClient("web", nil)
 	origin := e.issuer
 	bob, err := e.srv.Users().Create(context.Background(), users.NewUser{Username: "bob", Password: alicePassword})
@@ -246,6 +247,25 @@ func TestPasskeys_Attacks(t *testing.T) {
 	if c["acr"] != sessions.ACRMFA || !slices.Equal(amrOf(c), []string{"pwd", "swk", "mfa"}) {
 		t.Fatalf("passkey sign-in: acr %v amr %v", c["acr"], c["amr"])
 	}
+
+	// A copy of alice's authenticator (same key, its own counter, behind
+	// the real one's): its valid assertion is refused and the operator
+	// hears of it; the real authenticator, counting on, still works.
+	clone := &softKey{key: alice.key, id: alice.id, origin: origin, rpID: "localhost", count: alice.count - 2}
+	b3 := e.browser()
+	otp3 := signIn(b3, "alice")
+	_, form3 := passkeyForm(t, otp3)
+	form3.Set("credential", clone.get(t, pageChallenge(t, otp3), e.alice.ID))
+	if p := b3.post(e.issuer+"/login/otp", form3); p.status != http.StatusUnauthorized || p.location != nil {
+		t.Fatalf("a cloned authenticator's assertion (counter %d after %d) = %d %v", clone.count, alice.count, p.status, p.location)
+	}
+	if !strings.Contains(logs.String(), "signature counter went backwards") {
+		t.Errorf("no WARN for a passkey whose counter went backwards:\n%s", logs)
+	}
+	otp3 = signIn(b3, "alice")
+	_, form3 = passkeyForm(t, otp3)
+	form3.Set("credential", alice.get(t, pageChallenge(t, otp3), e.alice.ID))
+	codeFrom(t, b3.post(e.issuer+"/login/otp", form3))
 }
 
 // TestPasskeys_Remove: a passkey is removed from the account page by a

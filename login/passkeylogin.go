@@ -192,7 +192,7 @@ func (h *Handler) verifyDiscoverable(ctx context.Context, user users.User, data 
 		h.log.LogAttrs(ctx, slog.LevelInfo, "passkey sign-in refused", slog.String("user_id", user.ID), slog.String("err", err.Error()))
 		return mfa.ErrBadCode
 	}
-	if err := h.cfg.Factors.UsedPasskey(ctx, user.ID, *cred); err != nil {
+	if err := h.usedPasskey(ctx, user.ID, *cred, parsed.Response.AuthenticatorData.Counter); err != nil {
 		return err
 	}
 	if user.Disabled {

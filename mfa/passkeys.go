@@ -63,19 +63,41 @@ func (f *Factors) AddPasskey(ctx context.Context, userID, name string, cred weba
 	return nil
 }
 
-// UsedPasskey records a successful assertion of userID's credential (its
-// signature counter and last use).
-func (f *Factors) UsedPasskey(ctx context.Context, userID string, cred webauthn.Credential) error {
+// ClonedPasskeyError is an assertion whose signature counter is not above
+// Stored, the one last recorded for the passkey (WebAuthn §7.2 step 21): a
+// sign that the authenticator was copied, since a real one only counts up
+// (or, when equal, the latest assertion sent again). A passkey that keeps
+// no counter (synced passkeys send 0 each time) is not concerned.
+type ClonedPasskeyError struct{ Stored uint32 }
+
+func (e *ClonedPasskeyError) Error() string {
+	return fmt.Sprintf("the passkey's signature counter did not increase past %d: the authenticator may have been copied", e.Stored)
+}
+
+// UsedPasskey records a successful assertion of userID's credential, whose
+// authenticator data carried counter: its signature counter and last use.
+// The counter is compared with the stored one in the transaction that
+// stores it, so of two replicas checking assertions of one authenticator
+// the later commit sees the earlier's count; a counter that did not go up
+// is a *ClonedPasskeyError and nothing is recorded.
+func (f *Factors) UsedPasskey(ctx context.Context, userID string, cred webauthn.Credential, counter uint32) error {
 	err := f.store.Update(ctx, func(tx storage.Tx) error {
 		var rec passkeysRecord
 		if err := storage.GetJSON(tx, passkeysBucket, userID, &rec); err != nil {
 			return err
 		}
 		for i := range rec.Passkeys {
-			if bytes.Equal(rec.Passkeys[i].Credential.ID, cred.ID) {
-				rec.Passkeys[i].Credential.Authenticator = cred.Authenticator
-				rec.Passkeys[i].LastUsed = f.now().UTC()
+			if !bytes.Equal(rec.Passkeys[i].Credential.ID, cred.ID) {
+				continue
 			}
+			stored := rec.Passkeys[i].Credential.Authenticator.SignCount
+			if counter <= stored && (counter != 0 || stored != 0) {
+				return &ClonedPasskeyError{Stored: stored}
+			}
+			rec.Passkeys[i].Credential.Authenticator = cred.Authenticator
+			rec.Passkeys[i].Credential.Authenticator.SignCount = counter
+			rec.Passkeys[i].Credential.Authenticator.CloneWarning = false
+			rec.Passkeys[i].LastUsed = f.now().UTC()
 		}
 		return storage.PutJSON(tx, passkeysBucket, userID, &rec)
 	})
