@@ -324,7 +324,7 @@ func (o offlineUsers) resolve(ctx context.Context, s string) (users.User, error)
 func (o offlineUsers) remove(ctx context.Context, id string) error {
 	err := o.u.Delete(ctx, id)
 	if err == nil {
-		_, err = mfa.Reset(ctx, o.store, id) // the sealed TOTP secret goes with the user
+		err = mfa.Forget(ctx, o.store, id) // the sealed TOTP secret goes with the user
 	}
 	if err == nil {
 		_, err = authority.RevokeSessions(ctx, o.store, id, time.Now())
