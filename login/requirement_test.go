@@ -188,7 +188,9 @@ func TestRequirement_EnrolAfterGrace(t *testing.T) {
 			return p.location != nil && p.location.Query().Get("code") == "" && p.location.Query().Get("error") == "unmet_authentication_requirements"
 		}},
 		{"a wrong first code", func() page { return b.submit(enrol, url.Values{"code": {"000000"}}) },
-			func(p page) bool { return p.status == http.StatusUnauthorized && p.location == nil && isEnrolPage(page{status: 200, body: p.body}) }},
+			func(p page) bool {
+				return p.status == http.StatusUnauthorized && p.location == nil && isEnrolPage(page{status: 200, body: p.body})
+			}},
 	} {
 		if p := row.do(); !row.ok(p) {
 			t.Errorf("%s = %d %v:\n%s", row.name, p.status, p.location, p.body)
