@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/mfa"
@@ -49,6 +51,9 @@ type enrolData struct {
 	// StepUp: the enrolment completes the browser's live session, whose
 	// factors it keeps; else it follows a password just checked.
 	StepUp bool `json:"step_up,omitempty"`
+	// Ceremony is the passkey registration the page offers beside the
+	// app (passkey.go), when passkeys are on.
+	Ceremony json.RawMessage `json:"ceremony,omitempty"`
 }
 
 func (h *Handler) registerRequirement(e *echo.Echo, sec echo.MiddlewareFunc) {
@@ -143,7 +148,13 @@ func (h *Handler) showEnrol(c echo.Context, user users.User, query, instance str
 	if err != nil {
 		return h.serverError(c, err)
 	}
-	data, _ := json.Marshal(enrolData{StepUp: stepUp})
+	ed := enrolData{StepUp: stepUp}
+	if h.passkeys != nil { // or a passkey, where they are on
+		if ed.Ceremony, _, err = h.passkeyRegistration(ctx, user); err != nil {
+			return h.serverError(c, err)
+		}
+	}
+	data, _ := json.Marshal(ed)
 	tx, err := h.sess.NewTransaction(ctx, sessions.Transaction{Kind: kindEnrol, Browser: sessions.Hash(browser),
 		Query: query, UserID: user.ID, ClientInstance: instance, Data: data})
 	if err != nil {
@@ -161,6 +172,14 @@ func (h *Handler) renderEnrol(c echo.Context, tx sessions.Transaction, user user
 	p.Message = "Your account must have a second factor, and the time to set one up has passed. Set up an authenticator app now to finish signing in."
 	p.ActionURL, p.TxID, p.CSRF = h.path+"/login/enrol", tx.ID, tx.CSRF
 	p.Factor.Required = true
+	var data enrolData
+	if len(tx.Data) > 0 && json.Unmarshal(tx.Data, &data) == nil && h.passkeys != nil {
+		if p.Factor.PasskeyOptions = ceremonyOptions(data.Ceremony); p.Factor.PasskeyOptions != "" {
+			p.Factor.PasskeyTxID, p.Factor.PasskeyCSRF, p.Factor.PasskeyAction = tx.ID, tx.CSRF, h.path+"/login/enrol"
+			p.Factor.ScriptURL = h.path + "/login/static/webauthn.js"
+			c.Response().Header().Set("Content-Security-Policy", cspScript)
+		}
+	}
 	return h.render(c, status, "account.html", p)
 }
 
@@ -206,6 +225,9 @@ func (h *Handler) submitEnrol(c echo.Context) error {
 			return expired()
 		}
 		factors = slices.Clone(sess.FactorList())
+	}
+	if cred := c.Request().PostFormValue("credential"); cred != "" {
+		return h.enrolPasskey(c, tx, req, user, data, cred, factors, now)
 	}
 	var codes []string
 	gone := false // confirmed meanwhile (a second submission) or reset
@@ -254,6 +276,57 @@ func (h *Handler) submitEnrol(c echo.Context) error {
 	return h.render(c, http.StatusOK, "account.html", p)
 }
 
+// enrolPasskey completes an enrolment with a new passkey: the browser's
+// answer to the page's registration proves the user holds it, and counts
+// as the sign-in's second factor; the sign-in goes on at once (there are
+// no recovery codes to show).
+func (h *Handler) enrolPasskey(c echo.Context, tx sessions.Transaction, req *authzRequest, user users.User, data enrolData, credential string, factors []sessions.Factor, now int64) error {
+	ctx := c.Request().Context()
+	refused := func(why string) error {
+		secret, err := h.cfg.Factors.PendingTOTP(ctx, user.ID)
+		if err != nil {
+			return h.errorPage(c, http.StatusBadRequest, "The passkey was not added", why+" Start again to continue.", tx.Query)
+		}
+		return h.renderEnrol(c, tx, user, secret, "The passkey was not added. "+why, http.StatusBadRequest)
+	}
+	var cm ceremony
+	if h.passkeys == nil || len(data.Ceremony) == 0 || json.Unmarshal(data.Ceremony, &cm) != nil {
+		return refused("This page offered no passkey.")
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes([]byte(credential))
+	if err != nil {
+		return refused("Your browser's answer could not be read.")
+	}
+	w, _, err := h.waUser(ctx, user)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	cred, err := h.passkeys.CreateCredential(w, cm.Session, parsed)
+	if err != nil {
+		return refused("Your browser's answer did not match this page (another site, another account, or an old page).")
+	}
+	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
+		return h.serverError(c, err)
+	} else if !done {
+		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This page was already used. Start again to continue.", tx.Query)
+	}
+	name := strings.TrimSpace(c.Request().PostFormValue("name"))
+	if name == "" {
+		name = "Passkey"
+	}
+	if utf8.RuneCountInString(name) > 64 {
+		name = string([]rune(name)[:64])
+	}
+	if err := h.cfg.Factors.AddPasskey(ctx, user.ID, name, *cred); err != nil {
+		return h.serverError(c, err)
+	}
+	sess, err := h.startSession(c, user.ID, append(factors, sessions.Factor{Method: sessions.MethodPasskey, At: now})...)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	return h.continueSession(c, req, sess)
+}
+
 // submitContinue is POST /login/continue: the sign-in goes on for the
 // browser's live session, which must still be the user's the page was
 // shown to; every check of a session applies again.
@@ -288,7 +361,7 @@ func (h *Handler) submitContinue(c echo.Context) error {
 
 // accountRequirement puts what the requirement asks of user on the
 // account page.
-func (h *Handler) accountRequirement(c echo.Context, user users.User, st mfa.Status, p *page) error {
+func (h *Handler) accountRequirement(c echo.Context, user users.User, p *page) error {
 	d, err := h.demand(c.Request().Context(), user)
 	if err != nil {
 		return h.serverError(c, err)

@@ -438,7 +438,7 @@ func (h *Handler) account(c echo.Context) error {
 				ID: base64.RawURLEncoding.EncodeToString(k.Credential.ID)})
 		}
 	}
-	if err := h.accountRequirement(c, user, st, &p); err != nil {
+	if err := h.accountRequirement(c, user, &p); err != nil {
 		return err
 	}
 	if locked {

@@ -379,3 +379,38 @@ func TestAccount_LastFactorUnderRequirement(t *testing.T) {
 		t.Fatalf("removing the passkey without the requirement = %d:\n%s", p.status, p.body)
 	}
 }
+
+// TestRequirement_EnrolPasskey: where passkeys are on, the enrolment page
+// offers a passkey beside the app; the new passkey's registration counts
+// as the sign-in's second factor, and one made for another page is
+// refused without a session.
+func TestRequirement_EnrolPasskey(t *testing.T) {
+	e := newEnv(t, envOptions{factors: true, localhost: true})
+	secret := e.webClient("web", nil)
+	e.require(e.alice.ID, true)
+	key := newSoftKey(t, e.issuer, "localhost")
+
+	other := e.browser()
+	q, _ := factorQuery("web", nil)
+	stale := other.login(other.authorize(q), "alice", alicePassword)
+	b := e.browser()
+	q, verifier := factorQuery("web", nil)
+	enrol := b.login(b.authorize(q), "alice", alicePassword)
+	if !isEnrolPage(enrol) || !strings.Contains(enrol.body, `data-webauthn="create"`) {
+		t.Fatalf("enrolment page with passkeys on = %d:\n%s", enrol.status, enrol.body)
+	}
+	action, v := passkeyForm(t, enrol)
+	// An answer to another page's challenge.
+	v.Set("credential", key.create(t, pageChallenge(t, stale)))
+	if p := b.post(e.issuer+action, v); p.status != http.StatusBadRequest || p.location != nil || hasSessionCookie(b) {
+		t.Fatalf("passkey made for another page = %d %v", p.status, p.location)
+	}
+	v.Set("credential", key.create(t, pageChallenge(t, enrol)))
+	c := e.idClaims(b.post(e.issuer+action, v), "web", secret, verifier)
+	if c["acr"] != sessions.ACRMFA || !slices.Equal(amrOf(c), []string{"pwd", "swk", "mfa"}) {
+		t.Fatalf("sign-in with the enrolled passkey: acr %v amr %v", c["acr"], c["amr"])
+	}
+	if st, _ := e.mfa.Status(context.Background(), e.alice.ID); st.Passkeys != 1 || st.TOTP {
+		t.Fatalf("factors after the passkey enrolment: %+v", st)
+	}
+}
