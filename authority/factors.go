@@ -15,9 +15,19 @@ import (
 // holding the admin role) and the operator's per-user requirement. The
 // login pages and the password grant both ask it, so they apply one rule.
 func (s *Server) FactorDemand(ctx context.Context, u *users.User) (mfa.Demand, error) {
+	return s.cfg.FactorPolicy.Evaluate(ctx, s.cfg.Store, factorSubject(u), s.cfg.Now())
+}
+
+// FactorRequired reports whether a second factor is required of u, by the
+// policy or the operator, without reading the store: the sign-in path
+// skips FactorDemand's read for the users it does not concern.
+func (s *Server) FactorRequired(u *users.User) bool {
+	return s.cfg.FactorPolicy.Applies(factorSubject(u))
+}
+
+func factorSubject(u *users.User) mfa.Subject {
 	_, refused := users.PermitScopes(u, []string{AdminScope})
-	return s.cfg.FactorPolicy.Evaluate(ctx, s.cfg.Store, mfa.Subject{UserID: u.ID, Admin: refused == "",
-		Required: u.RequireSecondFactor, RequiredSince: u.RequireSecondFactorSince}, s.cfg.Now())
+	return mfa.Subject{UserID: u.ID, Admin: refused == "", Required: u.RequireSecondFactor, RequiredSince: u.RequireSecondFactorSince}
 }
 
 // passwordGrantFactors applies the second-factor policy to the password

@@ -66,7 +66,7 @@ func (h *Handler) registerRequirement(e *echo.Echo, sec echo.MiddlewareFunc) {
 // demand is what the requirement asks of user now.
 func (h *Handler) demand(ctx context.Context, user users.User) (mfa.Demand, error) {
 	if h.cfg.Factors == nil {
-		return mfa.Demand{}, nil
+		return mfa.Demand{}, nil // no second factors: none can be required
 	}
 	return h.auth.FactorDemand(ctx, &user)
 }
@@ -79,7 +79,7 @@ func (h *Handler) policyNeeds(ctx context.Context, sess *sessions.Session) (bool
 		return false, nil
 	}
 	user, err := h.auth.ActiveUser(ctx, sess.UserID)
-	if err != nil {
+	if err != nil || !h.auth.FactorRequired(&user) {
 		return false, err
 	}
 	d, err := h.demand(ctx, user)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -412,5 +413,38 @@ func TestRequirement_EnrolPasskey(t *testing.T) {
 	}
 	if st, _ := e.mfa.Status(context.Background(), e.alice.ID); st.Passkeys != 1 || st.TOTP {
 		t.Fatalf("factors after the passkey enrolment: %+v", st)
+	}
+}
+
+// BenchmarkAuthorizeSession is GET /oauth2/authorize on a live password
+// session (single sign-on) to a code, without a requirement and with
+// required_for all during the grace period: the requirement adds the
+// user's read and one store read (factors and the policy's start) to a
+// request that commits a code.
+func BenchmarkAuthorizeSession(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		policy mfa.Policy
+	}{{"none", mfa.Policy{}}, {"all_in_grace", allWeek}} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := newEnv(b, envOptions{factors: true, policy: bc.policy})
+			e.webClient("web", nil)
+			cookie, _, err := e.sess.Start(context.Background(), e.alice.ID, e.clock.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			q, _ := factorQuery("web", nil)
+			target := "/oauth2/authorize?" + q.Encode()
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodGet, target, nil)
+				req.AddCookie(&http.Cookie{Name: login.SessionCookie, Value: cookie})
+				w := &discardWriter{h: http.Header{}}
+				e.srv.ServeHTTP(w, req)
+				if w.status != http.StatusFound {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
 	}
 }

@@ -97,6 +97,12 @@ func (d Demand) MustEnrol(now time.Time, passkeys bool) bool {
 	return d.Required && !d.Enrolled(passkeys) && !now.Before(d.Due)
 }
 
+// Applies reports whether p or the operator requires a second factor of
+// s, without reading the store.
+func (p Policy) Applies(s Subject) bool {
+	return s.Required || p.RequiredFor == RequiredForAll || (p.RequiredFor == RequiredForAdmins && s.Admin)
+}
+
 // Evaluate reads what p and the operator ask of s at now. The first
 // evaluation under p records when p started to apply to the user (one
 // write per user, ever; every later one, on any replica, reads it), so
