@@ -448,3 +448,20 @@ func BenchmarkAuthorizeSession(b *testing.B) {
 		})
 	}
 }
+
+// TestRequirement_DevicePage: the device page applies the requirement to
+// its sign-in: past the grace period a user without a second factor is
+// told to set one up on the account page, and the device gets nothing.
+func TestRequirement_DevicePage(t *testing.T) {
+	e := newEnv(t, envOptions{factors: true, policy: mfa.Policy{RequiredFor: mfa.RequiredForAll}}) // no grace
+	e.deviceClient("tv", nil)
+	_, da, _ := e.startDevice("tv", "", nil)
+	b := e.browser()
+	p := b.login(b.enterCode(da.UserCode), "alice", alicePassword)
+	if p.status != http.StatusForbidden || !strings.Contains(p.body, "/account") || strings.Contains(p.body, `value="allow"`) {
+		t.Fatalf("device sign-in past the grace period = %d:\n%s", p.status, p.body)
+	}
+	if tr := e.poll("tv", "", da.DeviceCode); tr.status != http.StatusBadRequest || tr.str("access_token") != "" {
+		t.Fatalf("device poll = %d %s", tr.status, tr.raw)
+	}
+}
