@@ -26,6 +26,7 @@ import (
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys/jwssign"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/ratelimit"
 	"github.com/signet-auth/signet/storage"
@@ -121,6 +122,10 @@ type Config struct {
 	// AdminScopePasswordOnly lets the password grant give the admin scope
 	// without a second factor (factors.go).
 	AdminScopePasswordOnly bool
+	// FactorPolicy is who must sign in with a second factor, beyond the
+	// users an operator requires one of, and their grace period
+	// (factors.go, FactorDemand).
+	FactorPolicy mfa.Policy
 	// Password are the argon2id parameters of new password hashes.
 	Password users.PasswordParams
 	// RefreshIdleTTL (default 14 days) and RefreshAbsoluteTTL (90 days)
@@ -233,6 +238,9 @@ type Server struct {
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
+	}
+	if err := cfg.FactorPolicy.Validate(); err != nil {
+		return nil, fmt.Errorf("authority: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, idKeys: &jwssign.Cache{Typ: "JWT"}, logoutKeys: &jwssign.Cache{Typ: "logout+jwt"}}
 	s.keys.src = cfg.Signer

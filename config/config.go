@@ -135,6 +135,9 @@ type Login struct {
 	// AdminScopePasswordOnly lets the password grant give signet:admin
 	// without a second factor (docs/login.md, Second factors).
 	AdminScopePasswordOnly bool `yaml:"admin_scope_password_only"`
+	// SecondFactor is who must sign in with a second factor (docs/login.md,
+	// Requiring a second factor).
+	SecondFactor LoginSecondFactor `yaml:"second_factor"`
 	// PasswordLogin shows and accepts the username and password form;
 	// Upstreams are the providers users may sign in through (upstream.go).
 	PasswordLogin bool       `yaml:"password_login"`
@@ -150,6 +153,14 @@ type LoginPasskeys struct {
 	// passkey that verifies its user signs in alone (docs/login.md,
 	// Passwordless passkeys). false keeps passkeys a second factor.
 	Passwordless bool `yaml:"passwordless"`
+}
+
+type LoginSecondFactor struct {
+	// RequiredFor is none, admins or all.
+	RequiredFor string `yaml:"required_for"`
+	// Grace is how long a user without a factor may still sign in with the
+	// password alone once the requirement applies to them.
+	Grace string `yaml:"grace"`
 }
 
 type LoginSession struct {
@@ -207,6 +218,7 @@ type Parsed struct {
 	TransactionTTL  time.Duration
 	SessionIdle     time.Duration
 	SessionAbsolute time.Duration
+	FactorGrace     time.Duration // login.second_factor.grace
 	TrustedProxies  []*net.IPNet
 	AuditRetention  time.Duration
 	// IssuerFromAddr: no issuer was configured, so Validate made it from
@@ -241,7 +253,8 @@ func Default() Config {
 		Tokens: Tokens{DefaultTTL: "15m", MaxTTL: "1h", Refresh: Refresh{IdleTTL: "336h", AbsoluteTTL: "2160h"}},
 		Login: Login{RateLimit: LoginRateLimit{Window: "1m", PerUserIP: 5, PerUser: 100, PerIP: 20},
 			CodeTTL: "60s", TransactionTTL: "15m", Session: LoginSession{IdleTTL: "24h", AbsoluteTTL: "168h"},
-			PasswordLogin: true, Upstreams: []Upstream{}, Passkeys: LoginPasskeys{Passwordless: true}},
+			PasswordLogin: true, Upstreams: []Upstream{}, Passkeys: LoginPasskeys{Passwordless: true},
+			SecondFactor: LoginSecondFactor{RequiredFor: "none", Grace: "168h"}},
 		UI:    UI{ProductName: "Signet"},
 		Log:   Log{Level: "info", Format: "json", Access: "all"},
 		Audit: Audit{Retention: "2160h"},

@@ -85,6 +85,9 @@ func TestConfig_Validate_ZeroAndNegative(t *testing.T) {
 		{"shutdown timeout zero", func(c *Config) { c.HTTP.ShutdownTimeout = "0s" }, []string{"http.shutdown_timeout", "at least 1s"}},
 		{"lock timeout negative", func(c *Config) { c.Storage.Bolt.LockTimeout = "-1s" }, []string{"storage.bolt.lock_timeout", "negative", "1s"}},
 		{"lock timeout zero", func(c *Config) { c.Storage.Bolt.LockTimeout = "0s" }, []string{"storage.bolt.lock_timeout", "at least 10ms"}},
+		{"second factor required_for unknown", func(c *Config) { c.Login.SecondFactor.RequiredFor = "everyone" }, []string{"login.second_factor.required_for", `"everyone"`, "none", "admins", "all"}},
+		{"second factor grace negative", func(c *Config) { c.Login.SecondFactor.Grace = "-1h" }, []string{"login.second_factor.grace", "negative", "168h"}},
+		{"second factor grace not a duration", func(c *Config) { c.Login.SecondFactor.Grace = "a week" }, []string{"login.second_factor.grace", `"a week"`, "168h"}},
 		{"env rotation every -1h", func(c *Config) {
 			if err := ApplyEnv(c, func(k string) string {
 				return map[string]string{"SIGNET_KEYS_ROTATION_SCHEDULE": "@every -1h", "SIGNET_JWKS_MAX_AGE": "0s"}[k]
@@ -115,6 +118,7 @@ func TestConfig_Validate_ZeroAndNegative(t *testing.T) {
 	c.Keys.Rotation.Schedule, c.Keys.Purge.Schedule, c.JWKS.MaxAge = "@every 1s", "CRON_TZ=UTC @every 1s", "0s"
 	c.Keys.Purge.Leeway, c.Tokens.DefaultTTL, c.Tokens.MaxTTL = "1s", "1s", "1s"
 	c.HTTP.ShutdownTimeout, c.Storage.Bolt.LockTimeout = "1s", "10ms"
+	c.Login.SecondFactor = LoginSecondFactor{RequiredFor: "all", Grace: "0s"} // 0s: no grace
 	if err := c.Validate(); err != nil {
 		t.Fatalf("smallest allowed values: %v", err)
 	}

@@ -119,6 +119,12 @@ func (c *Config) Validate() error {
 	if p.SessionIdle > 0 && p.SessionAbsolute > 0 && p.SessionIdle > p.SessionAbsolute {
 		bad("login.session.idle_ttl", "%s is longer than login.session.absolute_ttl %s", p.SessionIdle, p.SessionAbsolute)
 	}
+	switch c.Login.SecondFactor.RequiredFor {
+	case "none", "admins", "all":
+	default:
+		bad("login.second_factor.required_for", "%q: expected none (only users an operator requires it of), admins (users with the signet:admin role) or all", c.Login.SecondFactor.RequiredFor)
+	}
+	duration("login.second_factor.grace", c.Login.SecondFactor.Grace, &p.FactorGrace, 0, "168h (0s: users without a second factor set one up at their next sign-in)")
 	if c.UI.LogoURL != "" && !strings.HasPrefix(c.UI.LogoURL, "/") && !strings.HasPrefix(c.UI.LogoURL, "data:image/") {
 		bad("ui.logo_url", "%q: a path on this server or a data:image URI (the login pages' CSP allows images from no other origin)", c.UI.LogoURL)
 	}

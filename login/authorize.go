@@ -279,10 +279,7 @@ func (h *Handler) proceed(c echo.Context, req *authzRequest) error {
 		}
 		return h.showLogin(c, req, "", "", "", http.StatusOK)
 	}
-	if h.needsSecondFactor(req, &sess) {
-		return h.stepUp(c, req, sess)
-	}
-	return h.afterLogin(c, req, sess)
+	return h.continueSession(c, req, sess)
 }
 
 // afterLogin asks for consent when the client needs it, else issues the code.
@@ -323,7 +320,11 @@ func (req *authzRequest) consent(userID string) sessions.Consent {
 // check and sends the browser back to the client.
 func (h *Handler) issueCode(c echo.Context, req *authzRequest, sess sessions.Session) error {
 	ctx := c.Request().Context()
-	if h.needsSecondFactor(req, &sess) { // every path to a code: the consent form too
+	// Every path to a code, the consent form's too: the request's and
+	// the requirement's second factor (enrol.go).
+	if need, err := h.sessionNeeds(ctx, req, &sess); err != nil {
+		return h.serverError(c, err)
+	} else if need {
 		return h.redirectError(c, req, &oauthError{"unmet_authentication_requirements", "this sign-in needs a second factor"})
 	}
 	code, err := h.sess.IssueCode(ctx, sessions.Code{

@@ -242,7 +242,14 @@ func (h *Handler) deviceLogin(c echo.Context) error {
 // deviceShowConsent renders the confirmation: the application, the code,
 // what it may do, and whether it keeps access (the consent page's rules).
 func (h *Handler) deviceShowConsent(c echo.Context, cl clients.Client, d device, sess sessions.Session) error {
-	if cl.RequireSecondFactor && !sess.HasSecondFactor() {
+	need := cl.RequireSecondFactor && !sess.HasSecondFactor()
+	if !need { // the requirement's second factor (enrol.go)
+		var err error
+		if need, err = h.policyNeeds(c.Request().Context(), &sess); err != nil {
+			return h.serverError(c, err)
+		}
+	}
+	if need {
 		return h.deviceStepUp(c, cl, d, sess)
 	}
 	scopes := strings.Fields(d.Scope)
@@ -295,7 +302,13 @@ func (h *Handler) deviceConsent(c echo.Context) error {
 	} else if !done {
 		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This request was already answered.", "")
 	}
-	if cl.RequireSecondFactor && !sess.HasSecondFactor() { // factors.go: deviceStepUp
+	need := cl.RequireSecondFactor && !sess.HasSecondFactor()
+	if !need {
+		if need, err = h.policyNeeds(ctx, &sess); err != nil {
+			return h.serverError(c, err)
+		}
+	}
+	if need { // factors.go: deviceStepUp
 		return h.errorPage(c, http.StatusBadRequest, "A second factor is needed", "This application needs a second factor. Enter the code from your device again to continue.", "")
 	}
 	if tx.ClientInstance != d.ClientInstance || !slices.Equal(tx.Scopes, strings.Fields(d.Scope)) || tx.Offline != keepsAccess(cl) {

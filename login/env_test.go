@@ -81,6 +81,8 @@ type envOptions struct {
 	wrap    func(storage.Store) storage.Store
 	log     io.Writer
 	factors bool // second factors on (package mfa; factors_test.go)
+	// policy is who must have a second factor (requirement_test.go).
+	policy mfa.Policy
 	// localhost names the issuer http://localhost:PORT: a WebAuthn RP ID
 	// cannot be an IP address (passkey_test.go).
 	localhost bool
@@ -142,6 +144,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 			Issuer: e.issuer, Store: shared, JWKS: jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
 			Signer: e.keys, KeySet: e.keys, Algorithms: algs, Scopes: []string{"read"},
 			Password: pw, LoginRateLimit: o.login, Logger: logger, Now: e.clock.Now, DPoP: newDPoPChecker(t, st, e.clock.Now),
+			FactorPolicy: o.policy,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -99,7 +99,9 @@ func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, user
 	if err != nil {
 		return h.serverError(c, err)
 	}
-	return h.afterLogin(c, req, sess)
+	// A second factor the request or the requirement asks for, as for
+	// any session (enrol.go).
+	return h.continueSession(c, req, sess)
 }
 
 // ExternalBrowser returns the hash of this browser's binding cookie

@@ -61,6 +61,13 @@ type factorPage struct {
 	RecoveryCodes []string
 	AccountURL    string
 	Locked        string // why this session may not add factors
+	// Requiring a second factor (enrol.go): the user must have one, by
+	// Due when they have none; the forms that remove the app and
+	// replace the recovery codes.
+	Required      bool
+	Due           string
+	TOTPRemove    accountForm
+	RecoveryRenew accountForm
 	// Passkeys (passkey.go): the ceremony's options for the form's
 	// data-options, and the user's passkeys.
 	PasskeysOn     bool
@@ -76,6 +83,9 @@ type factorPage struct {
 }
 
 type passkeyView struct{ Name, Created, ID string }
+
+// accountForm is a one-button form of the account page: its transaction.
+type accountForm struct{ Action, TxID, CSRF string }
 
 func (h *Handler) addFactorTemplates() error {
 	for _, name := range []string{"otp.html", "account.html"} {
@@ -102,6 +112,7 @@ func (h *Handler) registerFactors(e *echo.Echo, sec echo.MiddlewareFunc) {
 	e.POST("/account/login", h.accountLogin, sec)
 	e.POST("/account/totp", h.beginTOTP, sec)
 	e.POST("/account/totp/confirm", h.confirmTOTP, sec)
+	h.registerRequirement(e, sec)
 	if h.passkeys != nil {
 		e.POST("/account/passkey", h.addPasskey, sec)
 		e.POST("/account/passkey/remove", h.removePasskey, sec)
@@ -144,12 +155,26 @@ func (h *Handler) passwordDone(c echo.Context, req *authzRequest, user users.Use
 	if has {
 		return h.showOTP(c, kindOTP, user, req.query, req.clientInstance, "", http.StatusOK)
 	}
+	// A second factor required of a user who has none (enrol.go): after
+	// the grace period, set one up before any session starts; during it,
+	// a reminder.
+	d, err := h.demand(c.Request().Context(), user)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	now := h.cfg.Now()
+	if d.MustEnrol(now, h.passkeys != nil) {
+		return h.showEnrol(c, user, req.query, req.clientInstance, false)
+	}
 	sess, err := h.startSession(c, user.ID)
 	if err != nil {
 		return h.serverError(c, err)
 	}
 	if h.needsSecondFactor(req, &sess) {
 		return h.unmet(c, req)
+	}
+	if d.InGrace(now, h.passkeys != nil) {
+		return h.showDue(c, req, user, d.Due)
 	}
 	return h.afterLogin(c, req, sess)
 }
@@ -169,6 +194,14 @@ func (h *Handler) stepUp(c echo.Context, req *authzRequest, sess sessions.Sessio
 		return h.serverError(c, err)
 	}
 	if !has {
+		// Past the grace period of a requirement: set one up now (enrol.go).
+		d, err := h.demand(ctx, user)
+		if err != nil {
+			return h.serverError(c, err)
+		}
+		if d.MustEnrol(h.cfg.Now(), h.passkeys != nil) {
+			return h.showEnrol(c, user, req.query, req.clientInstance, true)
+		}
 		return h.unmet(c, req)
 	}
 	return h.showOTP(c, kindStepUp, user, req.query, req.clientInstance, "", http.StatusOK)
@@ -275,7 +308,7 @@ func (h *Handler) submitOTP(c echo.Context) error {
 		return h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Start again from the application.", "")
 	}
 	kind := c.Request().PostFormValue("kind")
-	if kind != kindOTP && kind != kindDeviceOTP && kind != kindStepUp && kind != kindDeviceUp && kind != kindAcctOTP {
+	if kind != kindOTP && kind != kindDeviceOTP && kind != kindStepUp && kind != kindDeviceUp && kind != kindAcctOTP && kind != kindAcctUp {
 		kind = kindOTP // checkTransaction refuses the mismatch
 	}
 	tx, ok, err := h.checkTransaction(c, kind)
@@ -293,9 +326,9 @@ func (h *Handler) submitOTP(c echo.Context) error {
 	}
 	// Where the sign-in continues, resolved before the code is spent.
 	var next func(sessions.Session) error
-	device, stepUp := kind == kindDeviceOTP || kind == kindDeviceUp, kind == kindStepUp || kind == kindDeviceUp
+	device, stepUp := kind == kindDeviceOTP || kind == kindDeviceUp, kind == kindStepUp || kind == kindDeviceUp || kind == kindAcctUp
 	switch {
-	case kind == kindAcctOTP:
+	case kind == kindAcctOTP || kind == kindAcctUp:
 		next = func(sessions.Session) error { return c.Redirect(http.StatusSeeOther, h.path+"/account") }
 	case device:
 		q, _ := url.ParseQuery(tx.Query)
@@ -405,10 +438,17 @@ func (h *Handler) account(c echo.Context) error {
 				ID: base64.RawURLEncoding.EncodeToString(k.Credential.ID)})
 		}
 	}
+	if err := h.accountRequirement(c, user, &p); err != nil {
+		return err
+	}
 	if locked {
 		return h.render(c, http.StatusOK, "account.html", p)
 	}
-	if !st.TOTP {
+	if st.TOTP {
+		if err := h.accountTOTPForms(c, user, browser, &p); err != nil {
+			return h.serverError(c, err)
+		}
+	} else {
 		tx, err := h.sess.NewTransaction(ctx, sessions.Transaction{Kind: kindAccount, Browser: sessions.Hash(browser), UserID: user.ID})
 		if err != nil {
 			return h.serverError(c, err)
@@ -565,19 +605,29 @@ func (h *Handler) showConfirm(c echo.Context, user users.User, secret []byte, ms
 	if err != nil {
 		return h.serverError(c, err)
 	}
+	p, err := h.confirmPage(user, secret, msg)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	p.ActionURL, p.TxID, p.CSRF = h.path+"/account/totp/confirm", tx.ID, tx.CSRF
+	return h.render(c, status, "account.html", p)
+}
+
+// confirmPage is the set-up page of secret: its QR code, the key to type
+// and the field of the first code.
+func (h *Handler) confirmPage(user users.User, secret []byte, msg string) (page, error) {
 	uri := totp.URI(h.cfg.ProductName, user.Username, secret)
 	png, err := qrcode.Encode(uri, qrcode.Medium, 256)
 	if err != nil {
-		return h.serverError(c, fmt.Errorf("QR code: %w", err))
+		return page{}, fmt.Errorf("QR code: %w", err)
 	}
 	p := h.newPage("Set up an authenticator app")
 	p.Heading = "Set up an authenticator app"
 	p.Username, p.Error = user.Username, msg
-	p.ActionURL, p.TxID, p.CSRF = h.path+"/account/totp/confirm", tx.ID, tx.CSRF
 	// A data: URI made here from our own bytes: the CSP allows img-src data:.
 	p.Factor = &factorPage{Step: "confirm", QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
 		Secret: groupSecret(totp.Encode(secret)), URI: uri}
-	return h.render(c, status, "account.html", p)
+	return p, nil
 }
 
 // groupSecret splits the secret in groups of four to type it.

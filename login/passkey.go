@@ -245,7 +245,13 @@ func (h *Handler) removePasskey(c echo.Context) error {
 	} else if !done {
 		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This page was already used. Open your account page again.", "")
 	}
-	if _, err := h.cfg.Factors.RemovePasskey(ctx, user.ID, id); err != nil {
+	k, err := h.keep(ctx, user) // not the last factor of a user who must have one (enrol.go)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	if _, err := h.cfg.Factors.RemovePasskey(ctx, user.ID, id, k); errors.Is(err, mfa.ErrLastFactor) {
+		return h.lastFactor(c)
+	} else if err != nil {
 		return h.serverError(c, err)
 	}
 	return c.Redirect(http.StatusSeeOther, h.path+"/account")

@@ -8,16 +8,15 @@ package mfa
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/totp"
 )
@@ -89,6 +88,19 @@ func (f *Factors) Status(ctx context.Context, userID string) (Status, error) {
 func ReadStatus(ctx context.Context, store storage.Store, userID string) (Status, error) {
 	var st Status
 	err := store.View(ctx, func(tx storage.Tx) error {
+		var err error
+		st, err = readStatus(tx, userID)
+		return err
+	})
+	if err != nil {
+		return Status{}, fmt.Errorf("second factors of %s: %w", userID, err)
+	}
+	return st, nil
+}
+
+func readStatus(tx storage.Tx, userID string) (Status, error) {
+	var st Status
+	err := func() error {
 		var t totpRecord
 		if err := storage.GetJSON(tx, totpBucket, userID, &t); err == nil && t.Confirmed {
 			st.TOTP, st.TOTPSince = true, t.CreatedAt
@@ -108,11 +120,8 @@ func ReadStatus(ctx context.Context, store storage.Store, userID string) (Status
 			return err
 		}
 		return nil
-	})
-	if err != nil {
-		return Status{}, fmt.Errorf("second factors of %s: %w", userID, err)
-	}
-	return st, nil
+	}()
+	return st, err
 }
 
 // BeginTOTP starts an enrolment: a new secret, stored sealed and
@@ -233,7 +242,7 @@ func (f *Factors) VerifyTOTP(ctx context.Context, userID, code string) error {
 // UseRecoveryCode spends one of userID's recovery codes; an unknown or
 // spent code is ErrBadCode.
 func (f *Factors) UseRecoveryCode(ctx context.Context, userID, code string) error {
-	h := hashCode(normalizeRecovery(code))
+	h := sessions.Hash(normalizeRecovery(code))
 	err := f.store.Update(ctx, func(tx storage.Tx) error {
 		var rec recoveryRecord
 		if err := storage.GetJSON(tx, recoveryBucket, userID, &rec); errors.Is(err, storage.ErrNotFound) {
@@ -287,15 +296,16 @@ func Reset(ctx context.Context, store storage.Store, userID string) (bool, error
 var recoveryAlphabet = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // newRecoveryCodes returns RecoveryCodes codes of 80 random bits each
-// (xxxx-xxxx-xxxx-xxxx), and their hashes: high-entropy codes need no slow
-// hash, as client secrets do not.
+// (xxxx-xxxx-xxxx-xxxx), and their hashes (sessions.Hash, the SHA-256 of
+// every stored secret): high-entropy codes need no slow hash, as client
+// secrets do not.
 func newRecoveryCodes() (codes, hashes []string) {
 	for range RecoveryCodes {
 		var b [10]byte
 		_, _ = rand.Read(b[:])
 		s := recoveryAlphabet.EncodeToString(b[:]) // 16 characters
 		codes = append(codes, s[0:4]+"-"+s[4:8]+"-"+s[8:12]+"-"+s[12:16])
-		hashes = append(hashes, hashCode(s))
+		hashes = append(hashes, sessions.Hash(s))
 	}
 	return codes, hashes
 }
@@ -310,8 +320,3 @@ func normalizeRecovery(code string) string {
 // LooksLikeRecoveryCode tells a recovery code from a TOTP code in the one
 // field the sign-in page has for both.
 func LooksLikeRecoveryCode(code string) bool { return len(normalizeRecovery(code)) == 16 }
-
-func hashCode(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return base64.RawURLEncoding.EncodeToString(h[:])
-}

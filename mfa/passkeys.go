@@ -108,8 +108,9 @@ func (f *Factors) UsedPasskey(ctx context.Context, userID string, cred webauthn.
 }
 
 // RemovePasskey removes userID's passkey with credential id and reports
-// whether there was one.
-func (f *Factors) RemovePasskey(ctx context.Context, userID string, id []byte) (bool, error) {
+// whether there was one; it is refused with ErrLastFactor when k needs a
+// factor and none would remain.
+func (f *Factors) RemovePasskey(ctx context.Context, userID string, id []byte, k Keep) (bool, error) {
 	var found bool
 	err := f.store.Update(ctx, func(tx storage.Tx) error {
 		found = false
@@ -119,19 +120,17 @@ func (f *Factors) RemovePasskey(ctx context.Context, userID string, id []byte) (
 		} else if err != nil {
 			return err
 		}
-		kept := rec.Passkeys[:0]
-		for _, p := range rec.Passkeys {
-			if bytes.Equal(p.Credential.ID, id) {
-				found = true
-				continue
-			}
-			kept = append(kept, p)
-		}
-		if !found {
+		if found = removePasskey(&rec, id); !found {
 			return nil
 		}
-		rec.Passkeys = kept
-		if len(kept) == 0 {
+		st, err := readStatus(tx, userID)
+		if err != nil {
+			return err
+		}
+		if st.Passkeys = len(rec.Passkeys); !k.remains(st) {
+			return ErrLastFactor
+		}
+		if len(rec.Passkeys) == 0 {
 			return tx.Delete(passkeysBucket, userID)
 		}
 		return storage.PutJSON(tx, passkeysBucket, userID, &rec)

@@ -73,6 +73,12 @@ type User struct {
 	// EmailVerified says the operator checked Email (scope email).
 	Name          string `json:"name,omitempty"`
 	EmailVerified bool   `json:"email_verified,omitempty"`
+	// RequireSecondFactor: an operator requires a second factor of this
+	// user (docs/login.md, Requiring a second factor), since
+	// RequireSecondFactorSince, which the registry sets: the grace period
+	// counts from there.
+	RequireSecondFactor      bool      `json:"require_second_factor,omitempty"`
+	RequireSecondFactorSince time.Time `json:"require_second_factor_since,omitzero"`
 }
 
 // NewUser is the body of POST /admin/users: a user plus either a password
@@ -88,6 +94,8 @@ type NewUser struct {
 	Claims        map[string]json.RawMessage `json:"claims,omitempty"`
 	Name          string                     `json:"name,omitempty"`
 	EmailVerified bool                       `json:"email_verified,omitempty"`
+	// RequireSecondFactor: an operator requires a second factor of the user.
+	RequireSecondFactor bool `json:"require_second_factor,omitempty"`
 }
 
 // Patch changes the fields that are set.
@@ -99,6 +107,8 @@ type Patch struct {
 	Claims        *map[string]json.RawMessage `json:"claims,omitempty"`
 	Name          *string                     `json:"name,omitempty"`
 	EmailVerified *bool                       `json:"email_verified,omitempty"`
+	// RequireSecondFactor sets or clears the operator's requirement.
+	RequireSecondFactor *bool `json:"require_second_factor,omitempty"`
 }
 
 // PasswordChange is the body of POST /admin/users/{id}/password.
@@ -177,6 +187,9 @@ func (u *Registry) Create(ctx context.Context, nu NewUser) (User, error) {
 	now := u.now().UTC()
 	usr := User{ID: newUserID(), Username: nu.Username, Disabled: nu.Disabled, Email: nu.Email, Roles: nu.Roles, Claims: nu.Claims,
 		CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now, Name: nu.Name, EmailVerified: nu.EmailVerified}
+	if nu.RequireSecondFactor {
+		usr.RequireSecondFactor, usr.RequireSecondFactorSince = true, now
+	}
 	// Validate everything before hashing: a refusal costs no argon2id run.
 	if err := errors.Join(validateUser(&usr, true), checkPassword(nu.Password, nu.PasswordHash)); err != nil {
 		return User{}, err
@@ -298,6 +311,14 @@ func (u *Registry) Update(ctx context.Context, id string, p Patch) (User, bool, 
 		setIf(&rec.Claims, p.Claims)
 		setIf(&rec.Name, p.Name)
 		setIf(&rec.EmailVerified, p.EmailVerified)
+		// The grace period counts from when the requirement was set; set
+		// again, it keeps its start.
+		if req := p.RequireSecondFactor; req != nil && *req != rec.RequireSecondFactor {
+			rec.RequireSecondFactor, rec.RequireSecondFactorSince = *req, time.Time{}
+			if *req {
+				rec.RequireSecondFactorSince = u.now().UTC()
+			}
+		}
 		// A username stored before the RFC 8265 profile is checked only
 		// when it changes: an administrator can still disable that user.
 		if err := validateUser(&rec.User, p.Username != nil); err != nil {

@@ -526,6 +526,9 @@ func (s *api) adminUpdateUser(c echo.Context) error {
 		}
 		out = u
 		detail := patchedFields(p)
+		if p.RequireSecondFactor != nil { // the policy change itself, not only its field name
+			detail += fmt.Sprintf(" require_second_factor=%t", *p.RequireSecondFactor)
+		}
 		if disabled {
 			n, err := s.logout(ctx, id, authority.ReasonUserGone)
 			if err != nil {
@@ -548,7 +551,7 @@ func (s *api) adminDeleteUser(c echo.Context) error {
 		if err := s.srv.Users().Delete(ctx, id); err != nil {
 			return "", adminError(err)
 		}
-		if _, err := mfa.Reset(ctx, s.srv.Store(), id); err != nil { // the sealed TOTP secret goes with the user
+		if err := mfa.Forget(ctx, s.srv.Store(), id); err != nil { // the sealed TOTP secret goes with the user
 			return "", authority.ServerError(err)
 		}
 		n, err := s.logout(ctx, id, authority.ReasonUserGone)

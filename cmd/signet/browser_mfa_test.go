@@ -22,6 +22,139 @@ import (
 	"github.com/signet-auth/signet/users"
 )
 
+// factorBrowser is what the second-factor browser tests share: a real
+// signet serve on 127.0.0.1 with its clock, the user alice, the go-oidc
+// relying party with the first-party client "notes", and a headless
+// Chromium with its steps (a failed step reports the page and the logs).
+type factorBrowser struct {
+	t    *testing.T
+	m    *Main
+	c    config.Config
+	clk  *clock
+	rp   *relyingParty
+	logs *syncBuffer
+	ctx  context.Context // Chromium's
+}
+
+// startFactorBrowser starts the server (mod changes its config) and Chromium.
+func startFactorBrowser(t *testing.T, mod func(*config.Config)) *factorBrowser {
+	t.Helper()
+	chrome := chromiumPath(t)
+	h := &factorBrowser{t: t, clk: &clock{now: time.Now().Truncate(time.Second)}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	h.c = testConfig(t, func(c *config.Config) {
+		c.HTTP.Addr = addr
+		c.Issuer = "http://" + addr
+		c.Keys.Algorithms = []string{"RS256"}
+		if mod != nil {
+			mod(c)
+		}
+	})
+	h.m, h.logs = startMain(t, h.c, h.clk.Now)
+	ctx := context.Background()
+	if _, err := h.m.Server.Users().Create(ctx, users.NewUser{Username: "alice", Password: "correct horse battery", Email: "alice@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	h.rp = newRelyingParty(t, h.c.Issuer, h.clk.Now)
+	_, secret, err := h.m.Server.Clients().Create(ctx, clients.Client{ID: "notes", ClientName: "Notes", FirstParty: true,
+		GrantTypes: []string{clients.GrantAuthorizationCode}, Scopes: []string{"openid", "profile", "email"}, Audiences: []string{"api"},
+		RedirectURIs: []string{h.rp.srv.URL + "/cb"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rp.register("notes", secret)
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chrome), chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true))
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(480, 900)); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	h.ctx = bctx
+	return h
+}
+
+// step runs actions; a failure shows where the browser is and what the page says.
+func (h *factorBrowser) step(name string, actions ...chromedp.Action[chromedp.Void]) {
+	h.t.Helper()
+	sctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		loc, _ := chromedp.Run(h.ctx, chromedp.Location())
+		body, _ := chromedp.Run(h.ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
+		h.t.Fatalf("%s: %v\nat %s\npage: %s\nsignet logs:\n%s", name, err, loc, body, h.logs)
+	}
+}
+
+// shot saves a screenshot, to docs/img with SIGNET_UPDATE_SCREENSHOTS=1.
+func (h *factorBrowser) shot(file string) {
+	h.t.Helper()
+	png, err := chromedp.Run(h.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		h.t.Fatalf("screenshot %s: %v", file, err)
+	}
+	dir := h.t.TempDir()
+	if os.Getenv("SIGNET_UPDATE_SCREENSHOTS") == "1" {
+		dir = filepath.Join("..", "..", "docs", "img")
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), png, 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *factorBrowser) text(sel string) string {
+	h.t.Helper()
+	s, err := chromedp.Run(h.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		h.t.Fatalf("text %s: %v", sel, err)
+	}
+	return s
+}
+
+// idClaims are acr and amr of the relying party's last verified ID token.
+func (h *factorBrowser) idClaims() (string, []string) {
+	h.t.Helper()
+	h.rp.mu.Lock()
+	idt := h.rp.last["notes"]
+	h.rp.mu.Unlock()
+	var cl struct {
+		ACR string   `json:"acr"`
+		AMR []string `json:"amr"`
+	}
+	if err := idt.Claims(&cl); err != nil {
+		h.t.Fatal(err)
+	}
+	return cl.ACR, cl.AMR
+}
+
+// aliceSignIn fills in and sends alice's sign-in form.
+var aliceSignIn = []chromedp.Action[chromedp.Void]{
+	chromedp.WaitVisible(chromedp.CSS("#password")),
+	chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
+	chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
+	chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+}
+
+// typeCode types code into the page's code field and sends it.
+func typeCode(code string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.WaitVisible(chromedp.CSS("#code")),
+		chromedp.SendKeys(chromedp.CSS("#code"), code),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+	}
+}
+
 // TestBrowserSecondFactor drives headless Chromium through second factors
 // against a real signet serve and the go-oidc relying party: a password
 // sign-in, TOTP set-up on the account page (QR code, key read from the
@@ -30,105 +163,9 @@ import (
 // recovery code; the relying party checks acr and amr in each verified ID
 // token. Screenshots go to docs/img with SIGNET_UPDATE_SCREENSHOTS=1.
 func TestBrowserSecondFactor(t *testing.T) {
-	chrome := chromiumPath(t)
-	clk := &clock{now: time.Now().Truncate(time.Second)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	c := testConfig(t, func(c *config.Config) {
-		c.HTTP.Addr = addr
-		c.Issuer = "http://" + addr
-		c.Keys.Algorithms = []string{"RS256"}
-	})
-	m, logs := startMain(t, c, clk.Now)
-	ctx := context.Background()
-	if _, err := m.Server.Users().Create(ctx, users.NewUser{Username: "alice", Password: "correct horse battery", Email: "alice@example.com"}); err != nil {
-		t.Fatal(err)
-	}
-	rp := newRelyingParty(t, c.Issuer, clk.Now)
-	_, secret, err := m.Server.Clients().Create(ctx, clients.Client{ID: "notes", ClientName: "Notes", FirstParty: true,
-		GrantTypes: []string{clients.GrantAuthorizationCode}, Scopes: []string{"openid", "profile", "email"}, Audiences: []string{"api"},
-		RedirectURIs: []string{rp.srv.URL + "/cb"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp.register("notes", secret)
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chrome), chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx, chromedp.EmulateViewport(480, 900)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	update := os.Getenv("SIGNET_UPDATE_SCREENSHOTS") == "1"
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			loc, _ := chromedp.Run(bctx, chromedp.Location())
-			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
-			t.Fatalf("%s: %v\nat %s\npage: %s\nsignet logs:\n%s", name, err, loc, body, logs)
-		}
-	}
-	shot := func(file string) {
-		t.Helper()
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", file, err)
-		}
-		dir := t.TempDir()
-		if update {
-			dir = filepath.Join("..", "..", "docs", "img")
-		}
-		if err := os.WriteFile(filepath.Join(dir, file), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text %s: %v", sel, err)
-		}
-		return s
-	}
-	idClaims := func() (string, []string) {
-		t.Helper()
-		rp.mu.Lock()
-		idt := rp.last["notes"]
-		rp.mu.Unlock()
-		var cl struct {
-			ACR string   `json:"acr"`
-			AMR []string `json:"amr"`
-		}
-		if err := idt.Claims(&cl); err != nil {
-			t.Fatal(err)
-		}
-		return cl.ACR, cl.AMR
-	}
-	enterCode := func(code string) []chromedp.Action[chromedp.Void] {
-		return []chromedp.Action[chromedp.Void]{
-			chromedp.WaitVisible(chromedp.CSS("#code")),
-			chromedp.SendKeys(chromedp.CSS("#code"), code),
-			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		}
-	}
-	password := []chromedp.Action[chromedp.Void]{
-		chromedp.WaitVisible(chromedp.CSS("#password")),
-		chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
-		chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-	}
+	h := startFactorBrowser(t, nil)
+	c, clk, rp, bctx, step, shot, text := h.c, h.clk, h.rp, h.ctx, h.step, h.shot, h.text
+	idClaims, enterCode, password := h.idClaims, typeCode, aliceSignIn
 
 	// 1. A password sign-in: acr pwd.
 	step("password sign-in", append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(rp.srv.URL + "/login?client=notes")},
@@ -178,5 +215,45 @@ func TestBrowserSecondFactor(t *testing.T) {
 	step("account after", chromedp.Navigate(c.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("#totp-status")))
 	if got := text("#totp-status"); !strings.Contains(got, "Recovery codes left: 9") {
 		t.Fatalf("account page after a recovery code: %q", got)
+	}
+}
+
+// TestBrowserEnrolRequired: with login.second_factor.required_for all, a
+// user without a second factor is reminded after the password during the
+// grace period and continues to the relying party; past the grace period
+// the password leads to setting up an authenticator app (key read from the
+// page, code computed here), then the recovery codes, then the relying
+// party, whose verified ID token says two factors. Screenshots go to
+// docs/img with SIGNET_UPDATE_SCREENSHOTS=1.
+func TestBrowserEnrolRequired(t *testing.T) {
+	h := startFactorBrowser(t, func(c *config.Config) {
+		c.Login.SecondFactor = config.LoginSecondFactor{RequiredFor: "all", Grace: "168h"}
+	})
+	h.step("sign-in during the grace period", append(append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(h.rp.srv.URL + "/login?client=notes")},
+		aliceSignIn...), chromedp.WaitVisible(chromedp.CSS("#factor-due")))...)
+	if due := h.text("#factor-due"); !strings.Contains(due, "You must set up a second factor by "+h.clk.Now().Add(168*time.Hour).UTC().Format("2 January 2006")) {
+		t.Fatalf("reminder: %q", due)
+	}
+	h.shot("login-grace-reminder.png")
+	h.step("continue", chromedp.Click(chromedp.CSS("#continue")), chromedp.WaitVisible(chromedp.CSS("#rp-ok")))
+	if acr, _ := h.idClaims(); acr != sessions.ACRPassword {
+		t.Fatalf("sign-in during the grace period: acr %q", acr)
+	}
+
+	h.clk.Add(169 * time.Hour)
+	h.step("sign-in after the grace period", append(append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(h.rp.srv.URL + "/login?client=notes&prompt=login")},
+		aliceSignIn...), chromedp.WaitVisible(chromedp.CSS("#totp-secret")), chromedp.WaitVisible(chromedp.CSS("img.qr")), chromedp.WaitVisible(chromedp.CSS("#factor-required")))...)
+	h.shot("login-enrol-required.png")
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ReplaceAll(h.text("#totp-secret"), " ", ""))
+	if err != nil {
+		t.Fatalf("key on the page: %v", err)
+	}
+	h.step("first code", append(typeCode(totp.Code(key, totp.Step(h.clk.Now()))), chromedp.WaitVisible(chromedp.CSS("#recovery-codes")))...)
+	if codes := strings.Fields(h.text("#recovery-codes")); len(codes) != 10 {
+		t.Fatalf("recovery codes on the page: %q", codes)
+	}
+	h.step("continue to the application", chromedp.Click(chromedp.CSS("#continue")), chromedp.WaitVisible(chromedp.CSS("#rp-ok")))
+	if acr, amr := h.idClaims(); acr != sessions.ACRMFA || !slices.Equal(amr, []string{"pwd", "otp", "mfa"}) {
+		t.Fatalf("sign-in with the enrolment: acr %q amr %v", acr, amr)
 	}
 }

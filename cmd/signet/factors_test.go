@@ -94,3 +94,61 @@ func TestRun_UsersFactors(t *testing.T) {
 		t.Fatalf("client after --require-second-factor = %v %s", err, o)
 	}
 }
+
+// TestRun_UsersRequireSecondFactor: an operator requires a second factor
+// of a user and stops requiring it with `signet users factors --require`
+// (and --require=false), offline on the data directory and online through
+// the admin API (PATCH /admin/users/{id} require_second_factor); each
+// change is audited, with who made it and the new value.
+func TestRun_UsersRequireSecondFactor(t *testing.T) {
+	t.Setenv("SIGNET_KEYS_ALGORITHMS", "ES256")
+	c := testConfig(t, func(c *config.Config) { c.Keys.Algorithms = []string{"ES256"} })
+	out, _, err := initCmd(t, "--data-dir", c.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := decodeSecret(t, out)
+	if _, _, err := usersCmd(t, "s3cret password\n", "create", "--data-dir", c.DataDir, "--username", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	o, _, err := usersCmd(t, "", "factors", "--data-dir", c.DataDir, "--require", "alice")
+	if err != nil || !strings.Contains(o, "a second factor is required of alice") {
+		t.Fatalf("offline --require = %v %q", err, o)
+	}
+	if o, _, err := usersCmd(t, "", "factors", "--data-dir", c.DataDir, "alice"); err != nil || !strings.Contains(o, "required by the operator since") {
+		t.Fatalf("factors of a required user = %v %q", err, o)
+	}
+	p := auditCmd(t, "--data-dir", c.DataDir, "--action", "users.update")
+	if len(p.Events) != 1 || p.Events[0].Actor != "cli" || !strings.Contains(p.Events[0].Detail, "require_second_factor=true") {
+		t.Fatalf("audit of the offline change = %+v", p.Events)
+	}
+
+	m, _ := startMain(t, c, nil)
+	t.Setenv("SIGNET_CLIENT_ID", admin.ClientID)
+	t.Setenv("SIGNET_CLIENT_SECRET", admin.ClientSecret)
+	u, err := m.Server.Users().Lookup(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.Server.Users().Get(t.Context(), u); !got.RequireSecondFactor || got.RequireSecondFactorSince.IsZero() {
+		t.Fatalf("user after the offline --require: %+v", got)
+	}
+	o, _, err = usersCmd(t, "", "factors", "--server", m.URL(), "--require=false", "alice")
+	if err != nil || !strings.Contains(o, "no longer required") {
+		t.Fatalf("online --require=false = %v %q", err, o)
+	}
+	if got, _ := m.Server.Users().Get(t.Context(), u); got.RequireSecondFactor || !got.RequireSecondFactorSince.IsZero() {
+		t.Fatalf("user after --require=false: %+v", got)
+	}
+	if _, _, err := usersCmd(t, "", "factors", "--server", m.URL(), "--require", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	p = auditCmd(t, "--server", m.URL(), "--action", "users.update")
+	if len(p.Events) != 3 || p.Events[0].Actor != admin.ClientID || p.Events[0].Target != u ||
+		!strings.Contains(p.Events[0].Detail, "require_second_factor=true") || !strings.Contains(p.Events[1].Detail, "require_second_factor=false") {
+		t.Fatalf("audit of the online changes = %+v", p.Events)
+	}
+	if got, _ := m.Server.Users().Get(t.Context(), u); !got.RequireSecondFactor {
+		t.Fatalf("user after the online --require: %+v", got)
+	}
+}

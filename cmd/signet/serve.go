@@ -278,6 +278,7 @@ func (m *Main) open(ctx context.Context) error {
 		DPoP:          dpop,
 
 		AdminScopePasswordOnly: c.Login.AdminScopePasswordOnly,
+		FactorPolicy:           mfa.Policy{RequiredFor: c.Login.SecondFactor.RequiredFor, Grace: c.Parsed.FactorGrace},
 	})
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ import (
 	"github.com/signet-auth/signet/users"
 )
 
-const usersUsage = "usage: signet users create --username NAME [--email E] [--role R] [--name N] [--email-verified] [--claim NAME=VALUE] | list | delete USER | set-password USER | logout USER | consents USER [--withdraw CLIENT] | factors USER [--reset] [--data-dir DIR | --server URL] [--json]\n" +
+const usersUsage = "usage: signet users create --username NAME [--email E] [--role R] [--name N] [--email-verified] [--claim NAME=VALUE] | list | delete USER | set-password USER | logout USER | consents USER [--withdraw CLIENT] | factors USER [--reset] [--require[=false]] [--data-dir DIR | --server URL] [--json]\n" +
 	"USER is a user id or a username. Passwords are read from stdin when it is not a terminal, else prompted for; never from a flag."
 
 // userOps is what the users command does, offline on a store or online
@@ -49,6 +49,9 @@ type userOps interface {
 	// removes them (factorscmd.go).
 	factors(ctx context.Context, id string) (mfa.Status, error)
 	resetFactors(ctx context.Context, id string) (bool, error)
+	// requireFactor sets or clears the operator's requirement of a
+	// second factor of the user.
+	requireFactor(ctx context.Context, id string, on bool) (users.User, error)
 }
 
 // runUsers is `signet users create|list|delete|set-password|logout`.
@@ -70,12 +73,12 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
 	setUsage(fs, map[string]string{"create": "--username NAME [flags] (password on stdin, or prompted)", "list": "[flags]",
-		"delete": "USER [flags]", "set-password": "USER [flags] (password on stdin, or prompted)", "logout": "USER [flags]", "consents": "USER [--withdraw CLIENT] [flags]", "factors": "USER [--reset] [flags]"}[sub])
+		"delete": "USER [flags]", "set-password": "USER [flags] (password on stdin, or prompted)", "logout": "USER [flags]", "consents": "USER [--withdraw CLIENT] [flags]", "factors": "USER [--reset] [--require[=false]] [flags]"}[sub])
 	var nu users.NewUser
 	var roles listFlag
 	claims := claimFlag{}
 	var withdraw *string
-	reset := new(bool)
+	reset, require := new(bool), new(bool)
 	nargs := 1
 	switch sub {
 	case "create":
@@ -94,6 +97,7 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		withdraw = fs.String("withdraw", "", "withdraw the consent given to this client id (its refresh tokens for the user are revoked)")
 	case "factors":
 		fs.BoolVar(reset, "reset", false, "remove the user's second factors (authenticator app, recovery codes); audited")
+		fs.BoolVar(require, "require", false, "require a second factor of the user, who then sets one up within login.second_factor.grace (--require=false to stop); audited")
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of text")
 	default:
 		return unknownSubcommand("users", sub)
@@ -169,7 +173,13 @@ func usersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return printConsents(stdout, list, *asJSON)
 	}
 	if sub == "factors" {
-		return userFactors(ctx, ops, u, *reset, *asJSON, stdout)
+		var req *bool // set only when --require was given
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "require" {
+				req = require
+			}
+		})
+		return userFactors(ctx, ops, u, *reset, req, *asJSON, stdout)
 	}
 	if sub == "logout" {
 		n, err := ops.logout(ctx, u.ID)
@@ -324,7 +334,7 @@ func (o offlineUsers) resolve(ctx context.Context, s string) (users.User, error)
 func (o offlineUsers) remove(ctx context.Context, id string) error {
 	err := o.u.Delete(ctx, id)
 	if err == nil {
-		_, err = mfa.Reset(ctx, o.store, id) // the sealed TOTP secret goes with the user
+		err = mfa.Forget(ctx, o.store, id) // the sealed TOTP secret goes with the user
 	}
 	if err == nil {
 		_, err = authority.RevokeSessions(ctx, o.store, id, time.Now())
