@@ -79,7 +79,10 @@ func TestBrowserUpstream(t *testing.T) {
 		if name == "first sign-in" {
 			b.shot("login-upstream.png")
 		}
+		// Down's own page has a password form too: wait for it to go
+		// (its upstream button with it), then for up's #password.
 		b.step(name+": the button", chromedp.Click(chromedp.CSS(`form[action$="/login/upstream/corp"] button`)),
+			chromedp.WaitNotPresent(chromedp.CSS(`form[action$="/login/upstream/corp"]`)),
 			chromedp.WaitVisible(chromedp.CSS("#password")))
 		onUp(name + ": the password is asked")
 		b.step(name+": up's login", append(passwordSignIn("carol", "carol's long password"), chromedp.WaitVisible(chromedp.CSS("#rp-ok")))...)
