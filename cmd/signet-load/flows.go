@@ -116,8 +116,8 @@ func runFlows(ctx context.Context, args []string) error {
 	fmt.Fprintf(out, "### signet-load flows, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(out, "`%s` on %s; %s; load average (1, 5, 15 min) %s before, %s after\n\n", strings.TrimSpace(cmdline), machine(), l.signetVersion(ctx), loadBefore, loadAvg())
 	fmt.Fprintf(out, "Loopback, one `signet serve` on bolt (ES256 keys), load generator (closed loop, %d connections) on the same machine; the rows of a workload alternated per round (A, B, then B, A); server CPU from /proc/PID/stat.\n\n", f.concurrency)
-	fmt.Fprintln(out, "| workload | client / grant | req/s (rounds) | p50 | p99 | server CPU/req | errors | handler benchmark |")
-	fmt.Fprintln(out, "|---|---|---|---:|---:|---:|---:|---|")
+	fmt.Fprintln(out, "| workload | client / grant | req/s (rounds) | answers | p50 | p99 | server CPU/req | errors | handler benchmark |")
+	fmt.Fprintln(out, "|---|---|---|---:|---:|---:|---:|---:|---|")
 	var failures []string
 	for _, wl := range wls {
 		for _, t := range wl.targets {
@@ -127,7 +127,7 @@ func runFlows(ctx context.Context, args []string) error {
 				failures = append(failures, fmt.Sprintf("%s, %s: no requests", wl.name, t.name))
 				continue
 			}
-			fmt.Fprintf(out, "| %s | %s | **%.0f** (%s) | %s | %s | %s | %d | %s |\n", wl.name, t.name, float64(a.n)/a.elapsed.Seconds(), spread(rates[k]),
+			fmt.Fprintf(out, "| %s | %s | **%.0f** (%s) | %d | %s | %s | %s | %d | %s |\n", wl.name, t.name, float64(a.n)/a.elapsed.Seconds(), spread(rates[k]), a.n,
 				ms(a.lat.quantile(.5)), ms(a.lat.quantile(.99)), us(a.cpu/time.Duration(a.n)), a.errs, fl.benches[k])
 			if a.errs > 0 {
 				failures = append(failures, fmt.Sprintf("%s, %s: %d of %d answers wrong, first: %v", wl.name, t.name, a.errs, a.n, a.firstErr))
