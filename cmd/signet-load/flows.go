@@ -135,6 +135,21 @@ func runFlows(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Fprintln(out)
+	// The rows of a workload ran back to back in each round, so their
+	// ratio per round is steadier than the rates on a shared machine.
+	for _, wl := range wls {
+		for _, t := range wl.targets[min(1, len(wl.targets)):] {
+			base, rs := rates[key{wl.name, wl.targets[0].name}], rates[key{wl.name, t.name}]
+			var ratios []string
+			var rf []float64
+			for i := range min(len(base), len(rs)) {
+				rf = append(rf, rs[i]/max(base[i], 1e-9))
+				ratios = append(ratios, fmt.Sprintf("%.2f", rf[i]))
+			}
+			fmt.Fprintf(out, "- %s: %s ÷ %s, req/s per round: %s (median %.2f)\n", wl.name, t.name, wl.targets[0].name,
+				strings.Join(ratios, ", "), medianFloat(rf))
+		}
+	}
 	if slices.ContainsFunc(picked, func(s flowScenario) bool { return s.name == "cimd" }) {
 		fmt.Fprintf(out, "- Metadata document fetches during the measured rounds: **%d** (%d in all, during set-up).\n", timedFetches, fl.docs.fetches.Load()-timedFetches)
 		if timedFetches != 0 {
@@ -219,4 +234,17 @@ func loadAvg() string {
 		return strings.Join(f[:3], " ")
 	}
 	return "unknown"
+}
+
+// medianFloat is the median of fs (the mean of the middle two of an even count).
+func medianFloat(fs []float64) float64 {
+	if len(fs) == 0 {
+		return 0
+	}
+	s := slices.Clone(fs)
+	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
 }

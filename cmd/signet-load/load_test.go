@@ -218,3 +218,14 @@ func TestFedIssuerToken(t *testing.T) {
 		t.Errorf("claims %v", c)
 	}
 }
+
+func TestMedianFloat(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{1.2, 0.8}, 1}, {[]float64{5, 1, 3}, 3}} {
+		if got := medianFloat(c.in); got != c.want {
+			t.Errorf("medianFloat(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
