@@ -62,7 +62,7 @@ func loginScenario(ctx context.Context, fl *flowLab) ([]workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	fl.notes = append(fl.notes, fmt.Sprintf("TOTP: %d users, created through the admin API and enrolled on the account page (/account: password, set-up, first code) before the run; a user signs in once per round, with the code of a step not yet used, so a window ends when no user has one left.", len(us)))
+	fl.notes = append(fl.notes, fmt.Sprintf("TOTP: %d users, created through the admin API and enrolled on the account page (/account: password, set-up, first code) before the run; in each round every user whose next code is accepted signs in once (the users the password window did not reach post their password before the code window, not counted), with the code of a step not yet used, so the code window ends when they run out.", len(us)))
 	var mu sync.Mutex
 	var ready, coded []*totpUser // the password window's users; the code window's
 	return []workload{
@@ -110,17 +110,8 @@ func loginScenario(ctx context.Context, fl *flowLab) ([]workload, error) {
 					u := ready[len(ready)-1]
 					ready = ready[:len(ready)-1]
 					mu.Unlock()
-					u.form.Set("username", u.name)
-					u.form.Set("password", userPass)
-					a, err := want200(do(ctx, u.browser, http.MethodPost, t.base(0)+u.action, u.form, "", ""))
-					if err != nil {
+					if err := u.password(ctx, t.base(0)); err != nil {
 						return err
-					}
-					if u.action, u.form, err = formOf(a); err != nil {
-						return err
-					}
-					if !strings.Contains(u.action, "/login/otp") {
-						return fmt.Errorf("the password led to %s, not the code form", u.action)
 					}
 					mu.Lock()
 					coded = append(coded, u)
@@ -128,30 +119,77 @@ func loginScenario(ctx context.Context, fl *flowLab) ([]workload, error) {
 					return nil
 				}
 			}},
-		{name: wlTOTP, targets: []*target{otp}, op: func(t *target) func(ctx context.Context, w int) error {
-			return func(ctx context.Context, w int) error {
+		{name: wlTOTP, targets: []*target{otp},
+			// The users the password window left post their password now
+			// (not counted), so that every user with a code left verifies.
+			prepare: func(ctx context.Context, t *target, _ int) error {
 				mu.Lock()
-				if len(coded) == 0 {
-					mu.Unlock()
-					return errNoWork
-				}
-				u := coded[len(coded)-1]
-				coded = coded[:len(coded)-1]
+				left := ready
+				ready = nil
 				mu.Unlock()
-				step := max(u.last+1, totp.Step(time.Now())-1)
-				u.form.Set("code", totp.Code(u.secret, step))
-				a, err := do(ctx, u.browser, http.MethodPost, t.base(0)+u.action, u.form, "", "")
-				if err != nil {
-					return err
+				errs := make(chan error, len(left))
+				sem := make(chan struct{}, passwordConc)
+				var wg sync.WaitGroup
+				for _, u := range left {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						sem <- struct{}{}
+						defer func() { <-sem }()
+						if err := u.password(ctx, t.base(0)); err != nil {
+							errs <- err
+							return
+						}
+						mu.Lock()
+						coded = append(coded, u)
+						mu.Unlock()
+					}()
 				}
-				if _, err := codeOf(a); err != nil {
-					return err
+				wg.Wait()
+				close(errs)
+				return <-errs
+			},
+			op: func(t *target) func(ctx context.Context, w int) error {
+				return func(ctx context.Context, w int) error {
+					mu.Lock()
+					if len(coded) == 0 {
+						mu.Unlock()
+						return errNoWork
+					}
+					u := coded[len(coded)-1]
+					coded = coded[:len(coded)-1]
+					mu.Unlock()
+					step := max(u.last+1, totp.Step(time.Now())-1)
+					u.form.Set("code", totp.Code(u.secret, step))
+					a, err := do(ctx, u.browser, http.MethodPost, t.base(0)+u.action, u.form, "", "")
+					if err != nil {
+						return err
+					}
+					if _, err := codeOf(a); err != nil {
+						return err
+					}
+					u.last = step
+					return nil
 				}
-				u.last = step
-				return nil
-			}
-		}},
+			}},
 	}, nil
+}
+
+// password posts u's password on its login page and keeps the code form.
+func (u *totpUser) password(ctx context.Context, base string) error {
+	u.form.Set("username", u.name)
+	u.form.Set("password", userPass)
+	a, err := want200(do(ctx, u.browser, http.MethodPost, base+u.action, u.form, "", ""))
+	if err != nil {
+		return err
+	}
+	if u.action, u.form, err = formOf(a); err != nil {
+		return err
+	}
+	if !strings.Contains(u.action, "/login/otp") {
+		return fmt.Errorf("the password led to %s, not the code form", u.action)
+	}
+	return nil
 }
 
 // enrolUsers creates fl.users users through the admin API (with one
