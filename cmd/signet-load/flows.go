@@ -64,14 +64,12 @@ func runFlows(ctx context.Context, args []string) error {
 	if users == 0 {
 		users = map[bool]int{false: 100, true: 8}[f.brief]
 	}
-	var picked []flowScenario
-	for _, s := range flowScenarios {
-		if only == "" || slices.Contains(strings.Split(only, ","), s.name) {
-			picked = append(picked, s)
-		}
+	if users < 1 {
+		return fmt.Errorf("-users %d: want at least 1", users)
 	}
-	if len(picked) == 0 || users < 1 {
-		return fmt.Errorf("-only %q names no scenario (register, cimd, login, grants), or -users < 1", only)
+	picked, err := pickScenarios(only)
+	if err != nil {
+		return err
 	}
 	cmdline := "signet-load flows " + strings.Join(args, " ")
 	loadBefore := loadAvg()
@@ -172,6 +170,27 @@ func runFlows(ctx context.Context, args []string) error {
 		return fmt.Errorf("%d flow checks failed", len(failures))
 	}
 	return nil
+}
+
+// pickScenarios returns the scenarios -only names, in their order; all
+// of them for "".
+func pickScenarios(only string) ([]flowScenario, error) {
+	if only == "" {
+		return flowScenarios, nil
+	}
+	names := strings.Split(only, ",")
+	for _, n := range names {
+		if !slices.ContainsFunc(flowScenarios, func(s flowScenario) bool { return s.name == n }) {
+			return nil, fmt.Errorf("-only: no scenario %q (register, cimd, login, grants)", n)
+		}
+	}
+	var picked []flowScenario
+	for _, s := range flowScenarios {
+		if slices.Contains(names, s.name) {
+			picked = append(picked, s)
+		}
+	}
+	return picked, nil
 }
 
 // config is the YAML the flows need beyond deploy's: open registration

@@ -229,3 +229,26 @@ func TestMedianFloat(t *testing.T) {
 		}
 	}
 }
+
+// TestPickScenarios: -only selects by name in the tool's order, and an
+// unknown name is refused rather than skipped.
+func TestPickScenarios(t *testing.T) {
+	names := func(ss []flowScenario) string {
+		var n []string
+		for _, s := range ss {
+			n = append(n, s.name)
+		}
+		return strings.Join(n, ",")
+	}
+	for only, want := range map[string]string{"": "register,cimd,login,grants", "grants,cimd": "cimd,grants", "login": "login"} {
+		got, err := pickScenarios(only)
+		if err != nil || names(got) != want {
+			t.Errorf("pickScenarios(%q) = %s, %v; want %s", only, names(got), err, want)
+		}
+	}
+	for _, bad := range []string{"cimd,nope", ",", "CIMD"} {
+		if got, err := pickScenarios(bad); err == nil {
+			t.Errorf("pickScenarios(%q) = %s, want an error", bad, names(got))
+		}
+	}
+}
