@@ -84,7 +84,7 @@ func grantsScenario(ctx context.Context, fl *flowLab) ([]workload, error) {
 		fl.target("jwt-bearer (RFC 7523, federated JWT-SVID, ES256, no jti)")
 	fl.benches[key{wlGrants, cc.name}] = "authority `BenchmarkClientCredentials/ES256`; cmd/signet `BenchmarkToken`"
 	fl.benches[key{wlGrants, ex.name}] = "exchange `BenchmarkTokenExchange/ES256/exchange`"
-	fl.benches[key{wlGrants, jb.name}] = "federation `BenchmarkFederatedClientCredentials/spiffe-es256` (the same token as client assertion; no benchmark of the grant)"
+	fl.benches[key{wlGrants, jb.name}] = "federation `BenchmarkFederatedClientCredentials/spiffe-es256-grant`"
 	d := fl.d
 	// The subject token and the assertion, made before each window (not counted).
 	var mu sync.Mutex
