@@ -82,7 +82,7 @@ func (fi *fedIssuer) token(aud string) (string, error) {
 func grantsScenario(ctx context.Context, fl *flowLab) ([]workload, error) {
 	cc, ex, jb := fl.target("client_credentials (client secret)"), fl.target("token exchange (RFC 8693, user's access token)"),
 		fl.target("jwt-bearer (RFC 7523, federated JWT-SVID, ES256, no jti)")
-	fl.benches[key{wlGrants, cc.name}] = "authority `BenchmarkClientCredentials/ES256`; cmd/signet `BenchmarkToken`"
+	fl.benches[key{wlGrants, cc.name}] = "exchange `BenchmarkTokenExchange/ES256/client_credentials`; authority `BenchmarkClientCredentials/ES256`"
 	fl.benches[key{wlGrants, ex.name}] = "exchange `BenchmarkTokenExchange/ES256/exchange`"
 	fl.benches[key{wlGrants, jb.name}] = "federation `BenchmarkFederatedClientCredentials/spiffe-es256-grant`"
 	d := fl.d
