@@ -39,7 +39,8 @@ func processCPU() time.Duration {
 // client secret (HTTP Basic), by a Kubernetes pod token as client
 // assertion (RS256 by the issuer's key found by discovery and cached,
 // the jti spent in bolt, or not with allow_reuse), and by a SPIFFE
-// JWT-SVID (ES256, static keys, no jti). Tokens are minted before the timer; requests run in parallel
+// JWT-SVID (ES256, static keys, no jti), and that JWT-SVID as the RFC
+// 7523 jwt-bearer grant. Tokens are minted before the timer; requests run in parallel
 // (64 per core) so bolt's Batch shares commits as under load. cpu-ns/op
 // is the process CPU per token, the figure to compare on a shared machine.
 func BenchmarkFederatedClientCredentials(b *testing.B) {
@@ -49,7 +50,7 @@ func BenchmarkFederatedClientCredentials(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, mode := range []string{"secret", "kubernetes-rs256", "kubernetes-rs256-reuse", "spiffe-es256"} {
+	for _, mode := range []string{"secret", "kubernetes-rs256", "kubernetes-rs256-reuse", "spiffe-es256", "spiffe-es256-grant"} {
 		b.Run(mode, func(b *testing.B) {
 			s := newSignet(b, fetcher(b, kube.srv), federation.Issuer{Issuer: kube.srv.URL, AllowReuse: mode == "kubernetes-rs256-reuse"},
 				federation.Issuer{Issuer: "spiffe://td", Keys: spireKeys})
@@ -69,8 +70,13 @@ func BenchmarkFederatedClientCredentials(b *testing.B) {
 				case "kubernetes-rs256", "kubernetes-rs256-reuse":
 					bodies[i] = assertionForm(kube.podToken(now, "payments", "api", s.issuer, nil)).Encode() + "&client_id=pod"
 				default:
-					bodies[i] = assertionForm(signES256(spire, map[string]any{"alg": "ES256", "kid": "spire-1"}, map[string]any{
-						"iss": "spiffe://td", "sub": "spiffe://td/ns/payments/sa/api", "aud": s.issuer, "exp": now.Add(5 * time.Minute).Unix()})).Encode() + "&client_id=pod"
+					svid := signES256(spire, map[string]any{"alg": "ES256", "kid": "spire-1"}, map[string]any{
+						"iss": "spiffe://td", "sub": "spiffe://td/ns/payments/sa/api", "aud": s.issuer, "exp": now.Add(5 * time.Minute).Unix()})
+					form := assertionForm(svid)
+					if mode == "spiffe-es256-grant" { // the RFC 7523 grant on the same token (signet-load flows' row)
+						form = bearerForm(svid)
+					}
+					bodies[i] = form.Encode() + "&client_id=pod"
 				}
 			}
 			var next atomic.Int64

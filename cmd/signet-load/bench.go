@@ -49,6 +49,8 @@ type workload struct {
 	// prepare runs before the measured window (not counted).
 	prepare func(ctx context.Context, t *target, conc int) error
 	op      func(t *target) func(ctx context.Context, w int) error
+	// conc caps the connections of this workload's windows (0: -concurrency).
+	conc int
 }
 
 type benchFlags struct {
@@ -447,13 +449,17 @@ func measure(ctx context.Context, wls []workload, f benchFlags, afterRound func(
 			if round%2 == 1 {
 				slices.Reverse(order)
 			}
+			conc := f.concurrency
+			if wl.conc > 0 {
+				conc = min(conc, wl.conc)
+			}
 			for _, t := range order {
 				if wl.prepare != nil {
-					if err := wl.prepare(ctx, t, f.concurrency); err != nil {
+					if err := wl.prepare(ctx, t, conc); err != nil {
 						return nil, nil, fmt.Errorf("%s on %s: prepare: %w", wl.name, t.name, err)
 					}
 				}
-				r, err := window(ctx, t, f.concurrency, f.duration, wl.op(t))
+				r, err := window(ctx, t, conc, f.duration, wl.op(t))
 				if err != nil {
 					return nil, nil, err
 				}

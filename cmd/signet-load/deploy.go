@@ -51,6 +51,10 @@ type deployOptions struct {
 	maxAge   string   // jwks.max_age; empty: the default
 	custody  string   // YAML under keys.custody (indented four spaces); empty: keys in the store
 	env      []string // more environment of the replicas (SOFTHSM2_CONF, SIGNET_PKCS11_PIN)
+	extra    string   // more top-level YAML sections (flows: dynamic_clients, outbound, federation)
+	// populate runs after the standard clients and user are made, offline
+	// on bolt (the flows' own clients).
+	populate func(ctx context.Context, d *deployment, cfg string) error
 }
 
 // deploy writes the configs, creates the clients and the user offline and
@@ -87,6 +91,7 @@ func (l *lab) deploy(ctx context.Context, name string, o deployOptions) (*deploy
 		if o.maxAge != "" {
 			cfg += "jwks:\n  max_age: " + o.maxAge + "\n"
 		}
+		cfg += o.extra
 		if o.etcd != nil {
 			cfg += fmt.Sprintf("storage:\n  backend: etcd\n  etcd:\n    endpoints: [%s]\n    prefix: signet/\n", strings.Join(o.etcd.clients, ", "))
 		}
@@ -108,6 +113,11 @@ func (l *lab) deploy(ctx context.Context, name string, o deployOptions) (*deploy
 	}
 	if err := l.populate(ctx, d, cfgs[0], o.algs); err != nil {
 		return nil, err
+	}
+	if o.populate != nil {
+		if err := o.populate(ctx, d, cfgs[0]); err != nil {
+			return nil, err
+		}
 	}
 	for i := range d.replicas {
 		if d.replicas[i].running() {

@@ -171,6 +171,11 @@ func do(ctx context.Context, c *http.Client, method, u string, form url.Values, 
 	if user != "" {
 		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
 	}
+	return roundTrip(c, req)
+}
+
+// roundTrip sends req and reads the whole answer.
+func roundTrip(c *http.Client, req *http.Request) (answer, error) {
 	resp, err := c.Do(req)
 	if err != nil {
 		return answer{}, err

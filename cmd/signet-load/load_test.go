@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"net/http"
@@ -11,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 func TestHistQuantiles(t *testing.T) {
@@ -146,5 +152,103 @@ func TestParseBenchFlags(t *testing.T) {
 	}
 	if _, err := parseBenchFlags("custody", []string{"-fleet"}, nil); err == nil {
 		t.Fatal("custody accepted bench's -fleet")
+	}
+}
+
+// TestDocServer: the metadata document names its own URL as client_id,
+// is cached for an hour, is served over TLS that the written CA file
+// verifies, and every request is counted.
+func TestDocServer(t *testing.T) {
+	d, err := startDocServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.srv.Close()
+	pemBytes, err := os.ReadFile(d.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("no certificate in the CA file")
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for i := range 2 {
+		req, err := http.NewRequest(http.MethodGet, d.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := want200(roundTrip(c, req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.str("client_id") != d.url || a.header.Get("Cache-Control") != "max-age=3600" {
+			t.Errorf("document %s, %v: want client_id %s, max-age=3600", a.body, a.header, d.url)
+		}
+		if n := d.fetches.Load(); n != int64(i+1) {
+			t.Errorf("after %d requests the count is %d", i+1, n)
+		}
+	}
+}
+
+// TestFedIssuerToken: the workload token verifies with the key in the
+// issuer's JWK Set file and says what the federation config expects.
+func TestFedIssuerToken(t *testing.T) {
+	fi, err := newFedIssuer(filepath.Join(t.TempDir(), "jwks.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := fi.token("http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := jwk.ReadFile(fi.jwksFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := jws.Verify([]byte(tok), jws.WithKeySet(set, jws.WithRequireKid(true)))
+	if err != nil {
+		t.Fatalf("the token does not verify with the JWK Set file: %v", err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c["iss"] != fedIssuerName || c["sub"] != fedSubject || c["aud"] != "http://127.0.0.1:1" || c["jti"] != nil {
+		t.Errorf("claims %v", c)
+	}
+}
+
+func TestMedianFloat(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{1.2, 0.8}, 1}, {[]float64{5, 1, 3}, 3}} {
+		if got := medianFloat(c.in); got != c.want {
+			t.Errorf("medianFloat(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+// TestPickScenarios: -only selects by name in the tool's order, and an
+// unknown name is refused rather than skipped.
+func TestPickScenarios(t *testing.T) {
+	names := func(ss []flowScenario) string {
+		var n []string
+		for _, s := range ss {
+			n = append(n, s.name)
+		}
+		return strings.Join(n, ",")
+	}
+	for only, want := range map[string]string{"": "register,cimd,login,grants", "grants,cimd": "cimd,grants", "login": "login"} {
+		got, err := pickScenarios(only)
+		if err != nil || names(got) != want {
+			t.Errorf("pickScenarios(%q) = %s, %v; want %s", only, names(got), err, want)
+		}
+	}
+	for _, bad := range []string{"cimd,nope", ",", "CIMD"} {
+		if got, err := pickScenarios(bad); err == nil {
+			t.Errorf("pickScenarios(%q) = %s, want an error", bad, names(got))
+		}
 	}
 }

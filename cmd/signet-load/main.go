@@ -6,6 +6,7 @@
 //
 //	signet-load [bench] [-duration 5s -rounds 3 -concurrency 16 -brief -signet PATH]
 //	signet-load custody [-duration 5s -rounds 3 -concurrency 16 -brief -signet PATH]
+//	signet-load flows [-only register,cimd,login,grants -users 100] [bench's flags]
 //	signet-load soak [-minutes 10 -signet PATH]
 //
 // The subcommands baseline and etcd-member are the tool's own child
@@ -36,6 +37,8 @@ func main() {
 		err = runBench(ctx, args)
 	case "custody":
 		err = runCustody(ctx, args)
+	case "flows":
+		err = runFlows(ctx, args)
 	case "soak":
 		err = runSoak(ctx, args)
 	case "baseline":
@@ -43,7 +46,7 @@ func main() {
 	case "etcd-member":
 		err = runEtcdMember(ctx, args)
 	default:
-		err = fmt.Errorf("unknown command %q: use bench, custody or soak", cmd)
+		err = fmt.Errorf("unknown command %q: use bench, custody, flows or soak", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "signet-load:", err)
