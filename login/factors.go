@@ -498,6 +498,7 @@ func (h *Handler) showAccountLogin(c echo.Context, username, msg, field string, 
 	p.Heading, p.ClientName = "Sign in", "your account"
 	p.ActionURL, p.TxID, p.CSRF = h.path+"/account/login", tx.ID, tx.CSRF
 	p.Username, p.Error, p.ErrorField = username, msg, field
+	p.NoPassword = !h.passwordLogin()
 	h.setPasskeyButton(c, &p, tx)
 	return h.render(c, status, "login.html", p)
 }
@@ -511,6 +512,9 @@ func (h *Handler) accountLogin(c echo.Context) error {
 	tx, ok, err := h.checkTransaction(c, kindAcctLogin)
 	if !ok {
 		return err
+	}
+	if !h.passwordLogin() { // as at the sign-in page (forms.go): the form is not shown, and its POST is refused
+		return h.errorPage(c, http.StatusForbidden, "Password sign-in is off", "This server does not accept passwords: sign in with a passkey, or through an application.", "")
 	}
 	user, ok, err := h.checkPassword(c, func(username, msg, field string, status int) error {
 		return h.showAccountLogin(c, username, msg, field, status)

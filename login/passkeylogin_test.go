@@ -261,9 +261,19 @@ func TestPasskeySignIn_NoPasswordDeployment(t *testing.T) {
 	if !slices.Equal(amrOf(c), []string{"swk", "user", "mfa"}) {
 		t.Fatalf("amr %v", c["amr"])
 	}
-	// The account page's own sign-in.
+	// The account page's own sign-in: the passkey, and no password (shown
+	// or accepted: the form's POST with alice's password is refused).
 	b2 := e.browser()
 	ap := b2.get(e.issuer + "/account")
+	if strings.Contains(ap.body, `id="password"`) {
+		t.Fatalf("upstream-only account sign-in shows a password form:\n%s", ap.body)
+	}
+	_, f = passkeyForm(t, ap)
+	pw := url.Values{"tx": f["tx"], "csrf": f["csrf"], "kind": {"account_login"}, "username": {"alice"}, "password": {alicePassword}}
+	if p := b2.post(e.issuer+"/account/login", pw); p.status != http.StatusForbidden || p.location != nil {
+		t.Fatalf("account sign-in with a password in an upstream-only deployment = %d %v", p.status, p.location)
+	}
+	ap = b2.get(e.issuer + "/account")
 	_, f = passkeyForm(t, ap)
 	if f.Get("kind") != "account_login" {
 		t.Fatalf("account sign-in form kind %q", f.Get("kind"))
