@@ -39,8 +39,9 @@ type Factor struct {
 	// Upstream is the provider (package upstream) whose ID token said
 	// Method; empty for a factor Signet checked itself.
 	Upstream string `json:"upstream,omitempty"`
-	// Trusted marks an upstream's "mfa" that meets Signet's second-factor
-	// requirement (login.upstreams[].trust_amr).
+	// Trusted marks the methods of an upstream whose word Signet takes
+	// (login.upstreams[].trust_amr): its "mfa" then meets Signet's
+	// second-factor requirement. Its other methods meet nothing.
 	Trusted bool `json:"trusted,omitempty"`
 }
 
