@@ -108,7 +108,7 @@ func buildMetadata(cfg Config) ([]byte, error) {
 			"name", "preferred_username", "email", "email_verified", "updated_at"},
 		AuthorizationResponseIssParameterSupported: true,
 		PromptValuesSupported:                      []string{"none", "login", "consent"},
-		ACRValuesSupported:                         []string{sessions.ACRPassword, sessions.ACRMFA},
+		ACRValuesSupported:                         []string{sessions.ACRPassword, sessions.ACRMFA, sessions.ACRUpstream},
 		DPoPSigningAlgValuesSupported:              dpopAlgs,
 		RegistrationEndpoint:                       cfg.Registration.Endpoint,
 		ClientIDMetadataDocumentSupported:          cfg.Registration.MetadataDocuments,

@@ -28,6 +28,10 @@ type Upstream struct {
 	// end_session_endpoint too (default true; only when the provider
 	// advertises one).
 	Logout *bool `yaml:"logout"`
+	// TrustAMR: an "mfa" in the provider's amr meets Signet's
+	// second-factor requirement (default false: shown in amr, meets
+	// nothing; docs/login.md).
+	TrustAMR bool `yaml:"trust_amr"`
 }
 
 var upstreamID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
@@ -39,7 +43,7 @@ func (c *Config) validateUpstreams(bad func(field, format string, args ...any)) 
 	for i, u := range c.Login.Upstreams {
 		f := func(name string) string { return fmt.Sprintf("login.upstreams[%d].%s", i, name) }
 		p := upstream.Provider{ID: u.ID, Name: u.Name, Issuer: u.Issuer, ClientID: u.ClientID, Scopes: u.Scopes, Claims: u.Claims,
-			NoLogout: u.Logout != nil && !*u.Logout}
+			NoLogout: u.Logout != nil && !*u.Logout, TrustAMR: u.TrustAMR}
 		switch {
 		case !upstreamID.MatchString(u.ID):
 			bad(f("id"), "%q: expected 1 to 32 lowercase letters, digits or dashes, such as corp (it is in the callback URL /login/upstream/ID/callback)", u.ID)

@@ -91,3 +91,37 @@ func TestUpstreams_Errors(t *testing.T) {
 		t.Fatalf("NoLogout = %v, %v: want false by default and true for logout: false", p[0].NoLogout, p[1].NoLogout)
 	}
 }
+
+// TestUpstreams_TrustAMR: trust_amr is false unless set (a provider's
+// "mfa" meets no second-factor requirement by default), true carries
+// into the provider, and a value that is not a boolean names its field.
+func TestUpstreams_TrustAMR(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "corp-secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	load := func(trust string) (Config, error) {
+		path := filepath.Join(dir, "signet.yaml")
+		y := "issuer: https://auth.example.com\nlogin:\n  upstreams:\n" +
+			"    - {id: corp, name: Corp, issuer: https://sso.corp.example, client_id: signet, client_secret_file: " + secret + "}\n" +
+			"    - {id: other, name: Other, issuer: https://other.example, client_id: signet, client_secret_file: " + secret + trust + "}\n"
+		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return Load(Sources{File: path, Getenv: func(string) string { return "" }})
+	}
+	c, err := load(", trust_amr: true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.UpstreamProviders(); len(p) != 2 || p[0].TrustAMR || !p[1].TrustAMR {
+		t.Fatalf("providers = %+v: want trust_amr false by default, true where set", p)
+	}
+	for _, bad := range []string{", trust_amr: maybe", ", trust_amr: [mfa]", ", trust_amrs: true"} {
+		_, err := load(bad)
+		if err == nil || !strings.Contains(err.Error(), "line 5: ") || !strings.Contains(err.Error(), "login.upstreams[1].trust_amr") {
+			t.Errorf("%s: err = %v, want one naming trust_amr on line 5", bad, err)
+		}
+	}
+}

@@ -68,12 +68,19 @@ func (h *Handler) ExternalTransaction(c echo.Context) (tx sessions.Transaction, 
 }
 
 // CompleteExternal finishes the login transaction tx (whose Kind the
-// caller checked) for userID, whom an external provider identified: the
-// transaction must be bound to this browser's cookie and is completed
-// once; the SSO session starts as after a password and the original
-// authorization request resumes (consent, then the code). up, when not
-// nil, is kept with the session for its logout (External.Logout).
-func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, userID string, up *sessions.Upstream) error {
+// caller checked) for userID, whom the external provider up identified:
+// the transaction must be bound to this browser's cookie and is completed
+// once; the SSO session starts with factors, what the provider said of
+// the sign-in (each marked with the provider: Factor.Upstream), never a
+// password; none stands for a sign-in at the provider that said nothing.
+// The original authorization request then resumes as after a password: a
+// request that needs a second factor the session lacks asks for Signet's
+// own (the step-up), then consent, then the code. up is kept with the
+// session for its logout (External.Logout).
+func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, userID string, up *sessions.Upstream, factors []sessions.Factor) error {
+	if up == nil || up.Provider == "" {
+		return h.serverError(c, errors.New("external sign-in without its provider"))
+	}
 	bv, sent := h.readCookie(c, BrowserCookie)
 	if !sent || subtle.ConstantTimeCompare([]byte(sessions.Hash(bv)), []byte(tx.Browser)) != 1 {
 		return h.errorPage(c, http.StatusForbidden, "Your browser did not confirm this request",
@@ -95,7 +102,15 @@ func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, user
 		}
 		return h.serverError(c, err)
 	}
-	sess, err := h.startUpstreamSession(c, userID, up)
+	if len(factors) == 0 {
+		factors = []sessions.Factor{{Upstream: up.Provider, At: h.cfg.Now().Unix()}}
+	}
+	for _, f := range factors {
+		if f.Upstream != up.Provider {
+			return h.serverError(c, errors.New("external sign-in with a factor not of its provider"))
+		}
+	}
+	sess, err := h.startUpstreamSession(c, userID, up, factors...)
 	if err != nil {
 		return h.serverError(c, err)
 	}

@@ -149,7 +149,7 @@ func TestFactors_TOTPEnrolAndSignIn(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(md.ACR, []string{sessions.ACRPassword, sessions.ACRMFA}) || !slices.Contains(md.Claims, "amr") {
+	if !slices.Equal(md.ACR, []string{sessions.ACRPassword, sessions.ACRMFA, sessions.ACRUpstream}) || !slices.Contains(md.Claims, "amr") {
 		t.Fatalf("discovery: acr_values_supported %v claims %v", md.ACR, md.Claims)
 	}
 }

@@ -115,10 +115,22 @@ func (h *Handler) startSession(c echo.Context, userID string, factors ...session
 }
 
 // startUpstreamSession is startSession for a sign-in through an upstream
-// provider (nil: none), which the session keeps for its logout.
+// provider (nil: none), which the session keeps for its logout. A
+// session that continues this browser's session of the same user begun
+// at that provider (a step-up keeps the provider's factors) keeps its
+// provider too, so its logout still goes through the provider.
 func (h *Handler) startUpstreamSession(c echo.Context, userID string, up *sessions.Upstream, factors ...sessions.Factor) (sessions.Session, error) {
 	ctx := c.Request().Context()
 	if old, ok := h.readCookie(c, SessionCookie); ok {
+		if i := slices.IndexFunc(factors, func(f sessions.Factor) bool { return f.Upstream != "" }); up == nil && i >= 0 {
+			prev, err := h.sess.Lookup(ctx, old)
+			if err != nil && !errors.Is(err, sessions.ErrNotFound) {
+				return sessions.Session{}, err
+			}
+			if err == nil && prev.UserID == userID && prev.Upstream != nil && prev.Upstream.Provider == factors[i].Upstream {
+				up = prev.Upstream
+			}
+		}
 		if err := h.sess.End(ctx, old); err != nil {
 			return sessions.Session{}, err
 		}

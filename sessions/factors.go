@@ -20,17 +20,29 @@ const (
 )
 
 // Authentication context classes (the acr claim and acr_values): a
-// password alone, or a password and a second factor.
+// password alone, a sign-in at an upstream provider (package upstream)
+// whose word does not meet the second-factor requirement, or a first
+// factor and a second one.
 const (
 	ACRPassword = "urn:signet:acr:pwd"
+	ACRUpstream = "urn:signet:acr:upstream"
 	ACRMFA      = "urn:signet:acr:mfa"
 )
 
 // Factor is one proof of the user's identity in a session and when (unix
 // seconds).
 type Factor struct {
+	// Method is an RFC 8176 method; empty for a sign-in at an upstream
+	// provider that did not say how its user signed in.
 	Method string `json:"method"`
 	At     int64  `json:"at"`
+	// Upstream is the provider (package upstream) whose ID token said
+	// Method; empty for a factor Signet checked itself.
+	Upstream string `json:"upstream,omitempty"`
+	// Trusted marks the methods of an upstream whose word Signet takes
+	// (login.upstreams[].trust_amr): its "mfa" then meets Signet's
+	// second-factor requirement. Its other methods meet nothing.
+	Trusted bool `json:"trusted,omitempty"`
 }
 
 // FactorList is the session's factors; a session stored before factors
@@ -42,21 +54,37 @@ func (s *Session) FactorList() []Factor {
 	return s.Factors
 }
 
-// HasSecondFactor reports whether a factor beyond the password was used.
+// HasSecondFactor reports whether the session meets the second-factor
+// requirement: a factor Signet checked beyond the password, or a trusted
+// upstream's "mfa". What an untrusted upstream says never does.
 func (s *Session) HasSecondFactor() bool {
-	return slices.ContainsFunc(s.FactorList(), func(f Factor) bool { return f.Method != MethodPassword })
+	return slices.ContainsFunc(s.FactorList(), func(f Factor) bool {
+		if f.Upstream != "" {
+			return f.Trusted && f.Method == MethodMFA
+		}
+		return f.Method != MethodPassword
+	})
 }
 
 // AMR is the amr claim of the session's logins (RFC 8176): each method
-// once, and mfa when there are several.
+// once, upstream and Signet's alike; none when nothing names one. mfa is
+// added when there were several proofs: the upstream sign-in counts as
+// one whatever its methods (an upstream says mfa itself when it used
+// several), and each method Signet checked as one more.
 func (s *Session) AMR() []string {
-	var out []string
+	var out, checked []string
+	upstream := 0
 	for _, f := range s.FactorList() {
-		if !slices.Contains(out, f.Method) {
+		if f.Upstream != "" {
+			upstream = 1
+		} else if !slices.Contains(checked, f.Method) {
+			checked = append(checked, f.Method)
+		}
+		if f.Method != "" && !slices.Contains(out, f.Method) {
 			out = append(out, f.Method)
 		}
 	}
-	if len(out) > 1 {
+	if upstream+len(checked) > 1 && !slices.Contains(out, MethodMFA) {
 		out = append(out, MethodMFA)
 	}
 	return out
@@ -64,8 +92,11 @@ func (s *Session) AMR() []string {
 
 // ACR is the acr claim of the session.
 func (s *Session) ACR() string {
-	if s.HasSecondFactor() {
+	switch {
+	case s.HasSecondFactor():
 		return ACRMFA
+	case slices.ContainsFunc(s.FactorList(), func(f Factor) bool { return f.Upstream != "" }):
+		return ACRUpstream
 	}
 	return ACRPassword
 }

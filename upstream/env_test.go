@@ -26,6 +26,7 @@ import (
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage/bolt"
@@ -49,6 +50,9 @@ type signet struct {
 	// token; its discovery document).
 	mu    sync.Mutex
 	swaps map[string]func([]byte) []byte
+	// sess and mfa are its sessions and second factors (amr_test.go).
+	sess *sessions.Manager
+	mfa  *mfa.Factors
 }
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -118,7 +122,8 @@ func newSignet(t testing.TB, providers func(issuer string) []upstream.Provider, 
 		t.Fatal(err)
 	}
 	sess := sessions.New(st, sessions.Options{IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
-	cfg := login.Config{Authority: s.srv, Sessions: sess, Logger: logger}
+	s.sess, s.mfa = sess, mfa.New(st, bytes.Repeat([]byte{8}, 32), time.Now)
+	cfg := login.Config{Authority: s.srv, Sessions: sess, Factors: s.mfa, Logger: logger}
 	if providers != nil {
 		cfg.External, err = upstream.New(upstream.Config{Providers: providers(s.issuer), PasswordLogin: passwordLogin, Issuer: s.issuer,
 			Fetcher: outbound.New(outbound.Options{AllowLoopback: true, Logger: logger}), Sessions: sess, Users: s.srv.Users(), Store: st,

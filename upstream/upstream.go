@@ -4,7 +4,9 @@
 // checks of its ID token, and just-in-time Signet users linked to the
 // provider's issuer and subject (never to an email address). The login
 // surface mounts it through login.External and finishes the login with
-// login.Handler.CompleteExternal, exactly as after a password.
+// login.Handler.CompleteExternal, as after a password but with what the
+// provider said of the sign-in (its ID token's amr) as the session's
+// factors, never a password.
 //
 // The flow keeps nothing in storage while it runs: its state is a login
 // transaction of package sessions (MAC'd, bound to the browser's cookie,
@@ -80,6 +82,12 @@ type Provider struct {
 	// end_session_endpoint is sent there (OpenID Connect RP-Initiated
 	// Logout 1.0).
 	NoLogout bool
+	// TrustAMR takes the provider's word for a second factor: an "mfa" in
+	// its ID token's amr meets Signet's second-factor requirement
+	// (login.upstreams[].trust_amr). By default what the provider says is
+	// shown in amr and meets nothing: a request that needs a second
+	// factor asks for Signet's own.
+	TrustAMR bool
 }
 
 // Config configures the upstream sign-in.
@@ -308,7 +316,40 @@ func (u *Upstreams) callback(c echo.Context, h *login.Handler) error {
 	if err != nil {
 		return h.ExternalServerError(c, err)
 	}
-	return h.CompleteExternal(c, flow, userID, up)
+	return h.CompleteExternal(c, flow, userID, up, attested(p, id.Payload, u.cfg.Now()))
+}
+
+// registeredAMR are the values of the IANA "Authentication Method
+// Reference Values" registry (RFC 8176 §5.1): the only ones Signet
+// repeats, since its relying parties can know what they mean.
+var registeredAMR = []string{"face", "fpt", "geo", "hwk", "iris", "kba", "mca", "mfa", "otp", "pin",
+	"pop", "pwd", "rba", "retina", "sc", "sms", "swk", "tel", "user", "vbm", "wia"}
+
+// maxAMR bounds the methods read from an ID token's amr.
+const maxAMR = 16
+
+// attested is what p's ID token (payload) says of the sign-in, as the
+// session's factors at now: each registered amr value once, marked as
+// p's and trusted when p is; anything else in amr (unregistered values,
+// non-strings, a malformed claim) is dropped. No usable value gives no
+// factor: CompleteExternal then records a sign-in at p that said nothing.
+func attested(p *Provider, payload []byte, now time.Time) []sessions.Factor {
+	var cl struct {
+		AMR []json.RawMessage `json:"amr"`
+	}
+	if json.Unmarshal(payload, &cl) != nil {
+		return nil
+	}
+	var out []sessions.Factor
+	for i, raw := range cl.AMR {
+		var m string
+		if i >= maxAMR || json.Unmarshal(raw, &m) != nil || !slices.Contains(registeredAMR, m) ||
+			slices.ContainsFunc(out, func(f sessions.Factor) bool { return f.Method == m }) {
+			continue
+		}
+		out = append(out, sessions.Factor{Method: m, At: now.Unix(), Upstream: p.ID, Trusted: p.TrustAMR})
+	}
+	return out
 }
 
 // exchange redeems code at the provider's token endpoint and checks the
