@@ -582,7 +582,7 @@ func (h *Handler) factorsLocked(ctx context.Context, sess *sessions.Session) (bo
 	return h.hasSecondFactor(ctx, sess.UserID)
 }
 
-const lockedText = "Your account has a second factor, and this browser signed in with the password alone. Sign in again with your code or passkey (open an application and sign in, or sign out and open this page), then add factors here."
+const lockedText = "Your account has a second factor, and this browser signed in without it. Sign in again with your code or passkey (open an application and sign in, or sign out and open this page), then add factors here."
 
 // beginTOTP is POST /account/totp: a new secret, shown as a QR code and as text.
 func (h *Handler) beginTOTP(c echo.Context) error {

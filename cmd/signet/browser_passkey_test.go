@@ -144,7 +144,7 @@ func TestBrowserPasskey(t *testing.T) {
 	}
 	// This browser signed in with the password alone, and alice has a
 	// second factor now: the page adds nothing until she uses it.
-	if got := text("#factors-locked"); !strings.Contains(got, "password alone") {
+	if got := text("#factors-locked"); !strings.Contains(got, "signed in without it") {
 		t.Fatalf("account page of a password session: %q", got)
 	}
 
