@@ -23,6 +23,7 @@ import (
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/keys/custody"
 	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/outbound"
@@ -138,6 +139,8 @@ type envOptions struct {
 	grants map[string]authority.Grant
 	// canIssue is authority.Config.CanIssue (a replica's staleness check).
 	canIssue func() error
+	// factorPolicy is authority.Config.FactorPolicy.
+	factorPolicy mfa.Policy
 }
 
 // testFeedKey keys the revocation feed's subject hashes in tests.
@@ -207,6 +210,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		DPoP:           dpop,
 		Grants:         o.grants,
 		CanIssue:       o.canIssue,
+		FactorPolicy:   o.factorPolicy,
 
 		AdminScopePasswordOnly: o.adminPasswordOnly,
 	})

@@ -18,6 +18,13 @@ func (s *Server) FactorDemand(ctx context.Context, u *users.User) (mfa.Demand, e
 	return s.cfg.FactorPolicy.Evaluate(ctx, s.cfg.Store, factorSubject(u), s.cfg.Now())
 }
 
+// FactorStanding is FactorDemand as an operator reads it (the admin API):
+// it never starts a user's grace period, so Due is zero for a user the
+// policy has not yet applied to.
+func (s *Server) FactorStanding(ctx context.Context, u *users.User) (mfa.Demand, error) {
+	return s.cfg.FactorPolicy.Peek(ctx, s.cfg.Store, factorSubject(u))
+}
+
 // FactorRequired reports whether a second factor is required of u, by the
 // policy or the operator, without reading the store: the sign-in path
 // skips FactorDemand's read for the users it does not concern.

@@ -108,6 +108,18 @@ func (p Policy) Applies(s Subject) bool {
 // write per user, ever; every later one, on any replica, reads it), so
 // the grace period does not restart.
 func (p Policy) Evaluate(ctx context.Context, store storage.Store, s Subject, now time.Time) (Demand, error) {
+	return p.evaluate(ctx, store, s, now, true)
+}
+
+// Peek is Evaluate without its write: what p and the operator ask of s
+// as an operator looks at it, without starting the grace period of a user
+// the policy has not yet applied to (Due is then zero: it is set at the
+// user's next sign-in).
+func (p Policy) Peek(ctx context.Context, store storage.Store, s Subject) (Demand, error) {
+	return p.evaluate(ctx, store, s, time.Time{}, false)
+}
+
+func (p Policy) evaluate(ctx context.Context, store storage.Store, s Subject, now time.Time, start bool) (Demand, error) {
 	byPolicy := p.RequiredFor == RequiredForAll || (p.RequiredFor == RequiredForAdmins && s.Admin)
 	var d Demand
 	var rec policyRecord
@@ -127,7 +139,7 @@ func (p Policy) Evaluate(ctx context.Context, store storage.Store, s Subject, no
 		}
 		return err
 	})
-	if err == nil && byPolicy && !found {
+	if err == nil && byPolicy && !found && start {
 		rec, err = startPolicy(ctx, store, s.UserID, now)
 	}
 	if err != nil {
@@ -140,10 +152,13 @@ func (p Policy) Evaluate(ctx context.Context, store storage.Store, s Subject, no
 	if s.Required {
 		since = s.RequiredSince
 	}
-	if byPolicy && (since.IsZero() || rec.Since.Before(since)) {
+	if byPolicy && !rec.Since.IsZero() && (since.IsZero() || rec.Since.Before(since)) {
 		since = rec.Since
 	}
-	d.Required, d.Due = true, since.Add(p.Grace)
+	d.Required = true
+	if !since.IsZero() {
+		d.Due = since.Add(p.Grace)
+	}
 	return d, nil
 }
 

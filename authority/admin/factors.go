@@ -3,6 +3,7 @@ package admin
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -16,19 +17,38 @@ type FactorsReset struct {
 	Removed bool `json:"removed"`
 }
 
-// adminGetFactors is GET /admin/users/{id}/factors: what the user set up,
-// never a secret.
+// Factors is the answer to GET /admin/users/{id}/factors: what the user
+// set up, never a secret, and what the second-factor requirement asks of
+// them (docs/login.md, Requiring a second factor).
+type Factors struct {
+	mfa.Status
+	// Required: a second factor is required of the user, by
+	// login.second_factor.required_for or by the operator.
+	Required bool `json:"required"`
+	// RequiredBy is the end of the grace period; absent when not
+	// required, or when the policy has not yet applied to the user (it
+	// starts at their next sign-in).
+	RequiredBy *time.Time `json:"required_by,omitempty"`
+}
+
+// adminGetFactors is GET /admin/users/{id}/factors. It reads only: looking
+// at a user does not start their grace period.
 func (s *api) adminGetFactors(c echo.Context) error {
 	ctx := c.Request().Context()
-	id := c.Param("id")
-	if _, err := s.srv.Users().Get(ctx, id); err != nil {
+	u, err := s.srv.Users().Get(ctx, c.Param("id"))
+	if err != nil {
 		return userError(err)
 	}
-	st, err := mfa.ReadStatus(ctx, s.srv.Store(), id)
+	d, err := s.srv.FactorStanding(ctx, &u)
 	if err != nil {
 		return authority.ServerError(err)
 	}
-	return c.JSON(http.StatusOK, st)
+	out := Factors{Status: d.Status, Required: d.Required}
+	if !d.Due.IsZero() {
+		due := d.Due.UTC()
+		out.RequiredBy = &due
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // adminResetFactors is DELETE /admin/users/{id}/factors: the user lost
