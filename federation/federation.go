@@ -96,6 +96,9 @@ type Federation struct {
 	issuers map[string]*Issuer
 	jtis    *replay.Cache
 	log     *slog.Logger
+	// verified spares the second signature check of a token verified a
+	// moment ago (verified.go): the jwt-bearer grant's.
+	verified verifiedTokens
 }
 
 // New checks cfg and returns a Federation.
@@ -250,12 +253,15 @@ func (f *Federation) verify(ctx context.Context, tok string, consume bool, candi
 	if p := kubernetesProblem(t); p != "" {
 		return nil, p, nil
 	}
-	ok, err := f.verifySignature(ctx, is, t)
-	if err != nil {
-		return nil, "the trusted issuer's keys could not be fetched", err
-	}
-	if !ok {
-		return nil, "federated token signature does not verify with the issuer's keys", nil
+	if !f.verified.seen(tok, now) {
+		ok, err := f.verifySignature(ctx, is, t)
+		if err != nil {
+			return nil, "the trusted issuer's keys could not be fetched", err
+		}
+		if !ok {
+			return nil, "federated token signature does not verify with the issuer's keys", nil
+		}
+		f.verified.add(tok, now)
 	}
 	ents, err := candidates(t)
 	if err != nil {
