@@ -194,7 +194,10 @@ func tamperFrom(t *testing.T, state, from, to string) string {
 // TestUpstreamSignInEverywhere_Attacks: each row is an attack on the
 // provider's sign-in started from the device page or the account page;
 // each is refused with a page (never a 500), nothing is sent on, and
-// the victim's device code is still waiting.
+// the victim's device code is still waiting. An account page's state
+// continues to the account page only; a code answered in another
+// browser while this one was at the provider ends in a page saying so,
+// without a session.
 func TestUpstreamSignInEverywhere_Attacks(t *testing.T) {
 	pr := newPair(t, false)
 	pr.down.deviceClient("tool", nil)
@@ -273,6 +276,23 @@ func TestUpstreamSignInEverywhere_Attacks(t *testing.T) {
 		t.Fatalf("account state's callback = %d to %v:\n%s", r.status, r.location, r.body)
 	}
 	pr.down.pending(t, "tool", deviceCode)
+
+	// A code answered in another browser while this one was at the
+	// provider: the callback says the code is gone and starts no session.
+	_, raced := pr.down.startDevice("tool")
+	slow := newBrowser(t)
+	slowCB := pr.toCallback(slow, pr.deviceSignIn(slow, raced))
+	fast := newBrowser(t)
+	consent := fast.follow(pr.toCallback(fast, pr.deviceSignIn(fast, raced)))
+	if p := fast.submit(pr.down.issuer, consent, `value="allow"`, url.Values{"decision": {"allow"}}); !strings.Contains(p.body, "device-done") {
+		t.Fatalf("the other browser's allow = %d:\n%s", p.status, p.body)
+	}
+	if p := slow.follow(slowCB); p.status != http.StatusBadRequest || !strings.Contains(p.body, "This code has expired") || p.location != nil {
+		t.Fatalf("callback for a code answered meanwhile = %d:\n%s", p.status, p.body)
+	}
+	if p := slow.get(pr.down.issuer + "/account"); !strings.Contains(p.body, "Sign in with Corp SSO") {
+		t.Fatalf("the browser whose code was answered meanwhile got a session:\n%s", p.body)
+	}
 }
 
 // postHidden posts the hidden fields of page p (its transaction) to u
