@@ -27,6 +27,10 @@ import (
 // Forms are login transactions like the others (CSRF token, browser
 // binding, single completion); their Query carries the user code.
 
+// kindDeviceLogin is the device page's sign-in: its password form, its
+// passkey button and its external providers' buttons (external.go).
+const kindDeviceLogin = "device_login"
+
 // devicePage is the data of device.html.
 type devicePage struct {
 	page
@@ -174,17 +178,25 @@ func (h *Handler) deviceTx(c echo.Context, kind string) (sessions.Transaction, d
 	if !ok {
 		return tx, device{}, clients.Client{}, false, err
 	}
+	d, cl, ok, err := h.txDevice(c, tx)
+	return tx, d, cl, ok, err
+}
+
+// txDevice is the pending authorization (and its client) whose user code
+// the checked transaction tx carries; the page is an error when it has
+// expired, was answered, or its client changed.
+func (h *Handler) txDevice(c echo.Context, tx sessions.Transaction) (device, clients.Client, bool, error) {
 	q, _ := url.ParseQuery(tx.Query)
 	d, ok, err := h.pendingDevice(c, q.Get("user_code"))
 	if err != nil {
-		return tx, d, clients.Client{}, false, h.serverError(c, err)
+		return d, clients.Client{}, false, h.serverError(c, err)
 	}
 	if !ok {
-		return tx, d, clients.Client{}, false, h.errorPage(c, http.StatusBadRequest, "This code has expired",
+		return d, clients.Client{}, false, h.errorPage(c, http.StatusBadRequest, "This code has expired",
 			"The code has expired or was already used. Start again on your device to get a new code.", "")
 	}
 	cl, ok, err := h.deviceClient(c, d)
-	return tx, d, cl, ok, err
+	return d, cl, ok, err
 }
 
 func (h *Handler) deviceShowLogin(c echo.Context, cl clients.Client, code, username, msg, field string, status int) error {
@@ -192,8 +204,12 @@ func (h *Handler) deviceShowLogin(c echo.Context, cl clients.Client, code, usern
 	if err != nil {
 		return h.serverError(c, err)
 	}
-	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: "device_login", Browser: sessions.Hash(browser),
-		Query: url.Values{"user_code": {code}}.Encode()})
+	data, err := h.beginDiscoverable() // the passkey button (passkeylogin.go)
+	if err != nil {
+		return h.serverError(c, err)
+	}
+	tx, err := h.sess.NewTransaction(c.Request().Context(), sessions.Transaction{Kind: kindDeviceLogin, Browser: sessions.Hash(browser),
+		Query: url.Values{"user_code": {code}}.Encode(), Data: data})
 	if err != nil {
 		return h.serverError(c, err)
 	}
@@ -202,6 +218,11 @@ func (h *Handler) deviceShowLogin(c echo.Context, cl clients.Client, code, usern
 	p.setClient(cl)
 	p.ActionURL, p.TxID, p.CSRF = h.path+authority.DevicePath+"/login", tx.ID, tx.CSRF
 	p.Username, p.Error, p.ErrorField = username, msg, field
+	// Every way the deployment signs in, as on an application's sign-in
+	// page: the password only when it is on, the providers' buttons
+	// (external.go), the passkey.
+	p.External, p.NoPassword = h.externalButtons(), !h.passwordLogin()
+	h.setPasskeyButton(c, &p, tx)
 	return h.render(c, status, "login.html", p)
 }
 
@@ -210,10 +231,13 @@ func (h *Handler) deviceLogin(c echo.Context) error {
 	if err := parseForm(c); err != nil {
 		return h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Start again.", "")
 	}
-	tx, d, cl, ok, err := h.deviceTx(c, "device_login")
+	tx, d, cl, ok, err := h.deviceTx(c, kindDeviceLogin)
 	code := d.code
 	if !ok {
 		return err
+	}
+	if !h.passwordLogin() { // as at the sign-in page (forms.go): the form is not shown, and its POST is refused
+		return h.errorPage(c, http.StatusForbidden, "Password sign-in is off", "This server does not accept passwords: use one of the sign-in buttons.", "")
 	}
 	ctx := c.Request().Context()
 	user, ok, err := h.checkPassword(c, func(username, msg, field string, status int) error {

@@ -2,7 +2,9 @@ package login
 
 import (
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -34,8 +36,10 @@ type External interface {
 	Logout(c echo.Context, h *Handler, userID string, up *sessions.Upstream, then string) (sent bool, name string, err error)
 }
 
-// ExternalButton is one button: a form that posts the login transaction
-// to ActionPath (below the issuer's path).
+// ExternalButton is one button: a form that posts the sign-in page's
+// transaction to ActionPath (below the issuer's path). The buttons are on
+// an authorization request's sign-in page, the account page's and the
+// device page's.
 type ExternalButton struct{ Name, ActionPath string }
 
 // externalButton is a button as the template shows it.
@@ -56,27 +60,58 @@ func (h *Handler) passwordLogin() bool {
 	return h.cfg.External == nil || h.cfg.External.PasswordLogin()
 }
 
-// ExternalTransaction reads a login page's form (tx, csrf) posted to an
+// signInKinds are the sign-in forms an external provider's button may
+// post: an authorization request's, the account page's and the device
+// page's.
+var signInKinds = []string{"login", kindAcctLogin, kindDeviceLogin}
+
+// ExternalTransaction reads a sign-in page's form (tx, csrf) posted to an
 // external provider's start route and checks it as the password form's
-// is: made for this browser, unexpired, not completed. When ok is false
+// is: made for this browser, unexpired, not completed, of a sign-in form
+// (and, for the device page's, its code still waiting). When ok is false
 // the page saying why is already rendered and err is its result.
 func (h *Handler) ExternalTransaction(c echo.Context) (tx sessions.Transaction, ok bool, err error) {
 	if err := parseForm(c); err != nil {
 		return tx, false, h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Start again from the application.", "")
 	}
-	return h.checkTransaction(c, "login")
+	if tx, ok, err = h.checkTransaction(c, signInKinds...); !ok || tx.Kind != kindDeviceLogin {
+		return tx, ok, err
+	}
+	// Said now rather than after the provider's sign-in.
+	_, _, ok, err = h.txDevice(c, tx)
+	return tx, ok, err
 }
 
-// CompleteExternal finishes the login transaction tx (whose Kind the
-// caller checked) for userID, whom the external provider up identified:
-// the transaction must be bound to this browser's cookie and is completed
-// once; the SSO session starts with factors, what the provider said of
-// the sign-in (each marked with the provider: Factor.Upstream), never a
-// password; none stands for a sign-in at the provider that said nothing.
-// The original authorization request then resumes as after a password: a
+// externalOrigin is what the Data of an external flow's transaction
+// holds: the kind of the sign-in form it was started from.
+type externalOrigin struct {
+	From string `json:"from"`
+}
+
+// ExternalFlow is the transaction (of kind, the provider's) of an
+// external provider's flow started from the sign-in form's transaction
+// tx (ExternalTransaction): bound to the same browser, carrying its
+// request, and remembering which sign-in it continues inside the MAC'd
+// transaction, never in a URL the browser could edit; CompleteExternal
+// continues there.
+func ExternalFlow(tx sessions.Transaction, kind string) sessions.Transaction {
+	data, _ := json.Marshal(externalOrigin{From: tx.Kind}) // a struct of a string: cannot fail
+	return sessions.Transaction{Kind: kind, Browser: tx.Browser, Query: tx.Query, ClientInstance: tx.ClientInstance, Data: data}
+}
+
+// CompleteExternal finishes the external flow's transaction tx (made by
+// ExternalFlow; its Kind checked by the caller) for userID, whom the
+// external provider up identified: the transaction must be bound to this
+// browser's cookie and is completed once; the SSO session starts with
+// factors, what the provider said of the sign-in (each marked with the
+// provider: Factor.Upstream), never a password; none stands for a sign-in
+// at the provider that said nothing. The sign-in then goes on as after a
+// password, where it was started: an authorization request resumes (a
 // request that needs a second factor the session lacks asks for Signet's
-// own (the step-up), then consent, then the code. up is kept with the
-// session for its logout (External.Logout).
+// own, the step-up; then consent, then the code), the account page
+// opens, or the device page asks for its confirmation (with the step-up
+// the client or the requirement needs). up is kept with the session for
+// its logout (External.Logout).
 func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, userID string, up *sessions.Upstream, factors []sessions.Factor) error {
 	if up == nil || up.Provider == "" {
 		return h.serverError(c, errors.New("external sign-in without its provider"))
@@ -86,15 +121,39 @@ func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, user
 		return h.errorPage(c, http.StatusForbidden, "Your browser did not confirm this request",
 			"This sign-in was not started in this browser (or its cookie is gone), so it was refused to protect your account. Start again.", "")
 	}
-	req, ok, err := h.reopen(c, tx)
-	if !ok {
-		return err
+	var from externalOrigin
+	if len(tx.Data) > 0 && json.Unmarshal(tx.Data, &from) != nil {
+		return h.serverError(c, errors.New("external sign-in transaction with unreadable data"))
+	}
+	// next goes on after the sign-in, where it was started.
+	var next func(sessions.Session) error
+	restart := "" // only an authorization request can be started again
+	switch from.From {
+	case kindAcctLogin:
+		next = func(sessions.Session) error { return c.Redirect(http.StatusSeeOther, h.path+"/account") }
+	case kindDeviceLogin:
+		d, cl, ok, err := h.txDevice(c, tx)
+		if !ok {
+			return err
+		}
+		next = func(s sessions.Session) error { return h.deviceShowConsent(c, cl, d, s) }
+	case "login", "": // "": a flow started before the sign-in kinds were kept
+		req, ok, err := h.reopen(c, tx)
+		if !ok {
+			return err
+		}
+		// A second factor the request or the requirement asks for, as for
+		// any session (enrol.go).
+		next = func(s sessions.Session) error { return h.continueSession(c, req, s) }
+		restart = tx.Query
+	default:
+		return h.serverError(c, fmt.Errorf("external sign-in started from a %q transaction", from.From))
 	}
 	ctx := c.Request().Context()
 	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
 		return h.serverError(c, err)
 	} else if !done {
-		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This sign-in was already completed. Start again to continue.", tx.Query)
+		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This sign-in was already completed. Start again to continue.", restart)
 	}
 	if _, err := h.auth.ActiveUser(ctx, userID); err != nil {
 		if isNotFound(err) {
@@ -114,9 +173,7 @@ func (h *Handler) CompleteExternal(c echo.Context, tx sessions.Transaction, user
 	if err != nil {
 		return h.serverError(c, err)
 	}
-	// A second factor the request or the requirement asks for, as for
-	// any session (enrol.go).
-	return h.continueSession(c, req, sess)
+	return next(sess)
 }
 
 // ExternalBrowser returns the hash of this browser's binding cookie

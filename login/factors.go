@@ -498,7 +498,7 @@ func (h *Handler) showAccountLogin(c echo.Context, username, msg, field string, 
 	p.Heading, p.ClientName = "Sign in", "your account"
 	p.ActionURL, p.TxID, p.CSRF = h.path+"/account/login", tx.ID, tx.CSRF
 	p.Username, p.Error, p.ErrorField = username, msg, field
-	p.NoPassword = !h.passwordLogin()
+	p.External, p.NoPassword = h.externalButtons(), !h.passwordLogin()
 	h.setPasskeyButton(c, &p, tx)
 	return h.render(c, status, "login.html", p)
 }
@@ -514,7 +514,7 @@ func (h *Handler) accountLogin(c echo.Context) error {
 		return err
 	}
 	if !h.passwordLogin() { // as at the sign-in page (forms.go): the form is not shown, and its POST is refused
-		return h.errorPage(c, http.StatusForbidden, "Password sign-in is off", "This server does not accept passwords: sign in with a passkey, or through an application.", "")
+		return h.errorPage(c, http.StatusForbidden, "Password sign-in is off", "This server does not accept passwords: use one of the sign-in buttons.", "")
 	}
 	user, ok, err := h.checkPassword(c, func(username, msg, field string, status int) error {
 		return h.showAccountLogin(c, username, msg, field, status)

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -325,9 +326,9 @@ func (h *Handler) browserID(c echo.Context) (string, error) {
 }
 
 // checkTransaction loads the transaction of a form and checks that it was
-// made for this browser and that the form carries its token. The
-// returned page error is already rendered.
-func (h *Handler) checkTransaction(c echo.Context, kind string) (sessions.Transaction, bool, error) {
+// made for this browser, that the form carries its token and that it is
+// of one of kinds. The returned page error is already rendered.
+func (h *Handler) checkTransaction(c echo.Context, kinds ...string) (sessions.Transaction, bool, error) {
 	r := c.Request()
 	id, token, restart := r.PostFormValue("tx"), r.PostFormValue("csrf"), r.PostFormValue("restart")
 	if !validRestart(restart) {
@@ -343,7 +344,7 @@ func (h *Handler) checkTransaction(c echo.Context, kind string) (sessions.Transa
 	}
 	bv, sent := h.readCookie(c, BrowserCookie)
 	bound := sent && subtle.ConstantTimeCompare([]byte(sessions.Hash(bv)), []byte(tx.Browser)) == 1
-	if !bound || subtle.ConstantTimeCompare([]byte(token), []byte(tx.CSRF)) != 1 || tx.Kind != kind {
+	if !bound || subtle.ConstantTimeCompare([]byte(token), []byte(tx.CSRF)) != 1 || !slices.Contains(kinds, tx.Kind) {
 		again := tx.Query
 		if tx.Kind == "logout" || !validRestart(again) {
 			again = "" // only an authorization request can be started again

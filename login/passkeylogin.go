@@ -68,14 +68,14 @@ func (h *Handler) setPasskeyButton(c echo.Context, p *page, tx sessions.Transact
 
 // submitPasskeyLogin is POST /login/passkey: the assertion of the sign-in
 // page's passkey button, for an authorization request's sign-in (then
-// consent and the code, as after a password and a second factor) or the
-// account page's.
+// consent and the code, as after a password and a second factor), the
+// account page's, or the device page's (then its confirmation).
 func (h *Handler) submitPasskeyLogin(c echo.Context) error {
 	if err := parseForm(c); err != nil {
 		return h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Start again from the application.", "")
 	}
 	kind := c.Request().PostFormValue("kind")
-	if kind != kindAcctLogin {
+	if kind != kindAcctLogin && kind != kindDeviceLogin {
 		kind = "login" // checkTransaction refuses a mismatch
 	}
 	tx, ok, err := h.checkTransaction(c, kind)
@@ -86,16 +86,28 @@ func (h *Handler) submitPasskeyLogin(c echo.Context) error {
 	// after the sign-in.
 	var again func(msg string, status int) error
 	var next func(sessions.Session) error
-	if kind == kindAcctLogin {
+	restart := "" // only an authorization request can be started again
+	switch kind {
+	case kindAcctLogin:
 		again = func(msg string, status int) error { return h.showAccountLogin(c, "", msg, "", status) }
 		next = func(sessions.Session) error { return c.Redirect(http.StatusSeeOther, h.path+"/account") }
-	} else {
+	case kindDeviceLogin:
+		d, cl, ok, err := h.txDevice(c, tx)
+		if !ok {
+			return err
+		}
+		again = func(msg string, status int) error { return h.deviceShowLogin(c, cl, d.code, "", msg, "", status) }
+		// The confirmation asks for a second factor the client or the
+		// requirement needs, as after the password (device.go).
+		next = func(s sessions.Session) error { return h.deviceShowConsent(c, cl, d, s) }
+	default:
 		req, ok, err := h.reopen(c, tx)
 		if !ok {
 			return err
 		}
 		again = func(msg string, status int) error { return h.renderLogin(c, req, tx, "", msg, "", status) }
 		next = func(s sessions.Session) error { return h.afterLogin(c, req, s) }
+		restart = tx.Query
 	}
 	cred := c.Request().PostFormValue("credential")
 	if cred == "" { // the button without script, or a browser without passkeys
@@ -109,7 +121,7 @@ func (h *Handler) submitPasskeyLogin(c echo.Context) error {
 	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
 		return h.serverError(c, err)
 	} else if !done {
-		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This sign-in was already completed. Start again to continue.", tx.Query)
+		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This sign-in was already completed. Start again to continue.", restart)
 	}
 	now := h.cfg.Now().Unix()
 	sess, err := h.startSession(c, user.ID, sessions.Factor{Method: sessions.MethodPasskey, At: now}, sessions.Factor{Method: sessions.MethodUser, At: now})

@@ -233,9 +233,10 @@ func withQuery(endpoint string, q url.Values) string {
 	return endpoint + "?" + q.Encode()
 }
 
-// start is POST /login/upstream/{id}: the login page's button. It checks
-// the login transaction as the password form would and sends the browser
-// to the provider.
+// start is POST /login/upstream/{id}: a sign-in page's button (an
+// application's, the account page's, the device page's). It checks the
+// page's transaction as the password form would and sends the browser to
+// the provider.
 func (u *Upstreams) start(c echo.Context, h *login.Handler) error {
 	p := u.byID[c.Param("id")]
 	if p == nil {
@@ -250,7 +251,9 @@ func (u *Upstreams) start(c echo.Context, h *login.Handler) error {
 	if err != nil {
 		return u.unreachable(c, h, p, err)
 	}
-	flow, err := u.cfg.Sessions.NewTransaction(ctx, sessions.Transaction{Kind: kind(p), Browser: tx.Browser, Query: tx.Query, ClientInstance: tx.ClientInstance})
+	// The flow remembers the sign-in it continues (an application's, the
+	// account page's, the device page's) inside the MAC'd transaction.
+	flow, err := u.cfg.Sessions.NewTransaction(ctx, login.ExternalFlow(tx, kind(p)))
 	if err != nil {
 		return h.ExternalServerError(c, err)
 	}
