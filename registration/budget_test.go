@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/outbound"
 )
 
@@ -55,14 +56,14 @@ func (e *env) floodFetches() int {
 // source address ip (X-Forwarded-For through the loopback proxy; "" for
 // none).
 func (b *browser) authorizeFrom(clientID, ip string) page {
-	_, challenge := pkce()
+	_, challenge := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {"http://127.0.0.1:40001/cb"},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
-	req, _ := http.NewRequest(http.MethodGet, b.e.issuer+"/oauth2/authorize?"+q.Encode(), nil)
+	req, _ := http.NewRequest(http.MethodGet, b.Base+"/oauth2/authorize?"+q.Encode(), nil)
 	if ip != "" {
 		req.Header.Set("X-Forwarded-For", ip)
 	}
-	return b.do(req)
+	return b.Do(req)
 }
 
 // TestAttackMetadataDocumentFlood: a flood of new metadata document URLs
@@ -145,8 +146,8 @@ func TestAttackMetadataDocumentFloodPerAddress(t *testing.T) {
 	for i := range 10 {
 		id := e.serveJSON(fmt.Sprintf("/flood/%d.json", i), docTool())
 		pg := b.authorizeFrom(id, "203.0.113.7")
-		if known := pg.status == http.StatusOK; known != (i < 3) {
-			t.Fatalf("request %d from the flooding address = %d:\n%s", i, pg.status, pg.body)
+		if known := pg.Status == http.StatusOK; known != (i < 3) {
+			t.Fatalf("request %d from the flooding address = %d:\n%s", i, pg.Status, pg.Body)
 		}
 	}
 	if n := e.floodFetches(); n != 3 {
@@ -168,8 +169,8 @@ func TestAttackMetadataDocumentFloodPerAddress(t *testing.T) {
 	}
 	// Another address still gets its client (the global budget has 2 left).
 	other := e.serveJSON("/other.json", docTool())
-	if pg := b.authorizeFrom(other, "198.51.100.9"); pg.status != http.StatusOK || !strings.Contains(pg.body, `name="password"`) {
-		t.Fatalf("another address = %d:\n%s", pg.status, pg.body)
+	if pg := b.authorizeFrom(other, "198.51.100.9"); pg.Status != http.StatusOK || !strings.Contains(pg.Body, `name="password"`) {
+		t.Fatalf("another address = %d:\n%s", pg.Status, pg.Body)
 	}
 }
 
