@@ -63,10 +63,21 @@ func (b *Browser) Do(req *http.Request) Page {
 	p := Page{Status: resp.StatusCode, Header: resp.Header, Body: string(body)}
 	if loc := resp.Header.Get("Location"); loc != "" {
 		p.Location, _ = req.URL.Parse(loc)
-	} else if m := continueRE.FindStringSubmatch(p.Body); m != nil {
-		p.Location, _ = url.Parse(html.UnescapeString(m[1]))
+	} else {
+		p.Location = ContinueLink(p.Body)
 	}
 	return p
+}
+
+// ContinueLink is the link of a page that leaves Signet for the client
+// ("Continue to the application"); nil when body has none.
+func ContinueLink(body string) *url.URL {
+	m := continueRE.FindStringSubmatch(body)
+	if m == nil {
+		return nil
+	}
+	u, _ := url.Parse(html.UnescapeString(m[1]))
+	return u
 }
 
 // Get fetches u.
