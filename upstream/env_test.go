@@ -36,7 +36,7 @@ type signet struct {
 	issuer string
 	st     *bolt.Store
 	// logs has every log line of this Signet (JSON, debug level).
-	logs *logBuffer
+	logs *signettest.LogBuffer
 	// swaps, by path, replace the answer body of that path (the
 	// upstream's token endpoint: a test that substitutes another real ID
 	// token; its discovery document).
@@ -49,27 +49,9 @@ type signet struct {
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// logBuffer collects log lines; safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func newSignet(t testing.TB, providers func(issuer string) []upstream.Provider, passwordLogin bool) *signet {
 	t.Helper()
-	s := &signet{t: t, logs: &logBuffer{}, swaps: map[string]func([]byte) []byte{}}
+	s := &signet{t: t, logs: &signettest.LogBuffer{}, swaps: map[string]func([]byte) []byte{}}
 	logger := slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// The upstream is another host name for the browser's cookie jar:
 	// cookies are per host, not per port, and both Signets name their

@@ -250,3 +250,22 @@ func (s *Stack) Hosted(cfg authority.Config) (*authority.Server, *sessions.Manag
 	s.Serve(srv)
 	return srv, sess
 }
+
+// LogBuffer collects log output written from many goroutines (a
+// stack's JSON log, for tests that read what was logged).
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
