@@ -8,16 +8,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
-	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/sessions"
-	"github.com/signet-auth/signet/users"
 )
 
 // TestBrowserPasskey drives headless Chromium with Chrome's virtual
@@ -28,48 +25,11 @@ import (
 // go-oidc relying party checks acr and amr.
 // Screenshots go to docs/img with SIGNET_UPDATE_SCREENSHOTS=1.
 func TestBrowserPasskey(t *testing.T) {
-	clk := &clock{now: time.Now().Truncate(time.Second)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	c := testConfig(t, func(c *config.Config) {
-		c.HTTP.Addr = addr
+	b := startFactorBrowser(t, func(c *config.Config) {
+		_, port, _ := net.SplitHostPort(c.HTTP.Addr)
 		c.Issuer = "http://localhost:" + port
-		c.Keys.Algorithms = []string{"RS256"}
 	})
-	m, logs := startMain(t, c, clk.Now)
-	ctx := context.Background()
-	if _, err := m.Server.Users().Create(ctx, users.NewUser{Username: "alice", Password: "correct horse battery"}); err != nil {
-		t.Fatal(err)
-	}
-	rp := newRelyingParty(t, c.Issuer, clk.Now)
-	_, secret, err := m.Server.Clients().Create(ctx, clients.Client{ID: "notes", ClientName: "Notes", FirstParty: true,
-		GrantTypes: []string{clients.GrantAuthorizationCode}, Scopes: []string{"openid", "profile", "email"}, Audiences: []string{"api"},
-		RedirectURIs: []string{rp.srv.URL + "/cb"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp.register("notes", secret)
-
-	b := newChromium(t, 480, 900, logs.String)
-	idClaims := func() (string, []string) {
-		t.Helper()
-		rp.mu.Lock()
-		idt := rp.last["notes"]
-		rp.mu.Unlock()
-		var cl struct {
-			ACR string   `json:"acr"`
-			AMR []string `json:"amr"`
-		}
-		if err := idt.Claims(&cl); err != nil {
-			t.Fatal(err)
-		}
-		return cl.ACR, cl.AMR
-	}
+	c, rp, idClaims := b.c, b.rp, b.idClaims
 	password := passwordSignIn("alice", "correct horse battery")
 	// Chrome's virtual authenticator: a platform authenticator that
 	// verifies the user and answers at once.
