@@ -128,7 +128,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	s := signettest.Start(t, signettest.Options{Logger: logger, LogStore: true, Store: o.store, Algorithms: o.algs,
 		Keys: func(ko *keys.Options) { ko.MinPublishAge, ko.Custody = o.minAge, o.custody }})
 	e.clock, e.dbPath, e.store, e.keys, e.http, e.issuer = s.Clock, s.DBPath, s.Store, s.Keys, s.HTTP, s.Issuer
-	dpop := newDPoPChecker(t, s.Store, e.clock.Now)
+	dpop := signettest.DPoPChecker(t, s.Store, e.clock.Now)
 	if o.dpop != nil {
 		dpop = o.dpop(e.clock.Now)
 	}

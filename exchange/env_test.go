@@ -14,8 +14,6 @@ import (
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/exchange"
 	"github.com/signet-auth/signet/internal/signettest"
-	"github.com/signet-auth/signet/jwks"
-	"github.com/signet-auth/signet/replay"
 	"github.com/signet-auth/signet/users"
 )
 
@@ -37,16 +35,12 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	s := signettest.Start(t, signettest.Options{})
 	e := &env{t: t, clock: s.Clock, http: s.HTTP, issuer: s.Issuer}
-	dpop, err := jwks.NewDPoPChecker(jwks.WithDPoPClock(e.clock.Now), jwks.WithDPoPReplayCache(replay.New(s.Store, replay.DPoPBucket, e.clock.Now)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	grant := &exchange.Grant{}
 	cfg := s.Config()
 	cfg.Admin = nil
 	cfg.Scopes = []string{"read", "write", "delete", "signet:ops"}
 	cfg.RateLimit = authority.RateLimit{PerClient: -1, PerIP: -1}
-	cfg.DPoP = dpop
+	cfg.DPoP = signettest.DPoPChecker(t, s.Store, e.clock.Now)
 	cfg.Grants = map[string]authority.Grant{clients.GrantTokenExchange: grant}
 	e.srv, _ = s.Hosted(cfg)
 	grant.Tokens = e.srv

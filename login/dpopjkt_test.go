@@ -19,21 +19,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/signet-auth/signet/internal/signettest"
-	"github.com/signet-auth/signet/jwks"
-	"github.com/signet-auth/signet/replay"
-	"github.com/signet-auth/signet/storage"
 )
-
-// newDPoPChecker is the checker signet serve builds: the jwks module's,
-// its replay cache in the store.
-func newDPoPChecker(t testing.TB, st storage.Store, now func() time.Time) *jwks.DPoPChecker {
-	t.Helper()
-	c, err := jwks.NewDPoPChecker(jwks.WithDPoPClock(now), jwks.WithDPoPReplayCache(replay.New(st, replay.DPoPBucket, now)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // proofKey is a client's ES256 DPoP key and its RFC 7638 thumbprint.
 type proofKey struct {

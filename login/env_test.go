@@ -90,7 +90,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		if o.realHash {
 			cfg.Password = users.PasswordParams{}
 		}
-		cfg.LoginRateLimit, cfg.DPoP, cfg.FactorPolicy = o.login, newDPoPChecker(t, s.Store, e.clock.Now), o.policy
+		cfg.LoginRateLimit, cfg.DPoP, cfg.FactorPolicy = o.login, signettest.DPoPChecker(t, s.Store, e.clock.Now), o.policy
 		srv := s.Authority(cfg)
 		sess := s.Sessions(shared)
 		var factors *mfa.Factors

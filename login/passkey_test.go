@@ -161,7 +161,7 @@ func (b *browser) addPasskeyOn(acct page, k *softKey, name string) page {
 // a registration or an assertion for another origin or RP ID, a passkey
 // registered for another user, an assertion replayed.
 func TestPasskeys_Attacks(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &signettest.LogBuffer{}
 	e := newEnv(t, envOptions{factors: true, localhost: true, log: logs})
 	secret := e.webClient("web", nil)
 	origin := e.issuer

@@ -1,7 +1,6 @@
 package login_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -95,24 +94,6 @@ func (t flakyTx) Scan(bucket, prefix string, fn func(string, []byte) error) erro
 	return t.Tx.Scan(bucket, prefix, fn)
 }
 
-// syncBuffer collects the log written from the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestStoreUnavailable_Pages (issue 17): while the store does not answer
 // (etcd without a leader or quorum, a request deadline, a transaction that
 // kept conflicting: the errors authority.ServerError answers 503 at the
@@ -134,7 +115,7 @@ func TestStoreUnavailable_Pages(t *testing.T) {
 	}
 	for _, outage := range outages {
 		t.Run(outage.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &signettest.LogBuffer{}
 			var fs *flakyStore
 			e := newEnv(t, envOptions{log: logs, wrap: func(st storage.Store) storage.Store {
 				fs = &flakyStore{Store: st}
