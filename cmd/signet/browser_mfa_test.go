@@ -15,6 +15,7 @@ import (
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/totp"
 	"github.com/signet-auth/signet/users"
@@ -30,7 +31,7 @@ type factorBrowser struct {
 	c    config.Config
 	clk  *clock
 	rp   *relyingParty
-	logs *syncBuffer
+	logs *signettest.LogBuffer
 }
 
 // startFactorBrowser starts the server (mod changes its config) and Chromium.
