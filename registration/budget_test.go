@@ -1,7 +1,6 @@
 package registration_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,24 +14,6 @@ import (
 	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/outbound"
 )
-
-// syncBuffer is a log sink the server's goroutines may write together.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
-}
 
 func docTool() map[string]any {
 	return map[string]any{"client_name": "Doc Tool", "redirect_uris": []string{"http://127.0.0.1:40001/cb"},
@@ -75,7 +56,7 @@ func (b *browser) authorizeFrom(clientID, ip string) page {
 func TestAttackMetadataDocumentFlood(t *testing.T) {
 	p := defaultPolicy()
 	p.Fetches, p.FetchesPerIP, p.FetchWindow = 6, -1, time.Minute
-	logs := &syncBuffer{}
+	logs := &signettest.LogBuffer{}
 	e := newEnv(t, envOptions{policy: p, logger: slog.New(slog.NewTextHandler(logs, nil))})
 	warm := e.serveJSON("/warm.json", docTool())
 	if tr := e.codeFlow(e.browser(), warm, "http://127.0.0.1:40001/cb", "mcp:tools", nil); tr.status != http.StatusOK {
@@ -122,8 +103,8 @@ func TestAttackMetadataDocumentFlood(t *testing.T) {
 	if n := e.fetchCount("/flood/late.json"); n != 0 {
 		t.Fatalf("over budget, the document was fetched %d times", n)
 	}
-	if n := logs.count("condition=\"client metadata document fetches\""); n != 1 {
-		t.Fatalf("the refusal was logged %d times, want once per episode:\n%s", n, logs.b.String())
+	if n := strings.Count(logs.String(), "condition=\"client metadata document fetches\""); n != 1 {
+		t.Fatalf("the refusal was logged %d times, want once per episode:\n%s", n, logs)
 	}
 	// A new window: the budget is back.
 	e.clock.Add(time.Minute)
