@@ -57,7 +57,7 @@ func newSignet(t testing.TB, providers func(issuer string) []upstream.Provider, 
 	// cookies are per host, not per port, and both Signets name their
 	// cookies alike.
 	st := signettest.Start(t, signettest.Options{Logger: logger, RealTime: true, Localhost: providers == nil,
-		Keys: func(o *keys.Options) { o.Now, o.Logger = nil, quiet }})
+		Keys: func(o *keys.Options) { o.Logger = quiet }})
 	s.st, s.http, s.issuer = st.Bolt, st.HTTP, st.Issuer
 	cfg := st.Config()
 	s.srv = st.Authority(cfg)

@@ -29,10 +29,6 @@ func NewBrowser(t testing.TB, base string, transport http.RoundTripper) *Browser
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-// Browser is a new browser for the stack (its server's transport, which
-// trusts the TLS server's certificate).
-func (s *Stack) Browser() *Browser { return NewBrowser(s.T, s.Issuer, s.HTTP.Client().Transport) }
-
 // Page is one answer the browser got.
 type Page struct {
 	Status int

@@ -29,8 +29,8 @@ import (
 	"github.com/signet-auth/signet/users"
 )
 
-// Epoch is where a test clock starts unless the test says otherwise.
-var Epoch = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+// epoch is where a stack's clock starts unless the test gives one.
+var epoch = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
 // KEK returns the key-encryption key test stacks open their keys with
 // (a fresh slice: callers may keep it).
@@ -61,8 +61,8 @@ func (c *Clock) Add(d time.Duration) {
 }
 
 // Options change what Start opens. The zero value is a bolt file, RS256
-// and ES256 keys, a clock at Epoch, logs discarded, plain HTTP on
-// 127.0.0.1.
+// and ES256 keys, a clock at 1 May 2026 12:00 UTC, logs discarded, plain
+// HTTP on 127.0.0.1.
 type Options struct {
 	// Logger receives the stack's logs; nil discards them.
 	Logger *slog.Logger
@@ -73,7 +73,8 @@ type Options struct {
 	Store storage.Store
 	// Algorithms are the signing algorithms; nil means RS256 and ES256.
 	Algorithms []string
-	// Clock, when set, is the injected clock; nil starts one at Epoch.
+	// Clock, when set, is the injected clock; nil starts one at 1 May
+	// 2026 12:00 UTC.
 	Clock *Clock
 	// RealTime leaves the clock out: the key manager, the authority and
 	// the sessions read the wall clock (Stack.Clock is nil).
@@ -128,7 +129,7 @@ func Start(t testing.TB, o Options) *Stack {
 	if !o.RealTime {
 		s.Clock = o.Clock
 		if s.Clock == nil {
-			s.Clock = NewClock(Epoch)
+			s.Clock = NewClock(epoch)
 		}
 		s.Now = s.Clock.Now
 	} else {
