@@ -24,22 +24,9 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/jwks"
-	"github.com/signet-auth/signet/replay"
 	"github.com/signet-auth/signet/sessions"
-	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/bolt"
 )
-
-// newDPoPChecker is the checker signet serve builds: the jwks module's,
-// with its replay cache in the store.
-func newDPoPChecker(t testing.TB, st storage.Store, now func() time.Time) *jwks.DPoPChecker {
-	t.Helper()
-	c, err := jwks.NewDPoPChecker(jwks.WithDPoPClock(now), jwks.WithDPoPReplayCache(replay.New(st, replay.DPoPBucket, now)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // dpopClient is a client's ES256 proof key, written with the standard
 // library (not the checker's code); jkt is jwx's thumbprint of it.

@@ -12,61 +12,21 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/signet-auth/signet/authority"
-	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/jwks"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/keys/custody"
-	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/storage"
-	"github.com/signet-auth/signet/storage/bolt"
 	"github.com/signet-auth/signet/users"
 )
-
-// testClock is an injected clock the test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // keyAdmin adapts *keys.Manager to authority.KeyAdmin, as cmd/signet does.
 type keyAdmin struct{ m *keys.Manager }
@@ -100,12 +60,12 @@ type env struct {
 	t      testing.TB
 	dbPath string
 	store  storage.Store
-	clock  *testClock
+	clock  *signettest.Clock
 	keys   *keys.Manager
 	srv    *authority.Server
 	http   *httptest.Server
 	issuer string
-	logs   *syncBuffer
+	logs   *signettest.LogBuffer
 	// admin credentials created for every env
 	adminID, adminSecret string
 }
@@ -163,70 +123,28 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.login.PerUserIP == 0 {
 		o.login.PerUserIP, o.login.PerIP, o.login.PerUser = -1, -1, -1
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	e := &env{t: t, clock: &testClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+	e := &env{t: t, logs: &signettest.LogBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.dbPath = filepath.Join(t.TempDir(), "signet.db")
-	var st storage.Store = o.store
-	if st == nil {
-		b, err := bolt.Open(e.dbPath, bolt.Options{Timeout: time.Second, Logger: logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st = b
-	}
-	var err error
-	e.store = st
-	e.keys, err = keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: o.algs,
-		MaxTokenTTL: time.Hour, MinPublishAge: o.minAge, Now: e.clock.Now, Logger: logger, Custody: o.custody})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h http.Handler
-	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	e.issuer = e.http.URL
-	dpop := newDPoPChecker(t, st, e.clock.Now)
+	s := signettest.Start(t, signettest.Options{Logger: logger, LogStore: true, Store: o.store, Algorithms: o.algs,
+		Keys: func(ko *keys.Options) { ko.MinPublishAge, ko.Custody = o.minAge, o.custody }})
+	e.clock, e.dbPath, e.store, e.keys, e.http, e.issuer = s.Clock, s.DBPath, s.Store, s.Keys, s.HTTP, s.Issuer
+	dpop := signettest.DPoPChecker(t, s.Store, e.clock.Now)
 	if o.dpop != nil {
 		dpop = o.dpop(e.clock.Now)
 	}
-	e.srv, err = authority.New(ctx, authority.Config{
-		Admin:          admin.Routes,
-		Issuer:         e.issuer,
-		Store:          st,
-		JWKS:           jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
-		Signer:         e.keys,
-		KeySet:         e.keys,
-		Keys:           keyAdmin{e.keys},
-		Algorithms:     o.algs,
-		Scopes:         []string{"read", "write"},
-		RateLimit:      o.rateLimit,
-		LoginRateLimit: o.login,
-		Password:       o.password,
-		FeedSubjectKey: testFeedKey,
-		TokenMetrics:   o.metrics,
-		Outbound:       o.outbound,
-		Logger:         logger,
-		Now:            e.clock.Now,
-		DPoP:           dpop,
-		Grants:         o.grants,
-		CanIssue:       o.canIssue,
-		FactorPolicy:   o.factorPolicy,
-
-		AdminScopePasswordOnly: o.adminPasswordOnly,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h = e.srv
-	t.Cleanup(func() {
-		e.http.Close()
-		cancel()
-		_ = e.keys.Close()
-		_ = st.Close()
-	})
+	cfg := s.Config()
+	cfg.Keys = keyAdmin{e.keys}
+	cfg.Scopes = []string{"read", "write"}
+	cfg.RateLimit, cfg.LoginRateLimit, cfg.Password = o.rateLimit, o.login, o.password
+	cfg.FeedSubjectKey, cfg.TokenMetrics, cfg.Outbound = testFeedKey, o.metrics, o.outbound
+	cfg.DPoP, cfg.Grants, cfg.CanIssue, cfg.FactorPolicy = dpop, o.grants, o.canIssue, o.factorPolicy
+	cfg.AdminScopePasswordOnly = o.adminPasswordOnly
+	e.srv = s.Authority(cfg)
+	s.Serve(e.srv)
 	if o.noAdmin {
 		return e
 	}
+	var err error
 	_, e.adminSecret, err = e.srv.Clients().Create(t.Context(), clients.Client{
 		ID: "admin", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience},
 	})

@@ -26,6 +26,7 @@ import (
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clientauth"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/storage/etcd"
@@ -391,7 +392,7 @@ func jwksServer(t *testing.T, serve http.HandlerFunc) (*httptest.Server, *atomic
 }
 
 func TestPrivateKeyJWT_JWKSURI(t *testing.T) {
-	fetchClock := &testClock{t: time.Now()}
+	fetchClock := signettest.NewClock(time.Now())
 	e := newEnv(t, envOptions{outbound: outbound.New(outbound.Options{AllowLoopback: true, RefetchEvery: 30 * time.Second, Now: fetchClock.Now})})
 	k1, k2 := newClientKey(t, "ES256", "k1"), newClientKey(t, "ES256", "k2")
 	var doc atomic.Value

@@ -19,6 +19,7 @@ import (
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/exchange"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/users"
 )
 
@@ -67,7 +68,7 @@ func (e chainEnv) introspect(tok string) map[string]any {
 func TestDelegationChain(t *testing.T) {
 	e := newChain(t)
 	user := e.userToken()
-	uc := claims(t, user)
+	uc := signettest.Claims(t, user)
 
 	e.clock.Add(time.Minute)
 	code, body := e.post("/oauth2/token", exchangeForm(user, "audience", "service-b"), "service-a", e.a, nil)
@@ -75,7 +76,7 @@ func TestDelegationChain(t *testing.T) {
 		t.Fatalf("A's exchange = %d %v", code, body)
 	}
 	ta := body["access_token"].(string)
-	ac := claims(t, ta)
+	ac := signettest.Claims(t, ta)
 	if ac["sub"] != e.alice || ac["aud"] != "service-b" || ac["client_id"] != "service-a" || ac["scope"] != "read write" {
 		t.Fatalf("A's token = %v", ac)
 	}
@@ -95,7 +96,7 @@ func TestDelegationChain(t *testing.T) {
 		t.Fatalf("B's exchange = %d %v", code, body)
 	}
 	tb := body["access_token"].(string)
-	bc := claims(t, tb)
+	bc := signettest.Claims(t, tb)
 	if bc["sub"] != e.alice || bc["aud"] != "service-c" || bc["client_id"] != "service-b" || bc["exp"] != uc["exp"] {
 		t.Fatalf("B's token = %v", bc)
 	}
@@ -129,7 +130,7 @@ func TestExchangeRefused(t *testing.T) {
 	ta := e.token(exchangeForm(user, "audience", "service-b"), "service-a", e.a)
 	idWeb := e.env.idToken("web", e.web)
 	ccB := e.token(url.Values{"grant_type": {"client_credentials"}}, "service-b", e.b) // ES256
-	foreign := foreignToken(t, claims(t, e.token(url.Values{"grant_type": {"client_credentials"}}, "service-a", e.a)), ccB)
+	foreign := foreignToken(t, signettest.Claims(t, e.token(url.Values{"grant_type": {"client_credentials"}}, "service-a", e.a)), ccB)
 
 	type row struct {
 		name       string
@@ -222,7 +223,7 @@ func TestExchangeIDTokenAndActor(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("ID token exchange = %d %v", code, body)
 	}
-	if c := claims(t, body["access_token"].(string)); c["sub"] != e.alice || c["scope"] != nil || c["aud"] != "service-b" || c["act"].(map[string]any)["sub"] != "web" {
+	if c := signettest.Claims(t, body["access_token"].(string)); c["sub"] != e.alice || c["scope"] != nil || c["aud"] != "service-b" || c["act"].(map[string]any)["sub"] != "web" {
 		t.Fatalf("claims = %v", c)
 	}
 
@@ -233,9 +234,9 @@ func TestExchangeIDTokenAndActor(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("exchange with actor = %d %v", code, body)
 	}
-	c := claims(t, body["access_token"].(string))
-	if c["exp"] != claims(t, actor)["exp"] || c["act"].(map[string]any)["sub"] != "service-a" {
-		t.Fatalf("claims = %v, want exp capped by the actor token's %v", c, claims(t, actor)["exp"])
+	c := signettest.Claims(t, body["access_token"].(string))
+	if c["exp"] != signettest.Claims(t, actor)["exp"] || c["act"].(map[string]any)["sub"] != "service-a" {
+		t.Fatalf("claims = %v, want exp capped by the actor token's %v", c, signettest.Claims(t, actor)["exp"])
 	}
 }
 
@@ -330,7 +331,7 @@ func TestExchangeChainBound(t *testing.T) {
 	for depth := 1; depth <= exchange.MaxChain; depth++ {
 		tok = e.token(exchangeForm(tok, "audience", peer), who, secrets[who])
 		n := 0
-		for act, _ := claims(t, tok)["act"].(map[string]any); act != nil; act, _ = act["act"].(map[string]any) {
+		for act, _ := signettest.Claims(t, tok)["act"].(map[string]any); act != nil; act, _ = act["act"].(map[string]any) {
 			n++
 		}
 		if n != depth {
@@ -361,7 +362,7 @@ func TestExchangeRechecksPrivilegedScope(t *testing.T) {
 	}
 	userTok := e.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {password},
 		"scope": {"read " + ops}, "audience": {"service-a"}}, "web", web)
-	if got := claims(t, userTok)["scope"]; got != "read "+ops {
+	if got := signettest.Claims(t, userTok)["scope"]; got != "read "+ops {
 		t.Fatalf("user token scope = %v", got)
 	}
 	// While alice holds the role, the exchange carries it.

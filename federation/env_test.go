@@ -21,40 +21,25 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/signet-auth/signet/authority"
-	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/federation"
-	"github.com/signet-auth/signet/keys"
-	"github.com/signet-auth/signet/keys/jwksdoc"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/storage"
-	"github.com/signet-auth/signet/storage/bolt"
+	"github.com/signet-auth/signet/users"
 )
-
-// clock is the injected clock of Signet and of the test issuers' tokens.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
 
 // signet is a whole Signet over real HTTP on 127.0.0.1 (bolt in a temp
 // dir, the real key manager, the authority server) with a federation.
 type signet struct {
 	t        testing.TB
-	clock    *clock
+	clock    *signettest.Clock
 	srv      *authority.Server
 	http     *httptest.Server
 	issuer   string
@@ -80,43 +65,22 @@ func newSignet(t testing.TB, f *outbound.Fetcher, issuers ...federation.Issuer) 
 // opens a bolt file of its own.
 func newSignetOn(t testing.TB, st storage.Store, f *outbound.Fetcher, issuers ...federation.Issuer) *signet {
 	t.Helper()
-	s := &signet{t: t, clock: &clock{t: time.Now().Truncate(time.Second)}, logs: &bytes.Buffer{}}
+	s := &signet{t: t, logs: &bytes.Buffer{}}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	stack := signettest.Start(t, signettest.Options{Logger: logger, LogStore: true, Store: st, Algorithms: []string{"ES256"},
+		Clock: signettest.NewClock(time.Now().Truncate(time.Second))})
+	s.clock, s.http, s.issuer = stack.Clock, stack.HTTP, stack.Issuer
 	var err error
-	if st == nil {
-		if st, err = bolt.Open(filepath.Join(t.TempDir(), "signet.db"), bolt.Options{Timeout: time.Second, Logger: logger}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	km, err := keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: []string{"ES256"},
-		MaxTokenTTL: time.Hour, Now: s.clock.Now, Logger: logger})
+	s.fed, err = federation.New(federation.Config{Issuers: issuers, Signet: s.issuer, Fetcher: f, Store: stack.Store, Now: s.clock.Now, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h http.Handler
-	s.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	s.issuer = s.http.URL
-	s.fed, err = federation.New(federation.Config{Issuers: issuers, Signet: s.issuer, Fetcher: f, Store: st, Now: s.clock.Now, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.srv, err = authority.New(ctx, authority.Config{
-		Admin: admin.Routes, Issuer: s.issuer, Store: st, JWKS: jwksdoc.NewHandler(km, 5*time.Minute, logger),
-		Signer: km, KeySet: km, Algorithms: []string{"ES256"}, Scopes: []string{"read"},
-		RateLimit: authority.RateLimit{PerClient: -1, PerIP: -1}, Outbound: f, Logger: logger, Now: s.clock.Now,
-		Federation: s.fed, Grants: map[string]authority.Grant{clients.GrantJWTBearer: s.fed},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h = s.srv
-	t.Cleanup(func() {
-		s.http.Close()
-		cancel()
-		_ = km.Close()
-		_ = st.Close()
-	})
+	cfg := stack.Config()
+	cfg.Password, cfg.LoginRateLimit = users.PasswordParams{}, authority.LoginRateLimit{}
+	cfg.RateLimit, cfg.Outbound = authority.RateLimit{PerClient: -1, PerIP: -1}, f
+	cfg.Federation, cfg.Grants = s.fed, map[string]authority.Grant{clients.GrantJWTBearer: s.fed}
+	s.srv = stack.Authority(cfg)
+	stack.Serve(s.srv)
 	_, s.adminKey, err = s.srv.Clients().Create(context.Background(), clients.Client{ID: "admin", Scopes: []string{authority.AdminScope}, Audiences: []string{authority.AdminAudience}})
 	if err != nil && !errors.Is(err, clients.ErrExists) { // a second replica
 		t.Fatal(err)
@@ -173,20 +137,6 @@ func assertionForm(tok string) url.Values {
 // bearerForm is the RFC 7523 §2.1 jwt-bearer grant.
 func bearerForm(tok string) url.Values {
 	return url.Values{"grant_type": {clients.GrantJWTBearer}, "assertion": {tok}}
-}
-
-func payload(t testing.TB, tok string) map[string]any {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 // kubeIssuer is a Kubernetes service-account issuer as kube-apiserver

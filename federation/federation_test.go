@@ -16,6 +16,7 @@ import (
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/federation"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/outbound"
 )
 
@@ -50,7 +51,7 @@ func TestKubernetesPod(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("%s: %d %v", tc.name, code, body)
 		}
-		c := payload(t, body["access_token"].(string))
+		c := signettest.Claims(t, body["access_token"].(string))
 		if c["sub"] != "payments-api" || c["client_id"] != "payments-api" || c["scope"] != "read" || c["aud"] != "https://api.example" {
 			t.Errorf("%s: claims %v", tc.name, c)
 		}
@@ -112,7 +113,7 @@ func TestSPIFFE(t *testing.T) {
 	}
 	for _, form := range []url.Values{assertionForm(svid("spiffe://trust.domain/ns/x/sa/y")), bearerForm(svid("spiffe://trust.domain/ns/x/sa/z"))} {
 		code, body := s.post("/oauth2/token", form, "", "")
-		if code != http.StatusOK || payload(t, body["access_token"].(string))["sub"] != "x-y" {
+		if code != http.StatusOK || signettest.Claims(t, body["access_token"].(string))["sub"] != "x-y" {
 			t.Fatalf("%s: %d %v", form.Get("grant_type"), code, body)
 		}
 	}
@@ -185,10 +186,10 @@ func TestAttacks(t *testing.T) {
 		{name: "no exp", tok: pod(func(c map[string]any) { delete(c, "exp") }), want: "no exp"},
 		{name: "far-future exp", tok: pod(func(c map[string]any) { c["exp"] = now.Add(365 * 24 * time.Hour).Unix() }), want: "ahead"},
 		{name: "not valid yet", tok: pod(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }), want: "nbf"},
-		{name: "typ of a DPoP proof", tok: signRS256(kube.key, map[string]any{"alg": "RS256", "kid": kube.kid, "typ": "dpop+jwt"}, payload(t, pod(nil))), want: "typ"},
-		{name: "alg none", tok: jsonB64(map[string]any{"alg": "none"}) + "." + jsonB64(payload(t, pod(nil))) + ".AA", want: "alg"},
-		{name: "HMAC with the public key (n)", tok: signHS256(pub.N.Bytes(), map[string]any{"alg": "HS256", "kid": kube.kid}, payload(t, pod(nil))), want: "alg"},
-		{name: "HMAC with the JWKS document", tok: signHS256(kube.jwksDoc(), map[string]any{"alg": "HS256", "kid": kube.kid}, payload(t, pod(nil))), want: "alg"},
+		{name: "typ of a DPoP proof", tok: signRS256(kube.key, map[string]any{"alg": "RS256", "kid": kube.kid, "typ": "dpop+jwt"}, signettest.Claims(t, pod(nil))), want: "typ"},
+		{name: "alg none", tok: jsonB64(map[string]any{"alg": "none"}) + "." + jsonB64(signettest.Claims(t, pod(nil))) + ".AA", want: "alg"},
+		{name: "HMAC with the public key (n)", tok: signHS256(pub.N.Bytes(), map[string]any{"alg": "HS256", "kid": kube.kid}, signettest.Claims(t, pod(nil))), want: "alg"},
+		{name: "HMAC with the JWKS document", tok: signHS256(kube.jwksDoc(), map[string]any{"alg": "HS256", "kid": kube.kid}, signettest.Claims(t, pod(nil))), want: "alg"},
 		{name: "signed by another key", tok: stranger.podToken(now, "payments", "api", s.issuer, func(c map[string]any) { c["iss"] = kube.srv.URL }), want: "signature"},
 		{name: "pattern escape: extra segment", tok: bare("system:serviceaccount:payments:x:y"), want: "bound"},
 		{name: "pattern escape: dot dot", tok: bare("system:serviceaccount:payments:.."), want: "bound"},
@@ -389,7 +390,7 @@ func TestAnotherSignet(t *testing.T) {
 		t.Fatalf("token at B: %d %v", code, body)
 	}
 	code, body = a.post("/oauth2/token", assertionForm(body["access_token"].(string)), "", "")
-	if code != http.StatusOK || payload(t, body["access_token"].(string))["sub"] != "from-b" {
+	if code != http.StatusOK || signettest.Claims(t, body["access_token"].(string))["sub"] != "from-b" {
 		t.Fatalf("B's token at A: %d %v", code, body)
 	}
 }
@@ -406,7 +407,7 @@ func TestClusterKeyRotation(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=3600")
 		_, _ = w.Write(kube.jwksDoc())
 	}
-	fetchClock := &clock{t: time.Now()}
+	fetchClock := signettest.NewClock(time.Now())
 	pool := x509.NewCertPool()
 	pool.AddCert(kube.srv.Certificate())
 	f := outbound.New(outbound.Options{RootCAs: pool, AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, RefetchEvery: 30 * time.Second, Now: fetchClock.Now})
@@ -421,9 +422,7 @@ func TestClusterKeyRotation(t *testing.T) {
 	if code, body := s.post("/oauth2/token", assertionForm(rotated), "", ""); code != http.StatusUnauthorized || fetches.Load() != 1 {
 		t.Fatalf("unknown kid within the refetch interval: %d %v, %d fetches", code, body, fetches.Load())
 	}
-	fetchClock.mu.Lock()
-	fetchClock.t = fetchClock.t.Add(31 * time.Second)
-	fetchClock.mu.Unlock()
+	fetchClock.Add(31 * time.Second)
 	if code, body := s.post("/oauth2/token", assertionForm(rotated), "", ""); code != http.StatusOK || fetches.Load() != 2 {
 		t.Fatalf("after rotation: %d %v, %d fetches", code, body, fetches.Load())
 	}

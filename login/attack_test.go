@@ -20,6 +20,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/login"
 )
 
@@ -27,10 +28,10 @@ import (
 // answered with a page at Signet and never sent anywhere.
 func noRedirect(t *testing.T, e *env, client, u string) {
 	t.Helper()
-	_, ch := pkce()
-	p := e.browser().authorize(authzQuery(ch, url.Values{"client_id": {client}, "redirect_uri": {u}}))
-	if p.location != nil || p.status != http.StatusBadRequest {
-		t.Fatalf("redirect_uri %q: %d, redirected to %v", u, p.status, p.location)
+	_, ch := signettest.PKCE()
+	p := e.browser().Authorize(authzQuery(ch, url.Values{"client_id": {client}, "redirect_uri": {u}}))
+	if p.Location != nil || p.Status != http.StatusBadRequest {
+		t.Fatalf("redirect_uri %q: %d, redirected to %v", u, p.Status, p.Location)
 	}
 }
 
@@ -83,10 +84,10 @@ func TestAttacks(t *testing.T) {
 				"http://127.0.0.1:0/cb", "http://127.0.0.1:99999/cb", "http://127.0.0.1:65536/cb", "http://127.0.0.1:/cb"} { // ports 1-65535 only (issue 16, item 8)
 				noRedirect(t, e, "app", u)
 			}
-			_, ch := pkce() // any port on the registered loopback URI is fine (RFC 8252 §7.3)
-			p := e.browser().authorize(authzQuery(ch, url.Values{"client_id": {"app"}, "redirect_uri": {"http://127.0.0.1:51234/cb"}}))
-			if p.status != 200 || !strings.Contains(p.body, `id="password"`) {
-				t.Fatalf("native loopback = %d", p.status)
+			_, ch := signettest.PKCE() // any port on the registered loopback URI is fine (RFC 8252 §7.3)
+			p := e.browser().Authorize(authzQuery(ch, url.Values{"client_id": {"app"}, "redirect_uri": {"http://127.0.0.1:51234/cb"}}))
+			if p.Status != 200 || !strings.Contains(p.Body, `id="password"`) {
+				t.Fatalf("native loopback = %d", p.Status)
 			}
 		}},
 		{"unknown client never redirects", func(t *testing.T, e *env, _ string) { noRedirect(t, e, "nobody", "https://app.example/cb") }},
@@ -94,8 +95,8 @@ func TestAttacks(t *testing.T) {
 		{"code of client A redeemed by client B", func(t *testing.T, e *env, secret string) {
 			secretB := e.webClient("b", nil)
 			b := e.browser()
-			v, ch := pkce()
-			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword))
+			v, ch := signettest.PKCE()
+			cb := codeFrom(t, b.login(b.Authorize(authzQuery(ch, nil)), "alice", alicePassword))
 			if tr := e.redeem("b", secretB, cb.Get("code"), "https://app.example/cb", v); tr.status != 400 || tr.str("error") != "invalid_grant" {
 				t.Fatalf("B = %d %s", tr.status, tr.raw)
 			}
@@ -108,50 +109,50 @@ func TestAttacks(t *testing.T) {
 				c.RedirectURIs = []string{"https://app.example/cb", "https://app.example/cb2"}
 			})
 			b := e.browser()
-			v, ch := pkce()
-			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword))
+			v, ch := signettest.PKCE()
+			cb := codeFrom(t, b.login(b.Authorize(authzQuery(ch, nil)), "alice", alicePassword))
 			if tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb2", v); tr.status != 400 {
 				t.Fatalf("= %d %s", tr.status, tr.raw)
 			}
 		}},
 		{"code without code_verifier", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
-			_, ch := pkce()
-			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword))
+			_, ch := signettest.PKCE()
+			cb := codeFrom(t, b.login(b.Authorize(authzQuery(ch, nil)), "alice", alicePassword))
 			if tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", ""); tr.status != 400 || tr.str("error") != "invalid_grant" {
 				t.Fatalf("= %d %s", tr.status, tr.raw)
 			}
 		}},
 		{"code with a wrong code_verifier", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
-			_, ch := pkce()
-			other, _ := pkce()
-			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword))
+			_, ch := signettest.PKCE()
+			other, _ := signettest.PKCE()
+			cb := codeFrom(t, b.login(b.Authorize(authzQuery(ch, nil)), "alice", alicePassword))
 			if tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", other); tr.status != 400 || tr.str("error") != "invalid_grant" {
 				t.Fatalf("= %d %s", tr.status, tr.raw)
 			}
 		}},
 		{"PKCE downgrade: challenge omitted", func(t *testing.T, e *env, secret string) {
-			errorRedirect(t, e, e.browser().authorize(authzQuery("", url.Values{"code_challenge": nil, "code_challenge_method": nil})), "invalid_request")
+			errorRedirect(t, e, e.browser().Authorize(authzQuery("", url.Values{"code_challenge": nil, "code_challenge_method": nil})), "invalid_request")
 		}},
 		{"PKCE downgrade: verifier without challenge", func(t *testing.T, e *env, _ string) {
 			no := false
 			s := e.webClient("nopkce", func(c *clients.Client) { c.RequirePKCE = &no })
 			b := e.browser()
-			cb := codeFrom(t, b.login(b.authorize(authzQuery("", url.Values{"client_id": {"nopkce"}, "code_challenge": nil, "code_challenge_method": nil})), "alice", alicePassword))
-			v, _ := pkce()
+			cb := codeFrom(t, b.login(b.Authorize(authzQuery("", url.Values{"client_id": {"nopkce"}, "code_challenge": nil, "code_challenge_method": nil})), "alice", alicePassword))
+			v, _ := signettest.PKCE()
 			if tr := e.redeem("nopkce", s, cb.Get("code"), "https://app.example/cb", v); tr.status != 400 {
 				t.Fatalf("= %d %s", tr.status, tr.raw)
 			}
 		}},
 		{"PKCE plain refused", func(t *testing.T, e *env, _ string) {
-			v, _ := pkce()
-			errorRedirect(t, e, e.browser().authorize(authzQuery(v, url.Values{"code_challenge_method": {"plain"}})), "invalid_request")
+			v, _ := signettest.PKCE()
+			errorRedirect(t, e, e.browser().Authorize(authzQuery(v, url.Values{"code_challenge_method": {"plain"}})), "invalid_request")
 		}},
 		{"50 concurrent redemptions of one code", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
-			v, ch := pkce()
-			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword))
+			v, ch := signettest.PKCE()
+			cb := codeFrom(t, b.login(b.Authorize(authzQuery(ch, nil)), "alice", alicePassword))
 			var wg sync.WaitGroup
 			statuses := make([]int, 50)
 			start := make(chan struct{})
@@ -179,10 +180,10 @@ func TestAttacks(t *testing.T) {
 		}},
 		{"code redeemed after its session logged out", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
-			v, ch := pkce()
-			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword))
-			if p := b.submit(b.get(e.issuer+"/oauth2/logout"), url.Values{"decision": {"logout"}}); !strings.Contains(p.body, "You are signed out") {
-				t.Fatalf("logout: %d", p.status)
+			v, ch := signettest.PKCE()
+			cb := codeFrom(t, b.login(b.Authorize(authzQuery(ch, nil)), "alice", alicePassword))
+			if p := b.Submit(b.Get(e.issuer+"/oauth2/logout"), url.Values{"decision": {"logout"}}); !strings.Contains(p.Body, "You are signed out") {
+				t.Fatalf("logout: %d", p.Status)
 			}
 			if tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", v); tr.status != 400 {
 				t.Fatalf("= %d %s", tr.status, tr.raw)
@@ -198,8 +199,8 @@ func TestAttacks(t *testing.T) {
 		}},
 		{"expired code", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
-			v, ch := pkce()
-			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword))
+			v, ch := signettest.PKCE()
+			cb := codeFrom(t, b.login(b.Authorize(authzQuery(ch, nil)), "alice", alicePassword))
 			e.clock.Add(61 * time.Second)
 			if tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", v); tr.status != 400 {
 				t.Fatalf("= %d %s", tr.status, tr.raw)
@@ -208,39 +209,39 @@ func TestAttacks(t *testing.T) {
 		// CSRF on the forms.
 		{"login form without the browser cookie", func(t *testing.T, e *env, _ string) {
 			b := e.browser()
-			_, ch := pkce()
-			p := b.authorize(authzQuery(ch, nil))
-			b.c.Jar = e.browser().c.Jar // the cookies of another browser
-			if p2 := b.login(p, "alice", alicePassword); p2.status != http.StatusForbidden || p2.location != nil {
-				t.Fatalf("= %d %v", p2.status, p2.location)
+			_, ch := signettest.PKCE()
+			p := b.Authorize(authzQuery(ch, nil))
+			b.Client.Jar = e.browser().Client.Jar // the cookies of another browser
+			if p2 := b.login(p, "alice", alicePassword); p2.Status != http.StatusForbidden || p2.Location != nil {
+				t.Fatalf("= %d %v", p2.Status, p2.Location)
 			}
 		}},
 		{"login form with a wrong CSRF token", func(t *testing.T, e *env, _ string) {
 			b := e.browser()
-			_, ch := pkce()
-			p := b.authorize(authzQuery(ch, nil))
-			if p2 := b.submit(p, url.Values{"csrf": {"x" + strings.Repeat("A", 42)}, "username": {"alice"}, "password": {alicePassword}}); p2.status != http.StatusForbidden {
-				t.Fatalf("= %d", p2.status)
+			_, ch := signettest.PKCE()
+			p := b.Authorize(authzQuery(ch, nil))
+			if p2 := b.Submit(p, url.Values{"csrf": {"x" + strings.Repeat("A", 42)}, "username": {"alice"}, "password": {alicePassword}}); p2.Status != http.StatusForbidden {
+				t.Fatalf("= %d", p2.Status)
 			}
 		}},
 		{"login CSRF: the attacker's form posted from the victim's browser", func(t *testing.T, e *env, _ string) {
 			attacker, victim := e.browser(), e.browser()
-			_, ch := pkce()
-			p := attacker.authorize(authzQuery(ch, nil))
-			victim.authorize(authzQuery(ch, nil)) // the victim has a browser cookie of its own
-			if p2 := victim.login(p, "alice", alicePassword); p2.status != http.StatusForbidden {
-				t.Fatalf("= %d", p2.status)
+			_, ch := signettest.PKCE()
+			p := attacker.Authorize(authzQuery(ch, nil))
+			victim.Authorize(authzQuery(ch, nil)) // the victim has a browser cookie of its own
+			if p2 := victim.login(p, "alice", alicePassword); p2.Status != http.StatusForbidden {
+				t.Fatalf("= %d", p2.Status)
 			}
 		}},
 		{"consent form with another transaction's token", func(t *testing.T, e *env, _ string) {
 			e.webClient("third", func(c *clients.Client) { c.FirstParty = false })
 			b := e.browser()
-			_, ch := pkce()
-			p := b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}})), "alice", alicePassword)
-			p2 := b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}}))
-			_, other := formOf(t, p2)
-			if p3 := b.submit(p, url.Values{"csrf": {other.Get("csrf")}, "decision": {"allow"}}); p3.status != http.StatusForbidden {
-				t.Fatalf("= %d", p3.status)
+			_, ch := signettest.PKCE()
+			p := b.login(b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}})), "alice", alicePassword)
+			p2 := b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}}))
+			_, other := signettest.FormOf(t, p2)
+			if p3 := b.Submit(p, url.Values{"csrf": {other.Get("csrf")}, "decision": {"allow"}}); p3.Status != http.StatusForbidden {
+				t.Fatalf("= %d", p3.Status)
 			}
 		}},
 		// Sessions.
@@ -248,9 +249,9 @@ func TestAttacks(t *testing.T) {
 			b := e.browser()
 			u, _ := url.Parse(e.issuer)
 			planted := strings.Repeat("A", 43)
-			b.c.Jar.SetCookies(u, []*http.Cookie{{Name: login.SessionCookie, Value: planted, Path: "/"}})
+			b.Client.Jar.SetCookies(u, []*http.Cookie{{Name: login.SessionCookie, Value: planted, Path: "/"}})
 			e.flow(b, "web", secret, nil)
-			for _, c := range b.c.Jar.Cookies(u) {
+			for _, c := range b.Client.Jar.Cookies(u) {
 				if c.Name == login.SessionCookie && c.Value == planted {
 					t.Fatal("the planted session id survived the login")
 				}
@@ -260,7 +261,7 @@ func TestAttacks(t *testing.T) {
 			b := e.browser()
 			u, _ := url.Parse(e.issuer)
 			cookie := func() string {
-				for _, c := range b.c.Jar.Cookies(u) {
+				for _, c := range b.Client.Jar.Cookies(u) {
 					if c.Name == login.SessionCookie {
 						return c.Value
 					}
@@ -274,16 +275,16 @@ func TestAttacks(t *testing.T) {
 				t.Fatal("session id unchanged by a new login")
 			}
 			old := e.browser()
-			old.c.Jar.SetCookies(u, []*http.Cookie{{Name: login.SessionCookie, Value: first, Path: "/"}})
-			_, ch := pkce()
-			errorRedirect(t, e, old.authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
+			old.Client.Jar.SetCookies(u, []*http.Cookie{{Name: login.SessionCookie, Value: first, Path: "/"}})
+			_, ch := signettest.PKCE()
+			errorRedirect(t, e, old.Authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
 		}},
 		{"session cookie attributes", func(t *testing.T, e *env, _ string) {
 			b := e.browser()
-			_, ch := pkce()
-			p := b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword)
+			_, ch := signettest.PKCE()
+			p := b.login(b.Authorize(authzQuery(ch, nil)), "alice", alicePassword)
 			var sc string
-			for _, v := range p.header.Values("Set-Cookie") {
+			for _, v := range p.Header.Values("Set-Cookie") {
 				if strings.HasPrefix(v, login.SessionCookie+"=") {
 					sc = v
 				}
@@ -296,14 +297,14 @@ func TestAttacks(t *testing.T) {
 		}},
 		{"clickjacking and caching headers on every page", func(t *testing.T, e *env, _ string) {
 			b := e.browser()
-			_, ch := pkce()
-			pages := []page{b.authorize(authzQuery(ch, nil)), b.authorize(authzQuery(ch, url.Values{"redirect_uri": {"https://evil.example"}})), b.get(e.issuer + "/oauth2/logout")}
+			_, ch := signettest.PKCE()
+			pages := []page{b.Authorize(authzQuery(ch, nil)), b.Authorize(authzQuery(ch, url.Values{"redirect_uri": {"https://evil.example"}})), b.Get(e.issuer + "/oauth2/logout")}
 			for _, p := range pages {
-				if p.header.Get("X-Frame-Options") != "DENY" || !strings.Contains(p.header.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
-					p.header.Get("Cache-Control") != "no-store" || p.header.Get("Referrer-Policy") != "no-referrer" {
-					t.Errorf("page %d headers: %v", p.status, p.header)
+				if p.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(p.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+					p.Header.Get("Cache-Control") != "no-store" || p.Header.Get("Referrer-Policy") != "no-referrer" {
+					t.Errorf("page %d headers: %v", p.Status, p.Header)
 				}
-				if strings.Contains(p.body, "<script") || strings.Contains(p.body, "style=") {
+				if strings.Contains(p.Body, "<script") || strings.Contains(p.Body, "style=") {
 					t.Errorf("inline script or style on a page")
 				}
 			}
@@ -312,18 +313,18 @@ func TestAttacks(t *testing.T) {
 			e = newEnv(t, envOptions{realHash: true})
 			e.webClient("web", nil)
 			b := e.browser()
-			_, ch := pkce()
-			p := b.authorize(authzQuery(ch, nil))
+			_, ch := signettest.PKCE()
+			p := b.Authorize(authzQuery(ch, nil))
 			// Interleaved, so that load from elsewhere on the machine falls
 			// on both alike.
 			var unknownD, wrongD []time.Duration
 			var b1, b2 string
 			for range 9 {
 				start := time.Now()
-				b1 = b.login(p, "nobody-here", "wrong password!").body
+				b1 = b.login(p, "nobody-here", "wrong password!").Body
 				unknownD = append(unknownD, time.Since(start))
 				start = time.Now()
-				b2 = b.login(p, "alice", "wrong password!").body
+				b2 = b.login(p, "alice", "wrong password!").Body
 				wrongD = append(wrongD, time.Since(start))
 			}
 			median := func(ds []time.Duration) time.Duration {
@@ -342,21 +343,21 @@ func TestAttacks(t *testing.T) {
 			e = newEnv(t, envOptions{login: authority.LoginRateLimit{PerUserIP: 3, PerIP: 100, PerUser: 100, Window: time.Minute}})
 			e.webClient("web", nil)
 			b := e.browser()
-			_, ch := pkce()
-			p := b.authorize(authzQuery(ch, nil))
+			_, ch := signettest.PKCE()
+			p := b.Authorize(authzQuery(ch, nil))
 			for range 3 {
 				b.login(p, "alice", "wrong password!")
 			}
 			r := b.login(p, "alice", alicePassword)
-			if r.status != http.StatusTooManyRequests || !strings.Contains(r.body, "Try again in") || r.header.Get("Retry-After") == "" {
-				t.Fatalf("locked = %d:\n%s", r.status, r.body)
+			if r.Status != http.StatusTooManyRequests || !strings.Contains(r.Body, "Try again in") || r.Header.Get("Retry-After") == "" {
+				t.Fatalf("locked = %d:\n%s", r.Status, r.Body)
 			}
 		}},
 		{"forged id_token_hint", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
 			tr, _ := e.flow(b, "web", secret, nil)
-			kid := header(t, tr.str("id_token"))["kid"].(string)
-			c := claims(t, tr.str("id_token"))
+			kid := signettest.Header(t, tr.str("id_token"))["kid"].(string)
+			c := signettest.Claims(t, tr.str("id_token"))
 			none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + strings.Split(tr.str("id_token"), ".")[1] + "."
 			other := map[string]any{}
 			for k, v := range c {
@@ -364,14 +365,14 @@ func TestAttacks(t *testing.T) {
 			}
 			other["iss"] = "https://evil.example"
 			for name, hint := range map[string]string{"alg none": none, "foreign key": forge(t, kid, c)} {
-				_, ch := pkce()
-				p := b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}, "id_token_hint": {hint}}))
-				if p.location == nil || p.location.Query().Get("code") != "" || p.location.Query().Get("error") != "invalid_request" {
-					t.Errorf("%s: %d %v", name, p.status, p.location)
+				_, ch := signettest.PKCE()
+				p := b.Authorize(authzQuery(ch, url.Values{"prompt": {"none"}, "id_token_hint": {hint}}))
+				if p.Location == nil || p.Location.Query().Get("code") != "" || p.Location.Query().Get("error") != "invalid_request" {
+					t.Errorf("%s: %d %v", name, p.Status, p.Location)
 				}
-				lp := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
-				if lp.location != nil {
-					t.Errorf("%s: logout redirected to %v", name, lp.location)
+				lp := b.Get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+				if lp.Location != nil {
+					t.Errorf("%s: logout redirected to %v", name, lp.Location)
 				}
 			}
 		}},
@@ -380,18 +381,18 @@ func TestAttacks(t *testing.T) {
 		{"username forms at the login page", func(t *testing.T, e *env, secret string) {
 			for _, name := range []string{"alıce", "аlice", "alice​"} {
 				b := e.browser()
-				_, ch := pkce()
-				if p := b.login(b.authorize(authzQuery(ch, nil)), name, alicePassword); !strings.Contains(p.body, "The username or password is incorrect.") {
-					t.Errorf("login as %q = %d, want refused", name, p.status)
+				_, ch := signettest.PKCE()
+				if p := b.login(b.Authorize(authzQuery(ch, nil)), name, alicePassword); !strings.Contains(p.Body, "The username or password is incorrect.") {
+					t.Errorf("login as %q = %d, want refused", name, p.Status)
 				}
 			}
 			b := e.browser()
 			tr, _ := e.flow(b, "web", secret, nil) // logs in as "alice"
 			b2 := e.browser()
-			v, ch := pkce()
-			cb := codeFrom(t, b2.login(b2.authorize(authzQuery(ch, nil)), "ＡＬＩＣＥ", alicePassword))
+			v, ch := signettest.PKCE()
+			cb := codeFrom(t, b2.login(b2.Authorize(authzQuery(ch, nil)), "ＡＬＩＣＥ", alicePassword))
 			tr2 := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", v)
-			if sub := claims(t, tr2.str("id_token"))["sub"]; sub != claims(t, tr.str("id_token"))["sub"] || sub != e.alice.ID {
+			if sub := signettest.Claims(t, tr2.str("id_token"))["sub"]; sub != signettest.Claims(t, tr.str("id_token"))["sub"] || sub != e.alice.ID {
 				t.Errorf("login as ＡＬＩＣＥ: sub %v, want alice %s", sub, e.alice.ID)
 			}
 		}},
@@ -413,20 +414,20 @@ func TestAttacks(t *testing.T) {
 				"four parts":     idt + ".",
 				"spaces":         " " + idt,
 			} {
-				_, ch := pkce()
-				ap := b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}, "id_token_hint": {hint}}))
-				if ap.location == nil || ap.location.Query().Get("error") != "invalid_request" {
-					t.Errorf("%s: authorize = %d %v, want invalid_request", name, ap.status, ap.location)
+				_, ch := signettest.PKCE()
+				ap := b.Authorize(authzQuery(ch, url.Values{"prompt": {"none"}, "id_token_hint": {hint}}))
+				if ap.Location == nil || ap.Location.Query().Get("error") != "invalid_request" {
+					t.Errorf("%s: authorize = %d %v, want invalid_request", name, ap.Status, ap.Location)
 				}
-				lp := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
-				if lp.location != nil {
-					t.Errorf("%s: logout redirected to %v", name, lp.location)
+				lp := b.Get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+				if lp.Location != nil {
+					t.Errorf("%s: logout redirected to %v", name, lp.Location)
 				}
 			}
 			// The compact token itself is a good hint.
-			lp := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
-			if lp.location == nil || lp.location.Host != "app.example" {
-				t.Errorf("genuine hint: logout = %d %v, want the redirect", lp.status, lp.location)
+			lp := b.Get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+			if lp.Location == nil || lp.Location.Host != "app.example" {
+				t.Errorf("genuine hint: logout = %d %v, want the redirect", lp.Status, lp.Location)
 			}
 		}},
 		{"id_token_hint of a deleted client for the one created again", func(t *testing.T, e *env, secret string) {
@@ -437,48 +438,48 @@ func TestAttacks(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.webClient("web", func(c *clients.Client) { c.PostLogoutRedirectURIs = []string{"https://new-owner.example/bye"} })
-			lp := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://new-owner.example/bye"}}.Encode())
-			if lp.location != nil {
-				t.Errorf("logout with the old client's ID token redirected to %v", lp.location)
+			lp := b.Get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://new-owner.example/bye"}}.Encode())
+			if lp.Location != nil {
+				t.Errorf("logout with the old client's ID token redirected to %v", lp.Location)
 			}
-			_, ch := pkce()
-			ap := b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}, "id_token_hint": {hint}}))
-			if ap.location == nil || ap.location.Query().Get("error") != "invalid_request" {
-				t.Errorf("authorize with the old client's ID token = %d %v, want invalid_request", ap.status, ap.location)
+			_, ch := signettest.PKCE()
+			ap := b.Authorize(authzQuery(ch, url.Values{"prompt": {"none"}, "id_token_hint": {hint}}))
+			if ap.Location == nil || ap.Location.Query().Get("error") != "invalid_request" {
+				t.Errorf("authorize with the old client's ID token = %d %v, want invalid_request", ap.Status, ap.Location)
 			}
 		}},
 		{"mix-up: iss on every authorization response", func(t *testing.T, e *env, secret string) {
 			_, cb := e.flow(e.browser(), "web", secret, nil)
-			_, ch := pkce()
-			p := e.browser().authorize(authzQuery(ch, url.Values{"prompt": {"none"}}))
-			if cb.Get("iss") != e.issuer || p.location.Query().Get("iss") != e.issuer {
-				t.Fatalf("iss = %q, %q", cb.Get("iss"), p.location.Query().Get("iss"))
+			_, ch := signettest.PKCE()
+			p := e.browser().Authorize(authzQuery(ch, url.Values{"prompt": {"none"}}))
+			if cb.Get("iss") != e.issuer || p.Location.Query().Get("iss") != e.issuer {
+				t.Fatalf("iss = %q, %q", cb.Get("iss"), p.Location.Query().Get("iss"))
 			}
 		}},
 		{"parallel logins in two tabs", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
-			_, ch := pkce()
-			tab1 := b.authorize(authzQuery(ch, nil))
-			tab2 := b.authorize(authzQuery(ch, url.Values{"state": {"tab2"}}))
+			_, ch := signettest.PKCE()
+			tab1 := b.Authorize(authzQuery(ch, nil))
+			tab2 := b.Authorize(authzQuery(ch, url.Values{"state": {"tab2"}}))
 			codeFrom(t, b.login(tab2, "alice", alicePassword))
 			codeFrom(t, b.login(tab1, "alice", alicePassword))
 		}},
 		{"back button resubmission", func(t *testing.T, e *env, _ string) {
 			b := e.browser()
-			_, ch := pkce()
-			p := b.authorize(authzQuery(ch, nil))
+			_, ch := signettest.PKCE()
+			p := b.Authorize(authzQuery(ch, nil))
 			codeFrom(t, b.login(p, "alice", alicePassword))
 			again := b.login(p, "alice", alicePassword)
-			if again.location != nil || !strings.Contains(again.body, "This page has expired") || !strings.Contains(again.body, "Start again") {
-				t.Fatalf("resubmission = %d:\n%s", again.status, again.body)
+			if again.Location != nil || !strings.Contains(again.Body, "This page has expired") || !strings.Contains(again.Body, "Start again") {
+				t.Fatalf("resubmission = %d:\n%s", again.Status, again.Body)
 			}
 		}},
 		{"prompt=none without consent", func(t *testing.T, e *env, secret string) {
 			e.webClient("third", func(c *clients.Client) { c.FirstParty = false })
 			b := e.browser()
 			e.flow(b, "web", secret, nil)
-			_, ch := pkce()
-			errorRedirect(t, e, b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "prompt": {"none"}})), "consent_required")
+			_, ch := signettest.PKCE()
+			errorRedirect(t, e, b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "prompt": {"none"}})), "consent_required")
 		}},
 		{"force logout ends the SSO session", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
@@ -486,15 +487,15 @@ func TestAttacks(t *testing.T) {
 			if _, err := e.srv.Logout(context.Background(), e.alice.ID); err != nil {
 				t.Fatal(err)
 			}
-			_, ch := pkce()
-			errorRedirect(t, e, b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
+			_, ch := signettest.PKCE()
+			errorRedirect(t, e, b.Authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
 		}},
 		{"consent withdrawal revokes the client's refresh tokens", func(t *testing.T, e *env, _ string) {
 			s3 := e.webClient("third", func(c *clients.Client) { c.FirstParty = false })
 			b := e.browser()
-			v, ch := pkce()
-			p := b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "scope": {"openid offline_access"}})), "alice", alicePassword)
-			cb := codeFrom(t, b.submit(p, url.Values{"decision": {"allow"}}))
+			v, ch := signettest.PKCE()
+			p := b.login(b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "scope": {"openid offline_access"}})), "alice", alicePassword)
+			cb := codeFrom(t, b.Submit(p, url.Values{"decision": {"allow"}}))
 			tr := e.redeem("third", s3, cb.Get("code"), "https://app.example/cb", v)
 			if tr.status != 200 {
 				t.Fatal(tr.raw)
@@ -506,7 +507,7 @@ func TestAttacks(t *testing.T) {
 			if r := e.token("third", s3, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.str("refresh_token")}}); r.status != 400 {
 				t.Fatalf("refresh after withdrawal = %d", r.status)
 			}
-			if p := b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}})); !strings.Contains(p.body, `value="allow"`) {
+			if p := b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}})); !strings.Contains(p.Body, `value="allow"`) {
 				t.Fatal("consent not asked again after withdrawal")
 			}
 		}},
@@ -516,7 +517,7 @@ func TestAttacks(t *testing.T) {
 			if _, err := e.srv.Clients().Update(context.Background(), "spa", clients.Patch{RequirePKCE: &no}); err == nil {
 				t.Fatal("a public client accepted require_pkce false")
 			}
-			errorRedirect(t, e, e.browser().authorize(authzQuery("", url.Values{"client_id": {"spa"}, "code_challenge": nil, "code_challenge_method": nil})), "invalid_request")
+			errorRedirect(t, e, e.browser().Authorize(authzQuery("", url.Values{"client_id": {"spa"}, "code_challenge": nil, "code_challenge_method": nil})), "invalid_request")
 		}},
 	}
 	if len(rows) < 25 {

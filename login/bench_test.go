@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/sessions"
 )
 
@@ -71,7 +72,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 			})
 		})
 		b.Run("authorization_code/"+alg, func(b *testing.B) {
-			verifier, challenge := pkce()
+			verifier, challenge := signettest.PKCE()
 			sm := sessions.New(e.store, sessions.Options{Now: e.clock.Now})
 			_, sess, err := sm.Start(context.Background(), e.alice.ID, e.clock.Now())
 			if err != nil {
@@ -109,7 +110,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 func BenchmarkLoginPage(b *testing.B) {
 	e := newEnv(b, envOptions{})
 	e.webClient("web", nil)
-	_, challenge := pkce()
+	_, challenge := signettest.PKCE()
 	target := "/oauth2/authorize?" + authzQuery(challenge, nil).Encode()
 	b.SetParallelism(benchParallelism)
 	b.ReportAllocs()
@@ -126,7 +127,7 @@ func BenchmarkLoginPage(b *testing.B) {
 func BenchmarkLoginPagePasskey(b *testing.B) {
 	e := newEnv(b, envOptions{factors: true, localhost: true})
 	e.webClient("web", nil)
-	_, challenge := pkce()
+	_, challenge := signettest.PKCE()
 	target := "/oauth2/authorize?" + authzQuery(challenge, nil).Encode()
 	w := httptest.NewRecorder()
 	e.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))

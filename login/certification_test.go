@@ -3,6 +3,7 @@ package login_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/signet-auth/signet/internal/signettest"
 	"io"
 	"net/http"
 	"net/url"
@@ -32,10 +33,10 @@ func authzQuery(challenge string, extra url.Values) url.Values {
 // the state and iss of RFC 6749 §4.1.2.1 and RFC 9207.
 func errorRedirect(t *testing.T, e *env, p page, code string) {
 	t.Helper()
-	if p.location == nil || p.location.Host != "app.example" {
-		t.Fatalf("want a redirect to the client with %s, got %d %v\n%s", code, p.status, p.location, p.body)
+	if p.Location == nil || p.Location.Host != "app.example" {
+		t.Fatalf("want a redirect to the client with %s, got %d %v\n%s", code, p.Status, p.Location, p.Body)
 	}
-	q := p.location.Query()
+	q := p.Location.Query()
 	if q.Get("error") != code || q.Get("state") != "s1" || q.Get("iss") != e.issuer {
 		t.Fatalf("error redirect = %v, want error=%s state=s1 iss", q, code)
 	}
@@ -71,7 +72,7 @@ func TestCertification(t *testing.T) {
 	}{
 		{"oidcc-server", func(t *testing.T, e *env, secret string) {
 			tr, _ := e.flow(e.browser(), "web", secret, nil)
-			c := claims(t, tr.str("id_token"))
+			c := signettest.Claims(t, tr.str("id_token"))
 			for _, k := range []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid"} {
 				if _, ok := c[k]; !ok {
 					t.Errorf("ID token lacks %s", k)
@@ -82,8 +83,8 @@ func TestCertification(t *testing.T) {
 			}
 		}},
 		{"oidcc-response-type-missing", func(t *testing.T, e *env, secret string) {
-			_, ch := pkce()
-			errorRedirect(t, e, e.browser().authorize(authzQuery(ch, url.Values{"response_type": nil})), "invalid_request")
+			_, ch := signettest.PKCE()
+			errorRedirect(t, e, e.browser().Authorize(authzQuery(ch, url.Values{"response_type": nil})), "invalid_request")
 		}},
 		{"oidcc-idtoken-signature", func(t *testing.T, e *env, secret string) {
 			tr, _ := e.flow(e.browser(), "web", secret, nil)
@@ -103,7 +104,7 @@ func TestCertification(t *testing.T) {
 		}},
 		{"oidcc-userinfo-get", func(t *testing.T, e *env, secret string) {
 			tr, _ := e.flow(e.browser(), "web", secret, nil)
-			if st, m := userinfoReq(t, e, http.MethodGet, tr.str("access_token"), false); st != 200 || m["sub"] != claims(t, tr.str("id_token"))["sub"] {
+			if st, m := userinfoReq(t, e, http.MethodGet, tr.str("access_token"), false); st != 200 || m["sub"] != signettest.Claims(t, tr.str("id_token"))["sub"] {
 				t.Fatalf("userinfo = %d %v", st, m)
 			}
 		}},
@@ -121,7 +122,7 @@ func TestCertification(t *testing.T) {
 		}},
 		{"oidcc-ensure-request-without-nonce-succeeds-for-code-flow", func(t *testing.T, e *env, secret string) {
 			tr, _ := e.flow(e.browser(), "web", secret, url.Values{"nonce": nil})
-			if _, ok := claims(t, tr.str("id_token"))["nonce"]; ok {
+			if _, ok := signettest.Claims(t, tr.str("id_token"))["nonce"]; ok {
 				t.Fatal("nonce claim without a nonce in the request")
 			}
 		}},
@@ -150,8 +151,8 @@ func TestCertification(t *testing.T) {
 			// Scopes in another order, client_secret_post, no redirect_uri
 			// at the token endpoint's discretion: still one flow.
 			b := e.browser()
-			v, ch := pkce()
-			p := b.login(b.authorize(authzQuery(ch, url.Values{"scope": {"email openid profile"}})), "alice", alicePassword)
+			v, ch := signettest.PKCE()
+			p := b.login(b.Authorize(authzQuery(ch, url.Values{"scope": {"email openid profile"}})), "alice", alicePassword)
 			cb := codeFrom(t, p)
 			tr := e.token("web", "", url.Values{"grant_type": {"authorization_code"}, "code": {cb.Get("code")},
 				"redirect_uri": {"https://app.example/cb"}, "code_verifier": {v}, "client_secret": {secret}})
@@ -169,37 +170,37 @@ func TestCertification(t *testing.T) {
 			b := e.browser()
 			tr1, _ := e.flow(b, "web", secret, nil)
 			e.clock.Add(3 * time.Second)
-			_, ch := pkce()
-			p := b.authorize(authzQuery(ch, url.Values{"prompt": {"login"}}))
-			if !strings.Contains(p.body, `id="password"`) {
-				t.Fatalf("prompt=login with a session did not show the login form: %d %v", p.status, p.location)
+			_, ch := signettest.PKCE()
+			p := b.Authorize(authzQuery(ch, url.Values{"prompt": {"login"}}))
+			if !strings.Contains(p.Body, `id="password"`) {
+				t.Fatalf("prompt=login with a session did not show the login form: %d %v", p.Status, p.Location)
 			}
 			tr2, _ := e.flow(b, "web", secret, url.Values{"prompt": {"login"}})
-			if claims(t, tr2.str("id_token"))["auth_time"].(float64) <= claims(t, tr1.str("id_token"))["auth_time"].(float64) {
+			if signettest.Claims(t, tr2.str("id_token"))["auth_time"].(float64) <= signettest.Claims(t, tr1.str("id_token"))["auth_time"].(float64) {
 				t.Fatal("auth_time did not move")
 			}
 		}},
 		{"oidcc-prompt-none-not-logged-in", func(t *testing.T, e *env, secret string) {
-			_, ch := pkce()
-			errorRedirect(t, e, e.browser().authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
+			_, ch := signettest.PKCE()
+			errorRedirect(t, e, e.browser().Authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
 		}},
 		{"oidcc-prompt-none-logged-in", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
 			e.flow(b, "web", secret, nil)
-			_, ch := pkce()
-			codeFrom(t, b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}})))
+			_, ch := signettest.PKCE()
+			codeFrom(t, b.Authorize(authzQuery(ch, url.Values{"prompt": {"none"}})))
 		}},
 		{"oidcc-max-age-1", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
 			tr1, _ := e.flow(b, "web", secret, nil)
 			e.clock.Add(2 * time.Second)
-			_, ch := pkce()
-			if p := b.authorize(authzQuery(ch, url.Values{"max_age": {"1"}})); !strings.Contains(p.body, `id="password"`) {
+			_, ch := signettest.PKCE()
+			if p := b.Authorize(authzQuery(ch, url.Values{"max_age": {"1"}})); !strings.Contains(p.Body, `id="password"`) {
 				t.Fatal("max_age=1 after 2s did not ask for the password")
 			}
 			tr2, _ := e.flow(b, "web", secret, url.Values{"max_age": {"1"}})
-			at := claims(t, tr2.str("id_token"))["auth_time"]
-			if at == nil || at.(float64) <= claims(t, tr1.str("id_token"))["auth_time"].(float64) {
+			at := signettest.Claims(t, tr2.str("id_token"))["auth_time"]
+			if at == nil || at.(float64) <= signettest.Claims(t, tr1.str("id_token"))["auth_time"].(float64) {
 				t.Fatalf("auth_time = %v", at)
 			}
 		}},
@@ -208,7 +209,7 @@ func TestCertification(t *testing.T) {
 			tr1, _ := e.flow(b, "web", secret, nil)
 			e.clock.Add(5 * time.Second)
 			tr2, _ := e.flow(b, "web", secret, url.Values{"max_age": {"10000"}})
-			if claims(t, tr2.str("id_token"))["auth_time"] != claims(t, tr1.str("id_token"))["auth_time"] {
+			if signettest.Claims(t, tr2.str("id_token"))["auth_time"] != signettest.Claims(t, tr1.str("id_token"))["auth_time"] {
 				t.Fatal("max_age=10000 logged in again")
 			}
 		}},
@@ -222,10 +223,10 @@ func TestCertification(t *testing.T) {
 			e.flow(b, "web", secret, url.Values{"prompt": {"none"}, "id_token_hint": {tr.str("id_token")}})
 		}},
 		{"oidcc-login-hint", func(t *testing.T, e *env, secret string) {
-			_, ch := pkce()
-			p := e.browser().authorize(authzQuery(ch, url.Values{"login_hint": {"alice"}}))
-			if !strings.Contains(p.body, `value="alice" autocomplete="username"`) {
-				t.Fatalf("login_hint not pre-filled:\n%s", p.body)
+			_, ch := signettest.PKCE()
+			p := e.browser().Authorize(authzQuery(ch, url.Values{"login_hint": {"alice"}}))
+			if !strings.Contains(p.Body, `value="alice" autocomplete="username"`) {
+				t.Fatalf("login_hint not pre-filled:\n%s", p.Body)
 			}
 		}},
 		{"oidcc-ui-locales", func(t *testing.T, e *env, secret string) {
@@ -239,8 +240,8 @@ func TestCertification(t *testing.T) {
 		}},
 		{"oidcc-codereuse", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
-			v, ch := pkce()
-			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, nil)), "alice", alicePassword))
+			v, ch := signettest.PKCE()
+			cb := codeFrom(t, b.login(b.Authorize(authzQuery(ch, nil)), "alice", alicePassword))
 			if tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", v); tr.status != 200 {
 				t.Fatalf("first = %d %s", tr.status, tr.raw)
 			}
@@ -250,8 +251,8 @@ func TestCertification(t *testing.T) {
 		}},
 		{"oidcc-codereuse-30seconds", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
-			v, ch := pkce()
-			cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, url.Values{"scope": {"openid offline_access"}})), "alice", alicePassword))
+			v, ch := signettest.PKCE()
+			cb := codeFrom(t, b.login(b.Authorize(authzQuery(ch, url.Values{"scope": {"openid offline_access"}})), "alice", alicePassword))
 			tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", v)
 			if tr.status != 200 || tr.str("refresh_token") == "" {
 				t.Fatalf("first = %d %s", tr.status, tr.raw)
@@ -268,16 +269,16 @@ func TestCertification(t *testing.T) {
 			}
 		}},
 		{"oidcc-ensure-registered-redirect-uri", func(t *testing.T, e *env, secret string) {
-			_, ch := pkce()
-			p := e.browser().authorize(authzQuery(ch, url.Values{"redirect_uri": {"https://app.example/cb/other"}}))
-			if p.location != nil || p.status != 400 || !strings.Contains(p.body, "not registered") {
-				t.Fatalf("unregistered redirect_uri = %d %v", p.status, p.location)
+			_, ch := signettest.PKCE()
+			p := e.browser().Authorize(authzQuery(ch, url.Values{"redirect_uri": {"https://app.example/cb/other"}}))
+			if p.Location != nil || p.Status != 400 || !strings.Contains(p.Body, "not registered") {
+				t.Fatalf("unregistered redirect_uri = %d %v", p.Status, p.Location)
 			}
 		}},
 		{"oidcc-ensure-post-request-succeeds", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
-			v, ch := pkce()
-			p := b.post(e.issuer+"/oauth2/authorize", authzQuery(ch, nil))
+			v, ch := signettest.PKCE()
+			p := b.Post(e.issuer+"/oauth2/authorize", authzQuery(ch, nil))
 			cb := codeFrom(t, b.login(p, "alice", alicePassword))
 			if tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", v); tr.status != 200 {
 				t.Fatalf("redeem = %d %s", tr.status, tr.raw)
@@ -290,7 +291,7 @@ func TestCertification(t *testing.T) {
 			if r.status != 200 || r.str("id_token") == "" || r.str("refresh_token") == tr.str("refresh_token") {
 				t.Fatalf("refresh = %d %s", r.status, r.raw)
 			}
-			c1, c2 := claims(t, tr.str("id_token")), claims(t, r.str("id_token"))
+			c1, c2 := signettest.Claims(t, tr.str("id_token")), signettest.Claims(t, r.str("id_token"))
 			if c1["sub"] != c2["sub"] || c1["auth_time"] != c2["auth_time"] || c1["aud"] != c2["aud"] {
 				t.Errorf("refreshed ID token %v vs %v", c2, c1)
 			}
@@ -361,21 +362,21 @@ func TestCertification(t *testing.T) {
 		{"oidcc-rp-initiated-logout", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
 			tr, _ := e.flow(b, "web", secret, nil)
-			p := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {tr.str("id_token")},
+			p := b.Get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {tr.str("id_token")},
 				"post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"ls"}}.Encode())
-			if p.location == nil || p.location.String() != "https://app.example/bye?state=ls" {
-				t.Fatalf("logout = %d %v", p.status, p.location)
+			if p.Location == nil || p.Location.String() != "https://app.example/bye?state=ls" {
+				t.Fatalf("logout = %d %v", p.Status, p.Location)
 			}
-			_, ch := pkce()
-			errorRedirect(t, e, b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
+			_, ch := signettest.PKCE()
+			errorRedirect(t, e, b.Authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
 		}},
 		{"oidcc-rp-initiated-logout-bad-post-logout-redirect-uri", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
 			tr, _ := e.flow(b, "web", secret, nil)
 			for _, u := range []string{"https://app.example/bye?x=1", "https://evil.example/bye", "https://app.example/bye/"} {
-				p := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {tr.str("id_token")}, "post_logout_redirect_uri": {u}}.Encode())
-				if p.location != nil || p.status != 400 {
-					t.Fatalf("%s: logout = %d %v", u, p.status, p.location)
+				p := b.Get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {tr.str("id_token")}, "post_logout_redirect_uri": {u}}.Encode())
+				if p.Location != nil || p.Status != 400 {
+					t.Fatalf("%s: logout = %d %v", u, p.Status, p.Location)
 				}
 			}
 		}},
@@ -384,47 +385,47 @@ func TestCertification(t *testing.T) {
 			tr, _ := e.flow(b, "web", secret, nil)
 			hint := tr.str("id_token")
 			hint = hint[:len(hint)-4] + "AAAA"
-			p := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
-			if p.location != nil || p.status != 400 {
-				t.Fatalf("logout = %d %v", p.status, p.location)
+			p := b.Get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+			if p.Location != nil || p.Status != 400 {
+				t.Fatalf("logout = %d %v", p.Status, p.Location)
 			}
 		}},
 		{"oidcc-rp-initiated-logout-no-params", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
 			e.flow(b, "web", secret, nil)
-			p := b.get(e.issuer + "/oauth2/logout")
-			if p.status != 200 || !strings.Contains(p.body, `value="logout"`) {
-				t.Fatalf("logout without params = %d:\n%s", p.status, p.body)
+			p := b.Get(e.issuer + "/oauth2/logout")
+			if p.Status != 200 || !strings.Contains(p.Body, `value="logout"`) {
+				t.Fatalf("logout without params = %d:\n%s", p.Status, p.Body)
 			}
-			p = b.submit(p, url.Values{"decision": {"logout"}})
-			if p.status != 200 || !strings.Contains(p.body, "You are signed out") {
-				t.Fatalf("confirm = %d:\n%s", p.status, p.body)
+			p = b.Submit(p, url.Values{"decision": {"logout"}})
+			if p.Status != 200 || !strings.Contains(p.Body, "You are signed out") {
+				t.Fatalf("confirm = %d:\n%s", p.Status, p.Body)
 			}
-			_, ch := pkce()
-			errorRedirect(t, e, b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
+			_, ch := signettest.PKCE()
+			errorRedirect(t, e, b.Authorize(authzQuery(ch, url.Values{"prompt": {"none"}})), "login_required")
 		}},
 		{"oidcc-rp-initiated-logout-no-post-logout-redirect-uri", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
 			tr, _ := e.flow(b, "web", secret, nil)
-			p := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {tr.str("id_token")}}.Encode())
-			if p.location != nil || !strings.Contains(p.body, "You are signed out") {
-				t.Fatalf("logout = %d %v", p.status, p.location)
+			p := b.Get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {tr.str("id_token")}}.Encode())
+			if p.Location != nil || !strings.Contains(p.Body, "You are signed out") {
+				t.Fatalf("logout = %d %v", p.Status, p.Location)
 			}
 		}},
 		{"oidcc-rp-initiated-logout-no-state", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
 			tr, _ := e.flow(b, "web", secret, nil)
-			p := b.get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {tr.str("id_token")}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
-			if p.location == nil || p.location.String() != "https://app.example/bye" {
-				t.Fatalf("logout = %d %v", p.status, p.location)
+			p := b.Get(e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {tr.str("id_token")}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+			if p.Location == nil || p.Location.String() != "https://app.example/bye" {
+				t.Fatalf("logout = %d %v", p.Status, p.Location)
 			}
 		}},
 		{"oidcc-rp-initiated-logout-only-state", func(t *testing.T, e *env, secret string) {
 			b := e.browser()
 			e.flow(b, "web", secret, nil)
-			p := b.get(e.issuer + "/oauth2/logout?state=x")
-			if p.location != nil || !strings.Contains(p.body, `value="logout"`) {
-				t.Fatalf("logout with only state = %d %v", p.status, p.location)
+			p := b.Get(e.issuer + "/oauth2/logout?state=x")
+			if p.Location != nil || !strings.Contains(p.Body, `value="logout"`) {
+				t.Fatalf("logout with only state = %d %v", p.Status, p.Location)
 			}
 		}},
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/login"
 )
 
@@ -35,27 +36,27 @@ func TestBrowserCookie_ServerMadeOnly(t *testing.T) {
 		"another's format": strings.Repeat("A", 42) + "." + strings.Repeat("B", 43),
 	} {
 		b := e.browser()
-		b.c.Jar.SetCookies(u, []*http.Cookie{{Name: login.BrowserCookie, Value: planted}})
-		_, ch := pkce()
-		p := b.authorize(authzQuery(ch, nil))
-		set := setCookie(p.header, login.BrowserCookie)
+		b.Client.Jar.SetCookies(u, []*http.Cookie{{Name: login.BrowserCookie, Value: planted}})
+		_, ch := signettest.PKCE()
+		p := b.Authorize(authzQuery(ch, nil))
+		set := setCookie(p.Header, login.BrowserCookie)
 		if set == nil || set.Value == planted || len(set.Value) != 87 {
 			t.Errorf("%s: the planted browser cookie was adopted (Set-Cookie %v)", name, set)
 			continue
 		}
 		// The login form is bound to the server's value: posted with the
 		// planted one (an attacker who fixed it), it is refused.
-		action, form := formOf(t, p)
+		action, form := signettest.FormOf(t, p)
 		form.Set("username", "alice")
 		form.Set("password", alicePassword)
 		attacker := e.browser()
-		attacker.c.Jar.SetCookies(u, []*http.Cookie{{Name: login.BrowserCookie, Value: planted}})
-		if r := attacker.post(e.issuer+action, form); r.status != http.StatusForbidden {
-			t.Errorf("%s: form posted with the planted cookie = %d, want 403", name, r.status)
+		attacker.Client.Jar.SetCookies(u, []*http.Cookie{{Name: login.BrowserCookie, Value: planted}})
+		if r := attacker.Post(e.issuer+action, form); r.Status != http.StatusForbidden {
+			t.Errorf("%s: form posted with the planted cookie = %d, want 403", name, r.Status)
 		}
 		// The server's value is kept on the next page.
-		_, ch = pkce()
-		if again := b.authorize(authzQuery(ch, nil)); setCookie(again.header, login.BrowserCookie) != nil {
+		_, ch = signettest.PKCE()
+		if again := b.Authorize(authzQuery(ch, nil)); setCookie(again.Header, login.BrowserCookie) != nil {
 			t.Errorf("%s: the server's own browser cookie was replaced", name)
 		}
 	}
@@ -86,11 +87,11 @@ func TestCookies_HostPrefixOnHTTPS(t *testing.T) {
 		return c
 	}
 	b := e.browser()
-	v, ch := pkce()
-	p := b.authorize(authzQuery(ch, url.Values{"scope": {"openid offline_access"}}))
-	hostOnly("login page", p.header, login.BrowserCookie)
+	v, ch := signettest.PKCE()
+	p := b.Authorize(authzQuery(ch, url.Values{"scope": {"openid offline_access"}}))
+	hostOnly("login page", p.Header, login.BrowserCookie)
 	lp := b.login(p, "alice", alicePassword)
-	sess := hostOnly("login", lp.header, login.SessionCookie)
+	sess := hostOnly("login", lp.Header, login.SessionCookie)
 	cb := codeFrom(t, lp)
 	tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", v)
 	if tr.status != http.StatusOK {
@@ -121,13 +122,13 @@ func TestCookies_HostPrefixOnHTTPS(t *testing.T) {
 	// A sibling subdomain's bare signet_session is not the session.
 	u, _ := url.Parse(e.issuer)
 	b2 := e.browser()
-	b2.c.Jar.SetCookies(u, []*http.Cookie{{Name: login.SessionCookie, Value: sess.Value}})
-	_, ch = pkce()
-	if p := b2.authorize(authzQuery(ch, url.Values{"prompt": {"none"}})); p.location == nil || p.location.Query().Get("error") != "login_required" {
-		t.Errorf("prompt=none with a bare session cookie = %d %v, want login_required", p.status, p.location)
+	b2.Client.Jar.SetCookies(u, []*http.Cookie{{Name: login.SessionCookie, Value: sess.Value}})
+	_, ch = signettest.PKCE()
+	if p := b2.Authorize(authzQuery(ch, url.Values{"prompt": {"none"}})); p.Location == nil || p.Location.Query().Get("error") != "login_required" {
+		t.Errorf("prompt=none with a bare session cookie = %d %v, want login_required", p.Status, p.Location)
 	}
-	_, ch = pkce()
-	if p := b.authorize(authzQuery(ch, url.Values{"prompt": {"none"}})); p.location == nil || p.location.Query().Get("code") == "" {
-		t.Errorf("prompt=none with the __Host- session cookie = %d %v, want a code", p.status, p.location)
+	_, ch = signettest.PKCE()
+	if p := b.Authorize(authzQuery(ch, url.Values{"prompt": {"none"}})); p.Location == nil || p.Location.Query().Get("code") == "" {
+		t.Errorf("prompt=none with the __Host- session cookie = %d %v, want a code", p.Status, p.Location)
 	}
 }

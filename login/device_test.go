@@ -14,6 +14,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/sessions"
 )
 
@@ -87,24 +88,24 @@ func wantError(t *testing.T, name string, tr tokenResponse, code string) {
 // enterCode types code on the hosted page and returns the next page.
 func (b *browser) enterCode(code string) page {
 	b.e.t.Helper()
-	p := b.get(b.e.issuer + authority.DevicePath)
-	if p.status != http.StatusOK {
-		b.e.t.Fatalf("GET /device = %d", p.status)
+	p := b.Get(b.e.issuer + authority.DevicePath)
+	if p.Status != http.StatusOK {
+		b.e.t.Fatalf("GET /device = %d", p.Status)
 	}
-	return b.submit(p, url.Values{"user_code": {code}})
+	return b.Submit(p, url.Values{"user_code": {code}})
 }
 
 // approve enters code, signs in if asked and answers the confirmation.
 func (b *browser) approve(code, decision string) page {
 	b.e.t.Helper()
 	p := b.enterCode(code)
-	if strings.Contains(p.body, `name="password"`) {
+	if strings.Contains(p.Body, `name="password"`) {
 		p = b.login(p, "alice", alicePassword)
 	}
-	if !strings.Contains(p.body, `value="allow"`) {
-		b.e.t.Fatalf("no confirmation page (status %d):\n%s", p.status, p.body)
+	if !strings.Contains(p.Body, `value="allow"`) {
+		b.e.t.Fatalf("no confirmation page (status %d):\n%s", p.Status, p.Body)
 	}
-	return b.submit(p, url.Values{"decision": {decision}})
+	return b.Submit(p, url.Values{"decision": {decision}})
 }
 
 // TestDevice_Flow: a public client gets a code, the user types it (in
@@ -128,34 +129,34 @@ func TestDevice_Flow(t *testing.T) {
 
 	b := e.browser()
 	// verification_uri_complete fills the form in.
-	if p := b.get(da.VerificationURIComplete); !strings.Contains(p.body, `value="`+da.UserCode+`"`) {
-		t.Fatalf("verification_uri_complete does not fill the code in:\n%s", p.body)
+	if p := b.Get(da.VerificationURIComplete); !strings.Contains(p.Body, `value="`+da.UserCode+`"`) {
+		t.Fatalf("verification_uri_complete does not fill the code in:\n%s", p.Body)
 	}
 	typed := strings.ToLower(strings.ReplaceAll(da.UserCode, "-", " "))
 	p := b.enterCode(typed)
-	if !strings.Contains(p.body, `name="password"`) || !strings.Contains(p.body, "Terminal Tool") {
-		t.Fatalf("no login page naming the client after the code:\n%s", p.body)
+	if !strings.Contains(p.Body, `name="password"`) || !strings.Contains(p.Body, "Terminal Tool") {
+		t.Fatalf("no login page naming the client after the code:\n%s", p.Body)
 	}
 	p = b.login(p, "alice", alicePassword)
-	if !strings.Contains(p.body, da.UserCode) || !strings.Contains(p.body, "Terminal Tool") || !strings.Contains(p.body, "(read)") {
-		t.Fatalf("confirmation page does not show client, code and scopes:\n%s", p.body)
+	if !strings.Contains(p.Body, da.UserCode) || !strings.Contains(p.Body, "Terminal Tool") || !strings.Contains(p.Body, "(read)") {
+		t.Fatalf("confirmation page does not show client, code and scopes:\n%s", p.Body)
 	}
 	e.clock.Add(5 * time.Second)
 	wantError(t, "poll before the decision", e.poll("tv", "", da.DeviceCode), "authorization_pending")
-	p = b.submit(p, url.Values{"decision": {"allow"}})
-	if p.status != http.StatusOK || !strings.Contains(p.body, "device-done") {
-		t.Fatalf("after allow: %d\n%s", p.status, p.body)
+	p = b.Submit(p, url.Values{"decision": {"allow"}})
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "device-done") {
+		t.Fatalf("after allow: %d\n%s", p.Status, p.Body)
 	}
 	e.clock.Add(5 * time.Second)
 	tr := e.poll("tv", "", da.DeviceCode)
 	if tr.status != http.StatusOK || tr.str("access_token") == "" || tr.str("refresh_token") == "" || tr.str("id_token") == "" {
 		t.Fatalf("poll after approval = %d %s", tr.status, tr.raw)
 	}
-	at := claims(t, tr.str("access_token"))
+	at := signettest.Claims(t, tr.str("access_token"))
 	if at["sub"] != e.alice.ID || at["scope"] != "openid read" || at["client_id"] != "tv" {
 		t.Errorf("access token claims %v", at)
 	}
-	if id := claims(t, tr.str("id_token")); id["sub"] != e.alice.ID || id["aud"] != "tv" {
+	if id := signettest.Claims(t, tr.str("id_token")); id["sub"] != e.alice.ID || id["aud"] != "tv" {
 		t.Errorf("ID token claims %v", id)
 	}
 	// The refresh token works like any other.
@@ -168,8 +169,8 @@ func TestDevice_Flow(t *testing.T) {
 	// no password, but the confirmation is still shown.
 	_, da2, _ := e.startDevice("tv", "", nil)
 	p = b.enterCode(da2.UserCode)
-	if strings.Contains(p.body, `name="password"`) || !strings.Contains(p.body, `value="allow"`) {
-		t.Fatalf("second device login: want the confirmation without a password:\n%s", p.body)
+	if strings.Contains(p.Body, `name="password"`) || !strings.Contains(p.Body, `value="allow"`) {
+		t.Fatalf("second device login: want the confirmation without a password:\n%s", p.Body)
 	}
 }
 
@@ -182,18 +183,18 @@ func TestDevice_Attacks(t *testing.T) {
 		b := e.browser()
 		for i := range 10 {
 			p := b.enterCode(fmt.Sprintf("BBBB-BBB%c", "BCDFGHJKLM"[i]))
-			if p.status != http.StatusBadRequest || !strings.Contains(p.body, "not valid") {
-				t.Fatalf("wrong code %d: %d\n%s", i, p.status, p.body)
+			if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "not valid") {
+				t.Fatalf("wrong code %d: %d\n%s", i, p.Status, p.Body)
 			}
 		}
 		// Now even the right code is refused from this address.
 		p := b.enterCode(da.UserCode)
-		if p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" || strings.Contains(p.body, `value="allow"`) {
-			t.Fatalf("11th code: %d (Retry-After %q)\n%s", p.status, p.header.Get("Retry-After"), p.body)
+		if p.Status != http.StatusTooManyRequests || p.Header.Get("Retry-After") == "" || strings.Contains(p.Body, `value="allow"`) {
+			t.Fatalf("11th code: %d (Retry-After %q)\n%s", p.Status, p.Header.Get("Retry-After"), p.Body)
 		}
 		e.clock.Add(time.Minute)
-		if p := b.enterCode(da.UserCode); !strings.Contains(p.body, `name="password"`) {
-			t.Fatalf("after the window the right code should work: %d\n%s", p.status, p.body)
+		if p := b.enterCode(da.UserCode); !strings.Contains(p.Body, `name="password"`) {
+			t.Fatalf("after the window the right code should work: %d\n%s", p.Status, p.Body)
 		}
 	})
 	t.Run("replayed device code", func(t *testing.T) {
@@ -218,8 +219,8 @@ func TestDevice_Attacks(t *testing.T) {
 			t.Errorf("refresh after the replay = %d %s, want 400", rt.status, rt.raw)
 		}
 		// The user code is spent too.
-		if p := e.browser().enterCode(da.UserCode); p.status != http.StatusBadRequest {
-			t.Fatalf("spent user code entered again: %d\n%s", p.status, p.body)
+		if p := e.browser().enterCode(da.UserCode); p.Status != http.StatusBadRequest {
+			t.Fatalf("spent user code entered again: %d\n%s", p.Status, p.Body)
 		}
 	})
 	t.Run("polled too fast", func(t *testing.T) {
@@ -243,8 +244,8 @@ func TestDevice_Attacks(t *testing.T) {
 		_, da, _ := e.startDevice("tv", "", nil)
 		e.clock.Add(sessions.DefaultDeviceCodeTTL)
 		wantError(t, "poll after expiry", e.poll("tv", "", da.DeviceCode), "expired_token")
-		if p := e.browser().enterCode(da.UserCode); p.status != http.StatusBadRequest {
-			t.Fatalf("expired user code: %d\n%s", p.status, p.body)
+		if p := e.browser().enterCode(da.UserCode); p.Status != http.StatusBadRequest {
+			t.Fatalf("expired user code: %d\n%s", p.Status, p.Body)
 		}
 	})
 	t.Run("denied", func(t *testing.T) {
@@ -252,8 +253,8 @@ func TestDevice_Attacks(t *testing.T) {
 		e.deviceClient("tv", nil)
 		_, da, _ := e.startDevice("tv", "", nil)
 		p := e.browser().approve(da.UserCode, "deny")
-		if !strings.Contains(p.body, "Device denied") {
-			t.Fatalf("after deny:\n%s", p.body)
+		if !strings.Contains(p.Body, "Device denied") {
+			t.Fatalf("after deny:\n%s", p.Body)
 		}
 		wantError(t, "poll after deny", e.poll("tv", "", da.DeviceCode), "access_denied")
 		wantError(t, "poll again after deny", e.poll("tv", "", da.DeviceCode), "invalid_grant")
@@ -285,8 +286,8 @@ func TestDevice_Attacks(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.deviceClient("tv", nil)
-		if p := e.browser().enterCode(da2.UserCode); p.status != http.StatusBadRequest || !strings.Contains(p.body, "Unknown application") {
-			t.Fatalf("code of a deleted instance: %d\n%s", p.status, p.body)
+		if p := e.browser().enterCode(da2.UserCode); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "Unknown application") {
+			t.Fatalf("code of a deleted instance: %d\n%s", p.Status, p.Body)
 		}
 	})
 	t.Run("the approving session ended before the poll", func(t *testing.T) {
@@ -305,11 +306,11 @@ func TestDevice_Attacks(t *testing.T) {
 		_, da, _ := e.startDevice("tv", "", nil)
 		b := e.browser()
 		p := b.login(b.enterCode(da.UserCode), "alice", alicePassword)
-		action, v := formOf(t, p)
+		action, v := signettest.FormOf(t, p)
 		v.Set("decision", "allow")
 		other := e.browser() // a cross-site form post carries none of b's cookies
-		if got := other.post(e.issuer+action, v); got.status != http.StatusForbidden {
-			t.Fatalf("forged confirmation = %d\n%s", got.status, got.body)
+		if got := other.Post(e.issuer+action, v); got.Status != http.StatusForbidden {
+			t.Fatalf("forged confirmation = %d\n%s", got.Status, got.Body)
 		}
 		wantError(t, "poll after the forged confirmation", e.poll("tv", "", da.DeviceCode), "authorization_pending")
 	})
@@ -374,8 +375,8 @@ func TestDevice_ThirdPartyConsent(t *testing.T) {
 	e.deviceClient("tool", func(cl *clients.Client) { cl.FirstParty = false })
 	_, da, _ := e.startDevice("tool", "", url.Values{"scope": {"read"}})
 	p := e.browser().approve(da.UserCode, "allow")
-	if !strings.Contains(p.body, "device-done") {
-		t.Fatalf("after allow:\n%s", p.body)
+	if !strings.Contains(p.Body, "device-done") {
+		t.Fatalf("after allow:\n%s", p.Body)
 	}
 	tr := e.poll("tool", "", da.DeviceCode)
 	if tr.status != http.StatusOK || tr.str("refresh_token") == "" {

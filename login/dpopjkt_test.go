@@ -18,21 +18,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
-	"github.com/signet-auth/signet/jwks"
-	"github.com/signet-auth/signet/replay"
-	"github.com/signet-auth/signet/storage"
+	"github.com/signet-auth/signet/internal/signettest"
 )
-
-// newDPoPChecker is the checker signet serve builds: the jwks module's,
-// its replay cache in the store.
-func newDPoPChecker(t testing.TB, st storage.Store, now func() time.Time) *jwks.DPoPChecker {
-	t.Helper()
-	c, err := jwks.NewDPoPChecker(jwks.WithDPoPClock(now), jwks.WithDPoPReplayCache(replay.New(st, replay.DPoPBucket, now)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // proofKey is a client's ES256 DPoP key and its RFC 7638 thumbprint.
 type proofKey struct {
@@ -99,10 +86,10 @@ func TestDPoPJKT(t *testing.T) {
 	}
 	b := e.browser()
 	code := func() (string, string) {
-		verifier, challenge := pkce()
-		p := b.authorize(url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://app.example/cb"},
+		verifier, challenge := signettest.PKCE()
+		p := b.Authorize(url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://app.example/cb"},
 			"scope": {"openid"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "dpop_jkt": {key.jkt}})
-		if p.location == nil {
+		if p.Location == nil {
 			p = b.login(p, "alice", alicePassword)
 		}
 		return codeFrom(t, p).Get("code"), verifier
@@ -125,16 +112,16 @@ func TestDPoPJKT(t *testing.T) {
 	if tr.status != http.StatusOK || tr.str("token_type") != "DPoP" {
 		t.Fatalf("redeem with the key's proof = %d %v", tr.status, tr.body)
 	}
-	if cnf, _ := claims(t, tr.str("access_token"))["cnf"].(map[string]any); cnf["jkt"] != key.jkt {
+	if cnf, _ := signettest.Claims(t, tr.str("access_token"))["cnf"].(map[string]any); cnf["jkt"] != key.jkt {
 		t.Fatalf("cnf = %v, want jkt %s", cnf, key.jkt)
 	}
 
-	_, challenge := pkce()
+	_, challenge := signettest.PKCE()
 	for _, bad := range [][]string{{"not-a-thumbprint"}, {key.jkt, other.jkt}} {
-		p := b.authorize(url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://app.example/cb"},
+		p := b.Authorize(url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://app.example/cb"},
 			"scope": {"openid"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "dpop_jkt": bad})
-		if p.location == nil || p.location.Query().Get("error") != "invalid_request" {
-			t.Errorf("dpop_jkt %v: %d %v, want a redirect with invalid_request", bad, p.status, p.location)
+		if p.Location == nil || p.Location.Query().Get("error") != "invalid_request" {
+			t.Errorf("dpop_jkt %v: %d %v, want a redirect with invalid_request", bad, p.Status, p.Location)
 		}
 	}
 }

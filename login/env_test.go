@@ -1,31 +1,21 @@
 package login_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
-	"html"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/signet-auth/signet/authority"
-	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/keys"
-	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/outbound"
@@ -36,29 +26,11 @@ import (
 	"github.com/signet-auth/signet/users"
 )
 
-// testClock is an injected clock the test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is a whole Signet with its login surface over real HTTP on
 // 127.0.0.1: bolt in a temp dir, the real key manager, authority, sessions.
 type env struct {
 	t      testing.TB
-	clock  *testClock
+	clock  *signettest.Clock
 	store  *bolt.Store
 	keys   *keys.Manager
 	srv    *authority.Server
@@ -97,41 +69,15 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, clock: &testClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}}
-	logger := slog.New(slog.DiscardHandler)
+	var logger *slog.Logger
 	if o.log != nil {
 		logger = slog.New(slog.NewJSONHandler(o.log, nil))
 	}
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "signet.db"), bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store = st
-	var shared storage.Store = st
+	s := signettest.Start(t, signettest.Options{Logger: logger, TLS: o.tls, Localhost: o.localhost})
+	e := &env{t: t, clock: s.Clock, store: s.Bolt, keys: s.Keys, http: s.HTTP, issuer: s.Issuer}
+	var shared storage.Store = s.Store
 	if o.wrap != nil {
-		shared = o.wrap(st)
-	}
-	algs := []string{"RS256", "ES256"}
-	e.keys, err = keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: algs,
-		MaxTokenTTL: time.Hour, Now: e.clock.Now, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h http.Handler
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) })
-	if o.tls {
-		e.http = httptest.NewTLSServer(handler)
-	} else {
-		e.http = httptest.NewServer(handler)
-	}
-	e.issuer = e.http.URL
-	if o.localhost {
-		e.issuer = strings.Replace(e.issuer, "127.0.0.1", "localhost", 1)
-	}
-	pw := users.PasswordParams{Memory: 64, Time: 1, Threads: 1}
-	if o.realHash {
-		pw = users.PasswordParams{}
+		shared = o.wrap(s.Store)
 	}
 	if o.login.PerUserIP == 0 {
 		o.login.PerUserIP, o.login.PerIP, o.login.PerUser = -1, -1, -1
@@ -139,39 +85,32 @@ func newEnv(t testing.TB, o envOptions) *env {
 	// stack is one replica: its own authority, sessions, factors and login
 	// surface over the shared store.
 	stack := func() (*authority.Server, *sessions.Manager, *mfa.Factors) {
-		srv, err := authority.New(ctx, authority.Config{
-			Admin:  admin.Routes,
-			Issuer: e.issuer, Store: shared, JWKS: jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
-			Signer: e.keys, KeySet: e.keys, Algorithms: algs, Scopes: []string{"read"},
-			Password: pw, LoginRateLimit: o.login, Logger: logger, Now: e.clock.Now, DPoP: newDPoPChecker(t, st, e.clock.Now),
-			FactorPolicy: o.policy,
-		})
-		if err != nil {
-			t.Fatal(err)
+		cfg := s.Config()
+		cfg.Store = shared
+		if o.realHash {
+			cfg.Password = users.PasswordParams{}
 		}
-		sess := sessions.New(shared, sessions.Options{Now: e.clock.Now, IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
+		cfg.LoginRateLimit, cfg.DPoP, cfg.FactorPolicy = o.login, signettest.DPoPChecker(t, s.Store, e.clock.Now), o.policy
+		srv := s.Authority(cfg)
+		sess := s.Sessions(shared)
 		var factors *mfa.Factors
 		if o.factors {
-			factors = mfa.New(shared, bytes.Repeat([]byte{7}, 32), e.clock.Now)
+			factors = mfa.New(shared, signettest.KEK(), e.clock.Now)
 		}
 		var external login.External
 		if o.noPassword {
+			var err error
 			external, err = upstream.New(upstream.Config{Issuer: e.issuer, Fetcher: outbound.New(outbound.Options{}), Sessions: sess,
-				Users: srv.Users(), Store: shared, KEK: bytes.Repeat([]byte{7}, 32), Now: e.clock.Now, Logger: logger})
+				Users: srv.Users(), Store: shared, KEK: signettest.KEK(), Now: e.clock.Now, Logger: s.Logger})
 			if err != nil {
 				t.Fatal(err)
 			}
 		}
-		ui, err := login.New(login.Config{Authority: srv, Sessions: sess, Now: e.clock.Now, Logger: logger, Factors: factors,
-			External: external, PasskeysSecondFactorOnly: o.secondFactorOnly})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Register(ui.Register)
+		s.Login(srv, login.Config{Sessions: sess, Factors: factors, External: external, PasskeysSecondFactorOnly: o.secondFactorOnly})
 		return srv, sess, factors
 	}
 	e.srv, e.sess, e.mfa = stack()
-	h = e.srv
+	var h http.Handler = e.srv
 	if o.replicas {
 		// Requests alternate between two replicas: every step of a flow
 		// is answered by the other one from the step before.
@@ -185,13 +124,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 			e.srv.ServeHTTP(w, r)
 		})
 	}
-	t.Cleanup(func() {
-		e.http.Close()
-		cancel()
-		_ = e.keys.Close()
-		_ = st.Close()
-	})
-	e.alice, err = e.srv.Users().Create(ctx, users.NewUser{Username: "alice", Password: alicePassword,
+	s.Serve(h)
+	var err error
+	e.alice, err = e.srv.Users().Create(context.Background(), users.NewUser{Username: "alice", Password: alicePassword,
 		Email: "alice@example.com", EmailVerified: true, Name: "Alice Liddell"})
 	if err != nil {
 		t.Fatal(err)
@@ -217,116 +152,35 @@ func (e *env) webClient(id string, mod func(*clients.Client)) string {
 	return secret
 }
 
-// pkce returns a verifier and its S256 challenge.
-func pkce() (string, string) {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	v := base64.RawURLEncoding.EncodeToString(b[:])
-	return v, authority.S256(v)
-}
-
 // browser is a cookie-keeping HTTP client that does not follow redirects,
 // so a test sees every hop.
 type browser struct {
+	*signettest.Browser
 	e *env
-	c *http.Client
 }
 
 func (e *env) browser() *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{e: e, c: &http.Client{Jar: jar, Transport: e.http.Client().Transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &browser{Browser: signettest.NewBrowser(e.t, e.issuer, e.http.Client().Transport), e: e}
 }
 
 // page is one answer the browser got.
-type page struct {
-	status int
-	header http.Header
-	body   string
-	// location is where the server sends the browser next: a Location
-	// header or a continue page's link; nil when neither.
-	location *url.URL
-}
-
-func (b *browser) do(req *http.Request) page {
-	b.e.t.Helper()
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	p := page{status: resp.StatusCode, header: resp.Header, body: string(body)}
-	if loc := resp.Header.Get("Location"); loc != "" {
-		p.location, _ = url.Parse(loc)
-	} else if m := continueRE.FindStringSubmatch(p.body); m != nil {
-		p.location, _ = url.Parse(html.UnescapeString(m[1]))
-	}
-	return p
-}
-
-var continueRE = regexp.MustCompile(`<a class="button" href="([^"]+)">Continue to the application</a>`)
-
-func (b *browser) get(u string) page {
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	return b.do(req)
-}
-
-func (b *browser) post(u string, form url.Values) page {
-	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
-
-// authorize starts an authorization request.
-func (b *browser) authorize(q url.Values) page {
-	return b.get(b.e.issuer + "/oauth2/authorize?" + q.Encode())
-}
-
-var (
-	actionRE = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
-	hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`)
-)
-
-// formOf returns the action and hidden fields of the page's form.
-func formOf(t testing.TB, p page) (string, url.Values) {
-	t.Helper()
-	m := actionRE.FindStringSubmatch(p.body)
-	if m == nil {
-		t.Fatalf("no form on the page (status %d):\n%s", p.status, p.body)
-	}
-	v := url.Values{}
-	for _, h := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
-		v.Set(h[1], html.UnescapeString(h[2]))
-	}
-	return html.UnescapeString(m[1]), v
-}
-
-// submit posts the page's form with extra fields.
-func (b *browser) submit(p page, extra url.Values) page {
-	b.e.t.Helper()
-	action, v := formOf(b.e.t, p)
-	for k, vals := range extra {
-		v[k] = vals
-	}
-	return b.post(b.e.issuer+action, v)
-}
+type page = signettest.Page
 
 // login fills in the login form on p.
 func (b *browser) login(p page, username, password string) page {
-	return b.submit(p, url.Values{"username": {username}, "password": {password}})
+	return b.Submit(p, url.Values{"username": {username}, "password": {password}})
 }
 
 // codeFrom checks that p sends the browser to the client with a code and
 // returns the callback's query.
 func codeFrom(t testing.TB, p page) url.Values {
 	t.Helper()
-	if p.location == nil {
-		t.Fatalf("no redirect (status %d):\n%s", p.status, p.body)
+	if p.Location == nil {
+		t.Fatalf("no redirect (status %d):\n%s", p.Status, p.Body)
 	}
-	q := p.location.Query()
+	q := p.Location.Query()
 	if q.Get("code") == "" {
-		t.Fatalf("redirect without code: %s", p.location)
+		t.Fatalf("redirect without code: %s", p.Location)
 	}
 	return q
 }
@@ -376,36 +230,6 @@ func (e *env) redeem(id, secret, code, redirectURI, verifier string) tokenRespon
 	return e.token(id, secret, f)
 }
 
-// claims decodes a JWT payload without verifying it (tests verify
-// signatures with go-oidc where it matters).
-func claims(t testing.TB, jwt string) map[string]any {
-	t.Helper()
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", jwt)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]any{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func header(t testing.TB, jwt string) map[string]any {
-	t.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(strings.Split(jwt, ".")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]any{}
-	_ = json.Unmarshal(b, &m)
-	return m
-}
-
 // userinfo calls the userinfo endpoint with a bearer header.
 func (e *env) userinfo(at string) (int, map[string]any, http.Header) {
 	e.t.Helper()
@@ -424,14 +248,14 @@ func (e *env) userinfo(at string) (int, map[string]any, http.Header) {
 // flow runs a whole first login for client id and returns the tokens.
 func (e *env) flow(b *browser, id, secret string, extra url.Values) (tokenResponse, url.Values) {
 	e.t.Helper()
-	verifier, challenge := pkce()
+	verifier, challenge := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"https://app.example/cb"},
 		"scope": {"openid profile email"}, "state": {"st-1"}, "nonce": {"n-1"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 	for k, v := range extra {
 		q[k] = v
 	}
-	p := b.authorize(q)
-	if p.location == nil {
+	p := b.Authorize(q)
+	if p.Location == nil {
 		p = b.login(p, "alice", alicePassword)
 	}
 	cb := codeFrom(e.t, p)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/totp"
@@ -44,7 +45,7 @@ func BenchmarkTOTPVerify(b *testing.B) {
 		req.AddCookie(&http.Cookie{Name: login.SessionCookie, Value: cookie})
 		w := httptest.NewRecorder()
 		e.srv.ServeHTTP(w, req)
-		_, form := formOf(b, page{status: w.Code, body: w.Body.String()})
+		_, form := signettest.FormOf(b, page{Status: w.Code, Body: w.Body.String()})
 		form.Set("code", totp.Code(secret, totp.Step(e.clock.Now())))
 		post := httptest.NewRequest(http.MethodPost, "/login/otp", strings.NewReader(form.Encode()))
 		post.Header.Set("Content-Type", "application/x-www-form-urlencoded")

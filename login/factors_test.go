@@ -15,6 +15,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/totp"
 	"github.com/signet-auth/signet/users"
@@ -33,34 +34,34 @@ func (e *env) enrolTOTP(b *browser, id, secret string) ([]byte, []string) {
 	t := e.t
 	t.Helper()
 	e.flow(b, id, secret, nil)
-	acct := b.get(e.issuer + "/account")
-	if acct.status != http.StatusOK || !strings.Contains(acct.body, "Authenticator app: off") {
-		t.Fatalf("account page = %d:\n%s", acct.status, acct.body)
+	acct := b.Get(e.issuer + "/account")
+	if acct.Status != http.StatusOK || !strings.Contains(acct.Body, "Authenticator app: off") {
+		t.Fatalf("account page = %d:\n%s", acct.Status, acct.Body)
 	}
-	conf := b.submit(acct, nil)
-	m := secretRE.FindStringSubmatch(conf.body)
-	if m == nil || !qrRE.MatchString(conf.body) {
-		t.Fatalf("set-up page without QR code or key (%d):\n%s", conf.status, conf.body)
+	conf := b.Submit(acct, nil)
+	m := secretRE.FindStringSubmatch(conf.Body)
+	if m == nil || !qrRE.MatchString(conf.Body) {
+		t.Fatalf("set-up page without QR code or key (%d):\n%s", conf.Status, conf.Body)
 	}
 	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ReplaceAll(m[1], " ", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A mistyped first code shows the same key again.
-	bad := b.submit(conf, url.Values{"code": {"000000"}})
-	if bad.status != http.StatusUnauthorized || secretRE.FindStringSubmatch(bad.body)[1] != m[1] {
-		t.Fatalf("wrong first code = %d:\n%s", bad.status, bad.body)
+	bad := b.Submit(conf, url.Values{"code": {"000000"}})
+	if bad.Status != http.StatusUnauthorized || secretRE.FindStringSubmatch(bad.Body)[1] != m[1] {
+		t.Fatalf("wrong first code = %d:\n%s", bad.Status, bad.Body)
 	}
-	done := b.submit(bad, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
+	done := b.Submit(bad, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
 	var codes []string
-	for _, r := range recoveryRE.FindAllStringSubmatch(done.body, -1) {
+	for _, r := range recoveryRE.FindAllStringSubmatch(done.Body, -1) {
 		codes = append(codes, r[1])
 	}
-	if done.status != http.StatusOK || len(codes) != 10 {
-		t.Fatalf("confirmation = %d, %d recovery codes:\n%s", done.status, len(codes), done.body)
+	if done.Status != http.StatusOK || len(codes) != 10 {
+		t.Fatalf("confirmation = %d, %d recovery codes:\n%s", done.Status, len(codes), done.Body)
 	}
-	if p := b.get(e.issuer + "/account"); !strings.Contains(p.body, "Authenticator app: on") || !strings.Contains(p.body, "Recovery codes left: 10") {
-		t.Fatalf("account page after set-up:\n%s", p.body)
+	if p := b.Get(e.issuer + "/account"); !strings.Contains(p.Body, "Authenticator app: on") || !strings.Contains(p.Body, "Recovery codes left: 10") {
+		t.Fatalf("account page after set-up:\n%s", p.Body)
 	}
 	e.clock.Add(totp.Period) // the confirming code's step is spent
 	return key, codes
@@ -68,7 +69,7 @@ func (e *env) enrolTOTP(b *browser, id, secret string) ([]byte, []string) {
 
 // factorQuery is a code request of client id with PKCE.
 func factorQuery(id string, extra url.Values) (url.Values, string) {
-	verifier, challenge := pkce()
+	verifier, challenge := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"https://app.example/cb"},
 		"scope": {"openid"}, "nonce": {"n"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 	for k, v := range extra {
@@ -84,7 +85,7 @@ func (e *env) idClaims(p page, id, secret, verifier string) map[string]any {
 	if tr.status != http.StatusOK {
 		e.t.Fatalf("redeem = %d %s", tr.status, tr.raw)
 	}
-	return claims(e.t, tr.str("id_token"))
+	return signettest.Claims(e.t, tr.str("id_token"))
 }
 
 func amrOf(c map[string]any) []string {
@@ -96,7 +97,7 @@ func amrOf(c map[string]any) []string {
 }
 
 func isOTPPage(p page) bool {
-	return p.status == http.StatusOK && strings.Contains(p.body, `autocomplete="one-time-code"`) && strings.Contains(p.body, `action="/login/otp"`)
+	return p.Status == http.StatusOK && strings.Contains(p.Body, `autocomplete="one-time-code"`) && strings.Contains(p.Body, `action="/login/otp"`)
 }
 
 // TestFactors_TOTPEnrolAndSignIn: alice sets up TOTP on the account page
@@ -109,33 +110,33 @@ func TestFactors_TOTPEnrolAndSignIn(t *testing.T) {
 	secret := e.webClient("web", nil)
 	b := e.browser()
 	q, verifier := factorQuery("web", nil)
-	c := e.idClaims(b.login(b.authorize(q), "alice", alicePassword), "web", secret, verifier)
+	c := e.idClaims(b.login(b.Authorize(q), "alice", alicePassword), "web", secret, verifier)
 	if !slices.Equal(amrOf(c), []string{"pwd"}) || c["acr"] != sessions.ACRPassword {
 		t.Fatalf("password sign-in: amr %v acr %v", c["amr"], c["acr"])
 	}
 	key, _ := e.enrolTOTP(b, "web", secret)
 
 	q, verifier = factorQuery("web", url.Values{"prompt": {"login"}, "scope": {"openid offline_access"}})
-	otp := b.login(b.authorize(q), "alice", alicePassword)
+	otp := b.login(b.Authorize(q), "alice", alicePassword)
 	if !isOTPPage(otp) {
-		t.Fatalf("after the password, no code form (%d):\n%s", otp.status, otp.body)
+		t.Fatalf("after the password, no code form (%d):\n%s", otp.Status, otp.Body)
 	}
-	if p := b.submit(otp, url.Values{"code": {"123456"}}); p.status != http.StatusUnauthorized || !strings.Contains(p.body, "not valid") {
-		t.Fatalf("wrong code = %d", p.status)
+	if p := b.Submit(otp, url.Values{"code": {"123456"}}); p.Status != http.StatusUnauthorized || !strings.Contains(p.Body, "not valid") {
+		t.Fatalf("wrong code = %d", p.Status)
 	}
-	tr := e.redeem("web", secret, codeFrom(t, b.submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})).Get("code"), "https://app.example/cb", verifier)
-	c = claims(t, tr.str("id_token"))
+	tr := e.redeem("web", secret, codeFrom(t, b.Submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})).Get("code"), "https://app.example/cb", verifier)
+	c = signettest.Claims(t, tr.str("id_token"))
 	if !slices.Equal(amrOf(c), []string{"pwd", "otp", "mfa"}) || c["acr"] != sessions.ACRMFA {
 		t.Fatalf("two-factor sign-in: amr %v acr %v", c["amr"], c["acr"])
 	}
 	r := e.token("web", secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.str("refresh_token")}})
-	if rc := claims(t, r.str("id_token")); r.status != http.StatusOK || rc["acr"] != sessions.ACRMFA || len(amrOf(rc)) != 3 {
+	if rc := signettest.Claims(t, r.str("id_token")); r.status != http.StatusOK || rc["acr"] != sessions.ACRMFA || len(amrOf(rc)) != 3 {
 		t.Fatalf("refreshed ID token = %d %s", r.status, r.raw)
 	}
 	// max_age=0 asks for both factors again.
 	q, _ = factorQuery("web", url.Values{"max_age": {"0"}})
-	if p := b.login(b.authorize(q), "alice", alicePassword); !isOTPPage(p) {
-		t.Fatalf("max_age=0 did not ask the code again (%d)", p.status)
+	if p := b.login(b.Authorize(q), "alice", alicePassword); !isOTPPage(p) {
+		t.Fatalf("max_age=0 did not ask the code again (%d)", p.Status)
 	}
 	resp, err := http.Get(e.issuer + "/.well-known/openid-configuration")
 	if err != nil {
@@ -163,19 +164,19 @@ func TestFactors_Attacks(t *testing.T) {
 		code := totp.Code(key, totp.Step(e.clock.Now()))
 		b1, b2 := e.browser(), e.browser()
 		q, _ := factorQuery("web", nil)
-		p1 := b1.login(b1.authorize(q), "alice", alicePassword)
-		p2 := b2.login(b2.authorize(q), "alice", alicePassword)
-		codeFrom(t, b1.submit(p1, url.Values{"code": {code}}))
-		if p := b2.submit(p2, url.Values{"code": {code}}); p.status != http.StatusUnauthorized || p.location != nil {
-			t.Fatalf("the same code again = %d %v", p.status, p.location)
+		p1 := b1.login(b1.Authorize(q), "alice", alicePassword)
+		p2 := b2.login(b2.Authorize(q), "alice", alicePassword)
+		codeFrom(t, b1.Submit(p1, url.Values{"code": {code}}))
+		if p := b2.Submit(p2, url.Values{"code": {code}}); p.Status != http.StatusUnauthorized || p.Location != nil {
+			t.Fatalf("the same code again = %d %v", p.Status, p.Location)
 		}
 		// An older code of the window is refused too once a newer step was used.
 		e.clock.Add(totp.Period)
-		codeFrom(t, b2.submit(p2, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}))
+		codeFrom(t, b2.Submit(p2, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}))
 		b3 := e.browser()
-		p3 := b3.login(b3.authorize(q), "alice", alicePassword)
-		if p := b3.submit(p3, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now())-1)}}); p.status != http.StatusUnauthorized {
-			t.Fatalf("the previous step's code after a newer one = %d", p.status)
+		p3 := b3.login(b3.Authorize(q), "alice", alicePassword)
+		if p := b3.Submit(p3, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now())-1)}}); p.Status != http.StatusUnauthorized {
+			t.Fatalf("the previous step's code after a newer one = %d", p.Status)
 		}
 	})
 	t.Run("brute force hits the password's rate limit", func(t *testing.T) {
@@ -187,22 +188,22 @@ func TestFactors_Attacks(t *testing.T) {
 		// One count of five: the mistyped first code of the enrolment,
 		// two failed passwords and two failed codes.
 		for range 2 {
-			if p := b.login(b.authorize(q), "alice", "wrong password"); p.status != http.StatusUnauthorized {
-				t.Fatalf("wrong password = %d", p.status)
+			if p := b.login(b.Authorize(q), "alice", "wrong password"); p.Status != http.StatusUnauthorized {
+				t.Fatalf("wrong password = %d", p.Status)
 			}
 		}
-		otp := b.login(b.authorize(q), "alice", alicePassword)
+		otp := b.login(b.Authorize(q), "alice", alicePassword)
 		for i := range 2 {
-			if p := b.submit(otp, url.Values{"code": {"00000" + string(rune('0'+i))}}); p.status != http.StatusUnauthorized {
-				t.Fatalf("wrong code %d = %d", i, p.status)
+			if p := b.Submit(otp, url.Values{"code": {"00000" + string(rune('0'+i))}}); p.Status != http.StatusUnauthorized {
+				t.Fatalf("wrong code %d = %d", i, p.Status)
 			}
 		}
-		p := b.submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
-		if p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" || p.location != nil {
-			t.Fatalf("right code while locked out = %d (Retry-After %q)", p.status, p.header.Get("Retry-After"))
+		p := b.Submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
+		if p.Status != http.StatusTooManyRequests || p.Header.Get("Retry-After") == "" || p.Location != nil {
+			t.Fatalf("right code while locked out = %d (Retry-After %q)", p.Status, p.Header.Get("Retry-After"))
 		}
 		e.clock.Add(time.Minute)
-		codeFrom(t, b.submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}))
+		codeFrom(t, b.Submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}))
 	})
 	t.Run("step-up bypass by replaying the older session cookie", func(t *testing.T) {
 		e := newEnv(t, envOptions{factors: true})
@@ -211,28 +212,28 @@ func TestFactors_Attacks(t *testing.T) {
 		// enrolTOTP signs in with the password (no TOTP yet): b keeps
 		// that password-only session.
 		key, _ := e.enrolTOTP(b, "web", secret)
-		pwdCookies := b.c.Jar.Cookies(mustURL(e.issuer))
+		pwdCookies := b.Client.Jar.Cookies(mustURL(e.issuer))
 		q, verifier := factorQuery("web", url.Values{"acr_values": {sessions.ACRMFA}})
-		otp := b.authorize(q)
+		otp := b.Authorize(q)
 		if !isOTPPage(otp) {
-			t.Fatalf("acr_values mfa on a password session: no code form (%d):\n%s", otp.status, otp.body)
+			t.Fatalf("acr_values mfa on a password session: no code form (%d):\n%s", otp.Status, otp.Body)
 		}
-		c := e.idClaims(b.submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}), "web", secret, verifier)
+		c := e.idClaims(b.Submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}), "web", secret, verifier)
 		if c["acr"] != sessions.ACRMFA || !slices.Equal(amrOf(c), []string{"pwd", "otp", "mfa"}) {
 			t.Fatalf("after step-up: acr %v amr %v", c["acr"], c["amr"])
 		}
 		// Another browser with the cookie of the password session.
 		jar, _ := cookiejar.New(nil)
 		jar.SetCookies(mustURL(e.issuer), pwdCookies)
-		replay := &browser{e: e, c: &http.Client{Jar: jar, Transport: b.c.Transport, CheckRedirect: b.c.CheckRedirect}}
+		replay := &browser{e: e, Browser: &signettest.Browser{T: e.t, Base: e.issuer, Client: &http.Client{Jar: jar, Transport: b.Client.Transport, CheckRedirect: b.Client.CheckRedirect}}}
 		q, _ = factorQuery("web", url.Values{"acr_values": {sessions.ACRMFA}, "prompt": {"none"}})
-		p := replay.authorize(q)
-		if p.location == nil || p.location.Query().Get("code") != "" || p.location.Query().Get("error") != "login_required" {
-			t.Fatalf("older session cookie after step-up = %d %v", p.status, p.location)
+		p := replay.Authorize(q)
+		if p.Location == nil || p.Location.Query().Get("code") != "" || p.Location.Query().Get("error") != "login_required" {
+			t.Fatalf("older session cookie after step-up = %d %v", p.Status, p.Location)
 		}
 		q, _ = factorQuery("web", url.Values{"acr_values": {sessions.ACRMFA}})
-		if p := replay.authorize(q); p.location != nil || !strings.Contains(p.body, `name="password"`) {
-			t.Fatalf("older session cookie after step-up, interactive = %d %v", p.status, p.location)
+		if p := replay.Authorize(q); p.Location != nil || !strings.Contains(p.Body, `name="password"`) {
+			t.Fatalf("older session cookie after step-up, interactive = %d %v", p.Status, p.Location)
 		}
 	})
 	t.Run("recovery code used twice", func(t *testing.T) {
@@ -241,15 +242,15 @@ func TestFactors_Attacks(t *testing.T) {
 		_, codes := e.enrolTOTP(e.browser(), "web", secret)
 		b := e.browser()
 		q, verifier := factorQuery("web", nil)
-		otp := b.login(b.authorize(q), "alice", alicePassword)
-		c := e.idClaims(b.submit(otp, url.Values{"code": {strings.ToUpper(codes[0])}}), "web", secret, verifier)
+		otp := b.login(b.Authorize(q), "alice", alicePassword)
+		c := e.idClaims(b.Submit(otp, url.Values{"code": {strings.ToUpper(codes[0])}}), "web", secret, verifier)
 		if c["acr"] != sessions.ACRMFA {
 			t.Fatalf("recovery code sign-in: acr %v", c["acr"])
 		}
 		b2 := e.browser()
-		otp = b2.login(b2.authorize(q), "alice", alicePassword)
-		if p := b2.submit(otp, url.Values{"code": {codes[0]}}); p.status != http.StatusUnauthorized {
-			t.Fatalf("recovery code again = %d", p.status)
+		otp = b2.login(b2.Authorize(q), "alice", alicePassword)
+		if p := b2.Submit(otp, url.Values{"code": {codes[0]}}); p.Status != http.StatusUnauthorized {
+			t.Fatalf("recovery code again = %d", p.Status)
 		}
 		if st, _ := e.mfa.Status(context.Background(), e.alice.ID); st.RecoveryCodes != 9 {
 			t.Fatalf("recovery codes left %d, want 9", st.RecoveryCodes)
@@ -268,16 +269,16 @@ func TestFactors_Attacks(t *testing.T) {
 			{"acr_values on a session", func() url.Values { q, _ := factorQuery("web", url.Values{"acr_values": {sessions.ACRMFA}}); return q }()},
 			{"client that requires it", func() url.Values { q, _ := factorQuery("strict", nil); return q }()},
 		} {
-			p := b.authorize(row.q)
-			if p.location == nil || p.location.Query().Get("error") != "unmet_authentication_requirements" {
-				t.Errorf("%s = %d %v", row.name, p.status, p.location)
+			p := b.Authorize(row.q)
+			if p.Location == nil || p.Location.Query().Get("error") != "unmet_authentication_requirements" {
+				t.Errorf("%s = %d %v", row.name, p.Status, p.Location)
 			}
 		}
 		// After a fresh password too.
 		q, _ := factorQuery("strict", url.Values{"prompt": {"login"}})
-		p := b.login(b.authorize(q), "alice", alicePassword)
-		if p.location == nil || p.location.Query().Get("error") != "unmet_authentication_requirements" || p.location.Query().Get("code") != "" {
-			t.Errorf("client requiring a second factor, fresh password = %d %v", p.status, p.location)
+		p := b.login(b.Authorize(q), "alice", alicePassword)
+		if p.Location == nil || p.Location.Query().Get("error") != "unmet_authentication_requirements" || p.Location.Query().Get("code") != "" {
+			t.Errorf("client requiring a second factor, fresh password = %d %v", p.Status, p.Location)
 		}
 	})
 	t.Run("admin scope needs a second factor", func(t *testing.T) {
@@ -289,17 +290,17 @@ func TestFactors_Attacks(t *testing.T) {
 		}
 		b := e.browser()
 		q, _ := factorQuery("ops", url.Values{"scope": {"openid " + authority.AdminScope}})
-		p := b.login(b.authorize(q), "alice", alicePassword)
-		if p.location == nil || p.location.Query().Get("error") != "unmet_authentication_requirements" {
-			t.Fatalf("admin scope with a password only = %d %v", p.status, p.location)
+		p := b.login(b.Authorize(q), "alice", alicePassword)
+		if p.Location == nil || p.Location.Query().Get("error") != "unmet_authentication_requirements" {
+			t.Fatalf("admin scope with a password only = %d %v", p.Status, p.Location)
 		}
 		key, _ := e.enrolTOTP(b, "ops", secret)
 		q, verifier := factorQuery("ops", url.Values{"scope": {"openid " + authority.AdminScope}})
-		otp := b.authorize(q)
+		otp := b.Authorize(q)
 		if !isOTPPage(otp) {
-			t.Fatalf("admin scope on a password session: no code form (%d)", otp.status)
+			t.Fatalf("admin scope on a password session: no code form (%d)", otp.Status)
 		}
-		tr := e.redeem("ops", secret, codeFrom(t, b.submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})).Get("code"), "https://app.example/cb", verifier)
+		tr := e.redeem("ops", secret, codeFrom(t, b.Submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})).Get("code"), "https://app.example/cb", verifier)
 		if tr.status != http.StatusOK || !strings.Contains(tr.str("scope"), authority.AdminScope) {
 			t.Fatalf("admin scope after the second factor = %d %s", tr.status, tr.raw)
 		}
@@ -327,30 +328,30 @@ func TestFactors_DeviceSignIn(t *testing.T) {
 	_, strict, _ := e.startDevice("strict-tv", "", url.Values{"scope": {"openid"}})
 	p0 := b0.enterCode(strict.UserCode)
 	if !isOTPPage(p0) {
-		t.Fatalf("client requiring a second factor, password session: no code form (%d):\n%s", p0.status, p0.body)
+		t.Fatalf("client requiring a second factor, password session: no code form (%d):\n%s", p0.Status, p0.Body)
 	}
-	p0 = b0.submit(p0, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
-	if p := b0.submit(p0, url.Values{"decision": {"allow"}}); !strings.Contains(p.body, "device-done") {
-		t.Fatalf("after step-up and allow: %d\n%s", p.status, p.body)
+	p0 = b0.Submit(p0, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
+	if p := b0.Submit(p0, url.Values{"decision": {"allow"}}); !strings.Contains(p.Body, "device-done") {
+		t.Fatalf("after step-up and allow: %d\n%s", p.Status, p.Body)
 	}
 	e.clock.Add(totp.Period)
 	tr := e.poll("strict-tv", "", strict.DeviceCode)
-	if c := claims(t, tr.str("id_token")); tr.status != http.StatusOK || c["acr"] != sessions.ACRMFA || len(amrOf(c)) != 3 {
+	if c := signettest.Claims(t, tr.str("id_token")); tr.status != http.StatusOK || c["acr"] != sessions.ACRMFA || len(amrOf(c)) != 3 {
 		t.Fatalf("device ID token after step-up = %d %s", tr.status, tr.raw)
 	}
 	e.deviceClient("tv", nil)
 	_, da, _ := e.startDevice("tv", "", nil)
 	b := e.browser()
 	p := b.login(b.enterCode(da.UserCode), "alice", alicePassword)
-	if !isOTPPage(p) || strings.Contains(p.body, `value="allow"`) {
-		t.Fatalf("device sign-in of a TOTP user: no code form (%d):\n%s", p.status, p.body)
+	if !isOTPPage(p) || strings.Contains(p.Body, `value="allow"`) {
+		t.Fatalf("device sign-in of a TOTP user: no code form (%d):\n%s", p.Status, p.Body)
 	}
-	if w := b.submit(p, url.Values{"code": {"999999"}}); w.status != http.StatusUnauthorized {
-		t.Fatalf("wrong code on the device page = %d", w.status)
+	if w := b.Submit(p, url.Values{"code": {"999999"}}); w.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong code on the device page = %d", w.Status)
 	}
-	p = b.submit(p, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
-	if !strings.Contains(p.body, `value="allow"`) || !strings.Contains(p.body, da.UserCode) {
-		t.Fatalf("after the code: no confirmation (%d):\n%s", p.status, p.body)
+	p = b.Submit(p, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
+	if !strings.Contains(p.Body, `value="allow"`) || !strings.Contains(p.Body, da.UserCode) {
+		t.Fatalf("after the code: no confirmation (%d):\n%s", p.Status, p.Body)
 	}
 }
 
@@ -360,40 +361,40 @@ func TestFactors_DeviceSignIn(t *testing.T) {
 func TestFactors_AccountSignIn(t *testing.T) {
 	e := newEnv(t, envOptions{factors: true})
 	b := e.browser()
-	p := b.get(e.issuer + "/account")
-	if p.status != http.StatusOK || !strings.Contains(p.body, `action="/account/login"`) {
-		t.Fatalf("account page without a session = %d:\n%s", p.status, p.body)
+	p := b.Get(e.issuer + "/account")
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `action="/account/login"`) {
+		t.Fatalf("account page without a session = %d:\n%s", p.Status, p.Body)
 	}
-	if w := b.login(p, "alice", "wrong password"); w.status != http.StatusUnauthorized {
-		t.Fatalf("wrong password = %d", w.status)
+	if w := b.login(p, "alice", "wrong password"); w.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong password = %d", w.Status)
 	}
-	p = b.login(b.get(e.issuer+"/account"), "alice", alicePassword)
-	if p.status != http.StatusSeeOther || p.location == nil || p.location.Path != "/account" {
-		t.Fatalf("account sign-in = %d %v", p.status, p.location)
+	p = b.login(b.Get(e.issuer+"/account"), "alice", alicePassword)
+	if p.Status != http.StatusSeeOther || p.Location == nil || p.Location.Path != "/account" {
+		t.Fatalf("account sign-in = %d %v", p.Status, p.Location)
 	}
-	p = b.get(e.issuer + "/account")
-	if !strings.Contains(p.body, "Authenticator app: off") {
-		t.Fatalf("account page after sign-in:\n%s", p.body)
+	p = b.Get(e.issuer + "/account")
+	if !strings.Contains(p.Body, "Authenticator app: off") {
+		t.Fatalf("account page after sign-in:\n%s", p.Body)
 	}
-	conf := b.submit(p, nil)
-	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ReplaceAll(secretRE.FindStringSubmatch(conf.body)[1], " ", ""))
+	conf := b.Submit(p, nil)
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ReplaceAll(secretRE.FindStringSubmatch(conf.Body)[1], " ", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done := b.submit(conf, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}); len(recoveryRE.FindAllString(done.body, -1)) != 10 {
-		t.Fatalf("set-up from the account sign-in:\n%s", done.body)
+	if done := b.Submit(conf, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}); len(recoveryRE.FindAllString(done.Body, -1)) != 10 {
+		t.Fatalf("set-up from the account sign-in:\n%s", done.Body)
 	}
 	e.clock.Add(totp.Period)
 	b2 := e.browser()
-	otp := b2.login(b2.get(e.issuer+"/account"), "alice", alicePassword)
+	otp := b2.login(b2.Get(e.issuer+"/account"), "alice", alicePassword)
 	if !isOTPPage(otp) {
-		t.Fatalf("account sign-in with an app: no code form (%d)", otp.status)
+		t.Fatalf("account sign-in with an app: no code form (%d)", otp.Status)
 	}
-	p = b2.submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
-	if p.status != http.StatusSeeOther || p.location == nil || p.location.Path != "/account" {
-		t.Fatalf("account code = %d %v", p.status, p.location)
+	p = b2.Submit(otp, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
+	if p.Status != http.StatusSeeOther || p.Location == nil || p.Location.Path != "/account" {
+		t.Fatalf("account code = %d %v", p.Status, p.Location)
 	}
-	if p = b2.get(e.issuer + "/account"); !strings.Contains(p.body, "Authenticator app: on") {
-		t.Fatalf("account page after the code:\n%s", p.body)
+	if p = b2.Get(e.issuer + "/account"); !strings.Contains(p.Body, "Authenticator app: on") {
+		t.Fatalf("account page after the code:\n%s", p.Body)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 )
 
 // TestCodeFlow: authorize → login page → code → tokens; the ID token
@@ -19,19 +20,19 @@ func TestCodeFlow(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	secret := e.webClient("web", nil)
 	b := e.browser()
-	verifier, challenge := pkce()
+	verifier, challenge := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://app.example/cb"},
 		"scope": {"openid profile email offline_access"}, "state": {"xyz"}, "nonce": {"abc"},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
-	p := b.authorize(q)
-	if p.status != http.StatusOK || !strings.Contains(p.body, `autocomplete="username"`) {
-		t.Fatalf("authorize = %d:\n%s", p.status, p.body)
+	p := b.Authorize(q)
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `autocomplete="username"`) {
+		t.Fatalf("authorize = %d:\n%s", p.Status, p.Body)
 	}
 	for k, want := range map[string]string{
 		"Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 		"X-Frame-Options":         "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
 	} {
-		if got := p.header.Get(k); got != want {
+		if got := p.Header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
@@ -40,7 +41,7 @@ func TestCodeFlow(t *testing.T) {
 	if cb.Get("state") != "xyz" || cb.Get("iss") != e.issuer {
 		t.Fatalf("callback = %v", cb)
 	}
-	if got := p.location.Scheme + "://" + p.location.Host + p.location.Path; got != "https://app.example/cb" {
+	if got := p.Location.Scheme + "://" + p.Location.Host + p.Location.Path; got != "https://app.example/cb" {
 		t.Fatalf("redirect to %s", got)
 	}
 	tr := e.redeem("web", secret, cb.Get("code"), "https://app.example/cb", verifier)
@@ -48,7 +49,7 @@ func TestCodeFlow(t *testing.T) {
 		t.Fatalf("redeem = %d %s", tr.status, tr.raw)
 	}
 	idt := tr.str("id_token")
-	if h := header(t, idt); h["typ"] != "JWT" || h["alg"] != "RS256" {
+	if h := signettest.Header(t, idt); h["typ"] != "JWT" || h["alg"] != "RS256" {
 		t.Errorf("ID token header = %v", h)
 	}
 	ctx := oidc.ClientContext(context.Background(), http.DefaultClient)
@@ -66,7 +67,7 @@ func TestCodeFlow(t *testing.T) {
 	if err := tok.VerifyAccessToken(tr.str("access_token")); err != nil {
 		t.Errorf("at_hash: %v", err)
 	}
-	c := claims(t, idt)
+	c := signettest.Claims(t, idt)
 	for _, k := range []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid"} {
 		if _, ok := c[k]; !ok {
 			t.Errorf("ID token lacks %s: %v", k, c)
@@ -75,7 +76,7 @@ func TestCodeFlow(t *testing.T) {
 	if c["email"] != "alice@example.com" || c["name"] != "Alice Liddell" {
 		t.Errorf("ID token profile/email claims = %v", c)
 	}
-	if h := header(t, tr.str("access_token")); h["typ"] != "at+jwt" {
+	if h := signettest.Header(t, tr.str("access_token")); h["typ"] != "at+jwt" {
 		t.Errorf("access token typ = %v", h["typ"])
 	}
 	status, ui, _ := e.userinfo(tr.str("access_token"))
@@ -91,7 +92,7 @@ func TestCodeFlow(t *testing.T) {
 	if rr.status != 200 || rr.str("id_token") == "" {
 		t.Fatalf("refresh = %d %s", rr.status, rr.raw)
 	}
-	c2 := claims(t, rr.str("id_token"))
+	c2 := signettest.Claims(t, rr.str("id_token"))
 	for _, k := range []string{"iss", "sub", "aud", "azp", "auth_time", "sid"} {
 		if c2[k] != c[k] {
 			t.Errorf("refreshed %s = %v, want %v", k, c2[k], c[k])
@@ -115,8 +116,8 @@ func TestPublicClientSPA(t *testing.T) {
 		c.Public, c.AuthMethods, c.RefreshTokenCookie = true, nil, true
 	})
 	b := e.browser()
-	v, ch := pkce()
-	cb := codeFrom(t, b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"spa"}, "scope": {"openid offline_access"}})), "alice", alicePassword))
+	v, ch := signettest.PKCE()
+	cb := codeFrom(t, b.login(b.Authorize(authzQuery(ch, url.Values{"client_id": {"spa"}, "scope": {"openid offline_access"}})), "alice", alicePassword))
 	form := url.Values{"grant_type": {"authorization_code"}, "client_id": {"spa"}, "code": {cb.Get("code")},
 		"redirect_uri": {"https://app.example/cb"}, "code_verifier": {v}}
 	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
@@ -211,11 +212,11 @@ func TestNativeClient(t *testing.T) {
 	})
 	for _, redirect := range []string{"com.example.app:/oauth2redirect", "http://127.0.0.1:43127/cb"} {
 		b := e.browser()
-		v, ch := pkce()
-		p := b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"app"}, "redirect_uri": {redirect}})), "alice", alicePassword)
+		v, ch := signettest.PKCE()
+		p := b.login(b.Authorize(authzQuery(ch, url.Values{"client_id": {"app"}, "redirect_uri": {redirect}})), "alice", alicePassword)
 		cb := codeFrom(t, p)
-		if !strings.HasPrefix(p.location.String(), redirect+"?") {
-			t.Fatalf("sent to %s, want %s", p.location, redirect)
+		if !strings.HasPrefix(p.Location.String(), redirect+"?") {
+			t.Fatalf("sent to %s, want %s", p.Location, redirect)
 		}
 		if tr := e.redeem("app", "", cb.Get("code"), redirect, v); tr.status != http.StatusOK {
 			t.Fatalf("%s: redeem = %d %s", redirect, tr.status, tr.raw)
@@ -229,9 +230,9 @@ func TestMaxAgeZero(t *testing.T) {
 	secret := e.webClient("web", nil)
 	b := e.browser()
 	e.flow(b, "web", secret, nil)
-	_, ch := pkce()
-	if p := b.authorize(authzQuery(ch, url.Values{"max_age": {"0"}})); !strings.Contains(p.body, `id="password"`) {
-		t.Fatalf("max_age=0 = %d %v", p.status, p.location)
+	_, ch := signettest.PKCE()
+	if p := b.Authorize(authzQuery(ch, url.Values{"max_age": {"0"}})); !strings.Contains(p.Body, `id="password"`) {
+		t.Fatalf("max_age=0 = %d %v", p.Status, p.Location)
 	}
 }
 
@@ -248,27 +249,27 @@ func TestLogout_FromTheRelyingPartyServer(t *testing.T) {
 	tr, _ := e.flow(b, "web", secret, nil)
 	e.flow(other, "web", secret, nil) // the same user in a second browser
 	idt := tr.str("id_token")
-	if claims(t, idt)["sid"] == nil {
+	if signettest.Claims(t, idt)["sid"] == nil {
 		t.Fatal("the ID token has no sid")
 	}
 	server := e.browser() // no cookie: the relying party's server
 	logout := e.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {idt}}.Encode()
-	p := server.get(logout)
-	if p.status != http.StatusOK || !strings.Contains(p.body, "The session is ended") {
-		t.Fatalf("server-side logout = %d %s", p.status, p.body)
+	p := server.Get(logout)
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "The session is ended") {
+		t.Fatalf("server-side logout = %d %s", p.Status, p.Body)
 	}
-	verifier, challenge := pkce()
+	verifier, challenge := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://app.example/cb"},
 		"scope": {"openid"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 	_ = verifier
-	if ap := b.authorize(q); ap.location != nil {
-		t.Fatalf("after the server-side logout the browser still had its session: sent to %s", ap.location)
+	if ap := b.Authorize(q); ap.Location != nil {
+		t.Fatalf("after the server-side logout the browser still had its session: sent to %s", ap.Location)
 	}
-	if ap := other.authorize(q); ap.location == nil {
-		t.Fatalf("the user's other session was ended too: %d", ap.status)
+	if ap := other.Authorize(q); ap.Location == nil {
+		t.Fatalf("the user's other session was ended too: %d", ap.Status)
 	}
 	// Again: nothing left to end, and the page says so.
-	if p := server.get(logout); p.status != http.StatusOK || !strings.Contains(p.body, "No session was ended") || strings.Contains(p.body, "signed out of") {
-		t.Fatalf("second server-side logout = %d %s", p.status, p.body)
+	if p := server.Get(logout); p.Status != http.StatusOK || !strings.Contains(p.Body, "No session was ended") || strings.Contains(p.Body, "signed out of") {
+		t.Fatalf("second server-side logout = %d %s", p.Status, p.Body)
 	}
 }

@@ -1,6 +1,7 @@
 package login_test
 
 import (
+	"github.com/signet-auth/signet/internal/signettest"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 func FuzzAuthorize(f *testing.F) {
 	e := newEnv(f, envOptions{})
 	e.webClient("web", nil)
-	_, ch := pkce()
+	_, ch := signettest.PKCE()
 	for _, s := range []string{
 		authzQuery(ch, nil).Encode(),
 		"client_id=web&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=token",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/users"
 )
 
@@ -32,12 +33,12 @@ func (e *env) thirdParty(id string, mod func(*clients.Client)) string {
 // returns the consent page, failing unless that is what was shown.
 func consentPage(t *testing.T, b *browser, id, scope, challenge string) page {
 	t.Helper()
-	p := b.authorize(authzQuery(challenge, url.Values{"client_id": {id}, "scope": {scope}}))
-	if p.location == nil && strings.Contains(p.body, `name="password"`) {
+	p := b.Authorize(authzQuery(challenge, url.Values{"client_id": {id}, "scope": {scope}}))
+	if p.Location == nil && strings.Contains(p.Body, `name="password"`) {
 		p = b.login(p, "alice", alicePassword)
 	}
-	if !strings.Contains(p.body, `value="allow"`) {
-		t.Fatalf("no consent page (status %d, location %v):\n%s", p.status, p.location, p.body)
+	if !strings.Contains(p.Body, `value="allow"`) {
+		t.Fatalf("no consent page (status %d, location %v):\n%s", p.Status, p.Location, p.Body)
 	}
 	return p
 }
@@ -52,10 +53,10 @@ func TestGrants_ConsentBelongsToClientInstance(t *testing.T) {
 	ctx := context.Background()
 	e.thirdParty("third", nil)
 	b := e.browser()
-	_, ch := pkce()
-	codeFrom(t, b.submit(consentPage(t, b, "third", "openid", ch), url.Values{"decision": {"allow"}}))
+	_, ch := signettest.PKCE()
+	codeFrom(t, b.Submit(consentPage(t, b, "third", "openid", ch), url.Values{"decision": {"allow"}}))
 	// Remembered for this instance: no page the second time.
-	codeFrom(t, b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}})))
+	codeFrom(t, b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}})))
 
 	if err := e.srv.Clients().Delete(ctx, "third"); err != nil {
 		t.Fatal(err)
@@ -68,29 +69,29 @@ func TestGrants_ConsentBelongsToClientInstance(t *testing.T) {
 		c.FirstParty = false
 	}
 	e.webClient("third", evil)
-	p := b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "redirect_uri": {"https://evil.example/cb"}}))
-	if p.location != nil || !strings.Contains(p.body, `value="allow"`) {
-		t.Fatalf("recreated client got past consent: status %d location %v", p.status, p.location)
+	p := b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "redirect_uri": {"https://evil.example/cb"}}))
+	if p.Location != nil || !strings.Contains(p.Body, `value="allow"`) {
+		t.Fatalf("recreated client got past consent: status %d location %v", p.Status, p.Location)
 	}
 	// prompt=none cannot take the old consent either.
-	p = b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "redirect_uri": {"https://evil.example/cb"}, "prompt": {"none"}}))
-	if p.location == nil || p.location.Query().Get("error") != "consent_required" {
-		t.Fatalf("prompt=none at the recreated client = %d %v", p.status, p.location)
+	p = b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "redirect_uri": {"https://evil.example/cb"}, "prompt": {"none"}}))
+	if p.Location == nil || p.Location.Query().Get("error") != "consent_required" {
+		t.Fatalf("prompt=none at the recreated client = %d %v", p.Status, p.Location)
 	}
 
 	// A consent page shown for one instance, answered after the id was
 	// registered again: refused, no code.
-	stale := b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "redirect_uri": {"https://evil.example/cb"}}))
-	if !strings.Contains(stale.body, `value="allow"`) {
-		t.Fatalf("no consent page: %d\n%s", stale.status, stale.body)
+	stale := b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}, "redirect_uri": {"https://evil.example/cb"}}))
+	if !strings.Contains(stale.Body, `value="allow"`) {
+		t.Fatalf("no consent page: %d\n%s", stale.Status, stale.Body)
 	}
 	if err := e.srv.Clients().Delete(ctx, "third"); err != nil {
 		t.Fatal(err)
 	}
 	e.webClient("third", evil)
-	got := b.submit(stale, url.Values{"decision": {"allow"}})
-	if got.location != nil || !strings.Contains(got.body, "This page has expired") {
-		t.Fatalf("consent answered for another instance = %d %v:\n%s", got.status, got.location, got.body)
+	got := b.Submit(stale, url.Values{"decision": {"allow"}})
+	if got.Location != nil || !strings.Contains(got.Body, "This page has expired") {
+		t.Fatalf("consent answered for another instance = %d %v:\n%s", got.Status, got.Location, got.Body)
 	}
 	if list, _ := authority.Consents(ctx, e.store, e.alice.ID); len(list) != 0 {
 		t.Errorf("a consent was recorded for the instance the user never saw: %v", list)
@@ -110,12 +111,12 @@ func TestGrants_WithdrawalEndsCodes(t *testing.T) {
 		t.Run(row.id, func(t *testing.T) {
 			secret := e.webClient(row.id, func(c *clients.Client) { c.FirstParty = !row.third })
 			b := e.browser()
-			v, ch := pkce()
+			v, ch := signettest.PKCE()
 			var p page
 			if row.third {
-				p = b.submit(consentPage(t, b, row.id, "openid", ch), url.Values{"decision": {"allow"}})
+				p = b.Submit(consentPage(t, b, row.id, "openid", ch), url.Values{"decision": {"allow"}})
 			} else {
-				p = b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {row.id}})), "alice", alicePassword)
+				p = b.login(b.Authorize(authzQuery(ch, url.Values{"client_id": {row.id}})), "alice", alicePassword)
 			}
 			code := codeFrom(t, p).Get("code")
 			if _, _, err := authority.WithdrawConsent(ctx, e.store, e.alice.ID, row.id, e.clock.Now()); err != nil {
@@ -126,8 +127,8 @@ func TestGrants_WithdrawalEndsCodes(t *testing.T) {
 			}
 			// A code issued after it works (first party; the third party asks again).
 			if !row.third {
-				v, ch = pkce()
-				code = codeFrom(t, b.authorize(authzQuery(ch, url.Values{"client_id": {row.id}}))).Get("code")
+				v, ch = signettest.PKCE()
+				code = codeFrom(t, b.Authorize(authzQuery(ch, url.Values{"client_id": {row.id}}))).Get("code")
 				if tr := e.redeem(row.id, secret, code, "https://app.example/cb", v); tr.status != http.StatusOK {
 					t.Fatalf("a code issued after the withdrawal = %d %s", tr.status, tr.raw)
 				}
@@ -148,33 +149,33 @@ func TestGrants_ThirdPartyRefreshNeedsConsent(t *testing.T) {
 	t.Run("refresh grant without offline_access: the page says so", func(t *testing.T) {
 		secret := e.thirdParty("mcp", nil)
 		b := e.browser()
-		v, ch := pkce()
+		v, ch := signettest.PKCE()
 		p := consentPage(t, b, "mcp", "openid", ch)
-		if !strings.Contains(p.body, keepsAccessText) || !strings.Contains(p.body, "keeps this access while you are away") {
-			t.Fatalf("the consent page does not tell the user the app keeps access:\n%s", p.body)
+		if !strings.Contains(p.Body, keepsAccessText) || !strings.Contains(p.Body, "keeps this access while you are away") {
+			t.Fatalf("the consent page does not tell the user the app keeps access:\n%s", p.Body)
 		}
-		tr := e.redeem("mcp", secret, codeFrom(t, b.submit(p, url.Values{"decision": {"allow"}})).Get("code"), "https://app.example/cb", v)
+		tr := e.redeem("mcp", secret, codeFrom(t, b.Submit(p, url.Values{"decision": {"allow"}})).Get("code"), "https://app.example/cb", v)
 		if tr.status != http.StatusOK || tr.str("refresh_token") == "" {
 			t.Fatalf("redeem after the user allowed keeping access = %d %s", tr.status, tr.raw)
 		}
 	})
 	t.Run("offline_access listed once", func(t *testing.T) {
 		b := e.browser()
-		_, ch := pkce()
+		_, ch := signettest.PKCE()
 		p := consentPage(t, b, "mcp", "openid offline_access", ch)
-		if n := strings.Count(p.body, keepsAccessText); n != 1 {
-			t.Fatalf("keeping access listed %d times:\n%s", n, p.body)
+		if n := strings.Count(p.Body, keepsAccessText); n != 1 {
+			t.Fatalf("keeping access listed %d times:\n%s", n, p.Body)
 		}
 	})
 	t.Run("no refresh grant: neither the text nor a refresh token", func(t *testing.T) {
 		secret := e.thirdParty("norefresh", func(c *clients.Client) { c.GrantTypes = []string{clients.GrantAuthorizationCode} })
 		b := e.browser()
-		v, ch := pkce()
+		v, ch := signettest.PKCE()
 		p := consentPage(t, b, "norefresh", "openid offline_access", ch)
-		if strings.Contains(p.body, keepsAccessText) || strings.Contains(p.body, "(offline_access)") {
-			t.Fatalf("the page promises access the client cannot have:\n%s", p.body)
+		if strings.Contains(p.Body, keepsAccessText) || strings.Contains(p.Body, "(offline_access)") {
+			t.Fatalf("the page promises access the client cannot have:\n%s", p.Body)
 		}
-		tr := e.redeem("norefresh", secret, codeFrom(t, b.submit(p, url.Values{"decision": {"allow"}})).Get("code"), "https://app.example/cb", v)
+		tr := e.redeem("norefresh", secret, codeFrom(t, b.Submit(p, url.Values{"decision": {"allow"}})).Get("code"), "https://app.example/cb", v)
 		if tr.status != http.StatusOK || tr.str("refresh_token") != "" {
 			t.Fatalf("redeem = %d %s, want no refresh token", tr.status, tr.raw)
 		}
@@ -182,55 +183,55 @@ func TestGrants_ThirdPartyRefreshNeedsConsent(t *testing.T) {
 	t.Run("refresh grant added after the consent: asked again", func(t *testing.T) {
 		secret := e.thirdParty("grows", func(c *clients.Client) { c.GrantTypes = []string{clients.GrantAuthorizationCode} })
 		b := e.browser()
-		_, ch := pkce()
-		codeFrom(t, b.submit(consentPage(t, b, "grows", "openid", ch), url.Values{"decision": {"allow"}}))
+		_, ch := signettest.PKCE()
+		codeFrom(t, b.Submit(consentPage(t, b, "grows", "openid", ch), url.Values{"decision": {"allow"}}))
 		both := []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken}
 		if _, err := e.srv.Clients().Update(ctx, "grows", clients.Patch{GrantTypes: &both}); err != nil {
 			t.Fatal(err)
 		}
-		v, ch := pkce()
-		p := b.authorize(authzQuery(ch, url.Values{"client_id": {"grows"}}))
-		if p.location != nil {
-			tr := e.redeem("grows", secret, p.location.Query().Get("code"), "https://app.example/cb", v)
+		v, ch := signettest.PKCE()
+		p := b.Authorize(authzQuery(ch, url.Values{"client_id": {"grows"}}))
+		if p.Location != nil {
+			tr := e.redeem("grows", secret, p.Location.Query().Get("code"), "https://app.example/cb", v)
 			t.Fatalf("no consent page after the client gained refresh tokens; redeem = %d refresh %t", tr.status, tr.str("refresh_token") != "")
 		}
-		if !strings.Contains(p.body, keepsAccessText) {
-			t.Fatalf("consent page without the keep-access line:\n%s", p.body)
+		if !strings.Contains(p.Body, keepsAccessText) {
+			t.Fatalf("consent page without the keep-access line:\n%s", p.Body)
 		}
 	})
 	t.Run("refresh grant added while the consent page is open: the answer is refused", func(t *testing.T) {
 		secret := e.thirdParty("sneaky", func(c *clients.Client) { c.GrantTypes = []string{clients.GrantAuthorizationCode} })
 		b := e.browser()
-		v, ch := pkce()
+		v, ch := signettest.PKCE()
 		p := consentPage(t, b, "sneaky", "openid", ch)
 		both := []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken}
 		if _, err := e.srv.Clients().Update(ctx, "sneaky", clients.Patch{GrantTypes: &both}); err != nil {
 			t.Fatal(err)
 		}
-		got := b.submit(p, url.Values{"decision": {"allow"}})
-		if got.location != nil {
-			tr := e.redeem("sneaky", secret, got.location.Query().Get("code"), "https://app.example/cb", v)
+		got := b.Submit(p, url.Values{"decision": {"allow"}})
+		if got.Location != nil {
+			tr := e.redeem("sneaky", secret, got.Location.Query().Get("code"), "https://app.example/cb", v)
 			t.Fatalf("allowed what the page never showed; redeem = %d refresh %t", tr.status, tr.str("refresh_token") != "")
 		}
-		if !strings.Contains(got.body, "This page has expired") {
-			t.Fatalf("answer = %d:\n%s", got.status, got.body)
+		if !strings.Contains(got.Body, "This page has expired") {
+			t.Fatalf("answer = %d:\n%s", got.Status, got.Body)
 		}
 	})
 	t.Run("default scopes changed while the consent page is open: the answer is refused", func(t *testing.T) {
 		e.thirdParty("widens", nil)
 		b := e.browser()
-		_, ch := pkce()
+		_, ch := signettest.PKCE()
 		q := authzQuery(ch, url.Values{"client_id": {"widens"}, "scope": nil}) // the client's default scopes
-		p := b.authorize(q)
-		if p.location == nil && strings.Contains(p.body, `name="password"`) {
+		p := b.Authorize(q)
+		if p.Location == nil && strings.Contains(p.Body, `name="password"`) {
 			p = b.login(p, "alice", alicePassword)
 		}
 		def := []string{"openid", "email"}
 		if _, err := e.srv.Clients().Update(ctx, "widens", clients.Patch{DefaultScopes: &def}); err != nil {
 			t.Fatal(err)
 		}
-		if got := b.submit(p, url.Values{"decision": {"allow"}}); got.location != nil || !strings.Contains(got.body, "This page has expired") {
-			t.Fatalf("answer after the default scopes grew = %d %v", got.status, got.location)
+		if got := b.Submit(p, url.Values{"decision": {"allow"}}); got.Location != nil || !strings.Contains(got.Body, "This page has expired") {
+			t.Fatalf("answer after the default scopes grew = %d %v", got.Status, got.Location)
 		}
 	})
 	t.Run("first party turned third party: its refresh needs a consent", func(t *testing.T) {
@@ -260,7 +261,7 @@ func TestGrants_CodeGrantPrivilegedScope(t *testing.T) {
 	secret := e.webClient("ops", func(c *clients.Client) { c.Scopes = append(c.Scopes, "signet:audit") })
 	scopeOf := func(tr tokenResponse) string { return tr.str("scope") }
 	tr, _ := e.flow(e.browser(), "ops", secret, url.Values{"scope": {"openid signet:audit"}})
-	if scopeOf(tr) != "openid" || claims(t, tr.str("access_token"))["scope"] != "openid" {
+	if scopeOf(tr) != "openid" || signettest.Claims(t, tr.str("access_token"))["scope"] != "openid" {
 		t.Fatalf("user without the role got scope %q", scopeOf(tr))
 	}
 	roles := []string{"signet:audit"}
@@ -291,16 +292,16 @@ func TestGrants_EveryClientKeyedRecordChecksInstance(t *testing.T) {
 	ctx := context.Background()
 	secret := e.thirdParty("app", nil)
 	b := e.browser()
-	v, ch := pkce()
-	cb := codeFrom(t, b.submit(consentPage(t, b, "app", "openid", ch), url.Values{"decision": {"allow"}}))
+	v, ch := signettest.PKCE()
+	cb := codeFrom(t, b.Submit(consentPage(t, b, "app", "openid", ch), url.Values{"decision": {"allow"}}))
 	tr := e.redeem("app", secret, cb.Get("code"), "https://app.example/cb", v)
 	if tr.status != http.StatusOK || tr.str("refresh_token") == "" {
 		t.Fatalf("redeem = %d %s", tr.status, tr.raw)
 	}
-	v2, ch2 := pkce()
-	code := codeFrom(t, b.authorize(authzQuery(ch2, url.Values{"client_id": {"app"}}))).Get("code") // consent remembered
+	v2, ch2 := signettest.PKCE()
+	code := codeFrom(t, b.Authorize(authzQuery(ch2, url.Values{"client_id": {"app"}}))).Get("code") // consent remembered
 	loginB := e.browser()
-	loginPage := loginB.authorize(authzQuery(ch, url.Values{"client_id": {"app"}}))
+	loginPage := loginB.Authorize(authzQuery(ch, url.Values{"client_id": {"app"}}))
 	consentB := e.browser()
 	consentWait := consentPage(t, consentB, "app", "openid email", ch)
 
@@ -329,21 +330,21 @@ func TestGrants_EveryClientKeyedRecordChecksInstance(t *testing.T) {
 			}
 		}},
 		{"consent", func(t *testing.T) {
-			if p := b.authorize(authzQuery(ch, url.Values{"client_id": {"app"}})); p.location != nil || !strings.Contains(p.body, `value="allow"`) {
-				t.Errorf("authorize = %d %v, want the consent page", p.status, p.location)
+			if p := b.Authorize(authzQuery(ch, url.Values{"client_id": {"app"}})); p.Location != nil || !strings.Contains(p.Body, `value="allow"`) {
+				t.Errorf("authorize = %d %v, want the consent page", p.Status, p.Location)
 			}
 			if list, err := authority.Consents(ctx, e.store, e.alice.ID); err != nil || len(list) != 0 {
 				t.Errorf("listed consents = %v %v, want none", list, err)
 			}
 		}},
 		{"consent page in progress", func(t *testing.T) {
-			if p := consentB.submit(consentWait, url.Values{"decision": {"allow"}}); p.location != nil || !strings.Contains(p.body, "This page has expired") {
-				t.Errorf("answer = %d %v, want the expired page", p.status, p.location)
+			if p := consentB.Submit(consentWait, url.Values{"decision": {"allow"}}); p.Location != nil || !strings.Contains(p.Body, "This page has expired") {
+				t.Errorf("answer = %d %v, want the expired page", p.Status, p.Location)
 			}
 		}},
 		{"login page in progress", func(t *testing.T) {
-			if p := loginB.login(loginPage, "alice", alicePassword); p.location != nil || !strings.Contains(p.body, "This page has expired") {
-				t.Errorf("login = %d %v, want the expired page", p.status, p.location)
+			if p := loginB.login(loginPage, "alice", alicePassword); p.Location != nil || !strings.Contains(p.Body, "This page has expired") {
+				t.Errorf("login = %d %v, want the expired page", p.Status, p.Location)
 			}
 		}},
 	}
@@ -360,8 +361,8 @@ func TestGrants_CodeRechecksClient(t *testing.T) {
 	ctx := context.Background()
 	secret := e.webClient("web", func(c *clients.Client) { c.RedirectURIs = append(c.RedirectURIs, "https://old.example/cb") })
 	b := e.browser()
-	v, ch := pkce()
-	p := b.login(b.authorize(authzQuery(ch, url.Values{"redirect_uri": {"https://old.example/cb"}})), "alice", alicePassword)
+	v, ch := signettest.PKCE()
+	p := b.login(b.Authorize(authzQuery(ch, url.Values{"redirect_uri": {"https://old.example/cb"}})), "alice", alicePassword)
 	code := codeFrom(t, p).Get("code")
 	only := []string{"https://app.example/cb"}
 	if _, err := e.srv.Clients().Update(ctx, "web", clients.Patch{RedirectURIs: &only}); err != nil {
@@ -371,14 +372,14 @@ func TestGrants_CodeRechecksClient(t *testing.T) {
 		t.Errorf("code sent to a removed redirect URI = %d %s, want invalid_grant", tr.status, tr.raw)
 	}
 
-	v, ch = pkce()
-	code = codeFrom(t, b.authorize(authzQuery(ch, url.Values{"scope": {"openid email"}}))).Get("code")
+	v, ch = signettest.PKCE()
+	code = codeFrom(t, b.Authorize(authzQuery(ch, url.Values{"scope": {"openid email"}}))).Get("code")
 	scopes := []string{"openid", "profile"}
 	if _, err := e.srv.Clients().Update(ctx, "web", clients.Patch{Scopes: &scopes, DefaultScopes: &[]string{"openid"}}); err != nil {
 		t.Fatal(err)
 	}
 	tr := e.redeem("web", secret, code, "https://app.example/cb", v)
-	if tr.status != http.StatusOK || tr.str("scope") != "openid" || claims(t, tr.str("access_token"))["email"] != nil {
+	if tr.status != http.StatusOK || tr.str("scope") != "openid" || signettest.Claims(t, tr.str("access_token"))["email"] != nil {
 		t.Errorf("code redeemed after the client lost email = %d %s, want scope openid only", tr.status, tr.raw)
 	}
 }

@@ -2,6 +2,7 @@ package login_test
 
 import (
 	"context"
+	"github.com/signet-auth/signet/internal/signettest"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,8 +28,8 @@ func TestDeletedClientStaysDead(t *testing.T) {
 	}
 
 	// A code issued before the delete, redeemed after it.
-	verifier, challenge := pkce()
-	p := b.authorize(url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://app.example/cb"},
+	verifier, challenge := signettest.PKCE()
+	p := b.Authorize(url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://app.example/cb"},
 		"scope": {"openid"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}})
 	code := codeFrom(t, p).Get("code")
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/users"
 )
@@ -52,9 +53,9 @@ var optionsRE = regexp.MustCompile(`data-options="([^"]*)"`)
 // pageChallenge reads the challenge of the page's passkey form.
 func pageChallenge(t testing.TB, p page) string {
 	t.Helper()
-	m := optionsRE.FindStringSubmatch(p.body)
+	m := optionsRE.FindStringSubmatch(p.Body)
 	if m == nil {
-		t.Fatalf("no passkey form on the page (%d):\n%s", p.status, p.body)
+		t.Fatalf("no passkey form on the page (%d):\n%s", p.Status, p.Body)
 	}
 	var o struct {
 		PublicKey struct {
@@ -130,19 +131,19 @@ func (k *softKey) get(t testing.TB, challenge, userID string) string {
 // passkeyForm returns the hidden fields of the page's passkey form.
 func passkeyForm(t testing.TB, p page) (string, url.Values) {
 	t.Helper()
-	i := strings.Index(p.body, `class="passkey"`)
+	i := strings.Index(p.Body, `class="passkey"`)
 	if i < 0 {
-		t.Fatalf("no passkey form:\n%s", p.body)
+		t.Fatalf("no passkey form:\n%s", p.Body)
 	}
-	start := strings.LastIndex(p.body[:i], "<form")
-	end := strings.Index(p.body[i:], "</form>")
-	return formOf(t, page{body: p.body[start : i+end]})
+	start := strings.LastIndex(p.Body[:i], "<form")
+	end := strings.Index(p.Body[i:], "</form>")
+	return signettest.FormOf(t, page{Body: p.Body[start : i+end]})
 }
 
 // addPasskey adds k as a passkey named name through b's account page.
 func (b *browser) addPasskey(k *softKey, name string) page {
 	b.e.t.Helper()
-	return b.addPasskeyOn(b.get(b.e.issuer+"/account"), k, name)
+	return b.addPasskeyOn(b.Get(b.e.issuer+"/account"), k, name)
 }
 
 // addPasskeyOn answers the passkey form of an account page already shown.
@@ -152,7 +153,7 @@ func (b *browser) addPasskeyOn(acct page, k *softKey, name string) page {
 	action, v := passkeyForm(t, acct)
 	v.Set("name", name)
 	v.Set("credential", k.create(t, pageChallenge(t, acct)))
-	return b.post(b.e.issuer+action, v)
+	return b.Post(b.e.issuer+action, v)
 }
 
 // TestPasskeys_Attacks: passkeys added on the account page and used after
@@ -160,7 +161,7 @@ func (b *browser) addPasskeyOn(acct page, k *softKey, name string) page {
 // a registration or an assertion for another origin or RP ID, a passkey
 // registered for another user, an assertion replayed.
 func TestPasskeys_Attacks(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &signettest.LogBuffer{}
 	e := newEnv(t, envOptions{factors: true, localhost: true, log: logs})
 	secret := e.webClient("web", nil)
 	origin := e.issuer
@@ -170,38 +171,38 @@ func TestPasskeys_Attacks(t *testing.T) {
 	}
 	signIn := func(b *browser, user string) page {
 		q, _ := factorQuery("web", url.Values{"prompt": {"login"}})
-		return b.submit(b.authorize(q), url.Values{"username": {user}, "password": {alicePassword}})
+		return b.Submit(b.Authorize(q), url.Values{"username": {user}, "password": {alicePassword}})
 	}
 	// Registrations: a phishing origin's and another RP ID's are refused.
 	ba := e.browser()
 	e.flow(ba, "web", secret, nil)
 	for _, k := range []*softKey{newSoftKey(t, "https://evil.example", "localhost"), newSoftKey(t, origin, "evil.example")} {
-		if p := ba.addPasskey(k, "bad"); p.status != http.StatusBadRequest || !strings.Contains(p.body, "was not added") {
-			t.Fatalf("registration for origin %s, RP ID %s = %d", k.origin, k.rpID, p.status)
+		if p := ba.addPasskey(k, "bad"); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "was not added") {
+			t.Fatalf("registration for origin %s, RP ID %s = %d", k.origin, k.rpID, p.Status)
 		}
 	}
 	alice := newSoftKey(t, origin, "localhost")
-	older := ba.get(e.issuer + "/account") // shown before alice had a second factor
-	if p := ba.addPasskey(alice, "laptop"); p.status != http.StatusSeeOther {
-		t.Fatalf("add passkey = %d:\n%s", p.status, p.body)
+	older := ba.Get(e.issuer + "/account") // shown before alice had a second factor
+	if p := ba.addPasskey(alice, "laptop"); p.Status != http.StatusSeeOther {
+		t.Fatalf("add passkey = %d:\n%s", p.Status, p.Body)
 	}
-	if p := ba.get(e.issuer + "/account"); !strings.Contains(p.body, "laptop (added") {
-		t.Fatalf("account page without the passkey:\n%s", p.body)
+	if p := ba.Get(e.issuer + "/account"); !strings.Contains(p.Body, "laptop (added") {
+		t.Fatalf("account page without the passkey:\n%s", p.Body)
 	}
 	// The same password-only session cannot add another: alice has a
 	// second factor now, and the password alone must not add factors.
-	if p := ba.addPasskeyOn(older, newSoftKey(t, origin, "localhost"), "attacker"); p.status != http.StatusForbidden {
-		t.Fatalf("a password-only session adding a passkey to an account with one = %d", p.status)
+	if p := ba.addPasskeyOn(older, newSoftKey(t, origin, "localhost"), "attacker"); p.Status != http.StatusForbidden {
+		t.Fatalf("a password-only session adding a passkey to an account with one = %d", p.Status)
 	}
-	if p := ba.get(e.issuer + "/account"); !strings.Contains(p.body, `id="factors-locked"`) || strings.Contains(p.body, "data-webauthn") {
-		t.Fatalf("account page of a password-only session with factors offers to add one:\n%s", p.body)
+	if p := ba.Get(e.issuer + "/account"); !strings.Contains(p.Body, `id="factors-locked"`) || strings.Contains(p.Body, "data-webauthn") {
+		t.Fatalf("account page of a password-only session with factors offers to add one:\n%s", p.Body)
 	}
 	bb := e.browser()
 	q, _ := factorQuery("web", nil)
-	bb.login(bb.authorize(q), "bob", alicePassword)
+	bb.login(bb.Authorize(q), "bob", alicePassword)
 	bobKey := newSoftKey(t, origin, "localhost")
-	if p := bb.addPasskey(bobKey, "bob's key"); p.status != http.StatusSeeOther {
-		t.Fatalf("bob's passkey = %d", p.status)
+	if p := bb.addPasskey(bobKey, "bob's key"); p.Status != http.StatusSeeOther {
+		t.Fatalf("bob's passkey = %d", p.Status)
 	}
 
 	// Sign-ins: after the password, the passkey.
@@ -215,7 +216,7 @@ func TestPasskeys_Attacks(t *testing.T) {
 			v[k] = vs
 		}
 		v.Set("credential", cred)
-		return b.post(e.issuer+"/login/otp", v)
+		return b.Post(e.issuer+"/login/otp", v)
 	}
 	for _, row := range []struct {
 		name string
@@ -227,23 +228,23 @@ func TestPasskeys_Attacks(t *testing.T) {
 		{"bob's passkey with bob's user handle", bobKey.get(t, ch, bob.ID)},
 		{"not an assertion", `{"id":"x"}`},
 	} {
-		if p := post(row.cred); p.status != http.StatusUnauthorized || p.location != nil {
-			t.Errorf("%s = %d %v", row.name, p.status, p.location)
+		if p := post(row.cred); p.Status != http.StatusUnauthorized || p.Location != nil {
+			t.Errorf("%s = %d %v", row.name, p.Status, p.Location)
 		}
 	}
 	good := alice.get(t, ch, e.alice.ID)
 	codeFrom(t, post(good))
 	b2 := e.browser()
 	q, verifier := factorQuery("web", url.Values{"prompt": {"login"}})
-	otp2 := b2.submit(b2.authorize(q), url.Values{"username": {"alice"}, "password": {alicePassword}})
+	otp2 := b2.Submit(b2.Authorize(q), url.Values{"username": {"alice"}, "password": {alicePassword}})
 	// The assertion that worked, replayed on a new page: another challenge.
 	_, form2 := passkeyForm(t, otp2)
 	form2.Set("credential", good)
-	if r := b2.post(e.issuer+"/login/otp", form2); r.status != http.StatusUnauthorized {
-		t.Fatalf("replayed assertion = %d", r.status)
+	if r := b2.Post(e.issuer+"/login/otp", form2); r.Status != http.StatusUnauthorized {
+		t.Fatalf("replayed assertion = %d", r.Status)
 	}
 	form2.Set("credential", alice.get(t, pageChallenge(t, otp2), e.alice.ID))
-	c := e.idClaims(b2.post(e.issuer+"/login/otp", form2), "web", secret, verifier)
+	c := e.idClaims(b2.Post(e.issuer+"/login/otp", form2), "web", secret, verifier)
 	if c["acr"] != sessions.ACRMFA || !slices.Equal(amrOf(c), []string{"pwd", "swk", "mfa"}) {
 		t.Fatalf("passkey sign-in: acr %v amr %v", c["acr"], c["amr"])
 	}
@@ -256,8 +257,8 @@ func TestPasskeys_Attacks(t *testing.T) {
 	otp3 := signIn(b3, "alice")
 	_, form3 := passkeyForm(t, otp3)
 	form3.Set("credential", clone.get(t, pageChallenge(t, otp3), e.alice.ID))
-	if p := b3.post(e.issuer+"/login/otp", form3); p.status != http.StatusUnauthorized || p.location != nil {
-		t.Fatalf("a cloned authenticator's assertion (counter %d after %d) = %d %v", clone.count, alice.count, p.status, p.location)
+	if p := b3.Post(e.issuer+"/login/otp", form3); p.Status != http.StatusUnauthorized || p.Location != nil {
+		t.Fatalf("a cloned authenticator's assertion (counter %d after %d) = %d %v", clone.count, alice.count, p.Status, p.Location)
 	}
 	if !strings.Contains(logs.String(), "signature counter went backwards") {
 		t.Errorf("no WARN for a passkey whose counter went backwards:\n%s", logs)
@@ -265,7 +266,7 @@ func TestPasskeys_Attacks(t *testing.T) {
 	otp3 = signIn(b3, "alice")
 	_, form3 = passkeyForm(t, otp3)
 	form3.Set("credential", alice.get(t, pageChallenge(t, otp3), e.alice.ID))
-	codeFrom(t, b3.post(e.issuer+"/login/otp", form3))
+	codeFrom(t, b3.Post(e.issuer+"/login/otp", form3))
 }
 
 // TestPasskeys_Remove: a passkey is removed from the account page by a
@@ -277,25 +278,25 @@ func TestPasskeys_Remove(t *testing.T) {
 	ba := e.browser()
 	e.flow(ba, "web", secret, nil)
 	key := newSoftKey(t, e.issuer, "localhost")
-	if p := ba.addPasskey(key, "laptop"); p.status != http.StatusSeeOther {
-		t.Fatalf("add = %d", p.status)
+	if p := ba.addPasskey(key, "laptop"); p.Status != http.StatusSeeOther {
+		t.Fatalf("add = %d", p.Status)
 	}
 	// Sign in with the passkey.
 	b := e.browser()
 	q, _ := factorQuery("web", url.Values{"prompt": {"login"}})
-	otp := b.submit(b.authorize(q), url.Values{"username": {"alice"}, "password": {alicePassword}})
+	otp := b.Submit(b.Authorize(q), url.Values{"username": {"alice"}, "password": {alicePassword}})
 	_, form := passkeyForm(t, otp)
 	form.Set("credential", key.get(t, pageChallenge(t, otp), e.alice.ID))
-	codeFrom(t, b.post(e.issuer+"/login/otp", form))
-	acct := b.get(e.issuer + "/account")
-	i := strings.Index(acct.body, `class="remove"`)
+	codeFrom(t, b.Post(e.issuer+"/login/otp", form))
+	acct := b.Get(e.issuer + "/account")
+	i := strings.Index(acct.Body, `class="remove"`)
 	if i < 0 {
-		t.Fatalf("no remove form:\n%s", acct.body)
+		t.Fatalf("no remove form:\n%s", acct.Body)
 	}
-	start, end := strings.LastIndex(acct.body[:i], "<form"), i+strings.Index(acct.body[i:], "</form>")
-	action, v := formOf(t, page{body: acct.body[start:end]})
-	if p := b.post(e.issuer+action, v); p.status != http.StatusSeeOther {
-		t.Fatalf("remove = %d:\n%s", p.status, p.body)
+	start, end := strings.LastIndex(acct.Body[:i], "<form"), i+strings.Index(acct.Body[i:], "</form>")
+	action, v := signettest.FormOf(t, page{Body: acct.Body[start:end]})
+	if p := b.Post(e.issuer+action, v); p.Status != http.StatusSeeOther {
+		t.Fatalf("remove = %d:\n%s", p.Status, p.Body)
 	}
 	if st, _ := e.mfa.Status(context.Background(), e.alice.ID); st.Passkeys != 0 {
 		t.Fatalf("passkeys after removal: %d", st.Passkeys)

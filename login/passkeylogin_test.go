@@ -16,6 +16,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage"
@@ -27,9 +28,9 @@ import (
 // pageOptions decodes the publicKey options of the page's passkey form.
 func pageOptions(t testing.TB, p page) map[string]any {
 	t.Helper()
-	m := optionsRE.FindStringSubmatch(p.body)
+	m := optionsRE.FindStringSubmatch(p.Body)
 	if m == nil {
-		t.Fatalf("no passkey form on the page (%d):\n%s", p.status, p.body)
+		t.Fatalf("no passkey form on the page (%d):\n%s", p.Status, p.Body)
 	}
 	var o struct {
 		PublicKey map[string]any `json:"publicKey"`
@@ -47,20 +48,20 @@ func (b *browser) passkeyPost(form url.Values, cred string) page {
 		v[k] = vs
 	}
 	v.Set("credential", cred)
-	return b.post(b.e.issuer+"/login/passkey", v)
+	return b.Post(b.e.issuer+"/login/passkey", v)
 }
 
 // isRefused reports a sign-in page shown again with the passkey refusal,
 // no session and nothing sent to the client.
 func isRefused(b *browser, p page) bool {
 	u, _ := url.Parse(b.e.issuer)
-	for _, c := range b.c.Jar.Cookies(u) {
+	for _, c := range b.Client.Jar.Cookies(u) {
 		if c.Name == login.SessionCookie {
 			return false
 		}
 	}
-	return p.status == http.StatusUnauthorized && p.location == nil && strings.Contains(p.body, "This passkey was not accepted") &&
-		strings.Contains(p.body, `id="password"`) && strings.Contains(p.body, `id="sign-in-passkey"`)
+	return p.Status == http.StatusUnauthorized && p.Location == nil && strings.Contains(p.Body, "This passkey was not accepted") &&
+		strings.Contains(p.Body, `id="password"`) && strings.Contains(p.Body, `id="sign-in-passkey"`)
 }
 
 // TestPasskeySignIn_Attacks: a passkey added on the account page signs in
@@ -85,7 +86,7 @@ func TestPasskeySignIn_Attacks(t *testing.T) {
 	// Enrolment asks for a discoverable passkey and records what was made.
 	ba := e.browser()
 	e.flow(ba, "web", secret, nil)
-	acct := ba.get(e.issuer + "/account")
+	acct := ba.Get(e.issuer + "/account")
 	reg := pageOptions(t, acct)
 	sel, _ := reg["authenticatorSelection"].(map[string]any)
 	ext, _ := reg["extensions"].(map[string]any)
@@ -93,29 +94,29 @@ func TestPasskeySignIn_Attacks(t *testing.T) {
 		t.Fatalf("registration options: authenticatorSelection %v, extensions %v", sel, ext)
 	}
 	alice := newSoftKey(t, origin, "localhost")
-	if p := ba.addPasskeyOn(acct, alice, "laptop"); p.status != http.StatusSeeOther {
-		t.Fatalf("add passkey = %d:\n%s", p.status, p.body)
+	if p := ba.addPasskeyOn(acct, alice, "laptop"); p.Status != http.StatusSeeOther {
+		t.Fatalf("add passkey = %d:\n%s", p.Status, p.Body)
 	}
 	bb := e.browser()
 	q, _ := factorQuery("web", nil)
-	bb.login(bb.authorize(q), "bob", alicePassword)
+	bb.login(bb.Authorize(q), "bob", alicePassword)
 	bobKey := newSoftKey(t, origin, "localhost")
-	if p := bb.addPasskey(bobKey, "bob's key"); p.status != http.StatusSeeOther {
-		t.Fatalf("bob's passkey = %d", p.status)
+	if p := bb.addPasskey(bobKey, "bob's key"); p.Status != http.StatusSeeOther {
+		t.Fatalf("bob's passkey = %d", p.Status)
 	}
 
 	b := e.browser()
 	q, verifier := factorQuery("web", nil)
-	lp := b.authorize(q)
-	if !strings.Contains(lp.body, `id="sign-in-passkey"`) || !strings.Contains(lp.header.Get("Content-Security-Policy"), "script-src 'self'") {
-		t.Fatalf("sign-in page without the passkey button (CSP %q):\n%s", lp.header.Get("Content-Security-Policy"), lp.body)
+	lp := b.Authorize(q)
+	if !strings.Contains(lp.Body, `id="sign-in-passkey"`) || !strings.Contains(lp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Fatalf("sign-in page without the passkey button (CSP %q):\n%s", lp.Header.Get("Content-Security-Policy"), lp.Body)
 	}
 	if o := pageOptions(t, lp); o["userVerification"] != "required" || o["allowCredentials"] != nil {
 		t.Fatalf("sign-in options: %v", o)
 	}
 	ch := pageChallenge(t, lp)
 	_, form := passkeyForm(t, lp)
-	other := b.authorize(q) // another sign-in page: another transaction
+	other := b.Authorize(q) // another sign-in page: another transaction
 	for _, row := range []struct {
 		name string
 		cred string
@@ -130,12 +131,12 @@ func TestPasskeySignIn_Attacks(t *testing.T) {
 		{"not an assertion", `{"id":"x"}`},
 	} {
 		if p := b.passkeyPost(form, row.cred); !isRefused(b, p) {
-			t.Errorf("%s = %d %v:\n%s", row.name, p.status, p.location, p.body)
+			t.Errorf("%s = %d %v:\n%s", row.name, p.Status, p.Location, p.Body)
 		}
 	}
 	// The button without script sends no assertion: the page again.
-	if p := b.passkeyPost(form, ""); p.status != http.StatusBadRequest || !strings.Contains(p.body, "did not answer with a passkey") {
-		t.Fatalf("no assertion = %d:\n%s", p.status, p.body)
+	if p := b.passkeyPost(form, ""); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "did not answer with a passkey") {
+		t.Fatalf("no assertion = %d:\n%s", p.Status, p.Body)
 	}
 
 	good := alice.get(t, ch, e.alice.ID)
@@ -145,24 +146,24 @@ func TestPasskeySignIn_Attacks(t *testing.T) {
 		t.Fatalf("passkey sign-in: sub %v acr %v amr %v", c["sub"], c["acr"], c["amr"])
 	}
 	// Replays: the same page is used up; another page has another challenge.
-	if p := b.passkeyPost(form, good); p.status != http.StatusBadRequest || p.location != nil || !strings.Contains(p.body, "expired") {
-		t.Fatalf("assertion replayed on its page = %d %v", p.status, p.location)
+	if p := b.passkeyPost(form, good); p.Status != http.StatusBadRequest || p.Location != nil || !strings.Contains(p.Body, "expired") {
+		t.Fatalf("assertion replayed on its page = %d %v", p.Status, p.Location)
 	}
 	b2 := e.browser()
-	_, form2 := passkeyForm(t, b2.authorize(q))
+	_, form2 := passkeyForm(t, b2.Authorize(q))
 	if p := b2.passkeyPost(form2, good); !isRefused(b2, p) {
-		t.Fatalf("assertion replayed on another page = %d %v", p.status, p.location)
+		t.Fatalf("assertion replayed on another page = %d %v", p.Status, p.Location)
 	}
 	// A session of the passkey's two factors needs no step-up for a
 	// request that asks for MFA, and asks again when told to.
 	q2, _ := factorQuery("web", url.Values{"acr_values": {sessions.ACRMFA}})
-	codeFrom(t, b.authorize(q2))
+	codeFrom(t, b.Authorize(q2))
 	for _, extra := range []url.Values{{"prompt": {"login"}}, {"max_age": {"0"}}} {
 		e.clock.Add(time.Minute)
 		q3, v3 := factorQuery("web", extra)
-		again := b.authorize(q3)
-		if again.status != http.StatusOK || again.location != nil || !strings.Contains(again.body, `id="sign-in-passkey"`) {
-			t.Fatalf("%v after a passkey sign-in = %d %v", extra, again.status, again.location)
+		again := b.Authorize(q3)
+		if again.Status != http.StatusOK || again.Location != nil || !strings.Contains(again.Body, `id="sign-in-passkey"`) {
+			t.Fatalf("%v after a passkey sign-in = %d %v", extra, again.Status, again.Location)
 		}
 		_, f := passkeyForm(t, again)
 		c := e.idClaims(b.passkeyPost(f, alice.get(t, pageChallenge(t, again), e.alice.ID)), "web", secret, v3)
@@ -173,12 +174,12 @@ func TestPasskeySignIn_Attacks(t *testing.T) {
 
 	// An assertion for a page older than the transaction's lifetime.
 	b4 := e.browser()
-	lp4 := b4.authorize(q)
+	lp4 := b4.Authorize(q)
 	_, form4 := passkeyForm(t, lp4)
 	late := alice.get(t, pageChallenge(t, lp4), e.alice.ID)
 	e.clock.Add(sessions.DefaultTransactionTTL + time.Second)
-	if p := b4.passkeyPost(form4, late); p.status != http.StatusBadRequest || p.location != nil || !strings.Contains(p.body, "This page has expired") {
-		t.Fatalf("assertion for an expired page = %d %v", p.status, p.location)
+	if p := b4.passkeyPost(form4, late); p.Status != http.StatusBadRequest || p.Location != nil || !strings.Contains(p.Body, "This page has expired") {
+		t.Fatalf("assertion for an expired page = %d %v", p.Status, p.Location)
 	}
 
 	// A disabled user's passkey: refused, and the page says so.
@@ -187,10 +188,10 @@ func TestPasskeySignIn_Attacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	b3 := e.browser()
-	lp3 := b3.authorize(q)
+	lp3 := b3.Authorize(q)
 	_, form3 := passkeyForm(t, lp3)
-	if p := b3.passkeyPost(form3, bobKey.get(t, pageChallenge(t, lp3), bob.ID)); p.status != http.StatusForbidden || p.location != nil || !strings.Contains(p.body, "disabled") {
-		t.Fatalf("disabled user's passkey = %d %v:\n%s", p.status, p.location, p.body)
+	if p := b3.passkeyPost(form3, bobKey.get(t, pageChallenge(t, lp3), bob.ID)); p.Status != http.StatusForbidden || p.Location != nil || !strings.Contains(p.Body, "disabled") {
+		t.Fatalf("disabled user's passkey = %d %v:\n%s", p.Status, p.Location, p.Body)
 	}
 }
 
@@ -203,37 +204,37 @@ func TestPasskeySignIn_SharesPasswordLimits(t *testing.T) {
 	ba := e.browser()
 	e.flow(ba, "web", secret, nil)
 	alice := newSoftKey(t, e.issuer, "localhost")
-	if p := ba.addPasskey(alice, "laptop"); p.status != http.StatusSeeOther {
-		t.Fatalf("add passkey = %d", p.status)
+	if p := ba.addPasskey(alice, "laptop"); p.Status != http.StatusSeeOther {
+		t.Fatalf("add passkey = %d", p.Status)
 	}
 	noUV := &softKey{key: alice.key, id: alice.id, origin: e.issuer, rpID: "localhost", noUV: true}
 	b := e.browser()
 	q, _ := factorQuery("web", nil)
 	for i := range 2 {
-		lp := b.authorize(q)
+		lp := b.Authorize(q)
 		_, f := passkeyForm(t, lp)
-		if p := b.passkeyPost(f, noUV.get(t, pageChallenge(t, lp), e.alice.ID)); p.status != http.StatusUnauthorized {
-			t.Fatalf("failure %d = %d", i, p.status)
+		if p := b.passkeyPost(f, noUV.get(t, pageChallenge(t, lp), e.alice.ID)); p.Status != http.StatusUnauthorized {
+			t.Fatalf("failure %d = %d", i, p.Status)
 		}
 	}
-	if p := b.login(b.authorize(q), "alice", alicePassword); p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" {
-		t.Fatalf("password after two failed passkey sign-ins = %d", p.status)
+	if p := b.login(b.Authorize(q), "alice", alicePassword); p.Status != http.StatusTooManyRequests || p.Header.Get("Retry-After") == "" {
+		t.Fatalf("password after two failed passkey sign-ins = %d", p.Status)
 	}
-	lp := b.authorize(q)
+	lp := b.Authorize(q)
 	_, f := passkeyForm(t, lp)
-	if p := b.passkeyPost(f, alice.get(t, pageChallenge(t, lp), e.alice.ID)); p.status != http.StatusTooManyRequests {
-		t.Fatalf("good passkey while locked out = %d", p.status)
+	if p := b.passkeyPost(f, alice.get(t, pageChallenge(t, lp), e.alice.ID)); p.Status != http.StatusTooManyRequests {
+		t.Fatalf("good passkey while locked out = %d", p.Status)
 	}
 	e.clock.Add(time.Minute)
 	for range 2 {
-		if p := b.login(b.authorize(q), "alice", "wrong"); p.status != http.StatusUnauthorized {
-			t.Fatalf("wrong password = %d", p.status)
+		if p := b.login(b.Authorize(q), "alice", "wrong"); p.Status != http.StatusUnauthorized {
+			t.Fatalf("wrong password = %d", p.Status)
 		}
 	}
-	lp = b.authorize(q)
+	lp = b.Authorize(q)
 	_, f = passkeyForm(t, lp)
-	if p := b.passkeyPost(f, alice.get(t, pageChallenge(t, lp), e.alice.ID)); p.status != http.StatusTooManyRequests {
-		t.Fatalf("passkey after two wrong passwords = %d", p.status)
+	if p := b.passkeyPost(f, alice.get(t, pageChallenge(t, lp), e.alice.ID)); p.Status != http.StatusTooManyRequests {
+		t.Fatalf("passkey after two wrong passwords = %d", p.Status)
 	}
 }
 
@@ -252,9 +253,9 @@ func TestPasskeySignIn_NoPasswordDeployment(t *testing.T) {
 	}
 	b := e.browser()
 	q, verifier := factorQuery("web", nil)
-	lp := b.authorize(q)
-	if strings.Contains(lp.body, `id="password"`) || !strings.Contains(lp.body, `id="sign-in-passkey"`) {
-		t.Fatalf("upstream-only sign-in page:\n%s", lp.body)
+	lp := b.Authorize(q)
+	if strings.Contains(lp.Body, `id="password"`) || !strings.Contains(lp.Body, `id="sign-in-passkey"`) {
+		t.Fatalf("upstream-only sign-in page:\n%s", lp.Body)
 	}
 	_, f := passkeyForm(t, lp)
 	c := e.idClaims(b.passkeyPost(f, k.get(t, pageChallenge(t, lp), e.alice.ID)), "web", secret, verifier)
@@ -264,25 +265,25 @@ func TestPasskeySignIn_NoPasswordDeployment(t *testing.T) {
 	// The account page's own sign-in: the passkey, and no password (shown
 	// or accepted: the form's POST with alice's password is refused).
 	b2 := e.browser()
-	ap := b2.get(e.issuer + "/account")
-	if strings.Contains(ap.body, `id="password"`) {
-		t.Fatalf("upstream-only account sign-in shows a password form:\n%s", ap.body)
+	ap := b2.Get(e.issuer + "/account")
+	if strings.Contains(ap.Body, `id="password"`) {
+		t.Fatalf("upstream-only account sign-in shows a password form:\n%s", ap.Body)
 	}
 	_, f = passkeyForm(t, ap)
 	pw := url.Values{"tx": f["tx"], "csrf": f["csrf"], "kind": {"account_login"}, "username": {"alice"}, "password": {alicePassword}}
-	if p := b2.post(e.issuer+"/account/login", pw); p.status != http.StatusForbidden || p.location != nil {
-		t.Fatalf("account sign-in with a password in an upstream-only deployment = %d %v", p.status, p.location)
+	if p := b2.Post(e.issuer+"/account/login", pw); p.Status != http.StatusForbidden || p.Location != nil {
+		t.Fatalf("account sign-in with a password in an upstream-only deployment = %d %v", p.Status, p.Location)
 	}
-	ap = b2.get(e.issuer + "/account")
+	ap = b2.Get(e.issuer + "/account")
 	_, f = passkeyForm(t, ap)
 	if f.Get("kind") != "account_login" {
 		t.Fatalf("account sign-in form kind %q", f.Get("kind"))
 	}
-	if p := b2.passkeyPost(f, k.get(t, pageChallenge(t, ap), e.alice.ID)); p.status != http.StatusSeeOther || p.location.Path != "/account" {
-		t.Fatalf("account passkey sign-in = %d %v:\n%s", p.status, p.location, p.body)
+	if p := b2.passkeyPost(f, k.get(t, pageChallenge(t, ap), e.alice.ID)); p.Status != http.StatusSeeOther || p.Location.Path != "/account" {
+		t.Fatalf("account passkey sign-in = %d %v:\n%s", p.Status, p.Location, p.Body)
 	}
-	if p := b2.get(e.issuer + "/account"); !strings.Contains(p.body, "laptop (added") || strings.Contains(p.body, `id="factors-locked"`) {
-		t.Fatalf("account page after a passkey sign-in:\n%s", p.body)
+	if p := b2.Get(e.issuer + "/account"); !strings.Contains(p.Body, "laptop (added") || strings.Contains(p.Body, `id="factors-locked"`) {
+		t.Fatalf("account page after a passkey sign-in:\n%s", p.Body)
 	}
 }
 
@@ -293,13 +294,13 @@ func TestPasskeySignIn_Off(t *testing.T) {
 	e.webClient("web", nil)
 	b := e.browser()
 	q, _ := factorQuery("web", nil)
-	lp := b.authorize(q)
-	if lp.status != http.StatusOK || strings.Contains(lp.body, "sign-in-passkey") || strings.Contains(lp.header.Get("Content-Security-Policy"), "script-src") {
-		t.Fatalf("sign-in page with passkeys a second factor only (%d, CSP %q):\n%s", lp.status, lp.header.Get("Content-Security-Policy"), lp.body)
+	lp := b.Authorize(q)
+	if lp.Status != http.StatusOK || strings.Contains(lp.Body, "sign-in-passkey") || strings.Contains(lp.Header.Get("Content-Security-Policy"), "script-src") {
+		t.Fatalf("sign-in page with passkeys a second factor only (%d, CSP %q):\n%s", lp.Status, lp.Header.Get("Content-Security-Policy"), lp.Body)
 	}
-	_, f := formOf(t, lp)
-	if p := b.passkeyPost(f, `{"id":"x"}`); p.status != http.StatusNotFound && p.status != http.StatusMethodNotAllowed {
-		t.Fatalf("POST /login/passkey = %d", p.status)
+	_, f := signettest.FormOf(t, lp)
+	if p := b.passkeyPost(f, `{"id":"x"}`); p.Status != http.StatusNotFound && p.Status != http.StatusMethodNotAllowed {
+		t.Fatalf("POST /login/passkey = %d", p.Status)
 	}
 }
 
@@ -321,13 +322,13 @@ func TestPasskeySignIn_Replicas(t *testing.T) {
 	ba := e.browser()
 	e.flow(ba, "web", secret, nil)
 	k := newSoftKey(t, e.issuer, "localhost")
-	if p := ba.addPasskey(k, "laptop"); p.status != http.StatusSeeOther {
-		t.Fatalf("add passkey = %d:\n%s", p.status, p.body)
+	if p := ba.addPasskey(k, "laptop"); p.Status != http.StatusSeeOther {
+		t.Fatalf("add passkey = %d:\n%s", p.Status, p.Body)
 	}
 	for round := range 3 {
 		b := e.browser()
 		q, verifier := factorQuery("web", nil)
-		lp := b.authorize(q)
+		lp := b.Authorize(q)
 		_, form := passkeyForm(t, lp)
 		form.Set("credential", k.get(t, pageChallenge(t, lp), e.alice.ID))
 		pages := make([]page, 2)
@@ -338,29 +339,27 @@ func TestPasskeySignIn_Replicas(t *testing.T) {
 				defer wg.Done()
 				req, _ := http.NewRequest(http.MethodPost, e.issuer+"/login/passkey", strings.NewReader(form.Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				resp, err := b.c.Do(req)
+				resp, err := b.Client.Do(req)
 				if err != nil {
-					pages[i] = page{status: -1, body: err.Error()}
+					pages[i] = page{Status: -1, Body: err.Error()}
 					return
 				}
 				defer resp.Body.Close()
 				body, _ := io.ReadAll(resp.Body)
-				pages[i] = page{status: resp.StatusCode, body: string(body)}
-				if m := continueRE.FindStringSubmatch(pages[i].body); m != nil {
-					pages[i].location, _ = url.Parse(html.UnescapeString(m[1]))
-				}
+				pages[i] = page{Status: resp.StatusCode, Body: string(body)}
+				pages[i].Location = signettest.ContinueLink(pages[i].Body)
 			}()
 		}
 		wg.Wait()
 		var signedIn []page
 		for _, p := range pages {
 			switch {
-			case p.location != nil && p.location.Query().Get("code") != "":
+			case p.Location != nil && p.Location.Query().Get("code") != "":
 				signedIn = append(signedIn, p)
-			case p.status == http.StatusBadRequest && strings.Contains(p.body, "This page has expired"): // the other was first
-			case p.status == http.StatusUnauthorized: // the other had recorded the assertion's counter first
+			case p.Status == http.StatusBadRequest && strings.Contains(p.Body, "This page has expired"): // the other was first
+			case p.Status == http.StatusUnauthorized: // the other had recorded the assertion's counter first
 			default:
-				t.Fatalf("round %d: %d %v:\n%s", round, p.status, p.location, p.body)
+				t.Fatalf("round %d: %d %v:\n%s", round, p.Status, p.Location, p.Body)
 			}
 		}
 		if len(signedIn) != 1 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/sessions"
@@ -26,29 +27,29 @@ import (
 // (for submit).
 func formAt(t testing.TB, p page, action string) page {
 	t.Helper()
-	i := strings.Index(p.body, `action="`+action+`"`)
+	i := strings.Index(p.Body, `action="`+action+`"`)
 	if i < 0 {
-		t.Fatalf("no form posting to %s (status %d):\n%s", action, p.status, p.body)
+		t.Fatalf("no form posting to %s (status %d):\n%s", action, p.Status, p.Body)
 	}
-	start := strings.LastIndex(p.body[:i], "<form")
-	end := i + strings.Index(p.body[i:], "</form>")
-	return page{status: p.status, body: p.body[start:end]}
+	start := strings.LastIndex(p.Body[:i], "<form")
+	end := i + strings.Index(p.Body[i:], "</form>")
+	return page{Status: p.Status, Body: p.Body[start:end]}
 }
 
 func isDuePage(p page) bool {
-	return p.status == http.StatusOK && strings.Contains(p.body, `id="factor-due"`) && strings.Contains(p.body, `action="/login/continue"`)
+	return p.Status == http.StatusOK && strings.Contains(p.Body, `id="factor-due"`) && strings.Contains(p.Body, `action="/login/continue"`)
 }
 
 func isEnrolPage(p page) bool {
-	return p.status == http.StatusOK && strings.Contains(p.body, `action="/login/enrol"`) && secretRE.MatchString(p.body) && qrRE.MatchString(p.body)
+	return p.Status == http.StatusOK && strings.Contains(p.Body, `action="/login/enrol"`) && secretRE.MatchString(p.Body) && qrRE.MatchString(p.Body)
 }
 
 // enrolKey reads the key of an enrolment page.
 func enrolKey(t testing.TB, p page) []byte {
 	t.Helper()
-	m := secretRE.FindStringSubmatch(p.body)
+	m := secretRE.FindStringSubmatch(p.Body)
 	if m == nil {
-		t.Fatalf("no key on the page (%d):\n%s", p.status, p.body)
+		t.Fatalf("no key on the page (%d):\n%s", p.Status, p.Body)
 	}
 	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ReplaceAll(m[1], " ", ""))
 	if err != nil {
@@ -58,7 +59,7 @@ func enrolKey(t testing.TB, p page) []byte {
 }
 
 func hasSessionCookie(b *browser) bool {
-	return slices.ContainsFunc(b.c.Jar.Cookies(mustURL(b.e.issuer)), func(c *http.Cookie) bool { return c.Name == login.SessionCookie })
+	return slices.ContainsFunc(b.Client.Jar.Cookies(mustURL(b.e.issuer)), func(c *http.Cookie) bool { return c.Name == login.SessionCookie })
 }
 
 func (e *env) require(userID string, on bool) {
@@ -80,28 +81,28 @@ func TestRequirement_GraceReminder(t *testing.T) {
 	secret := e.webClient("web", nil)
 	b := e.browser()
 	q, verifier := factorQuery("web", nil)
-	due := b.login(b.authorize(q), "alice", alicePassword)
+	due := b.login(b.Authorize(q), "alice", alicePassword)
 	wantDue := e.clock.Now().Add(168 * time.Hour).UTC().Format("2 January 2006, 15:04 UTC")
-	if !isDuePage(due) || due.location != nil || !strings.Contains(due.body, "You must set up a second factor by <strong>"+wantDue+"</strong>") ||
-		!strings.Contains(due.body, `href="/account"`) {
-		t.Fatalf("password sign-in during the grace period = %d %v:\n%s", due.status, due.location, due.body)
+	if !isDuePage(due) || due.Location != nil || !strings.Contains(due.Body, "You must set up a second factor by <strong>"+wantDue+"</strong>") ||
+		!strings.Contains(due.Body, `href="/account"`) {
+		t.Fatalf("password sign-in during the grace period = %d %v:\n%s", due.Status, due.Location, due.Body)
 	}
-	c := e.idClaims(b.submit(due, nil), "web", secret, verifier)
+	c := e.idClaims(b.Submit(due, nil), "web", secret, verifier)
 	if c["acr"] != sessions.ACRPassword {
 		t.Fatalf("continued sign-in: acr %v", c["acr"])
 	}
-	if p := b.submit(due, nil); p.status != http.StatusBadRequest || p.location != nil {
-		t.Fatalf("the reminder's form again = %d %v", p.status, p.location)
+	if p := b.Submit(due, nil); p.Status != http.StatusBadRequest || p.Location != nil {
+		t.Fatalf("the reminder's form again = %d %v", p.Status, p.Location)
 	}
 	// A day later the date has not moved: it counts from the first time.
 	e.clock.Add(24 * time.Hour)
 	q, _ = factorQuery("web", url.Values{"prompt": {"login"}})
-	if p := b.login(b.authorize(q), "alice", alicePassword); !isDuePage(p) || !strings.Contains(p.body, wantDue) {
-		t.Fatalf("reminder a day later = %d:\n%s", p.status, p.body)
+	if p := b.login(b.Authorize(q), "alice", alicePassword); !isDuePage(p) || !strings.Contains(p.Body, wantDue) {
+		t.Fatalf("reminder a day later = %d:\n%s", p.Status, p.Body)
 	}
 	// The account page says so too.
-	if p := b.get(e.issuer + "/account"); !strings.Contains(p.body, `id="factor-required"`) || !strings.Contains(p.body, wantDue) {
-		t.Fatalf("account page during the grace period:\n%s", p.body)
+	if p := b.Get(e.issuer + "/account"); !strings.Contains(p.Body, `id="factor-required"`) || !strings.Contains(p.Body, wantDue) {
+		t.Fatalf("account page during the grace period:\n%s", p.Body)
 	}
 
 	t.Run("admins only", func(t *testing.T) {
@@ -114,8 +115,8 @@ func TestRequirement_GraceReminder(t *testing.T) {
 		}
 		b := e.browser()
 		q, _ := factorQuery("web", nil)
-		if p := b.login(b.authorize(q), "alice", alicePassword); !isDuePage(p) {
-			t.Fatalf("admin's sign-in = %d %v", p.status, p.location)
+		if p := b.login(b.Authorize(q), "alice", alicePassword); !isDuePage(p) {
+			t.Fatalf("admin's sign-in = %d %v", p.Status, p.Location)
 		}
 	})
 }
@@ -133,23 +134,23 @@ func TestRequirement_EnrolAfterGrace(t *testing.T) {
 	e.webClient("third", func(c *clients.Client) { c.FirstParty = false })
 	old := e.browser()
 	q, verifier := factorQuery("web", nil)
-	codeFrom(t, old.submit(old.login(old.authorize(q), "alice", alicePassword), nil)) // during the grace period
+	codeFrom(t, old.Submit(old.login(old.Authorize(q), "alice", alicePassword), nil)) // during the grace period
 	q3, _ := factorQuery("third", nil)
-	consent := old.authorize(q3) // a consent page shown during the grace period
-	if !strings.Contains(consent.body, `action="/login/consent"`) {
-		t.Fatalf("third-party client during the grace period = %d:\n%s", consent.status, consent.body)
+	consent := old.Authorize(q3) // a consent page shown during the grace period
+	if !strings.Contains(consent.Body, `action="/login/consent"`) {
+		t.Fatalf("third-party client during the grace period = %d:\n%s", consent.Status, consent.Body)
 	}
 	e.clock.Add(12 * time.Minute)
 
 	b := e.browser()
-	enrol := b.login(b.authorize(q), "alice", alicePassword)
-	if !isEnrolPage(enrol) || enrol.location != nil || !strings.Contains(enrol.body, "the time to set one up has passed") {
-		t.Fatalf("password sign-in after the grace period = %d %v:\n%s", enrol.status, enrol.location, enrol.body)
+	enrol := b.login(b.Authorize(q), "alice", alicePassword)
+	if !isEnrolPage(enrol) || enrol.Location != nil || !strings.Contains(enrol.Body, "the time to set one up has passed") {
+		t.Fatalf("password sign-in after the grace period = %d %v:\n%s", enrol.Status, enrol.Location, enrol.Body)
 	}
 	if hasSessionCookie(b) {
 		t.Fatal("a session cookie was set before the enrolment")
 	}
-	_, enrolForm := formOf(t, enrol)
+	_, enrolForm := signettest.FormOf(t, enrol)
 	for _, row := range []struct {
 		name string
 		do   func() page
@@ -157,70 +158,70 @@ func TestRequirement_EnrolAfterGrace(t *testing.T) {
 	}{
 		{"the authorization request again, prompt=none", func() page {
 			q, _ := factorQuery("web", url.Values{"prompt": {"none"}})
-			return b.authorize(q)
-		}, func(p page) bool { return p.location != nil && p.location.Query().Get("error") == "login_required" }},
-		{"the authorization request again", func() page { return b.authorize(q) },
-			func(p page) bool { return p.location == nil && strings.Contains(p.body, `name="password"`) }},
-		{"the enrolment's transaction on the continue form", func() page { return b.post(e.issuer+"/login/continue", enrolForm) },
-			func(p page) bool { return p.status == http.StatusForbidden && p.location == nil }},
+			return b.Authorize(q)
+		}, func(p page) bool { return p.Location != nil && p.Location.Query().Get("error") == "login_required" }},
+		{"the authorization request again", func() page { return b.Authorize(q) },
+			func(p page) bool { return p.Location == nil && strings.Contains(p.Body, `name="password"`) }},
+		{"the enrolment's transaction on the continue form", func() page { return b.Post(e.issuer+"/login/continue", enrolForm) },
+			func(p page) bool { return p.Status == http.StatusForbidden && p.Location == nil }},
 		{"the enrolment's transaction on the consent form", func() page {
 			f := url.Values{"decision": {"allow"}}
 			for k, v := range enrolForm {
 				f[k] = v
 			}
-			return b.post(e.issuer+"/login/consent", f)
-		}, func(p page) bool { return p.status == http.StatusForbidden && p.location == nil }},
+			return b.Post(e.issuer+"/login/consent", f)
+		}, func(p page) bool { return p.Status == http.StatusForbidden && p.Location == nil }},
 		{"the enrolment's transaction on the code form", func() page {
 			f := url.Values{"kind": {"otp"}, "code": {"123456"}}
 			for k, v := range enrolForm {
 				f[k] = v
 			}
-			return b.post(e.issuer+"/login/otp", f)
-		}, func(p page) bool { return p.status == http.StatusForbidden && p.location == nil }},
+			return b.Post(e.issuer+"/login/otp", f)
+		}, func(p page) bool { return p.Status == http.StatusForbidden && p.Location == nil }},
 		{"the password session of the grace period, prompt=none", func() page {
 			q, _ := factorQuery("web", url.Values{"prompt": {"none"}})
-			return old.authorize(q)
+			return old.Authorize(q)
 		}, func(p page) bool {
-			return p.location != nil && p.location.Query().Get("code") == "" && p.location.Query().Get("error") == "interaction_required"
+			return p.Location != nil && p.Location.Query().Get("code") == "" && p.Location.Query().Get("error") == "interaction_required"
 		}},
 		{"the password session of the grace period, its consent page answered after it", func() page {
-			return old.submit(consent, url.Values{"decision": {"allow"}})
+			return old.Submit(consent, url.Values{"decision": {"allow"}})
 		}, func(p page) bool {
-			return p.location != nil && p.location.Query().Get("code") == "" && p.location.Query().Get("error") == "unmet_authentication_requirements"
+			return p.Location != nil && p.Location.Query().Get("code") == "" && p.Location.Query().Get("error") == "unmet_authentication_requirements"
 		}},
-		{"a wrong first code", func() page { return b.submit(enrol, url.Values{"code": {"000000"}}) },
+		{"a wrong first code", func() page { return b.Submit(enrol, url.Values{"code": {"000000"}}) },
 			func(p page) bool {
-				return p.status == http.StatusUnauthorized && p.location == nil && isEnrolPage(page{status: 200, body: p.body})
+				return p.Status == http.StatusUnauthorized && p.Location == nil && isEnrolPage(page{Status: 200, Body: p.Body})
 			}},
 	} {
 		if p := row.do(); !row.ok(p) {
-			t.Errorf("%s = %d %v:\n%s", row.name, p.status, p.location, p.body)
+			t.Errorf("%s = %d %v:\n%s", row.name, p.Status, p.Location, p.Body)
 		}
 	}
 	if hasSessionCookie(b) {
 		t.Fatal("a session cookie was set before the enrolment")
 	}
 	key := enrolKey(t, enrol)
-	done := b.submit(enrol, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
-	if done.status != http.StatusOK || len(recoveryRE.FindAllString(done.body, -1)) != 10 || done.location != nil {
-		t.Fatalf("confirmed enrolment = %d %v:\n%s", done.status, done.location, done.body)
+	done := b.Submit(enrol, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}})
+	if done.Status != http.StatusOK || len(recoveryRE.FindAllString(done.Body, -1)) != 10 || done.Location != nil {
+		t.Fatalf("confirmed enrolment = %d %v:\n%s", done.Status, done.Location, done.Body)
 	}
-	if p := b.submit(enrol, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}); p.location != nil || p.status == http.StatusOK {
-		t.Fatalf("the enrolment form again = %d %v", p.status, p.location)
+	if p := b.Submit(enrol, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}); p.Location != nil || p.Status == http.StatusOK {
+		t.Fatalf("the enrolment form again = %d %v", p.Status, p.Location)
 	}
-	c := e.idClaims(b.submit(done, nil), "web", secret, verifier)
+	c := e.idClaims(b.Submit(done, nil), "web", secret, verifier)
 	if c["acr"] != sessions.ACRMFA || !slices.Equal(amrOf(c), []string{"pwd", "otp", "mfa"}) {
 		t.Fatalf("sign-in with the enrolment: acr %v amr %v", c["acr"], c["amr"])
 	}
 	// The user has a factor now: the grace period's password session is
 	// asked for it, and the next sign-in too.
-	if p := old.authorize(q); !isOTPPage(p) {
-		t.Fatalf("password session after the enrolment = %d %v", p.status, p.location)
+	if p := old.Authorize(q); !isOTPPage(p) {
+		t.Fatalf("password session after the enrolment = %d %v", p.Status, p.Location)
 	}
 	e.clock.Add(totp.Period)
 	b2 := e.browser()
-	if p := b2.login(b2.authorize(q), "alice", alicePassword); !isOTPPage(p) {
-		t.Fatalf("sign-in after the enrolment = %d %v", p.status, p.location)
+	if p := b2.login(b2.Authorize(q), "alice", alicePassword); !isOTPPage(p) {
+		t.Fatalf("sign-in after the enrolment = %d %v", p.Status, p.Location)
 	}
 }
 
@@ -233,24 +234,24 @@ func TestRequirement_EnrolStepsUpSession(t *testing.T) {
 	secret := e.webClient("web", nil)
 	b := e.browser()
 	e.flow(b, "web", secret, nil)
-	pwdCookies := b.c.Jar.Cookies(mustURL(e.issuer))
+	pwdCookies := b.Client.Jar.Cookies(mustURL(e.issuer))
 	e.require(e.alice.ID, true) // no grace (the env's policy has none)
 	q, verifier := factorQuery("web", nil)
-	enrol := b.authorize(q)
+	enrol := b.Authorize(q)
 	if !isEnrolPage(enrol) {
-		t.Fatalf("password session after the requirement = %d %v:\n%s", enrol.status, enrol.location, enrol.body)
+		t.Fatalf("password session after the requirement = %d %v:\n%s", enrol.Status, enrol.Location, enrol.Body)
 	}
-	done := b.submit(enrol, url.Values{"code": {totp.Code(enrolKey(t, enrol), totp.Step(e.clock.Now()))}})
-	c := e.idClaims(b.submit(done, nil), "web", secret, verifier)
+	done := b.Submit(enrol, url.Values{"code": {totp.Code(enrolKey(t, enrol), totp.Step(e.clock.Now()))}})
+	c := e.idClaims(b.Submit(done, nil), "web", secret, verifier)
 	if c["acr"] != sessions.ACRMFA {
 		t.Fatalf("after the enrolment: acr %v", c["acr"])
 	}
 	jar, _ := cookiejar.New(nil)
 	jar.SetCookies(mustURL(e.issuer), pwdCookies)
-	replay := &browser{e: e, c: &http.Client{Jar: jar, Transport: b.c.Transport, CheckRedirect: b.c.CheckRedirect}}
+	replay := &browser{e: e, Browser: &signettest.Browser{T: e.t, Base: e.issuer, Client: &http.Client{Jar: jar, Transport: b.Client.Transport, CheckRedirect: b.Client.CheckRedirect}}}
 	q, _ = factorQuery("web", url.Values{"prompt": {"none"}})
-	if p := replay.authorize(q); p.location == nil || p.location.Query().Get("error") != "login_required" {
-		t.Fatalf("the replaced session's cookie = %d %v", p.status, p.location)
+	if p := replay.Authorize(q); p.Location == nil || p.Location.Query().Get("error") != "login_required" {
+		t.Fatalf("the replaced session's cookie = %d %v", p.Status, p.Location)
 	}
 }
 
@@ -296,36 +297,36 @@ func TestAccount_RemoveTOTP(t *testing.T) {
 	key, old := e.enrolTOTP(e.browser(), "web", secret)
 	b := e.browser()
 	q, _ := factorQuery("web", nil)
-	codeFrom(t, b.submit(b.login(b.authorize(q), "alice", alicePassword), url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}))
-	acct := b.get(e.issuer + "/account")
-	done := b.submit(formAt(t, acct, "/account/recovery"), nil)
-	codes := recoveryRE.FindAllStringSubmatch(done.body, -1)
-	if done.status != http.StatusOK || len(codes) != 10 || codes[0][1] == old[0] {
-		t.Fatalf("new recovery codes = %d:\n%s", done.status, done.body)
+	codeFrom(t, b.Submit(b.login(b.Authorize(q), "alice", alicePassword), url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}))
+	acct := b.Get(e.issuer + "/account")
+	done := b.Submit(formAt(t, acct, "/account/recovery"), nil)
+	codes := recoveryRE.FindAllStringSubmatch(done.Body, -1)
+	if done.Status != http.StatusOK || len(codes) != 10 || codes[0][1] == old[0] {
+		t.Fatalf("new recovery codes = %d:\n%s", done.Status, done.Body)
 	}
 	if err := e.mfa.UseRecoveryCode(context.Background(), e.alice.ID, old[1]); !errors.Is(err, mfa.ErrBadCode) {
 		t.Fatalf("a replaced recovery code: %v", err)
 	}
 
 	e.clock.Add(11 * time.Minute)
-	p := b.submit(formAt(t, b.get(e.issuer+"/account"), "/account/totp/remove"), nil)
+	p := b.Submit(formAt(t, b.Get(e.issuer+"/account"), "/account/totp/remove"), nil)
 	if !isOTPPage(p) {
-		t.Fatalf("removal eleven minutes after the code = %d:\n%s", p.status, p.body)
+		t.Fatalf("removal eleven minutes after the code = %d:\n%s", p.Status, p.Body)
 	}
 	if st, _ := e.mfa.Status(context.Background(), e.alice.ID); !st.TOTP {
 		t.Fatal("the app was removed without a recent code")
 	}
-	if p := b.submit(p, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}); p.status != http.StatusSeeOther || p.location.Path != "/account" {
-		t.Fatalf("the code again = %d %v", p.status, p.location)
+	if p := b.Submit(p, url.Values{"code": {totp.Code(key, totp.Step(e.clock.Now()))}}); p.Status != http.StatusSeeOther || p.Location.Path != "/account" {
+		t.Fatalf("the code again = %d %v", p.Status, p.Location)
 	}
-	if p := b.submit(formAt(t, b.get(e.issuer+"/account"), "/account/totp/remove"), nil); p.status != http.StatusSeeOther {
-		t.Fatalf("removal after a recent code = %d:\n%s", p.status, p.body)
+	if p := b.Submit(formAt(t, b.Get(e.issuer+"/account"), "/account/totp/remove"), nil); p.Status != http.StatusSeeOther {
+		t.Fatalf("removal after a recent code = %d:\n%s", p.Status, p.Body)
 	}
 	if st, _ := e.mfa.Status(context.Background(), e.alice.ID); st.TOTP || st.RecoveryCodes != 0 {
 		t.Fatalf("after the removal: %+v", st)
 	}
-	if p := b.get(e.issuer + "/account"); !strings.Contains(p.body, "Authenticator app: off") {
-		t.Fatalf("account page after the removal:\n%s", p.body)
+	if p := b.Get(e.issuer + "/account"); !strings.Contains(p.Body, "Authenticator app: off") {
+		t.Fatalf("account page after the removal:\n%s", p.Body)
 	}
 }
 
@@ -338,46 +339,46 @@ func TestAccount_LastFactorUnderRequirement(t *testing.T) {
 	e.require(e.alice.ID, true)
 	b := e.browser()
 	q, _ := factorQuery("web", nil)
-	enrol := b.login(b.authorize(q), "alice", alicePassword)
+	enrol := b.login(b.Authorize(q), "alice", alicePassword)
 	if !isEnrolPage(enrol) {
-		t.Fatalf("required user without a factor = %d:\n%s", enrol.status, enrol.body)
+		t.Fatalf("required user without a factor = %d:\n%s", enrol.Status, enrol.Body)
 	}
-	b.submit(enrol, url.Values{"code": {totp.Code(enrolKey(t, enrol), totp.Step(e.clock.Now()))}})
-	acct := b.get(e.issuer + "/account")
-	if !strings.Contains(acct.body, `id="factor-required"`) {
-		t.Fatalf("account page of a required user:\n%s", acct.body)
+	b.Submit(enrol, url.Values{"code": {totp.Code(enrolKey(t, enrol), totp.Step(e.clock.Now()))}})
+	acct := b.Get(e.issuer + "/account")
+	if !strings.Contains(acct.Body, `id="factor-required"`) {
+		t.Fatalf("account page of a required user:\n%s", acct.Body)
 	}
 	lastRefused := func(p page) bool {
-		return p.status == http.StatusConflict && strings.Contains(p.body, "must have a second factor")
+		return p.Status == http.StatusConflict && strings.Contains(p.Body, "must have a second factor")
 	}
-	if p := b.submit(formAt(t, acct, "/account/totp/remove"), nil); !lastRefused(p) {
-		t.Fatalf("removing the last factor (app) = %d:\n%s", p.status, p.body)
+	if p := b.Submit(formAt(t, acct, "/account/totp/remove"), nil); !lastRefused(p) {
+		t.Fatalf("removing the last factor (app) = %d:\n%s", p.Status, p.Body)
 	}
 	key := newSoftKey(t, e.issuer, "localhost")
-	if p := b.addPasskey(key, "laptop"); p.status != http.StatusSeeOther {
-		t.Fatalf("add passkey = %d", p.status)
+	if p := b.addPasskey(key, "laptop"); p.Status != http.StatusSeeOther {
+		t.Fatalf("add passkey = %d", p.Status)
 	}
-	if p := b.submit(formAt(t, b.get(e.issuer+"/account"), "/account/totp/remove"), nil); p.status != http.StatusSeeOther {
-		t.Fatalf("removing the app beside a passkey = %d:\n%s", p.status, p.body)
+	if p := b.Submit(formAt(t, b.Get(e.issuer+"/account"), "/account/totp/remove"), nil); p.Status != http.StatusSeeOther {
+		t.Fatalf("removing the app beside a passkey = %d:\n%s", p.Status, p.Body)
 	}
 	removePasskey := func() page {
-		acct := b.get(e.issuer + "/account")
-		i := strings.Index(acct.body, `class="remove"`)
+		acct := b.Get(e.issuer + "/account")
+		i := strings.Index(acct.Body, `class="remove"`)
 		if i < 0 {
-			t.Fatalf("no remove form:\n%s", acct.body)
+			t.Fatalf("no remove form:\n%s", acct.Body)
 		}
-		start, end := strings.LastIndex(acct.body[:i], "<form"), i+strings.Index(acct.body[i:], "</form>")
-		return b.submit(page{body: acct.body[start:end]}, nil)
+		start, end := strings.LastIndex(acct.Body[:i], "<form"), i+strings.Index(acct.Body[i:], "</form>")
+		return b.Submit(page{Body: acct.Body[start:end]}, nil)
 	}
 	if p := removePasskey(); !lastRefused(p) {
-		t.Fatalf("removing the last factor (passkey) = %d:\n%s", p.status, p.body)
+		t.Fatalf("removing the last factor (passkey) = %d:\n%s", p.Status, p.Body)
 	}
 	if st, _ := e.mfa.Status(context.Background(), e.alice.ID); st.Passkeys != 1 {
 		t.Fatalf("passkeys after the refusal: %d", st.Passkeys)
 	}
 	e.require(e.alice.ID, false)
-	if p := removePasskey(); p.status != http.StatusSeeOther {
-		t.Fatalf("removing the passkey without the requirement = %d:\n%s", p.status, p.body)
+	if p := removePasskey(); p.Status != http.StatusSeeOther {
+		t.Fatalf("removing the passkey without the requirement = %d:\n%s", p.Status, p.Body)
 	}
 }
 
@@ -393,21 +394,21 @@ func TestRequirement_EnrolPasskey(t *testing.T) {
 
 	other := e.browser()
 	q, _ := factorQuery("web", nil)
-	stale := other.login(other.authorize(q), "alice", alicePassword)
+	stale := other.login(other.Authorize(q), "alice", alicePassword)
 	b := e.browser()
 	q, verifier := factorQuery("web", nil)
-	enrol := b.login(b.authorize(q), "alice", alicePassword)
-	if !isEnrolPage(enrol) || !strings.Contains(enrol.body, `data-webauthn="create"`) {
-		t.Fatalf("enrolment page with passkeys on = %d:\n%s", enrol.status, enrol.body)
+	enrol := b.login(b.Authorize(q), "alice", alicePassword)
+	if !isEnrolPage(enrol) || !strings.Contains(enrol.Body, `data-webauthn="create"`) {
+		t.Fatalf("enrolment page with passkeys on = %d:\n%s", enrol.Status, enrol.Body)
 	}
 	action, v := passkeyForm(t, enrol)
 	// An answer to another page's challenge.
 	v.Set("credential", key.create(t, pageChallenge(t, stale)))
-	if p := b.post(e.issuer+action, v); p.status != http.StatusBadRequest || p.location != nil || hasSessionCookie(b) {
-		t.Fatalf("passkey made for another page = %d %v", p.status, p.location)
+	if p := b.Post(e.issuer+action, v); p.Status != http.StatusBadRequest || p.Location != nil || hasSessionCookie(b) {
+		t.Fatalf("passkey made for another page = %d %v", p.Status, p.Location)
 	}
 	v.Set("credential", key.create(t, pageChallenge(t, enrol)))
-	c := e.idClaims(b.post(e.issuer+action, v), "web", secret, verifier)
+	c := e.idClaims(b.Post(e.issuer+action, v), "web", secret, verifier)
 	if c["acr"] != sessions.ACRMFA || !slices.Equal(amrOf(c), []string{"pwd", "swk", "mfa"}) {
 		t.Fatalf("sign-in with the enrolled passkey: acr %v amr %v", c["acr"], c["amr"])
 	}
@@ -458,8 +459,8 @@ func TestRequirement_DevicePage(t *testing.T) {
 	_, da, _ := e.startDevice("tv", "", nil)
 	b := e.browser()
 	p := b.login(b.enterCode(da.UserCode), "alice", alicePassword)
-	if p.status != http.StatusForbidden || !strings.Contains(p.body, "/account") || strings.Contains(p.body, `value="allow"`) {
-		t.Fatalf("device sign-in past the grace period = %d:\n%s", p.status, p.body)
+	if p.Status != http.StatusForbidden || !strings.Contains(p.Body, "/account") || strings.Contains(p.Body, `value="allow"`) {
+		t.Fatalf("device sign-in past the grace period = %d:\n%s", p.Status, p.Body)
 	}
 	if tr := e.poll("tv", "", da.DeviceCode); tr.status != http.StatusBadRequest || tr.str("access_token") != "" {
 		t.Fatalf("device poll = %d %s", tr.status, tr.raw)

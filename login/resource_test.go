@@ -12,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 )
 
 // RFC 8707 resource indicators at every endpoint that takes them: the
@@ -39,9 +40,9 @@ func (e *env) resourceClient(id string, mod func(*clients.Client)) string {
 // signs in when b has no session) and returns the code and its verifier.
 func resourceCode(t *testing.T, b *browser, id string, resources ...string) (string, string) {
 	t.Helper()
-	v, ch := pkce()
-	p := b.authorize(authzQuery(ch, url.Values{"client_id": {id}, "resource": resources}))
-	if p.location == nil && strings.Contains(p.body, `name="password"`) {
+	v, ch := signettest.PKCE()
+	p := b.Authorize(authzQuery(ch, url.Values{"client_id": {id}, "resource": resources}))
+	if p.Location == nil && strings.Contains(p.Body, `name="password"`) {
 		p = b.login(p, "alice", alicePassword)
 	}
 	return codeFrom(t, p).Get("code"), v
@@ -59,7 +60,7 @@ func (e *env) redeemFor(id, secret, code, verifier string, extra url.Values) tok
 // audOf is the access token's aud as a list.
 func audOf(t *testing.T, tr tokenResponse) []string {
 	t.Helper()
-	switch a := claims(t, tr.str("access_token"))["aud"].(type) {
+	switch a := signettest.Claims(t, tr.str("access_token"))["aud"].(type) {
 	case string:
 		return []string{a}
 	case []any:
@@ -115,23 +116,23 @@ func TestResource_AuthorizationEndpoint(t *testing.T) {
 				}
 				return
 			}
-			_, ch := pkce()
-			p := b.authorize(authzQuery(ch, url.Values{"client_id": {"web"}, "resource": row.resources}))
-			if p.location == nil || p.location.Host != "app.example" {
-				t.Fatalf("status %d location %v, want a redirect to the client:\n%s", p.status, p.location, p.body)
+			_, ch := signettest.PKCE()
+			p := b.Authorize(authzQuery(ch, url.Values{"client_id": {"web"}, "resource": row.resources}))
+			if p.Location == nil || p.Location.Host != "app.example" {
+				t.Fatalf("status %d location %v, want a redirect to the client:\n%s", p.Status, p.Location, p.Body)
 			}
-			q := p.location.Query()
+			q := p.Location.Query()
 			if q.Get("error") != row.wantErr || q.Get("state") != "s1" || q.Get("iss") != e.issuer || q.Get("code") != "" {
-				t.Fatalf("redirect %s, want error=%s with state and iss", p.location, row.wantErr)
+				t.Fatalf("redirect %s, want error=%s with state and iss", p.Location, row.wantErr)
 			}
 		})
 	}
 	// Until the redirect URI is known good nothing goes to it (RFC 6749
 	// §4.1.2.1): a bad resource with an unregistered redirect URI is a page.
-	_, ch := pkce()
-	p := b.authorize(authzQuery(ch, url.Values{"client_id": {"web"}, "redirect_uri": {"https://evil.example/cb"}, "resource": {"/mcp"}}))
-	if p.status != http.StatusBadRequest || p.location != nil {
-		t.Fatalf("bad redirect URI and bad resource: status %d location %v, want an error page", p.status, p.location)
+	_, ch := signettest.PKCE()
+	p := b.Authorize(authzQuery(ch, url.Values{"client_id": {"web"}, "redirect_uri": {"https://evil.example/cb"}, "resource": {"/mcp"}}))
+	if p.Status != http.StatusBadRequest || p.Location != nil {
+		t.Fatalf("bad redirect URI and bad resource: status %d location %v, want an error page", p.Status, p.Location)
 	}
 }
 
@@ -331,8 +332,8 @@ func TestResource_OAuth2Library(t *testing.T) {
 	verifier := oauth2.GenerateVerifier()
 	u := conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resA))
 	b := e.browser()
-	p := b.get(u)
-	if p.location == nil {
+	p := b.Get(u)
+	if p.Location == nil {
 		p = b.login(p, "alice", alicePassword)
 	}
 	cb := codeFrom(t, p)
@@ -347,7 +348,7 @@ func TestResource_OAuth2Library(t *testing.T) {
 	}
 	// A resource not authorized is refused with invalid_target, which
 	// the library reports as a RetrieveError.
-	cb2 := codeFrom(t, b.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resA))))
+	cb2 := codeFrom(t, b.Get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resA))))
 	_, err = conf.Exchange(ctx, cb2.Get("code"), oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", resB))
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.ErrorCode != "invalid_target" {
@@ -379,14 +380,14 @@ func TestResource_MCPShapedClient(t *testing.T) {
 		c.Audiences, c.DefaultAudience = []string{resA}, resA
 	})
 	b := e.browser()
-	v, ch := pkce()
+	v, ch := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {"mcp"}, "redirect_uri": {"http://127.0.0.1:4711/callback"},
 		"code_challenge": {ch}, "code_challenge_method": {"S256"}, "resource": {resA}}
-	p := b.login(b.authorize(q), "alice", alicePassword)
-	if !strings.Contains(p.body, `value="allow"`) || !strings.Contains(p.body, keepsAccessText) {
-		t.Fatalf("no consent page saying the client keeps access:\n%s", p.body)
+	p := b.login(b.Authorize(q), "alice", alicePassword)
+	if !strings.Contains(p.Body, `value="allow"`) || !strings.Contains(p.Body, keepsAccessText) {
+		t.Fatalf("no consent page saying the client keeps access:\n%s", p.Body)
 	}
-	cb := codeFrom(t, b.submit(p, url.Values{"decision": {"allow"}}))
+	cb := codeFrom(t, b.Submit(p, url.Values{"decision": {"allow"}}))
 	if cb.Has("state") {
 		t.Fatalf("state %q sent back when none was sent", cb.Get("state"))
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/login"
 )
 
@@ -43,7 +44,7 @@ func TestTemplatesDir(t *testing.T) {
 	e.webClient("web", nil)
 	ec := echo.New()
 	h.Register(ec)
-	_, ch := pkce()
+	_, ch := signettest.PKCE()
 	rec := httptest.NewRecorder()
 	ec.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/oauth2/authorize?"+authzQuery(ch, nil).Encode(), nil))
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Welcome to Example Corp.") || !strings.Contains(rec.Body.String(), "Sign in · Example") {
@@ -69,14 +70,14 @@ func TestConsentTemplate_KeepsAccess(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.webClient("third", func(c *clients.Client) { c.FirstParty = false })
 	b := e.browser()
-	_, ch := pkce()
-	p := b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}})), "alice", alicePassword)
+	_, ch := signettest.PKCE()
+	p := b.login(b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}})), "alice", alicePassword)
 	for _, want := range []string{
 		"<li>Keep this access while you are away, until you withdraw it <span class=\"scope\">(offline_access)</span></li>",
 		"third keeps this access while you are away, until you withdraw it; ask your administrator to withdraw it.",
 	} {
-		if !strings.Contains(p.body, want) {
-			t.Errorf("built-in consent page lacks %q:\n%s", want, p.body)
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("built-in consent page lacks %q:\n%s", want, p.Body)
 		}
 	}
 
@@ -110,8 +111,8 @@ func TestConsentTemplate_KeepsAccess(t *testing.T) {
 	at := *e
 	at.issuer = custom.URL // the browser talks to the server with the operator's templates
 	b = at.browser()
-	p = b.login(b.authorize(authzQuery(ch, url.Values{"client_id": {"third"}})), "alice", alicePassword)
-	if !strings.Contains(p.body, "<li>Keep this access while you are away, until you withdraw it</li>") {
-		t.Errorf("operator's consent page lacks the keep-access line:\n%s", p.body)
+	p = b.login(b.Authorize(authzQuery(ch, url.Values{"client_id": {"third"}})), "alice", alicePassword)
+	if !strings.Contains(p.Body, "<li>Keep this access while you are away, until you withdraw it</li>") {
+		t.Errorf("operator's consent page lacks the keep-access line:\n%s", p.Body)
 	}
 }

@@ -1,7 +1,6 @@
 package login_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/authority"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -94,24 +94,6 @@ func (t flakyTx) Scan(bucket, prefix string, fn func(string, []byte) error) erro
 	return t.Tx.Scan(bucket, prefix, fn)
 }
 
-// syncBuffer collects the log written from the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestStoreUnavailable_Pages (issue 17): while the store does not answer
 // (etcd without a leader or quorum, a request deadline, a transaction that
 // kept conflicting: the errors authority.ServerError answers 503 at the
@@ -133,7 +115,7 @@ func TestStoreUnavailable_Pages(t *testing.T) {
 	}
 	for _, outage := range outages {
 		t.Run(outage.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &signettest.LogBuffer{}
 			var fs *flakyStore
 			e := newEnv(t, envOptions{log: logs, wrap: func(st storage.Store) storage.Store {
 				fs = &flakyStore{Store: st}
@@ -142,22 +124,22 @@ func TestStoreUnavailable_Pages(t *testing.T) {
 			e.webClient("web", nil)
 			e.thirdParty("third", nil)
 			e.deviceClient("tv", nil)
-			_, challenge := pkce()
+			_, challenge := signettest.PKCE()
 
 			// Forms shown while the store answered, submitted during the outage.
 			b := e.browser()
-			loginForm := b.authorize(authzQuery(challenge, nil))
+			loginForm := b.Authorize(authzQuery(challenge, nil))
 			signedIn := e.browser()
 			consentForm := consentPage(t, signedIn, "third", "openid", challenge)
-			logoutForm := signedIn.get(e.issuer + "/oauth2/logout")
-			deviceForm := b.get(e.issuer + authority.DevicePath)
+			logoutForm := signedIn.Get(e.issuer + "/oauth2/logout")
+			deviceForm := b.Get(e.issuer + authority.DevicePath)
 			for name, p := range map[string]page{"login": loginForm, "consent": consentForm, "logout": logoutForm, "device": deviceForm} {
-				if p.status != http.StatusOK {
-					t.Fatalf("%s page with the store up = %d:\n%s", name, p.status, p.body)
+				if p.Status != http.StatusOK {
+					t.Fatalf("%s page with the store up = %d:\n%s", name, p.Status, p.Body)
 				}
 			}
 			submit := func(b *browser, p page, extra url.Values) func() page {
-				return func() page { return b.submit(p, extra) }
+				return func() page { return b.Submit(p, extra) }
 			}
 			rows := []struct {
 				name   string
@@ -168,29 +150,29 @@ func TestStoreUnavailable_Pages(t *testing.T) {
 				// is served through the outage.
 				stateless bool
 			}{
-				{"authorize (GET), new browser", "", func() page { return e.browser().authorize(authzQuery(challenge, nil)) }, true},
+				{"authorize (GET), new browser", "", func() page { return e.browser().Authorize(authzQuery(challenge, nil)) }, true},
 				{"authorize (POST), new browser", "", func() page {
-					return e.browser().post(e.issuer+"/oauth2/authorize", authzQuery(challenge, nil))
+					return e.browser().Post(e.issuer+"/oauth2/authorize", authzQuery(challenge, nil))
 				}, true},
-				{"authorize, signed in", "", func() page { return signedIn.authorize(authzQuery(challenge, nil)) }, false},
-				{"authorize, the user read fails", "users", func() page { return signedIn.authorize(authzQuery(challenge, nil)) }, false},
+				{"authorize, signed in", "", func() page { return signedIn.Authorize(authzQuery(challenge, nil)) }, false},
+				{"authorize, the user read fails", "users", func() page { return signedIn.Authorize(authzQuery(challenge, nil)) }, false},
 				{"sign-in form", "", submit(b, loginForm, url.Values{"username": {"alice"}, "password": {alicePassword}}), false},
 				{"consent form", "", submit(signedIn, consentForm, url.Values{"decision": {"allow"}}), false},
-				{"sign-out page", "", func() page { return signedIn.get(e.issuer + "/oauth2/logout") }, false},
-				{"sign-out page, the user read fails", "users", func() page { return signedIn.get(e.issuer + "/oauth2/logout") }, false},
+				{"sign-out page", "", func() page { return signedIn.Get(e.issuer + "/oauth2/logout") }, false},
+				{"sign-out page, the user read fails", "users", func() page { return signedIn.Get(e.issuer + "/oauth2/logout") }, false},
 				{"sign-out confirmation", "", submit(signedIn, logoutForm, url.Values{"decision": {"logout"}}), false},
-				{"device code page, new browser", "", func() page { return e.browser().get(e.issuer + authority.DevicePath) }, true},
+				{"device code page, new browser", "", func() page { return e.browser().Get(e.issuer + authority.DevicePath) }, true},
 				{"device code form", "", submit(b, deviceForm, url.Values{"user_code": {"BCDF-GHJK"}}), false},
 				{"device sign-in form", "", func() page {
-					_, v := formOf(t, deviceForm)
+					_, v := signettest.FormOf(t, deviceForm)
 					v.Set("username", "alice")
 					v.Set("password", alicePassword)
-					return b.post(e.issuer+authority.DevicePath+"/login", v)
+					return b.Post(e.issuer+authority.DevicePath+"/login", v)
 				}, false},
 				{"device consent form", "", func() page {
-					_, v := formOf(t, deviceForm)
+					_, v := signettest.FormOf(t, deviceForm)
 					v.Set("decision", "allow")
-					return b.post(e.issuer+authority.DevicePath+"/consent", v)
+					return b.Post(e.issuer+authority.DevicePath+"/consent", v)
 				}, false},
 			}
 			for range 2 {
@@ -199,22 +181,22 @@ func TestStoreUnavailable_Pages(t *testing.T) {
 					p := r.load()
 					fs.set("", nil)
 					if r.stateless {
-						if p.status != http.StatusOK {
-							t.Errorf("%s with the store down = %d, want 200 (it needs no store):\n%s", r.name, p.status, p.body)
+						if p.Status != http.StatusOK {
+							t.Errorf("%s with the store down = %d, want 200 (it needs no store):\n%s", r.name, p.Status, p.Body)
 						}
 						continue
 					}
-					if p.status != http.StatusServiceUnavailable || p.header.Get("Retry-After") == "" {
-						t.Errorf("%s with the store down = %d (Retry-After %q), want 503 with Retry-After:\n%s", r.name, p.status, p.header.Get("Retry-After"), p.body)
+					if p.Status != http.StatusServiceUnavailable || p.Header.Get("Retry-After") == "" {
+						t.Errorf("%s with the store down = %d (Retry-After %q), want 503 with Retry-After:\n%s", r.name, p.Status, p.Header.Get("Retry-After"), p.Body)
 						continue
 					}
-					if !strings.Contains(p.body, "Try again in a moment") || !strings.HasPrefix(p.header.Get("Content-Type"), "text/html") {
-						t.Errorf("%s: not the try-again page (%s):\n%s", r.name, p.header.Get("Content-Type"), p.body)
+					if !strings.Contains(p.Body, "Try again in a moment") || !strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") {
+						t.Errorf("%s: not the try-again page (%s):\n%s", r.name, p.Header.Get("Content-Type"), p.Body)
 					}
-					if strings.Contains(p.body, "injected") || strings.Contains(p.body, "goroutine") || strings.Contains(p.body, "storage:") {
-						t.Errorf("%s: internal detail on the page:\n%s", r.name, p.body)
+					if strings.Contains(p.Body, "injected") || strings.Contains(p.Body, "goroutine") || strings.Contains(p.Body, "storage:") {
+						t.Errorf("%s: internal detail on the page:\n%s", r.name, p.Body)
 					}
-					if p.header.Get("Content-Security-Policy") == "" {
+					if p.Header.Get("Content-Security-Policy") == "" {
 						t.Errorf("%s: the page lost its security headers", r.name)
 					}
 				}
@@ -233,10 +215,10 @@ func TestStoreUnavailable_Pages(t *testing.T) {
 			}
 			e.clock.Add(2 * time.Minute) // a quiet minute: the next outage is a new episode
 			fs.set("", outage.err)
-			p := signedIn.authorize(authzQuery(challenge, nil))
+			p := signedIn.Authorize(authzQuery(challenge, nil))
 			fs.set("", nil)
-			if p.status != http.StatusServiceUnavailable {
-				t.Fatalf("authorize in a second outage = %d, want 503", p.status)
+			if p.Status != http.StatusServiceUnavailable {
+				t.Fatalf("authorize in a second outage = %d, want 503", p.Status)
 			}
 			if n := strings.Count(logs.String(), `"condition":"store_unavailable"`); n != 2 {
 				t.Errorf("a second episode after a quiet minute: %d outage lines in all, want 2", n)
@@ -244,8 +226,8 @@ func TestStoreUnavailable_Pages(t *testing.T) {
 
 			// Once the store answers, the forms refused during the outage work:
 			// nothing was spent.
-			if p := b.login(loginForm, "alice", alicePassword); p.location == nil || p.location.Query().Get("code") == "" {
-				t.Errorf("the sign-in form refused during the outage, once the store answers = %d, want a code:\n%s", p.status, p.body)
+			if p := b.login(loginForm, "alice", alicePassword); p.Location == nil || p.Location.Query().Get("code") == "" {
+				t.Errorf("the sign-in form refused during the outage, once the store answers = %d, want a code:\n%s", p.Status, p.Body)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/registration"
 )
@@ -138,16 +139,16 @@ func TestAttackRegistrationMetadata(t *testing.T) {
 		t.Fatalf("register with signet:admin = %d %s", a.status, a.raw)
 	}
 	id := a.str("client_id")
-	_, challenge := pkce()
-	pg := e.browser().authorize(url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:5000/callback"},
+	_, challenge := signettest.PKCE()
+	pg := e.browser().Authorize(url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:5000/callback"},
 		"scope": {"signet:admin"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}})
-	if pg.location == nil || pg.location.Query().Get("error") != "invalid_scope" {
-		t.Fatalf("authorize signet:admin: %d %v", pg.status, pg.location)
+	if pg.Location == nil || pg.Location.Query().Get("error") != "invalid_scope" {
+		t.Fatalf("authorize signet:admin: %d %v", pg.Status, pg.Location)
 	}
 	// A public dynamic client must use PKCE.
-	pg = e.browser().authorize(url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:5000/callback"}, "scope": {"mcp:tools"}})
-	if pg.location == nil || pg.location.Query().Get("error") != "invalid_request" {
-		t.Fatalf("authorize without PKCE: %d %v", pg.status, pg.location)
+	pg = e.browser().Authorize(url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:5000/callback"}, "scope": {"mcp:tools"}})
+	if pg.Location == nil || pg.Location.Query().Get("error") != "invalid_request" {
+		t.Fatalf("authorize without PKCE: %d %v", pg.Status, pg.Location)
 	}
 	// Whoever edits it later (the admin API's patch), a dynamic client is
 	// never first-party, never client_credentials, never signet:*.
@@ -307,11 +308,11 @@ func assertUnknown(t *testing.T, e *env, id string) {
 	if _, err := e.srv.Clients().Lookup(context.Background(), id); err == nil {
 		t.Fatalf("%s resolved to a client", id)
 	}
-	_, challenge := pkce()
-	p := e.browser().authorize(url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:40001/cb"},
+	_, challenge := signettest.PKCE()
+	p := e.browser().Authorize(url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:40001/cb"},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}})
-	if p.location != nil || p.status != http.StatusBadRequest {
-		t.Fatalf("authorize %s: %d %v", id, p.status, p.location)
+	if p.Location != nil || p.Status != http.StatusBadRequest {
+		t.Fatalf("authorize %s: %d %v", id, p.Status, p.Location)
 	}
 	a := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "code_verifier": {strings.Repeat("v", 43)}, "client_id": {id}}, "", "")
 	if a.status != http.StatusUnauthorized || a.str("error") != "invalid_client" {

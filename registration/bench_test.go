@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/registration"
 	"github.com/signet-auth/signet/sessions"
 )
@@ -82,7 +83,7 @@ func BenchmarkCodeRedemption(b *testing.B) {
 	ctx := context.Background()
 	for _, tc := range []struct{ name, id string }{{"registered", a.str("client_id")}, {"metadata_document", cimd}} {
 		b.Run(tc.name, func(b *testing.B) {
-			verifier, challenge := pkce()
+			verifier, challenge := signettest.PKCE()
 			sm := sessions.New(e.store, sessions.Options{Now: e.clock.Now})
 			_, sess, err := sm.Start(ctx, e.alice.ID, e.clock.Now())
 			if err != nil {

@@ -1,7 +1,6 @@
 package registration_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,26 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/outbound"
 )
-
-// syncBuffer is a log sink the server's goroutines may write together.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
-}
 
 func docTool() map[string]any {
 	return map[string]any{"client_name": "Doc Tool", "redirect_uris": []string{"http://127.0.0.1:40001/cb"},
@@ -55,14 +37,14 @@ func (e *env) floodFetches() int {
 // source address ip (X-Forwarded-For through the loopback proxy; "" for
 // none).
 func (b *browser) authorizeFrom(clientID, ip string) page {
-	_, challenge := pkce()
+	_, challenge := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {"http://127.0.0.1:40001/cb"},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
-	req, _ := http.NewRequest(http.MethodGet, b.e.issuer+"/oauth2/authorize?"+q.Encode(), nil)
+	req, _ := http.NewRequest(http.MethodGet, b.Base+"/oauth2/authorize?"+q.Encode(), nil)
 	if ip != "" {
 		req.Header.Set("X-Forwarded-For", ip)
 	}
-	return b.do(req)
+	return b.Do(req)
 }
 
 // TestAttackMetadataDocumentFlood: a flood of new metadata document URLs
@@ -74,7 +56,7 @@ func (b *browser) authorizeFrom(clientID, ip string) page {
 func TestAttackMetadataDocumentFlood(t *testing.T) {
 	p := defaultPolicy()
 	p.Fetches, p.FetchesPerIP, p.FetchWindow = 6, -1, time.Minute
-	logs := &syncBuffer{}
+	logs := &signettest.LogBuffer{}
 	e := newEnv(t, envOptions{policy: p, logger: slog.New(slog.NewTextHandler(logs, nil))})
 	warm := e.serveJSON("/warm.json", docTool())
 	if tr := e.codeFlow(e.browser(), warm, "http://127.0.0.1:40001/cb", "mcp:tools", nil); tr.status != http.StatusOK {
@@ -121,8 +103,8 @@ func TestAttackMetadataDocumentFlood(t *testing.T) {
 	if n := e.fetchCount("/flood/late.json"); n != 0 {
 		t.Fatalf("over budget, the document was fetched %d times", n)
 	}
-	if n := logs.count("condition=\"client metadata document fetches\""); n != 1 {
-		t.Fatalf("the refusal was logged %d times, want once per episode:\n%s", n, logs.b.String())
+	if n := strings.Count(logs.String(), "condition=\"client metadata document fetches\""); n != 1 {
+		t.Fatalf("the refusal was logged %d times, want once per episode:\n%s", n, logs)
 	}
 	// A new window: the budget is back.
 	e.clock.Add(time.Minute)
@@ -145,8 +127,8 @@ func TestAttackMetadataDocumentFloodPerAddress(t *testing.T) {
 	for i := range 10 {
 		id := e.serveJSON(fmt.Sprintf("/flood/%d.json", i), docTool())
 		pg := b.authorizeFrom(id, "203.0.113.7")
-		if known := pg.status == http.StatusOK; known != (i < 3) {
-			t.Fatalf("request %d from the flooding address = %d:\n%s", i, pg.status, pg.body)
+		if known := pg.Status == http.StatusOK; known != (i < 3) {
+			t.Fatalf("request %d from the flooding address = %d:\n%s", i, pg.Status, pg.Body)
 		}
 	}
 	if n := e.floodFetches(); n != 3 {
@@ -168,8 +150,8 @@ func TestAttackMetadataDocumentFloodPerAddress(t *testing.T) {
 	}
 	// Another address still gets its client (the global budget has 2 left).
 	other := e.serveJSON("/other.json", docTool())
-	if pg := b.authorizeFrom(other, "198.51.100.9"); pg.status != http.StatusOK || !strings.Contains(pg.body, `name="password"`) {
-		t.Fatalf("another address = %d:\n%s", pg.status, pg.body)
+	if pg := b.authorizeFrom(other, "198.51.100.9"); pg.Status != http.StatusOK || !strings.Contains(pg.Body, `name="password"`) {
+		t.Fatalf("another address = %d:\n%s", pg.Status, pg.Body)
 	}
 }
 

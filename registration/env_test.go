@@ -3,56 +3,29 @@ package registration_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
-	"html"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/signet-auth/signet/authority"
-	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/keys"
-	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/outbound"
 	"github.com/signet-auth/signet/registration"
-	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/storage/bolt"
 	"github.com/signet-auth/signet/users"
 )
-
-// testClock is an injected clock the test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 const (
 	alicePassword = "correct horse battery"
@@ -66,7 +39,7 @@ const (
 // metadata documents.
 type env struct {
 	t      testing.TB
-	clock  *testClock
+	clock  *signettest.Clock
 	store  *bolt.Store
 	keys   *keys.Manager
 	srv    *authority.Server
@@ -102,23 +75,9 @@ func defaultPolicy() registration.Policy {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, clock: &testClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}, docFn: map[string]http.HandlerFunc{}, fetches: map[string]int{}}
-	logger := slog.New(slog.DiscardHandler)
-	if o.logger != nil {
-		logger = o.logger
-	}
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "signet.db"), bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store = st
-	algs := []string{"ES256"}
-	e.keys, err = keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: algs,
-		MaxTokenTTL: time.Hour, Now: e.clock.Now, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := signettest.Start(t, signettest.Options{Logger: o.logger, Algorithms: []string{"ES256"}})
+	e := &env{t: t, clock: s.Clock, store: s.Bolt, keys: s.Keys, http: s.HTTP, issuer: s.Issuer,
+		docFn: map[string]http.HandlerFunc{}, fetches: map[string]int{}}
 	e.docs = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.docMu.Lock()
 		fn := e.docFn[r.URL.Path]
@@ -130,58 +89,37 @@ func newEnv(t testing.TB, o envOptions) *env {
 		}
 		fn(w, r)
 	}))
+	t.Cleanup(e.docs.Close)
 	pool := x509.NewCertPool()
 	pool.AddCert(e.docs.Certificate())
-	fo := outbound.Options{RootCAs: pool, AllowLoopback: true, Logger: logger}
+	fo := outbound.Options{RootCAs: pool, AllowLoopback: true, Logger: s.Logger}
 	if o.fetcher != nil {
 		o.fetcher(&fo)
 	}
 	fetcher := outbound.New(fo)
 
-	var h http.Handler
-	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	e.issuer = e.http.URL
 	if o.policy.Audiences == nil {
 		o.policy = defaultPolicy()
 	}
-	cfg := authority.Config{
-		Admin:  admin.Routes,
-		Issuer: e.issuer, Store: st, JWKS: jwksdoc.NewHandler(e.keys, 5*time.Minute, logger),
-		Signer: e.keys, KeySet: e.keys, Algorithms: algs, Scopes: []string{"mcp:tools"},
-		Password: users.PasswordParams{Memory: 64, Time: 1, Threads: 1}, Outbound: fetcher,
-		LoginRateLimit: authority.LoginRateLimit{PerUserIP: -1, PerIP: -1, PerUser: -1},
-		RateLimit:      authority.RateLimit{PerClient: -1, PerIP: -1},
-		Logger:         logger, Now: e.clock.Now,
-	}
+	cfg := s.Config()
+	cfg.Scopes = []string{"mcp:tools"}
+	cfg.Outbound = fetcher
+	cfg.RateLimit = authority.RateLimit{PerClient: -1, PerIP: -1}
 	if o.forwarded {
 		cfg.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLoopback(true))
 	}
 	cfg.Registration.Endpoint, cfg.Registration.MetadataDocuments = registration.Endpoint(o.policy, e.issuer), o.policy.MetadataDocuments
-	e.srv, err = authority.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.reg, err = registration.New(registration.Config{Policy: o.policy, Clients: e.srv.Clients(), Store: st, Fetcher: fetcher,
-		Issuer: e.issuer, Now: e.clock.Now, Logger: logger})
+	e.srv = s.Authority(cfg)
+	var err error
+	e.reg, err = registration.New(registration.Config{Policy: o.policy, Clients: e.srv.Clients(), Store: s.Store, Fetcher: fetcher,
+		Issuer: e.issuer, Now: e.clock.Now, Logger: s.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.srv.Register(e.reg.Register)
-	sess := sessions.New(st, sessions.Options{Now: e.clock.Now, IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
-	ui, err := login.New(login.Config{Authority: e.srv, Sessions: sess, Now: e.clock.Now, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv.Register(ui.Register)
-	h = e.srv
-	t.Cleanup(func() {
-		e.http.Close()
-		e.docs.Close()
-		cancel()
-		_ = e.keys.Close()
-		_ = st.Close()
-	})
-	if e.alice, err = e.srv.Users().Create(ctx, users.NewUser{Username: "alice", Password: alicePassword, Email: "alice@example.com", Name: "Alice"}); err != nil {
+	s.Login(e.srv, login.Config{Sessions: s.Sessions(s.Store)})
+	s.Serve(e.srv)
+	if e.alice, err = e.srv.Users().Create(context.Background(), users.NewUser{Username: "alice", Password: alicePassword, Email: "alice@example.com", Name: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -288,76 +226,17 @@ func (e *env) token(form url.Values, basicID, basicSecret string) answer {
 	return a
 }
 
-func pkce() (string, string) {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	v := base64.RawURLEncoding.EncodeToString(b[:])
-	return v, authority.S256(v)
-}
-
 // browser keeps cookies and follows no redirects.
 type browser struct {
+	*signettest.Browser
 	e *env
-	c *http.Client
 }
 
 func (e *env) browser() *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &browser{Browser: signettest.NewBrowser(e.t, e.issuer, nil), e: e}
 }
 
-type page struct {
-	status   int
-	body     string
-	location *url.URL
-}
-
-var (
-	continueRE = regexp.MustCompile(`<a class="button" href="([^"]+)">Continue to the application</a>`)
-	actionRE   = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
-	hiddenRE   = regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`)
-)
-
-func (b *browser) do(req *http.Request) page {
-	b.e.t.Helper()
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	p := page{status: resp.StatusCode, body: string(body)}
-	if loc := resp.Header.Get("Location"); loc != "" {
-		p.location, _ = url.Parse(loc)
-	} else if m := continueRE.FindStringSubmatch(p.body); m != nil {
-		p.location, _ = url.Parse(html.UnescapeString(m[1]))
-	}
-	return p
-}
-
-func (b *browser) authorize(q url.Values) page {
-	req, _ := http.NewRequest(http.MethodGet, b.e.issuer+"/oauth2/authorize?"+q.Encode(), nil)
-	return b.do(req)
-}
-
-// submit posts the page's form with extra fields.
-func (b *browser) submit(p page, extra url.Values) page {
-	b.e.t.Helper()
-	m := actionRE.FindStringSubmatch(p.body)
-	if m == nil {
-		b.e.t.Fatalf("no form on the page (status %d):\n%s", p.status, p.body)
-	}
-	v := url.Values{}
-	for _, h := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
-		v.Set(h[1], html.UnescapeString(h[2]))
-	}
-	for k, vals := range extra {
-		v[k] = vals
-	}
-	req, _ := http.NewRequest(http.MethodPost, b.e.issuer+html.UnescapeString(m[1]), strings.NewReader(v.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
+type page = signettest.Page
 
 // codeFlow logs alice in for clientID, checks the consent page with
 // check, allows, and redeems the code with PKCE (public client).
@@ -372,45 +251,29 @@ func (e *env) codeFlow(b *browser, clientID, authzRedirect, scope string, check 
 // and the PKCE verifier.
 func (e *env) authorizeCode(b *browser, clientID, authzRedirect, scope string, check func(consent string)) (string, string) {
 	e.t.Helper()
-	verifier, challenge := pkce()
+	verifier, challenge := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {authzRedirect},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 	if scope != "" {
 		q.Set("scope", scope)
 	}
-	p := b.authorize(q)
-	if p.location == nil && strings.Contains(p.body, `name="password"`) {
-		p = b.submit(p, url.Values{"username": {"alice"}, "password": {alicePassword}})
+	p := b.Authorize(q)
+	if p.Location == nil && strings.Contains(p.Body, `name="password"`) {
+		p = b.Submit(p, url.Values{"username": {"alice"}, "password": {alicePassword}})
 	}
-	if p.location == nil {
-		if !strings.Contains(p.body, `value="allow"`) {
-			e.t.Fatalf("expected the consent page, got %d:\n%s", p.status, p.body)
+	if p.Location == nil {
+		if !strings.Contains(p.Body, `value="allow"`) {
+			e.t.Fatalf("expected the consent page, got %d:\n%s", p.Status, p.Body)
 		}
 		if check != nil {
-			check(p.body)
+			check(p.Body)
 		}
-		p = b.submit(p, url.Values{"decision": {"allow"}})
+		p = b.Submit(p, url.Values{"decision": {"allow"}})
 	}
-	if p.location == nil || p.location.Query().Get("code") == "" {
-		e.t.Fatalf("no code (status %d): %v\n%s", p.status, p.location, p.body)
+	if p.Location == nil || p.Location.Query().Get("code") == "" {
+		e.t.Fatalf("no code (status %d): %v\n%s", p.Status, p.Location, p.Body)
 	}
-	return p.location.Query().Get("code"), verifier
-}
-
-// claims decodes a JWT payload without verifying it.
-func claims(t testing.TB, jwt string) map[string]any {
-	t.Helper()
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", jwt)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]any{}
-	_ = json.Unmarshal(b, &m)
-	return m
+	return p.Location.Query().Get("code"), verifier
 }
 
 // confidential makes an operator's client_credentials client.

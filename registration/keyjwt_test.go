@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/signet-auth/signet/internal/signettest"
 	"net/http"
 	"net/url"
 	"testing"
@@ -74,7 +75,7 @@ func TestCIMDPrivateKeyJWT(t *testing.T) {
 	if a.status != http.StatusOK {
 		t.Fatalf("with an assertion = %d %s", a.status, a.raw)
 	}
-	if c := claims(t, a.str("access_token")); c["client_id"] != id {
+	if c := signettest.Claims(t, a.str("access_token")); c["client_id"] != id {
 		t.Fatalf("claims = %v", c)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 )
 
 // TestUnverifiedOnEveryPage: a client that chose its own name (registered
@@ -69,13 +70,13 @@ func TestUnverifiedOnEveryPage(t *testing.T) {
 			want = []string{"Operator App"}
 		}
 		t.Run(tc.name+"/login page", func(t *testing.T) {
-			_, challenge := pkce()
-			pg := e.browser().authorize(url.Values{"response_type": {"code"}, "client_id": {tc.id}, "redirect_uri": {tc.redirect},
+			_, challenge := signettest.PKCE()
+			pg := e.browser().Authorize(url.Values{"response_type": {"code"}, "client_id": {tc.id}, "redirect_uri": {tc.redirect},
 				"code_challenge": {challenge}, "code_challenge_method": {"S256"}})
-			if !strings.Contains(pg.body, `name="password"`) {
-				t.Fatalf("no login page (%d):\n%s", pg.status, pg.body)
+			if !strings.Contains(pg.Body, `name="password"`) {
+				t.Fatalf("no login page (%d):\n%s", pg.Status, pg.Body)
 			}
-			check(t, "login page", pg.body, want, tc.marked)
+			check(t, "login page", pg.Body, want, tc.marked)
 		})
 		if tc.marked {
 			t.Run(tc.name+"/consent page", func(t *testing.T) {
@@ -87,20 +88,20 @@ func TestUnverifiedOnEveryPage(t *testing.T) {
 		t.Run(tc.name+"/device pages", func(t *testing.T) {
 			code := e.startDevice(tc.id)
 			b := e.browser()
-			pg := b.get(e.issuer + authority.DevicePath + "?user_code=" + url.QueryEscape(code))
-			pg = b.submit(pg, url.Values{"user_code": {code}})
-			if !strings.Contains(pg.body, `name="password"`) {
-				t.Fatalf("no device sign-in page (%d):\n%s", pg.status, pg.body)
+			pg := b.Get(e.issuer + authority.DevicePath + "?user_code=" + url.QueryEscape(code))
+			pg = b.Submit(pg, url.Values{"user_code": {code}})
+			if !strings.Contains(pg.Body, `name="password"`) {
+				t.Fatalf("no device sign-in page (%d):\n%s", pg.Status, pg.Body)
 			}
-			check(t, "device sign-in page", pg.body, want, tc.marked)
-			pg = b.submit(pg, url.Values{"username": {"alice"}, "password": {alicePassword}})
-			if !strings.Contains(pg.body, `value="allow"`) {
-				t.Fatalf("no device confirmation page (%d):\n%s", pg.status, pg.body)
+			check(t, "device sign-in page", pg.Body, want, tc.marked)
+			pg = b.Submit(pg, url.Values{"username": {"alice"}, "password": {alicePassword}})
+			if !strings.Contains(pg.Body, `value="allow"`) {
+				t.Fatalf("no device confirmation page (%d):\n%s", pg.Status, pg.Body)
 			}
 			if tc.marked {
 				want = []string{"Google Drive (unverified) on a device wants to access your account", want[1]}
 			}
-			check(t, "device confirmation page", pg.body, want, tc.marked)
+			check(t, "device confirmation page", pg.Body, want, tc.marked)
 		})
 	}
 }
@@ -122,9 +123,4 @@ func (e *env) startDevice(id string) string {
 		e.t.Fatalf("device authorization for %s = %d %s", id, resp.StatusCode, b)
 	}
 	return da.UserCode
-}
-
-func (b *browser) get(u string) page {
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	return b.do(req)
 }

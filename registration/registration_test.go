@@ -13,6 +13,7 @@ import (
 	"github.com/signet-auth/signet/audit"
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/registration"
 	"github.com/signet-auth/signet/storage"
 )
@@ -163,7 +164,7 @@ func TestDCRCodeFlow(t *testing.T) {
 	if tr.status != http.StatusOK || tr.str("refresh_token") == "" {
 		t.Fatalf("redeem = %d %s", tr.status, tr.raw)
 	}
-	c := claims(t, tr.str("access_token"))
+	c := signettest.Claims(t, tr.str("access_token"))
 	if c["aud"] != resource || c["client_id"] != id || c["scope"] != "mcp:tools" {
 		t.Fatalf("claims = %v", c)
 	}
@@ -197,7 +198,7 @@ func TestCIMDCodeFlow(t *testing.T) {
 	if tr.status != http.StatusOK {
 		t.Fatalf("redeem = %d %s", tr.status, tr.raw)
 	}
-	if c := claims(t, tr.str("access_token")); c["client_id"] != id || c["aud"] != resource {
+	if c := signettest.Claims(t, tr.str("access_token")); c["client_id"] != id || c["aud"] != resource {
 		t.Fatalf("claims = %v", c)
 	}
 	if n := e.fetchCount("/clients/tool.json"); n != 1 {
@@ -215,11 +216,11 @@ func TestCIMDCodeFlow(t *testing.T) {
 		t.Fatalf("document fetched %d times, want 1 (cached)", n)
 	}
 	// Redirect URIs are matched exactly: another port is refused.
-	verifier, challenge := pkce()
+	verifier, challenge := signettest.PKCE()
 	_ = verifier
-	p := b.authorize(url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:40002/cb"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}})
-	if p.location != nil || !strings.Contains(p.body, "not registered for the application") {
-		t.Fatalf("other port: %d %v", p.status, p.location)
+	p := b.Authorize(url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:40002/cb"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}})
+	if p.Location != nil || !strings.Contains(p.Body, "not registered for the application") {
+		t.Fatalf("other port: %d %v", p.Status, p.Location)
 	}
 }
 
@@ -257,12 +258,12 @@ func TestCIMDNativeLoopbackPort(t *testing.T) {
 		{web, "http://127.0.0.1:51234/cb", false},
 		{web, "http://[::1]:51234/cb", false},
 	} {
-		_, challenge := pkce()
-		p := b.authorize(url.Values{"response_type": {"code"}, "client_id": {row.id}, "redirect_uri": {row.redirect},
+		_, challenge := signettest.PKCE()
+		p := b.Authorize(url.Values{"response_type": {"code"}, "client_id": {row.id}, "redirect_uri": {row.redirect},
 			"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "scope": {"mcp:tools"}})
-		refused := p.location == nil && strings.Contains(p.body, "not registered for the application")
+		refused := p.Location == nil && strings.Contains(p.Body, "not registered for the application")
 		if refused == row.ok {
-			t.Errorf("%s with redirect_uri %s: status %d, refused %v, want allowed %v", row.id, row.redirect, p.status, refused, row.ok)
+			t.Errorf("%s with redirect_uri %s: status %d, refused %v, want allowed %v", row.id, row.redirect, p.Status, refused, row.ok)
 		}
 	}
 	// Where it is allowed, the whole flow works with the port the app got.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/totp"
@@ -69,7 +70,7 @@ func newAMRPair(t *testing.T) *amrPair {
 func (ap *amrPair) upClaims() map[string]any {
 	ap.mu.Lock()
 	defer ap.mu.Unlock()
-	return claims(ap.t, ap.upIDT)
+	return signettest.Claims(ap.t, ap.upIDT)
 }
 
 // outcome is how a sign-in at down ended.
@@ -86,44 +87,44 @@ type outcome struct {
 func (ap *amrPair) signIn(b *browser, client, button string, extra url.Values, upCode, downCode string) outcome {
 	t := ap.t
 	t.Helper()
-	verifier, challenge := pkce()
+	verifier, challenge := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {appRedirect}, "scope": {"openid"},
 		"state": {"s"}, "nonce": {"n"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 	for k, v := range extra {
 		q[k] = v
 	}
-	p := b.get(ap.down.issuer + "/oauth2/authorize?" + q.Encode())
-	if p.location == nil && strings.Contains(p.body, "Sign in with "+button) { // no session at down
-		p = b.follow(b.submit(ap.down.issuer, p, "Sign in with "+button, nil))
-		if p.location == nil { // no session at up
-			p = b.submit(ap.up.issuer, p, `name="password"`, url.Values{"username": {"carol"}, "password": {carolPassword}})
-			if p.location == nil && strings.Contains(p.body, `name="code"`) {
-				p = b.submit(ap.up.issuer, p, `name="code"`, url.Values{"code": {upCode}})
+	p := b.Get(ap.down.issuer + "/oauth2/authorize?" + q.Encode())
+	if p.Location == nil && strings.Contains(p.Body, "Sign in with "+button) { // no session at down
+		p = b.Follow(b.SubmitForm(ap.down.issuer, p, "Sign in with "+button, nil))
+		if p.Location == nil { // no session at up
+			p = b.SubmitForm(ap.up.issuer, p, `name="password"`, url.Values{"username": {"carol"}, "password": {carolPassword}})
+			if p.Location == nil && strings.Contains(p.Body, `name="code"`) {
+				p = b.SubmitForm(ap.up.issuer, p, `name="code"`, url.Values{"code": {upCode}})
 			}
 		}
-		if p.location == nil || !strings.HasPrefix(p.location.String(), ap.down.issuer+"/login/upstream/") {
-			t.Fatalf("up = %d, not sent back to down's callback:\n%s", p.status, p.body)
+		if p.Location == nil || !strings.HasPrefix(p.Location.String(), ap.down.issuer+"/login/upstream/") {
+			t.Fatalf("up = %d, not sent back to down's callback:\n%s", p.Status, p.Body)
 		}
-		p = b.follow(p)
+		p = b.Follow(p)
 	}
 	var out outcome
-	if p.location == nil && strings.Contains(p.body, `name="code"`) {
+	if p.Location == nil && strings.Contains(p.Body, `name="code"`) {
 		out.steppedUp = true
-		p = b.submit(ap.down.issuer, p, `name="code"`, url.Values{"code": {downCode}})
+		p = b.SubmitForm(ap.down.issuer, p, `name="code"`, url.Values{"code": {downCode}})
 	}
-	if p.location == nil || !strings.HasPrefix(p.location.String(), appRedirect+"?") {
-		t.Fatalf("down = %d, not sent back to the client:\n%s", p.status, p.body)
+	if p.Location == nil || !strings.HasPrefix(p.Location.String(), appRedirect+"?") {
+		t.Fatalf("down = %d, not sent back to the client:\n%s", p.Status, p.Body)
 	}
-	if out.err = p.location.Query().Get("error"); out.err != "" {
+	if out.err = p.Location.Query().Get("error"); out.err != "" {
 		return out
 	}
-	status, tr := ap.down.token(client, ap.secrets[client], url.Values{"grant_type": {"authorization_code"}, "code": {p.location.Query().Get("code")},
+	status, tr := ap.down.token(client, ap.secrets[client], url.Values{"grant_type": {"authorization_code"}, "code": {p.Location.Query().Get("code")},
 		"redirect_uri": {appRedirect}, "code_verifier": {verifier}})
 	idt, _ := tr["id_token"].(string)
 	if status != http.StatusOK || idt == "" {
 		t.Fatalf("redeem at down = %d %v", status, tr)
 	}
-	out.claims = claims(t, idt)
+	out.claims = signettest.Claims(t, idt)
 	return out
 }
 
@@ -131,7 +132,7 @@ func (ap *amrPair) signIn(b *browser, client, button string, extra url.Values, u
 func (s *signet) session(b *browser) sessions.Session {
 	s.t.Helper()
 	u, _ := url.Parse(s.issuer)
-	for _, c := range b.c.Jar.Cookies(u) {
+	for _, c := range b.Client.Jar.Cookies(u) {
 		if c.Name == login.SessionCookie {
 			sess, err := s.sess.Lookup(context.Background(), c.Value)
 			if err != nil {
@@ -154,7 +155,7 @@ func (s *signet) plantSession(b *browser, userID string, factors []sessions.Fact
 		s.t.Fatal(err)
 	}
 	u, _ := url.Parse(s.issuer)
-	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: login.SessionCookie, Value: cookie, Path: "/"}})
+	b.Client.Jar.SetCookies(u, []*http.Cookie{{Name: login.SessionCookie, Value: cookie, Path: "/"}})
 }
 
 // enrolTOTP sets up an authenticator app for userID at s and returns

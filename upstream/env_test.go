@@ -3,28 +3,20 @@ package upstream_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
-	"html"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/signet-auth/signet/authority"
-	"github.com/signet-auth/signet/authority/admin"
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/keys"
-	"github.com/signet-auth/signet/keys/jwksdoc"
 	"github.com/signet-auth/signet/login"
 	"github.com/signet-auth/signet/mfa"
 	"github.com/signet-auth/signet/outbound"
@@ -44,7 +36,7 @@ type signet struct {
 	issuer string
 	st     *bolt.Store
 	// logs has every log line of this Signet (JSON, debug level).
-	logs *logBuffer
+	logs *signettest.LogBuffer
 	// swaps, by path, replace the answer body of that path (the
 	// upstream's token endpoint: a test that substitutes another real ID
 	// token; its discovery document).
@@ -57,41 +49,33 @@ type signet struct {
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// logBuffer collects log lines; safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func newSignet(t testing.TB, providers func(issuer string) []upstream.Provider, passwordLogin bool) *signet {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &signet{t: t, logs: &logBuffer{}, swaps: map[string]func([]byte) []byte{}}
+	s := &signet{t: t, logs: &signettest.LogBuffer{}, swaps: map[string]func([]byte) []byte{}}
 	logger := slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "signet.db"), bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
+	// The upstream is another host name for the browser's cookie jar:
+	// cookies are per host, not per port, and both Signets name their
+	// cookies alike.
+	st := signettest.Start(t, signettest.Options{Logger: logger, RealTime: true, Localhost: providers == nil,
+		Keys: func(o *keys.Options) { o.Logger = quiet }})
+	s.st, s.http, s.issuer = st.Bolt, st.HTTP, st.Issuer
+	cfg := st.Config()
+	s.srv = st.Authority(cfg)
+	sess := st.Sessions(st.Store)
+	s.sess, s.mfa = sess, mfa.New(st.Store, bytes.Repeat([]byte{8}, 32), time.Now)
+	lcfg := login.Config{Sessions: sess, Factors: s.mfa}
+	if providers != nil {
+		var err error
+		lcfg.External, err = upstream.New(upstream.Config{Providers: providers(s.issuer), PasswordLogin: passwordLogin, Issuer: s.issuer,
+			Fetcher: outbound.New(outbound.Options{AllowLoopback: true, Logger: logger}), Sessions: sess, Users: s.srv.Users(), Store: st.Store,
+			KEK: bytes.Repeat([]byte{9}, 32), Leeway: time.Minute, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.st = st
-	algs := []string{"RS256", "ES256"}
-	km, err := keys.Open(ctx, keys.Options{Store: st, KEK: bytes.Repeat([]byte{7}, 32), Algorithms: algs, MaxTokenTTL: time.Hour, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h http.Handler
-	s.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	st.Login(s.srv, lcfg)
+	h := s.srv
+	st.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		swap := s.swaps[r.URL.Path]
 		s.mu.Unlock()
@@ -105,45 +89,6 @@ func newSignet(t testing.TB, providers func(issuer string) []upstream.Provider, 
 		}
 		h.ServeHTTP(w, r)
 	}))
-	s.issuer = s.http.URL
-	if providers == nil {
-		// The upstream is another host name for the browser's cookie jar:
-		// cookies are per host, not per port, and both Signets name
-		// their cookies alike.
-		s.issuer = strings.Replace(s.issuer, "127.0.0.1", "localhost", 1)
-	}
-	s.srv, err = authority.New(ctx, authority.Config{
-		Admin: admin.Routes, Issuer: s.issuer, Store: st, JWKS: jwksdoc.NewHandler(km, 5*time.Minute, quiet),
-		Signer: km, KeySet: km, Algorithms: algs, Scopes: []string{"read"},
-		Password:       users.PasswordParams{Memory: 64, Time: 1, Threads: 1},
-		LoginRateLimit: authority.LoginRateLimit{PerUserIP: -1, PerIP: -1, PerUser: -1}, Logger: logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess := sessions.New(st, sessions.Options{IdleTTL: time.Hour, AbsoluteTTL: 8 * time.Hour})
-	s.sess, s.mfa = sess, mfa.New(st, bytes.Repeat([]byte{8}, 32), time.Now)
-	cfg := login.Config{Authority: s.srv, Sessions: sess, Factors: s.mfa, Logger: logger}
-	if providers != nil {
-		cfg.External, err = upstream.New(upstream.Config{Providers: providers(s.issuer), PasswordLogin: passwordLogin, Issuer: s.issuer,
-			Fetcher: outbound.New(outbound.Options{AllowLoopback: true, Logger: logger}), Sessions: sess, Users: s.srv.Users(), Store: st,
-			KEK: bytes.Repeat([]byte{9}, 32), Leeway: time.Minute, Logger: logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	ui, err := login.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.srv.Register(ui.Register)
-	h = s.srv
-	t.Cleanup(func() {
-		s.http.Close()
-		cancel()
-		_ = km.Close()
-		_ = st.Close()
-	})
 	return s
 }
 
@@ -187,94 +132,13 @@ func (s *signet) setSwapPath(path string, f func([]byte) []byte) {
 	s.swaps[path] = f
 }
 
-func pkce() (string, string) {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	v := base64.RawURLEncoding.EncodeToString(b[:])
-	return v, authority.S256(v)
-}
-
 // browser keeps cookies for every host and follows no redirect, so a test
 // sees every hop.
-type browser struct {
-	t testing.TB
-	c *http.Client
-}
+type browser = signettest.Browser
 
-func newBrowser(t testing.TB) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
+type page = signettest.Page
 
-type page struct {
-	status   int
-	body     string
-	location *url.URL
-}
-
-var continueRE = regexp.MustCompile(`<a class="button" href="([^"]+)">Continue to the application</a>`)
-
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	p := page{status: resp.StatusCode, body: string(body)}
-	if loc := resp.Header.Get("Location"); loc != "" {
-		p.location, _ = req.URL.Parse(loc)
-	} else if m := continueRE.FindStringSubmatch(p.body); m != nil {
-		p.location, _ = url.Parse(html.UnescapeString(m[1]))
-	}
-	return p
-}
-
-func (b *browser) get(u string) page {
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	return b.do(req)
-}
-
-func (b *browser) post(u string, form url.Values) page {
-	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
-
-var (
-	formRE   = regexp.MustCompile(`(?s)<form method="post" action="([^"]+)"[^>]*>(.*?)</form>`)
-	hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`)
-)
-
-// submit posts the form of p whose body contains marker, with extra fields.
-func (b *browser) submit(base string, p page, marker string, extra url.Values) page {
-	b.t.Helper()
-	for _, m := range formRE.FindAllStringSubmatch(p.body, -1) {
-		if !strings.Contains(m[2], marker) {
-			continue
-		}
-		v := url.Values{}
-		for _, h := range hiddenRE.FindAllStringSubmatch(m[2], -1) {
-			v.Set(h[1], html.UnescapeString(h[2]))
-		}
-		for k, vals := range extra {
-			v[k] = vals
-		}
-		return b.post(base+html.UnescapeString(m[1]), v)
-	}
-	b.t.Fatalf("no form with %q on the page (status %d):\n%s", marker, p.status, p.body)
-	return page{}
-}
-
-// follow goes where p sends the browser.
-func (b *browser) follow(p page) page {
-	b.t.Helper()
-	if p.location == nil {
-		b.t.Fatalf("page sends nowhere (status %d):\n%s", p.status, p.body)
-	}
-	return b.get(p.location.String())
-}
+func newBrowser(t testing.TB) *browser { return signettest.NewBrowser(t, "", nil) }
 
 func (s *signet) token(id, secret string, form url.Values) (int, map[string]any) {
 	s.t.Helper()
@@ -289,18 +153,4 @@ func (s *signet) token(id, secret string, form url.Values) (int, map[string]any)
 	m := map[string]any{}
 	_ = json.NewDecoder(resp.Body).Decode(&m)
 	return resp.StatusCode, m
-}
-
-func claims(t testing.TB, jwt string) map[string]any {
-	t.Helper()
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", jwt)
-	}
-	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	m := map[string]any{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
 }

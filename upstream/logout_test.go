@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/storage"
 )
 
@@ -15,7 +16,7 @@ import (
 // a return address and state.
 func (pr *pair) rpLogout(b *browser, idToken, returnTo string) page {
 	pr.t.Helper()
-	return b.get(pr.down.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {idToken},
+	return b.Get(pr.down.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {idToken},
 		"post_logout_redirect_uri": {returnTo}, "state": {"rp-state"}}.Encode())
 }
 
@@ -24,12 +25,12 @@ func (pr *pair) rpLogout(b *browser, idToken, returnTo string) page {
 // token it carries as id_token_hint.
 func (pr *pair) toUpstreamLogout(p page) string {
 	pr.t.Helper()
-	if p.location == nil || !strings.HasPrefix(p.location.String(), pr.up.issuer+"/oauth2/logout?") {
-		pr.t.Fatalf("logout at down = %d, not sent to up's end_session_endpoint:\n%s", p.status, p.body)
+	if p.Location == nil || !strings.HasPrefix(p.Location.String(), pr.up.issuer+"/oauth2/logout?") {
+		pr.t.Fatalf("logout at down = %d, not sent to up's end_session_endpoint:\n%s", p.Status, p.Body)
 	}
-	q := p.location.Query()
+	q := p.Location.Query()
 	hint := q.Get("id_token_hint")
-	if c := claims(pr.t, hint); c["iss"] != pr.up.issuer || c["aud"] != "corp" || c["sub"] != pr.carol {
+	if c := signettest.Claims(pr.t, hint); c["iss"] != pr.up.issuer || c["aud"] != "corp" || c["sub"] != pr.carol {
 		pr.t.Fatalf("id_token_hint claims %v: want up's ID token of carol for corp", c)
 	}
 	if q.Get("client_id") != "corp" || q.Get("post_logout_redirect_uri") != pr.down.issuer+"/login/upstream/corp/logout/callback" || q.Get("state") == "" {
@@ -60,12 +61,12 @@ func (pr *pair) sessionRecords() [][]byte {
 func (pr *pair) upAsksPassword(b *browser, button string) bool {
 	pr.t.Helper()
 	login, _ := pr.authorize(b)
-	p := b.follow(b.submit(pr.down.issuer, login, "Sign in with "+button, nil))
-	if p.location != nil {
+	p := b.Follow(b.SubmitForm(pr.down.issuer, login, "Sign in with "+button, nil))
+	if p.Location != nil {
 		return false
 	}
-	if !strings.Contains(p.body, `name="password"`) {
-		pr.t.Fatalf("up answered %d, neither its login form nor a redirect:\n%s", p.status, p.body)
+	if !strings.Contains(p.Body, `name="password"`) {
+		pr.t.Fatalf("up answered %d, neither its login form nor a redirect:\n%s", p.Status, p.Body)
 	}
 	return true
 }
@@ -89,14 +90,14 @@ func TestUpstreamLogout(t *testing.T) {
 
 	p := pr.rpLogout(b, pr.lastIDToken, appBye)
 	hint := pr.toUpstreamLogout(p)
-	p = b.follow(p)
-	if p.location == nil || !strings.HasPrefix(p.location.String(), pr.down.issuer+"/login/upstream/corp/logout/callback?") {
-		t.Fatalf("up's logout = %d, not sent back to down's callback:\n%s", p.status, p.body)
+	p = b.Follow(p)
+	if p.Location == nil || !strings.HasPrefix(p.Location.String(), pr.down.issuer+"/login/upstream/corp/logout/callback?") {
+		t.Fatalf("up's logout = %d, not sent back to down's callback:\n%s", p.Status, p.Body)
 	}
-	callback := p.location.String()
-	p = b.follow(p)
-	if p.location == nil || p.location.String() != appBye+"?state=rp-state" {
-		t.Fatalf("down's logout callback = %d to %v, want the app's %s with its state:\n%s", p.status, p.location, appBye, p.body)
+	callback := p.Location.String()
+	p = b.Follow(p)
+	if p.Location == nil || p.Location.String() != appBye+"?state=rp-state" {
+		t.Fatalf("down's logout callback = %d to %v, want the app's %s with its state:\n%s", p.Status, p.Location, appBye, p.Body)
 	}
 	if n := len(pr.sessionRecords()); n != 0 {
 		t.Fatalf("down has %d sessions after the logout", n)
@@ -122,27 +123,27 @@ func TestUpstreamLogout(t *testing.T) {
 	}
 	for _, host := range []string{pr.down.issuer, pr.up.issuer} {
 		u, _ := url.Parse(host)
-		for _, ck := range b.c.Jar.Cookies(u) {
+		for _, ck := range b.Client.Jar.Cookies(u) {
 			if strings.Contains(ck.Value, strings.Split(hint, ".")[1]) {
 				t.Fatalf("cookie %s holds up's ID token", ck.Name)
 			}
 		}
 	}
 	// The callback is good once.
-	if p := b.get(callback); p.status != http.StatusBadRequest || p.location != nil {
-		t.Fatalf("callback again = %d to %v, want 400", p.status, p.location)
+	if p := b.Get(callback); p.Status != http.StatusBadRequest || p.Location != nil {
+		t.Fatalf("callback again = %d to %v, want 400", p.Status, p.Location)
 	}
 
 	// Confirmed on down's page, without hint or return address: the page
 	// at the end says what ended.
 	b = newBrowser(t)
 	pr.signIn(b)
-	p = b.get(pr.down.issuer + "/oauth2/logout")
-	p = b.submit(pr.down.issuer, p, `value="logout"`, url.Values{"decision": {"logout"}})
+	p = b.Get(pr.down.issuer + "/oauth2/logout")
+	p = b.SubmitForm(pr.down.issuer, p, `value="logout"`, url.Values{"decision": {"logout"}})
 	pr.toUpstreamLogout(p)
-	p = b.follow(b.follow(p))
-	if p.status != http.StatusOK || p.location != nil || !strings.Contains(p.body, "signed out of Signet and of Corp SSO") {
-		t.Fatalf("signed-out page = %d:\n%s", p.status, p.body)
+	p = b.Follow(b.Follow(p))
+	if p.Status != http.StatusOK || p.Location != nil || !strings.Contains(p.Body, "signed out of Signet and of Corp SSO") {
+		t.Fatalf("signed-out page = %d:\n%s", p.Status, p.Body)
 	}
 	if !pr.upAsksPassword(b, "Corp SSO") {
 		t.Fatal("up did not ask for the password again after the confirmed logout")
@@ -159,18 +160,18 @@ func TestUpstreamLogout_NotDone(t *testing.T) {
 		pr := newPair(t, true)
 		b := newBrowser(t)
 		login, _ := pr.authorize(b)
-		p := b.follow(b.submit(pr.down.issuer, login, "Sign in with Second SSO", nil))
-		p = b.submit(pr.up.issuer, p, `name="password"`, url.Values{"username": {"carol"}, "password": {carolPassword}})
-		if p = b.follow(p); p.location == nil || !strings.HasPrefix(p.location.String(), appRedirect+"?") {
-			t.Fatalf("sign-in through second = %d:\n%s", p.status, p.body)
+		p := b.Follow(b.SubmitForm(pr.down.issuer, login, "Sign in with Second SSO", nil))
+		p = b.SubmitForm(pr.up.issuer, p, `name="password"`, url.Values{"username": {"carol"}, "password": {carolPassword}})
+		if p = b.Follow(p); p.Location == nil || !strings.HasPrefix(p.Location.String(), appRedirect+"?") {
+			t.Fatalf("sign-in through second = %d:\n%s", p.Status, p.Body)
 		}
 		if rec := pr.sessionRecords(); len(rec) != 1 || bytes.Contains(rec[0], []byte("sealed_id_token")) || !bytes.Contains(rec[0], []byte(`"provider":"second"`)) {
 			t.Fatalf("session kept %q: want the provider without its ID token", rec)
 		}
-		p = b.get(pr.down.issuer + "/oauth2/logout")
-		p = b.submit(pr.down.issuer, p, `value="logout"`, url.Values{"decision": {"logout"}})
-		if p.status != http.StatusOK || p.location != nil || !strings.Contains(p.body, "You are still signed in at Second SSO") {
-			t.Fatalf("signed-out page = %d to %v:\n%s", p.status, p.location, p.body)
+		p = b.Get(pr.down.issuer + "/oauth2/logout")
+		p = b.SubmitForm(pr.down.issuer, p, `value="logout"`, url.Values{"decision": {"logout"}})
+		if p.Status != http.StatusOK || p.Location != nil || !strings.Contains(p.Body, "You are still signed in at Second SSO") {
+			t.Fatalf("signed-out page = %d to %v:\n%s", p.Status, p.Location, p.Body)
 		}
 		if pr.upAsksPassword(b, "Second SSO") {
 			t.Fatal("up asked for the password: its session was ended although logout is false")
@@ -187,8 +188,8 @@ func TestUpstreamLogout_NotDone(t *testing.T) {
 			t.Fatalf("session kept %q: want no ID token for a provider without logout", rec)
 		}
 		p := pr.rpLogout(b, pr.lastIDToken, appBye)
-		if p.location == nil || p.location.String() != appBye+"?state=rp-state" {
-			t.Fatalf("logout = %d to %v, want straight back to the app", p.status, p.location)
+		if p.Location == nil || p.Location.String() != appBye+"?state=rp-state" {
+			t.Fatalf("logout = %d to %v, want straight back to the app", p.Status, p.Location)
 		}
 		if pr.upAsksPassword(b, "Corp SSO") {
 			t.Fatal("up's session ended although it has no end_session_endpoint")
@@ -209,11 +210,11 @@ func TestUpstreamLogoutAttacks(t *testing.T) {
 		pr.signIn(b)
 		p := pr.rpLogout(b, pr.lastIDToken, appBye)
 		pr.toUpstreamLogout(p)
-		p = b.follow(p)
-		if p.location == nil || !strings.HasPrefix(p.location.String(), cbBase+"?") {
-			t.Fatalf("up's logout = %d:\n%s", p.status, p.body)
+		p = b.Follow(p)
+		if p.Location == nil || !strings.HasPrefix(p.Location.String(), cbBase+"?") {
+			t.Fatalf("up's logout = %d:\n%s", p.Status, p.Body)
 		}
-		return p.location.String()
+		return p.Location.String()
 	}
 	rows := []struct {
 		name   string
@@ -221,48 +222,48 @@ func TestUpstreamLogoutAttacks(t *testing.T) {
 		run    func(t *testing.T) page
 	}{
 		{"forged state", http.StatusBadRequest, func(t *testing.T) page {
-			return newBrowser(t).get(cbBase + "?state=forged.state")
+			return newBrowser(t).Get(cbBase + "?state=forged.state")
 		}},
 		{"no state", http.StatusBadRequest, func(t *testing.T) page {
-			return newBrowser(t).get(cbBase)
+			return newBrowser(t).Get(cbBase)
 		}},
 		{"state with another MAC", http.StatusBadRequest, func(t *testing.T) page {
 			b := newBrowser(t)
 			u, _ := url.Parse(toCallback(b))
 			st := u.Query().Get("state")
 			body, _, _ := strings.Cut(st, ".")
-			return b.get(cbBase + "?" + url.Values{"state": {body + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}.Encode())
+			return b.Get(cbBase + "?" + url.Values{"state": {body + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}.Encode())
 		}},
 		{"replayed state", http.StatusBadRequest, func(t *testing.T) page {
 			b := newBrowser(t)
 			cb := toCallback(b)
-			if p := b.get(cb); p.location == nil {
-				t.Fatalf("first visit = %d:\n%s", p.status, p.body)
+			if p := b.Get(cb); p.Location == nil {
+				t.Fatalf("first visit = %d:\n%s", p.Status, p.Body)
 			}
-			return b.get(cb)
+			return b.Get(cb)
 		}},
 		{"another browser's state", http.StatusForbidden, func(t *testing.T) page {
 			cb := toCallback(newBrowser(t))
 			victim := newBrowser(t)
 			pr.authorize(victim) // the victim has its own browser cookie
-			return victim.get(cb)
+			return victim.Get(cb)
 		}},
 		{"a sign-in's state", http.StatusBadRequest, func(t *testing.T) page {
 			b := newBrowser(t)
 			login, _ := pr.authorize(b)
-			p := b.submit(pr.down.issuer, login, "Sign in with Corp SSO", nil)
-			return b.get(cbBase + "?" + url.Values{"state": {p.location.Query().Get("state")}}.Encode())
+			p := b.SubmitForm(pr.down.issuer, login, "Sign in with Corp SSO", nil)
+			return b.Get(cbBase + "?" + url.Values{"state": {p.Location.Query().Get("state")}}.Encode())
 		}},
 		{"another provider's logout callback", http.StatusBadRequest, func(t *testing.T) page {
 			b := newBrowser(t)
-			return b.get(strings.Replace(toCallback(b), "/login/upstream/corp/", "/login/upstream/second/", 1))
+			return b.Get(strings.Replace(toCallback(b), "/login/upstream/corp/", "/login/upstream/second/", 1))
 		}},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			p := r.run(t)
-			if p.status != r.status || p.location != nil {
-				t.Fatalf("status = %d to %v, want %d and no redirect:\n%s", p.status, p.location, r.status, p.body)
+			if p.Status != r.status || p.Location != nil {
+				t.Fatalf("status = %d to %v, want %d and no redirect:\n%s", p.Status, p.Location, r.status, p.Body)
 			}
 		})
 	}
@@ -271,14 +272,14 @@ func TestUpstreamLogoutAttacks(t *testing.T) {
 		b := newBrowser(t)
 		pr.signIn(b)
 		p := pr.rpLogout(b, pr.lastIDToken, "https://evil.example/bye")
-		if p.status != http.StatusBadRequest || p.location != nil {
-			t.Fatalf("logout to an unregistered address = %d to %v, want 400", p.status, p.location)
+		if p.Status != http.StatusBadRequest || p.Location != nil {
+			t.Fatalf("logout to an unregistered address = %d to %v, want 400", p.Status, p.Location)
 		}
 		// Nothing ended: down signs the app in again without up.
 		q := url.Values{"response_type": {"code"}, "client_id": {"app"}, "redirect_uri": {appRedirect}, "scope": {"openid"},
 			"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
-		if p := b.get(pr.down.issuer + "/oauth2/authorize?" + q.Encode()); p.location == nil || !strings.HasPrefix(p.location.String(), appRedirect+"?") {
-			t.Fatalf("down's session ended by a refused logout: authorize = %d:\n%s", p.status, p.body)
+		if p := b.Get(pr.down.issuer + "/oauth2/authorize?" + q.Encode()); p.Location == nil || !strings.HasPrefix(p.Location.String(), appRedirect+"?") {
+			t.Fatalf("down's session ended by a refused logout: authorize = %d:\n%s", p.Status, p.Body)
 		}
 	})
 }

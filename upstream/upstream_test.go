@@ -5,10 +5,12 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/upstream"
 	"github.com/signet-auth/signet/users"
 )
@@ -51,12 +53,12 @@ func newPair(t testing.TB, passwordLogin bool) *pair {
 
 // authorize starts the app's authorization request at down.
 func (pr *pair) authorize(b *browser) (page, string) {
-	verifier, challenge := pkce()
+	verifier, challenge := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {"app"}, "redirect_uri": {appRedirect}, "scope": {"openid email"},
 		"state": {"app-state"}, "nonce": {"app-nonce"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
-	p := b.get(pr.down.issuer + "/oauth2/authorize?" + q.Encode())
-	if p.status != http.StatusOK || !strings.Contains(p.body, "Sign in with Corp SSO") {
-		pr.t.Fatalf("down's login page = %d without the button:\n%s", p.status, p.body)
+	p := b.Get(pr.down.issuer + "/oauth2/authorize?" + q.Encode())
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "Sign in with Corp SSO") {
+		pr.t.Fatalf("down's login page = %d without the button:\n%s", p.Status, p.Body)
 	}
 	return p, verifier
 }
@@ -73,22 +75,22 @@ func (pr *pair) toCallback(b *browser, login page) page {
 // to up.
 func (pr *pair) toCallbackNonce(b *browser, login page) (page, string) {
 	pr.t.Helper()
-	p := b.submit(pr.down.issuer, login, "Sign in with Corp SSO", nil)
-	if p.location == nil || !strings.HasPrefix(p.location.String(), pr.up.issuer+"/oauth2/authorize?") {
-		pr.t.Fatalf("button = %d, not sent to the upstream:\n%s", p.status, p.body)
+	p := b.SubmitForm(pr.down.issuer, login, "Sign in with Corp SSO", nil)
+	if p.Location == nil || !strings.HasPrefix(p.Location.String(), pr.up.issuer+"/oauth2/authorize?") {
+		pr.t.Fatalf("button = %d, not sent to the upstream:\n%s", p.Status, p.Body)
 	}
-	nonce := p.location.Query().Get("nonce")
+	nonce := p.Location.Query().Get("nonce")
 	// The state carries the app's request: it must fit the 2048 bytes a
 	// provider such as Signet accepts (login.upstreams docs say so).
-	if st := p.location.Query().Get("state"); len(st) > 1024 {
+	if st := p.Location.Query().Get("state"); len(st) > 1024 {
 		pr.t.Fatalf("state is %d bytes", len(st))
 	}
-	p = b.follow(p)
-	if p.location == nil {
-		p = b.submit(pr.up.issuer, p, `name="password"`, url.Values{"username": {"carol"}, "password": {carolPassword}})
+	p = b.Follow(p)
+	if p.Location == nil {
+		p = b.SubmitForm(pr.up.issuer, p, `name="password"`, url.Values{"username": {"carol"}, "password": {carolPassword}})
 	}
-	if p.location == nil || !strings.HasPrefix(p.location.String(), pr.callback+"?") {
-		pr.t.Fatalf("upstream login = %d, not sent back to the callback:\n%s", p.status, p.body)
+	if p.Location == nil || !strings.HasPrefix(p.Location.String(), pr.callback+"?") {
+		pr.t.Fatalf("upstream login = %d, not sent back to the callback:\n%s", p.Status, p.Body)
 	}
 	return p, nonce
 }
@@ -99,23 +101,23 @@ func (pr *pair) signIn(b *browser) (string, string) {
 	pr.t.Helper()
 	login, verifier := pr.authorize(b)
 	cb := pr.toCallback(b, login)
-	p := b.follow(cb)
-	if p.location == nil || !strings.HasPrefix(p.location.String(), appRedirect+"?") || p.location.Query().Get("code") == "" {
-		pr.t.Fatalf("callback = %d, not sent to the app with a code:\n%s", p.status, p.body)
+	p := b.Follow(cb)
+	if p.Location == nil || !strings.HasPrefix(p.Location.String(), appRedirect+"?") || p.Location.Query().Get("code") == "" {
+		pr.t.Fatalf("callback = %d, not sent to the app with a code:\n%s", p.Status, p.Body)
 	}
-	status, tr := pr.down.token("app", pr.appSecret, url.Values{"grant_type": {"authorization_code"}, "code": {p.location.Query().Get("code")},
+	status, tr := pr.down.token("app", pr.appSecret, url.Values{"grant_type": {"authorization_code"}, "code": {p.Location.Query().Get("code")},
 		"redirect_uri": {appRedirect}, "code_verifier": {verifier}})
 	if status != http.StatusOK {
 		pr.t.Fatalf("redeem at down = %d %v", status, tr)
 	}
 	idt, _ := tr["id_token"].(string)
-	c := claims(pr.t, idt)
+	c := signettest.Claims(pr.t, idt)
 	if c["nonce"] != "app-nonce" || c["iss"] != pr.down.issuer {
 		pr.t.Fatalf("down's ID token claims: %v", c)
 	}
 	pr.lastIDToken = idt
 	sub, _ := c["sub"].(string)
-	return sub, cb.location.String()
+	return sub, cb.Location.String()
 }
 
 func (pr *pair) userCount() int {
@@ -174,8 +176,8 @@ func TestUpstreamSignIn(t *testing.T) {
 	}
 	b := newBrowser(t)
 	login, _ := pr.authorize(b)
-	if p := b.follow(pr.toCallback(b, login)); p.status != http.StatusForbidden || p.location != nil {
-		t.Fatalf("disabled user's sign-in = %d to %v, want 403", p.status, p.location)
+	if p := b.Follow(pr.toCallback(b, login)); p.Status != http.StatusForbidden || p.Location != nil {
+		t.Fatalf("disabled user's sign-in = %d to %v, want 403", p.Status, p.Location)
 	}
 	if n := pr.userCount(); n != 2 {
 		t.Fatalf("users after the disabled user's sign-in = %d, want 2", n)
@@ -187,15 +189,15 @@ func TestUpstreamSignIn(t *testing.T) {
 func (pr *pair) realIDToken(id, secret, redirect, nonce string) string {
 	pr.t.Helper()
 	b := newBrowser(pr.t)
-	verifier, challenge := pkce()
+	verifier, challenge := signettest.PKCE()
 	q := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {redirect}, "scope": {"openid email"},
 		"nonce": {nonce}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
-	p := b.get(pr.up.issuer + "/oauth2/authorize?" + q.Encode())
-	p = b.submit(pr.up.issuer, p, `name="password"`, url.Values{"username": {"carol"}, "password": {carolPassword}})
-	if p.location == nil {
-		pr.t.Fatalf("direct flow at up = %d:\n%s", p.status, p.body)
+	p := b.Get(pr.up.issuer + "/oauth2/authorize?" + q.Encode())
+	p = b.SubmitForm(pr.up.issuer, p, `name="password"`, url.Values{"username": {"carol"}, "password": {carolPassword}})
+	if p.Location == nil {
+		pr.t.Fatalf("direct flow at up = %d:\n%s", p.Status, p.Body)
 	}
-	status, tr := pr.up.token(id, secret, url.Values{"grant_type": {"authorization_code"}, "code": {p.location.Query().Get("code")},
+	status, tr := pr.up.token(id, secret, url.Values{"grant_type": {"authorization_code"}, "code": {p.Location.Query().Get("code")},
 		"redirect_uri": {redirect}, "code_verifier": {verifier}})
 	idt, _ := tr["id_token"].(string)
 	if status != http.StatusOK || idt == "" {
@@ -236,40 +238,40 @@ func TestUpstreamAttacks(t *testing.T) {
 			cb, nonce := pr.toCallbackNonce(b, login)
 			pr.swapIDToken(pr.realIDToken("other", otherSecret, "https://other.example/cb", nonce))
 			defer pr.up.setSwap(nil)
-			return b.follow(cb)
+			return b.Follow(cb)
 		}},
 		{"ID token with another sign-in's nonce", http.StatusBadGateway, func(t *testing.T) page {
 			pr.swapIDToken(pr.realIDToken("corp", pr.corpSecret, pr.callback, "not-this-sign-in"))
 			defer pr.up.setSwap(nil)
 			b := newBrowser(t)
 			login, _ := pr.authorize(b)
-			return b.follow(pr.toCallback(b, login))
+			return b.Follow(pr.toCallback(b, login))
 		}},
 		{"replayed state (callback visited again)", http.StatusBadRequest, func(t *testing.T) page {
-			return newBrowser(t).get(replayURL)
+			return newBrowser(t).Get(replayURL)
 		}},
 		{"replayed state in the same browser", http.StatusBadRequest, func(t *testing.T) page {
 			b := newBrowser(t)
 			_, cb := pr.signIn(b)
-			return b.get(cb)
+			return b.Get(cb)
 		}},
 		{"answer naming another issuer (RFC 9207 mix-up)", http.StatusBadRequest, func(t *testing.T) page {
 			b := newBrowser(t)
 			login, _ := pr.authorize(b)
-			u := *pr.toCallback(b, login).location
+			u := *pr.toCallback(b, login).Location
 			q := u.Query()
 			if q.Get("iss") != pr.up.issuer {
 				t.Fatalf("up's answer has iss %q", q.Get("iss"))
 			}
 			q.Set("iss", "https://evil.example")
 			u.RawQuery = q.Encode()
-			return b.get(u.String())
+			return b.Get(u.String())
 		}},
 		{"callback without a transaction", http.StatusBadRequest, func(t *testing.T) page {
-			return newBrowser(t).get(pr.callback + "?state=forged.state&code=x")
+			return newBrowser(t).Get(pr.callback + "?state=forged.state&code=x")
 		}},
 		{"callback without state", http.StatusBadRequest, func(t *testing.T) page {
-			return newBrowser(t).get(pr.callback + "?code=x")
+			return newBrowser(t).Get(pr.callback + "?code=x")
 		}},
 		{"another browser's state and code (login CSRF)", http.StatusForbidden, func(t *testing.T) page {
 			attacker := newBrowser(t)
@@ -277,23 +279,23 @@ func TestUpstreamAttacks(t *testing.T) {
 			cb := pr.toCallback(attacker, login)
 			victim := newBrowser(t)
 			pr.authorize(victim) // the victim has its own browser cookie
-			return victim.get(cb.location.String())
+			return victim.Get(cb.Location.String())
 		}},
 		{"state of another provider's flow", http.StatusBadRequest, func(t *testing.T) page {
 			b := newBrowser(t)
 			login, _ := pr.authorize(b)
 			cb := pr.toCallback(b, login)
-			return b.get(strings.Replace(cb.location.String(), "/login/upstream/corp/", "/login/upstream/second/", 1))
+			return b.Get(strings.Replace(cb.Location.String(), "/login/upstream/corp/", "/login/upstream/second/", 1))
 		}},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			p := r.run(t)
-			if p.status != r.status {
-				t.Fatalf("status = %d, want %d:\n%s", p.status, r.status, p.body)
+			if p.Status != r.status {
+				t.Fatalf("status = %d, want %d:\n%s", p.Status, r.status, p.Body)
 			}
-			if p.location != nil {
-				t.Fatalf("sent on to %s", p.location)
+			if p.Location != nil {
+				t.Fatalf("sent on to %s", p.Location)
 			}
 			if n := pr.userCount(); n != users {
 				t.Fatalf("users = %d, want %d", n, users)
@@ -309,18 +311,19 @@ func TestPasswordLoginOff(t *testing.T) {
 	pr.down.user("alice", "alice's password!", "alice@example.com", true)
 	b := newBrowser(t)
 	login, _ := pr.authorize(b)
-	if strings.Contains(login.body, `name="password"`) {
-		t.Fatalf("password field shown:\n%s", login.body)
+	if strings.Contains(login.Body, `name="password"`) {
+		t.Fatalf("password field shown:\n%s", login.Body)
 	}
 	form := url.Values{}
-	for _, m := range hiddenRE.FindAllStringSubmatch(login.body, 3) {
+	hiddenRE := regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`)
+	for _, m := range hiddenRE.FindAllStringSubmatch(login.Body, 3) {
 		form.Set(m[1], m[2])
 	}
 	form.Set("username", "alice")
 	form.Set("password", "alice's password!")
-	p := b.post(pr.down.issuer+"/login/password", form)
-	if p.status != http.StatusForbidden || p.location != nil {
-		t.Fatalf("password login = %d, want 403:\n%s", p.status, p.body)
+	p := b.Post(pr.down.issuer+"/login/password", form)
+	if p.Status != http.StatusForbidden || p.Location != nil {
+		t.Fatalf("password login = %d, want 403:\n%s", p.Status, p.Body)
 	}
 	if sub, _ := pr.signIn(newBrowser(t)); sub == "" {
 		t.Fatal("no sign-in through the provider")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/clients"
+	"github.com/signet-auth/signet/internal/signettest"
 )
 
 // TestApache_BackchannelLogout (issue 21, what must be shown): a relying
@@ -98,7 +99,7 @@ OIDCSessionType server-cache
 	}
 	cmd := exec.Command(httpd, "-f", confPath, "-DFOREGROUND")
 	cmd.Env = append(os.Environ(), "APACHE_RUN_DIR="+dir, "APACHE_LOCK_DIR="+dir)
-	out := &syncBuffer{}
+	out := &signettest.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

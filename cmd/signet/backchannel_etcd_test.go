@@ -12,6 +12,7 @@ import (
 	"github.com/signet-auth/signet/backchannel"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/storage/etcd/etcdtest"
 	"github.com/signet-auth/signet/users"
 )
@@ -38,7 +39,7 @@ func TestReplicas_Etcd_BackchannelLogout(t *testing.T) {
 				c.HTTP.Addr = issuerAddr
 			}
 		})
-		m := &Main{Config: c, LogOutput: &syncBuffer{}, backchannelTuning: func(c *backchannel.Config) {
+		m := &Main{Config: c, LogOutput: &signettest.LogBuffer{}, backchannelTuning: func(c *backchannel.Config) {
 			fastBackoff(c)
 			c.ClaimFor = 2 * time.Second
 		}, Getenv: func(k string) string {

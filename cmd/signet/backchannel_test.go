@@ -24,6 +24,7 @@ import (
 	"github.com/signet-auth/signet/backchannel"
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/storage"
 	"github.com/signet-auth/signet/users"
 )
@@ -262,7 +263,7 @@ func (b *bcBrowser) signIn(clientID, secret, redirect, username, password string
 func startBackchannelMain(t *testing.T, edit func(*config.Config), tune func(*backchannel.Config)) (*Main, string) {
 	t.Helper()
 	c := testConfig(t, edit)
-	m := &Main{Config: c, LogOutput: &syncBuffer{}, Getenv: func(string) string { return "" }, backchannelTuning: tune}
+	m := &Main{Config: c, LogOutput: &signettest.LogBuffer{}, Getenv: func(string) string { return "" }, backchannelTuning: tune}
 	if err := m.Open(t.Context()); err != nil {
 		m.Close()
 		t.Fatalf("open: %v", err)

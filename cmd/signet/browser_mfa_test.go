@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/base32"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/sessions"
 	"github.com/signet-auth/signet/totp"
 	"github.com/signet-auth/signet/users"
@@ -27,20 +26,18 @@ import (
 // relying party with the first-party client "notes", and a headless
 // Chromium with its steps (a failed step reports the page and the logs).
 type factorBrowser struct {
-	t    *testing.T
+	*chromium
 	m    *Main
 	c    config.Config
 	clk  *clock
 	rp   *relyingParty
-	logs *syncBuffer
-	ctx  context.Context // Chromium's
+	logs *signettest.LogBuffer
 }
 
 // startFactorBrowser starts the server (mod changes its config) and Chromium.
 func startFactorBrowser(t *testing.T, mod func(*config.Config)) *factorBrowser {
 	t.Helper()
-	chrome := chromiumPath(t)
-	h := &factorBrowser{t: t, clk: &clock{now: time.Now().Truncate(time.Second)}}
+	h := &factorBrowser{clk: &clock{now: time.Now().Truncate(time.Second)}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,57 +66,8 @@ func startFactorBrowser(t *testing.T, mod func(*config.Config)) *factorBrowser {
 	}
 	h.rp.register("notes", secret)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chrome), chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true))
-	t.Cleanup(cancelAlloc)
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(bctx, chromedp.EmulateViewport(480, 900)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	h.ctx = bctx
+	h.chromium = newChromium(t, 480, 900, h.logs.String)
 	return h
-}
-
-// step runs actions; a failure shows where the browser is and what the page says.
-func (h *factorBrowser) step(name string, actions ...chromedp.Action[chromedp.Void]) {
-	h.t.Helper()
-	sctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(sctx, actions...); err != nil {
-		loc, _ := chromedp.Run(h.ctx, chromedp.Location())
-		body, _ := chromedp.Run(h.ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
-		h.t.Fatalf("%s: %v\nat %s\npage: %s\nsignet logs:\n%s", name, err, loc, body, h.logs)
-	}
-}
-
-// shot saves a screenshot, to docs/img with SIGNET_UPDATE_SCREENSHOTS=1.
-func (h *factorBrowser) shot(file string) {
-	h.t.Helper()
-	png, err := chromedp.Run(h.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		h.t.Fatalf("screenshot %s: %v", file, err)
-	}
-	dir := h.t.TempDir()
-	if os.Getenv("SIGNET_UPDATE_SCREENSHOTS") == "1" {
-		dir = filepath.Join("..", "..", "docs", "img")
-	}
-	if err := os.WriteFile(filepath.Join(dir, file), png, 0o644); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
-func (h *factorBrowser) text(sel string) string {
-	h.t.Helper()
-	s, err := chromedp.Run(h.ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		h.t.Fatalf("text %s: %v", sel, err)
-	}
-	return s
 }
 
 // idClaims are acr and amr of the relying party's last verified ID token.
@@ -139,12 +87,7 @@ func (h *factorBrowser) idClaims() (string, []string) {
 }
 
 // aliceSignIn fills in and sends alice's sign-in form.
-var aliceSignIn = []chromedp.Action[chromedp.Void]{
-	chromedp.WaitVisible(chromedp.CSS("#password")),
-	chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
-	chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
-	chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-}
+var aliceSignIn = passwordSignIn("alice", "correct horse battery")
 
 // typeCode types code into the page's code field and sends it.
 func typeCode(code string) []chromedp.Action[chromedp.Void] {

@@ -5,21 +5,16 @@ package main
 import (
 	"context"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
-	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/sessions"
-	"github.com/signet-auth/signet/users"
 )
 
 // TestBrowserPasskey drives headless Chromium with Chrome's virtual
@@ -30,101 +25,15 @@ import (
 // go-oidc relying party checks acr and amr.
 // Screenshots go to docs/img with SIGNET_UPDATE_SCREENSHOTS=1.
 func TestBrowserPasskey(t *testing.T) {
-	chrome := chromiumPath(t)
-	clk := &clock{now: time.Now().Truncate(time.Second)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	c := testConfig(t, func(c *config.Config) {
-		c.HTTP.Addr = addr
+	b := startFactorBrowser(t, func(c *config.Config) {
+		_, port, _ := net.SplitHostPort(c.HTTP.Addr)
 		c.Issuer = "http://localhost:" + port
-		c.Keys.Algorithms = []string{"RS256"}
 	})
-	m, logs := startMain(t, c, clk.Now)
-	ctx := context.Background()
-	if _, err := m.Server.Users().Create(ctx, users.NewUser{Username: "alice", Password: "correct horse battery"}); err != nil {
-		t.Fatal(err)
-	}
-	rp := newRelyingParty(t, c.Issuer, clk.Now)
-	_, secret, err := m.Server.Clients().Create(ctx, clients.Client{ID: "notes", ClientName: "Notes", FirstParty: true,
-		GrantTypes: []string{clients.GrantAuthorizationCode}, Scopes: []string{"openid", "profile", "email"}, Audiences: []string{"api"},
-		RedirectURIs: []string{rp.srv.URL + "/cb"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp.register("notes", secret)
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chrome), chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx, chromedp.EmulateViewport(480, 900)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			loc, _ := chromedp.Run(bctx, chromedp.Location())
-			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
-			t.Fatalf("%s: %v\nat %s\npage: %s\nsignet logs:\n%s", name, err, loc, body, logs)
-		}
-	}
-	shot := func(file string) {
-		t.Helper()
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", file, err)
-		}
-		dir := t.TempDir()
-		if os.Getenv("SIGNET_UPDATE_SCREENSHOTS") == "1" {
-			dir = filepath.Join("..", "..", "docs", "img")
-		}
-		if err := os.WriteFile(filepath.Join(dir, file), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text %s: %v", sel, err)
-		}
-		return s
-	}
-	idClaims := func() (string, []string) {
-		t.Helper()
-		rp.mu.Lock()
-		idt := rp.last["notes"]
-		rp.mu.Unlock()
-		var cl struct {
-			ACR string   `json:"acr"`
-			AMR []string `json:"amr"`
-		}
-		if err := idt.Claims(&cl); err != nil {
-			t.Fatal(err)
-		}
-		return cl.ACR, cl.AMR
-	}
-	password := []chromedp.Action[chromedp.Void]{
-		chromedp.WaitVisible(chromedp.CSS("#password")),
-		chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
-		chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-	}
+	c, rp, idClaims := b.c, b.rp, b.idClaims
+	password := passwordSignIn("alice", "correct horse battery")
 	// Chrome's virtual authenticator: a platform authenticator that
 	// verifies the user and answers at once.
-	step("virtual authenticator", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+	b.step("virtual authenticator", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		if _, err := cdp.Call(ctx, tg, webauthn.Enable, webauthn.EnableParams{}); err != nil {
 			return err
 		}
@@ -134,40 +43,40 @@ func TestBrowserPasskey(t *testing.T) {
 		return err
 	}))
 
-	step("password sign-in", append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(rp.srv.URL + "/login?client=notes")},
+	b.step("password sign-in", append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(rp.srv.URL + "/login?client=notes")},
 		append(password, chromedp.WaitVisible(chromedp.CSS("#rp-ok")))...)...)
-	step("account", chromedp.Navigate(c.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("#add-passkey")))
-	step("add a passkey", chromedp.SendKeys(chromedp.CSS("#passkey-name"), "laptop"), chromedp.Click(chromedp.CSS("#add-passkey")),
+	b.step("account", chromedp.Navigate(c.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("#add-passkey")))
+	b.step("add a passkey", chromedp.SendKeys(chromedp.CSS("#passkey-name"), "laptop"), chromedp.Click(chromedp.CSS("#add-passkey")),
 		chromedp.WaitVisible(chromedp.CSS("ul#passkeys")))
-	if got := text("ul#passkeys"); !strings.Contains(got, "laptop") {
+	if got := b.text("ul#passkeys"); !strings.Contains(got, "laptop") {
 		t.Fatalf("passkeys on the account page: %q", got)
 	}
 	// This browser signed in with the password alone, and alice has a
 	// second factor now: the page adds nothing until she uses it.
-	if got := text("#factors-locked"); !strings.Contains(got, "signed in without it") {
+	if got := b.text("#factors-locked"); !strings.Contains(got, "signed in without it") {
 		t.Fatalf("account page of a password session: %q", got)
 	}
 
-	step("prompt=login", append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(rp.srv.URL + "/login?client=notes&prompt=login")},
+	b.step("prompt=login", append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(rp.srv.URL + "/login?client=notes&prompt=login")},
 		append(password, chromedp.WaitVisible(chromedp.CSS("#use-passkey")))...)...)
-	shot("passkey-signin.png")
-	step("use the passkey", chromedp.Click(chromedp.CSS("#use-passkey")), chromedp.WaitVisible(chromedp.CSS("#rp-ok")))
+	b.shot("passkey-signin.png")
+	b.step("use the passkey", chromedp.Click(chromedp.CSS("#use-passkey")), chromedp.WaitVisible(chromedp.CSS("#rp-ok")))
 	if acr, amr := idClaims(); acr != sessions.ACRMFA || !slices.Equal(amr, []string{"pwd", "swk", "mfa"}) {
 		t.Fatalf("passkey sign-in: acr %q amr %v", acr, amr)
 	}
 	// Signed out, alice signs in with the passkey alone (it was registered
 	// discoverable, and the authenticator verifies her): the ID token has
 	// the key and the verification, two factors.
-	step("sign out", chromedp.Navigate(c.Issuer+"/oauth2/logout"), chromedp.Click(chromedp.CSS(`button[value=logout]`)),
+	b.step("sign out", chromedp.Navigate(c.Issuer+"/oauth2/logout"), chromedp.Click(chromedp.CSS(`button[value=logout]`)),
 		chromedp.WaitVisible(chromedp.CSS(`p[role=status]`)))
-	step("sign-in page", chromedp.Navigate(rp.srv.URL+"/login?client=notes"), chromedp.WaitVisible(chromedp.CSS("#sign-in-passkey")))
-	shot("login-passkey.png")
-	step("sign in with the passkey alone", chromedp.Click(chromedp.CSS("#sign-in-passkey")), chromedp.WaitVisible(chromedp.CSS("#rp-ok")))
+	b.step("sign-in page", chromedp.Navigate(rp.srv.URL+"/login?client=notes"), chromedp.WaitVisible(chromedp.CSS("#sign-in-passkey")))
+	b.shot("login-passkey.png")
+	b.step("sign in with the passkey alone", chromedp.Click(chromedp.CSS("#sign-in-passkey")), chromedp.WaitVisible(chromedp.CSS("#rp-ok")))
 	if acr, amr := idClaims(); acr != sessions.ACRMFA || !slices.Equal(amr, []string{"swk", "user", "mfa"}) {
 		t.Fatalf("passwordless passkey sign-in: acr %q amr %v", acr, amr)
 	}
 	// Signed in with the passkey: the account page manages passkeys.
-	step("account after", chromedp.Navigate(c.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("#add-passkey")))
-	shot("passkeys.png")
-	step("remove", chromedp.Click(chromedp.CSS("form.remove button")), chromedp.WaitVisible(chromedp.CSS("p#passkeys")))
+	b.step("account after", chromedp.Navigate(c.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("#add-passkey")))
+	b.shot("passkeys.png")
+	b.step("remove", chromedp.Click(chromedp.CSS("form.remove button")), chromedp.WaitVisible(chromedp.CSS("p#passkeys")))
 }

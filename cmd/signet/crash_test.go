@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/storeopen"
 )
@@ -24,7 +25,7 @@ type child struct {
 	cmd  *exec.Cmd
 	addr chan string // the listen address, once "signet serving" is logged
 	done chan error
-	logs *syncBuffer
+	logs *signettest.LogBuffer
 }
 
 func startChild(t *testing.T, args []string, env ...string) *child {
@@ -40,7 +41,7 @@ func startCmd(t *testing.T, cmd *exec.Cmd, env ...string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, addr: make(chan string, 1), done: make(chan error, 1), logs: &syncBuffer{}}
+	c := &child{cmd: cmd, addr: make(chan string, 1), done: make(chan error, 1), logs: &signettest.LogBuffer{}}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -40,7 +38,6 @@ var deviceCLIClient = clients.Client{ID: "cli", ClientName: "Signet CLI", Public
 // `signet serve`, and the user enters the code in Chromium, signs in and
 // allows the device.
 func TestBrowserDeviceFlow(t *testing.T) {
-	chrome := chromiumPath(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -81,58 +78,19 @@ func TestBrowserDeviceFlow(t *testing.T) {
 		done <- result{tok, err}
 	}()
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chrome), chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	// The first action starts the browser: on bctx, so that it outlives
-	// each step's timeout.
-	if err := chromedp.Do(bctx, chromedp.EmulateViewport(480, 760)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
-			t.Fatalf("%s: %v\npage: %s\nsignet logs:\n%s", name, err, body, logs)
-		}
-	}
-	// SIGNET_UPDATE_SCREENSHOTS=1 refreshes the pictures in docs/login.md.
-	shot := func(file string) {
-		t.Helper()
-		if os.Getenv("SIGNET_UPDATE_SCREENSHOTS") != "1" {
-			return
-		}
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", file, err)
-		}
-		if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", file), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := newChromium(t, 480, 760, logs.String)
 	// The user types the code as read from the terminal: lower case, no dash.
 	typed := strings.ToLower(strings.ReplaceAll(da.UserCode, "-", ""))
-	step("open the device page", chromedp.Navigate(da.VerificationURI), chromedp.WaitVisible(chromedp.CSS("#user_code")))
-	step("type the code", chromedp.SendKeys(chromedp.CSS("#user_code"), typed))
-	shot("device.png")
-	step("enter the code", chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#password")))
-	step("sign in", chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
-		chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#user-code")))
-	shown, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#user-code")))
-	if err != nil || shown != da.UserCode {
-		t.Fatalf("confirmation shows code %q (%v), want %q", shown, err, da.UserCode)
+	b.step("open the device page", chromedp.Navigate(da.VerificationURI), chromedp.WaitVisible(chromedp.CSS("#user_code")))
+	b.step("type the code", chromedp.SendKeys(chromedp.CSS("#user_code"), typed))
+	b.shot("device.png")
+	b.step("enter the code", chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#password")))
+	b.step("sign in", append(passwordSignIn("alice", "correct horse battery"), chromedp.WaitVisible(chromedp.CSS("#user-code")))...)
+	if shown := b.text("#user-code"); shown != da.UserCode {
+		t.Fatalf("confirmation shows code %q, want %q", shown, da.UserCode)
 	}
-	shot("device-confirm.png")
-	step("allow", chromedp.Click(chromedp.CSS(`button[value=allow]`)), chromedp.WaitVisible(chromedp.CSS("#device-done")))
+	b.shot("device-confirm.png")
+	b.step("allow", chromedp.Click(chromedp.CSS(`button[value=allow]`)), chromedp.WaitVisible(chromedp.CSS("#device-done")))
 
 	var r result
 	select {

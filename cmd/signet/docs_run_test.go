@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"github.com/signet-auth/signet/datadir"
+	"github.com/signet-auth/signet/internal/signettest"
 	"io"
 	"net"
 	"net/http"
@@ -53,7 +54,7 @@ func TestReadmeNewcomerPath(t *testing.T) {
 
 	// Block 1: install (the test built the binary) and serve.
 	var server *exec.Cmd
-	var serverLog syncBuffer
+	var serverLog signettest.LogBuffer
 	for _, c := range shellCommands("```sh\n" + blocks[0] + "```") {
 		switch {
 		case strings.HasPrefix(c.text, "go install ./cmd/signet"):

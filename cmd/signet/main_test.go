@@ -24,6 +24,7 @@ import (
 
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/datadir"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/storeopen"
 )
@@ -43,24 +44,6 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, browserNote)
 	}
 	os.Exit(m.Run())
-}
-
-// syncBuffer collects logs written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // clock is an injectable time source.
@@ -99,9 +82,9 @@ func testConfig(t testing.TB, edit func(c *config.Config)) config.Config {
 }
 
 // startMain runs the real wiring in process on 127.0.0.1.
-func startMain(t testing.TB, c config.Config, now func() time.Time) (*Main, *syncBuffer) {
+func startMain(t testing.TB, c config.Config, now func() time.Time) (*Main, *signettest.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &signettest.LogBuffer{}
 	m := &Main{Config: c, LogOutput: logs, Getenv: func(string) string { return "" }, Now: now}
 	if err := m.Open(t.Context()); err != nil {
 		m.Close()

@@ -17,17 +17,18 @@ import (
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/storage/etcd/etcdtest"
 )
 
 // startEtcdReplica runs the real wiring in process on a shared etcd store.
-func startEtcdReplica(t *testing.T, cl *etcdtest.Cluster, name, prefix string, kek []byte, edit func(c *config.Config)) (*Main, *syncBuffer) {
+func startEtcdReplica(t *testing.T, cl *etcdtest.Cluster, name, prefix string, kek []byte, edit func(c *config.Config)) (*Main, *signettest.LogBuffer) {
 	t.Helper()
 	return startEtcdReplicaAt(t, cl, name, prefix, kek, nil, edit)
 }
 
 // startEtcdReplicaAt is startEtcdReplica on the clock now (nil: time.Now).
-func startEtcdReplicaAt(t *testing.T, cl *etcdtest.Cluster, name, prefix string, kek []byte, now func() time.Time, edit func(c *config.Config)) (*Main, *syncBuffer) {
+func startEtcdReplicaAt(t *testing.T, cl *etcdtest.Cluster, name, prefix string, kek []byte, now func() time.Time, edit func(c *config.Config)) (*Main, *signettest.LogBuffer) {
 	t.Helper()
 	c := testConfig(t, func(c *config.Config) {
 		c.Storage.Backend = "etcd"
@@ -39,7 +40,7 @@ func startEtcdReplicaAt(t *testing.T, cl *etcdtest.Cluster, name, prefix string,
 		}
 	})
 	enc := base64.StdEncoding.EncodeToString(kek)
-	logs := &syncBuffer{}
+	logs := &signettest.LogBuffer{}
 	m := &Main{Config: c, LogOutput: logs, Now: now, Getenv: func(k string) string {
 		if k == "SIGNET_KEK" {
 			return enc

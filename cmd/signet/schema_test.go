@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/backup"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/keksource"
 	"github.com/signet-auth/signet/schema"
 	"github.com/signet-auth/signet/storage"
@@ -41,7 +42,7 @@ func TestSchema_UpgradeAndRefusal(t *testing.T) {
 		migrated = true
 		return tx.Put(schema.Bucket, "test_marker", []byte("v2"))
 	}}}}
-	logs := &syncBuffer{}
+	logs := &signettest.LogBuffer{}
 	m2 := &Main{Config: c, LogOutput: logs, Getenv: func(string) string { return "" }, Schema: plan}
 	if err := m2.Open(t.Context()); err != nil {
 		m2.Close()
@@ -69,7 +70,7 @@ func TestSchema_UpgradeAndRefusal(t *testing.T) {
 	}
 
 	// The v1 binary refuses the v2 store.
-	m3 := &Main{Config: c, LogOutput: &syncBuffer{}, Getenv: func(string) string { return "" }}
+	m3 := &Main{Config: c, LogOutput: &signettest.LogBuffer{}, Getenv: func(string) string { return "" }}
 	err = m3.Open(t.Context())
 	m3.Close()
 	var tn *schema.TooNewError

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/storage/etcd/etcdtest"
 )
 
@@ -51,7 +52,7 @@ keys:
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &signettest.LogBuffer{}
 	m := &Main{Config: c, LogOutput: logs, Getenv: func(k string) string {
 		if k == "SIGNET_KEK" {
 			return kek
@@ -108,7 +109,7 @@ func TestServe_Etcd_NoKEK(t *testing.T) {
 		c.Storage.Backend = "etcd"
 		c.Storage.Etcd.Endpoints = cl.Endpoints()
 	})
-	m := &Main{Config: c, LogOutput: &syncBuffer{}, Getenv: func(string) string { return "" }}
+	m := &Main{Config: c, LogOutput: &signettest.LogBuffer{}, Getenv: func(string) string { return "" }}
 	err := m.Open(t.Context())
 	m.Close()
 	if err == nil || !strings.Contains(err.Error(), "every replica needs the same one") {
