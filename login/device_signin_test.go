@@ -2,6 +2,7 @@ package login_test
 
 import (
 	"context"
+	"github.com/signet-auth/signet/internal/signettest"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,7 +19,7 @@ import (
 // hasSession reports whether b holds a session cookie of its Signet.
 func hasSession(b *browser) bool {
 	u, _ := url.Parse(b.e.issuer)
-	for _, c := range b.c.Jar.Cookies(u) {
+	for _, c := range b.Client.Jar.Cookies(u) {
 		if c.Name == login.SessionCookie {
 			return true
 		}
@@ -50,11 +51,11 @@ func TestDeviceSignIn_NoPasswordDeployment(t *testing.T) {
 	_, da, _ := e.startDevice("tv", "", url.Values{"scope": {"openid read"}})
 	b := e.browser()
 	p := b.enterCode(da.UserCode)
-	if p.status != http.StatusOK || strings.Contains(p.body, `id="password"`) || !strings.Contains(p.body, `id="sign-in-passkey"`) ||
-		!strings.Contains(p.body, "Terminal Tool") {
-		t.Fatalf("device sign-in of an upstream-only deployment = %d:\n%s", p.status, p.body)
+	if p.Status != http.StatusOK || strings.Contains(p.Body, `id="password"`) || !strings.Contains(p.Body, `id="sign-in-passkey"`) ||
+		!strings.Contains(p.Body, "Terminal Tool") {
+		t.Fatalf("device sign-in of an upstream-only deployment = %d:\n%s", p.Status, p.Body)
 	}
-	if csp := p.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+	if csp := p.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
 		t.Fatalf("device sign-in page CSP %q does not allow webauthn.js", csp)
 	}
 	_, f := passkeyForm(t, p)
@@ -62,9 +63,9 @@ func TestDeviceSignIn_NoPasswordDeployment(t *testing.T) {
 		t.Fatalf("device passkey form kind %q", f.Get("kind"))
 	}
 	pw := url.Values{"tx": f["tx"], "csrf": f["csrf"], "username": {"alice"}, "password": {alicePassword}}
-	if r := b.post(e.issuer+authority.DevicePath+"/login", pw); r.status != http.StatusForbidden || r.location != nil ||
-		!strings.Contains(r.body, "Password sign-in is off") || hasSession(b) {
-		t.Fatalf("device sign-in with a password in an upstream-only deployment = %d %v:\n%s", r.status, r.location, r.body)
+	if r := b.Post(e.issuer+authority.DevicePath+"/login", pw); r.Status != http.StatusForbidden || r.Location != nil ||
+		!strings.Contains(r.Body, "Password sign-in is off") || hasSession(b) {
+		t.Fatalf("device sign-in with a password in an upstream-only deployment = %d %v:\n%s", r.Status, r.Location, r.Body)
 	}
 	e.clock.Add(6 * time.Second)
 	wantError(t, "poll after the refused password", e.poll("tv", "", da.DeviceCode), "authorization_pending")
@@ -76,7 +77,7 @@ func TestDeviceSignIn_NoPasswordDeployment(t *testing.T) {
 	}{
 		{"the page's form from another browser", http.StatusForbidden, func(t *testing.T) page {
 			other := e.browser()
-			other.get(e.issuer + authority.DevicePath) // its own browser cookie
+			other.Get(e.issuer + authority.DevicePath) // its own browser cookie
 			r := other.passkeyPost(f, k.get(t, pageChallenge(t, p), e.alice.ID))
 			if hasSession(other) {
 				t.Fatal("the other browser got a session")
@@ -94,9 +95,9 @@ func TestDeviceSignIn_NoPasswordDeployment(t *testing.T) {
 		{"a passkey that is not alice's", http.StatusUnauthorized, func(t *testing.T) page {
 			stranger := newSoftKey(t, e.issuer, "localhost")
 			r := b.passkeyPost(f, stranger.get(t, pageChallenge(t, p), e.alice.ID))
-			if !strings.Contains(r.body, "This passkey was not accepted") || !strings.Contains(r.body, `id="sign-in-passkey"`) ||
-				strings.Contains(r.body, `id="password"`) {
-				t.Fatalf("refusal is not the device sign-in page again:\n%s", r.body)
+			if !strings.Contains(r.Body, "This passkey was not accepted") || !strings.Contains(r.Body, `id="sign-in-passkey"`) ||
+				strings.Contains(r.Body, `id="password"`) {
+				t.Fatalf("refusal is not the device sign-in page again:\n%s", r.Body)
 			}
 			return r
 		}},
@@ -104,8 +105,8 @@ func TestDeviceSignIn_NoPasswordDeployment(t *testing.T) {
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
 			r := a.run(t)
-			if r.status != a.status || r.location != nil || strings.Contains(r.body, `value="allow"`) || hasSession(b) {
-				t.Fatalf("status %d (want %d), location %v, session %v:\n%s", r.status, a.status, r.location, hasSession(b), r.body)
+			if r.Status != a.status || r.Location != nil || strings.Contains(r.Body, `value="allow"`) || hasSession(b) {
+				t.Fatalf("status %d (want %d), location %v, session %v:\n%s", r.Status, a.status, r.Location, hasSession(b), r.Body)
 			}
 			e.clock.Add(6 * time.Second) // the device's polling interval
 			wantError(t, "poll", e.poll("tv", "", da.DeviceCode), "authorization_pending")
@@ -115,22 +116,22 @@ func TestDeviceSignIn_NoPasswordDeployment(t *testing.T) {
 	// The passkey alone signs alice in and the device page goes on to
 	// its confirmation for the same code.
 	consent := b.passkeyPost(f, k.get(t, pageChallenge(t, p), e.alice.ID))
-	if consent.status != http.StatusOK || !strings.Contains(consent.body, `value="allow"`) || !strings.Contains(consent.body, da.UserCode) {
-		t.Fatalf("device passkey sign-in = %d, not the confirmation:\n%s", consent.status, consent.body)
+	if consent.Status != http.StatusOK || !strings.Contains(consent.Body, `value="allow"`) || !strings.Contains(consent.Body, da.UserCode) {
+		t.Fatalf("device passkey sign-in = %d, not the confirmation:\n%s", consent.Status, consent.Body)
 	}
-	if r := b.passkeyPost(f, k.get(t, pageChallenge(t, p), e.alice.ID)); r.status != http.StatusBadRequest ||
-		strings.Contains(r.body, `value="allow"`) || strings.Contains(r.body, "/oauth2/authorize?") {
-		t.Fatalf("the device passkey form used again = %d:\n%s", r.status, r.body)
+	if r := b.passkeyPost(f, k.get(t, pageChallenge(t, p), e.alice.ID)); r.Status != http.StatusBadRequest ||
+		strings.Contains(r.Body, `value="allow"`) || strings.Contains(r.Body, "/oauth2/authorize?") {
+		t.Fatalf("the device passkey form used again = %d:\n%s", r.Status, r.Body)
 	}
-	if done := b.submit(consent, url.Values{"decision": {"allow"}}); done.status != http.StatusOK || !strings.Contains(done.body, "device-done") {
-		t.Fatalf("after allow = %d:\n%s", done.status, done.body)
+	if done := b.Submit(consent, url.Values{"decision": {"allow"}}); done.Status != http.StatusOK || !strings.Contains(done.Body, "device-done") {
+		t.Fatalf("after allow = %d:\n%s", done.Status, done.Body)
 	}
 	e.clock.Add(5 * time.Second)
 	tr := e.poll("tv", "", da.DeviceCode)
 	if tr.status != http.StatusOK || tr.str("access_token") == "" || tr.str("id_token") == "" {
 		t.Fatalf("poll after the passkey sign-in = %d %s", tr.status, tr.raw)
 	}
-	id := claims(t, tr.str("id_token"))
+	id := signettest.Claims(t, tr.str("id_token"))
 	if id["sub"] != e.alice.ID || !slices.Equal(amrOf(id), []string{"swk", "user", "mfa"}) {
 		t.Fatalf("device ID token after a passkey sign-in: %v", id)
 	}
@@ -145,10 +146,10 @@ func TestDeviceSignIn_PasswordOn(t *testing.T) {
 	_, da, _ := e.startDevice("tv", "", nil)
 	b := e.browser()
 	p := b.enterCode(da.UserCode)
-	if !strings.Contains(p.body, `id="password"`) || !strings.Contains(p.body, `id="sign-in-passkey"`) {
-		t.Fatalf("device sign-in with passwords on:\n%s", p.body)
+	if !strings.Contains(p.Body, `id="password"`) || !strings.Contains(p.Body, `id="sign-in-passkey"`) {
+		t.Fatalf("device sign-in with passwords on:\n%s", p.Body)
 	}
-	if c := b.login(p, "alice", alicePassword); !strings.Contains(c.body, `value="allow"`) {
-		t.Fatalf("password sign-in on the device page = %d:\n%s", c.status, c.body)
+	if c := b.login(p, "alice", alicePassword); !strings.Contains(c.Body, `value="allow"`) {
+		t.Fatalf("password sign-in on the device page = %d:\n%s", c.Status, c.Body)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/signet-auth/signet/internal/signettest"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -76,11 +78,11 @@ func (s *signet) pending(t *testing.T, id, deviceCode string) {
 // sign-in page, which must offer the provider and no password.
 func (pr *pair) deviceSignIn(b *browser, userCode string) page {
 	pr.t.Helper()
-	p := b.get(pr.down.issuer + authority.DevicePath)
-	p = b.submit(pr.down.issuer, p, `name="user_code"`, url.Values{"user_code": {userCode}})
-	if p.status != http.StatusOK || !strings.Contains(p.body, "Sign in with Corp SSO") || !strings.Contains(p.body, "Terminal Tool") ||
-		strings.Contains(p.body, `name="password"`) {
-		pr.t.Fatalf("device sign-in page = %d, want the provider's button and no password:\n%s", p.status, p.body)
+	p := b.Get(pr.down.issuer + authority.DevicePath)
+	p = b.SubmitForm(pr.down.issuer, p, `name="user_code"`, url.Values{"user_code": {userCode}})
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "Sign in with Corp SSO") || !strings.Contains(p.Body, "Terminal Tool") ||
+		strings.Contains(p.Body, `name="password"`) {
+		pr.t.Fatalf("device sign-in page = %d, want the provider's button and no password:\n%s", p.Status, p.Body)
 	}
 	return p
 }
@@ -89,9 +91,9 @@ func (pr *pair) deviceSignIn(b *browser, userCode string) page {
 // sign-in, which must offer the provider and no password.
 func (pr *pair) accountSignIn(b *browser) page {
 	pr.t.Helper()
-	p := b.get(pr.down.issuer + "/account")
-	if p.status != http.StatusOK || !strings.Contains(p.body, "Sign in with Corp SSO") || strings.Contains(p.body, `name="password"`) {
-		pr.t.Fatalf("account sign-in page = %d, want the provider's button and no password:\n%s", p.status, p.body)
+	p := b.Get(pr.down.issuer + "/account")
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "Sign in with Corp SSO") || strings.Contains(p.Body, `name="password"`) {
+		pr.t.Fatalf("account sign-in page = %d, want the provider's button and no password:\n%s", p.Status, p.Body)
 	}
 	return p
 }
@@ -114,24 +116,24 @@ func TestUpstreamDeviceSignIn(t *testing.T) {
 	b := newBrowser(t)
 	p := pr.deviceSignIn(b, userCode)
 	form := url.Values{"username": {"alice"}, "password": {"alice's password!"}}
-	for _, m := range hiddenRE.FindAllStringSubmatch(p.body, 3) {
+	for _, m := range hiddenRE.FindAllStringSubmatch(p.Body, 3) {
 		form.Set(m[1], m[2])
 	}
-	if r := b.post(pr.down.issuer+authority.DevicePath+"/login", form); r.status != http.StatusForbidden || r.location != nil ||
-		!strings.Contains(r.body, "Password sign-in is off") {
-		t.Fatalf("device password sign-in with password login off = %d %v:\n%s", r.status, r.location, r.body)
+	if r := b.Post(pr.down.issuer+authority.DevicePath+"/login", form); r.Status != http.StatusForbidden || r.Location != nil ||
+		!strings.Contains(r.Body, "Password sign-in is off") {
+		t.Fatalf("device password sign-in with password login off = %d %v:\n%s", r.Status, r.Location, r.Body)
 	}
 	pr.down.pending(t, "tool", deviceCode)
 
 	cb := pr.toCallback(b, p)
-	consent := b.follow(cb)
-	if consent.status != http.StatusOK || !strings.Contains(consent.body, `value="allow"`) || !strings.Contains(consent.body, userCode) {
-		t.Fatalf("callback of a device sign-in = %d, not the device's confirmation:\n%s", consent.status, consent.body)
+	consent := b.Follow(cb)
+	if consent.Status != http.StatusOK || !strings.Contains(consent.Body, `value="allow"`) || !strings.Contains(consent.Body, userCode) {
+		t.Fatalf("callback of a device sign-in = %d, not the device's confirmation:\n%s", consent.Status, consent.Body)
 	}
 	pr.down.pending(t, "tool", deviceCode)
-	done := b.submit(pr.down.issuer, consent, `value="allow"`, url.Values{"decision": {"allow"}})
-	if done.status != http.StatusOK || !strings.Contains(done.body, "device-done") {
-		t.Fatalf("device allow = %d:\n%s", done.status, done.body)
+	done := b.SubmitForm(pr.down.issuer, consent, `value="allow"`, url.Values{"decision": {"allow"}})
+	if done.Status != http.StatusOK || !strings.Contains(done.Body, "device-done") {
+		t.Fatalf("device allow = %d:\n%s", done.Status, done.Body)
 	}
 	status, tr := pr.down.poll("tool", deviceCode)
 	at, _ := tr["access_token"].(string)
@@ -139,7 +141,7 @@ func TestUpstreamDeviceSignIn(t *testing.T) {
 	if status != http.StatusOK || at == "" || idt == "" {
 		t.Fatalf("device poll after the provider's sign-in = %d %v", status, tr)
 	}
-	c := claims(t, idt)
+	c := signettest.Claims(t, idt)
 	sub, _ := c["sub"].(string)
 	u, err := pr.down.srv.Users().Get(context.Background(), sub)
 	if err != nil || !strings.HasPrefix(u.Username, "corp-") || c["aud"] != "tool" {
@@ -152,9 +154,9 @@ func TestUpstreamDeviceSignIn(t *testing.T) {
 	pr.down.deviceClient("strict", func(cl *clients.Client) { cl.RequireSecondFactor = true })
 	strictCode, strictUser := pr.down.startDevice("strict")
 	b2 := newBrowser(t)
-	r := b2.follow(pr.toCallback(b2, pr.deviceSignIn(b2, strictUser)))
-	if r.status != http.StatusForbidden || !strings.Contains(r.body, "needs you to sign in with a second factor") || strings.Contains(r.body, `value="allow"`) {
-		t.Fatalf("strict client after the provider's sign-in = %d:\n%s", r.status, r.body)
+	r := b2.Follow(pr.toCallback(b2, pr.deviceSignIn(b2, strictUser)))
+	if r.Status != http.StatusForbidden || !strings.Contains(r.Body, "needs you to sign in with a second factor") || strings.Contains(r.Body, `value="allow"`) {
+		t.Fatalf("strict client after the provider's sign-in = %d:\n%s", r.Status, r.Body)
 	}
 	pr.down.pending(t, "strict", strictCode)
 }
@@ -166,14 +168,14 @@ func TestUpstreamAccountSignIn(t *testing.T) {
 	pr := newPair(t, false)
 	b := newBrowser(t)
 	cb := pr.toCallback(b, pr.accountSignIn(b))
-	r := b.follow(cb)
-	if r.status != http.StatusSeeOther || r.location == nil || r.location.String() != pr.down.issuer+"/account" {
-		t.Fatalf("callback of an account sign-in = %d to %v:\n%s", r.status, r.location, r.body)
+	r := b.Follow(cb)
+	if r.Status != http.StatusSeeOther || r.Location == nil || r.Location.String() != pr.down.issuer+"/account" {
+		t.Fatalf("callback of an account sign-in = %d to %v:\n%s", r.Status, r.Location, r.Body)
 	}
-	acct := b.follow(r)
-	if acct.status != http.StatusOK || !strings.Contains(acct.body, "<h1>Your account</h1>") || !strings.Contains(acct.body, "corp-") ||
-		strings.Contains(acct.body, "Sign in with Corp SSO") {
-		t.Fatalf("account page after the provider's sign-in = %d:\n%s", acct.status, acct.body)
+	acct := b.Follow(r)
+	if acct.Status != http.StatusOK || !strings.Contains(acct.Body, "<h1>Your account</h1>") || !strings.Contains(acct.Body, "corp-") ||
+		strings.Contains(acct.Body, "Sign in with Corp SSO") {
+		t.Fatalf("account page after the provider's sign-in = %d:\n%s", acct.Status, acct.Body)
 	}
 }
 
@@ -207,8 +209,8 @@ func TestUpstreamSignInEverywhere_Attacks(t *testing.T) {
 	_, doneUser := pr.down.startDevice("tool")
 	replayer := newBrowser(t)
 	replayCB := pr.toCallback(replayer, pr.deviceSignIn(replayer, doneUser))
-	if p := replayer.follow(replayCB); !strings.Contains(p.body, `value="allow"`) {
-		t.Fatalf("device sign-in through the provider = %d:\n%s", p.status, p.body)
+	if p := replayer.Follow(replayCB); !strings.Contains(p.Body, `value="allow"`) {
+		t.Fatalf("device sign-in through the provider = %d:\n%s", p.Status, p.Body)
 	}
 
 	rows := []struct {
@@ -217,33 +219,33 @@ func TestUpstreamSignInEverywhere_Attacks(t *testing.T) {
 		run    func(t *testing.T) page
 	}{
 		{"device-flow callback replayed in the same browser", http.StatusBadRequest, func(t *testing.T) page {
-			return replayer.follow(replayCB)
+			return replayer.Follow(replayCB)
 		}},
 		{"device-flow callback replayed in another browser", http.StatusBadRequest, func(t *testing.T) page {
-			return newBrowser(t).follow(replayCB)
+			return newBrowser(t).Follow(replayCB)
 		}},
 		{"another browser's device_login transaction posted to the button", http.StatusForbidden, func(t *testing.T) page {
 			attacker := newBrowser(t)
 			p := pr.deviceSignIn(attacker, userCode)
 			victim := newBrowser(t)
-			victim.get(pr.down.issuer + authority.DevicePath) // the victim has its own browser cookie
-			return victim.submit(pr.down.issuer, p, "Sign in with Corp SSO", nil)
+			victim.Get(pr.down.issuer + authority.DevicePath) // the victim has its own browser cookie
+			return victim.SubmitForm(pr.down.issuer, p, "Sign in with Corp SSO", nil)
 		}},
 		{"another browser's device-flow state and code (login CSRF)", http.StatusForbidden, func(t *testing.T) page {
 			attacker := newBrowser(t)
 			cb := pr.toCallback(attacker, pr.deviceSignIn(attacker, userCode))
 			victim := newBrowser(t)
-			victim.get(pr.down.issuer + authority.DevicePath)
-			return victim.follow(cb)
+			victim.Get(pr.down.issuer + authority.DevicePath)
+			return victim.Follow(cb)
 		}},
 		{"account state with its kind tampered to the device's", http.StatusBadRequest, func(t *testing.T) page {
 			b := newBrowser(t)
 			cb := pr.toCallback(b, pr.accountSignIn(b))
-			u := *cb.location
+			u := *cb.Location
 			q := u.Query()
 			q.Set("state", tamperFrom(t, q.Get("state"), "account_login", "device_login"))
 			u.RawQuery = q.Encode()
-			return b.get(u.String())
+			return b.Get(u.String())
 		}},
 		{"account sign-in's form posted to the device page's password", http.StatusForbidden, func(t *testing.T) page {
 			b := newBrowser(t)
@@ -259,8 +261,8 @@ func TestUpstreamSignInEverywhere_Attacks(t *testing.T) {
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			p := r.run(t)
-			if p.status != r.status || p.location != nil || strings.Contains(p.body, `value="allow"`) {
-				t.Fatalf("status = %d (want %d), location %v:\n%s", p.status, r.status, p.location, p.body)
+			if p.Status != r.status || p.Location != nil || strings.Contains(p.Body, `value="allow"`) {
+				t.Fatalf("status = %d (want %d), location %v:\n%s", p.Status, r.status, p.Location, p.Body)
 			}
 			pr.down.pending(t, "tool", deviceCode)
 		})
@@ -271,9 +273,9 @@ func TestUpstreamSignInEverywhere_Attacks(t *testing.T) {
 	// the flow started from.
 	b := newBrowser(t)
 	pr.deviceSignIn(b, userCode) // the browser has seen the victim's code
-	r := b.follow(pr.toCallback(b, pr.accountSignIn(b)))
-	if r.status != http.StatusSeeOther || r.location == nil || r.location.Path != "/account" {
-		t.Fatalf("account state's callback = %d to %v:\n%s", r.status, r.location, r.body)
+	r := b.Follow(pr.toCallback(b, pr.accountSignIn(b)))
+	if r.Status != http.StatusSeeOther || r.Location == nil || r.Location.Path != "/account" {
+		t.Fatalf("account state's callback = %d to %v:\n%s", r.Status, r.Location, r.Body)
 	}
 	pr.down.pending(t, "tool", deviceCode)
 
@@ -283,15 +285,15 @@ func TestUpstreamSignInEverywhere_Attacks(t *testing.T) {
 	slow := newBrowser(t)
 	slowCB := pr.toCallback(slow, pr.deviceSignIn(slow, raced))
 	fast := newBrowser(t)
-	consent := fast.follow(pr.toCallback(fast, pr.deviceSignIn(fast, raced)))
-	if p := fast.submit(pr.down.issuer, consent, `value="allow"`, url.Values{"decision": {"allow"}}); !strings.Contains(p.body, "device-done") {
-		t.Fatalf("the other browser's allow = %d:\n%s", p.status, p.body)
+	consent := fast.Follow(pr.toCallback(fast, pr.deviceSignIn(fast, raced)))
+	if p := fast.SubmitForm(pr.down.issuer, consent, `value="allow"`, url.Values{"decision": {"allow"}}); !strings.Contains(p.Body, "device-done") {
+		t.Fatalf("the other browser's allow = %d:\n%s", p.Status, p.Body)
 	}
-	if p := slow.follow(slowCB); p.status != http.StatusBadRequest || !strings.Contains(p.body, "This code has expired") || p.location != nil {
-		t.Fatalf("callback for a code answered meanwhile = %d:\n%s", p.status, p.body)
+	if p := slow.Follow(slowCB); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "This code has expired") || p.Location != nil {
+		t.Fatalf("callback for a code answered meanwhile = %d:\n%s", p.Status, p.Body)
 	}
-	if p := slow.get(pr.down.issuer + "/account"); !strings.Contains(p.body, "Sign in with Corp SSO") {
-		t.Fatalf("the browser whose code was answered meanwhile got a session:\n%s", p.body)
+	if p := slow.Get(pr.down.issuer + "/account"); !strings.Contains(p.Body, "Sign in with Corp SSO") {
+		t.Fatalf("the browser whose code was answered meanwhile got a session:\n%s", p.Body)
 	}
 }
 
@@ -299,8 +301,11 @@ func TestUpstreamSignInEverywhere_Attacks(t *testing.T) {
 // with carol's username and password.
 func postHidden(b *browser, u string, p page) page {
 	v := url.Values{"username": {"carol"}, "password": {carolPassword}}
-	for _, m := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
+	for _, m := range hiddenRE.FindAllStringSubmatch(p.Body, -1) {
 		v.Set(m[1], m[2])
 	}
-	return b.post(u, v)
+	return b.Post(u, v)
 }
+
+// hiddenRE reads a form's hidden fields.
+var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`)
