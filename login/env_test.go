@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/signet-auth/signet/authority"
 	"github.com/signet-auth/signet/clients"
@@ -39,6 +40,8 @@ type env struct {
 	issuer string
 	alice  users.User
 	mfa    *mfa.Factors // nil unless envOptions.factors
+	// replica is the second replica (envOptions.replicas), nil otherwise.
+	replica *authority.Server
 }
 
 const alicePassword = "correct horse battery"
@@ -115,6 +118,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		// Requests alternate between two replicas: every step of a flow
 		// is answered by the other one from the step before.
 		other, _, _ := stack()
+		e.replica = other
 		var n atomic.Uint64
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if n.Add(1)%2 == 0 {
@@ -149,6 +153,7 @@ func (e *env) webClient(id string, mod func(*clients.Client)) string {
 	if err != nil {
 		e.t.Fatalf("create client %s: %v", id, err)
 	}
+	e.awaitClient(id)
 	return secret
 }
 
@@ -264,4 +269,25 @@ func (e *env) flow(b *browser, id, secret string, extra url.Values) (tokenRespon
 		e.t.Fatalf("redeem = %d %s", tr.status, tr.raw)
 	}
 	return tr, cb
+}
+
+// awaitClient waits until the second replica, if any, knows client id: it
+// learns of clients made through the first from the store's watch, a
+// moment later (TestPasskeySignIn_Replicas failed with "Unknown
+// application" when its first request reached the second replica first).
+func (e *env) awaitClient(id string) {
+	e.t.Helper()
+	if e.replica == nil {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := e.replica.Clients().Lookup(context.Background(), id); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the second replica did not learn of client %s within 10s", id)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
+	}
 }
