@@ -365,14 +365,12 @@ func TestPKCS11_UnnamedObjectReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hsm.Close()
-	st, _ := openStore(t)
-	m := openManager(t, st, keys.Options{Algorithms: []string{"ES256"}, Custody: hsmCustody(hsm), Now: clk.Now})
-	signAndVerify(t, m, "ES256")
-	// A real orphan (generated, never committed)...
-	if _, err := hsm.Generate(t.Context(), "ES256", 0, func(crypto.PublicKey) (string, error) { return "x", nil }); err != nil {
-		t.Fatal(err)
-	}
-	// ...and an unnamed private key planted as another program would.
+	// An unnamed private key planted as another program would, before
+	// Signet's manager runs: SoftHSM2's file store fails a write
+	// (CKR_GENERAL_ERROR) when another session of the process searches
+	// the objects meanwhile, and the manager's own searches are ordered
+	// only against Signet's writes (pkcs11.Custody), not this raw session's
+	// (the planting failed so once in CI).
 	p, sh := rawSession(t, cfg)
 	p256 := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
 	if _, err := p.CreateObject(sh, []*mp11.Attribute{
@@ -383,6 +381,13 @@ func TestPKCS11_UnnamedObjectReported(t *testing.T) {
 		mp11.NewAttribute(mp11.CKA_VALUE, []byte(strings.Repeat("\x01", 32))),
 	}); err != nil {
 		t.Fatalf("plant an unnamed object: %v", err)
+	}
+	st, _ := openStore(t)
+	m := openManager(t, st, keys.Options{Algorithms: []string{"ES256"}, Custody: hsmCustody(hsm), Now: clk.Now})
+	signAndVerify(t, m, "ES256")
+	// A real orphan (generated, never committed).
+	if _, err := hsm.Generate(t.Context(), "ES256", 0, func(crypto.PublicKey) (string, error) { return "x", nil }); err != nil {
+		t.Fatal(err)
 	}
 	orphans, err := m.Orphans(t.Context())
 	if err != nil {
