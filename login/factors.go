@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -278,12 +276,10 @@ func (h *Handler) checkCode(c echo.Context, user users.User, code string, check 
 		}
 		return err == nil, err
 	})
-	var locked *authority.LockedOutError
+	if msg, locked := h.lockedOut(c, err); locked {
+		return false, again(msg, http.StatusTooManyRequests)
+	}
 	switch {
-	case errors.As(err, &locked):
-		secs := int(math.Ceil(locked.Until.Sub(h.cfg.Now()).Seconds()))
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		return false, again(fmt.Sprintf("Too many failed sign-in attempts. Try again in %d seconds (after %s UTC).", secs, locked.Until.UTC().Format("15:04:05")), http.StatusTooManyRequests)
 	case errors.Is(err, authority.ErrBadLogin):
 		return false, again("That code is not valid, or was already used. Wait for the next code and try again.", http.StatusUnauthorized)
 	case err != nil:

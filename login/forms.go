@@ -92,19 +92,30 @@ func (h *Handler) checkPassword(c echo.Context, again func(username, msg, field 
 		return user, false, again(username, "Enter your password.", "password", http.StatusBadRequest)
 	}
 	user, err = h.auth.AuthenticateUser(r.Context(), username, password, c.RealIP())
-	var locked *authority.LockedOutError
-	switch {
-	case errors.As(err, &locked):
-		secs := int(math.Ceil(locked.Until.Sub(h.cfg.Now()).Seconds()))
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		msg := fmt.Sprintf("Too many failed sign-in attempts. Try again in %d seconds (after %s UTC).", secs, locked.Until.UTC().Format("15:04:05"))
+	if msg, locked := h.lockedOut(c, err); locked {
 		return user, false, again(username, msg, "", http.StatusTooManyRequests)
+	}
+	switch {
 	case errors.Is(err, authority.ErrBadLogin):
 		return user, false, again(username, "The username or password is incorrect.", "password", http.StatusUnauthorized)
 	case err != nil:
 		return user, false, h.serverError(c, err)
 	}
 	return user, true, nil
+}
+
+// lockedOut reads a sign-in refused by the login rate limits (the
+// password's, shared by codes and passkeys): it sets Retry-After and
+// returns the message saying until when. locked is false for any other
+// error.
+func (h *Handler) lockedOut(c echo.Context, err error) (msg string, locked bool) {
+	var lo *authority.LockedOutError
+	if !errors.As(err, &lo) {
+		return "", false
+	}
+	secs := int(math.Ceil(lo.Until.Sub(h.cfg.Now()).Seconds()))
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return fmt.Sprintf("Too many failed sign-in attempts. Try again in %d seconds (after %s UTC).", secs, lo.Until.UTC().Format("15:04:05")), true
 }
 
 // startSession starts a new SSO session for userID (a new id on every

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
-	"strconv"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -164,12 +162,10 @@ func (h *Handler) checkPasskeySignIn(c echo.Context, data json.RawMessage, crede
 		}
 		return err == nil, err
 	})
-	var locked *authority.LockedOutError
+	if msg, locked := h.lockedOut(c, err); locked {
+		return user, false, again(msg, http.StatusTooManyRequests)
+	}
 	switch {
-	case errors.As(err, &locked):
-		secs := int(math.Ceil(locked.Until.Sub(h.cfg.Now()).Seconds()))
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		return user, false, again(fmt.Sprintf("Too many failed sign-in attempts. Try again in %d seconds (after %s UTC).", secs, locked.Until.UTC().Format("15:04:05")), http.StatusTooManyRequests)
 	case errors.Is(err, authority.ErrBadLogin):
 		return user, false, again("This passkey was not accepted: it is not registered here for an account, it did not verify you (with your PIN, fingerprint or face), or the page was old. Try again, or sign in another way.", http.StatusUnauthorized)
 	case errors.Is(err, errDisabled):
