@@ -28,7 +28,8 @@ type Error struct {
 	// allow is the Allow header for 405 answers.
 	allow string
 	// refusal names the condition of a refusal Signet makes on purpose
-	// (store_stale, store_unavailable, auth_rate_limit, login_rate_limit):
+	// (store_stale, store_unavailable, request_deadline, signing_unavailable,
+	// auth_rate_limit, login_rate_limit):
 	// logged once per episode of the condition (package refusal), not per
 	// request and never as an internal error.
 	refusal string
@@ -73,8 +74,11 @@ func errInvalidTarget(desc string) *Error {
 // §5.2 allows the code from the token endpoint as from authorize).
 func ServerError(err error) *Error {
 	if refusal.StoreUnavailable(err) {
-		return errRefused("store_unavailable", "temporarily_unavailable", "the store did not answer in time; retry later or on another replica",
-			http.StatusServiceUnavailable, 1, err)
+		desc := "the store did not answer in time; retry later or on another replica"
+		if refusal.Condition(err) == refusal.ConditionDeadline {
+			desc = "the server is busy and this request ran out of time; retry later or on another replica"
+		}
+		return errRefused(refusal.Condition(err), "temporarily_unavailable", desc, http.StatusServiceUnavailable, 1, err)
 	}
 	return &Error{Code: "server_error", Description: "internal error", Status: http.StatusInternalServerError, Err: err}
 }

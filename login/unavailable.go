@@ -23,7 +23,7 @@ const retryAfter = 1
 func (h *Handler) serverError(c echo.Context, err error) error {
 	ctx := c.Request().Context()
 	if refusal.StoreUnavailable(err) {
-		h.refusals.Note(ctx, h.log, "store_unavailable", http.StatusServiceUnavailable, err.Error(),
+		h.refusals.Note(ctx, h.log, refusal.Condition(err), http.StatusServiceUnavailable, err.Error(),
 			c.Response().Header().Get(echo.HeaderXRequestID), h.cfg.Now())
 		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfter))
 		return h.errorPage(c, http.StatusServiceUnavailable, "Try again in a moment",

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,5 +231,71 @@ func TestStoreUnavailable_Pages(t *testing.T) {
 				t.Errorf("the sign-in form refused during the outage, once the store answers = %d, want a code:\n%s", p.Status, p.Body)
 			}
 		})
+	}
+}
+
+// lateStore is the store as a request sees it once its deadline has
+// passed before it asks (the CPU spent the request's time): while late is
+// set, every call is made with a context whose deadline is gone, and the
+// real store answers as it would.
+type lateStore struct {
+	storage.Store
+	late atomic.Bool
+}
+
+func (s *lateStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if !s.late.Load() {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, time.Now().Add(-time.Millisecond))
+}
+
+func (s *lateStore) View(ctx context.Context, fn func(storage.Tx) error) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.Store.View(ctx, fn)
+}
+
+func (s *lateStore) Update(ctx context.Context, fn func(storage.Tx) error) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.Store.Update(ctx, fn)
+}
+
+func (s *lateStore) Batch(ctx context.Context, fn func(storage.Tx) error) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.Store.Batch(ctx, fn)
+}
+
+// TestStoreUnavailable_DeadlineNotBlamedOnStore: a request whose deadline
+// passed before it asked the store (on a CPU-bound server, a burst of
+// password sign-ins outlives the request deadline) is answered as a store
+// outage is (503, Retry-After, the try-again page), but its refusal line
+// names the request's deadline, not the store: signet-load flows saw
+// "store_unavailable" with a healthy store and the time spent on argon2id.
+func TestStoreUnavailable_DeadlineNotBlamedOnStore(t *testing.T) {
+	logs := &signettest.LogBuffer{}
+	var ls *lateStore
+	e := newEnv(t, envOptions{log: logs, wrap: func(st storage.Store) storage.Store {
+		ls = &lateStore{Store: st}
+		return ls
+	}})
+	e.webClient("web", nil)
+	_, challenge := signettest.PKCE()
+	b := e.browser()
+	form := b.Authorize(authzQuery(challenge, nil))
+	ls.late.Store(true)
+	p := b.login(form, "alice", alicePassword)
+	ls.late.Store(false)
+	if p.Status != http.StatusServiceUnavailable || p.Header.Get("Retry-After") == "" || !strings.Contains(p.Body, "Try again in a moment") {
+		t.Fatalf("sign-in whose deadline passed = %d (Retry-After %q), want the 503 try-again page:\n%s", p.Status, p.Header.Get("Retry-After"), p.Body)
+	}
+	out := logs.String()
+	if !strings.Contains(out, `"condition":"request_deadline"`) || strings.Contains(out, `"condition":"store_unavailable"`) {
+		t.Errorf("the refusal blames the store, or names nothing:\n%s", out)
+	}
+	if strings.Contains(out, `"level":"ERROR"`) {
+		t.Errorf("an ERROR line for a request that ran out of time:\n%s", out)
 	}
 }

@@ -7,6 +7,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 var (
@@ -22,7 +23,23 @@ var (
 	// leader, no quorum). It passes: callers answer "retry later". A write
 	// that fails with it may or may not have been committed.
 	ErrUnavailable = errors.New("storage: unavailable")
+	// ErrDeadlinePassed is wrapped, with the context's error, by a call
+	// whose context was already done when it was made: the request ran out
+	// of time before the store was asked (a CPU-bound server, say, busy
+	// hashing passwords), which is not the store failing to answer.
+	ErrDeadlinePassed = errors.New("storage: the request's deadline passed before the store was asked")
 )
+
+// Started is what a store call returns when its context is already done
+// (nil otherwise): op's error wrapping ErrDeadlinePassed and the
+// context's error, so that a refusal names the request's deadline rather
+// than the store (package refusal).
+func Started(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w: %w", op, ErrDeadlinePassed, err)
+	}
+	return nil
+}
 
 // Store is a transactional key-value store organised in buckets.
 //

@@ -29,6 +29,27 @@ func StoreUnavailable(err error) bool {
 	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// Conditions of a StoreUnavailable error, as refusals log them.
+const (
+	// ConditionStore: the store did not answer in time, lost its leader
+	// or kept conflicting.
+	ConditionStore = "store_unavailable"
+	// ConditionDeadline: the request's deadline had passed before the
+	// store was asked (storage.ErrDeadlinePassed): the time went elsewhere,
+	// most often to the CPU (password hashing under a burst of sign-ins),
+	// and the store is not to blame.
+	ConditionDeadline = "request_deadline"
+)
+
+// Condition names the condition of a StoreUnavailable error for its
+// refusal line, so that an operator paged by it looks at the right thing.
+func Condition(err error) string {
+	if errors.Is(err, storage.ErrDeadlinePassed) {
+		return ConditionDeadline
+	}
+	return ConditionStore
+}
+
 // Log remembers when each condition last refused a request. The zero value
 // is ready to use; it is safe for concurrent use.
 type Log struct {

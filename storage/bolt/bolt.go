@@ -183,8 +183,8 @@ func (s *Store) Check(ctx context.Context) error {
 	if s.closed.Load() {
 		return storage.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("check bolt %s: %w", s.path, err)
+	if err := storage.Started(ctx, "check bolt "+s.path); err != nil {
+		return err
 	}
 	err := s.db.View(func(btx *bbolt.Tx) error {
 		var errs []error
@@ -207,8 +207,8 @@ func (s *Store) View(ctx context.Context, fn func(storage.Tx) error) error {
 	if s.closed.Load() {
 		return storage.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt view: %w", err)
+	if err := storage.Started(ctx, "bolt view"); err != nil {
+		return err
 	}
 	c := &call{fn: fn}
 	err := s.db.View(func(btx *bbolt.Tx) error { return s.run(c, btx) })
@@ -221,8 +221,8 @@ func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
 	if s.closed.Load() {
 		return storage.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt update: %w", err)
+	if err := storage.Started(ctx, "bolt update"); err != nil {
+		return err
 	}
 	c := &call{fn: fn}
 	defer s.finish(c)
@@ -239,8 +239,8 @@ func (s *Store) Batch(ctx context.Context, fn func(storage.Tx) error) error {
 	if s.closed.Load() {
 		return storage.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt batch: %w", err)
+	if err := storage.Started(ctx, "bolt batch"); err != nil {
+		return err
 	}
 	c := &call{fn: fn}
 	defer s.finish(c)

@@ -37,8 +37,8 @@ func (s *Store) Snapshot(ctx context.Context, fn func(size int64, writeTo func(i
 	if s.closed.Load() {
 		return storage.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt snapshot: %w", err)
+	if err := storage.Started(ctx, "bolt snapshot"); err != nil {
+		return err
 	}
 	err := s.db.View(func(btx *bbolt.Tx) error {
 		return fn(btx.Size(), btx.WriteTo)

@@ -329,8 +329,8 @@ func (s *Store) View(ctx context.Context, fn func(storage.Tx) error) error {
 	if s.closed.Load() {
 		return storage.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("etcd view: %w", err)
+	if err := storage.Started(ctx, "etcd view"); err != nil {
+		return err
 	}
 	t := s.newTx(ctx, false)
 	defer t.done.Store(true)
@@ -356,8 +356,8 @@ func (s *Store) run(ctx context.Context, op string, fn func(storage.Tx) error, c
 	if s.closed.Load() {
 		return storage.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+	if err := storage.Started(ctx, op); err != nil {
+		return err
 	}
 	stale := true // see tx.get
 	for attempt := 1; ; attempt++ {

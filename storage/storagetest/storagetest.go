@@ -459,6 +459,22 @@ func testCanceledContext(t *testing.T, s storage.Store) {
 		t.Errorf("View(canceled) = %v, want context.Canceled", err)
 	}
 	mustNotFound(t, s, "b", "k")
+
+	// A deadline that passed before the call: the error says so
+	// (ErrDeadlinePassed, beside the context's error), so that a refusal
+	// does not blame the store for time spent elsewhere.
+	late, cancelLate := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancelLate()
+	for name, err := range map[string]error{
+		"Update": s.Update(late, write),
+		"Batch":  s.Batch(late, write),
+		"View":   s.View(late, func(storage.Tx) error { return nil }),
+	} {
+		if !errors.Is(err, storage.ErrDeadlinePassed) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s(deadline passed) = %v, want ErrDeadlinePassed and context.DeadlineExceeded", name, err)
+		}
+	}
+	mustNotFound(t, s, "b", "k")
 }
 
 func testUseAfterClose(t *testing.T, s storage.Store) {
