@@ -72,7 +72,7 @@ var signInKinds = []string{"login", kindAcctLogin, kindDeviceLogin}
 // the page saying why is already rendered and err is its result.
 func (h *Handler) ExternalTransaction(c echo.Context) (tx sessions.Transaction, ok bool, err error) {
 	if err := parseForm(c); err != nil {
-		return tx, false, h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Start again from the application.", "")
+		return tx, false, h.errorPage(c, http.StatusBadRequest, "Sign-in form is not valid", "The form could not be read. Start again where you were signing in.", "")
 	}
 	if tx, ok, err = h.checkTransaction(c, signInKinds...); !ok || tx.Kind != kindDeviceLogin {
 		return tx, ok, err

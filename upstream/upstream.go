@@ -285,7 +285,7 @@ func (u *Upstreams) callback(c echo.Context, h *login.Handler) error {
 	switch {
 	case errors.Is(err, sessions.ErrNotFound) || err == nil && flow.Kind != kind(p):
 		return h.ExternalError(c, http.StatusBadRequest, "This sign-in has expired",
-			"This sign-in was already completed, has expired, or was not started here. Nothing was changed. Start again from the application.")
+			"This sign-in was already completed, has expired, or was not started here. Nothing was changed. Start again where you were signing in (the application, the device page or your account page).")
 	case err != nil:
 		return h.ExternalServerError(c, err)
 	}
@@ -293,15 +293,15 @@ func (u *Upstreams) callback(c echo.Context, h *login.Handler) error {
 	// response of another provider sent here: mix-up).
 	if q.Has("iss") && q.Get("iss") != p.Issuer {
 		return h.ExternalError(c, http.StatusBadRequest, "Sign-in answer is not valid",
-			"The answer did not come from "+p.Name+". Nothing was changed. Start again from the application.")
+			"The answer did not come from "+p.Name+". Nothing was changed. Start again where you were signing in (the application, the device page or your account page).")
 	}
 	if e := q.Get("error"); e != "" {
 		return h.ExternalError(c, http.StatusForbidden, "Sign-in was refused",
-			p.Name+" did not sign you in (it answered "+printable(e)+"). Start again from the application or choose another way to sign in.")
+			p.Name+" did not sign you in (it answered "+printable(e)+"). Start again where you were signing in (the application, the device page or your account page), or choose another way to sign in.")
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > 4096 {
-		return h.ExternalError(c, http.StatusBadRequest, "Sign-in answer is not valid", p.Name+" sent you back without a code. Start again from the application.")
+		return h.ExternalError(c, http.StatusBadRequest, "Sign-in answer is not valid", p.Name+" sent you back without a code. Start again where you were signing in (the application, the device page or your account page).")
 	}
 	md, err := u.discover(ctx, p)
 	if err != nil {
