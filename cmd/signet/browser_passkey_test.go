@@ -33,15 +33,7 @@ func TestBrowserPasskey(t *testing.T) {
 	password := passwordSignIn("alice", "correct horse battery")
 	// Chrome's virtual authenticator: a platform authenticator that
 	// verifies the user and answers at once.
-	b.step("virtual authenticator", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, tg, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(ctx, tg, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
-			Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21, Transport: webauthn.AuthenticatorTransportInternal,
-			HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true}})
-		return err
-	}))
+	b.step("virtual authenticator", virtualAuthenticator())
 
 	b.step("password sign-in", append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(rp.srv.URL + "/login?client=notes")},
 		append(password, chromedp.WaitVisible(chromedp.CSS("#rp-ok")))...)...)
@@ -79,4 +71,19 @@ func TestBrowserPasskey(t *testing.T) {
 	b.step("account after", chromedp.Navigate(c.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("#add-passkey")))
 	b.shot("passkeys.png")
 	b.step("remove", chromedp.Click(chromedp.CSS("form.remove button")), chromedp.WaitVisible(chromedp.CSS("p#passkeys")))
+}
+
+// virtualAuthenticator turns on Chrome's virtual authenticator (the
+// DevTools WebAuthn domain): a platform authenticator that keeps resident
+// keys, verifies its user and answers at once.
+func virtualAuthenticator() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+			Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21, Transport: webauthn.AuthenticatorTransportInternal,
+			HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true}})
+		return err
+	})
 }

@@ -4,21 +4,14 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
-	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
-	"github.com/signet-auth/signet/users"
 )
 
 // TestBrowserDeviceSignInUpstreamOnly drives headless Chromium through
@@ -32,49 +25,19 @@ import (
 // signs out, and logs a second terminal in with the passkey alone.
 // Screenshot: device-signin-upstream.png.
 func TestBrowserDeviceSignInUpstreamOnly(t *testing.T) {
-	upPort, downPort := freePort(t), freePort(t)
-	// Two host names (cookies are per host, not per port); down is
-	// localhost, since a WebAuthn RP ID cannot be an IP address.
-	upIssuer, downIssuer := fmt.Sprintf("http://127.0.0.1:%d", upPort), fmt.Sprintf("http://localhost:%d", downPort)
-	up, upLogs := startMain(t, testConfig(t, func(c *config.Config) {
-		c.HTTP.Addr, c.Issuer = fmt.Sprintf("127.0.0.1:%d", upPort), upIssuer
-		c.UI.ProductName = "Corp SSO"
-	}), nil)
-	ctx := t.Context()
-	if _, err := up.Server.Users().Create(ctx, users.NewUser{Username: "carol", Password: "carol's long password", Email: "carol@corp.example", Name: "Carol"}); err != nil {
-		t.Fatal(err)
-	}
-	_, secret, err := up.Server.Clients().Create(ctx, clients.Client{ID: "signet", ClientName: "Signet", GrantTypes: []string{clients.GrantAuthorizationCode},
-		Scopes: []string{"openid", "email", "profile"}, Audiences: []string{"api"}, FirstParty: true,
-		RedirectURIs:           []string{downIssuer + "/login/upstream/corp/callback"},
-		PostLogoutRedirectURIs: []string{downIssuer + "/login/upstream/corp/logout/callback"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secretFile := filepath.Join(t.TempDir(), "corp-secret")
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	down, downLogs := startMain(t, testConfig(t, func(c *config.Config) {
-		c.HTTP.Addr, c.Issuer = fmt.Sprintf("127.0.0.1:%d", downPort), downIssuer
+	// down is localhost, since a WebAuthn RP ID cannot be an IP address;
+	// the real clock: x/oauth2 waits the interval in real time.
+	pair := startUpstreamPair(t, "127.0.0.1", "localhost", time.Now, func(c *config.Config) {
 		c.Keys.Algorithms = []string{"RS256"}
 		c.Login.PasswordLogin = false
-		c.Login.Upstreams = []config.Upstream{{ID: "corp", Name: "Corp SSO", Issuer: upIssuer, ClientID: "signet", ClientSecretFile: secretFile,
-			Claims: map[string]string{"email": "email", "name": "name"}}}
-	}), time.Now) // the real clock: x/oauth2 waits the interval in real time
+	})
+	down, upIssuer, downIssuer := pair.down, pair.upIssuer, pair.downIssuer
+	ctx := t.Context()
 	if _, _, err := down.Server.Clients().Create(ctx, deviceCLIClient); err != nil {
 		t.Fatal(err)
 	}
-	b := newChromium(t, 480, 760, func() string { return "down:\n" + downLogs.String() + "\nup:\n" + upLogs.String() })
-	b.step("virtual authenticator", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, tg, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(ctx, tg, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
-			Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21, Transport: webauthn.AuthenticatorTransportInternal,
-			HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true}})
-		return err
-	}))
+	b := newChromium(t, 480, 760, pair.logs)
+	b.step("virtual authenticator", virtualAuthenticator())
 
 	// terminal starts a device login as x/oauth2 does; wait returns its token.
 	terminal := func(name string) (*oauth2.DeviceAuthResponse, func() *oauth2.Token) {

@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/signet-auth/signet/clients"
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/internal/signettest"
 	"github.com/signet-auth/signet/users"
 )
 
@@ -26,34 +28,9 @@ import (
 // on down's page ends on down's signed-out page naming both. Screenshots:
 // login-upstream.png (the button) and signed-out-upstream.png.
 func TestBrowserUpstream(t *testing.T) {
-	upPort, downPort := freePort(t), freePort(t)
-	// Two host names: a browser's cookies are per host, not per port.
-	upIssuer, downIssuer := fmt.Sprintf("http://localhost:%d", upPort), fmt.Sprintf("http://127.0.0.1:%d", downPort)
-	up, upLogs := startMain(t, testConfig(t, func(c *config.Config) {
-		c.HTTP.Addr, c.Issuer = fmt.Sprintf("127.0.0.1:%d", upPort), upIssuer
-		c.UI.ProductName = "Corp SSO"
-	}), nil)
+	pair := startUpstreamPair(t, "localhost", "127.0.0.1", nil, nil)
+	down, upIssuer, downIssuer, downLogs := pair.down, pair.upIssuer, pair.downIssuer, pair.downLogs
 	ctx := t.Context()
-	if _, err := up.Server.Users().Create(ctx, users.NewUser{Username: "carol", Password: "carol's long password", Email: "carol@corp.example", Name: "Carol"}); err != nil {
-		t.Fatal(err)
-	}
-	// Signet is up's client, with its callbacks registered (docs/login.md).
-	_, secret, err := up.Server.Clients().Create(ctx, clients.Client{ID: "signet", ClientName: "Signet", GrantTypes: []string{clients.GrantAuthorizationCode},
-		Scopes: []string{"openid", "email", "profile"}, Audiences: []string{"api"}, FirstParty: true,
-		RedirectURIs:           []string{downIssuer + "/login/upstream/corp/callback"},
-		PostLogoutRedirectURIs: []string{downIssuer + "/login/upstream/corp/logout/callback"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secretFile := filepath.Join(t.TempDir(), "corp-secret")
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	down, downLogs := startMain(t, testConfig(t, func(c *config.Config) {
-		c.HTTP.Addr, c.Issuer = fmt.Sprintf("127.0.0.1:%d", downPort), downIssuer
-		c.Login.Upstreams = []config.Upstream{{ID: "corp", Name: "Corp SSO", Issuer: upIssuer, ClientID: "signet", ClientSecretFile: secretFile,
-			Claims: map[string]string{"email": "email", "name": "name"}}}
-	}), nil)
 	rp := newRelyingParty(t, downIssuer, nil)
 	_, appSecret, err := down.Server.Clients().Create(ctx, clients.Client{ID: "notes", ClientName: "Notes", FirstParty: true,
 		GrantTypes: []string{clients.GrantAuthorizationCode}, Scopes: []string{"openid", "profile", "email"}, Audiences: []string{"api"},
@@ -63,7 +40,7 @@ func TestBrowserUpstream(t *testing.T) {
 	}
 	rp.register("notes", appSecret)
 
-	b := newChromium(t, 480, 760, func() string { return "down:\n" + downLogs.String() + "\nup:\n" + upLogs.String() })
+	b := newChromium(t, 480, 760, pair.logs)
 	onUp := func(what string) {
 		t.Helper()
 		if loc := b.location(); !strings.HasPrefix(loc, upIssuer+"/") {
@@ -117,4 +94,53 @@ func TestBrowserUpstream(t *testing.T) {
 	}
 	b.shot("signed-out-upstream.png")
 	signIn("third sign-in")
+}
+
+// upstreamPair is two signet serve in process: up, an OpenID Connect
+// provider with the user carol and Signet registered as its client
+// "signet" (both callbacks, as docs/login.md says to register them), and
+// down, whose sign-in pages offer "Sign in with Corp SSO" through up.
+type upstreamPair struct {
+	up, down             *Main
+	upIssuer, downIssuer string
+	downLogs             *signettest.LogBuffer
+	logs                 func() string // both servers' logs, for a failure's message
+}
+
+// startUpstreamPair starts the pair on upHost and downHost, which must
+// differ (a browser's cookies are per host, not per port); now is down's
+// clock (nil: the default) and editDown changes down's configuration.
+func startUpstreamPair(t *testing.T, upHost, downHost string, now func() time.Time, editDown func(*config.Config)) upstreamPair {
+	t.Helper()
+	upPort, downPort := freePort(t), freePort(t)
+	upIssuer, downIssuer := fmt.Sprintf("http://%s:%d", upHost, upPort), fmt.Sprintf("http://%s:%d", downHost, downPort)
+	up, upLogs := startMain(t, testConfig(t, func(c *config.Config) {
+		c.HTTP.Addr, c.Issuer = fmt.Sprintf("127.0.0.1:%d", upPort), upIssuer
+		c.UI.ProductName = "Corp SSO"
+	}), nil)
+	ctx := t.Context()
+	if _, err := up.Server.Users().Create(ctx, users.NewUser{Username: "carol", Password: "carol's long password", Email: "carol@corp.example", Name: "Carol"}); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := up.Server.Clients().Create(ctx, clients.Client{ID: "signet", ClientName: "Signet", GrantTypes: []string{clients.GrantAuthorizationCode},
+		Scopes: []string{"openid", "email", "profile"}, Audiences: []string{"api"}, FirstParty: true,
+		RedirectURIs:           []string{downIssuer + "/login/upstream/corp/callback"},
+		PostLogoutRedirectURIs: []string{downIssuer + "/login/upstream/corp/logout/callback"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(t.TempDir(), "corp-secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	down, downLogs := startMain(t, testConfig(t, func(c *config.Config) {
+		c.HTTP.Addr, c.Issuer = fmt.Sprintf("127.0.0.1:%d", downPort), downIssuer
+		c.Login.Upstreams = []config.Upstream{{ID: "corp", Name: "Corp SSO", Issuer: upIssuer, ClientID: "signet", ClientSecretFile: secretFile,
+			Claims: map[string]string{"email": "email", "name": "name"}}}
+		if editDown != nil {
+			editDown(c)
+		}
+	}), now)
+	return upstreamPair{up: up, down: down, upIssuer: upIssuer, downIssuer: downIssuer, downLogs: downLogs,
+		logs: func() string { return "down:\n" + downLogs.String() + "\nup:\n" + upLogs.String() }}
 }
