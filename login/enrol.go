@@ -176,8 +176,7 @@ func (h *Handler) renderEnrol(c echo.Context, tx sessions.Transaction, user user
 	if len(tx.Data) > 0 && json.Unmarshal(tx.Data, &data) == nil && h.passkeys != nil {
 		if p.Factor.PasskeyOptions = ceremonyOptions(data.Ceremony); p.Factor.PasskeyOptions != "" {
 			p.Factor.PasskeyTxID, p.Factor.PasskeyCSRF, p.Factor.PasskeyAction = tx.ID, tx.CSRF, h.path+"/login/enrol"
-			p.Factor.ScriptURL = h.path + "/login/static/webauthn.js"
-			c.Response().Header().Set("Content-Security-Policy", cspScript)
+			p.Factor.ScriptURL = h.allowWebAuthn(c)
 		}
 	}
 	return h.render(c, status, "account.html", p)

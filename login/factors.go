@@ -257,8 +257,7 @@ func (h *Handler) renderOTP(c echo.Context, tx sessions.Transaction, user users.
 	}
 	p.Factor = &factorPage{Kind: tx.Kind, HasTOTP: st.TOTP, PasskeyOptions: ceremonyOptions(tx.Data)}
 	if p.Factor.PasskeyOptions != "" {
-		p.Factor.ScriptURL = h.path + "/login/static/webauthn.js"
-		c.Response().Header().Set("Content-Security-Policy", cspScript)
+		p.Factor.ScriptURL = h.allowWebAuthn(c)
 	}
 	return h.render(c, status, "otp.html", p)
 }
@@ -468,8 +467,7 @@ func (h *Handler) account(c echo.Context) error {
 			}
 			p.Factor.RemoveTxID, p.Factor.RemoveCSRF, p.Factor.RemoveAction = del.ID, del.CSRF, h.path+"/account/passkey/remove"
 		}
-		p.Factor.ScriptURL, p.Factor.PasskeyAction = h.path+"/login/static/webauthn.js", h.path+"/account/passkey"
-		c.Response().Header().Set("Content-Security-Policy", cspScript)
+		p.Factor.ScriptURL, p.Factor.PasskeyAction = h.allowWebAuthn(c), h.path+"/account/passkey"
 	}
 	return h.render(c, http.StatusOK, "account.html", p)
 }

@@ -31,6 +31,13 @@ import (
 // server's scripts (no inline script).
 const cspScript = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
+// allowWebAuthn lets the page being answered run webauthn.js (cspScript)
+// and returns the script's URL: the one way a page gets passkey script.
+func (h *Handler) allowWebAuthn(c echo.Context) string {
+	c.Response().Header().Set("Content-Security-Policy", cspScript)
+	return h.path + "/login/static/webauthn.js"
+}
+
 // setupPasskeys configures WebAuthn for the issuer: the RP ID is its host
 // name, the only origin its origin. An IP address cannot be an RP ID, so
 // an issuer on one has no passkeys.

@@ -60,8 +60,7 @@ func (h *Handler) setPasskeyButton(c echo.Context, p *page, tx sessions.Transact
 	if opts == "" || !h.passwordless() {
 		return
 	}
-	p.Passkey = &passkeySignIn{Options: opts, Action: h.path + "/login/passkey", Kind: tx.Kind, ScriptURL: h.path + "/login/static/webauthn.js"}
-	c.Response().Header().Set("Content-Security-Policy", cspScript)
+	p.Passkey = &passkeySignIn{Options: opts, Action: h.path + "/login/passkey", Kind: tx.Kind, ScriptURL: h.allowWebAuthn(c)}
 }
 
 // submitPasskeyLogin is POST /login/passkey: the assertion of the sign-in
