@@ -337,23 +337,9 @@ func (h *Handler) submitContinue(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	req, ok, err := h.reopen(c, tx)
+	req, sess, ok, err := h.signedInForm(c, tx, "This sign-in was already completed.")
 	if !ok {
 		return err
-	}
-	ctx := c.Request().Context()
-	sess, _, live, err := h.currentSession(ctx, c)
-	if err != nil {
-		return h.serverError(c, err)
-	}
-	if !live || sess.UserID != tx.UserID {
-		return h.errorPage(c, http.StatusBadRequest, "This page has expired",
-			"You were signed out, or signed in as someone else, since this page was shown. Start again to continue.", tx.Query)
-	}
-	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
-		return h.serverError(c, err)
-	} else if !done {
-		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This sign-in was already completed. Start again to continue.", tx.Query)
 	}
 	return h.continueSession(c, req, sess)
 }

@@ -166,24 +166,11 @@ func (h *Handler) submitConsent(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	req, ok, err := h.reopen(c, tx)
+	req, sess, ok, err := h.signedInForm(c, tx, "This request was already answered.")
 	if !ok {
 		return err
 	}
 	ctx := c.Request().Context()
-	sess, _, live, err := h.currentSession(ctx, c)
-	if err != nil {
-		return h.serverError(c, err)
-	}
-	if !live || sess.UserID != tx.UserID {
-		return h.errorPage(c, http.StatusBadRequest, "This page has expired",
-			"You were signed out, or signed in as someone else, since this page was shown. Start again to continue.", tx.Query)
-	}
-	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
-		return h.serverError(c, err)
-	} else if !done {
-		return h.errorPage(c, http.StatusBadRequest, "This page has expired", "This request was already answered. Start again to continue.", tx.Query)
-	}
 	if c.Request().PostFormValue("decision") != "allow" {
 		return h.redirectError(c, req, &oauthError{"access_denied", "the user did not allow access"})
 	}
@@ -198,4 +185,30 @@ func (h *Handler) submitConsent(c echo.Context) error {
 		return h.serverError(c, err)
 	}
 	return h.issueCode(c, req, sess)
+}
+
+// signedInForm checks a form the signed-in user answers for an
+// authorization request (consent, the grace-period reminder): the request
+// reopened from tx, the browser's live session still the user's the page
+// was shown to, and tx completed once (used says so otherwise). When ok is
+// false the page saying why is rendered and err is its result.
+func (h *Handler) signedInForm(c echo.Context, tx sessions.Transaction, used string) (req *authzRequest, sess sessions.Session, ok bool, err error) {
+	if req, ok, err = h.reopen(c, tx); !ok {
+		return nil, sess, false, err
+	}
+	ctx := c.Request().Context()
+	sess, _, live, err := h.currentSession(ctx, c)
+	if err != nil {
+		return nil, sess, false, h.serverError(c, err)
+	}
+	if !live || sess.UserID != tx.UserID {
+		return nil, sess, false, h.errorPage(c, http.StatusBadRequest, "This page has expired",
+			"You were signed out, or signed in as someone else, since this page was shown. Start again to continue.", tx.Query)
+	}
+	if done, err := h.sess.FinishTransaction(ctx, tx.ID); err != nil {
+		return nil, sess, false, h.serverError(c, err)
+	} else if !done {
+		return nil, sess, false, h.errorPage(c, http.StatusBadRequest, "This page has expired", used+" Start again to continue.", tx.Query)
+	}
+	return req, sess, true, nil
 }
