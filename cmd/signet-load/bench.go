@@ -42,6 +42,32 @@ type target struct {
 
 func (t *target) base(i int) string { return t.urls[i%len(t.urls)] }
 
+// putCode keeps an authorization code for a later redemption.
+func (t *target) putCode(c string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.codes = append(t.codes, c)
+}
+
+// takeCode takes the newest code kept; ok is false when none is left.
+func (t *target) takeCode() (c string, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.codes) == 0 {
+		return "", false
+	}
+	c = t.codes[len(t.codes)-1]
+	t.codes = t.codes[:len(t.codes)-1]
+	return c, true
+}
+
+// dropCodes forgets the codes kept.
+func (t *target) dropCodes() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.codes = nil
+}
+
 // workload is one row group: a kind of request and the targets it runs on.
 type workload struct {
 	name    string
@@ -398,9 +424,7 @@ func benchWorkloads(ts benchTargets) []workload {
 				}
 			}},
 		{name: wlAuthorize, targets: signets, prepare: func(_ context.Context, t *target, _ int) error {
-			t.mu.Lock()
-			t.codes = nil // a code left from the last round may be near its login.code_ttl
-			t.mu.Unlock()
+			t.dropCodes() // a code left from the last round may be near its login.code_ttl
 			return nil
 		}, op: func(t *target) func(ctx context.Context, w int) error {
 			return func(ctx context.Context, w int) error {
@@ -408,9 +432,7 @@ func benchWorkloads(ts benchTargets) []workload {
 				if err != nil {
 					return err
 				}
-				t.mu.Lock()
-				t.codes = append(t.codes, c)
-				t.mu.Unlock()
+				t.putCode(c)
 				return nil
 			}
 		}},
@@ -419,14 +441,10 @@ func benchWorkloads(ts benchTargets) []workload {
 		// window ends early when they run out.
 		{name: wlRedeem, targets: signets, op: func(t *target) func(ctx context.Context, w int) error {
 			return func(ctx context.Context, w int) error {
-				t.mu.Lock()
-				if len(t.codes) == 0 {
-					t.mu.Unlock()
+				c, ok := t.takeCode()
+				if !ok {
 					return errNoWork
 				}
-				c := t.codes[len(t.codes)-1]
-				t.codes = t.codes[:len(t.codes)-1]
-				t.mu.Unlock()
 				_, err := want200(t.dep.redeem(ctx, t.c, t.base(w+1), c))
 				return err
 			}

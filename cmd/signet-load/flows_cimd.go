@@ -94,9 +94,7 @@ func cimdScenario(ctx context.Context, fl *flowLab) ([]workload, error) {
 	}
 	return []workload{
 		{name: wlDynAuthorize, targets: ts, prepare: func(_ context.Context, t *target, _ int) error {
-			t.mu.Lock()
-			t.codes = nil
-			t.mu.Unlock()
+			t.dropCodes()
 			return nil
 		}, op: func(t *target) func(ctx context.Context, w int) error {
 			return func(ctx context.Context, w int) error {
@@ -104,22 +102,16 @@ func cimdScenario(ctx context.Context, fl *flowLab) ([]workload, error) {
 				if err != nil {
 					return err
 				}
-				t.mu.Lock()
-				t.codes = append(t.codes, c)
-				t.mu.Unlock()
+				t.putCode(c)
 				return nil
 			}
 		}},
 		{name: wlDynRedeem, targets: ts, op: func(t *target) func(ctx context.Context, w int) error {
 			return func(ctx context.Context, w int) error {
-				t.mu.Lock()
-				if len(t.codes) == 0 {
-					t.mu.Unlock()
+				c, ok := t.takeCode()
+				if !ok {
 					return errNoWork
 				}
-				c := t.codes[len(t.codes)-1]
-				t.codes = t.codes[:len(t.codes)-1]
-				t.mu.Unlock()
 				a, err := want200(kinds[t].redeem(ctx, t.c, t.base(w), c))
 				if err == nil && a.str("access_token") == "" {
 					err = fmt.Errorf("no access token in %s", a.body)
